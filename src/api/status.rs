@@ -1,0 +1,224 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{GROUP, KIND};
+
+/// `metav1.StatusReason` values this server returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StatusReason {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    NotAcceptable,
+    UnsupportedMediaType,
+    Conflict,
+    Invalid,
+    RequestEntityTooLarge,
+    TooManyRequests,
+    InternalError,
+    Timeout,
+    ServiceUnavailable,
+}
+
+impl StatusReason {
+    pub fn code(self) -> u16 {
+        match self {
+            StatusReason::BadRequest => 400,
+            StatusReason::Unauthorized => 401,
+            StatusReason::Forbidden => 403,
+            StatusReason::NotFound => 404,
+            StatusReason::MethodNotAllowed => 405,
+            StatusReason::NotAcceptable => 406,
+            StatusReason::UnsupportedMediaType => 415,
+            StatusReason::Conflict => 409,
+            StatusReason::Invalid => 422,
+            StatusReason::RequestEntityTooLarge => 413,
+            StatusReason::TooManyRequests => 429,
+            StatusReason::InternalError => 500,
+            StatusReason::Timeout => 504,
+            StatusReason::ServiceUnavailable => 503,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusReason::BadRequest => "BadRequest",
+            StatusReason::Unauthorized => "Unauthorized",
+            StatusReason::Forbidden => "Forbidden",
+            StatusReason::NotFound => "NotFound",
+            StatusReason::MethodNotAllowed => "MethodNotAllowed",
+            StatusReason::NotAcceptable => "NotAcceptable",
+            StatusReason::UnsupportedMediaType => "UnsupportedMediaType",
+            StatusReason::Conflict => "Conflict",
+            StatusReason::Invalid => "Invalid",
+            StatusReason::RequestEntityTooLarge => "RequestEntityTooLarge",
+            StatusReason::TooManyRequests => "TooManyRequests",
+            StatusReason::InternalError => "InternalError",
+            StatusReason::Timeout => "Timeout",
+            StatusReason::ServiceUnavailable => "ServiceUnavailable",
+        }
+    }
+}
+
+/// One `details.causes[]` entry: for 422 kubectl prints `FIELD: MESSAGE` from these.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cause {
+    /// `FieldValueInvalid`, `FieldValueRequired`, `FieldValueForbidden`, …
+    pub reason: String,
+    pub field: String,
+    pub message: String,
+}
+
+impl Cause {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Cause {
+            reason: "FieldValueInvalid".into(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+    pub fn forbidden(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Cause {
+            reason: "FieldValueForbidden".into(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An error answered as a `metav1.Status` (DESIGN §1). The message says what to do next.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ApiError {
+    pub reason: StatusReason,
+    pub message: String,
+    /// `details.name`: the PipelineRun the request was about.
+    pub name: Option<String>,
+    pub causes: Vec<Cause>,
+    /// Seconds, for 429/503/504 (`details.retryAfterSeconds` and the `Retry-After` header).
+    pub retry_after_seconds: Option<u32>,
+    /// Short machine-readable refusal kind for metrics (`Succeeded`, `Running`, `TimeoutBudget`, …).
+    pub refusal: Option<&'static str>,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.reason.as_str(), self.code(), self.message)
+    }
+}
+
+impl ApiError {
+    pub fn new(reason: StatusReason, message: impl Into<String>) -> Self {
+        ApiError {
+            reason,
+            message: message.into(),
+            name: None,
+            causes: Vec::new(),
+            retry_after_seconds: None,
+            refusal: None,
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusReason::BadRequest, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusReason::NotFound, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusReason::Conflict, message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusReason::Forbidden, message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusReason::Unauthorized, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusReason::InternalError, message)
+    }
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusReason::Timeout, message)
+    }
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusReason::RequestEntityTooLarge, message)
+    }
+    /// 422 with the causes kubectl prints (`The PipelineRunRetry "NAME" is invalid: FIELD: MESSAGE`).
+    pub fn invalid(message: impl Into<String>, causes: Vec<Cause>) -> Self {
+        let mut e = Self::new(StatusReason::Invalid, message);
+        e.causes = causes;
+        e
+    }
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    pub fn with_refusal(mut self, kind: &'static str) -> Self {
+        self.refusal = Some(kind);
+        self
+    }
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after_seconds = Some(seconds);
+        self
+    }
+
+    pub fn code(&self) -> u16 {
+        self.reason.code()
+    }
+
+    /// The `metav1.Status` JSON body.
+    pub fn to_status(&self) -> Value {
+        let mut details = serde_json::Map::new();
+        if let Some(name) = &self.name {
+            details.insert("name".into(), json!(name));
+        }
+        details.insert("group".into(), json!(GROUP));
+        details.insert("kind".into(), json!(KIND));
+        if !self.causes.is_empty() {
+            details.insert("causes".into(), json!(self.causes));
+        }
+        if let Some(s) = self.retry_after_seconds {
+            details.insert("retryAfterSeconds".into(), json!(s));
+        }
+        json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason.as_str(),
+            "details": Value::Object(details),
+            "code": self.code(),
+        })
+    }
+
+    /// The body as bytes (a `Status` always serialises).
+    pub fn to_body(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.to_status()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_carries_causes_and_details() {
+        let e = ApiError::invalid(
+            "PipelineRunRetry \"x\" is invalid",
+            vec![Cause::invalid("spec.restartTasks[0]", "no pipeline task \"zz\"")],
+        )
+        .with_name("x");
+        let s = e.to_status();
+        assert_eq!(s["code"], 422);
+        assert_eq!(s["reason"], "Invalid");
+        assert_eq!(s["details"]["name"], "x");
+        assert_eq!(s["details"]["group"], "retry.tekton.dev");
+        assert_eq!(s["details"]["causes"][0]["field"], "spec.restartTasks[0]");
+        let parsed: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status =
+            serde_json::from_value(s).expect("a metav1.Status");
+        assert_eq!(parsed.code, Some(422));
+    }
+}

@@ -1,0 +1,30 @@
+//! The retry engine: a pure [`planner`] decides (objects in, [`Plan`] or refusal out), the
+//! executor performs the plan through the Kubernetes API with preconditions, and records keep what
+//! happened (DESIGN §2–§3).
+
+pub mod plan;
+pub mod planner;
+
+use futures::future::BoxFuture;
+
+pub use plan::*;
+
+use crate::api::{ApiError, PipelineRunRetry, RetrySpec, UserInfo};
+
+/// A validated retry request as the server hands it to the engine.
+#[derive(Clone, Debug)]
+pub struct RetryRequest {
+    pub namespace: String,
+    pub name: String,
+    pub spec: RetrySpec,
+    /// `?dryRun=All`: compute and return the plan, write nothing.
+    pub dry_run: bool,
+    pub user: UserInfo,
+    /// The caller's `Audit-ID`, forwarded on the engine's own API calls.
+    pub audit_id: Option<String>,
+}
+
+/// What the server's retry route calls. The engine implements it; tests may substitute it.
+pub trait RetryService: Send + Sync + 'static {
+    fn retry(&self, req: RetryRequest) -> BoxFuture<'static, Result<PipelineRunRetry, ApiError>>;
+}

@@ -1,0 +1,92 @@
+//! The planner's input and output types. The planner itself is in [`super::planner`].
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::api::{RetriedTask, RetrySpec};
+
+/// Everything the planner looks at. No I/O happens in the planner: the executor gathers this.
+#[derive(Clone, Debug)]
+pub struct PlanInput<'a> {
+    /// The PipelineRun as read (full JSON, unknown fields included).
+    pub pipeline_run: &'a Value,
+    /// Its child runs: TaskRuns, CustomRuns and child PipelineRuns labelled
+    /// `tekton.dev/pipelineRun=<name>` in the run's namespace (full JSON).
+    pub children: &'a [Value],
+    /// The referenced Pipeline, when the run uses `pipelineRef` and it could be read.
+    pub pipeline: Option<&'a Value>,
+    /// Names of the PersistentVolumeClaims that exist in the namespace, when known
+    /// (`None`: not checked).
+    pub existing_pvcs: Option<&'a BTreeSet<String>>,
+    pub spec: &'a RetrySpec,
+    pub now: DateTime<Utc>,
+    pub limits: PlanLimits,
+}
+
+/// Tunables of the planner.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanLimits {
+    /// Refuse when less than this much of the pipeline timeout budget is left.
+    pub min_timeout_budget: Duration,
+}
+
+impl Default for PlanLimits {
+    fn default() -> Self {
+        PlanLimits {
+            min_timeout_budget: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A child run (TaskRun, CustomRun or child PipelineRun) the plan deletes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ChildRun {
+    /// e.g. `tekton.dev/v1`
+    pub api_version: String,
+    /// `TaskRun`, `CustomRun` or `PipelineRun`
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+    /// The pipeline task it ran.
+    pub pipeline_task: String,
+}
+
+/// What a retry does. Produced by the planner, performed by the executor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The attempt this retry starts (the first run is attempt 1, so at least 2).
+    pub attempt: u32,
+    pub pipeline_run_uid: String,
+    /// Pipeline tasks that run again, in pipeline order (DAG tasks, then finally tasks).
+    pub retried: Vec<RetriedTask>,
+    /// Pipeline tasks whose succeeded runs are kept.
+    pub preserved: Vec<String>,
+    /// Child runs deleted before the status write.
+    pub delete_now: Vec<ChildRun>,
+    /// Child runs deleted only after `spec.status` is cleared (finally runs of a gracefully
+    /// cancelled or stopped run: deleting them earlier schedules finally at once).
+    pub delete_after_spec_clear: Vec<ChildRun>,
+    /// The run carries `spec.status` (cancelled): it must be cleared after the status write.
+    pub clear_spec_status: bool,
+    /// Pipeline timeout budget left, measured from the original `startTime`. `None`: no timeout.
+    pub remaining_timeout: Option<Duration>,
+    /// `status.startTime` of attempt 1 (from the annotation when already retried).
+    pub original_start_time: Option<String>,
+    /// `status.completionTime` of attempt 1 (from the annotation when already retried).
+    pub original_completion_time: Option<String>,
+    /// Annotations removed from the run by the claim (`chains.tekton.dev/*`, so the final attempt
+    /// is attested again).
+    pub remove_annotations: Vec<String>,
+    /// The `status` object of the first status merge patch (see [`super::planner::status_reset`]).
+    pub status_patch: Value,
+}
+
+impl Plan {
+    /// Every child run the plan deletes, in order.
+    pub fn all_deletions(&self) -> impl Iterator<Item = &ChildRun> {
+        self.delete_now.iter().chain(self.delete_after_spec_clear.iter())
+    }
+}

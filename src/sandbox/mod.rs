@@ -1,0 +1,1 @@
+//! The sandbox: an in-process cluster for trying tekton-retry and for tests (DESIGN §5).

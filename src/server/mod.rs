@@ -1,0 +1,1 @@
+//! The aggregated API server (`tekton-retry serve`): config → TLS → authn → authz → routes.
