@@ -21,8 +21,12 @@ pub struct Ca {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("certificate generation failed: {0}")]
-pub struct PkiError(#[from] rcgen::Error);
+pub enum PkiError {
+    #[error("certificate generation failed: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    #[error("a client certificate made here carries at most two groups, {0} were asked for")]
+    TooManyGroups(usize),
+}
 
 impl Ca {
     /// A new self-signed CA valid from one hour ago for ten years.
@@ -60,12 +64,22 @@ impl Ca {
             })
             .collect::<Result<_, rcgen::Error>>()?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        self.sign(params, OffsetDateTime::now_utc() - Duration::hours(1), Duration::days(365))
+        self.sign(
+            params,
+            OffsetDateTime::now_utc() - Duration::hours(1),
+            Duration::days(365),
+        )
     }
 
     /// A client certificate with CN `user` and O = each group (how Kubernetes reads x509 users).
+    /// At most two groups (an rcgen limit); more is an error.
     pub fn issue_client(&self, user: &str, groups: &[&str]) -> Result<CertPem, PkiError> {
-        self.issue_client_valid(user, groups, OffsetDateTime::now_utc() - Duration::hours(1), Duration::days(365))
+        self.issue_client_valid(
+            user,
+            groups,
+            OffsetDateTime::now_utc() - Duration::hours(1),
+            Duration::days(365),
+        )
     }
 
     /// A client certificate with an explicit validity window (for expired / not-yet-valid tests).
@@ -76,6 +90,9 @@ impl Ca {
         not_before: OffsetDateTime,
         lifetime: Duration,
     ) -> Result<CertPem, PkiError> {
+        if groups.len() > 2 {
+            return Err(PkiError::TooManyGroups(groups.len()));
+        }
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(user, groups);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
@@ -106,8 +123,13 @@ impl Ca {
 fn dn(common_name: &str, orgs: &[&str]) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);
-    for o in orgs {
-        dn.push(DnType::OrganizationName, *o);
+    // rcgen keeps one value per attribute type, so the second group is written under the same
+    // OID (2.5.4.10, organizationName) as a "custom" type. Kubernetes reads every O as a group.
+    if let Some(first) = orgs.first() {
+        dn.push(DnType::OrganizationName, *first);
+    }
+    if let Some(second) = orgs.get(1) {
+        dn.push(DnType::CustomDnType(vec![2, 5, 4, 10]), *second);
     }
     dn
 }
@@ -122,12 +144,21 @@ mod tests {
         let c = ca.issue_client("alice", &["dev", "ops"]).expect("client");
         let (_, pem) = x509_parser::pem::parse_x509_pem(c.cert.as_bytes()).expect("pem");
         let cert = pem.parse_x509().expect("x509");
-        let cn: Vec<_> = cert.subject().iter_common_name().filter_map(|a| a.as_str().ok()).collect();
-        let orgs: Vec<_> = cert.subject().iter_organization().filter_map(|a| a.as_str().ok()).collect();
+        let cn: Vec<_> = cert
+            .subject()
+            .iter_common_name()
+            .filter_map(|a| a.as_str().ok())
+            .collect();
+        let orgs: Vec<_> = cert
+            .subject()
+            .iter_organization()
+            .filter_map(|a| a.as_str().ok())
+            .collect();
         assert_eq!(cn, vec!["alice"]);
         assert_eq!(orgs, vec!["dev", "ops"]);
         let (_, ca_pem) = x509_parser::pem::parse_x509_pem(ca.pem.cert.as_bytes()).expect("pem");
         let ca_cert = ca_pem.parse_x509().expect("x509");
-        cert.verify_signature(Some(ca_cert.public_key())).expect("signed by the CA");
+        cert.verify_signature(Some(ca_cert.public_key()))
+            .expect("signed by the CA");
     }
 }

@@ -159,9 +159,13 @@ pub struct LastRetry {
     /// A claim stuck before `reset` is rolled forward by the next request or the recorder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    /// Names of the child runs this attempt deletes (so a roll-forward deletes the same ones).
+    /// `Kind/name` of the child runs this attempt deletes before the status write (so a
+    /// roll-forward deletes the same ones).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted_runs: Vec<String>,
+    /// `Kind/name` of the child runs deleted only after `spec.status` is cleared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred_runs: Vec<String>,
     /// Finally policy of this attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finally: Option<FinallyPolicy>,

@@ -2,11 +2,16 @@
 //! executor performs the plan through the Kubernetes API with preconditions, and records keep what
 //! happened (DESIGN §2–§3).
 
+pub mod cluster;
+pub mod engine;
+pub mod executor;
 pub mod plan;
 pub mod planner;
+pub mod records;
 
 use futures::future::BoxFuture;
 
+pub use engine::{Engine, EngineOptions};
 pub use plan::*;
 
 use crate::api::{ApiError, PipelineRunRetry, RetrySpec, UserInfo};

@@ -1,0 +1,617 @@
+//! The executor: performs a [`Plan`] through the Kubernetes API (DESIGN §2 steps 3–7). Every step
+//! is conditional and idempotent, so a retry interrupted at any point is completed by the next
+//! request or by the recorder ("roll forward") from the record the claim wrote.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+use tracing::{debug, info, warn};
+
+use super::cluster::{child_kind, Cluster, ClusterError, CONFIGMAPS, PIPELINERUNS, PODS};
+use super::planner;
+use super::records::{self, ArchivedRun, AttemptArchive};
+use crate::api::{ApiError, LastRetry};
+
+/// Phases written into `last-retry.phase`.
+pub mod phase {
+    /// The claim is written; children may be partly archived or deleted.
+    pub const CLAIMED: &str = "claimed";
+    /// The run was reset and observed running again.
+    pub const STARTED: &str = "started";
+}
+
+/// Tunables of the executor.
+#[derive(Clone, Debug)]
+pub struct ExecutorOptions {
+    /// How long to wait for deleted runs and their pods to be gone.
+    pub wait_gone_timeout: Duration,
+    /// How long to watch the run after the reset for a flip back (informer lag, stale writes).
+    pub verify_window: Duration,
+    pub poll_interval: Duration,
+    /// Bound on status-write rounds (races with the controller).
+    pub max_reset_rounds: u32,
+}
+
+impl Default for ExecutorOptions {
+    fn default() -> Self {
+        ExecutorOptions {
+            wait_gone_timeout: Duration::from_secs(20),
+            verify_window: Duration::from_secs(2),
+            poll_interval: Duration::from_millis(50),
+            max_reset_rounds: 6,
+        }
+    }
+}
+
+/// Performs claims and roll-forwards.
+#[derive(Clone)]
+pub struct Executor {
+    cluster: Cluster,
+    opts: ExecutorOptions,
+}
+
+/// Formats an RFC 3339 time the way Kubernetes does (seconds, `Z`).
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
+    v.pointer(ptr).and_then(Value::as_str)
+}
+
+/// The `Succeeded` condition's (status, reason) of an object.
+pub fn succeeded(obj: &Value) -> (Option<&str>, Option<&str>) {
+    let cond = obj
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some("Succeeded"))
+        });
+    match cond {
+        Some(c) => (
+            c.get("status").and_then(Value::as_str),
+            c.get("reason").and_then(Value::as_str),
+        ),
+        None => (None, None),
+    }
+}
+
+fn is_done(obj: &Value) -> bool {
+    matches!(succeeded(obj).0, Some("True") | Some("False"))
+}
+
+fn spec_status(obj: &Value) -> Option<&str> {
+    str_at(obj, "/spec/status").filter(|s| !s.is_empty())
+}
+
+fn resource_version(obj: &Value) -> Result<String, ApiError> {
+    str_at(obj, "/metadata/resourceVersion")
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ApiError::internal(
+                "the Kubernetes API returned a PipelineRun without metadata.resourceVersion",
+            )
+        })
+}
+
+/// `Kind/name` of a child run, as recorded in `last-retry`.
+pub fn run_ref(kind: &str, name: &str) -> String {
+    format!("{kind}/{name}")
+}
+
+fn split_ref(r: &str) -> Option<(&str, &str)> {
+    r.split_once('/')
+}
+
+/// Maps an API failure during execution to the answer: the attempt stays claimed and resumable.
+pub fn cluster_error(step: &str, e: ClusterError) -> ApiError {
+    let resume = "the attempt is recorded on the run and is completed by the next retry request (or by the recorder)";
+    match e {
+        ClusterError::Timeout { .. } => ApiError::timeout(format!("{step}: {e}; {resume}")),
+        ClusterError::Api { code: 429, .. } => ApiError::new(
+            crate::api::StatusReason::TooManyRequests,
+            format!("{step}: {e}; {resume}"),
+        )
+        .with_retry_after(1),
+        other => ApiError::internal(format!("{step}: {other}; {resume}")),
+    }
+}
+
+impl Executor {
+    pub fn new(cluster: Cluster, opts: ExecutorOptions) -> Self {
+        Executor { cluster, opts }
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// Steps 4–7 for the attempt `record` claimed on `run`. Safe to call again after any failure.
+    pub async fn complete(
+        &self,
+        ns: &str,
+        run: &Value,
+        record: &LastRetry,
+        audit: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        let name = str_at(run, "/metadata/name")
+            .unwrap_or_default()
+            .to_string();
+        let uid = str_at(run, "/metadata/uid").unwrap_or_default().to_string();
+        let claim_start = parse_time(&record.start);
+
+        // Step 4: archive every run the attempt replaces, before anything is deleted.
+        let all: Vec<&String> = record
+            .deleted_runs
+            .iter()
+            .chain(record.deferred_runs.iter())
+            .collect();
+        let mut existing = Vec::new();
+        for r in &all {
+            if let Some(obj) = self.old_child(ns, r, claim_start, audit).await? {
+                existing.push(obj);
+            }
+        }
+        if !existing.is_empty() {
+            self.archive(ns, &name, &uid, record, &existing, audit)
+                .await?;
+        }
+
+        // Step 4: delete (foreground, uid precondition) and wait until the runs and pods are gone.
+        for r in &record.deleted_runs {
+            self.delete_and_wait(ns, r, claim_start, audit).await?;
+        }
+
+        // Steps 5–7: status write, spec.status clear, verification, repeated on races.
+        let deleted: BTreeSet<String> = record
+            .deleted_runs
+            .iter()
+            .filter_map(|r| split_ref(r).map(|(_, n)| n.to_string()))
+            .collect();
+        let mut deferred_done = record.deferred_runs.is_empty();
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            if rounds > self.opts.max_reset_rounds {
+                return Err(ApiError::timeout(format!(
+                    "the Tekton controller kept setting pipelinerun {ns}/{name} back to done after {} status writes; \
+                     the attempt stays recorded and is completed by the next retry request",
+                    self.opts.max_reset_rounds
+                )));
+            }
+            let current = self.get_run(ns, &name, audit).await?;
+            if str_at(&current, "/metadata/uid") != Some(uid.as_str()) {
+                return Err(ApiError::conflict(format!(
+                    "pipelinerun {ns}/{name} was deleted and re-created while it was being retried; nothing more was done"
+                )));
+            }
+            let needs_reset = is_done(&current) && !self.started_since(&current, claim_start).await;
+            if needs_reset {
+                self.reset_status(ns, &name, &current, &deleted, record, audit)
+                    .await?;
+                continue; // re-read: the spec clear and verification act on the fresh object
+            }
+            if spec_status(&current).is_some() && !is_done(&current) {
+                // Step 6: the webhook refuses spec changes on a done run, so this follows step 5.
+                let rv = resource_version(&current)?;
+                let patch = json!({"metadata": {"resourceVersion": rv}, "spec": {"status": null}});
+                match self
+                    .cluster
+                    .merge_patch(PIPELINERUNS, ns, &name, patch, audit)
+                    .await
+                {
+                    Ok(_) => debug!(%ns, %name, "cleared spec.status"),
+                    Err(e) if e.is_conflict() => {
+                        debug!(%ns, %name, "spec.status clear lost a race; repeating")
+                    }
+                    Err(ClusterError::Api {
+                        code: 400, message, ..
+                    }) => {
+                        // Done again between our reads (race 1, fixtures cancelled/04–06).
+                        debug!(%ns, %name, %message, "spec.status clear refused; repeating the reset")
+                    }
+                    Err(e) => return Err(cluster_error("clearing spec.status", e)),
+                }
+                continue;
+            }
+            if !deferred_done {
+                // Finally runs of a gracefully cancelled run: only now (fixture cancelled-finally-trap).
+                for r in &record.deferred_runs {
+                    self.delete_and_wait(ns, r, claim_start, audit).await?;
+                }
+                deferred_done = true;
+            }
+            // Step 7: watch for a flip back to the old outcome.
+            match self.verify(ns, &name, claim_start, audit).await? {
+                Some(run) => return Ok(run),
+                None => {
+                    info!(%ns, %name, "run flipped back to its old outcome after the reset; writing the status again");
+                    continue;
+                }
+            }
+        }
+    }
+
+    async fn get_run(&self, ns: &str, name: &str, audit: Option<&str>) -> Result<Value, ApiError> {
+        self.cluster
+            .get(PIPELINERUNS, ns, name, audit)
+            .await
+            .map_err(|e| match e {
+                ClusterError::NotFound { .. } => ApiError::not_found(format!(
+                    "pipelineruns.tekton.dev \"{name}\" not found in namespace \"{ns}\""
+                )),
+                other => cluster_error("reading the pipelinerun", other),
+            })
+    }
+
+    /// The child run `r` (`Kind/name`) if it exists and predates the claim (a run created after it
+    /// is the controller's new run and is never touched).
+    async fn old_child(
+        &self,
+        ns: &str,
+        r: &str,
+        claim_start: Option<DateTime<Utc>>,
+        audit: Option<&str>,
+    ) -> Result<Option<Value>, ApiError> {
+        let Some((kind, name)) = split_ref(r) else {
+            return Ok(None);
+        };
+        let Some(k) = child_kind(kind) else {
+            return Ok(None);
+        };
+        match self.cluster.get(k, ns, name, audit).await {
+            Ok(obj) => {
+                let created = str_at(&obj, "/metadata/creationTimestamp").and_then(parse_time);
+                let is_new = matches!((created, claim_start), (Some(c), Some(s)) if c > s);
+                if is_new
+                    || (str_at(&obj, "/metadata/deletionTimestamp").is_some() && !is_done(&obj))
+                {
+                    Ok(None)
+                } else {
+                    Ok(Some(obj))
+                }
+            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(cluster_error(&format!("reading {r}"), e)),
+        }
+    }
+
+    async fn archive(
+        &self,
+        ns: &str,
+        run: &str,
+        run_uid: &str,
+        record: &LastRetry,
+        children: &[Value],
+        audit: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let mut runs = Vec::new();
+        for child in children {
+            let kind = str_at(child, "/kind").unwrap_or("TaskRun").to_string();
+            let name = str_at(child, "/metadata/name")
+                .unwrap_or_default()
+                .to_string();
+            let task = str_at(child, "/metadata/labels/tekton.dev~1pipelineTask")
+                .unwrap_or_default()
+                .to_string();
+            let mut logs = std::collections::BTreeMap::new();
+            if kind == "TaskRun" {
+                if let Some(pod) = str_at(child, "/status/podName").filter(|p| !p.is_empty()) {
+                    let steps = child
+                        .pointer("/status/steps")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    for step in steps {
+                        let Some(container) = step.get("container").and_then(Value::as_str) else {
+                            continue;
+                        };
+                        let text = match self
+                            .cluster
+                            .pod_log_tail(ns, pod, container, records::LOG_TAIL_BYTES, audit)
+                            .await
+                        {
+                            Ok(t) => t,
+                            Err(e) => format!("(log not archived: {e})"),
+                        };
+                        logs.insert(container.to_string(), text);
+                    }
+                }
+            }
+            runs.push(ArchivedRun {
+                kind,
+                name,
+                pipeline_task: task,
+                object: child.clone(),
+                logs,
+            });
+        }
+        let archive = AttemptArchive {
+            attempt: record.attempt.saturating_sub(1),
+            archived_at: record.start.clone(),
+            runs,
+            truncated: false,
+        };
+        let cm_name = records::history_name(run);
+        for _ in 0..5 {
+            match self.cluster.get(CONFIGMAPS, ns, &cm_name, audit).await {
+                Err(e) if e.is_not_found() => {
+                    let mut data = Map::new();
+                    records::add_to_history(&mut data, &archive, record);
+                    match self
+                        .cluster
+                        .create(
+                            CONFIGMAPS,
+                            ns,
+                            records::new_history(ns, run, run_uid, data),
+                            audit,
+                        )
+                        .await
+                    {
+                        Ok(_) => return Ok(()),
+                        Err(e) if e.is_conflict() => continue, // AlreadyExists: another writer won; merge into it
+                        Err(e) => return Err(cluster_error("writing the attempt history", e)),
+                    }
+                }
+                Err(e) => return Err(cluster_error("reading the attempt history", e)),
+                Ok(mut cm) => {
+                    let mut data = cm
+                        .get("data")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
+                    if data.contains_key(&records::archive_key(archive.attempt)) {
+                        return Ok(()); // archived by an earlier, interrupted pass
+                    }
+                    records::add_to_history(&mut data, &archive, record);
+                    cm["data"] = Value::Object(data);
+                    match self
+                        .cluster
+                        .replace(CONFIGMAPS, ns, &cm_name, cm, audit)
+                        .await
+                    {
+                        Ok(_) => return Ok(()),
+                        Err(e) if e.is_conflict() => continue,
+                        Err(e) => return Err(cluster_error("writing the attempt history", e)),
+                    }
+                }
+            }
+        }
+        Err(ApiError::conflict(format!(
+            "the attempt history {ns}/{cm_name} kept changing while it was written; try again"
+        )))
+    }
+
+    async fn delete_and_wait(
+        &self,
+        ns: &str,
+        r: &str,
+        claim_start: Option<DateTime<Utc>>,
+        audit: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let Some(obj) = self.old_child(ns, r, claim_start, audit).await? else {
+            return self.wait_pods_gone(ns, r, audit).await;
+        };
+        let Some((kind, name)) = split_ref(r) else {
+            return Ok(());
+        };
+        let Some(k) = child_kind(kind) else {
+            return Ok(());
+        };
+        let uid = str_at(&obj, "/metadata/uid")
+            .unwrap_or_default()
+            .to_string();
+        if str_at(&obj, "/metadata/deletionTimestamp").is_none() {
+            match self
+                .cluster
+                .delete_foreground(k, ns, name, &uid, audit)
+                .await
+            {
+                Ok(()) => info!(%ns, run = %r, %uid, "deleted child run"),
+                Err(e) if e.is_not_found() || e.is_conflict() => {}
+                Err(e) => return Err(cluster_error(&format!("deleting {r}"), e)),
+            }
+        }
+        let deadline = tokio::time::Instant::now() + self.opts.wait_gone_timeout;
+        loop {
+            match self.cluster.get(k, ns, name, audit).await {
+                Err(e) if e.is_not_found() => break,
+                Ok(o) if str_at(&o, "/metadata/uid") != Some(uid.as_str()) => break,
+                Ok(_) => {}
+                Err(e) => return Err(cluster_error(&format!("waiting for {r} to be deleted"), e)),
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ApiError::timeout(format!(
+                    "{r} in {ns} was not gone {:?} after its deletion (a finalizer?); the retry resumes on the next request",
+                    self.opts.wait_gone_timeout
+                )));
+            }
+            tokio::time::sleep(self.opts.poll_interval).await;
+        }
+        self.wait_pods_gone(ns, r, audit).await
+    }
+
+    /// A leftover `<taskrun>-pod` is adopted by the re-created TaskRun, which then fails at once
+    /// with the old result (fixture orphan-pod): wait until the TaskRun's pods are gone too.
+    async fn wait_pods_gone(&self, ns: &str, r: &str, audit: Option<&str>) -> Result<(), ApiError> {
+        let Some(("TaskRun", name)) = split_ref(r) else {
+            return Ok(());
+        };
+        let selector = format!("tekton.dev/taskRun={name}");
+        let deadline = tokio::time::Instant::now() + self.opts.wait_gone_timeout;
+        loop {
+            let pods = self
+                .cluster
+                .list(PODS, ns, &selector, audit)
+                .await
+                .map_err(|e| cluster_error(&format!("waiting for the pods of {r}"), e))?;
+            let pod_prefix = format!("{name}-pod");
+            let left: Vec<&str> = pods
+                .iter()
+                .filter_map(|p| str_at(p, "/metadata/name"))
+                .filter(|n| n.starts_with(&pod_prefix))
+                .collect();
+            if left.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ApiError::timeout(format!(
+                    "the pods {left:?} of {r} in {ns} are still there {:?} after its deletion; a re-created TaskRun would adopt them \
+                     and fail at once, so the run was not reset. Delete them, then retry again",
+                    self.opts.wait_gone_timeout
+                )));
+            }
+            tokio::time::sleep(self.opts.poll_interval).await;
+        }
+    }
+
+    /// Whether the run's current outcome comes from this attempt: some child run was created after
+    /// the claim (a flip back without one is the old failure re-written: informer lag or a stale write).
+    async fn started_since(&self, run: &Value, claim_start: Option<DateTime<Utc>>) -> bool {
+        let Some(start) = claim_start else {
+            return false;
+        };
+        let ns = str_at(run, "/metadata/namespace").unwrap_or_default();
+        let name = str_at(run, "/metadata/name").unwrap_or_default();
+        let selector = format!("tekton.dev/pipelineRun={name}");
+        for kind in [super::cluster::TASKRUNS, super::cluster::CUSTOMRUNS] {
+            if let Ok(items) = self.cluster.list(kind, ns, &selector, None).await {
+                if items.iter().any(|c| {
+                    str_at(c, "/metadata/creationTimestamp")
+                        .and_then(parse_time)
+                        .is_some_and(|t| t > start)
+                }) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    async fn reset_status(
+        &self,
+        ns: &str,
+        name: &str,
+        run: &Value,
+        deleted: &BTreeSet<String>,
+        record: &LastRetry,
+        audit: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let rv = resource_version(run)?;
+        let message = format!(
+            "Retry attempt {} started by {}: re-running {}",
+            record.attempt,
+            record.by,
+            if record.tasks.is_empty() {
+                "the remaining tasks".to_string()
+            } else {
+                record.tasks.join(", ")
+            }
+        );
+        let status = planner::status_reset(run, deleted, Utc::now(), &message);
+        let patch = json!({"metadata": {"resourceVersion": rv}, "status": status});
+        match self
+            .cluster
+            .merge_patch_status(PIPELINERUNS, ns, name, patch, audit)
+            .await
+        {
+            Ok(_) => {
+                debug!(%ns, %name, attempt = record.attempt, "status reset written");
+                Ok(())
+            }
+            Err(e) if e.is_conflict() => Ok(()), // the loop re-reads and decides again
+            Err(ClusterError::Api {
+                code: 400, message, ..
+            })
+            | Err(ClusterError::Api {
+                code: 422, message, ..
+            }) => {
+                // The webhook validates status writes like the whole object (fixture retries/06).
+                Err(ApiError::invalid(
+                    format!("the cluster refused the status reset of pipelinerun {ns}/{name}: {message}"),
+                    vec![crate::api::Cause::invalid(
+                        "status",
+                        format!(
+                            "the PipelineRun no longer passes the cluster's validation ({message}); for example \
+                             `disable-inline-spec` was turned on after it started. Re-run it as a new PipelineRun"
+                        ),
+                    )],
+                )
+                .with_name(name)
+                .with_refusal("StatusRejected"))
+            }
+            Err(e) => Err(cluster_error("writing the status reset", e)),
+        }
+    }
+
+    /// Watches the run for the verification window. `Some(run)` when it stays running (or ends with
+    /// an outcome of this attempt); `None` when it flipped back to the old outcome.
+    async fn verify(
+        &self,
+        ns: &str,
+        name: &str,
+        claim_start: Option<DateTime<Utc>>,
+        audit: Option<&str>,
+    ) -> Result<Option<Value>, ApiError> {
+        let deadline = tokio::time::Instant::now() + self.opts.verify_window;
+        loop {
+            let run = self.get_run(ns, name, audit).await?;
+            if is_done(&run) && !self.started_since(&run, claim_start).await {
+                return Ok(None);
+            }
+            if spec_status(&run).is_some() {
+                return Ok(None);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(Some(run));
+            }
+            tokio::time::sleep(self.opts.poll_interval).await;
+        }
+    }
+
+    /// Rewrites `last-retry` with `change` applied, fenced, re-reading on conflicts.
+    pub async fn update_last_retry(
+        &self,
+        ns: &str,
+        name: &str,
+        audit: Option<&str>,
+        change: impl Fn(&mut LastRetry) -> bool,
+    ) -> Result<(), ApiError> {
+        for _ in 0..8 {
+            let run = self.get_run(ns, name, audit).await?;
+            let Some(mut record) = records::last_retry(&run) else {
+                return Ok(());
+            };
+            if !change(&mut record) {
+                return Ok(());
+            }
+            let rv = resource_version(&run)?;
+            match self
+                .cluster
+                .merge_patch(
+                    PIPELINERUNS,
+                    ns,
+                    name,
+                    records::last_retry_patch(&rv, &record),
+                    audit,
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => return Err(cluster_error("recording the retry", e)),
+            }
+        }
+        warn!(%ns, %name, "gave up updating last-retry after repeated conflicts");
+        Ok(())
+    }
+}
