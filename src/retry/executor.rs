@@ -585,14 +585,14 @@ impl Executor {
         name: &str,
         audit: Option<&str>,
         change: impl Fn(&mut LastRetry) -> bool,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Option<LastRetry>, ApiError> {
         for _ in 0..8 {
             let run = self.get_run(ns, name, audit).await?;
             let Some(mut record) = records::last_retry(&run) else {
-                return Ok(());
+                return Ok(None);
             };
             if !change(&mut record) {
-                return Ok(());
+                return Ok(None);
             }
             let rv = resource_version(&run)?;
             match self
@@ -606,12 +606,12 @@ impl Executor {
                 )
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(Some(record)),
                 Err(e) if e.is_conflict() => continue,
                 Err(e) => return Err(cluster_error("recording the retry", e)),
             }
         }
         warn!(%ns, %name, "gave up updating last-retry after repeated conflicts");
-        Ok(())
+        Ok(None)
     }
 }
