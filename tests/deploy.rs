@@ -261,6 +261,65 @@ fn server_may_delegate_authentication_and_authorization() {
 }
 
 #[test]
+fn server_service_account_has_no_other_bindings() {
+    let Some(objs) = render_repo("deploy/base") else {
+        return;
+    };
+    let allowed = [
+        ("ClusterRole", "tekton-retry-server"),
+        ("ClusterRole", "system:auth-delegator"),
+        ("Role", "extension-apiserver-authentication-reader"),
+    ];
+    let mut bound: Vec<(String, String)> = ["ClusterRoleBinding", "RoleBinding"]
+        .into_iter()
+        .flat_map(|k| all(&objs, k))
+        .filter(|b| binds_server_sa(b))
+        .map(|b| {
+            (
+                s(&b["roleRef"]["kind"], "roleRef.kind").to_owned(),
+                s(&b["roleRef"]["name"], "roleRef.name").to_owned(),
+            )
+        })
+        .collect();
+    bound.sort();
+    let mut want: Vec<(String, String)> = allowed
+        .iter()
+        .map(|(k, n)| ((*k).to_owned(), (*n).to_owned()))
+        .collect();
+    want.sort();
+    assert_eq!(bound, want);
+}
+
+#[test]
+fn namespaced_objects_live_in_the_tekton_retry_namespace() {
+    let Some(objs) = render_repo("deploy/base") else {
+        return;
+    };
+    find(&objs, "Namespace", NAMESPACE);
+    let cluster_scoped = [
+        "Namespace",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "APIService",
+    ];
+    for o in &objs {
+        let kind = s(&o["kind"], "kind");
+        let ns = o["metadata"].get("namespace").and_then(Value::as_str);
+        if cluster_scoped.contains(&kind) {
+            assert_eq!(ns, None, "{kind} is cluster-scoped");
+        } else if kind == "RoleBinding" {
+            assert_eq!(
+                ns,
+                Some("kube-system"),
+                "the only RoleBinding reads kube-system"
+            );
+        } else {
+            assert_eq!(ns, Some(NAMESPACE), "{kind} {}", o["metadata"]["name"]);
+        }
+    }
+}
+
+#[test]
 fn deployment_is_probed_on_real_endpoints_and_locked_down() {
     let Some(objs) = render_repo("deploy/base") else {
         return;
