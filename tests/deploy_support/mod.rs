@@ -1,0 +1,135 @@
+//! Helpers for `tests/deploy.rs`: render the kustomize manifests with the real `kubectl kustomize`,
+//! look objects up in the result, and run `hack/gen-certs.sh`.
+
+pub mod tls;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The repository root (where Cargo.toml is).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The kubectl to render with: `$KUBECTL`, else `/usr/bin/kubectl`, else `kubectl` on `PATH`.
+/// `None` (after printing why) when there is none, so the rendering tests skip.
+pub fn kubectl() -> Option<PathBuf> {
+    let candidates = std::env::var_os("KUBECTL")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from("/usr/bin/kubectl")])
+        .chain(std::env::var_os("PATH").into_iter().flat_map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("kubectl"))
+                .collect::<Vec<_>>()
+        }));
+    for c in candidates {
+        if c.is_file() {
+            return Some(c);
+        }
+    }
+    eprintln!("SKIPPED: no kubectl found ($KUBECTL, /usr/bin/kubectl, PATH): cannot render kustomize manifests");
+    None
+}
+
+/// `kubectl kustomize DIR`, parsed into one JSON value per YAML document. Panics with kubectl's
+/// error output when rendering fails.
+pub fn render(kubectl: &Path, dir: &Path) -> Vec<Value> {
+    let out = Command::new(kubectl)
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .expect("run kubectl kustomize");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("kustomize output is UTF-8");
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).expect("kustomize output is valid YAML"))
+        .filter(|v| !v.is_null())
+        .collect();
+    assert!(
+        !docs.is_empty(),
+        "kubectl kustomize {} rendered nothing",
+        dir.display()
+    );
+    docs
+}
+
+/// Renders `deploy/<rel>` (or skips: `None`).
+pub fn render_repo(rel: &str) -> Option<Vec<Value>> {
+    let kubectl = kubectl()?;
+    Some(render(&kubectl, &repo().join(rel)))
+}
+
+/// The one object of `kind` named `name`; panics if there is none or more than one.
+pub fn find<'a>(objs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    let found: Vec<&Value> = objs
+        .iter()
+        .filter(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one {kind} {name}, found {}",
+        found.len()
+    );
+    found[0]
+}
+
+/// All objects of `kind`.
+pub fn all<'a>(objs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objs.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+/// A string field, panicking with the path when it is missing.
+pub fn s<'a>(v: &'a Value, what: &str) -> &'a str {
+    v.as_str()
+        .unwrap_or_else(|| panic!("{what} is not a string: {v}"))
+}
+
+/// Runs `hack/gen-certs.sh ARGS… OUT_DIR` and panics with its output if it fails.
+pub fn gen_certs(out_dir: &Path, args: &[&str]) {
+    let out = Command::new("bash")
+        .arg(repo().join("hack/gen-certs.sh"))
+        .args(args)
+        .arg(out_dir)
+        .output()
+        .expect("run hack/gen-certs.sh");
+    assert!(
+        out.status.success(),
+        "hack/gen-certs.sh failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether `openssl` can be run (gen-certs.sh needs it). Prints why not.
+pub fn have_openssl() -> bool {
+    let ok = Command::new("openssl")
+        .arg("version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("SKIPPED: openssl not found: cannot run hack/gen-certs.sh");
+    }
+    ok
+}
+
+/// A fresh directory with gen-certs.sh output in `dir/out` (kept alive by the returned guard).
+pub fn generated() -> Option<(tempfile::TempDir, PathBuf)> {
+    if !have_openssl() {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    gen_certs(&out, &[]);
+    Some((dir, out))
+}
