@@ -45,25 +45,26 @@ impl Default for RetryMetrics {
 }
 
 impl RetryMetrics {
-    /// Registers every metric under its documented name.
+    /// Registers every metric into a registry made with the prefix `tekton_retry` (as the
+    /// server's is), giving the documented names.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
-            "tekton_retry_retries",
+            "retries",
             "Retries started and how their attempts ended, by namespace and outcome",
             self.retries.clone(),
         );
         registry.register(
-            "tekton_retry_refusals",
+            "refusals",
             "Retry requests refused, by reason",
             self.refusals.clone(),
         );
         registry.register(
-            "tekton_retry_attempt_duration_seconds",
+            "attempt_duration_seconds",
             "Duration of retried attempts, from the retry to the run's completion",
             self.attempt_duration.clone(),
         );
         registry.register(
-            "tekton_retry_time_to_recovery_seconds",
+            "time_to_recovery_seconds",
             "Time from a run's original failure to the end of the successful retry",
             self.time_to_recovery.clone(),
         );
@@ -99,7 +100,7 @@ mod tests {
     #[test]
     fn names_are_the_documented_ones() {
         let m = RetryMetrics::default();
-        let mut r = Registry::default();
+        let mut r = Registry::with_prefix("tekton_retry");
         m.register(&mut r);
         m.refused("Succeeded");
         m.started("demo", 2);
