@@ -56,9 +56,13 @@ pub fn decode(bytes: &[u8], namespace: &str, name: &str) -> Result<PipelineRunRe
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(PipelineRunRetry::default());
     }
-    let req: PipelineRunRetry = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::bad_request(format!("the request body is not a valid {KIND}: {e}")).with_name(name)
-    })?;
+    let invalid = |e: String| ApiError::bad_request(format!("the request body is not a valid {KIND}: {e}")).with_name(name);
+    // A JSON object is required: serde would also build a struct from an array.
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+    if !value.is_object() {
+        return Err(invalid("expected a JSON object".into()));
+    }
+    let req: PipelineRunRetry = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
     if let Some(v) = &req.api_version {
         if v != API_VERSION {
             return Err(ApiError::bad_request(format!("apiVersion must be {API_VERSION:?}, got {v:?}")).with_name(name));
