@@ -109,6 +109,11 @@ impl ServerHandle {
         self.health.ready()
     }
 
+    /// A probe of readiness that stays usable after [`ServerHandle::shutdown`] consumed the handle.
+    pub fn ready_probe(&self) -> ReadyProbe {
+        ReadyProbe(self.health.clone())
+    }
+
     /// Waits until ready, at most `timeout`; returns whether it became ready.
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -134,6 +139,16 @@ impl ServerHandle {
         for task in self.background {
             task.abort();
         }
+    }
+}
+
+/// Answers whether the server is ready (what `/readyz` says).
+#[derive(Clone)]
+pub struct ReadyProbe(Arc<Health>);
+
+impl ReadyProbe {
+    pub fn ready(&self) -> bool {
+        self.0.ready()
     }
 }
 

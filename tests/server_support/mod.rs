@@ -253,11 +253,12 @@ pub struct Knobs {
     pub request_timeout: Duration,
     pub tls: Option<TlsSource>,
     pub resync: Duration,
+    pub tls_recheck: Duration,
 }
 
 impl Default for Knobs {
     fn default() -> Self {
-        Knobs { authz_ttl: Duration::from_secs(60), request_timeout: Duration::from_secs(60), tls: None, resync: Duration::from_millis(100) }
+        Knobs { authz_ttl: Duration::from_secs(60), request_timeout: Duration::from_secs(60), tls: None, resync: Duration::from_millis(100), tls_recheck: Duration::from_millis(200) }
     }
 }
 
@@ -280,7 +281,7 @@ impl Harness {
         opts.authn_ttl = Duration::from_secs(60);
         opts.request_timeout = knobs.request_timeout;
         opts.auth_config_resync = knobs.resync;
-        opts.tls_recheck = Duration::from_millis(200);
+        opts.tls_recheck = knobs.tls_recheck;
         let engine = RecordingEngine::new();
         let metrics = Arc::new(Metrics::new());
         let handle = Server::start(opts, Arc::new(Shared(engine.clone())), metrics.clone()).await.expect("start");
