@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use tekton_retry::server::{self, ServeArgs};
 
 #[derive(Parser)]
-#[command(name = "tekton-retry", version, about = "On-demand in-place retry of failed and cancelled Tekton PipelineRuns")]
+#[command(
+    name = "tekton-retry",
+    version,
+    about = "On-demand in-place retry of failed and cancelled Tekton PipelineRuns"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -24,7 +24,10 @@ fn proxied_headers() -> Vec<(&'static str, &'static str)> {
 #[tokio::test]
 async fn front_proxy_user_reaches_the_handler() {
     let mut h = Harness::start().await;
-    let a = h.front_proxy().post(&retry_path("demo", "demo-failed"), &proxied_headers(), "").await;
+    let a = h
+        .front_proxy()
+        .post(&retry_path("demo", "demo-failed"), &proxied_headers(), "")
+        .await;
     assert_eq!(a.status, 201, "{}", a.text());
     let calls = h.engine.calls();
     assert_eq!(calls.len(), 1);
@@ -32,16 +35,35 @@ async fn front_proxy_user_reaches_the_handler() {
     assert_eq!(user.username, "alice");
     assert_eq!(user.uid.as_deref(), Some("uid-alice"));
     assert_eq!(user.groups, vec!["dev", "system:authenticated"]);
-    assert_eq!(user.extra.get("acme.com/project"), Some(&vec!["p1".to_string()]));
-    assert_eq!(user.extra.get("scopes"), Some(&vec!["view".to_string(), "edit".to_string()]));
-    assert_eq!((calls[0].namespace.as_str(), calls[0].name.as_str()), ("demo", "demo-failed"));
+    assert_eq!(
+        user.extra.get("acme.com/project"),
+        Some(&vec!["p1".to_string()])
+    );
+    assert_eq!(
+        user.extra.get("scopes"),
+        Some(&vec!["view".to_string(), "edit".to_string()])
+    );
+    assert_eq!(
+        (calls[0].namespace.as_str(), calls[0].name.as_str()),
+        ("demo", "demo-failed")
+    );
     // The SubjectAccessReview was for this user and the subresource.
     let sar = h.kube.sar_calls();
     assert_eq!(sar.len(), 1);
     assert_eq!(sar[0].user.as_deref(), Some("alice"));
     assert_eq!(sar[0].uid.as_deref(), Some("uid-alice"));
-    assert_eq!(sar[0].extra.as_ref().and_then(|e| e.get("scopes")).map(|v| v.len()), Some(2));
-    let ra = sar[0].resource_attributes.clone().expect("resource attributes");
+    assert_eq!(
+        sar[0]
+            .extra
+            .as_ref()
+            .and_then(|e| e.get("scopes"))
+            .map(|v| v.len()),
+        Some(2)
+    );
+    let ra = sar[0]
+        .resource_attributes
+        .clone()
+        .expect("resource attributes");
     assert_eq!(ra.verb.as_deref(), Some("create"));
     assert_eq!(ra.group.as_deref(), Some("retry.tekton.dev"));
     assert_eq!(ra.resource.as_deref(), Some("pipelineruns"));
@@ -54,31 +76,62 @@ async fn front_proxy_user_reaches_the_handler() {
 #[tokio::test]
 async fn forged_remote_user_is_ignored() {
     let mut h = Harness::start().await;
-    let forged = [("X-Remote-User", "admin"), ("X-Remote-Group", "system:masters")];
+    let forged = [
+        ("X-Remote-User", "admin"),
+        ("X-Remote-Group", "system:masters"),
+    ];
     let path = retry_path("demo", "demo-failed");
     // No client certificate.
-    h.client(None).post(&path, &forged, "").await.expect_status(401, "Unauthorized");
+    h.client(None)
+        .post(&path, &forged, "")
+        .await
+        .expect_status(401, "Unauthorized");
     // A certificate with the allowed CN from another CA.
     let other = tekton_retry::pki::Ca::new("front-proxy-ca").expect("ca");
     let cert = other.issue_client(FRONT_PROXY_CN, &[]).expect("cert");
-    h.client(Some(&cert)).post(&path, &forged, "").await.expect_status(401, "Unauthorized");
+    h.client(Some(&cert))
+        .post(&path, &forged, "")
+        .await
+        .expect_status(401, "Unauthorized");
     // A requestheader-CA certificate whose CN is not allowed.
     let cert = h.front_ca.issue_client("mallory", &[]).expect("cert");
-    h.client(Some(&cert)).post(&path, &forged, "").await.expect_status(401, "Unauthorized");
+    h.client(Some(&cert))
+        .post(&path, &forged, "")
+        .await
+        .expect_status(401, "Unauthorized");
     // Expired and not-yet-valid front proxy certificates.
     let now = time::OffsetDateTime::now_utc();
     let expired = h
         .front_ca
-        .issue_client_valid(FRONT_PROXY_CN, &[], now - time::Duration::days(30), time::Duration::days(1))
+        .issue_client_valid(
+            FRONT_PROXY_CN,
+            &[],
+            now - time::Duration::days(30),
+            time::Duration::days(1),
+        )
         .expect("cert");
-    h.client(Some(&expired)).post(&path, &forged, "").await.expect_status(401, "Unauthorized");
+    h.client(Some(&expired))
+        .post(&path, &forged, "")
+        .await
+        .expect_status(401, "Unauthorized");
     let future = h
         .front_ca
-        .issue_client_valid(FRONT_PROXY_CN, &[], now + time::Duration::days(30), time::Duration::days(1))
+        .issue_client_valid(
+            FRONT_PROXY_CN,
+            &[],
+            now + time::Duration::days(30),
+            time::Duration::days(1),
+        )
         .expect("cert");
-    h.client(Some(&future)).post(&path, &forged, "").await.expect_status(401, "Unauthorized");
+    h.client(Some(&future))
+        .post(&path, &forged, "")
+        .await
+        .expect_status(401, "Unauthorized");
     assert!(h.engine.calls().is_empty(), "the handler was never called");
-    assert!(h.kube.sar_calls().is_empty(), "no SubjectAccessReview for unauthenticated requests");
+    assert!(
+        h.kube.sar_calls().is_empty(),
+        "no SubjectAccessReview for unauthenticated requests"
+    );
     h.shutdown().await;
 }
 
@@ -92,31 +145,50 @@ async fn client_ca_user_ignores_remote_headers_and_impersonation() {
         ("Impersonate-User", "admin"),
         ("Impersonate-Group", "system:masters"),
     ];
-    let a = h.client(Some(&cert)).post(&retry_path("demo", "r1"), &headers, "").await;
+    let a = h
+        .client(Some(&cert))
+        .post(&retry_path("demo", "r1"), &headers, "")
+        .await;
     assert_eq!(a.status, 201, "{}", a.text());
     let user = h.engine.calls()[0].user.clone();
     assert_eq!(user.username, "bob");
     assert_eq!(user.groups, vec!["team-a", "system:authenticated"]);
     assert!(user.uid.is_none() && user.extra.is_empty());
-    assert_eq!(h.kube.sar_calls()[0].user.as_deref(), Some("bob"), "reviewed as bob, not as the impersonated user");
+    assert_eq!(
+        h.kube.sar_calls()[0].user.as_deref(),
+        Some("bob"),
+        "reviewed as bob, not as the impersonated user"
+    );
     h.shutdown().await;
 }
 
 #[tokio::test]
 async fn bearer_token_goes_through_token_review_and_is_cached() {
     let mut h = Harness::start().await;
-    let mut carol = UserInfo::new("system:serviceaccount:ci:runner", &["system:serviceaccounts", "system:authenticated"]);
+    let mut carol = UserInfo::new(
+        "system:serviceaccount:ci:runner",
+        &["system:serviceaccounts", "system:authenticated"],
+    );
     carol.uid = Some("sa-uid".into());
     h.kube.add_token("good-token", carol.clone());
     let c = h.client(None);
     let auth = [("Authorization", "Bearer good-token")];
     assert_eq!(c.post(&retry_path("ci", "r1"), &auth, "").await.status, 201);
     assert_eq!(c.post(&retry_path("ci", "r2"), &auth, "").await.status, 201);
-    assert_eq!(h.kube.token_calls(), 1, "the second request used the cached TokenReview");
+    assert_eq!(
+        h.kube.token_calls(),
+        1,
+        "the second request used the cached TokenReview"
+    );
     let users: Vec<_> = h.engine.calls().into_iter().map(|c| c.user).collect();
     assert_eq!(users, vec![carol.clone(), carol]);
-    let bad = [("Authorization", "Bearer wrong"), ("X-Remote-User", "admin")];
-    c.post(&retry_path("ci", "r3"), &bad, "").await.expect_status(401, "Unauthorized");
+    let bad = [
+        ("Authorization", "Bearer wrong"),
+        ("X-Remote-User", "admin"),
+    ];
+    c.post(&retry_path("ci", "r3"), &bad, "")
+        .await
+        .expect_status(401, "Unauthorized");
     assert_eq!(h.engine.calls().len(), 2);
     h.shutdown().await;
 }
@@ -126,7 +198,10 @@ async fn denial_is_403_with_kube_apiserver_message_and_nothing_done() {
     let mut h = Harness::start().await;
     h.kube.set_policy(|_| SarAnswer::Deny(String::new()));
     let cert = h.client_ca.issue_client("bob", &[]).expect("cert");
-    let a = h.client(Some(&cert)).post(&retry_path("demo", "demo-failed"), &[], "").await;
+    let a = h
+        .client(Some(&cert))
+        .post(&retry_path("demo", "demo-failed"), &[], "")
+        .await;
     let msg = a.expect_status(403, "Forbidden");
     assert_eq!(
         msg,
@@ -143,11 +218,18 @@ async fn review_outage_is_500_and_nothing_done() {
     h.kube.set_policy(|_| SarAnswer::Fail);
     let cert = h.client_ca.issue_client("bob", &[]).expect("cert");
     let c = h.client(Some(&cert));
-    c.post(&retry_path("demo", "demo-failed"), &[], "").await.expect_status(500, "InternalError");
+    c.post(&retry_path("demo", "demo-failed"), &[], "")
+        .await
+        .expect_status(500, "InternalError");
     assert!(h.engine.calls().is_empty());
     // Failures are not cached: once the API is back, the same request goes through.
     h.kube.set_policy(|_| SarAnswer::Allow);
-    assert_eq!(c.post(&retry_path("demo", "demo-failed"), &[], "").await.status, 201);
+    assert_eq!(
+        c.post(&retry_path("demo", "demo-failed"), &[], "")
+            .await
+            .status,
+        201
+    );
     h.shutdown().await;
 }
 
@@ -155,8 +237,17 @@ async fn review_outage_is_500_and_nothing_done() {
 async fn system_masters_need_no_review() {
     let mut h = Harness::start().await;
     h.kube.set_policy(|_| SarAnswer::Deny("no".into()));
-    let cert = h.client_ca.issue_client("root", &["system:masters"]).expect("cert");
-    assert_eq!(h.client(Some(&cert)).post(&retry_path("demo", "x"), &[], "").await.status, 201);
+    let cert = h
+        .client_ca
+        .issue_client("root", &["system:masters"])
+        .expect("cert");
+    assert_eq!(
+        h.client(Some(&cert))
+            .post(&retry_path("demo", "x"), &[], "")
+            .await
+            .status,
+        201
+    );
     assert!(h.kube.sar_calls().is_empty());
     h.shutdown().await;
 }
@@ -167,9 +258,19 @@ async fn decision_cache_keys_on_the_full_user_and_request() {
     // Allow only alice/dev with extra scopes=view on demo/a.
     h.kube.set_policy(|s| {
         let ra = s.resource_attributes.clone().unwrap_or_default();
-        let extra_ok = s.extra.as_ref().and_then(|e| e.get("scopes")).map(|v| v == &vec!["view".to_string()]) == Some(true);
+        let extra_ok = s
+            .extra
+            .as_ref()
+            .and_then(|e| e.get("scopes"))
+            .map(|v| v == &vec!["view".to_string()])
+            == Some(true);
         let groups_ok = s.groups.as_ref().map(|g| g.iter().any(|x| x == "dev")) == Some(true);
-        if s.user.as_deref() == Some("alice") && groups_ok && extra_ok && ra.namespace.as_deref() == Some("demo") && ra.name.as_deref() == Some("a") {
+        if s.user.as_deref() == Some("alice")
+            && groups_ok
+            && extra_ok
+            && ra.namespace.as_deref() == Some("demo")
+            && ra.name.as_deref() == Some("a")
+        {
             SarAnswer::Allow
         } else {
             SarAnswer::Deny(String::new())
@@ -177,32 +278,66 @@ async fn decision_cache_keys_on_the_full_user_and_request() {
     });
     let fp = h.front_proxy();
     let base = |user: &'static str, group: &'static str, scope: &'static str| {
-        vec![("X-Remote-User", user), ("X-Remote-Group", group), ("X-Remote-Extra-Scopes", scope)]
+        vec![
+            ("X-Remote-User", user),
+            ("X-Remote-Group", group),
+            ("X-Remote-Extra-Scopes", scope),
+        ]
     };
-    let ok = fp.post(&retry_path("demo", "a"), &base("alice", "dev", "view"), "").await;
+    let ok = fp
+        .post(&retry_path("demo", "a"), &base("alice", "dev", "view"), "")
+        .await;
     assert_eq!(ok.status, 201, "{}", ok.text());
     // Each differing attribute is a separate decision, never the cached allow.
-    fp.post(&retry_path("demo", "a"), &base("bob", "dev", "view"), "").await.expect_status(403, "Forbidden");
-    fp.post(&retry_path("demo", "a"), &base("alice", "ops", "view"), "").await.expect_status(403, "Forbidden");
-    fp.post(&retry_path("demo", "a"), &base("alice", "dev", "edit"), "").await.expect_status(403, "Forbidden");
-    fp.post(&retry_path("other", "a"), &base("alice", "dev", "view"), "").await.expect_status(403, "Forbidden");
-    fp.post(&retry_path("demo", "b"), &base("alice", "dev", "view"), "").await.expect_status(403, "Forbidden");
+    fp.post(&retry_path("demo", "a"), &base("bob", "dev", "view"), "")
+        .await
+        .expect_status(403, "Forbidden");
+    fp.post(&retry_path("demo", "a"), &base("alice", "ops", "view"), "")
+        .await
+        .expect_status(403, "Forbidden");
+    fp.post(&retry_path("demo", "a"), &base("alice", "dev", "edit"), "")
+        .await
+        .expect_status(403, "Forbidden");
+    fp.post(&retry_path("other", "a"), &base("alice", "dev", "view"), "")
+        .await
+        .expect_status(403, "Forbidden");
+    fp.post(&retry_path("demo", "b"), &base("alice", "dev", "view"), "")
+        .await
+        .expect_status(403, "Forbidden");
     let mut uid = base("alice", "dev", "view");
     uid.push(("X-Remote-Uid", "another-alice"));
     uid.push(("X-Remote-Uid", "ignored-second"));
     // A different uid is a different user too (the policy ignores uid, so it is allowed, but reviewed).
-    assert_eq!(fp.post(&retry_path("demo", "a"), &uid, "").await.status, 201);
-    assert_eq!(h.kube.sar_calls().len(), 7, "every distinct user/request was reviewed");
+    assert_eq!(
+        fp.post(&retry_path("demo", "a"), &uid, "").await.status,
+        201
+    );
+    assert_eq!(
+        h.kube.sar_calls().len(),
+        7,
+        "every distinct user/request was reviewed"
+    );
     // The same request again is answered from the cache.
-    assert_eq!(fp.post(&retry_path("demo", "a"), &base("alice", "dev", "view"), "").await.status, 201);
-    fp.post(&retry_path("demo", "b"), &base("alice", "dev", "view"), "").await.expect_status(403, "Forbidden");
+    assert_eq!(
+        fp.post(&retry_path("demo", "a"), &base("alice", "dev", "view"), "")
+            .await
+            .status,
+        201
+    );
+    fp.post(&retry_path("demo", "b"), &base("alice", "dev", "view"), "")
+        .await
+        .expect_status(403, "Forbidden");
     assert_eq!(h.kube.sar_calls().len(), 7, "repeats came from the cache");
     h.shutdown().await;
 }
 
 #[tokio::test]
 async fn decision_cache_expires_after_its_ttl() {
-    let mut h = Harness::start_with(Knobs { authz_ttl: Duration::from_millis(300), ..Knobs::default() }).await;
+    let mut h = Harness::start_with(Knobs {
+        authz_ttl: Duration::from_millis(300),
+        ..Knobs::default()
+    })
+    .await;
     let cert = h.client_ca.issue_client("bob", &[]).expect("cert");
     let c = h.client(Some(&cert));
     assert_eq!(c.post(&retry_path("demo", "a"), &[], "").await.status, 201);
@@ -210,7 +345,9 @@ async fn decision_cache_expires_after_its_ttl() {
     // Revoke: the cached allow may still answer within the TTL, but after it the review is redone.
     h.kube.set_policy(|_| SarAnswer::Deny(String::new()));
     tokio::time::sleep(Duration::from_millis(400)).await;
-    c.post(&retry_path("demo", "a"), &[], "").await.expect_status(403, "Forbidden");
+    c.post(&retry_path("demo", "a"), &[], "")
+        .await
+        .expect_status(403, "Forbidden");
     assert_eq!(h.kube.sar_calls().len(), 2);
     h.shutdown().await;
 }
@@ -230,13 +367,21 @@ async fn discovery_is_public_for_the_aggregator_without_groups() {
     ] {
         let mut req = http::Request::get(path);
         req = req.header("X-Remote-User", "system:kube-aggregator");
-        let a = fp.send(req.body(http_body_util::Full::new(bytes::Bytes::new())).expect("req")).await;
+        let a = fp
+            .send(
+                req.body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .expect("req"),
+            )
+            .await;
         assert_eq!(a.status, 200, "{path}: {}", a.text());
         a.json();
     }
     assert!(h.kube.sar_calls().is_empty(), "no review for public paths");
     // But an unauthenticated caller still gets a 401.
-    h.client(None).get("/apis").await.expect_status(401, "Unauthorized");
+    h.client(None)
+        .get("/apis")
+        .await
+        .expect_status(401, "Unauthorized");
     h.shutdown().await;
 }
 
@@ -247,19 +392,45 @@ async fn metrics_require_authorization_of_the_path() {
     let c = h.client(Some(&cert));
     h.kube.set_policy(|_| SarAnswer::Deny(String::new()));
     let msg = c.get("/metrics").await.expect_status(403, "Forbidden");
-    assert_eq!(msg, r#"forbidden: User "prometheus" cannot get path "/metrics""#);
+    assert_eq!(
+        msg,
+        r#"forbidden: User "prometheus" cannot get path "/metrics""#
+    );
     let sar = h.kube.sar_calls();
-    let nra = sar[0].non_resource_attributes.clone().expect("non-resource attributes");
-    assert_eq!((nra.verb.as_deref(), nra.path.as_deref()), (Some("get"), Some("/metrics")));
+    let nra = sar[0]
+        .non_resource_attributes
+        .clone()
+        .expect("non-resource attributes");
+    assert_eq!(
+        (nra.verb.as_deref(), nra.path.as_deref()),
+        (Some("get"), Some("/metrics"))
+    );
     assert!(sar[0].resource_attributes.is_none());
-    h.kube.set_policy(|s| if s.user.as_deref() == Some("scraper") { SarAnswer::Allow } else { SarAnswer::Deny(String::new()) });
+    h.kube.set_policy(|s| {
+        if s.user.as_deref() == Some("scraper") {
+            SarAnswer::Allow
+        } else {
+            SarAnswer::Deny(String::new())
+        }
+    });
     let cert = h.client_ca.issue_client("scraper", &[]).expect("cert");
     let a = h.client(Some(&cert)).get("/metrics").await;
     assert_eq!(a.status, 200);
     let text = a.text();
-    assert!(text.contains("tekton_retry_apiserver_requests_total{verb=\"get\",code=\"403\",route=\"metrics\"} 1"), "{text}");
-    assert!(text.contains("tekton_retry_authorization_cache_total{result=\"miss\"}"), "{text}");
-    assert!(text.contains("tekton_retry_apiserver_requests_in_flight 1"), "{text}");
+    assert!(
+        text.contains(
+            "tekton_retry_apiserver_requests_total{verb=\"get\",code=\"403\",route=\"metrics\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("tekton_retry_authorization_cache_total{result=\"miss\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tekton_retry_apiserver_requests_in_flight 1"),
+        "{text}"
+    );
     h.shutdown().await;
 }
 
@@ -269,11 +440,20 @@ async fn health_needs_no_certificate() {
     let c = h.client(None);
     for path in ["/healthz", "/livez", "/readyz"] {
         let a = c.get(path).await;
-        assert_eq!((a.status.as_u16(), a.text()), (200, "ok".to_string()), "{path}");
+        assert_eq!(
+            (a.status.as_u16(), a.text()),
+            (200, "ok".to_string()),
+            "{path}"
+        );
     }
     let a = c.get("/readyz?verbose").await;
     assert_eq!(a.status, 200);
-    assert!(a.text().contains("[+]extension-apiserver-authentication ok"), "{}", a.text());
+    assert!(
+        a.text()
+            .contains("[+]extension-apiserver-authentication ok"),
+        "{}",
+        a.text()
+    );
     assert!(a.text().ends_with("readyz check passed\n"));
     h.shutdown().await;
 }
@@ -295,7 +475,13 @@ fn client_hello(version: [u8; 2]) -> Vec<u8> {
     hello.extend_from_slice(ext);
     let mut hs = vec![0x01, 0x00, (hello.len() >> 8) as u8, hello.len() as u8];
     hs.extend_from_slice(&hello);
-    let mut rec = vec![0x16, version[0], version[1], (hs.len() >> 8) as u8, hs.len() as u8];
+    let mut rec = vec![
+        0x16,
+        version[0],
+        version[1],
+        (hs.len() >> 8) as u8,
+        hs.len() as u8,
+    ];
     rec.extend_from_slice(&hs);
     rec
 }
@@ -307,7 +493,8 @@ async fn old_tls_and_plain_http_are_refused() {
     let (tls12_reply, tls11_reply, http_reply) = tokio::task::spawn_blocking(move || {
         let exchange = |bytes: &[u8]| {
             let mut s = std::net::TcpStream::connect(addr).expect("connect");
-            s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+            s.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
             s.write_all(bytes).expect("write");
             let mut buf = vec![0u8; 4096];
             let n = s.read(&mut buf).unwrap_or(0);
@@ -323,11 +510,22 @@ async fn old_tls_and_plain_http_are_refused() {
     .await
     .expect("join");
     // The same hello as TLS 1.2 gets a ServerHello (handshake record 22, message type 2) ...
-    assert_eq!(tls12_reply.first(), Some(&22), "TLS 1.2 accepted: {tls12_reply:?}");
-    assert_eq!(tls12_reply.get(5), Some(&2), "a ServerHello: {tls12_reply:?}");
+    assert_eq!(
+        tls12_reply.first(),
+        Some(&22),
+        "TLS 1.2 accepted: {tls12_reply:?}"
+    );
+    assert_eq!(
+        tls12_reply.get(5),
+        Some(&2),
+        "a ServerHello: {tls12_reply:?}"
+    );
     // ... and as TLS 1.1 a fatal protocol_version alert (record 21, level 2, description 70).
     assert_eq!(tls11_reply, vec![21, 3, 3, 0, 2, 2, 70], "TLS 1.1 refused");
     let http_text = String::from_utf8_lossy(&http_reply);
-    assert!(!http_text.contains("HTTP/1.1 200") && !http_text.contains("APIGroupList"), "no plain HTTP answer: {http_text}");
+    assert!(
+        !http_text.contains("HTTP/1.1 200") && !http_text.contains("APIGroupList"),
+        "no plain HTTP answer: {http_text}"
+    );
     h.shutdown().await;
 }

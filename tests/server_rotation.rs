@@ -22,11 +22,15 @@ async fn rotated_cas_in_the_configmap_take_effect() {
     let old_proxy = h.front_proxy();
     assert_eq!(old_proxy.post(&path, &hdr, "").await.status, 201);
     let old_user = h.client_ca.issue_client("bob", &[]).expect("cert");
-    assert_eq!(h.client(Some(&old_user)).post(&path, &[], "").await.status, 201);
+    assert_eq!(
+        h.client(Some(&old_user)).post(&path, &[], "").await.status,
+        201
+    );
 
     let new_front = Ca::new("front-proxy-ca-2").expect("ca");
     let new_client = Ca::new("client-ca-2").expect("ca");
-    h.kube.set_configmap(auth_configmap(&new_front, &new_client, &[FRONT_PROXY_CN]));
+    h.kube
+        .set_configmap(auth_configmap(&new_front, &new_client, &[FRONT_PROXY_CN]));
     let new_proxy_cert = new_front.issue_client(FRONT_PROXY_CN, &[]).expect("cert");
     let new_proxy = h.client(Some(&new_proxy_cert));
     let mut ok = false;
@@ -38,21 +42,42 @@ async fn rotated_cas_in_the_configmap_take_effect() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(ok, "the new requestheader CA is trusted without restart");
-    old_proxy.post(&path, &hdr, "").await.expect_status(401, "Unauthorized");
-    h.client(Some(&old_user)).post(&path, &[], "").await.expect_status(401, "Unauthorized");
+    old_proxy
+        .post(&path, &hdr, "")
+        .await
+        .expect_status(401, "Unauthorized");
+    h.client(Some(&old_user))
+        .post(&path, &[], "")
+        .await
+        .expect_status(401, "Unauthorized");
     let new_user = new_client.issue_client("bob", &[]).expect("cert");
-    assert_eq!(h.client(Some(&new_user)).post(&path, &[], "").await.status, 201);
+    assert_eq!(
+        h.client(Some(&new_user)).post(&path, &[], "").await.status,
+        201
+    );
 
     // The TLS CertificateRequest now advertises the new CAs (Go clients pick their certificate by it).
     let hints = handshake_hints(&h, &new_user).await;
     let subject_of = |ca: &Ca| {
-        let der = rustls_pemfile::certs(&mut ca.pem.cert.as_bytes()).next().expect("pem").expect("der");
+        let der = rustls_pemfile::certs(&mut ca.pem.cert.as_bytes())
+            .next()
+            .expect("pem")
+            .expect("der");
         let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).expect("x509");
         cert.subject().as_raw().to_vec()
     };
-    assert!(hints.contains(&subject_of(&new_front)), "requestheader CA advertised");
-    assert!(hints.contains(&subject_of(&new_client)), "client CA advertised");
-    assert!(!hints.contains(&subject_of(&h.front_ca)), "the old CA is no longer advertised");
+    assert!(
+        hints.contains(&subject_of(&new_front)),
+        "requestheader CA advertised"
+    );
+    assert!(
+        hints.contains(&subject_of(&new_client)),
+        "client CA advertised"
+    );
+    assert!(
+        !hints.contains(&subject_of(&h.front_ca)),
+        "the old CA is no longer advertised"
+    );
     h.shutdown().await;
 }
 
@@ -64,7 +89,11 @@ struct RecordingResolver {
 }
 
 impl ResolvesClientCert for RecordingResolver {
-    fn resolve(&self, root_hint_subjects: &[&[u8]], _schemes: &[rustls::SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        _schemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
         *self.hints.lock().expect("lock") = root_hint_subjects.iter().map(|s| s.to_vec()).collect();
         Some(self.key.clone())
     }
@@ -74,25 +103,38 @@ impl ResolvesClientCert for RecordingResolver {
 }
 
 async fn handshake_hints(h: &Harness, cert: &CertPem) -> Vec<Vec<u8>> {
-    let key = tekton_retry::server::tls::certified_key(cert.cert.as_bytes(), cert.key.as_bytes()).expect("key");
-    let resolver = Arc::new(RecordingResolver { key, hints: Mutex::new(Vec::new()) });
+    let key = tekton_retry::server::tls::certified_key(cert.cert.as_bytes(), cert.key.as_bytes())
+        .expect("key");
+    let resolver = Arc::new(RecordingResolver {
+        key,
+        hints: Mutex::new(Vec::new()),
+    });
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pemfile::certs(&mut h.serving_ca.pem.cert.as_bytes()) {
         roots.add(c.expect("ca")).expect("root");
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_client_cert_resolver(resolver.clone());
-    let tcp = tokio::net::TcpStream::connect(h.addr).await.expect("connect");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_client_cert_resolver(resolver.clone());
+    let tcp = tokio::net::TcpStream::connect(h.addr)
+        .await
+        .expect("connect");
     let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(rustls::pki_types::ServerName::try_from("localhost").expect("name"), tcp)
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").expect("name"),
+            tcp,
+        )
         .await
         .expect("handshake");
     // TLS 1.3 sends the CertificateRequest before the handshake completes on the client side.
     use tokio::io::AsyncWriteExt;
-    let _ = tls.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let _ = tls
+        .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
     let hints = resolver.hints.lock().expect("lock").clone();
     hints
 }
@@ -115,7 +157,10 @@ fn secret_mount_write(dir: &Path, generation: u32, pair: &CertPem) {
 }
 
 fn der(pem: &str) -> CertificateDer<'static> {
-    rustls_pemfile::certs(&mut pem.as_bytes()).next().expect("pem").expect("der")
+    rustls_pemfile::certs(&mut pem.as_bytes())
+        .next()
+        .expect("pem")
+        .expect("der")
 }
 
 #[tokio::test]
@@ -126,7 +171,10 @@ async fn serving_certificate_rotated_on_disk_is_served_without_restart() {
     let first = ca.issue_server(&["localhost", "127.0.0.1"]).expect("cert");
     secret_mount_write(dir.path(), 1, &first);
     let knobs = Knobs {
-        tls: Some(TlsSource::Files { cert: dir.path().join("tls.crt"), key: dir.path().join("tls.key") }),
+        tls: Some(TlsSource::Files {
+            cert: dir.path().join("tls.crt"),
+            key: dir.path().join("tls.key"),
+        }),
         // Long enough that only the directory watch can explain a prompt reload.
         tls_recheck: Duration::from_secs(3600),
         ..Knobs::default()
@@ -136,10 +184,17 @@ async fn serving_certificate_rotated_on_disk_is_served_without_restart() {
     assert_eq!(client.peer_certificate().await[0], der(&first.cert));
 
     // A half-written update (certificate without a matching key) is not served.
-    let broken = CertPem { cert: ca.issue_server(&["localhost"]).expect("cert").cert, key: first.key.clone() };
+    let broken = CertPem {
+        cert: ca.issue_server(&["localhost"]).expect("cert").cert,
+        key: first.key.clone(),
+    };
     secret_mount_write(dir.path(), 2, &broken);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(client.peer_certificate().await[0], der(&first.cert), "a mismatched pair is ignored");
+    assert_eq!(
+        client.peer_certificate().await[0],
+        der(&first.cert),
+        "a mismatched pair is ignored"
+    );
     assert_eq!(client.get("/livez").await.status, 200);
 
     let second = ca.issue_server(&["localhost", "127.0.0.1"]).expect("cert");
@@ -152,7 +207,11 @@ async fn serving_certificate_rotated_on_disk_is_served_without_restart() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(served[0], der(&second.cert), "a new handshake sees the rotated certificate");
+    assert_eq!(
+        served[0],
+        der(&second.cert),
+        "a new handshake sees the rotated certificate"
+    );
     assert_eq!(client.get("/livez").await.status, 200);
     h.shutdown().await;
 }

@@ -131,16 +131,31 @@ impl AuthConfig {
                 Some(ca) => Some(RequestHeaderConfig {
                     ca,
                     allowed_names: json_list(data, "requestheader-allowed-names", &[])?,
-                    username_headers: json_list(data, "requestheader-username-headers", &["X-Remote-User"])?,
+                    username_headers: json_list(
+                        data,
+                        "requestheader-username-headers",
+                        &["X-Remote-User"],
+                    )?,
                     uid_headers: json_list(data, "requestheader-uid-headers", &["X-Remote-Uid"])?,
-                    group_headers: json_list(data, "requestheader-group-headers", &["X-Remote-Group"])?,
-                    extra_headers_prefix: json_list(data, "requestheader-extra-headers-prefix", &["X-Remote-Extra-"])?,
+                    group_headers: json_list(
+                        data,
+                        "requestheader-group-headers",
+                        &["X-Remote-Group"],
+                    )?,
+                    extra_headers_prefix: json_list(
+                        data,
+                        "requestheader-extra-headers-prefix",
+                        &["X-Remote-Extra-"],
+                    )?,
                 }),
                 None => None,
             },
             None => None,
         };
-        Ok(AuthConfig { client_ca, requestheader })
+        Ok(AuthConfig {
+            client_ca,
+            requestheader,
+        })
     }
 
     /// Subjects of both CAs, advertised in the TLS CertificateRequest.
@@ -156,7 +171,11 @@ impl AuthConfig {
     }
 }
 
-fn json_list(data: &BTreeMap<String, String>, key: &'static str, default: &[&str]) -> Result<Vec<String>, AuthConfigError> {
+fn json_list(
+    data: &BTreeMap<String, String>,
+    key: &'static str,
+    default: &[&str],
+) -> Result<Vec<String>, AuthConfigError> {
     match data.get(key) {
         None => Ok(default.iter().map(|s| s.to_string()).collect()),
         Some(s) if s.trim().is_empty() => Ok(Vec::new()),
@@ -247,7 +266,11 @@ pub fn spawn_config_poller(
                     state.record(false, Some(e.to_string()));
                 }
             }
-            let wait = if state.loaded() { resync } else { resync.min(Duration::from_secs(1)) };
+            let wait = if state.loaded() {
+                resync
+            } else {
+                resync.min(Duration::from_secs(1))
+            };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => { if *stop.borrow() { return; } }
@@ -276,12 +299,21 @@ const TOKEN_CACHE_MAX: usize = 4096;
 
 impl Authenticator {
     pub fn new(state: Arc<AuthState>, client: kube::Client, token_ttl: Duration) -> Self {
-        Authenticator { state, client, token_ttl, tokens: Mutex::new(HashMap::new()) }
+        Authenticator {
+            state,
+            client,
+            token_ttl,
+            tokens: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The user making the request, or `None` (→ 401). `peer` is the client certificate chain
     /// presented on the connection (leaf first), empty without one.
-    pub async fn authenticate(&self, peer: &[CertificateDer<'static>], headers: &HeaderMap) -> Option<(UserInfo, AuthMethod)> {
+    pub async fn authenticate(
+        &self,
+        peer: &[CertificateDer<'static>],
+        headers: &HeaderMap,
+    ) -> Option<(UserInfo, AuthMethod)> {
         let config = self.state.config();
         if let Some(user) = authenticate_certificate(&config, peer, headers) {
             return Some(user);
@@ -300,7 +332,10 @@ impl Authenticator {
             }
         }
         let review = TokenReview {
-            spec: TokenReviewSpec { token: token.to_string(), ..Default::default() },
+            spec: TokenReviewSpec {
+                token: token.to_string(),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let api: Api<TokenReview> = Api::all(self.client.clone());
@@ -348,7 +383,7 @@ pub fn authenticate_certificate(
     let leaf = peer.first()?;
     let (cn, orgs) = subject_of(leaf)?;
     if let Some(rh) = &config.requestheader {
-        let allowed = rh.allowed_names.is_empty() || rh.allowed_names.iter().any(|n| *n == cn);
+        let allowed = rh.allowed_names.is_empty() || rh.allowed_names.contains(&cn);
         if allowed && rh.ca.verifies(peer) {
             if let Some(user) = from_request_headers(rh, headers) {
                 return Some((with_authenticated_group(user), AuthMethod::RequestHeader));
@@ -357,7 +392,12 @@ pub fn authenticate_certificate(
     }
     if let Some(ca) = &config.client_ca {
         if !cn.is_empty() && ca.verifies(peer) {
-            let user = UserInfo { username: cn, uid: None, groups: orgs, extra: BTreeMap::new() };
+            let user = UserInfo {
+                username: cn,
+                uid: None,
+                groups: orgs,
+                extra: BTreeMap::new(),
+            };
             return Some((with_authenticated_group(user), AuthMethod::ClientCert));
         }
     }
@@ -374,7 +414,9 @@ pub fn from_request_headers(rh: &RequestHeaderConfig, headers: &HeaderMap) -> Op
         let prefix = prefix.to_ascii_lowercase();
         for (name, value) in headers.iter() {
             // hyper lowercases header names.
-            let Some(rest) = name.as_str().strip_prefix(prefix.as_str()) else { continue };
+            let Some(rest) = name.as_str().strip_prefix(prefix.as_str()) else {
+                continue;
+            };
             if rest.is_empty() {
                 continue;
             }
@@ -382,7 +424,12 @@ pub fn from_request_headers(rh: &RequestHeaderConfig, headers: &HeaderMap) -> Op
             extra.entry(key).or_default().push(value_string(value));
         }
     }
-    Some(UserInfo { username, uid, groups, extra })
+    Some(UserInfo {
+        username,
+        uid,
+        groups,
+        extra,
+    })
 }
 
 fn first_value(headers: &HeaderMap, names: &[String]) -> Option<String> {
@@ -397,7 +444,13 @@ fn first_value(headers: &HeaderMap, names: &[String]) -> Option<String> {
 fn all_values(headers: &HeaderMap, names: &[String]) -> Vec<String> {
     names
         .iter()
-        .flat_map(|n| headers.get_all(n.as_str()).iter().map(value_string).collect::<Vec<_>>())
+        .flat_map(|n| {
+            headers
+                .get_all(n.as_str())
+                .iter()
+                .map(value_string)
+                .collect::<Vec<_>>()
+        })
         .filter(|v| !v.is_empty())
         .collect()
 }
@@ -412,7 +465,9 @@ pub fn unescape_extra_key(encoded: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let ok = i + 2 < bytes.len() && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit();
+            let ok = i + 2 < bytes.len()
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit();
             if !ok {
                 return encoded.to_string();
             }
@@ -476,11 +531,26 @@ mod tests {
     fn config(front: &Ca, client: &Ca, allowed: &str) -> AuthConfig {
         let mut data = BTreeMap::new();
         data.insert("client-ca-file".to_string(), client.pem.cert.clone());
-        data.insert("requestheader-client-ca-file".to_string(), front.pem.cert.clone());
-        data.insert("requestheader-allowed-names".to_string(), allowed.to_string());
-        data.insert("requestheader-username-headers".to_string(), r#"["X-Remote-User"]"#.to_string());
-        data.insert("requestheader-group-headers".to_string(), r#"["X-Remote-Group"]"#.to_string());
-        data.insert("requestheader-extra-headers-prefix".to_string(), r#"["X-Remote-Extra-"]"#.to_string());
+        data.insert(
+            "requestheader-client-ca-file".to_string(),
+            front.pem.cert.clone(),
+        );
+        data.insert(
+            "requestheader-allowed-names".to_string(),
+            allowed.to_string(),
+        );
+        data.insert(
+            "requestheader-username-headers".to_string(),
+            r#"["X-Remote-User"]"#.to_string(),
+        );
+        data.insert(
+            "requestheader-group-headers".to_string(),
+            r#"["X-Remote-Group"]"#.to_string(),
+        );
+        data.insert(
+            "requestheader-extra-headers-prefix".to_string(),
+            r#"["X-Remote-Extra-"]"#.to_string(),
+        );
         AuthConfig::from_configmap_data(&data).expect("config")
     }
 
@@ -489,7 +559,10 @@ mod tests {
         h.insert("x-remote-user", "alice".parse().expect("v"));
         h.append("x-remote-group", "dev,ops".parse().expect("v"));
         h.append("x-remote-group", "qa".parse().expect("v"));
-        h.append("x-remote-extra-acme.com%2fproject", "p1".parse().expect("v"));
+        h.append(
+            "x-remote-extra-acme.com%2fproject",
+            "p1".parse().expect("v"),
+        );
         h.append("X-Remote-Extra-Scopes", "a".parse().expect("v"));
         h.append("X-Remote-Extra-Scopes", "b".parse().expect("v"));
         h.insert("x-remote-uid", "u-1".parse().expect("v"));
@@ -498,45 +571,69 @@ mod tests {
 
     #[test]
     fn requestheader_user_from_an_allowed_front_proxy() {
-        let (front, client) = (Ca::new("front").expect("ca"), Ca::new("client").expect("ca"));
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
         let cfg = config(&front, &client, r#"["front-proxy"]"#);
         let cert = front.issue_client("front-proxy", &[]).expect("cert");
-        let (user, method) = authenticate_certificate(&cfg, &chain(&cert.cert), &proxied()).expect("user");
+        let (user, method) =
+            authenticate_certificate(&cfg, &chain(&cert.cert), &proxied()).expect("user");
         assert_eq!(method, AuthMethod::RequestHeader);
         assert_eq!(user.username, "alice");
         assert_eq!(user.uid.as_deref(), Some("u-1"));
         assert_eq!(user.groups, vec!["dev,ops", "qa", ALL_AUTHENTICATED]);
-        assert_eq!(user.extra.get("acme.com/project"), Some(&vec!["p1".to_string()]));
-        assert_eq!(user.extra.get("scopes"), Some(&vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(
+            user.extra.get("acme.com/project"),
+            Some(&vec!["p1".to_string()])
+        );
+        assert_eq!(
+            user.extra.get("scopes"),
+            Some(&vec!["a".to_string(), "b".to_string()])
+        );
     }
 
     #[test]
     fn requestheader_ignored_for_a_cn_not_allowed_or_another_ca() {
-        let (front, client) = (Ca::new("front").expect("ca"), Ca::new("client").expect("ca"));
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
         let cfg = config(&front, &client, r#"["front-proxy"]"#);
         let wrong_cn = front.issue_client("someone", &[]).expect("cert");
         assert!(authenticate_certificate(&cfg, &chain(&wrong_cn.cert), &proxied()).is_none());
-        let other = Ca::new("front").expect("ca").issue_client("front-proxy", &[]).expect("cert");
+        let other = Ca::new("front")
+            .expect("ca")
+            .issue_client("front-proxy", &[])
+            .expect("cert");
         assert!(authenticate_certificate(&cfg, &chain(&other.cert), &proxied()).is_none());
         assert!(authenticate_certificate(&cfg, &[], &proxied()).is_none());
     }
 
     #[test]
     fn empty_allowed_names_accepts_any_cn_of_the_ca() {
-        let (front, client) = (Ca::new("front").expect("ca"), Ca::new("client").expect("ca"));
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
         let cfg = config(&front, &client, "[]");
         let cert = front.issue_client("anything", &[]).expect("cert");
-        let (user, _) = authenticate_certificate(&cfg, &chain(&cert.cert), &proxied()).expect("user");
+        let (user, _) =
+            authenticate_certificate(&cfg, &chain(&cert.cert), &proxied()).expect("user");
         assert_eq!(user.username, "alice");
     }
 
     #[test]
     fn client_ca_cert_is_cn_and_orgs_and_headers_are_ignored() {
-        let (front, client) = (Ca::new("front").expect("ca"), Ca::new("client").expect("ca"));
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
         let cfg = config(&front, &client, "[]");
         // One O only: rcgen 0.14's DistinguishedName keeps one value per attribute type.
         let cert = client.issue_client("bob", &["team-a"]).expect("cert");
-        let (user, method) = authenticate_certificate(&cfg, &chain(&cert.cert), &proxied()).expect("user");
+        let (user, method) =
+            authenticate_certificate(&cfg, &chain(&cert.cert), &proxied()).expect("user");
         assert_eq!(method, AuthMethod::ClientCert);
         assert_eq!(user.username, "bob");
         assert_eq!(user.groups, vec!["team-a", ALL_AUTHENTICATED]);
@@ -545,14 +642,27 @@ mod tests {
 
     #[test]
     fn expired_and_future_certs_are_refused() {
-        let (front, client) = (Ca::new("front").expect("ca"), Ca::new("client").expect("ca"));
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
         let cfg = config(&front, &client, "[]");
         let now = time::OffsetDateTime::now_utc();
         let expired = front
-            .issue_client_valid("p", &[], now - time::Duration::days(10), time::Duration::days(1))
+            .issue_client_valid(
+                "p",
+                &[],
+                now - time::Duration::days(10),
+                time::Duration::days(1),
+            )
             .expect("cert");
         let future = client
-            .issue_client_valid("bob", &[], now + time::Duration::days(10), time::Duration::days(1))
+            .issue_client_valid(
+                "bob",
+                &[],
+                now + time::Duration::days(10),
+                time::Duration::days(1),
+            )
             .expect("cert");
         assert!(authenticate_certificate(&cfg, &chain(&expired.cert), &proxied()).is_none());
         assert!(authenticate_certificate(&cfg, &chain(&future.cert), &HeaderMap::new()).is_none());
@@ -581,10 +691,19 @@ mod tests {
     fn configmap_lists_must_be_json_arrays() {
         let front = Ca::new("front").expect("ca");
         let mut data = BTreeMap::new();
-        data.insert("requestheader-client-ca-file".to_string(), front.pem.cert.clone());
-        data.insert("requestheader-allowed-names".to_string(), "front-proxy".to_string());
+        data.insert(
+            "requestheader-client-ca-file".to_string(),
+            front.pem.cert.clone(),
+        );
+        data.insert(
+            "requestheader-allowed-names".to_string(),
+            "front-proxy".to_string(),
+        );
         assert!(AuthConfig::from_configmap_data(&data).is_err());
-        data.insert("requestheader-allowed-names".to_string(), r#"["front-proxy"]"#.to_string());
+        data.insert(
+            "requestheader-allowed-names".to_string(),
+            r#"["front-proxy"]"#.to_string(),
+        );
         let cfg = AuthConfig::from_configmap_data(&data).expect("ok");
         let rh = cfg.requestheader.expect("requestheader");
         assert_eq!(rh.allowed_names, vec!["front-proxy"]);

@@ -56,9 +56,20 @@ impl Attributes {
     pub fn forbidden_message(&self, user: &str, reason: &str) -> String {
         let mut msg = match self {
             Attributes::NonResource { verb, path } => {
-                format!("User {} cannot {verb} path {}", go_quote(user), go_quote(path))
+                format!(
+                    "User {} cannot {verb} path {}",
+                    go_quote(user),
+                    go_quote(path)
+                )
             }
-            Attributes::Resource { verb, group, resource, subresource, namespace, .. } => {
+            Attributes::Resource {
+                verb,
+                group,
+                resource,
+                subresource,
+                namespace,
+                ..
+            } => {
                 let mut res = resource.clone();
                 if !subresource.is_empty() {
                     res = format!("{res}/{subresource}");
@@ -86,8 +97,17 @@ impl Attributes {
         }
         match self {
             Attributes::NonResource { .. } => format!("forbidden: {msg}"),
-            Attributes::Resource { group, resource, name, .. } => {
-                let qualified = if group.is_empty() { resource.clone() } else { format!("{resource}.{group}") };
+            Attributes::Resource {
+                group,
+                resource,
+                name,
+                ..
+            } => {
+                let qualified = if group.is_empty() {
+                    resource.clone()
+                } else {
+                    format!("{resource}.{group}")
+                };
                 if name.is_empty() {
                     format!("{qualified} is forbidden: {msg}")
                 } else {
@@ -106,7 +126,15 @@ impl Attributes {
             ..Default::default()
         };
         match self {
-            Attributes::Resource { verb, group, version, resource, subresource, namespace, name } => {
+            Attributes::Resource {
+                verb,
+                group,
+                version,
+                resource,
+                subresource,
+                namespace,
+                name,
+            } => {
                 spec.resource_attributes = Some(ResourceAttributes {
                     verb: Some(verb.clone()),
                     group: Some(group.clone()),
@@ -119,7 +147,10 @@ impl Attributes {
                 })
             }
             Attributes::NonResource { verb, path } => {
-                spec.non_resource_attributes = Some(NonResourceAttributes { verb: Some(verb.clone()), path: Some(path.clone()) })
+                spec.non_resource_attributes = Some(NonResourceAttributes {
+                    verb: Some(verb.clone()),
+                    path: Some(path.clone()),
+                })
             }
         }
         spec
@@ -137,7 +168,9 @@ pub fn go_quote(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -165,7 +198,12 @@ const CACHE_MAX: usize = 10_000;
 
 impl Authorizer {
     pub fn new(client: kube::Client, ttl: Duration, metrics: Arc<Metrics>) -> Self {
-        Authorizer { client, ttl, metrics, cache: Mutex::new(HashMap::new()) }
+        Authorizer {
+            client,
+            ttl,
+            metrics,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// `Ok` if `user` may do `attrs`; else a 403 `Status` naming the missing permission, or a 500
@@ -176,7 +214,9 @@ impl Authorizer {
         }
         let key = (user.clone(), attrs.clone());
         let cached = self.cache.lock().ok().and_then(|c| {
-            c.get(&key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, d)| d.clone())
+            c.get(&key)
+                .filter(|(at, _)| at.elapsed() < self.ttl)
+                .map(|(_, d)| d.clone())
         });
         self.metrics.authz_cache(cached.is_some());
         let decision = match cached {
@@ -211,7 +251,10 @@ impl Authorizer {
     }
 
     async fn review(&self, user: &UserInfo, attrs: &Attributes) -> Result<Decision, ApiError> {
-        let sar = SubjectAccessReview { spec: attrs.to_spec(user), ..Default::default() };
+        let sar = SubjectAccessReview {
+            spec: attrs.to_spec(user),
+            ..Default::default()
+        };
         let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
         let answer = api.create(&PostParams::default(), &sar).await.map_err(|e| {
             tracing::warn!(error = %e, "SubjectAccessReview failed");
@@ -244,8 +287,14 @@ mod tests {
             a.forbidden_message("bob", ""),
             r#"pipelineruns.retry.tekton.dev "demo-failed" is forbidden: User "bob" cannot create resource "pipelineruns/retry" in API group "retry.tekton.dev" in the namespace "demo""#
         );
-        let m = Attributes::NonResource { verb: "get".into(), path: "/metrics".into() };
-        assert_eq!(m.forbidden_message("bob", "no"), r#"forbidden: User "bob" cannot get path "/metrics": no"#);
+        let m = Attributes::NonResource {
+            verb: "get".into(),
+            path: "/metrics".into(),
+        };
+        assert_eq!(
+            m.forbidden_message("bob", "no"),
+            r#"forbidden: User "bob" cannot get path "/metrics": no"#
+        );
     }
 
     #[test]
@@ -263,7 +312,13 @@ mod tests {
         assert_eq!(s.user.as_deref(), Some("alice"));
         assert_eq!(s.uid.as_deref(), Some("u1"));
         assert_eq!(s.groups, Some(vec!["dev".to_string()]));
-        assert_eq!(s.extra.as_ref().and_then(|e| e.get("scopes")).map(|v| v.len()), Some(1));
+        assert_eq!(
+            s.extra
+                .as_ref()
+                .and_then(|e| e.get("scopes"))
+                .map(|v| v.len()),
+            Some(1)
+        );
         let ra = s.resource_attributes.expect("resource attributes");
         assert_eq!(ra.subresource.as_deref(), Some("retry"));
         assert_eq!(ra.group.as_deref(), Some("retry.tekton.dev"));

@@ -17,7 +17,9 @@ fn too_large() -> ApiError {
 
 /// Checks the Content-Type: none (means JSON) or `application/json` with any parameters; else 415.
 pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(ct) = headers.get(http::header::CONTENT_TYPE) else { return Ok(()) };
+    let Some(ct) = headers.get(http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
     let ct = ct.to_str().unwrap_or("");
     let essence = ct.split(';').next().unwrap_or("").trim();
     if essence.is_empty() || essence.eq_ignore_ascii_case("application/json") {
@@ -25,7 +27,9 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
     Err(ApiError::new(
         StatusReason::UnsupportedMediaType,
-        format!("the body of a retry must be JSON (Content-Type application/json, or none); got {ct:?}"),
+        format!(
+            "the body of a retry must be JSON (Content-Type application/json, or none); got {ct:?}"
+        ),
     ))
 }
 
@@ -46,7 +50,9 @@ where
     match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(ApiError::bad_request(format!("reading the request body failed: {e}"))),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "reading the request body failed: {e}"
+        ))),
     }
 }
 
@@ -56,21 +62,31 @@ pub fn decode(bytes: &[u8], namespace: &str, name: &str) -> Result<PipelineRunRe
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(PipelineRunRetry::default());
     }
-    let invalid = |e: String| ApiError::bad_request(format!("the request body is not a valid {KIND}: {e}")).with_name(name);
+    let invalid = |e: String| {
+        ApiError::bad_request(format!("the request body is not a valid {KIND}: {e}"))
+            .with_name(name)
+    };
     // A JSON object is required: serde would also build a struct from an array.
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
     if !value.is_object() {
         return Err(invalid("expected a JSON object".into()));
     }
-    let req: PipelineRunRetry = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+    let req: PipelineRunRetry =
+        serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
     if let Some(v) = &req.api_version {
         if v != API_VERSION {
-            return Err(ApiError::bad_request(format!("apiVersion must be {API_VERSION:?}, got {v:?}")).with_name(name));
+            return Err(ApiError::bad_request(format!(
+                "apiVersion must be {API_VERSION:?}, got {v:?}"
+            ))
+            .with_name(name));
         }
     }
     if let Some(k) = &req.kind {
         if k != KIND {
-            return Err(ApiError::bad_request(format!("kind must be {KIND:?}, got {k:?}")).with_name(name));
+            return Err(
+                ApiError::bad_request(format!("kind must be {KIND:?}, got {k:?}")).with_name(name),
+            );
         }
     }
     if let Some(n) = &req.metadata.name {
@@ -99,9 +115,18 @@ mod tests {
 
     #[test]
     fn empty_and_braces_are_the_default() {
-        assert_eq!(decode(b"", "ns", "n").expect("ok"), PipelineRunRetry::default());
-        assert_eq!(decode(b" \n", "ns", "n").expect("ok"), PipelineRunRetry::default());
-        assert_eq!(decode(b"{}", "ns", "n").expect("ok"), PipelineRunRetry::default());
+        assert_eq!(
+            decode(b"", "ns", "n").expect("ok"),
+            PipelineRunRetry::default()
+        );
+        assert_eq!(
+            decode(b" \n", "ns", "n").expect("ok"),
+            PipelineRunRetry::default()
+        );
+        assert_eq!(
+            decode(b"{}", "ns", "n").expect("ok"),
+            PipelineRunRetry::default()
+        );
     }
 
     #[test]
@@ -137,7 +162,10 @@ mod tests {
     fn content_types() {
         let mut h = HeaderMap::new();
         assert!(check_content_type(&h).is_ok());
-        h.insert("content-type", "application/json; charset=utf-8".parse().expect("v"));
+        h.insert(
+            "content-type",
+            "application/json; charset=utf-8".parse().expect("v"),
+        );
         assert!(check_content_type(&h).is_ok());
         h.insert("content-type", "application/yaml".parse().expect("v"));
         assert_eq!(check_content_type(&h).expect_err("415").code(), 415);
@@ -146,11 +174,26 @@ mod tests {
     #[tokio::test]
     async fn size_limit_counts_while_streaming() {
         let ok = http_body_util::Full::new(Bytes::from(vec![b' '; MAX_BODY_BYTES]));
-        assert_eq!(read_limited(&HeaderMap::new(), ok).await.expect("fits").len(), MAX_BODY_BYTES);
+        assert_eq!(
+            read_limited(&HeaderMap::new(), ok)
+                .await
+                .expect("fits")
+                .len(),
+            MAX_BODY_BYTES
+        );
         let big = http_body_util::Full::new(Bytes::from(vec![b' '; MAX_BODY_BYTES + 1]));
-        assert_eq!(read_limited(&HeaderMap::new(), big).await.expect_err("413").code(), 413);
+        assert_eq!(
+            read_limited(&HeaderMap::new(), big)
+                .await
+                .expect_err("413")
+                .code(),
+            413
+        );
         let mut h = HeaderMap::new();
-        h.insert("content-length", (MAX_BODY_BYTES + 1).to_string().parse().expect("v"));
+        h.insert(
+            "content-length",
+            (MAX_BODY_BYTES + 1).to_string().parse().expect("v"),
+        );
         let empty = http_body_util::Empty::<Bytes>::new();
         assert_eq!(read_limited(&h, empty).await.expect_err("413").code(), 413);
     }

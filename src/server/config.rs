@@ -70,15 +70,23 @@ pub enum LogFormat {
 /// Parses `90`, `500ms`, `10s`, `2m`, `1h` (a Go-like duration with one unit).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 10s, 500ms, 2m"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 10s, 500ms, 2m"))?;
     let secs = match unit {
         "" | "s" => n,
         "ms" => n / 1000.0,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit {unit:?} in {s:?}: use ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit {unit:?} in {s:?}: use ms, s, m or h"
+            ))
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("invalid duration {s:?}"));
@@ -109,12 +117,16 @@ mod tests {
 
     #[test]
     fn defaults_match_the_design() {
-        let cli = Cli::try_parse_from(["x", "--tls-cert-file", "c", "--tls-private-key-file", "k"]).expect("parse");
+        let cli = Cli::try_parse_from(["x", "--tls-cert-file", "c", "--tls-private-key-file", "k"])
+            .expect("parse");
         assert_eq!(cli.serve.secure_port, 8443);
         assert_eq!(cli.serve.bind_address.to_string(), "0.0.0.0");
         assert_eq!(cli.serve.authorization_cache_ttl, Duration::from_secs(10));
         assert_eq!(cli.serve.request_timeout, Duration::from_secs(60));
         assert_eq!(cli.serve.log_format, LogFormat::Text);
-        assert!(Cli::try_parse_from(["x"]).is_err(), "cert and key are required");
+        assert!(
+            Cli::try_parse_from(["x"]).is_err(),
+            "cert and key are required"
+        );
     }
 }

@@ -15,7 +15,8 @@ use crate::api::{API_VERSION, GROUP, KIND, RESOURCE, SUBRESOURCE, VERSION};
 
 /// Content type of an aggregated discovery v2 answer (`staging/src/k8s.io/apiserver/pkg/endpoints/
 /// discovery/aggregated/negotiation.go`).
-pub const AGGREGATED_V2_CONTENT_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_V2_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// Whether the Accept header prefers the aggregated v2 document: the first acceptable media
 /// range wins, in the client's order (client-go sends v2 first, then v2beta1, then plain JSON).
@@ -38,14 +39,18 @@ pub fn wants_aggregated(accept: Option<&str>) -> bool {
                 }
             }
         }
-        let json_like = essence == "application/json" || essence == "application/*" || essence == "*/*";
+        let json_like =
+            essence == "application/json" || essence == "application/*" || essence == "*/*";
         if !json_like {
             continue;
         }
         if g.is_none() && as_.is_none() {
             return false; // plain JSON (or anything) accepted first: the legacy document.
         }
-        if g.as_deref() == Some("apidiscovery.k8s.io") && v.as_deref() == Some("v2") && as_.as_deref() == Some("APIGroupDiscoveryList") {
+        if g.as_deref() == Some("apidiscovery.k8s.io")
+            && v.as_deref() == Some("v2")
+            && as_.as_deref() == Some("APIGroupDiscoveryList")
+        {
             return true;
         }
     }
@@ -141,12 +146,24 @@ mod tests {
         let list: APIGroupList = serde_json::from_value(api_group_list()).expect("APIGroupList");
         assert_eq!(list.groups[0].name, GROUP);
         let g: APIGroup = serde_json::from_value(api_group()).expect("APIGroup");
-        assert_eq!(g.preferred_version.map(|v| v.group_version), Some(API_VERSION.to_string()));
-        let r: APIResourceList = serde_json::from_value(api_resource_list()).expect("APIResourceList");
-        let sub = r.resources.iter().find(|x| x.name == "pipelineruns/retry").expect("subresource");
+        assert_eq!(
+            g.preferred_version.map(|v| v.group_version),
+            Some(API_VERSION.to_string())
+        );
+        let r: APIResourceList =
+            serde_json::from_value(api_resource_list()).expect("APIResourceList");
+        let sub = r
+            .resources
+            .iter()
+            .find(|x| x.name == "pipelineruns/retry")
+            .expect("subresource");
         assert_eq!(sub.verbs, vec!["create"]);
         assert!(sub.namespaced);
-        let parent = r.resources.iter().find(|x| x.name == "pipelineruns").expect("parent");
+        let parent = r
+            .resources
+            .iter()
+            .find(|x| x.name == "pipelineruns")
+            .expect("parent");
         assert!(parent.verbs.is_empty());
         assert_eq!(parent.kind, KIND);
         let v2: kube::core::discovery::v2::APIGroupDiscoveryList =
@@ -157,8 +174,12 @@ mod tests {
 
     #[test]
     fn accept_negotiation() {
-        assert!(wants_aggregated(Some(kube::core::discovery::v2::ACCEPT_AGGREGATED_DISCOVERY_V2)));
-        assert!(wants_aggregated(Some("application/json; g=apidiscovery.k8s.io; v=v2; as=APIGroupDiscoveryList")));
+        assert!(wants_aggregated(Some(
+            kube::core::discovery::v2::ACCEPT_AGGREGATED_DISCOVERY_V2
+        )));
+        assert!(wants_aggregated(Some(
+            "application/json; g=apidiscovery.k8s.io; v=v2; as=APIGroupDiscoveryList"
+        )));
         assert!(!wants_aggregated(Some("application/json, application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList")));
         assert!(!wants_aggregated(Some("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json")));
         assert!(!wants_aggregated(None));

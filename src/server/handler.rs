@@ -59,7 +59,11 @@ where
     let audit_id = audit_id(req.headers().get("audit-id"));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut outcome = Outcome { verb: method.as_str().to_ascii_lowercase(), route: "unknown", user: None };
+    let mut outcome = Outcome {
+        verb: method.as_str().to_ascii_lowercase(),
+        route: "unknown",
+        user: None,
+    };
     let result = tokio::time::timeout(
         shared.request_timeout,
         dispatch(&shared, &conn, req, &audit_id, &mut outcome),
@@ -78,7 +82,9 @@ where
     }
     let code = resp.status().as_u16();
     let elapsed = start.elapsed();
-    shared.metrics.observe_request(&outcome.verb, code, outcome.route, elapsed.as_secs_f64());
+    shared
+        .metrics
+        .observe_request(&outcome.verb, code, outcome.route, elapsed.as_secs_f64());
     let user = outcome.user.as_deref().unwrap_or("");
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     if outcome.route == "health" {
@@ -120,25 +126,39 @@ where
         if !route.allows(&parts.method) {
             return Err(routes::method_not_allowed(&parts.method, &route));
         }
-        let (code, text) = shared.health.respond(*kind, check.as_deref(), parts.uri.query());
+        let (code, text) = shared
+            .health
+            .respond(*kind, check.as_deref(), parts.uri.query());
         return Ok(text_response(code, text));
     }
 
-    let Some((user, _how)) = shared.authn.authenticate(&conn.peer_certs, &parts.headers).await else {
+    let Some((user, _how)) = shared
+        .authn
+        .authenticate(&conn.peer_certs, &parts.headers)
+        .await
+    else {
         return Err(ApiError::unauthorized("Unauthorized"));
     };
     outcome.user = Some(user.username.clone());
 
     if route == Route::NotFound {
-        return Err(ApiError::not_found("the server could not find the requested resource"));
+        return Err(ApiError::not_found(
+            "the server could not find the requested resource",
+        ));
     }
     if !route.allows(&parts.method) {
         return Err(routes::method_not_allowed(&parts.method, &route));
     }
     match route {
-        Route::Public(doc) => Ok(public_document(doc, parts.headers.get(http::header::ACCEPT))),
+        Route::Public(doc) => Ok(public_document(
+            doc,
+            parts.headers.get(http::header::ACCEPT),
+        )),
         Route::Metrics => {
-            let attrs = Attributes::NonResource { verb: "get".into(), path: "/metrics".into() };
+            let attrs = Attributes::NonResource {
+                verb: "get".into(),
+                path: "/metrics".into(),
+            };
             shared.authz.authorize(&user, &attrs).await?;
             let text = shared
                 .metrics
@@ -147,7 +167,9 @@ where
             let mut r = text_response(200, text);
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
             );
             Ok(r)
         }
@@ -157,22 +179,27 @@ where
                     "invalid namespace {namespace:?} or PipelineRun name {name:?} in the URL: names are lowercase DNS subdomains"
                 )));
             }
-            shared.authz.authorize(&user, &Attributes::retry(&namespace, &name)).await?;
+            shared
+                .authz
+                .authorize(&user, &Attributes::retry(&namespace, &name))
+                .await?;
             let (code, object) = routes::retry(
                 shared.retry.clone(),
                 namespace,
                 name,
-                parts.uri.query(),
-                &parts.headers,
+                &parts,
                 body,
                 user,
                 audit_id.to_string(),
             )
             .await?;
-            let value = serde_json::to_value(&object).map_err(|e| ApiError::internal(format!("encoding the answer failed: {e}")))?;
+            let value = serde_json::to_value(&object)
+                .map_err(|e| ApiError::internal(format!("encoding the answer failed: {e}")))?;
             Ok(json_response(code, &value, "application/json"))
         }
-        Route::Health { .. } | Route::NotFound => Err(ApiError::not_found("the server could not find the requested resource")),
+        Route::Health { .. } | Route::NotFound => Err(ApiError::not_found(
+            "the server could not find the requested resource",
+        )),
     }
 }
 
@@ -180,22 +207,34 @@ fn public_document(doc: PublicDoc, accept: Option<&HeaderValue>) -> Resp {
     match doc {
         PublicDoc::Apis => {
             if discovery::wants_aggregated(accept.and_then(|v| v.to_str().ok())) {
-                let mut r = json_response(200, &discovery::aggregated_v2(), discovery::AGGREGATED_V2_CONTENT_TYPE);
-                r.headers_mut().insert(http::header::VARY, HeaderValue::from_static("Accept"));
+                let mut r = json_response(
+                    200,
+                    &discovery::aggregated_v2(),
+                    discovery::AGGREGATED_V2_CONTENT_TYPE,
+                );
+                r.headers_mut()
+                    .insert(http::header::VARY, HeaderValue::from_static("Accept"));
                 r
             } else {
                 let mut r = json_response(200, &discovery::api_group_list(), "application/json");
-                r.headers_mut().insert(http::header::VARY, HeaderValue::from_static("Accept"));
+                r.headers_mut()
+                    .insert(http::header::VARY, HeaderValue::from_static("Accept"));
                 r
             }
         }
         PublicDoc::Group => json_response(200, &discovery::api_group(), "application/json"),
-        PublicDoc::GroupVersion => json_response(200, &discovery::api_resource_list(), "application/json"),
-        PublicDoc::OpenApiV2 => with_etag(json_response(200, &openapi::v2_document(), "application/json"), &openapi::v2_document()),
-        PublicDoc::OpenApiV3Index => json_response(200, &openapi::v3_index(), "application/json"),
-        PublicDoc::OpenApiV3GroupVersion => {
-            with_etag(json_response(200, &openapi::v3_document(), "application/json"), &openapi::v3_document())
+        PublicDoc::GroupVersion => {
+            json_response(200, &discovery::api_resource_list(), "application/json")
         }
+        PublicDoc::OpenApiV2 => with_etag(
+            json_response(200, &openapi::v2_document(), "application/json"),
+            &openapi::v2_document(),
+        ),
+        PublicDoc::OpenApiV3Index => json_response(200, &openapi::v3_index(), "application/json"),
+        PublicDoc::OpenApiV3GroupVersion => with_etag(
+            json_response(200, &openapi::v3_document(), "application/json"),
+            &openapi::v3_document(),
+        ),
     }
 }
 
@@ -213,13 +252,23 @@ fn response(code: u16, body: Vec<u8>, content_type: &str) -> Resp {
     if let Ok(v) = HeaderValue::from_str(content_type) {
         headers.insert(http::header::CONTENT_TYPE, v);
     }
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     r
 }
 
 fn json_response(code: u16, value: &Value, content_type: &str) -> Resp {
-    response(code, serde_json::to_vec(value).unwrap_or_default(), content_type)
+    response(
+        code,
+        serde_json::to_vec(value).unwrap_or_default(),
+        content_type,
+    )
 }
 
 fn text_response(code: u16, text: String) -> Resp {
@@ -230,7 +279,8 @@ fn text_response(code: u16, text: String) -> Resp {
 pub fn error_response(e: &ApiError) -> Resp {
     let mut r = response(e.code(), e.to_body(), "application/json");
     if let Some(s) = e.retry_after_seconds {
-        r.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(s));
+        r.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from(s));
     }
     r
 }

@@ -18,7 +18,10 @@ pub struct Health {
 
 impl Health {
     pub fn new(auth: Arc<AuthState>) -> Self {
-        Health { shutting_down: AtomicBool::new(false), auth }
+        Health {
+            shutting_down: AtomicBool::new(false),
+            auth,
+        }
     }
 
     /// Readiness turns false from now on (shutdown started).
@@ -42,7 +45,12 @@ impl Health {
     }
 
     /// HTTP code and plain-text body for a health request.
-    pub fn respond(&self, kind: HealthKind, single: Option<&str>, query: Option<&str>) -> (u16, String) {
+    pub fn respond(
+        &self,
+        kind: HealthKind,
+        single: Option<&str>,
+        query: Option<&str>,
+    ) -> (u16, String) {
         let mut verbose = false;
         let mut exclude: Vec<String> = Vec::new();
         for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
@@ -93,14 +101,24 @@ mod tests {
     fn readyz_follows_config_and_shutdown() {
         let auth = Arc::new(AuthState::default());
         let h = Health::new(auth.clone());
-        assert_eq!(h.respond(HealthKind::Livez, None, None), (200, "ok".to_string()));
+        assert_eq!(
+            h.respond(HealthKind::Livez, None, None),
+            (200, "ok".to_string())
+        );
         let (code, body) = h.respond(HealthKind::Readyz, None, None);
         assert_eq!(code, 500);
-        assert!(body.contains("[-]extension-apiserver-authentication failed: reason withheld"), "{body}");
+        assert!(
+            body.contains("[-]extension-apiserver-authentication failed: reason withheld"),
+            "{body}"
+        );
         assert!(body.ends_with("readyz check failed\n"));
         auth.set(AuthConfig::default());
         assert!(!h.ready(), "the API was never reached");
-        let (code, body) = h.respond(HealthKind::Readyz, None, Some("exclude=kubernetes-api&verbose"));
+        let (code, body) = h.respond(
+            HealthKind::Readyz,
+            None,
+            Some("exclude=kubernetes-api&verbose"),
+        );
         assert_eq!(code, 200, "{body}");
         assert!(body.contains("[+]ping ok\n") && body.contains("[+]kubernetes-api excluded: ok\n"));
         assert_eq!(h.respond(HealthKind::Readyz, Some("ping"), None).0, 200);
@@ -109,6 +127,10 @@ mod tests {
         let (code, body) = h.respond(HealthKind::Readyz, None, Some("exclude=kubernetes-api"));
         assert_eq!(code, 500);
         assert!(body.contains("[-]shutdown failed"));
-        assert_eq!(h.respond(HealthKind::Livez, None, None).0, 200, "liveness is unaffected by shutdown");
+        assert_eq!(
+            h.respond(HealthKind::Livez, None, None).0,
+            200,
+            "liveness is unaffected by shutdown"
+        );
     }
 }

@@ -61,7 +61,11 @@ impl Metrics {
         });
         let authz_cache = Family::<CacheLabels, Counter>::default();
         let in_flight = Gauge::default();
-        registry.register("apiserver_requests", "Requests served, by verb, HTTP code and route", requests.clone());
+        registry.register(
+            "apiserver_requests",
+            "Requests served, by verb, HTTP code and route",
+            requests.clone(),
+        );
         registry.register(
             "apiserver_request_duration_seconds",
             "Time from request received to response headers sent, by verb and route",
@@ -72,8 +76,18 @@ impl Metrics {
             "SubjectAccessReview decision cache lookups, by result (hit or miss)",
             authz_cache.clone(),
         );
-        registry.register("apiserver_requests_in_flight", "Requests being served now", in_flight.clone());
-        Metrics { registry: Mutex::new(registry), requests, latency, authz_cache, in_flight }
+        registry.register(
+            "apiserver_requests_in_flight",
+            "Requests being served now",
+            in_flight.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            latency,
+            authz_cache,
+            in_flight,
+        }
     }
 
     /// Adds a metric (name without the `tekton_retry_` prefix) to the shared registry.
@@ -98,16 +112,27 @@ impl Metrics {
 
     pub(crate) fn observe_request(&self, verb: &str, code: u16, route: &str, seconds: f64) {
         self.requests
-            .get_or_create(&RequestLabels { verb: verb.to_string(), code: code.to_string(), route: route.to_string() })
+            .get_or_create(&RequestLabels {
+                verb: verb.to_string(),
+                code: code.to_string(),
+                route: route.to_string(),
+            })
             .inc();
         self.latency
-            .get_or_create(&RouteLabels { verb: verb.to_string(), route: route.to_string() })
+            .get_or_create(&RouteLabels {
+                verb: verb.to_string(),
+                route: route.to_string(),
+            })
             .observe(seconds);
     }
 
     pub(crate) fn authz_cache(&self, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
-        self.authz_cache.get_or_create(&CacheLabels { result: result.to_string() }).inc();
+        self.authz_cache
+            .get_or_create(&CacheLabels {
+                result: result.to_string(),
+            })
+            .inc();
     }
 
     /// A guard counting one in-flight request until dropped.
@@ -140,9 +165,23 @@ mod tests {
         extra.inc();
         let _g = m.in_flight();
         let text = m.encode().expect("encode");
-        assert!(text.contains(r#"tekton_retry_apiserver_requests_total{verb="create",code="201",route="retry"} 1"#), "{text}");
-        assert!(text.contains(r#"tekton_retry_authorization_cache_total{result="hit"} 1"#), "{text}");
-        assert!(text.contains("tekton_retry_retries_started_total 1"), "{text}");
-        assert!(text.contains("tekton_retry_apiserver_requests_in_flight 1"), "{text}");
+        assert!(
+            text.contains(
+                r#"tekton_retry_apiserver_requests_total{verb="create",code="201",route="retry"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"tekton_retry_authorization_cache_total{result="hit"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("tekton_retry_retries_started_total 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tekton_retry_apiserver_requests_in_flight 1"),
+            "{text}"
+        );
     }
 }

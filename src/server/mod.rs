@@ -50,7 +50,10 @@ pub enum ServerError {
     #[error("serving certificate: {0}")]
     Tls(#[from] tls::TlsError),
     #[error("listening on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Everything [`Server::start`] needs.
@@ -167,10 +170,14 @@ impl Server {
         let tls_state = Arc::new(tls::TlsState::new(cert)?);
         let listener = TcpListener::bind(opts.bind)
             .await
-            .map_err(|source| ServerError::Bind { addr: opts.bind, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| ServerError::Bind { addr: opts.bind, source })?;
+            .map_err(|source| ServerError::Bind {
+                addr: opts.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: opts.bind,
+            source,
+        })?;
         let (stop, stop_rx) = watch::channel(false);
 
         let auth_state = Arc::new(AuthState::default());
@@ -202,7 +209,13 @@ impl Server {
         });
         let accept_loop = tokio::spawn(accept_loop(listener, tls_state, shared, stop_rx));
         tracing::info!(%addr, "serving retry.tekton.dev/v1alpha1");
-        Ok(ServerHandle { addr, health, stop, accept_loop, background })
+        Ok(ServerHandle {
+            addr,
+            health,
+            stop,
+            accept_loop,
+            background,
+        })
     }
 }
 
@@ -248,19 +261,25 @@ async fn accept_loop(
         let shared = shared.clone();
         let builder = builder.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
             let conn = Arc::new(ConnInfo {
-                peer_certs: tls.get_ref().1.peer_certificates().map(|c| c.to_vec()).unwrap_or_default(),
+                peer_certs: tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .map(|c| c.to_vec())
+                    .unwrap_or_default(),
             });
             let service = hyper::service::service_fn(move |req| {
                 let shared = shared.clone();
@@ -283,7 +302,10 @@ pub async fn run(args: ServeArgs, retry: Arc<dyn RetryService>) -> anyhow::Resul
     let client = kube_client(args.kubeconfig.clone()).await?;
     let mut opts = ServerOptions::new(
         client,
-        TlsSource::Files { cert: args.tls_cert_file.clone(), key: args.tls_private_key_file.clone() },
+        TlsSource::Files {
+            cert: args.tls_cert_file.clone(),
+            key: args.tls_private_key_file.clone(),
+        },
         SocketAddr::new(args.bind_address, args.secure_port),
     );
     opts.authz_ttl = args.authorization_cache_ttl;
@@ -302,7 +324,8 @@ pub async fn kube_client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Cl
     let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(&path)?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await?
         }
         None => kube::Config::infer().await?,
     };
@@ -312,7 +335,9 @@ pub async fn kube_client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Cl
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM; only ctrl-c stops the server");

@@ -177,9 +177,14 @@ mod tests {
             refs_resolve(&doc, &doc);
         }
         let v3 = v3_document();
-        assert_eq!(v3["components"]["schemas"][SCHEMA_NAME]["x-kubernetes-group-version-kind"][0]["kind"], KIND);
+        assert_eq!(
+            v3["components"]["schemas"][SCHEMA_NAME]["x-kubernetes-group-version-kind"][0]["kind"],
+            KIND
+        );
         let idx = v3_index();
-        let url = idx["paths"][V3_GROUP_VERSION_PATH]["serverRelativeURL"].as_str().expect("url");
+        let url = idx["paths"][V3_GROUP_VERSION_PATH]["serverRelativeURL"]
+            .as_str()
+            .expect("url");
         assert!(url.starts_with("/openapi/v3/apis/retry.tekton.dev/v1alpha1?hash="));
         assert_eq!(v2_document()["swagger"], "2.0");
     }

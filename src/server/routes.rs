@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, Method};
+use http::Method;
 
 use super::body;
+use crate::api::UserInfo;
 use crate::api::{ApiError, PipelineRunRetry, StatusReason, GROUP, RESOURCE, SUBRESOURCE, VERSION};
 use crate::retry::{RetryRequest, RetryService};
-use crate::api::UserInfo;
 
 /// Health endpoints (`/healthz`, `/livez`, `/readyz`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,24 +42,37 @@ pub enum PublicDoc {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
     /// A health endpoint; `check` is the single check of `/readyz/<check>`.
-    Health { kind: HealthKind, check: Option<String> },
+    Health {
+        kind: HealthKind,
+        check: Option<String>,
+    },
     Metrics,
     Public(PublicDoc),
-    Retry { namespace: String, name: String },
+    Retry {
+        namespace: String,
+        name: String,
+    },
     NotFound,
 }
 
 impl Route {
     /// Classifies a path (no query).
     pub fn parse(path: &str) -> Route {
-        let trimmed = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+        let trimmed = if path.len() > 1 {
+            path.trim_end_matches('/')
+        } else {
+            path
+        };
         for kind in [HealthKind::Healthz, HealthKind::Livez, HealthKind::Readyz] {
             let base = format!("/{}", kind.name());
             if trimmed == base {
                 return Route::Health { kind, check: None };
             }
             if let Some(check) = trimmed.strip_prefix(&format!("{base}/")) {
-                return Route::Health { kind, check: Some(check.to_string()) };
+                return Route::Health {
+                    kind,
+                    check: Some(check.to_string()),
+                };
             }
         }
         let group = format!("/apis/{GROUP}");
@@ -71,14 +84,26 @@ impl Route {
             "/openapi/v3" => return Route::Public(PublicDoc::OpenApiV3Index),
             p if p == group => return Route::Public(PublicDoc::Group),
             p if p == gv => return Route::Public(PublicDoc::GroupVersion),
-            p if p == format!("/openapi/v3{gv}") => return Route::Public(PublicDoc::OpenApiV3GroupVersion),
+            p if p == format!("/openapi/v3{gv}") => {
+                return Route::Public(PublicDoc::OpenApiV3GroupVersion)
+            }
             _ => {}
         }
-        let Some(rest) = path.strip_prefix(&format!("{gv}/namespaces/")) else { return Route::NotFound };
+        let Some(rest) = path.strip_prefix(&format!("{gv}/namespaces/")) else {
+            return Route::NotFound;
+        };
         let parts: Vec<&str> = rest.split('/').collect();
         match parts.as_slice() {
-            [ns, res, name, sub] if *res == RESOURCE && *sub == SUBRESOURCE && !ns.is_empty() && !name.is_empty() => {
-                Route::Retry { namespace: ns.to_string(), name: name.to_string() }
+            [ns, res, name, sub]
+                if *res == RESOURCE
+                    && *sub == SUBRESOURCE
+                    && !ns.is_empty()
+                    && !name.is_empty() =>
+            {
+                Route::Retry {
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                }
             }
             _ => Route::NotFound,
         }
@@ -89,7 +114,9 @@ impl Route {
         match self {
             Route::Health { .. } => "health",
             Route::Metrics => "metrics",
-            Route::Public(PublicDoc::OpenApiV2 | PublicDoc::OpenApiV3Index | PublicDoc::OpenApiV3GroupVersion) => "openapi",
+            Route::Public(
+                PublicDoc::OpenApiV2 | PublicDoc::OpenApiV3Index | PublicDoc::OpenApiV3GroupVersion,
+            ) => "openapi",
             Route::Public(_) => "discovery",
             Route::Retry { .. } => "retry",
             Route::NotFound => "unknown",
@@ -114,7 +141,8 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
         && s.split('.').all(|label| {
             let b = label.as_bytes();
             !b.is_empty()
-                && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
                 && b[0] != b'-'
                 && b[b.len() - 1] != b'-'
         })
@@ -156,8 +184,7 @@ pub async fn retry<B>(
     service: Arc<dyn RetryService>,
     namespace: String,
     name: String,
-    query: Option<&str>,
-    headers: &HeaderMap,
+    parts: &http::request::Parts,
     body_in: B,
     user: UserInfo,
     audit_id: String,
@@ -166,18 +193,27 @@ where
     B: http_body::Body<Data = bytes::Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let dry_run = dry_run(query)?;
-    body::check_content_type(headers)?;
-    let bytes = body::read_limited(headers, body_in).await?;
+    let dry_run = dry_run(parts.uri.query())?;
+    body::check_content_type(&parts.headers)?;
+    let bytes = body::read_limited(&parts.headers, body_in).await?;
     let object = body::decode(&bytes, &namespace, &name)?;
-    let request = RetryRequest { namespace, name, spec: object.spec, dry_run, user, audit_id: Some(audit_id) };
+    let request = RetryRequest {
+        namespace,
+        name,
+        spec: object.spec,
+        dry_run,
+        user,
+        audit_id: Some(audit_id),
+    };
     let task = tokio::spawn(service.retry(request));
     match task.await {
         Ok(Ok(out)) => Ok((if dry_run { 200 } else { 201 }, out)),
         Ok(Err(e)) => Err(e),
         Err(e) => {
             tracing::error!(error = %e, "the retry task failed");
-            Err(ApiError::internal("the retry failed inside the server; it is safe to send the request again"))
+            Err(ApiError::internal(
+                "the retry failed inside the server; it is safe to send the request again",
+            ))
         }
     }
 }
@@ -189,18 +225,53 @@ mod tests {
     #[test]
     fn parses_routes() {
         assert_eq!(
-            Route::parse("/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/demo-failed/retry"),
-            Route::Retry { namespace: "demo".into(), name: "demo-failed".into() }
+            Route::parse(
+                "/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/demo-failed/retry"
+            ),
+            Route::Retry {
+                namespace: "demo".into(),
+                name: "demo-failed".into()
+            }
         );
-        assert_eq!(Route::parse("/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/x"), Route::NotFound);
-        assert_eq!(Route::parse("/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/x/retry/y"), Route::NotFound);
-        assert_eq!(Route::parse("/apis/retry.tekton.dev/v1alpha1/namespaces//pipelineruns/x/retry"), Route::NotFound);
+        assert_eq!(
+            Route::parse("/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/x"),
+            Route::NotFound
+        );
+        assert_eq!(
+            Route::parse("/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/x/retry/y"),
+            Route::NotFound
+        );
+        assert_eq!(
+            Route::parse("/apis/retry.tekton.dev/v1alpha1/namespaces//pipelineruns/x/retry"),
+            Route::NotFound
+        );
         assert_eq!(Route::parse("/apis"), Route::Public(PublicDoc::Apis));
-        assert_eq!(Route::parse("/apis/retry.tekton.dev/"), Route::Public(PublicDoc::Group));
-        assert_eq!(Route::parse("/apis/retry.tekton.dev/v1alpha1"), Route::Public(PublicDoc::GroupVersion));
-        assert_eq!(Route::parse("/openapi/v3/apis/retry.tekton.dev/v1alpha1"), Route::Public(PublicDoc::OpenApiV3GroupVersion));
-        assert_eq!(Route::parse("/readyz"), Route::Health { kind: HealthKind::Readyz, check: None });
-        assert_eq!(Route::parse("/livez/ping"), Route::Health { kind: HealthKind::Livez, check: Some("ping".into()) });
+        assert_eq!(
+            Route::parse("/apis/retry.tekton.dev/"),
+            Route::Public(PublicDoc::Group)
+        );
+        assert_eq!(
+            Route::parse("/apis/retry.tekton.dev/v1alpha1"),
+            Route::Public(PublicDoc::GroupVersion)
+        );
+        assert_eq!(
+            Route::parse("/openapi/v3/apis/retry.tekton.dev/v1alpha1"),
+            Route::Public(PublicDoc::OpenApiV3GroupVersion)
+        );
+        assert_eq!(
+            Route::parse("/readyz"),
+            Route::Health {
+                kind: HealthKind::Readyz,
+                check: None
+            }
+        );
+        assert_eq!(
+            Route::parse("/livez/ping"),
+            Route::Health {
+                kind: HealthKind::Livez,
+                check: Some("ping".into())
+            }
+        );
         assert_eq!(Route::parse("/metrics"), Route::Metrics);
         assert_eq!(Route::parse("/api"), Route::NotFound);
         assert_eq!(Route::parse("/apis/other.group"), Route::NotFound);
@@ -213,7 +284,10 @@ mod tests {
         assert_eq!(dry_run(Some("pretty=true&dryRun=All")).ok(), Some(true));
         assert_eq!(dry_run(Some("dryRun=all")).map_err(|e| e.code()), Err(400));
         assert_eq!(dry_run(Some("dryRun=")).map_err(|e| e.code()), Err(400));
-        assert_eq!(dry_run(Some("dryRun=All&dryRun=x")).map_err(|e| e.code()), Err(400));
+        assert_eq!(
+            dry_run(Some("dryRun=All&dryRun=x")).map_err(|e| e.code()),
+            Err(400)
+        );
     }
 
     #[test]

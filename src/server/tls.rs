@@ -39,7 +39,10 @@ pub enum TlsSource {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("no PEM certificate found in the serving certificate")]
     NoCertificate,
     #[error("no PEM private key found in the serving key")]
@@ -72,7 +75,9 @@ pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey
 
 /// All PEM certificates in `pem`.
 pub fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    rustls_pemfile::certs(&mut &pem[..]).collect::<Result<Vec<_>, _>>().map_err(TlsError::Pem)
+    rustls_pemfile::certs(&mut &pem[..])
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(TlsError::Pem)
 }
 
 /// Resolves the current serving certificate (swapped on reload).
@@ -145,7 +150,10 @@ impl TlsState {
     pub fn new(cert: Arc<CertifiedKey>) -> Result<Self, TlsError> {
         let cert = Arc::new(CurrentCert(ArcSwap::new(cert)));
         let config = build_config(cert.clone(), Vec::new())?;
-        Ok(TlsState { cert, config: ArcSwap::new(Arc::new(config)) })
+        Ok(TlsState {
+            cert,
+            config: ArcSwap::new(Arc::new(config)),
+        })
     }
 
     /// The configuration for the next handshake.
@@ -171,7 +179,10 @@ impl TlsState {
     }
 }
 
-fn build_config(cert: Arc<CurrentCert>, hints: Vec<DistinguishedName>) -> Result<ServerConfig, TlsError> {
+fn build_config(
+    cert: Arc<CurrentCert>,
+    hints: Vec<DistinguishedName>,
+) -> Result<ServerConfig, TlsError> {
     let provider = provider();
     let verifier = Arc::new(RequestClientCert {
         hints,
@@ -185,8 +196,11 @@ fn build_config(cert: Arc<CurrentCert>, hints: Vec<DistinguishedName>) -> Result
     Ok(config)
 }
 
+/// The bytes of a certificate file and its key file, as last loaded.
+pub type PemPair = (Vec<u8>, Vec<u8>);
+
 /// Loads the serving certificate from `source` (first load: errors are fatal to the caller).
-pub fn load(source: &TlsSource) -> Result<(Arc<CertifiedKey>, Option<(Vec<u8>, Vec<u8>)>), TlsError> {
+pub fn load(source: &TlsSource) -> Result<(Arc<CertifiedKey>, Option<PemPair>), TlsError> {
     match source {
         TlsSource::Pem { cert, key } => Ok((certified_key(cert.as_bytes(), key.as_bytes())?, None)),
         TlsSource::Files { cert, key } => {
@@ -197,8 +211,14 @@ pub fn load(source: &TlsSource) -> Result<(Arc<CertifiedKey>, Option<(Vec<u8>, V
 }
 
 fn read_pair(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
-    let c = std::fs::read(cert).map_err(|source| TlsError::Read { path: cert.to_path_buf(), source })?;
-    let k = std::fs::read(key).map_err(|source| TlsError::Read { path: key.to_path_buf(), source })?;
+    let c = std::fs::read(cert).map_err(|source| TlsError::Read {
+        path: cert.to_path_buf(),
+        source,
+    })?;
+    let k = std::fs::read(key).map_err(|source| TlsError::Read {
+        path: key.to_path_buf(),
+        source,
+    })?;
     Ok((c, k))
 }
 
@@ -224,7 +244,15 @@ pub fn spawn_reloader(
             Ok(mut w) => {
                 let mut dirs: Vec<PathBuf> = [&cert, &key]
                     .iter()
-                    .filter_map(|p| p.parent().map(|d| if d.as_os_str().is_empty() { PathBuf::from(".") } else { d.to_path_buf() }))
+                    .filter_map(|p| {
+                        p.parent().map(|d| {
+                            if d.as_os_str().is_empty() {
+                                PathBuf::from(".")
+                            } else {
+                                d.to_path_buf()
+                            }
+                        })
+                    })
                     .collect();
                 dirs.dedup();
                 for d in &dirs {
@@ -274,6 +302,8 @@ fn reload_if_changed(state: &TlsState, cert: &Path, key: &Path, last: &mut (Vec<
             *last = pair;
             tracing::info!(cert = %cert.display(), "serving certificate reloaded");
         }
-        Err(e) => tracing::warn!(error = %e, "new serving certificate invalid; keeping the current one"),
+        Err(e) => {
+            tracing::warn!(error = %e, "new serving certificate invalid; keeping the current one")
+        }
     }
 }

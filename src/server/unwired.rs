@@ -13,8 +13,11 @@ pub struct EngineMissing;
 impl RetryService for EngineMissing {
     fn retry(&self, req: RetryRequest) -> BoxFuture<'static, Result<PipelineRunRetry, ApiError>> {
         Box::pin(async move {
-            Err(ApiError::new(StatusReason::ServiceUnavailable, "the retry engine is not wired into this build")
-                .with_name(req.name))
+            Err(ApiError::new(
+                StatusReason::ServiceUnavailable,
+                "the retry engine is not wired into this build",
+            )
+            .with_name(req.name))
         })
     }
 }

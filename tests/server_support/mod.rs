@@ -63,7 +63,10 @@ impl FakeKube {
         })))
     }
 
-    pub fn set_policy(&self, f: impl Fn(&SubjectAccessReviewSpec) -> SarAnswer + Send + Sync + 'static) {
+    pub fn set_policy(
+        &self,
+        f: impl Fn(&SubjectAccessReviewSpec) -> SarAnswer + Send + Sync + 'static,
+    ) {
         self.0.lock().expect("lock").policy = Arc::new(f);
     }
     pub fn sar_calls(&self) -> Vec<SubjectAccessReviewSpec> {
@@ -76,7 +79,11 @@ impl FakeKube {
         self.0.lock().expect("lock").configmap_gets
     }
     pub fn add_token(&self, token: &str, user: UserInfo) {
-        self.0.lock().expect("lock").tokens.insert(token.to_string(), user);
+        self.0
+            .lock()
+            .expect("lock")
+            .tokens
+            .insert(token.to_string(), user);
     }
     pub fn set_configmap(&self, data: BTreeMap<String, String>) {
         self.0.lock().expect("lock").configmap = Some(data);
@@ -94,24 +101,42 @@ impl FakeKube {
 
     async fn answer(&self, req: Request<kube::client::Body>) -> Response<Full<Bytes>> {
         let (parts, body) = req.into_parts();
-        let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let bytes = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
         let path = parts.uri.path().to_string();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         match (parts.method.as_str(), path.as_str()) {
-            ("GET", "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication") => {
+            (
+                "GET",
+                "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication",
+            ) => {
                 let mut st = self.0.lock().expect("lock");
                 st.configmap_gets += 1;
                 match &st.configmap {
-                    Some(data) => reply(200, json!({
-                        "apiVersion": "v1", "kind": "ConfigMap",
-                        "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"},
-                        "data": data,
-                    })),
-                    None => reply(404, status(404, "NotFound", "configmaps \"extension-apiserver-authentication\" not found")),
+                    Some(data) => reply(
+                        200,
+                        json!({
+                            "apiVersion": "v1", "kind": "ConfigMap",
+                            "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"},
+                            "data": data,
+                        }),
+                    ),
+                    None => reply(
+                        404,
+                        status(
+                            404,
+                            "NotFound",
+                            "configmaps \"extension-apiserver-authentication\" not found",
+                        ),
+                    ),
                 }
             }
             ("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews") => {
-                let spec: SubjectAccessReviewSpec = serde_json::from_value(body["spec"].clone()).expect("SAR spec");
+                let spec: SubjectAccessReviewSpec =
+                    serde_json::from_value(body["spec"].clone()).expect("SAR spec");
                 let policy = {
                     let mut st = self.0.lock().expect("lock");
                     st.sar_calls.push(spec.clone());
@@ -140,12 +165,21 @@ impl FakeKube {
                 };
                 let mut out = body.clone();
                 out["status"] = match user {
-                    Some(u) => json!({"authenticated": true, "user": {"username": u.username, "uid": u.uid, "groups": u.groups, "extra": u.extra}}),
+                    Some(u) => {
+                        json!({"authenticated": true, "user": {"username": u.username, "uid": u.uid, "groups": u.groups, "extra": u.extra}})
+                    }
                     None => json!({"authenticated": false, "error": "invalid bearer token"}),
                 };
                 reply(201, out)
             }
-            _ => reply(404, status(404, "NotFound", "the server could not find the requested resource")),
+            _ => reply(
+                404,
+                status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ),
+            ),
         }
     }
 }
@@ -155,22 +189,47 @@ fn status(code: u16, reason: &str, message: &str) -> Value {
 }
 
 fn reply(code: u16, v: Value) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec(&v).expect("json"))));
+    let mut r = Response::new(Full::new(Bytes::from(
+        serde_json::to_vec(&v).expect("json"),
+    )));
     *r.status_mut() = StatusCode::from_u16(code).expect("code");
-    r.headers_mut().insert("content-type", "application/json".parse().expect("ct"));
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().expect("ct"));
     r
 }
 
 /// The ConfigMap data kube-apiserver publishes, for these CAs.
-pub fn auth_configmap(front_ca: &Ca, client_ca: &Ca, allowed_names: &[&str]) -> BTreeMap<String, String> {
+pub fn auth_configmap(
+    front_ca: &Ca,
+    client_ca: &Ca,
+    allowed_names: &[&str],
+) -> BTreeMap<String, String> {
     let mut d = BTreeMap::new();
     d.insert("client-ca-file".into(), client_ca.pem.cert.clone());
-    d.insert("requestheader-client-ca-file".into(), front_ca.pem.cert.clone());
-    d.insert("requestheader-allowed-names".into(), serde_json::to_string(allowed_names).expect("json"));
-    d.insert("requestheader-username-headers".into(), r#"["X-Remote-User"]"#.into());
-    d.insert("requestheader-uid-headers".into(), r#"["X-Remote-Uid"]"#.into());
-    d.insert("requestheader-group-headers".into(), r#"["X-Remote-Group"]"#.into());
-    d.insert("requestheader-extra-headers-prefix".into(), r#"["X-Remote-Extra-"]"#.into());
+    d.insert(
+        "requestheader-client-ca-file".into(),
+        front_ca.pem.cert.clone(),
+    );
+    d.insert(
+        "requestheader-allowed-names".into(),
+        serde_json::to_string(allowed_names).expect("json"),
+    );
+    d.insert(
+        "requestheader-username-headers".into(),
+        r#"["X-Remote-User"]"#.into(),
+    );
+    d.insert(
+        "requestheader-uid-headers".into(),
+        r#"["X-Remote-Uid"]"#.into(),
+    );
+    d.insert(
+        "requestheader-group-headers".into(),
+        r#"["X-Remote-Group"]"#.into(),
+    );
+    d.insert(
+        "requestheader-extra-headers-prefix".into(),
+        r#"["X-Remote-Extra-"]"#.into(),
+    );
     d
 }
 
@@ -197,7 +256,10 @@ impl RecordingEngine {
     pub fn calls(&self) -> Vec<RetryRequest> {
         self.calls.lock().expect("lock").clone()
     }
-    pub fn answer_with(&self, f: impl Fn(&RetryRequest) -> Result<PipelineRunRetry, ApiError> + Send + Sync + 'static) {
+    pub fn answer_with(
+        &self,
+        f: impl Fn(&RetryRequest) -> Result<PipelineRunRetry, ApiError> + Send + Sync + 'static,
+    ) {
         *self.answer.lock().expect("lock") = Arc::new(f);
     }
     pub fn finished(&self) -> usize {
@@ -211,7 +273,12 @@ pub fn success(r: &RetryRequest) -> PipelineRunRetry {
         &r.namespace,
         &r.name,
         r.spec.clone(),
-        RetryStatus { attempt: 2, dry_run: r.dry_run, pipeline_run_uid: "uid-1".into(), ..Default::default() },
+        RetryStatus {
+            attempt: 2,
+            dry_run: r.dry_run,
+            pipeline_run_uid: "uid-1".into(),
+            ..Default::default()
+        },
     )
 }
 
@@ -258,7 +325,13 @@ pub struct Knobs {
 
 impl Default for Knobs {
     fn default() -> Self {
-        Knobs { authz_ttl: Duration::from_secs(60), request_timeout: Duration::from_secs(60), tls: None, resync: Duration::from_millis(100), tls_recheck: Duration::from_millis(200) }
+        Knobs {
+            authz_ttl: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(60),
+            tls: None,
+            resync: Duration::from_millis(100),
+            tls_recheck: Duration::from_millis(200),
+        }
     }
 }
 
@@ -273,8 +346,13 @@ impl Harness {
         let serving_ca = Ca::new("serving-ca").expect("ca");
         let kube = FakeKube::new(auth_configmap(&front_ca, &client_ca, &[FRONT_PROXY_CN]));
         let tls = knobs.tls.unwrap_or_else(|| {
-            let s = serving_ca.issue_server(&["localhost", "127.0.0.1"]).expect("serving");
-            TlsSource::Pem { cert: s.cert, key: s.key }
+            let s = serving_ca
+                .issue_server(&["localhost", "127.0.0.1"])
+                .expect("serving");
+            TlsSource::Pem {
+                cert: s.cert,
+                key: s.key,
+            }
         });
         let mut opts = ServerOptions::new(kube.client(), tls, "127.0.0.1:0".parse().expect("addr"));
         opts.authz_ttl = knobs.authz_ttl;
@@ -284,10 +362,24 @@ impl Harness {
         opts.tls_recheck = knobs.tls_recheck;
         let engine = RecordingEngine::new();
         let metrics = Arc::new(Metrics::new());
-        let handle = Server::start(opts, Arc::new(Shared(engine.clone())), metrics.clone()).await.expect("start");
-        assert!(handle.wait_ready(Duration::from_secs(20)).await, "server became ready");
+        let handle = Server::start(opts, Arc::new(Shared(engine.clone())), metrics.clone())
+            .await
+            .expect("start");
+        assert!(
+            handle.wait_ready(Duration::from_secs(20)).await,
+            "server became ready"
+        );
         let addr = handle.addr();
-        Harness { front_ca, client_ca, serving_ca, kube, engine, metrics, handle: Some(handle), addr }
+        Harness {
+            front_ca,
+            client_ca,
+            serving_ca,
+            kube,
+            engine,
+            metrics,
+            handle: Some(handle),
+            addr,
+        }
     }
 
     /// A client that trusts the serving CA, presenting `cert` if given.
@@ -302,7 +394,10 @@ impl Harness {
 
     /// The kube-apiserver front proxy: a requestheader-CA certificate with the allowed CN.
     pub fn front_proxy(&self) -> TestClient {
-        let cert = self.front_ca.issue_client(FRONT_PROXY_CN, &[]).expect("cert");
+        let cert = self
+            .front_ca
+            .issue_client(FRONT_PROXY_CN, &[])
+            .expect("cert");
         self.client(Some(&cert))
     }
 
@@ -321,8 +416,12 @@ impl Harness {
 
     /// A kube client talking to the server (as a client-CA user).
     pub async fn kube_client(&self, user: &str, groups: &[&str]) -> kube::Client {
-        let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig(user, groups)).expect("kubeconfig");
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await.expect("config");
+        let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig(user, groups))
+            .expect("kubeconfig");
+        let cfg =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .expect("config");
         kube::Client::try_from(cfg).expect("client")
     }
 
@@ -349,7 +448,8 @@ pub struct Answer {
 
 impl Answer {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("JSON body ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("JSON body ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -357,8 +457,14 @@ impl Answer {
     /// Asserts a `metav1.Status` with this code and reason; returns its message.
     pub fn expect_status(&self, code: u16, reason: &str) -> String {
         assert_eq!(self.status.as_u16(), code, "{}", self.text());
-        assert_eq!(self.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/json"));
-        let s: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status = serde_json::from_slice(&self.body).expect("a metav1.Status");
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/json")
+        );
+        let s: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status =
+            serde_json::from_slice(&self.body).expect("a metav1.Status");
         assert_eq!(s.code, Some(code as i32));
         assert_eq!(s.reason.as_deref(), Some(reason));
         assert_eq!(s.status.as_deref(), Some("Failure"));
@@ -387,19 +493,35 @@ impl TestClient {
         let mut config = match cert {
             Some(c) => {
                 let chain: Vec<CertificateDer<'static>> =
-                    rustls_pemfile::certs(&mut c.cert.as_bytes()).collect::<Result<_, _>>().expect("chain");
-                let key = rustls_pemfile::private_key(&mut c.key.as_bytes()).expect("key").expect("a key");
-                builder.with_client_auth_cert(chain, key).expect("client auth")
+                    rustls_pemfile::certs(&mut c.cert.as_bytes())
+                        .collect::<Result<_, _>>()
+                        .expect("chain");
+                let key = rustls_pemfile::private_key(&mut c.key.as_bytes())
+                    .expect("key")
+                    .expect("a key");
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .expect("client auth")
             }
             None => builder.with_no_client_auth(),
         };
-        config.alpn_protocols = if http2 { vec![b"h2".to_vec()] } else { vec![b"http/1.1".to_vec()] };
-        TestClient { addr, config: Arc::new(config), http2 }
+        config.alpn_protocols = if http2 {
+            vec![b"h2".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec()]
+        };
+        TestClient {
+            addr,
+            config: Arc::new(config),
+            http2,
+        }
     }
 
     /// The server's certificate chain as seen in a fresh handshake.
     pub async fn peer_certificate(&self) -> Vec<CertificateDer<'static>> {
-        let tcp = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
+        let tcp = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
         let tls = tokio_rustls::TlsConnector::from(self.config.clone())
             .connect(ServerName::try_from("localhost").expect("name"), tcp)
             .await
@@ -413,35 +535,59 @@ impl TestClient {
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let tcp = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
+        let tcp = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
         let tls = tokio_rustls::TlsConnector::from(self.config.clone())
             .connect(ServerName::try_from("localhost").expect("name"), tcp)
             .await
             .expect("handshake");
         let io = TokioIo::new(tls);
         let authority = format!("localhost:{}", self.addr.port());
-        let uri: http::Uri = format!("https://{authority}{}", req.uri()).parse().expect("uri");
+        let uri: http::Uri = format!("https://{authority}{}", req.uri())
+            .parse()
+            .expect("uri");
         *req.uri_mut() = uri;
         let resp = if self.http2 {
-            let (mut sender, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
-                .await
-                .expect("h2 handshake");
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                    .await
+                    .expect("h2 handshake");
             tokio::spawn(conn);
             sender.send_request(req).await.expect("response")
         } else {
-            req.headers_mut().insert("host", authority.parse().expect("host"));
-            *req.uri_mut() = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").parse().expect("uri");
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.expect("h1 handshake");
+            req.headers_mut()
+                .insert("host", authority.parse().expect("host"));
+            *req.uri_mut() = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+                .parse()
+                .expect("uri");
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .expect("h1 handshake");
             tokio::spawn(conn);
             sender.send_request(req).await.expect("response")
         };
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.expect("body").to_bytes();
-        Answer { status: parts.status, headers: parts.headers, body, version: parts.version }
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            version: parts.version,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Answer {
-        self.send(Request::get(path).body(Full::new(Bytes::new())).expect("req")).await
+        self.send(
+            Request::get(path)
+                .body(Full::new(Bytes::new()))
+                .expect("req"),
+        )
+        .await
     }
 
     /// POST to the retry route with `headers` and `body`.
@@ -450,7 +596,11 @@ impl TestClient {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        self.send(b.body(Full::new(Bytes::from(body.to_string()))).expect("req")).await
+        self.send(
+            b.body(Full::new(Bytes::from(body.to_string())))
+                .expect("req"),
+        )
+        .await
     }
 }
 
