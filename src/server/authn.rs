@@ -669,6 +669,26 @@ mod tests {
     }
 
     #[test]
+    fn first_user_header_wins_and_empty_values_are_skipped() {
+        let (front, client) = (Ca::new("front").expect("ca"), Ca::new("client").expect("ca"));
+        let cfg = config(&front, &client, "[]");
+        let cert = front.issue_client("p", &[]).expect("cert");
+        let mut h = HeaderMap::new();
+        h.append("x-remote-user", "first".parse().expect("v"));
+        h.append("x-remote-user", "second".parse().expect("v"));
+        h.append("x-remote-group", "".parse().expect("v"));
+        h.append("x-remote-group", "g".parse().expect("v"));
+        let (user, _) = authenticate_certificate(&cfg, &chain(&cert.cert), &h).expect("user");
+        assert_eq!(user.username, "first");
+        assert_eq!(user.groups, vec!["g", ALL_AUTHENTICATED]);
+        // An empty user header is no user: the front proxy certificate alone is not a user either
+        // (it is not from the client CA).
+        let mut h = HeaderMap::new();
+        h.insert("x-remote-user", "".parse().expect("v"));
+        assert!(authenticate_certificate(&cfg, &chain(&cert.cert), &h).is_none());
+    }
+
+    #[test]
     fn extra_key_unescaping_follows_go() {
         assert_eq!(unescape_extra_key("acme.com%2fproject"), "acme.com/project");
         assert_eq!(unescape_extra_key("100%"), "100%");

@@ -89,6 +89,34 @@ impl FakeKube {
         self.0.lock().expect("lock").configmap = Some(data);
     }
 
+    /// Serves this fake over plain HTTP/1 on 127.0.0.1 (for a `tekton-retry serve` process).
+    pub async fn serve_http(&self) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let me = me.clone();
+                tokio::spawn(async move {
+                    let svc =
+                        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                            let me = me.clone();
+                            async move { Ok::<_, Infallible>(me.answer(req).await) }
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
     /// A kube client whose requests this fake answers in-process.
     pub fn client(&self) -> kube::Client {
         let me = self.clone();
@@ -99,7 +127,10 @@ impl FakeKube {
         kube::Client::new(svc, "default")
     }
 
-    async fn answer(&self, req: Request<kube::client::Body>) -> Response<Full<Bytes>> {
+    async fn answer<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: http_body::Body<Data = Bytes>,
+    {
         let (parts, body) = req.into_parts();
         let bytes = body
             .collect()
