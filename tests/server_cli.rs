@@ -96,7 +96,7 @@ async fn serve_runs_logs_and_stops_on_sigterm() {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let client = TestClient::new(addr, &serving.pem.cert, None, false);
     let mut ready = false;
-    for _ in 0..400 {
+    for _ in 0..1200 {
         if tokio::net::TcpStream::connect(addr).await.is_ok()
             && client.get("/readyz").await.status == 200
         {

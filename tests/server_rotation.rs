@@ -34,7 +34,7 @@ async fn rotated_cas_in_the_configmap_take_effect() {
     let new_proxy_cert = new_front.issue_client(FRONT_PROXY_CN, &[]).expect("cert");
     let new_proxy = h.client(Some(&new_proxy_cert));
     let mut ok = false;
-    for _ in 0..200 {
+    for _ in 0..600 {
         if new_proxy.post(&path, &hdr, "").await.status == 201 {
             ok = true;
             break;
@@ -200,7 +200,7 @@ async fn serving_certificate_rotated_on_disk_is_served_without_restart() {
     let second = ca.issue_server(&["localhost", "127.0.0.1"]).expect("cert");
     secret_mount_write(dir.path(), 3, &second);
     let mut served = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..600 {
         served = client.peer_certificate().await;
         if served[0] == der(&second.cert) {
             break;

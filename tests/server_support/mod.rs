@@ -273,6 +273,8 @@ pub struct RecordingEngine {
     pub answer: Mutex<EngineFn>,
     pub delay: Mutex<Duration>,
     pub finished: Mutex<usize>,
+    /// When set, each call waits for a permit: the test decides when the engine answers.
+    pub gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
 }
 
 impl RecordingEngine {
@@ -282,6 +284,7 @@ impl RecordingEngine {
             answer: Mutex::new(Arc::new(|r: &RetryRequest| Ok(success(r)))),
             delay: Mutex::new(Duration::ZERO),
             finished: Mutex::new(0),
+            gate: Mutex::new(None),
         })
     }
     pub fn calls(&self) -> Vec<RetryRequest> {
@@ -292,6 +295,12 @@ impl RecordingEngine {
         f: impl Fn(&RetryRequest) -> Result<PipelineRunRetry, ApiError> + Send + Sync + 'static,
     ) {
         *self.answer.lock().expect("lock") = Arc::new(f);
+    }
+    /// From now on every call waits until the test adds a permit to the returned semaphore.
+    pub fn hold(&self) -> Arc<tokio::sync::Semaphore> {
+        let sem = Arc::new(tokio::sync::Semaphore::new(0));
+        *self.gate.lock().expect("lock") = Some(sem.clone());
+        sem
     }
     pub fn finished(&self) -> usize {
         *self.finished.lock().expect("lock")
@@ -321,6 +330,10 @@ impl RetryService for Shared {
         let engine = self.0.clone();
         Box::pin(async move {
             engine.calls.lock().expect("lock").push(req.clone());
+            let gate = engine.gate.lock().expect("lock").clone();
+            if let Some(gate) = gate {
+                gate.acquire().await.expect("gate").forget();
+            }
             let delay = *engine.delay.lock().expect("lock");
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
