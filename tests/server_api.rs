@@ -323,6 +323,11 @@ async fn engine_errors_keep_their_status_shape_and_audit_id_is_forwarded() {
         Some("audit-123")
     );
     assert_eq!(h.engine.calls()[0].audit_id.as_deref(), Some("audit-123"));
+    assert_eq!(
+        h.kube.review_audit_ids(),
+        vec!["audit-123".to_string()],
+        "the SubjectAccessReview carried it too"
+    );
 
     h.engine.answer_with(|_| {
         Err(

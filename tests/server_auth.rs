@@ -180,6 +180,11 @@ async fn bearer_token_goes_through_token_review_and_is_cached() {
         1,
         "the second request used the cached TokenReview"
     );
+    let ids = h.kube.review_audit_ids();
+    assert!(
+        !ids.is_empty() && ids.iter().all(|id| !id.is_empty()),
+        "reviews carry an Audit-ID: {ids:?}"
+    );
     let users: Vec<_> = h.engine.calls().into_iter().map(|c| c.user).collect();
     assert_eq!(users, vec![carol.clone(), carol]);
     let bad = [

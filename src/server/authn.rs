@@ -26,7 +26,6 @@ use arc_swap::ArcSwap;
 use http::HeaderMap;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::PostParams;
 use kube::Api;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
@@ -313,17 +312,18 @@ impl Authenticator {
         &self,
         peer: &[CertificateDer<'static>],
         headers: &HeaderMap,
+        audit_id: &str,
     ) -> Option<(UserInfo, AuthMethod)> {
         let config = self.state.config();
         if let Some(user) = authenticate_certificate(&config, peer, headers) {
             return Some(user);
         }
         let token = bearer_token(headers)?;
-        let user = self.token_review(token).await?;
+        let user = self.token_review(token, audit_id).await?;
         Some((with_authenticated_group(user), AuthMethod::Token))
     }
 
-    async fn token_review(&self, token: &str) -> Option<UserInfo> {
+    async fn token_review(&self, token: &str, audit_id: &str) -> Option<UserInfo> {
         if let Ok(cache) = self.tokens.lock() {
             if let Some((at, user)) = cache.get(token) {
                 if at.elapsed() < self.token_ttl {
@@ -338,8 +338,14 @@ impl Authenticator {
             },
             ..Default::default()
         };
-        let api: Api<TokenReview> = Api::all(self.client.clone());
-        let answer = match api.create(&PostParams::default(), &review).await {
+        let answer = match super::review::create(
+            &self.client,
+            super::review::TOKEN_REVIEWS,
+            &review,
+            audit_id,
+        )
+        .await
+        {
             Ok(r) => r,
             Err(e) => {
                 // As kube-apiserver: an authenticator error is a 401; not cached.
@@ -670,7 +676,10 @@ mod tests {
 
     #[test]
     fn first_user_header_wins_and_empty_values_are_skipped() {
-        let (front, client) = (Ca::new("front").expect("ca"), Ca::new("client").expect("ca"));
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
         let cfg = config(&front, &client, "[]");
         let cert = front.issue_client("p", &[]).expect("cert");
         let mut h = HeaderMap::new();

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::authorization::v1::{
     NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
-use kube::api::PostParams;
-use kube::Api;
 
 use super::metrics::Metrics;
+use super::review;
 use crate::api::{ApiError, UserInfo};
 
 /// Group whose members are allowed without a review.
@@ -208,7 +207,12 @@ impl Authorizer {
 
     /// `Ok` if `user` may do `attrs`; else a 403 `Status` naming the missing permission, or a 500
     /// when the review itself failed (nothing is performed either way).
-    pub async fn authorize(&self, user: &UserInfo, attrs: &Attributes) -> Result<(), ApiError> {
+    pub async fn authorize(
+        &self,
+        user: &UserInfo,
+        attrs: &Attributes,
+        audit_id: &str,
+    ) -> Result<(), ApiError> {
         if user.in_group(SYSTEM_MASTERS) {
             return Ok(());
         }
@@ -222,7 +226,7 @@ impl Authorizer {
         let decision = match cached {
             Some(d) => d,
             None => {
-                let d = self.review(user, attrs).await?;
+                let d = self.review(user, attrs, audit_id).await?;
                 if let Ok(mut c) = self.cache.lock() {
                     if c.len() >= CACHE_MAX {
                         let ttl = self.ttl;
@@ -250,13 +254,19 @@ impl Authorizer {
         }
     }
 
-    async fn review(&self, user: &UserInfo, attrs: &Attributes) -> Result<Decision, ApiError> {
+    async fn review(
+        &self,
+        user: &UserInfo,
+        attrs: &Attributes,
+        audit_id: &str,
+    ) -> Result<Decision, ApiError> {
         let sar = SubjectAccessReview {
             spec: attrs.to_spec(user),
             ..Default::default()
         };
-        let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
-        let answer = api.create(&PostParams::default(), &sar).await.map_err(|e| {
+        let answer = review::create(&self.client, review::SUBJECT_ACCESS_REVIEWS, &sar, audit_id)
+            .await
+            .map_err(|e| {
             tracing::warn!(error = %e, "SubjectAccessReview failed");
             ApiError::internal(format!(
                 "authorization check failed: the SubjectAccessReview could not be completed ({e}); nothing was done, try again"

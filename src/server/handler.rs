@@ -134,7 +134,7 @@ where
 
     let Some((user, _how)) = shared
         .authn
-        .authenticate(&conn.peer_certs, &parts.headers)
+        .authenticate(&conn.peer_certs, &parts.headers, audit_id)
         .await
     else {
         return Err(ApiError::unauthorized("Unauthorized"));
@@ -159,7 +159,7 @@ where
                 verb: "get".into(),
                 path: "/metrics".into(),
             };
-            shared.authz.authorize(&user, &attrs).await?;
+            shared.authz.authorize(&user, &attrs, audit_id).await?;
             let text = shared
                 .metrics
                 .encode()
@@ -181,7 +181,7 @@ where
             }
             shared
                 .authz
-                .authorize(&user, &Attributes::retry(&namespace, &name))
+                .authorize(&user, &Attributes::retry(&namespace, &name), audit_id)
                 .await?;
             let (code, object) = routes::retry(
                 shared.retry.clone(),

@@ -17,6 +17,7 @@ pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod openapi;
+pub mod review;
 pub mod routes;
 pub mod tls;
 pub mod unwired;

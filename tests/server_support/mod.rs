@@ -45,6 +45,8 @@ pub struct FakeState {
     pub tokens: HashMap<String, UserInfo>,
     pub token_calls: usize,
     pub configmap_gets: usize,
+    /// `Audit-ID` headers of the review requests, in order.
+    pub review_audit_ids: Vec<String>,
 }
 
 /// A fake Kubernetes API answering the server's own calls.
@@ -60,6 +62,7 @@ impl FakeKube {
             tokens: HashMap::new(),
             token_calls: 0,
             configmap_gets: 0,
+            review_audit_ids: Vec::new(),
         })))
     }
 
@@ -74,6 +77,9 @@ impl FakeKube {
     }
     pub fn token_calls(&self) -> usize {
         self.0.lock().expect("lock").token_calls
+    }
+    pub fn review_audit_ids(&self) -> Vec<String> {
+        self.0.lock().expect("lock").review_audit_ids.clone()
     }
     pub fn configmap_gets(&self) -> usize {
         self.0.lock().expect("lock").configmap_gets
@@ -139,6 +145,15 @@ impl FakeKube {
             .unwrap_or_default();
         let path = parts.uri.path().to_string();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if path.ends_with("reviews") {
+            let id = parts
+                .headers
+                .get("audit-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            self.0.lock().expect("lock").review_audit_ids.push(id);
+        }
         match (parts.method.as_str(), path.as_str()) {
             (
                 "GET",
