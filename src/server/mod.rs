@@ -1,1 +1,358 @@
-//! The aggregated API server (`tekton-retry serve`): config → TLS → authn → authz → routes.
+//! The aggregated API server (`tekton-retry serve`), one concern per file along the request path:
+//! [`config`] (flags) → [`tls`] (rustls, reloaded certificates) → [`authn`] (requestheader, client
+//! certificates, TokenReview) → [`authz`] (SubjectAccessReview, cached) → [`routes`] (router, the
+//! retry route, [`body`] decoding) with [`discovery`], [`openapi`], [`health`] and [`metrics`];
+//! [`handler`] strings the pipeline together and [`logging`] sets up tracing.
+//!
+//! [`run`] is what `main` calls; [`Server::start`] is the lower-level entry point the sandbox and
+//! integration tests use in-process.
+
+pub mod authn;
+pub mod authz;
+pub mod body;
+pub mod config;
+pub mod discovery;
+pub mod handler;
+pub mod health;
+pub mod logging;
+pub mod metrics;
+pub mod openapi;
+pub mod review;
+pub mod routes;
+pub mod tls;
+pub mod unwired;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{LogFormat, ServeArgs};
+pub use metrics::Metrics;
+pub use tls::TlsSource;
+
+use crate::retry::RetryService;
+use authn::{AuthState, Authenticator};
+use authz::Authorizer;
+use handler::{ConnInfo, Shared};
+use health::Health;
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("serving certificate: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Everything [`Server::start`] needs.
+#[derive(Clone)]
+pub struct ServerOptions {
+    /// Client for TokenReview, SubjectAccessReview and the authentication ConfigMap.
+    pub client: kube::Client,
+    pub tls: TlsSource,
+    /// Address to listen on (port 0 = any free port; see [`ServerHandle::addr`]).
+    pub bind: SocketAddr,
+    /// How long SubjectAccessReview answers are reused.
+    pub authz_ttl: Duration,
+    /// How long TokenReview answers are reused.
+    pub authn_ttl: Duration,
+    /// Requests taking longer are answered 504.
+    pub request_timeout: Duration,
+    /// How often the authentication ConfigMap is re-read.
+    pub auth_config_resync: Duration,
+    /// How often certificate files are re-checked besides file-change events.
+    pub tls_recheck: Duration,
+}
+
+impl ServerOptions {
+    /// Options with the defaults of the `serve` flags.
+    pub fn new(client: kube::Client, tls: TlsSource, bind: SocketAddr) -> Self {
+        ServerOptions {
+            client,
+            tls,
+            bind,
+            authz_ttl: Duration::from_secs(10),
+            authn_ttl: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            auth_config_resync: Duration::from_secs(10),
+            tls_recheck: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A running server.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    health: Arc<Health>,
+    stop: watch::Sender<bool>,
+    accept_loop: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether `/readyz` passes now.
+    pub fn ready(&self) -> bool {
+        self.health.ready()
+    }
+
+    /// A probe of readiness that stays usable after [`ServerHandle::shutdown`] consumed the handle.
+    pub fn ready_probe(&self) -> ReadyProbe {
+        ReadyProbe(self.health.clone())
+    }
+
+    /// Waits until ready, at most `timeout`; returns whether it became ready.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// Readiness turns false, the listener closes, and requests in flight get `grace` to finish
+    /// (connections still open after that are dropped).
+    pub async fn shutdown(self, grace: Duration) {
+        self.health.begin_shutdown();
+        let _ = self.stop.send(true);
+        let mut accept_loop = self.accept_loop;
+        if tokio::time::timeout(grace, &mut accept_loop).await.is_err() {
+            tracing::warn!("shutdown grace period over; dropping the connections still open");
+            accept_loop.abort();
+        }
+        for task in self.background {
+            task.abort();
+        }
+    }
+}
+
+/// Answers whether the server is ready (what `/readyz` says).
+#[derive(Clone)]
+pub struct ReadyProbe(Arc<Health>);
+
+impl ReadyProbe {
+    pub fn ready(&self) -> bool {
+        self.0.ready()
+    }
+}
+
+/// The server, started with [`Server::start`].
+pub struct Server;
+
+impl Server {
+    /// Binds, loads the serving certificate, starts watching the certificate files and the
+    /// authentication ConfigMap, and serves until [`ServerHandle::shutdown`].
+    pub async fn start(
+        opts: ServerOptions,
+        retry: Arc<dyn RetryService>,
+        metrics: Arc<Metrics>,
+    ) -> Result<ServerHandle, ServerError> {
+        let (cert, files) = tls::load(&opts.tls)?;
+        let tls_state = Arc::new(tls::TlsState::new(cert)?);
+        let listener = TcpListener::bind(opts.bind)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: opts.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: opts.bind,
+            source,
+        })?;
+        let (stop, stop_rx) = watch::channel(false);
+
+        let auth_state = Arc::new(AuthState::default());
+        let health = Arc::new(Health::new(auth_state.clone()));
+        let mut background = vec![authn::spawn_config_poller(
+            opts.client.clone(),
+            auth_state.clone(),
+            tls_state.clone(),
+            opts.auth_config_resync,
+            stop_rx.clone(),
+        )];
+        if let (TlsSource::Files { cert, key }, Some(loaded)) = (&opts.tls, files) {
+            background.push(tls::spawn_reloader(
+                tls_state.clone(),
+                cert.clone(),
+                key.clone(),
+                loaded,
+                opts.tls_recheck,
+                stop_rx.clone(),
+            ));
+        }
+        let shared = Arc::new(Shared {
+            authn: Authenticator::new(auth_state, opts.client.clone(), opts.authn_ttl),
+            authz: Authorizer::new(opts.client.clone(), opts.authz_ttl, metrics.clone()),
+            retry,
+            metrics,
+            health: health.clone(),
+            request_timeout: opts.request_timeout,
+        });
+        let accept_loop = tokio::spawn(accept_loop(listener, tls_state, shared, stop_rx));
+        tracing::info!(%addr, "serving retry.tekton.dev/v1alpha1");
+        Ok(ServerHandle {
+            addr,
+            health,
+            stop,
+            accept_loop,
+            background,
+        })
+    }
+}
+
+fn http_builder() -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .max_headers(512)
+        .max_buf_size(2 << 20);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(1 << 20)
+        .max_concurrent_streams(250)
+        .keep_alive_interval(Duration::from_secs(30));
+    b
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls_state: Arc<tls::TlsState>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = Arc::new(http_builder());
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.changed() => break,
+            a = listener.accept() => a,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls_state.config());
+        let watcher = graceful.watcher();
+        let shared = shared.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let conn = Arc::new(ConnInfo {
+                peer_certs: tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .map(|c| c.to_vec())
+                    .unwrap_or_default(),
+            });
+            let service = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                let conn = conn.clone();
+                async move { Ok::<_, Infallible>(handler::handle(shared, conn, req).await) }
+            });
+            let connection = builder.serve_connection(TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// `tekton-retry serve`: logging, kube client, server, and graceful shutdown on SIGTERM/SIGINT.
+pub async fn run(args: ServeArgs, retry: Arc<dyn RetryService>) -> anyhow::Result<()> {
+    logging::init(args.log_format);
+    let client = kube_client(args.kubeconfig.clone()).await?;
+    let mut opts = ServerOptions::new(
+        client,
+        TlsSource::Files {
+            cert: args.tls_cert_file.clone(),
+            key: args.tls_private_key_file.clone(),
+        },
+        SocketAddr::new(args.bind_address, args.secure_port),
+    );
+    opts.authz_ttl = args.authorization_cache_ttl;
+    opts.authn_ttl = args.authentication_cache_ttl;
+    opts.request_timeout = args.request_timeout;
+    opts.auth_config_resync = args.authentication_config_resync;
+    let handle = Server::start(opts, retry, Arc::new(Metrics::new())).await?;
+    shutdown_signal().await;
+    tracing::info!(grace = ?args.shutdown_grace_period, "shutting down: readiness is false, no new connections");
+    handle.shutdown(args.shutdown_grace_period).await;
+    Ok(())
+}
+
+/// A kube client from `--kubeconfig`, else in-cluster config, else the usual kubeconfig lookup.
+pub async fn kube_client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(&path)?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only ctrl-c stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

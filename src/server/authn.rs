@@ -1,0 +1,742 @@
+//! Authentication, as a delegated Kubernetes API server does it (DESIGN §4):
+//!
+//! 1. A client certificate chaining to the requestheader CA, whose CN is in the allowed names (any
+//!    CN when the list is empty), makes the requestheader headers trusted (`X-Remote-User`, repeated
+//!    `X-Remote-Group`, `X-Remote-Extra-<key>`, `X-Remote-Uid`). On any other connection they are
+//!    ignored. Rules from `staging/src/k8s.io/apiserver/pkg/authentication/request/headerrequest/requestheader.go`
+//!    (`headerValue`, `allHeaderValues`, `newExtra`, `unescapeExtraKey`) and the CN check of
+//!    `request/x509/x509.go` (`NewDynamicCAVerifier`).
+//! 2. A client certificate chaining to `client-ca-file` authenticates as CN, groups = O
+//!    (`x509.CommonNameUserConversion`).
+//! 3. `Authorization: Bearer <token>` goes through a TokenReview (cached for the authentication TTL).
+//!
+//! Every authenticated user also gets `system:authenticated` (`group.NewAuthenticatedGroupAdder`,
+//! used by the delegating authenticator). Nothing else is a user.
+//!
+//! The CAs, allowed names and header names come from the ConfigMap
+//! `kube-system/extension-apiserver-authentication` (list values are JSON arrays inside strings),
+//! which is re-read periodically so that rotations take effect without restart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use http::HeaderMap;
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{DistinguishedName, RootCertStore};
+use tokio::sync::watch;
+
+use super::tls::{parse_certs, provider, TlsState};
+use crate::api::UserInfo;
+
+/// Namespace of the authentication ConfigMap.
+pub const AUTH_CONFIGMAP_NAMESPACE: &str = "kube-system";
+/// Name of the authentication ConfigMap kube-apiserver publishes for aggregated servers.
+pub const AUTH_CONFIGMAP_NAME: &str = "extension-apiserver-authentication";
+/// Group every authenticated user belongs to.
+pub const ALL_AUTHENTICATED: &str = "system:authenticated";
+
+/// A problem in the authentication ConfigMap.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Verifies that a client certificate chain leads to one CA bundle (validity, signatures, EKU
+/// clientAuth), with the CA bundle current when it was built.
+#[derive(Clone)]
+pub struct CaVerifier {
+    verifier: Arc<dyn ClientCertVerifier>,
+    subjects: Vec<DistinguishedName>,
+}
+
+impl std::fmt::Debug for CaVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CaVerifier({} CA)", self.subjects.len())
+    }
+}
+
+impl CaVerifier {
+    /// A verifier for the PEM bundle; `None` if the bundle holds no certificate.
+    pub fn from_pem(key: &'static str, pem: &str) -> Result<Option<Self>, AuthConfigError> {
+        let invalid = |message: String| AuthConfigError::Invalid { key, message };
+        let certs = parse_certs(pem.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+        if certs.is_empty() {
+            return Ok(None);
+        }
+        let mut roots = RootCertStore::empty();
+        for c in certs {
+            roots.add(c).map_err(|e| invalid(e.to_string()))?;
+        }
+        let subjects = roots.subjects();
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(Some(CaVerifier { verifier, subjects }))
+    }
+
+    /// Whether `chain` (leaf first) chains to this CA now.
+    pub fn verifies(&self, chain: &[CertificateDer<'static>]) -> bool {
+        match chain.split_first() {
+            Some((leaf, intermediates)) => self
+                .verifier
+                .verify_client_cert(leaf, intermediates, UnixTime::now())
+                .is_ok(),
+            None => false,
+        }
+    }
+}
+
+/// The requestheader part of the authentication ConfigMap.
+#[derive(Clone, Debug)]
+pub struct RequestHeaderConfig {
+    pub ca: CaVerifier,
+    /// CNs allowed to send requestheader headers; empty = any CN signed by the CA.
+    pub allowed_names: Vec<String>,
+    pub username_headers: Vec<String>,
+    pub uid_headers: Vec<String>,
+    pub group_headers: Vec<String>,
+    pub extra_headers_prefix: Vec<String>,
+}
+
+/// The authentication configuration read from the ConfigMap.
+#[derive(Clone, Debug, Default)]
+pub struct AuthConfig {
+    pub client_ca: Option<CaVerifier>,
+    pub requestheader: Option<RequestHeaderConfig>,
+}
+
+impl AuthConfig {
+    /// Parses the ConfigMap's `data`. Keys as kube-apiserver writes them
+    /// (`pkg/controlplane/controller/clusterauthenticationtrust/cluster_authentication_trust_controller.go`).
+    /// Missing header-name lists default to kube-apiserver's own proxy headers (`X-Remote-User`,
+    /// `X-Remote-Uid`, `X-Remote-Group`, `X-Remote-Extra-`), which kube-apiserver strips from
+    /// incoming requests before proxying.
+    pub fn from_configmap_data(data: &BTreeMap<String, String>) -> Result<Self, AuthConfigError> {
+        let client_ca = match data.get("client-ca-file") {
+            Some(pem) => CaVerifier::from_pem("client-ca-file", pem)?,
+            None => None,
+        };
+        let requestheader = match data.get("requestheader-client-ca-file") {
+            Some(pem) => match CaVerifier::from_pem("requestheader-client-ca-file", pem)? {
+                Some(ca) => Some(RequestHeaderConfig {
+                    ca,
+                    allowed_names: json_list(data, "requestheader-allowed-names", &[])?,
+                    username_headers: json_list(
+                        data,
+                        "requestheader-username-headers",
+                        &["X-Remote-User"],
+                    )?,
+                    uid_headers: json_list(data, "requestheader-uid-headers", &["X-Remote-Uid"])?,
+                    group_headers: json_list(
+                        data,
+                        "requestheader-group-headers",
+                        &["X-Remote-Group"],
+                    )?,
+                    extra_headers_prefix: json_list(
+                        data,
+                        "requestheader-extra-headers-prefix",
+                        &["X-Remote-Extra-"],
+                    )?,
+                }),
+                None => None,
+            },
+            None => None,
+        };
+        Ok(AuthConfig {
+            client_ca,
+            requestheader,
+        })
+    }
+
+    /// Subjects of both CAs, advertised in the TLS CertificateRequest.
+    pub fn hint_subjects(&self) -> Vec<DistinguishedName> {
+        let mut out = Vec::new();
+        if let Some(rh) = &self.requestheader {
+            out.extend(rh.ca.subjects.iter().cloned());
+        }
+        if let Some(c) = &self.client_ca {
+            out.extend(c.subjects.iter().cloned());
+        }
+        out
+    }
+}
+
+fn json_list(
+    data: &BTreeMap<String, String>,
+    key: &'static str,
+    default: &[&str],
+) -> Result<Vec<String>, AuthConfigError> {
+    match data.get(key) {
+        None => Ok(default.iter().map(|s| s.to_string()).collect()),
+        Some(s) if s.trim().is_empty() => Ok(Vec::new()),
+        Some(s) => serde_json::from_str::<Vec<String>>(s).map_err(|e| AuthConfigError::Invalid {
+            key,
+            message: format!("expected a JSON array of strings: {e}"),
+        }),
+    }
+}
+
+/// The live authentication configuration and whether it was ever loaded.
+#[derive(Default)]
+pub struct AuthState {
+    config: ArcSwap<AuthConfig>,
+    loaded: AtomicBool,
+    api_reachable: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl AuthState {
+    /// The configuration for the next request.
+    pub fn config(&self) -> Arc<AuthConfig> {
+        self.config.load_full()
+    }
+    /// Replace the configuration (marks it loaded).
+    pub fn set(&self, config: AuthConfig) {
+        self.config.store(Arc::new(config));
+        self.loaded.store(true, Ordering::SeqCst);
+    }
+    /// Whether the ConfigMap was read and parsed at least once.
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::SeqCst)
+    }
+    /// Whether the last read of the ConfigMap reached the Kubernetes API.
+    pub fn api_reachable(&self) -> bool {
+        self.api_reachable.load(Ordering::SeqCst)
+    }
+    /// The last error reading or parsing the ConfigMap, if the last attempt failed.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+    fn record(&self, reachable: bool, error: Option<String>) {
+        self.api_reachable.store(reachable, Ordering::SeqCst);
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = error;
+        }
+    }
+}
+
+/// Re-reads the authentication ConfigMap every `resync` (every second until it is first loaded)
+/// until `stop` turns true, updating `state` and the TLS CA hints when its data changes.
+pub fn spawn_config_poller(
+    client: kube::Client,
+    state: Arc<AuthState>,
+    tls: Arc<TlsState>,
+    resync: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let api: Api<ConfigMap> = Api::namespaced(client, AUTH_CONFIGMAP_NAMESPACE);
+        let mut last: Option<BTreeMap<String, String>> = None;
+        loop {
+            match api.get(AUTH_CONFIGMAP_NAME).await {
+                Ok(cm) => {
+                    let data = cm.data.unwrap_or_default();
+                    if last.as_ref() != Some(&data) {
+                        match AuthConfig::from_configmap_data(&data) {
+                            Ok(cfg) => {
+                                if let Err(e) = tls.set_client_ca_hints(cfg.hint_subjects()) {
+                                    tracing::warn!(error = %e, "cannot advertise the new client CAs");
+                                }
+                                state.set(cfg);
+                                state.record(true, None);
+                                tracing::info!("authentication configuration loaded from {AUTH_CONFIGMAP_NAMESPACE}/{AUTH_CONFIGMAP_NAME}");
+                                last = Some(data);
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "invalid {AUTH_CONFIGMAP_NAMESPACE}/{AUTH_CONFIGMAP_NAME}; keeping the previous configuration");
+                                state.record(true, Some(e.to_string()));
+                            }
+                        }
+                    } else {
+                        state.record(true, None);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read {AUTH_CONFIGMAP_NAMESPACE}/{AUTH_CONFIGMAP_NAME}");
+                    state.record(false, Some(e.to_string()));
+                }
+            }
+            let wait = if state.loaded() {
+                resync
+            } else {
+                resync.min(Duration::from_secs(1))
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => { if *stop.borrow() { return; } }
+            }
+        }
+    })
+}
+
+/// How a request was authenticated (for logs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    RequestHeader,
+    ClientCert,
+    Token,
+}
+
+/// Authenticates requests against the live [`AuthState`] and TokenReview.
+pub struct Authenticator {
+    state: Arc<AuthState>,
+    client: kube::Client,
+    token_ttl: Duration,
+    tokens: Mutex<HashMap<String, (Instant, Option<UserInfo>)>>,
+}
+
+const TOKEN_CACHE_MAX: usize = 4096;
+
+impl Authenticator {
+    pub fn new(state: Arc<AuthState>, client: kube::Client, token_ttl: Duration) -> Self {
+        Authenticator {
+            state,
+            client,
+            token_ttl,
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The user making the request, or `None` (→ 401). `peer` is the client certificate chain
+    /// presented on the connection (leaf first), empty without one.
+    pub async fn authenticate(
+        &self,
+        peer: &[CertificateDer<'static>],
+        headers: &HeaderMap,
+        audit_id: &str,
+    ) -> Option<(UserInfo, AuthMethod)> {
+        let config = self.state.config();
+        if let Some(user) = authenticate_certificate(&config, peer, headers) {
+            return Some(user);
+        }
+        let token = bearer_token(headers)?;
+        let user = self.token_review(token, audit_id).await?;
+        Some((with_authenticated_group(user), AuthMethod::Token))
+    }
+
+    async fn token_review(&self, token: &str, audit_id: &str) -> Option<UserInfo> {
+        if let Ok(cache) = self.tokens.lock() {
+            if let Some((at, user)) = cache.get(token) {
+                if at.elapsed() < self.token_ttl {
+                    return user.clone();
+                }
+            }
+        }
+        let review = TokenReview {
+            spec: TokenReviewSpec {
+                token: token.to_string(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let answer = match super::review::create(
+            &self.client,
+            super::review::TOKEN_REVIEWS,
+            &review,
+            audit_id,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // As kube-apiserver: an authenticator error is a 401; not cached.
+                tracing::warn!(error = %e, "TokenReview failed");
+                return None;
+            }
+        };
+        let user = answer.status.and_then(|s| {
+            if s.authenticated != Some(true) {
+                return None;
+            }
+            let u = s.user?;
+            let username = u.username.filter(|n| !n.is_empty())?;
+            Some(UserInfo {
+                username,
+                uid: u.uid.filter(|x| !x.is_empty()),
+                groups: u.groups.unwrap_or_default(),
+                extra: u.extra.unwrap_or_default().into_iter().collect(),
+            })
+        });
+        if let Ok(mut cache) = self.tokens.lock() {
+            if cache.len() >= TOKEN_CACHE_MAX {
+                let ttl = self.token_ttl;
+                cache.retain(|_, (at, _)| at.elapsed() < ttl);
+                if cache.len() >= TOKEN_CACHE_MAX {
+                    cache.clear();
+                }
+            }
+            cache.insert(token.to_string(), (Instant::now(), user.clone()));
+        }
+        user
+    }
+}
+
+/// Certificate-based authentication (requestheader first, then client CA); no network calls.
+pub fn authenticate_certificate(
+    config: &AuthConfig,
+    peer: &[CertificateDer<'static>],
+    headers: &HeaderMap,
+) -> Option<(UserInfo, AuthMethod)> {
+    let leaf = peer.first()?;
+    let (cn, orgs) = subject_of(leaf)?;
+    if let Some(rh) = &config.requestheader {
+        let allowed = rh.allowed_names.is_empty() || rh.allowed_names.contains(&cn);
+        if allowed && rh.ca.verifies(peer) {
+            if let Some(user) = from_request_headers(rh, headers) {
+                return Some((with_authenticated_group(user), AuthMethod::RequestHeader));
+            }
+        }
+    }
+    if let Some(ca) = &config.client_ca {
+        if !cn.is_empty() && ca.verifies(peer) {
+            let user = UserInfo {
+                username: cn,
+                uid: None,
+                groups: orgs,
+                extra: BTreeMap::new(),
+            };
+            return Some((with_authenticated_group(user), AuthMethod::ClientCert));
+        }
+    }
+    None
+}
+
+/// The user described by the requestheader headers; `None` without a non-empty user header.
+pub fn from_request_headers(rh: &RequestHeaderConfig, headers: &HeaderMap) -> Option<UserInfo> {
+    let username = first_value(headers, &rh.username_headers)?;
+    let uid = first_value(headers, &rh.uid_headers);
+    let groups = all_values(headers, &rh.group_headers);
+    let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for prefix in &rh.extra_headers_prefix {
+        let prefix = prefix.to_ascii_lowercase();
+        for (name, value) in headers.iter() {
+            // hyper lowercases header names.
+            let Some(rest) = name.as_str().strip_prefix(prefix.as_str()) else {
+                continue;
+            };
+            if rest.is_empty() {
+                continue;
+            }
+            let key = unescape_extra_key(&rest.to_ascii_lowercase());
+            extra.entry(key).or_default().push(value_string(value));
+        }
+    }
+    Some(UserInfo {
+        username,
+        uid,
+        groups,
+        extra,
+    })
+}
+
+fn first_value(headers: &HeaderMap, names: &[String]) -> Option<String> {
+    names.iter().find_map(|n| {
+        headers
+            .get(n.as_str())
+            .map(value_string)
+            .filter(|v| !v.is_empty())
+    })
+}
+
+fn all_values(headers: &HeaderMap, names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .flat_map(|n| {
+            headers
+                .get_all(n.as_str())
+                .iter()
+                .map(value_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+fn value_string(v: &http::HeaderValue) -> String {
+    String::from_utf8_lossy(v.as_bytes()).into_owned()
+}
+
+/// `url.PathUnescape`, falling back to the raw key when it is not valid %-encoding or UTF-8.
+pub fn unescape_extra_key(encoded: &str) -> String {
+    let bytes = encoded.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let ok = i + 2 < bytes.len()
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit();
+            if !ok {
+                return encoded.to_string();
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .unwrap_or_else(|_| encoded.to_string())
+}
+
+fn with_authenticated_group(mut user: UserInfo) -> UserInfo {
+    if !user.in_group(ALL_AUTHENTICATED) {
+        user.groups.push(ALL_AUTHENTICATED.to_string());
+    }
+    user
+}
+
+/// CN and O values of a certificate's subject.
+pub fn subject_of(der: &CertificateDer<'_>) -> Option<(String, Vec<String>)> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let subject = cert.subject();
+    let cn = subject
+        .iter_common_name()
+        .next()
+        .and_then(|a| a.as_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let orgs = subject
+        .iter_organization()
+        .filter_map(|a| a.as_str().ok())
+        .map(str::to_string)
+        .collect();
+    Some((cn, orgs))
+}
+
+/// The token of `Authorization: Bearer <token>` (scheme case-insensitive, as
+/// `request/bearertoken/bearertoken.go`).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    (!token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::Ca;
+
+    fn chain(pem: &str) -> Vec<CertificateDer<'static>> {
+        parse_certs(pem.as_bytes()).expect("pem")
+    }
+
+    fn config(front: &Ca, client: &Ca, allowed: &str) -> AuthConfig {
+        let mut data = BTreeMap::new();
+        data.insert("client-ca-file".to_string(), client.pem.cert.clone());
+        data.insert(
+            "requestheader-client-ca-file".to_string(),
+            front.pem.cert.clone(),
+        );
+        data.insert(
+            "requestheader-allowed-names".to_string(),
+            allowed.to_string(),
+        );
+        data.insert(
+            "requestheader-username-headers".to_string(),
+            r#"["X-Remote-User"]"#.to_string(),
+        );
+        data.insert(
+            "requestheader-group-headers".to_string(),
+            r#"["X-Remote-Group"]"#.to_string(),
+        );
+        data.insert(
+            "requestheader-extra-headers-prefix".to_string(),
+            r#"["X-Remote-Extra-"]"#.to_string(),
+        );
+        AuthConfig::from_configmap_data(&data).expect("config")
+    }
+
+    fn proxied() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-remote-user", "alice".parse().expect("v"));
+        h.append("x-remote-group", "dev,ops".parse().expect("v"));
+        h.append("x-remote-group", "qa".parse().expect("v"));
+        h.append(
+            "x-remote-extra-acme.com%2fproject",
+            "p1".parse().expect("v"),
+        );
+        h.append("X-Remote-Extra-Scopes", "a".parse().expect("v"));
+        h.append("X-Remote-Extra-Scopes", "b".parse().expect("v"));
+        h.insert("x-remote-uid", "u-1".parse().expect("v"));
+        h
+    }
+
+    #[test]
+    fn requestheader_user_from_an_allowed_front_proxy() {
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
+        let cfg = config(&front, &client, r#"["front-proxy"]"#);
+        let cert = front.issue_client("front-proxy", &[]).expect("cert");
+        let (user, method) =
+            authenticate_certificate(&cfg, &chain(&cert.cert), &proxied()).expect("user");
+        assert_eq!(method, AuthMethod::RequestHeader);
+        assert_eq!(user.username, "alice");
+        assert_eq!(user.uid.as_deref(), Some("u-1"));
+        assert_eq!(user.groups, vec!["dev,ops", "qa", ALL_AUTHENTICATED]);
+        assert_eq!(
+            user.extra.get("acme.com/project"),
+            Some(&vec!["p1".to_string()])
+        );
+        assert_eq!(
+            user.extra.get("scopes"),
+            Some(&vec!["a".to_string(), "b".to_string()])
+        );
+    }
+
+    #[test]
+    fn requestheader_ignored_for_a_cn_not_allowed_or_another_ca() {
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
+        let cfg = config(&front, &client, r#"["front-proxy"]"#);
+        let wrong_cn = front.issue_client("someone", &[]).expect("cert");
+        assert!(authenticate_certificate(&cfg, &chain(&wrong_cn.cert), &proxied()).is_none());
+        let other = Ca::new("front")
+            .expect("ca")
+            .issue_client("front-proxy", &[])
+            .expect("cert");
+        assert!(authenticate_certificate(&cfg, &chain(&other.cert), &proxied()).is_none());
+        assert!(authenticate_certificate(&cfg, &[], &proxied()).is_none());
+    }
+
+    #[test]
+    fn empty_allowed_names_accepts_any_cn_of_the_ca() {
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
+        let cfg = config(&front, &client, "[]");
+        let cert = front.issue_client("anything", &[]).expect("cert");
+        let (user, _) =
+            authenticate_certificate(&cfg, &chain(&cert.cert), &proxied()).expect("user");
+        assert_eq!(user.username, "alice");
+    }
+
+    #[test]
+    fn client_ca_cert_is_cn_and_orgs_and_headers_are_ignored() {
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
+        let cfg = config(&front, &client, "[]");
+        // One O only: rcgen 0.14's DistinguishedName keeps one value per attribute type.
+        let cert = client.issue_client("bob", &["team-a"]).expect("cert");
+        let (user, method) =
+            authenticate_certificate(&cfg, &chain(&cert.cert), &proxied()).expect("user");
+        assert_eq!(method, AuthMethod::ClientCert);
+        assert_eq!(user.username, "bob");
+        assert_eq!(user.groups, vec!["team-a", ALL_AUTHENTICATED]);
+        assert!(user.extra.is_empty() && user.uid.is_none());
+    }
+
+    #[test]
+    fn expired_and_future_certs_are_refused() {
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
+        let cfg = config(&front, &client, "[]");
+        let now = time::OffsetDateTime::now_utc();
+        let expired = front
+            .issue_client_valid(
+                "p",
+                &[],
+                now - time::Duration::days(10),
+                time::Duration::days(1),
+            )
+            .expect("cert");
+        let future = client
+            .issue_client_valid(
+                "bob",
+                &[],
+                now + time::Duration::days(10),
+                time::Duration::days(1),
+            )
+            .expect("cert");
+        assert!(authenticate_certificate(&cfg, &chain(&expired.cert), &proxied()).is_none());
+        assert!(authenticate_certificate(&cfg, &chain(&future.cert), &HeaderMap::new()).is_none());
+    }
+
+    #[test]
+    fn first_user_header_wins_and_empty_values_are_skipped() {
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
+        let cfg = config(&front, &client, "[]");
+        let cert = front.issue_client("p", &[]).expect("cert");
+        let mut h = HeaderMap::new();
+        h.append("x-remote-user", "first".parse().expect("v"));
+        h.append("x-remote-user", "second".parse().expect("v"));
+        h.append("x-remote-group", "".parse().expect("v"));
+        h.append("x-remote-group", "g".parse().expect("v"));
+        let (user, _) = authenticate_certificate(&cfg, &chain(&cert.cert), &h).expect("user");
+        assert_eq!(user.username, "first");
+        assert_eq!(user.groups, vec!["g", ALL_AUTHENTICATED]);
+        // An empty user header is no user: the front proxy certificate alone is not a user either
+        // (it is not from the client CA).
+        let mut h = HeaderMap::new();
+        h.insert("x-remote-user", "".parse().expect("v"));
+        assert!(authenticate_certificate(&cfg, &chain(&cert.cert), &h).is_none());
+    }
+
+    #[test]
+    fn extra_key_unescaping_follows_go() {
+        assert_eq!(unescape_extra_key("acme.com%2fproject"), "acme.com/project");
+        assert_eq!(unescape_extra_key("100%"), "100%");
+        assert_eq!(unescape_extra_key("a%zzb%2F"), "a%zzb%2F");
+        assert_eq!(unescape_extra_key("plain"), "plain");
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "bearer  abc ".parse().expect("v"));
+        assert_eq!(bearer_token(&h), Some("abc"));
+        h.insert("authorization", "Basic abc".parse().expect("v"));
+        assert_eq!(bearer_token(&h), None);
+        h.insert("authorization", "Bearer ".parse().expect("v"));
+        assert_eq!(bearer_token(&h), None);
+    }
+
+    #[test]
+    fn configmap_lists_must_be_json_arrays() {
+        let front = Ca::new("front").expect("ca");
+        let mut data = BTreeMap::new();
+        data.insert(
+            "requestheader-client-ca-file".to_string(),
+            front.pem.cert.clone(),
+        );
+        data.insert(
+            "requestheader-allowed-names".to_string(),
+            "front-proxy".to_string(),
+        );
+        assert!(AuthConfig::from_configmap_data(&data).is_err());
+        data.insert(
+            "requestheader-allowed-names".to_string(),
+            r#"["front-proxy"]"#.to_string(),
+        );
+        let cfg = AuthConfig::from_configmap_data(&data).expect("ok");
+        let rh = cfg.requestheader.expect("requestheader");
+        assert_eq!(rh.allowed_names, vec!["front-proxy"]);
+        assert_eq!(rh.username_headers, vec!["X-Remote-User"]);
+        assert!(cfg.client_ca.is_none());
+    }
+}

@@ -1,0 +1,132 @@
+//! Command-line flags of `tekton-retry serve` (each also an environment variable `TEKTON_RETRY_*`).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// Flags of `tekton-retry serve`. Durations accept `10s`, `500ms`, `2m`, `1h` or bare seconds.
+#[derive(Clone, Debug, Args)]
+pub struct ServeArgs {
+    /// IP address to listen on for the secure port (0.0.0.0 = all IPv4 interfaces, :: = all).
+    #[arg(long, env = "TEKTON_RETRY_BIND_ADDRESS", default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+
+    /// Port serving HTTPS (HTTP/2 and HTTP/1.1) for the API, discovery, health and metrics.
+    #[arg(long, env = "TEKTON_RETRY_SECURE_PORT", default_value_t = 8443)]
+    pub secure_port: u16,
+
+    /// PEM serving certificate (chain). Re-read without restart when the file or the directory
+    /// holding it changes (a mounted Secret swaps its `..data` symlink).
+    #[arg(long, env = "TEKTON_RETRY_TLS_CERT_FILE")]
+    pub tls_cert_file: PathBuf,
+
+    /// PEM private key of the serving certificate, reloaded together with it.
+    #[arg(long, env = "TEKTON_RETRY_TLS_PRIVATE_KEY_FILE")]
+    pub tls_private_key_file: PathBuf,
+
+    /// kubeconfig for the server's own API calls (TokenReview, SubjectAccessReview, the
+    /// authentication ConfigMap, the retry engine). Without it: in-cluster config, then $KUBECONFIG.
+    #[arg(long, env = "TEKTON_RETRY_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// How long an allow or deny answer of a SubjectAccessReview is reused for the same user and
+    /// request attributes.
+    #[arg(long, env = "TEKTON_RETRY_AUTHORIZATION_CACHE_TTL", default_value = "10s", value_parser = parse_duration)]
+    pub authorization_cache_ttl: Duration,
+
+    /// How long a TokenReview answer for a bearer token is reused.
+    #[arg(long, env = "TEKTON_RETRY_AUTHENTICATION_CACHE_TTL", default_value = "10s", value_parser = parse_duration)]
+    pub authentication_cache_ttl: Duration,
+
+    /// How often the ConfigMap kube-system/extension-apiserver-authentication (requestheader CA,
+    /// allowed names, client CA) is re-read to pick up rotations.
+    #[arg(long, env = "TEKTON_RETRY_AUTHENTICATION_CONFIG_RESYNC", default_value = "10s", value_parser = parse_duration)]
+    pub authentication_config_resync: Duration,
+
+    /// Log format: `text` for people, `json` (one object per line) for log collectors.
+    #[arg(long, env = "TEKTON_RETRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// On SIGTERM/SIGINT: readiness turns false at once, no new connections are accepted, and
+    /// requests in flight get this long to finish.
+    #[arg(long, env = "TEKTON_RETRY_SHUTDOWN_GRACE_PERIOD", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace_period: Duration,
+
+    /// A request that takes longer is answered 504 Timeout (kube-apiserver's proxy gives up at 60 s).
+    /// A retry already started keeps going and is completed or resumable.
+    #[arg(long, env = "TEKTON_RETRY_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Parses `90`, `500ms`, `10s`, `2m`, `1h` (a Go-like duration with one unit).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 10s, 500ms, 2m"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit {unit:?} in {s:?}: use ms, s, m or h"
+            ))
+        }
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let cli = Cli::try_parse_from(["x", "--tls-cert-file", "c", "--tls-private-key-file", "k"])
+            .expect("parse");
+        assert_eq!(cli.serve.secure_port, 8443);
+        assert_eq!(cli.serve.bind_address.to_string(), "0.0.0.0");
+        assert_eq!(cli.serve.authorization_cache_ttl, Duration::from_secs(10));
+        assert_eq!(cli.serve.request_timeout, Duration::from_secs(60));
+        assert_eq!(cli.serve.log_format, LogFormat::Text);
+        assert!(
+            Cli::try_parse_from(["x"]).is_err(),
+            "cert and key are required"
+        );
+    }
+}

@@ -1,0 +1,286 @@
+//! The request pipeline, in order: audit id → health (no authentication) → authentication (401) →
+//! route → authorization for the retry route and `/metrics` (403/500) → handler. The whole
+//! pipeline runs under the request timeout (504). Every error is a `metav1.Status`. One log line
+//! and one metrics sample per request.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use rustls::pki_types::CertificateDer;
+use serde_json::Value;
+
+use super::authn::Authenticator;
+use super::authz::{Attributes, Authorizer};
+use super::health::Health;
+use super::metrics::Metrics;
+use super::routes::{self, PublicDoc, Route};
+use super::{discovery, openapi};
+use crate::api::ApiError;
+use crate::retry::RetryService;
+
+/// Everything a request needs, shared by all connections.
+pub struct Shared {
+    pub authn: Authenticator,
+    pub authz: Authorizer,
+    pub retry: Arc<dyn RetryService>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub request_timeout: Duration,
+}
+
+/// What the TLS connection tells about its client.
+#[derive(Clone, Debug, Default)]
+pub struct ConnInfo {
+    /// The client certificate chain presented at the handshake (leaf first), empty without one.
+    pub peer_certs: Vec<CertificateDer<'static>>,
+}
+
+/// The response type of the server.
+pub type Resp = Response<Full<Bytes>>;
+
+#[derive(Default)]
+struct Outcome {
+    user: Option<String>,
+    verb: String,
+    route: &'static str,
+}
+
+/// Answers one request.
+pub async fn handle<B>(shared: Arc<Shared>, conn: Arc<ConnInfo>, req: Request<B>) -> Resp
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let start = Instant::now();
+    let _in_flight = shared.metrics.in_flight();
+    let audit_id = audit_id(req.headers().get("audit-id"));
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut outcome = Outcome {
+        verb: method.as_str().to_ascii_lowercase(),
+        route: "unknown",
+        user: None,
+    };
+    let result = tokio::time::timeout(
+        shared.request_timeout,
+        dispatch(&shared, &conn, req, &audit_id, &mut outcome),
+    )
+    .await;
+    let mut resp = match result {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => error_response(&e),
+        Err(_) => error_response(&ApiError::timeout(format!(
+            "the request did not complete within {}s; a retry that had started keeps going: check the PipelineRun, or send the request again with spec.preconditions.attempt so that a repeat is refused if it already happened",
+            shared.request_timeout.as_secs()
+        ))),
+    };
+    if let Ok(v) = HeaderValue::from_str(&audit_id) {
+        resp.headers_mut().insert("audit-id", v);
+    }
+    let code = resp.status().as_u16();
+    let elapsed = start.elapsed();
+    shared
+        .metrics
+        .observe_request(&outcome.verb, code, outcome.route, elapsed.as_secs_f64());
+    let user = outcome.user.as_deref().unwrap_or("");
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    if outcome.route == "health" {
+        tracing::debug!(target: "tekton_retry::access", user, verb = %outcome.verb, path, code, latency_ms, audit_id, "request");
+    } else {
+        tracing::info!(target: "tekton_retry::access", user, verb = %outcome.verb, path, code, latency_ms, audit_id, "request");
+    }
+    resp
+}
+
+/// The caller's `Audit-ID` if it is a sane token, else a new UUID (as kube-apiserver does).
+fn audit_id(v: Option<&HeaderValue>) -> String {
+    v.and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+async fn dispatch<B>(
+    shared: &Shared,
+    conn: &ConnInfo,
+    req: Request<B>,
+    audit_id: &str,
+    outcome: &mut Outcome,
+) -> Result<Resp, ApiError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = req.into_parts();
+    let route = Route::parse(parts.uri.path());
+    outcome.route = route.label();
+    if matches!(route, Route::Retry { .. }) && parts.method == Method::POST {
+        outcome.verb = "create".into();
+    } else if parts.method == Method::GET {
+        outcome.verb = "get".into();
+    }
+    if let Route::Health { kind, check } = &route {
+        if !route.allows(&parts.method) {
+            return Err(routes::method_not_allowed(&parts.method, &route));
+        }
+        let (code, text) = shared
+            .health
+            .respond(*kind, check.as_deref(), parts.uri.query());
+        return Ok(text_response(code, text));
+    }
+
+    let Some((user, _how)) = shared
+        .authn
+        .authenticate(&conn.peer_certs, &parts.headers, audit_id)
+        .await
+    else {
+        return Err(ApiError::unauthorized("Unauthorized"));
+    };
+    outcome.user = Some(user.username.clone());
+
+    if route == Route::NotFound {
+        return Err(ApiError::not_found(
+            "the server could not find the requested resource",
+        ));
+    }
+    if !route.allows(&parts.method) {
+        return Err(routes::method_not_allowed(&parts.method, &route));
+    }
+    match route {
+        Route::Public(doc) => Ok(public_document(
+            doc,
+            parts.headers.get(http::header::ACCEPT),
+        )),
+        Route::Metrics => {
+            let attrs = Attributes::NonResource {
+                verb: "get".into(),
+                path: "/metrics".into(),
+            };
+            shared.authz.authorize(&user, &attrs, audit_id).await?;
+            let text = shared
+                .metrics
+                .encode()
+                .map_err(|_| ApiError::internal("encoding the metrics failed"))?;
+            let mut r = text_response(200, text);
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            Ok(r)
+        }
+        Route::Retry { namespace, name } => {
+            if !routes::is_dns1123_subdomain(&namespace) || !routes::is_dns1123_subdomain(&name) {
+                return Err(ApiError::bad_request(format!(
+                    "invalid namespace {namespace:?} or PipelineRun name {name:?} in the URL: names are lowercase DNS subdomains"
+                )));
+            }
+            shared
+                .authz
+                .authorize(&user, &Attributes::retry(&namespace, &name), audit_id)
+                .await?;
+            let (code, object) = routes::retry(
+                shared.retry.clone(),
+                namespace,
+                name,
+                &parts,
+                body,
+                user,
+                audit_id.to_string(),
+            )
+            .await?;
+            let value = serde_json::to_value(&object)
+                .map_err(|e| ApiError::internal(format!("encoding the answer failed: {e}")))?;
+            Ok(json_response(code, &value, "application/json"))
+        }
+        Route::Health { .. } | Route::NotFound => Err(ApiError::not_found(
+            "the server could not find the requested resource",
+        )),
+    }
+}
+
+fn public_document(doc: PublicDoc, accept: Option<&HeaderValue>) -> Resp {
+    match doc {
+        PublicDoc::Apis => {
+            if discovery::wants_aggregated(accept.and_then(|v| v.to_str().ok())) {
+                let mut r = json_response(
+                    200,
+                    &discovery::aggregated_v2(),
+                    discovery::AGGREGATED_V2_CONTENT_TYPE,
+                );
+                r.headers_mut()
+                    .insert(http::header::VARY, HeaderValue::from_static("Accept"));
+                r
+            } else {
+                let mut r = json_response(200, &discovery::api_group_list(), "application/json");
+                r.headers_mut()
+                    .insert(http::header::VARY, HeaderValue::from_static("Accept"));
+                r
+            }
+        }
+        PublicDoc::Group => json_response(200, &discovery::api_group(), "application/json"),
+        PublicDoc::GroupVersion => {
+            json_response(200, &discovery::api_resource_list(), "application/json")
+        }
+        PublicDoc::OpenApiV2 => with_etag(
+            json_response(200, &openapi::v2_document(), "application/json"),
+            &openapi::v2_document(),
+        ),
+        PublicDoc::OpenApiV3Index => json_response(200, &openapi::v3_index(), "application/json"),
+        PublicDoc::OpenApiV3GroupVersion => with_etag(
+            json_response(200, &openapi::v3_document(), "application/json"),
+            &openapi::v3_document(),
+        ),
+    }
+}
+
+fn with_etag(mut r: Resp, doc: &Value) -> Resp {
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", openapi::etag(doc))) {
+        r.headers_mut().insert(http::header::ETAG, v);
+    }
+    r
+}
+
+fn response(code: u16, body: Vec<u8>, content_type: &str) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        headers.insert(http::header::CONTENT_TYPE, v);
+    }
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    r
+}
+
+fn json_response(code: u16, value: &Value, content_type: &str) -> Resp {
+    response(
+        code,
+        serde_json::to_vec(value).unwrap_or_default(),
+        content_type,
+    )
+}
+
+fn text_response(code: u16, text: String) -> Resp {
+    response(code, text.into_bytes(), "text/plain; charset=utf-8")
+}
+
+/// The `metav1.Status` answer for an error, with `Retry-After` when it says when to come back.
+pub fn error_response(e: &ApiError) -> Resp {
+    let mut r = response(e.code(), e.to_body(), "application/json");
+    if let Some(s) = e.retry_after_seconds {
+        r.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    r
+}
