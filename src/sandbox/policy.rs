@@ -141,7 +141,7 @@ impl Rule {
                     || u.strip_suffix('*').is_some_and(|p| a.path.starts_with(p))
             });
         }
-        if !self.namespaces.is_empty() && !self.namespaces.iter().any(|n| *n == a.namespace) {
+        if !self.namespaces.is_empty() && !self.namespaces.contains(&a.namespace) {
             return false;
         }
         let group_ok = self
@@ -159,8 +159,7 @@ impl Rule {
                 || (!a.subresource.is_empty() && *r == format!("{}/*", a.resource))
                 || (!a.subresource.is_empty() && *r == format!("*/{}", a.subresource))
         });
-        let name_ok =
-            self.resource_names.is_empty() || self.resource_names.iter().any(|n| *n == a.name);
+        let name_ok = self.resource_names.is_empty() || self.resource_names.contains(&a.name);
         group_ok && resource_ok && name_ok
     }
 }

@@ -8,6 +8,7 @@ use http::Response;
 use serde_json::{json, Value};
 
 use super::http::{json_response, param, status_response, text, Body};
+use super::protobuf;
 use super::request_info::RequestInfo;
 use super::resources::{find, Kind, ResourceDef};
 use super::reviews;
@@ -52,6 +53,9 @@ fn dry_run(call: &Call<'_>) -> Result<bool, StatusError> {
 
 fn parse_body(call: &Call<'_>) -> Result<Value, StatusError> {
     let ct = call.content_type.split(';').next().unwrap_or("").trim();
+    if ct == protobuf::MEDIA_TYPE {
+        return Err(StatusError::unsupported_media_type(ct));
+    }
     if ct.contains("yaml") {
         return serde_yaml::from_slice(call.body).map_err(|e| {
             StatusError::bad_request(format!("the body of the request could not be decoded: {e}"))
@@ -179,7 +183,11 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
                 &info.verb,
             ));
         }
-        let body = parse_body(call)?;
+        let body = if call.content_type.starts_with(protobuf::MEDIA_TYPE) {
+            protobuf::decode_review(call.body)?
+        } else {
+            parse_body(call)?
+        };
         let out = reviews::handle(def.kind, body, &ctx.policy, call.user)?;
         return Ok(json_response(201, &out));
     }

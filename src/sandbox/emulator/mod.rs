@@ -36,6 +36,7 @@ pub mod discovery;
 pub mod gc;
 pub mod handlers;
 pub mod http;
+pub mod protobuf;
 pub mod request_info;
 pub mod resources;
 pub mod reviews;

@@ -58,12 +58,10 @@ impl RequestInfo {
             watch_prefix = true;
             rest.remove(0);
         }
-        if rest.first() == Some(&"namespaces") {
-            if rest.len() > 1 {
-                info.namespace = rest[1].to_string();
-                if rest.len() > 2 && rest[2] != "status" && rest[2] != "finalize" {
-                    rest.drain(0..2);
-                }
+        if rest.first() == Some(&"namespaces") && rest.len() > 1 {
+            info.namespace = rest[1].to_string();
+            if rest.len() > 2 && rest[2] != "status" && rest[2] != "finalize" {
+                rest.drain(0..2);
             }
         }
         if let Some(r) = rest.first() {

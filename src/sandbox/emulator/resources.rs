@@ -103,6 +103,7 @@ pub const STORED_VERBS: &[&str] = &[
 /// Verbs of a review resource.
 pub const REVIEW_VERBS: &[&str] = &["create"];
 
+#[allow(clippy::too_many_arguments)]
 const fn stored(
     group: &'static str,
     version: &'static str,

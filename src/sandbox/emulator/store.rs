@@ -53,6 +53,9 @@ pub struct WatchEvent {
     pub object: Value,
 }
 
+/// Events to replay and a receiver for later ones.
+pub type WatchStart = (Vec<Arc<WatchEvent>>, broadcast::Receiver<Arc<WatchEvent>>);
+
 /// Which part of an object a write targets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Part {
@@ -461,11 +464,10 @@ impl Store {
             }
         }
         match meta(&new, "resourceVersion").filter(|r| !r.is_empty()) {
-            Some(rv) => {
-                if Some(rv) != meta(&old, "resourceVersion") {
-                    return Err(StatusError::stale(def.group, def.resource, name));
-                }
+            Some(rv) if Some(&rv) != meta(&old, "resourceVersion").as_ref() => {
+                return Err(StatusError::stale(def.group, def.resource, name));
             }
+            Some(_) => {}
             // CRDs do not allow unconditional updates (customResourceStrategy.AllowUnconditionalUpdate).
             None if def.group == "tekton.dev" => {
                 return Err(StatusError::invalid(
@@ -791,10 +793,7 @@ impl Store {
 
     /// Events after `rv` and a receiver for later ones, atomically; 410 Gone when events after `rv`
     /// were dropped from the history (message as `storage/cacher` `watchCache.getAllEventsSince`).
-    pub fn watch_since(
-        &self,
-        rv: u64,
-    ) -> Result<(Vec<Arc<WatchEvent>>, broadcast::Receiver<Arc<WatchEvent>>), StatusError> {
+    pub fn watch_since(&self, rv: u64) -> Result<WatchStart, StatusError> {
         let g = self.lock();
         if rv < g.compacted {
             return Err(StatusError::expired(format!(
