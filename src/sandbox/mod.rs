@@ -1,1 +1,6 @@
 //! The sandbox: an in-process cluster for trying tekton-retry and for tests (DESIGN §5).
+
+pub mod emulator;
+pub mod faults;
+pub mod policy;
+pub mod proxy;

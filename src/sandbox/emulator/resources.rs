@@ -1,0 +1,334 @@
+//! The resource types the emulator serves, as kube-apiserver's discovery describes them.
+
+/// Group/version/resource: which collection a request or object belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Gvr {
+    pub group: String,
+    pub version: String,
+    pub resource: String,
+}
+
+impl Gvr {
+    pub fn new(group: &str, version: &str, resource: &str) -> Gvr {
+        Gvr {
+            group: group.into(),
+            version: version.into(),
+            resource: resource.into(),
+        }
+    }
+    /// `tekton.dev/v1 pipelineruns`.
+    pub fn pipelineruns() -> Gvr {
+        Gvr::new("tekton.dev", "v1", "pipelineruns")
+    }
+    /// `tekton.dev/v1 taskruns`.
+    pub fn taskruns() -> Gvr {
+        Gvr::new("tekton.dev", "v1", "taskruns")
+    }
+    /// `tekton.dev/v1beta1 customruns`.
+    pub fn customruns() -> Gvr {
+        Gvr::new("tekton.dev", "v1beta1", "customruns")
+    }
+    /// `tekton.dev/v1 pipelines`.
+    pub fn pipelines() -> Gvr {
+        Gvr::new("tekton.dev", "v1", "pipelines")
+    }
+    /// `tekton.dev/v1 tasks`.
+    pub fn tasks() -> Gvr {
+        Gvr::new("tekton.dev", "v1", "tasks")
+    }
+    /// core `v1 pods`.
+    pub fn pods() -> Gvr {
+        Gvr::new("", "v1", "pods")
+    }
+    /// core `v1 configmaps`.
+    pub fn configmaps() -> Gvr {
+        Gvr::new("", "v1", "configmaps")
+    }
+    /// core `v1 events`.
+    pub fn events() -> Gvr {
+        Gvr::new("", "v1", "events")
+    }
+    /// core `v1 namespaces`.
+    pub fn namespaces() -> Gvr {
+        Gvr::new("", "v1", "namespaces")
+    }
+    /// `group/version` as in `apiVersion`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+/// How a resource is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Stored objects with the usual verbs.
+    Stored,
+    /// Create-only review objects answered from the policy (SubjectAccessReview, TokenReview …).
+    Review,
+}
+
+/// One served resource.
+#[derive(Debug)]
+pub struct ResourceDef {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub resource: &'static str,
+    pub singular: &'static str,
+    pub kind: &'static str,
+    pub namespaced: bool,
+    pub short_names: &'static [&'static str],
+    pub categories: &'static [&'static str],
+    /// Has a `/status` subresource (status writes and main writes are split).
+    pub status: bool,
+    /// Has `metadata.generation` bumped on spec changes (CRDs and pods).
+    pub generation: bool,
+    pub serving: Kind,
+}
+
+/// Verbs of a stored resource, as discovery lists them.
+pub const STORED_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+/// Verbs of a review resource.
+pub const REVIEW_VERBS: &[&str] = &["create"];
+
+#[allow(clippy::too_many_arguments)]
+const fn stored(
+    group: &'static str,
+    version: &'static str,
+    resource: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    short_names: &'static [&'static str],
+    status: bool,
+) -> ResourceDef {
+    ResourceDef {
+        group,
+        version,
+        resource,
+        singular,
+        kind,
+        namespaced,
+        short_names,
+        categories: &[],
+        status,
+        generation: false,
+        serving: Kind::Stored,
+    }
+}
+
+const fn tekton(
+    version: &'static str,
+    resource: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    short_names: &'static [&'static str],
+    status: bool,
+) -> ResourceDef {
+    ResourceDef {
+        group: "tekton.dev",
+        version,
+        resource,
+        singular,
+        kind,
+        namespaced: true,
+        short_names,
+        // Tekton's CRDs (config/300-crds/*.yaml) list these categories.
+        categories: &["tekton", "tekton-pipelines"],
+        status,
+        generation: true,
+        serving: Kind::Stored,
+    }
+}
+
+const fn review(
+    group: &'static str,
+    resource: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+) -> ResourceDef {
+    ResourceDef {
+        group,
+        version: "v1",
+        resource,
+        singular,
+        kind,
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        status: false,
+        generation: false,
+        serving: Kind::Review,
+    }
+}
+
+/// Every resource the emulator serves. Short names and categories follow kube-apiserver's
+/// discovery and Tekton's CRDs (`config/300-crds/300-pipelinerun.yaml` etc.).
+pub static RESOURCES: &[ResourceDef] = &[
+    stored(
+        "",
+        "v1",
+        "namespaces",
+        "namespace",
+        "Namespace",
+        false,
+        &["ns"],
+        true,
+    ),
+    stored(
+        "",
+        "v1",
+        "configmaps",
+        "configmap",
+        "ConfigMap",
+        true,
+        &["cm"],
+        false,
+    ),
+    stored("", "v1", "events", "event", "Event", true, &["ev"], false),
+    ResourceDef {
+        generation: true,
+        categories: &["all"],
+        ..stored("", "v1", "pods", "pod", "Pod", true, &["po"], true)
+    },
+    stored(
+        "",
+        "v1",
+        "serviceaccounts",
+        "serviceaccount",
+        "ServiceAccount",
+        true,
+        &["sa"],
+        false,
+    ),
+    stored(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        "PersistentVolumeClaim",
+        true,
+        &["pvc"],
+        true,
+    ),
+    stored(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "lease",
+        "Lease",
+        true,
+        &[],
+        false,
+    ),
+    stored(
+        "events.k8s.io",
+        "v1",
+        "events",
+        "event",
+        "Event",
+        true,
+        &["ev"],
+        false,
+    ),
+    tekton(
+        "v1",
+        "pipelineruns",
+        "pipelinerun",
+        "PipelineRun",
+        &["pr", "prs"],
+        true,
+    ),
+    tekton("v1", "taskruns", "taskrun", "TaskRun", &["tr", "trs"], true),
+    tekton("v1", "pipelines", "pipeline", "Pipeline", &[], false),
+    tekton("v1", "tasks", "task", "Task", &[], false),
+    tekton("v1beta1", "customruns", "customrun", "CustomRun", &[], true),
+    review(
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        "subjectaccessreview",
+        "SubjectAccessReview",
+    ),
+    review(
+        "authorization.k8s.io",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        "SelfSubjectAccessReview",
+    ),
+    review(
+        "authentication.k8s.io",
+        "tokenreviews",
+        "tokenreview",
+        "TokenReview",
+    ),
+];
+
+/// The served resource `group/version/resource`, if any.
+pub fn find(group: &str, version: &str, resource: &str) -> Option<&'static ResourceDef> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.resource == resource)
+}
+
+/// The served resource for a [`Gvr`].
+pub fn find_gvr(gvr: &Gvr) -> Option<&'static ResourceDef> {
+    find(&gvr.group, &gvr.version, &gvr.resource)
+}
+
+/// Groups in discovery order, each with its versions (preferred first).
+pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    for r in RESOURCES {
+        if r.group.is_empty() {
+            continue;
+        }
+        match out.iter_mut().find(|(g, _)| *g == r.group) {
+            Some((_, vs)) => {
+                if !vs.contains(&r.version) {
+                    vs.push(r.version)
+                }
+            }
+            None => out.push((r.group, vec![r.version])),
+        }
+    }
+    out
+}
+
+impl ResourceDef {
+    pub fn gvr(&self) -> Gvr {
+        Gvr::new(self.group, self.version, self.resource)
+    }
+    pub fn api_version(&self) -> String {
+        self.gvr().api_version()
+    }
+    /// Discovery verbs.
+    pub fn verbs(&self) -> &'static [&'static str] {
+        match self.serving {
+            Kind::Stored => STORED_VERBS,
+            Kind::Review => REVIEW_VERBS,
+        }
+    }
+    /// Subresources: `(name, verbs)`.
+    pub fn subresources(&self) -> Vec<(&'static str, &'static [&'static str])> {
+        let mut out = Vec::new();
+        if self.status {
+            out.push(("status", &["get", "patch", "update"][..]));
+        }
+        if self.group.is_empty() && self.resource == "pods" {
+            out.push(("log", &["get"][..]));
+        }
+        out
+    }
+}

@@ -1,0 +1,270 @@
+//! The real kubectl against the emulator (skipped with a message when `/usr/bin/kubectl` is absent):
+//! get (tables), get --raw, auth can-i, create -f, patch (with Tekton's webhook message), get -w.
+
+mod emulator_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use emulator_support::*;
+use serde_json::json;
+use tekton_retry::sandbox::emulator::{Emulator, Gvr};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const KUBECTL: &str = "/usr/bin/kubectl";
+
+fn kubectl_present() -> bool {
+    if Path::new(KUBECTL).exists() {
+        return true;
+    }
+    println!("SKIPPED: {KUBECTL} not found; the kubectl tests need the real kubectl");
+    false
+}
+
+struct Kube {
+    dir: tempfile::TempDir,
+}
+
+impl Kube {
+    fn new(emu: &Emulator) -> Kube {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for user in ["admin", "viewer"] {
+            std::fs::write(
+                dir.path().join(format!("kubeconfig-{user}")),
+                emu.kubeconfig_yaml(user).expect("yaml"),
+            )
+            .expect("write");
+        }
+        Kube { dir }
+    }
+
+    fn cmd(&self, user: &str, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(KUBECTL);
+        c.arg(format!(
+            "--kubeconfig={}",
+            self.dir.path().join(format!("kubeconfig-{user}")).display()
+        ))
+        .arg(format!(
+            "--cache-dir={}",
+            self.dir.path().join("cache").display()
+        ))
+        .args(args)
+        .env("HOME", self.dir.path())
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+        c
+    }
+
+    /// Run to completion: (exit code, stdout, stderr).
+    async fn run(&self, user: &str, args: &[&str]) -> (i32, String, String) {
+        let out = tokio::time::timeout(Duration::from_secs(60), self.cmd(user, args).output())
+            .await
+            .expect("kubectl finishes")
+            .expect("kubectl runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+}
+
+fn seed(emu: &Emulator) {
+    let mut pr = pipelinerun("demo-failed");
+    pr["status"] = json!({"startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:01:00Z",
+        "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed"}]});
+    emu.store().create(&Gvr::pipelineruns(), pr).expect("seed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_raw_and_create() {
+    if !kubectl_present() {
+        return;
+    }
+    let emu = start().await;
+    seed(&emu);
+    let k = Kube::new(&emu);
+    let (code, out, err) = k.run("admin", &["get", "pipelineruns", "-n", "demo"]).await;
+    assert_eq!(code, 0, "{err}");
+    let header: Vec<&str> = out
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "SUCCEEDED", "REASON", "STARTTIME", "COMPLETIONTIME"],
+        "{out}"
+    );
+    let row: Vec<&str> = out
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[..3], ["demo-failed", "False", "Failed"], "{out}");
+
+    let (code, out, err) = k.run("viewer", &["get", "--raw", "/apis"]).await;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert!(v["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .any(|g| g["name"] == "tekton.dev"));
+
+    let f = k.file("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-kubectl\n  namespace: demo\ndata:\n  k: v\n");
+    let (code, out, err) = k
+        .run("admin", &["create", "-f", &f.display().to_string()])
+        .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "configmap/from-kubectl created");
+    let cm = emu
+        .store()
+        .get(&Gvr::configmaps(), "demo", "from-kubectl")
+        .expect("stored");
+    assert_eq!(cm["data"]["k"], "v");
+
+    let (code, _, err) = k
+        .run("viewer", &["create", "-f", &f.display().to_string()])
+        .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("Error from server (Forbidden)"), "{err}");
+    emu.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_auth_can_i_retry() {
+    if !kubectl_present() {
+        return;
+    }
+    let emu = start().await;
+    let k = Kube::new(&emu);
+    let args = [
+        "auth",
+        "can-i",
+        "create",
+        "pipelineruns.retry.tekton.dev",
+        "--subresource=retry",
+        "-n",
+        "demo",
+    ];
+    let (code, out, err) = k.run("admin", &args).await;
+    assert_eq!((code, out.trim()), (0, "yes"), "{err}");
+    let (code, out, err) = k.run("viewer", &args).await;
+    assert_eq!((code, out.trim()), (1, "no"), "{err}");
+    let (code, out, _) = k
+        .run(
+            "viewer",
+            &[
+                "auth",
+                "can-i",
+                "get",
+                "pipelineruns.tekton.dev",
+                "-n",
+                "demo",
+            ],
+        )
+        .await;
+    assert_eq!((code, out.trim()), (0, "yes"));
+    emu.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_patch_prints_the_webhook_message_of_the_fixture() {
+    if !kubectl_present() {
+        return;
+    }
+    let emu = start().await;
+    let mut pr = pipelinerun("demo-run");
+    pr["spec"]["status"] = json!("Cancelled");
+    pr["status"] = json!({"startTime": "2026-01-01T00:00:00Z",
+        "conditions": [{"type": "Succeeded", "status": "False", "reason": "Cancelled"}]});
+    emu.store().create(&Gvr::pipelineruns(), pr).expect("seed");
+    let k = Kube::new(&emu);
+    let (code, out, err) = k
+        .run(
+            "admin",
+            &[
+                "patch",
+                "pipelinerun",
+                "demo-run",
+                "-n",
+                "demo",
+                "--type",
+                "merge",
+                "-p",
+                r#"{"spec":{"status":null}}"#,
+            ],
+        )
+        .await;
+    assert_eq!(code, 1, "{out}");
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tekton/cancelled/03-clear-spec-while-done.error.txt"
+    ))
+    .expect("fixture");
+    assert_eq!(err.trim(), fixture.trim());
+    let (code, out, err) = k
+        .run(
+            "admin",
+            &[
+                "patch",
+                "pipelinerun",
+                "demo-run",
+                "-n",
+                "demo",
+                "--type",
+                "merge",
+                "-p",
+                r#"{"metadata":{"labels":{"a":"b"}}}"#,
+            ],
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "pipelinerun.tekton.dev/demo-run patched");
+    emu.shutdown();
+}
+
+async fn next(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> String {
+    tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("kubectl prints")
+        .expect("read")
+        .expect("a line")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_watch_prints_new_objects() {
+    if !kubectl_present() {
+        return;
+    }
+    let emu = start().await;
+    seed(&emu);
+    let k = Kube::new(&emu);
+    let mut child = k
+        .cmd("viewer", &["get", "pipelineruns", "-n", "demo", "-w"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    assert!(next(&mut lines).await.starts_with("NAME"));
+    assert!(next(&mut lines).await.starts_with("demo-failed"));
+    emu.store()
+        .create(&Gvr::pipelineruns(), pipelinerun("watched"))
+        .expect("create");
+    let l = next(&mut lines).await;
+    assert!(l.starts_with("watched"), "{l}");
+    let _ = child.kill().await;
+    emu.shutdown();
+}

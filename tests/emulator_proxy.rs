@@ -1,0 +1,446 @@
+//! The aggregator front proxy as a backend sees it: a TLS backend in the test requires a client
+//! certificate from the requestheader CA and echoes what it receives.
+
+mod emulator_support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use emulator_support::*;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use rustls::pki_types::CertificateDer;
+use serde_json::{json, Value};
+use tekton_retry::api::UserInfo;
+use tekton_retry::pki::Ca;
+
+/// What the backend saw of one request.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+    client_cn: String,
+}
+
+impl Seen {
+    fn all(&self, k: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    fn one(&self, k: &str) -> Option<&str> {
+        self.all(k).first().copied()
+    }
+}
+
+struct Backend {
+    url: String,
+    ca_pem: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    /// The requestheader CA bundle the backend trusts (changeable, as `serve` reloads the ConfigMap).
+    trusted: Arc<Mutex<String>>,
+}
+
+fn cn_of(der: &CertificateDer<'_>) -> String {
+    let (_, c) = x509_parser::parse_x509_certificate(der).expect("x509");
+    let cn = c
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|a| a.as_str().ok())
+        .unwrap_or("")
+        .to_string();
+    cn
+}
+
+async fn backend(requestheader_ca: &str) -> Backend {
+    let ca = Ca::new("backend-ca").expect("ca");
+    let serving = ca.issue_server(&["127.0.0.1"]).expect("serving");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let trusted = Arc::new(Mutex::new(requestheader_ca.to_string()));
+    let (seen2, trusted2) = (seen.clone(), trusted.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let mut roots = rustls::RootCertStore::empty();
+            let bundle = trusted2.lock().expect("lock").clone();
+            for c in rustls_pemfile::certs(&mut bundle.as_bytes()) {
+                roots.add(c.expect("pem")).expect("root");
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .expect("verifier");
+            let cert = rustls_pemfile::certs(&mut serving.cert.as_bytes())
+                .map(|c| c.expect("cert"))
+                .collect();
+            let key = rustls_pemfile::private_key(&mut serving.key.as_bytes())
+                .expect("key")
+                .expect("key");
+            let cfg = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(cert, key)
+                .expect("cfg");
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let cn = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(cn_of)
+                    .unwrap_or_default();
+                let svc = hyper::service::service_fn(
+                    move |req: http::Request<hyper::body::Incoming>| {
+                        let seen = seen.clone();
+                        let cn = cn.clone();
+                        async move {
+                            let method = req.method().to_string();
+                            let path = req.uri().path().to_string();
+                            let headers = req
+                                .headers()
+                                .iter()
+                                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                                .collect();
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
+                            let s = Seen {
+                                method,
+                                path: path.clone(),
+                                headers,
+                                body: String::from_utf8_lossy(&body).into(),
+                                client_cn: cn,
+                            };
+                            seen.lock().expect("lock").push(s.clone());
+                            let out = match path.as_str() {
+                                "/apis/retry.tekton.dev/v1alpha1" => {
+                                    json!({"kind": "APIResourceList", "apiVersion": "v1",
+                                "groupVersion": "retry.tekton.dev/v1alpha1", "resources": [
+                                {"name": "pipelineruns", "singularName": "", "namespaced": true, "kind": "PipelineRunRetry", "verbs": []},
+                                {"name": "pipelineruns/retry", "singularName": "", "namespaced": true, "kind": "PipelineRunRetry", "verbs": ["create"]}]})
+                                }
+                                "/openapi/v3" => json!({"paths": {}}),
+                                _ => json!({"echo": true, "user": s.one("x-remote-user")}),
+                            };
+                            let code = if path.ends_with("/retry") { 201 } else { 200 };
+                            let mut r =
+                                http::Response::new(Full::new(Bytes::from(out.to_string())));
+                            *r.status_mut() = http::StatusCode::from_u16(code).expect("code");
+                            r.headers_mut().insert(
+                                "content-type",
+                                http::HeaderValue::from_static("application/json"),
+                            );
+                            Ok::<_, std::convert::Infallible>(r)
+                        }
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    Backend {
+        url: format!("https://{addr}"),
+        ca_pem: ca.pem.cert.clone(),
+        seen,
+        trusted,
+    }
+}
+
+const RETRY: &str = "/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/x/retry";
+
+async fn post(c: &kube::Client, body: &str, extra: &[(&str, &str)]) -> (u16, Value) {
+    let mut b = http::Request::post(RETRY);
+    for (k, v) in extra {
+        b = b.header(*k, *v);
+    }
+    let req = b.body(body.as_bytes().to_vec()).expect("req");
+    let resp = c.send(req.map(Into::into)).await.expect("response");
+    let code = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn unavailable_until_a_backend_is_set() {
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let (code, body) = post(&c, "{}", &[]).await;
+    assert_eq!(code, 503);
+    assert_eq!(body["kind"], "Status");
+    assert_eq!(body["reason"], "ServiceUnavailable");
+    assert!(!emu.aggregated_availability().available);
+    let groups = c.list_api_groups().await.expect("groups");
+    assert!(!groups.groups.iter().any(|g| g.name == "retry.tekton.dev"));
+    emu.shutdown();
+}
+
+#[tokio::test]
+async fn proxied_request_carries_the_user_and_the_front_proxy_certificate() {
+    let emu = start().await;
+    let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
+    emu.set_aggregated_backend(&be.url, &be.ca_pem)
+        .expect("set backend");
+    assert!(
+        emu.wait_aggregated_available(Duration::from_secs(20)).await,
+        "{:?}",
+        emu.aggregated_availability()
+    );
+    let c = client(&emu, "admin");
+    let body = r#"{"apiVersion":"retry.tekton.dev/v1alpha1","kind":"PipelineRunRetry","spec":{"reason":"r"}}"#;
+    let (code, answer) = post(
+        &c,
+        body,
+        &[
+            ("X-Remote-User", "evil"),
+            ("X-Remote-Group", "system:masters"),
+            ("X-Remote-Extra-Scopes", "all"),
+            ("Impersonate-User", "evil"),
+            ("Content-Type", "application/json"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 201, "{answer}");
+    assert_eq!(answer["user"], "admin");
+    let seen = be.seen.lock().expect("lock").clone();
+    let s = seen
+        .iter()
+        .find(|s| s.path.ends_with("/retry"))
+        .expect("the backend saw the retry");
+    assert_eq!(s.method, "POST");
+    assert_eq!(s.client_cn, "front-proxy-client");
+    assert_eq!(s.all("x-remote-user"), ["admin"]);
+    assert_eq!(
+        s.all("x-remote-group"),
+        ["system:masters", "system:authenticated"]
+    );
+    assert!(
+        s.all("x-remote-extra-scopes").is_empty(),
+        "incoming X-Remote-* are dropped"
+    );
+    assert!(s.one("impersonate-user").is_none());
+    assert!(s.one("authorization").is_none());
+    assert!(s.one("audit-id").is_some_and(|v| !v.is_empty()));
+    assert_eq!(s.one("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(s.one("x-forwarded-proto"), Some("https"));
+    assert_eq!(
+        s.one("x-forwarded-host"),
+        Some(emu.addr().to_string().as_str())
+    );
+    assert_eq!(
+        s.one("transfer-encoding"),
+        Some("chunked"),
+        "the body is streamed chunked"
+    );
+    assert!(s.one("content-length").is_none());
+    assert_eq!(s.body, body);
+
+    // The probes: system:kube-aggregator with no groups, for discovery and OpenAPI v3.
+    let probes: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.path == "/apis/retry.tekton.dev/v1alpha1")
+        .collect();
+    assert!(!probes.is_empty());
+    for p in &probes {
+        assert_eq!(p.all("x-remote-user"), ["system:kube-aggregator"]);
+        assert!(p.all("x-remote-group").is_empty());
+        assert_eq!(p.client_cn, "front-proxy-client");
+    }
+    assert!(seen.iter().any(|s| s.path == "/openapi/v3"));
+    assert_eq!(emu.aggregated_availability().openapi_v3_status, Some(200));
+
+    // Discovery now lists the group (legacy and aggregated), with the parent resource.
+    let groups = c.list_api_groups().await.expect("groups");
+    assert!(groups.groups.iter().any(|g| g.name == "retry.tekton.dev"));
+    let d = kube::discovery::Discovery::new(c.clone())
+        .run_aggregated()
+        .await
+        .expect("aggregated");
+    let g = d
+        .get("retry.tekton.dev")
+        .expect("group in aggregated discovery");
+    let (ar, caps) = g
+        .recommended_resources()
+        .into_iter()
+        .find(|(r, _)| r.plural == "pipelineruns")
+        .expect("parent");
+    assert_eq!(ar.kind, "PipelineRunRetry");
+    assert!(caps.subresources.iter().any(|(s, _)| s.plural == "retry"));
+    emu.shutdown();
+}
+
+#[tokio::test]
+async fn forbidden_users_never_reach_the_backend_and_extras_are_escaped() {
+    let emu = start().await;
+    let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
+    emu.set_aggregated_backend(&be.url, &be.ca_pem)
+        .expect("set backend");
+    assert!(emu.wait_aggregated_available(Duration::from_secs(20)).await);
+    let viewer = client(&emu, "viewer");
+    let (code, body) = post(&viewer, "{}", &[]).await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        body["message"],
+        r#"pipelineruns.retry.tekton.dev "x" is forbidden: User "viewer" cannot create resource "pipelineruns/retry" in API group "retry.tekton.dev" in the namespace "demo""#
+    );
+    assert!(!be
+        .seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .any(|s| s.path.ends_with("/retry")));
+
+    let mut alice = UserInfo::new("alice", &["system:masters"]);
+    alice.uid = Some("uid-1".into());
+    alice
+        .extra
+        .insert("example.org/scope k".into(), vec!["a".into(), "b".into()]);
+    emu.policy().add_token("alice", alice);
+    let mut cfg = emu.kube_config_token("alice").expect("cfg");
+    cfg.default_retry = false;
+    let c = kube::Client::try_from(cfg).expect("client");
+    let (code, _) = post(&c, "", &[]).await;
+    assert_eq!(code, 201);
+    let seen = be.seen.lock().expect("lock").clone();
+    let s = seen
+        .iter()
+        .find(|s| s.path.ends_with("/retry"))
+        .expect("seen");
+    assert_eq!(s.all("x-remote-user"), ["alice"]);
+    assert_eq!(s.all("x-remote-uid"), ["uid-1"]);
+    assert_eq!(s.all("x-remote-extra-example.org%2fscope%20k"), ["a", "b"]);
+    assert!(
+        s.one("authorization").is_none(),
+        "the bearer token is not forwarded"
+    );
+    emu.shutdown();
+}
+
+#[tokio::test]
+async fn authentication_configmap_and_rotation() {
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "kube-system");
+    let data = cms
+        .get("extension-apiserver-authentication")
+        .await
+        .expect("published")
+        .data
+        .expect("data");
+    let id = emu.front_proxy_client();
+    assert_eq!(
+        data["requestheader-client-ca-file"],
+        id.requestheader_ca_pem
+    );
+    assert_eq!(data["client-ca-file"], emu.client_ca_pem());
+    assert_eq!(
+        data["requestheader-allowed-names"],
+        r#"["front-proxy-client"]"#
+    );
+    assert_eq!(
+        data["requestheader-username-headers"],
+        r#"["X-Remote-User"]"#
+    );
+    assert_eq!(data["requestheader-group-headers"], r#"["X-Remote-Group"]"#);
+    assert_eq!(
+        data["requestheader-extra-headers-prefix"],
+        r#"["X-Remote-Extra-"]"#
+    );
+    assert_eq!(data["requestheader-uid-headers"], r#"["X-Remote-Uid"]"#);
+    // The retry server's identity may read it (and only it) in kube-system.
+    let sa = kube::Client::try_from(emu.server_kube_config().expect("cfg")).expect("client");
+    Api::<ConfigMap>::namespaced(sa, "kube-system")
+        .get("extension-apiserver-authentication")
+        .await
+        .expect("server reads it");
+
+    let be = backend(&id.requestheader_ca_pem).await;
+    emu.set_aggregated_backend(&be.url, &be.ca_pem)
+        .expect("set backend");
+    assert!(emu.wait_aggregated_available(Duration::from_secs(20)).await);
+    let rotated = emu.rotate_front_proxy(false).expect("rotate");
+    assert_ne!(rotated.requestheader_ca_pem, id.requestheader_ca_pem);
+    let data = cms
+        .get("extension-apiserver-authentication")
+        .await
+        .expect("cm")
+        .data
+        .expect("data");
+    assert_eq!(
+        data["requestheader-client-ca-file"],
+        rotated.requestheader_ca_pem
+    );
+    // The backend still trusts the old CA only: the new client certificate is refused.
+    let (code, body) = post(&c, "{}", &[]).await;
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("error trying to reach service"),
+        "{body}"
+    );
+    // The backend reloads the published bundle: requests work again.
+    *be.trusted.lock().expect("lock") = rotated.requestheader_ca_pem.clone();
+    let (code, _) = post(&c, "{}", &[]).await;
+    assert_eq!(code, 201);
+    // An overlapping rotation publishes both CAs.
+    let both = emu.rotate_front_proxy(true).expect("rotate");
+    assert!(both
+        .requestheader_ca_pem
+        .contains(rotated.requestheader_ca_pem.trim()));
+    emu.shutdown();
+}
+
+#[tokio::test]
+async fn backend_going_away_makes_the_group_unavailable() {
+    let emu = start().await;
+    let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
+    emu.set_aggregated_backend(&be.url, &be.ca_pem)
+        .expect("set backend");
+    assert!(emu.wait_aggregated_available(Duration::from_secs(20)).await);
+    // Point at a closed port: the next probe marks it unavailable, requests get 503.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let dead = format!("https://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    emu.set_aggregated_backend(&dead, &be.ca_pem).expect("set");
+    let a = emu.proxy().probe().await;
+    assert!(!a.available);
+    assert!(
+        a.message.starts_with("failing or missing response"),
+        "{}",
+        a.message
+    );
+    let (code, _) = post(&client(&emu, "admin"), "{}", &[]).await;
+    assert_eq!(code, 503);
+    emu.shutdown();
+}
