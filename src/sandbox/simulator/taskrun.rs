@@ -1,0 +1,530 @@
+//! The pure TaskRun reconcile (`pkg/reconciler/taskrun/taskrun.go` `ReconcileKind` → `reconcile`,
+//! `pkg/pod/status.go` `MakeTaskRunStatus`): the pod to create or delete and the new status. No I/O.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{json, Map, Value};
+
+use super::rules::{self, tr_reason};
+use super::util::{self, array, get, get_str, str_or_empty};
+
+/// What one TaskRun reconcile wants written.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskRunActions {
+    /// A pod to create (complete object; `status.phase: Pending` as the apiserver returns it).
+    pub create_pod: Option<Value>,
+    /// A pod to delete (cancellation and timeout, `failTaskRun`).
+    pub delete_pod: Option<String>,
+    /// The new `status`, when it differs from the current one.
+    pub status: Option<Value>,
+}
+
+impl TaskRunActions {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.create_pod.is_none() && self.delete_pod.is_none() && self.status.is_none()
+    }
+}
+
+/// The pod a TaskRun uses: `status.podName`, else `<taskrun>-pod`, with `-retry<N>` once N attempts
+/// are archived in `retriesStatus` (`pkg/pod/pod.go` `podNameSuffix`; fixture `retries`:
+/// `retry-run-b-pod`, `-pod-retry1`, `-pod-retry2`). The caller passes the pod of that name if it
+/// exists: Tekton adopts an existing pod on AlreadyExists (`createPod`; fixture `orphan-pod`).
+pub fn pod_name_for(tr: &Value) -> String {
+    match get_str(tr, &["status", "podName"]) {
+        Some(p) if !p.is_empty() => p.to_string(),
+        _ => {
+            let n = array(tr, &["status", "retriesStatus"]).len();
+            if n > 0 {
+                format!("{}-pod-retry{n}", util::name(tr))
+            } else {
+                format!("{}-pod", util::name(tr))
+            }
+        }
+    }
+}
+
+/// `TaskRun.GetTimeout`: `spec.timeout`, else the 1h default.
+pub fn taskrun_timeout(tr: &Value) -> TimeDelta {
+    get_str(tr, &["spec", "timeout"])
+        .and_then(util::parse_duration)
+        .unwrap_or_else(|| TimeDelta::hours(1))
+}
+
+/// `appendPreviousConditionContext`: keeps the previous reason/message unless it was
+/// Started/Running/Pending (fixture `cancelled-inplace`: "message prefixed again").
+fn append_previous(before: Option<&Value>, message: String) -> String {
+    let Some(c) = before else { return message };
+    let reason = str_or_empty(c, &["reason"]);
+    let prev = str_or_empty(c, &["message"]);
+    if matches!(
+        reason,
+        tr_reason::STARTED | tr_reason::RUNNING | tr_reason::PENDING
+    ) || prev.is_empty()
+    {
+        return message;
+    }
+    format!("{message}\nPrevious status: [{reason}] {prev}")
+}
+
+/// `failTaskRun`: False with the reason, completionTime, running steps terminated, pod deleted.
+fn fail(
+    status: &mut Map<String, Value>,
+    reason: &str,
+    message: &str,
+    now: DateTime<Utc>,
+    actions: &mut TaskRunActions,
+) {
+    util::set_succeeded(status, "False", reason, message, now);
+    status.insert("completionTime".into(), util::fmt_time(now).into());
+    let pod = status
+        .get("podName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if pod.is_empty() {
+        return;
+    }
+    // terminateStepsInPod.
+    if let Some(steps) = status.get_mut("steps").and_then(Value::as_array_mut) {
+        for step in steps.iter_mut() {
+            let Some(o) = step.as_object_mut() else {
+                continue;
+            };
+            let started = if let Some(r) = o.remove("running") {
+                r.get("startedAt").cloned()
+            } else if o.remove("waiting").is_some() {
+                Some(Value::Null)
+            } else {
+                continue;
+            };
+            let sname = o
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let mut term = Map::new();
+            term.insert("exitCode".into(), 1.into());
+            if let Some(s) = started.filter(|s| !s.is_null()) {
+                term.insert("startedAt".into(), s);
+            }
+            term.insert("finishedAt".into(), util::fmt_time(now).into());
+            term.insert("reason".into(), reason.into());
+            term.insert(
+                "message".into(),
+                format!("Step {sname} terminated as pod {pod} is terminated").into(),
+            );
+            o.insert("terminated".into(), Value::Object(term));
+            o.insert("terminationReason".into(), reason.into());
+        }
+    }
+    actions.delete_pod = Some(pod);
+}
+
+/// `retryTaskRun`: archive the status in `retriesStatus`, clear start/completion/pod/results,
+/// Unknown/ToBeRetried with the failure message (`taskrun.go`).
+fn retry(status: &mut Map<String, Value>, now: DateTime<Utc>) {
+    let mut archived = status.clone();
+    archived.remove("retriesStatus");
+    let msg = util::succeeded(&Value::Object(status.clone()))
+        .map(|c| str_or_empty(c, &["message"]).to_string())
+        .unwrap_or_default();
+    let list = status
+        .entry("retriesStatus")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Some(a) = list.as_array_mut() {
+        a.push(Value::Object(archived));
+    }
+    for k in ["startTime", "completionTime", "results"] {
+        status.remove(k);
+    }
+    status.insert("podName".into(), "".into());
+    util::set_succeeded(status, "Unknown", tr_reason::TO_BE_RETRIED, &msg, now);
+}
+
+fn retriable(tr: &Value, status: &Map<String, Value>) -> bool {
+    let retries = get(tr, &["spec", "retries"])
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let done = status
+        .get("retriesStatus")
+        .and_then(Value::as_array)
+        .map(Vec::len)
+        .unwrap_or(0) as i64;
+    done < retries
+}
+
+/// `applyParamsContextsResultsAndWorkspaces` for what the simulator needs: `$(params.x)` (TaskRun
+/// params over Task defaults), `$(results.r.path)`, `$(context.taskRun.name)`; steps get
+/// `computeResources: {}` and results `type: string` (fixture `status.taskSpec`).
+fn applied_task_spec(tr: &Value, spec: &Value) -> Value {
+    let mut values = std::collections::BTreeMap::new();
+    for p in array(spec, &["params"]) {
+        if let (Some(n), Some(Value::String(d))) = (get_str(p, &["name"]), p.get("default")) {
+            values.insert(format!("params.{n}"), d.clone());
+        }
+    }
+    for p in array(tr, &["spec", "params"]) {
+        if let (Some(n), Some(Value::String(v))) = (get_str(p, &["name"]), p.get("value")) {
+            values.insert(format!("params.{n}"), v.clone());
+        }
+    }
+    for r in array(spec, &["results"]) {
+        if let Some(n) = get_str(r, &["name"]) {
+            values.insert(
+                format!("results.{n}.path"),
+                format!("{}/{n}", rules::RESULTS_DIR),
+            );
+        }
+    }
+    values.insert("context.taskRun.name".into(), util::name(tr).into());
+    values.insert(
+        "context.taskRun.namespace".into(),
+        util::namespace(tr).into(),
+    );
+    values.insert("context.taskRun.uid".into(), util::uid(tr).into());
+    let f = |e: &str| values.get(e).cloned();
+    let mut out = spec.clone();
+    if let Some(steps) = out.get_mut("steps") {
+        util::substitute_value(steps, &f);
+        if let Some(a) = steps.as_array_mut() {
+            for s in a.iter_mut().filter_map(Value::as_object_mut) {
+                s.entry("computeResources").or_insert_with(|| json!({}));
+            }
+        }
+    }
+    if let Some(rs) = out.get_mut("results").and_then(Value::as_array_mut) {
+        for r in rs.iter_mut().filter_map(Value::as_object_mut) {
+            r.entry("type").or_insert_with(|| "string".into());
+        }
+    }
+    out
+}
+
+/// The pod Tekton creates for a TaskRun (`pkg/pod/pod.go` `Build`, reduced): init containers
+/// `prepare` and `place-scripts`, one `step-<name>` container per step, labels of the TaskRun plus
+/// `tekton.dev/taskRun`, owner reference to the TaskRun (controller, blockOwnerDeletion).
+pub fn build_pod(tr: &Value, task_spec: &Value) -> Value {
+    let mut labels: Map<String, Value> = get(tr, &["metadata", "labels"])
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    labels.insert(rules::LABEL_TASK_RUN.into(), util::name(tr).into());
+    labels.insert(rules::LABEL_TASK_RUN_UID.into(), util::uid(tr).into());
+    labels.insert(rules::LABEL_MANAGED_BY.into(), rules::MANAGED_BY.into());
+    let containers: Vec<Value> = array(task_spec, &["steps"])
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let n = get_str(s, &["name"])
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("unnamed-{i}"));
+            json!({
+                "name": format!("step-{n}"),
+                "image": str_or_empty(s, &["image"]),
+                "command": ["/tekton/bin/entrypoint"],
+            })
+        })
+        .collect();
+    let deadline = (taskrun_timeout(tr).num_seconds() as f64 * 1.5) as i64;
+    let mut spec = json!({
+        "restartPolicy": "Never",
+        "initContainers": [
+            {"name": "prepare", "image": "ghcr.io/tektoncd/pipeline/entrypoint"},
+            {"name": "place-scripts", "image": "cgr.dev/chainguard/busybox"},
+        ],
+        "containers": containers,
+    });
+    if deadline > 0 {
+        spec["activeDeadlineSeconds"] = deadline.into();
+    }
+    if let Some(sa) = get(tr, &["spec", "serviceAccountName"]) {
+        spec["serviceAccountName"] = sa.clone();
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name_for(tr),
+            "namespace": util::namespace(tr),
+            "labels": labels,
+            "annotations": get(tr, &["metadata", "annotations"]).cloned().unwrap_or_else(|| json!({})),
+            "ownerReferences": [{
+                "apiVersion": "tekton.dev/v1",
+                "kind": "TaskRun",
+                "name": util::name(tr),
+                "uid": util::uid(tr),
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }],
+        },
+        "spec": spec,
+        "status": {"phase": "Pending"},
+    })
+}
+
+struct Entry {
+    key: String,
+    value: String,
+    kind: i64,
+}
+
+fn parse_termination(msg: &str) -> Vec<Entry> {
+    let Ok(Value::Array(items)) = serde_json::from_str::<Value>(msg) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .map(|i| Entry {
+            key: str_or_empty(i, &["key"]).to_string(),
+            value: str_or_empty(i, &["value"]).to_string(),
+            kind: i.get("type").and_then(Value::as_i64).unwrap_or(0),
+        })
+        .collect()
+}
+
+fn is_step(name: &str) -> bool {
+    name.starts_with("step-")
+}
+
+/// `MakeTaskRunStatus`: condition, podName, steps and results from the pod.
+fn status_from_pod(status: &mut Map<String, Value>, pod: &Value, now: DateTime<Utc>) {
+    let cur = util::succeeded(&Value::Object(status.clone())).cloned();
+    if cur
+        .as_ref()
+        .is_none_or(|c| str_or_empty(c, &["status"]) == "Unknown")
+    {
+        util::set_succeeded(
+            status,
+            "Unknown",
+            tr_reason::RUNNING,
+            rules::MSG_TR_RUNNING,
+            now,
+        );
+    }
+    let phase = str_or_empty(pod, &["status", "phase"]);
+    let statuses: Vec<&Value> = array(pod, &["status", "containerStatuses"])
+        .iter()
+        .filter(|c| is_step(str_or_empty(c, &["name"])))
+        .collect();
+    let all_terminated = !statuses.is_empty()
+        && statuses.len()
+            == array(pod, &["spec", "containers"])
+                .iter()
+                .filter(|c| is_step(str_or_empty(c, &["name"])))
+                .count()
+        && statuses
+            .iter()
+            .all(|c| get(c, &["state", "terminated"]).is_some());
+    let complete = phase == "Succeeded" || phase == "Failed" || all_terminated;
+    let failed_step = statuses.iter().find(|c| {
+        get(c, &["state", "terminated", "exitCode"])
+            .and_then(Value::as_i64)
+            .is_some_and(|e| e != 0)
+    });
+    if complete {
+        if phase == "Failed" || failed_step.is_some() {
+            let (reason, message) = match failed_step {
+                Some(c) => {
+                    let t = &c["state"]["terminated"];
+                    let code = t.get("exitCode").and_then(Value::as_i64).unwrap_or(1);
+                    let mut m = format!("{:?} exited with code {code}", str_or_empty(c, &["name"]));
+                    let r = str_or_empty(t, &["reason"]);
+                    if !r.is_empty() {
+                        m.push_str(&format!(": {r}"));
+                    }
+                    (tr_reason::STEP_FAILED, m)
+                }
+                None => (
+                    tr_reason::FAILED,
+                    "build failed for unspecified reasons.".to_string(),
+                ),
+            };
+            util::set_succeeded(status, "False", reason, &message, now);
+        } else {
+            util::set_succeeded(
+                status,
+                "True",
+                tr_reason::SUCCEEDED,
+                rules::MSG_TR_SUCCEEDED,
+                now,
+            );
+        }
+        status.insert("completionTime".into(), util::fmt_time(now).into());
+    } else if phase == "Running" {
+        util::set_succeeded(
+            status,
+            "Unknown",
+            tr_reason::RUNNING,
+            rules::MSG_TR_RUNNING,
+            now,
+        );
+    } else if phase == "Pending" || phase.is_empty() {
+        util::set_succeeded(status, "Unknown", tr_reason::PENDING, "Pending", now);
+    }
+    status.insert("podName".into(), util::name(pod).into());
+
+    let mut steps = Vec::new();
+    let mut results: Vec<Value> = Vec::new();
+    for c in &statuses {
+        let cname = str_or_empty(c, &["name"]);
+        let mut step = Map::new();
+        step.insert("container".into(), cname.into());
+        if let Some(id) = c.get("imageID") {
+            step.insert("imageID".into(), id.clone());
+        }
+        step.insert("name".into(), cname.trim_start_matches("step-").into());
+        if let Some(r) = get(c, &["state", "running"]) {
+            step.insert("running".into(), r.clone());
+        } else if let Some(w) = get(c, &["state", "waiting"]) {
+            step.insert("waiting".into(), w.clone());
+        } else if let Some(t) = get(c, &["state", "terminated"]) {
+            let mut t = t.as_object().cloned().unwrap_or_default();
+            let entries = parse_termination(t.get("message").and_then(Value::as_str).unwrap_or(""));
+            let mut kept = Vec::new();
+            for e in &entries {
+                if e.kind == rules::RESULT_TYPE_INTERNAL {
+                    if e.key == "StartedAt" {
+                        if let Some(ts) = util::parse_time(&e.value) {
+                            t.insert("startedAt".into(), util::fmt_time(ts).into());
+                        }
+                    }
+                    continue;
+                }
+                if e.kind == rules::RESULT_TYPE_TASK {
+                    results.retain(|r| str_or_empty(r, &["name"]) != e.key);
+                    results.push(json!({"name": e.key, "type": "string", "value": e.value}));
+                }
+                kept.push(json!({"key": e.key, "value": e.value, "type": e.kind}));
+            }
+            if kept.is_empty() {
+                t.remove("message");
+            } else {
+                t.insert(
+                    "message".into(),
+                    Value::String(Value::Array(kept).to_string()),
+                );
+            }
+            let reason = t.get("reason").cloned().unwrap_or_else(|| "".into());
+            step.insert("terminated".into(), Value::Object(t));
+            step.insert("terminationReason".into(), reason);
+        }
+        steps.push(Value::Object(step));
+    }
+    if !steps.is_empty() {
+        status.insert("steps".into(), Value::Array(steps));
+    }
+    if !results.is_empty() {
+        status.insert("results".into(), Value::Array(results));
+    }
+}
+
+/// One TaskRun reconcile. `task` is the referenced Task object (only read while `status.taskSpec`
+/// is not yet set: re-created TaskRuns re-resolve their `taskRef` — fixture `dag-failed`); `pod`
+/// is the pod named [`pod_name_for`] if it exists.
+pub fn reconcile_taskrun(
+    tr: &Value,
+    task: Option<&Value>,
+    pod: Option<&Value>,
+    now: DateTime<Utc>,
+) -> TaskRunActions {
+    let mut actions = TaskRunActions::default();
+    let mut status: Map<String, Value> = tr
+        .get("status")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let spec_status = str_or_empty(tr, &["spec", "status"]);
+    let cancelled = spec_status == rules::TR_SPEC_CANCELLED;
+    let done_on_entry = util::is_done(tr);
+    if !done_on_entry {
+        let before = util::succeeded(tr).cloned();
+        if !status.contains_key("startTime") && spec_status != "TaskRunPending" {
+            let created = util::time_at(tr, &["metadata", "creationTimestamp"]);
+            let start = match created {
+                Some(c) if c > now => c,
+                _ => now,
+            };
+            status.insert("startTime".into(), util::fmt_time(start).into());
+            let cur = util::succeeded(&Value::Object(status.clone())).cloned();
+            let msg = cur
+                .as_ref()
+                .map(|c| str_or_empty(c, &["message"]).to_string())
+                .unwrap_or_default();
+            util::set_succeeded(&mut status, "Unknown", tr_reason::STARTED, &msg, now);
+        }
+        let start = util::time_at(&Value::Object(status.clone()), &["startTime"]);
+        let timeout = taskrun_timeout(tr);
+        if cancelled {
+            let msg = format!(
+                "TaskRun {:?} was cancelled. {}",
+                util::name(tr),
+                str_or_empty(tr, &["spec", "statusMessage"])
+            );
+            let msg = append_previous(before.as_ref(), msg);
+            fail(&mut status, tr_reason::CANCELLED, &msg, now, &mut actions);
+        } else if spec_status == "TaskRunPending" {
+            let msg = format!("TaskRun {:?} is pending", util::name(tr));
+            util::set_succeeded(&mut status, "Unknown", tr_reason::PENDING, &msg, now);
+        } else if start.is_some_and(|s| timeout > TimeDelta::zero() && now - s > timeout) {
+            let msg = format!(
+                "TaskRun {:?} failed to finish within {:?}",
+                util::name(tr),
+                util::format_duration(timeout)
+            );
+            let msg = append_previous(before.as_ref(), msg);
+            fail(&mut status, tr_reason::TIMEOUT, &msg, now, &mut actions);
+        } else {
+            let spec = status
+                .get("taskSpec")
+                .cloned()
+                .or_else(|| get(tr, &["spec", "taskSpec"]).cloned())
+                .or_else(|| task.and_then(|t| t.get("spec")).cloned());
+            match spec {
+                None => {
+                    let msg = format!(
+                        "error when listing tasks for taskRun {}: tasks.tekton.dev {:?} not found",
+                        util::name(tr),
+                        str_or_empty(tr, &["spec", "taskRef", "name"])
+                    );
+                    util::set_succeeded(
+                        &mut status,
+                        "False",
+                        tr_reason::FAILED_RESOLUTION,
+                        &msg,
+                        now,
+                    );
+                    status.insert("completionTime".into(), util::fmt_time(now).into());
+                }
+                Some(spec) => {
+                    let applied = if status.contains_key("taskSpec") {
+                        spec
+                    } else {
+                        applied_task_spec(tr, &spec)
+                    };
+                    status.insert("taskSpec".into(), applied.clone());
+                    let mut with_status = tr.clone();
+                    with_status["status"] = Value::Object(status.clone());
+                    let the_pod = match pod {
+                        Some(p) => p.clone(),
+                        None => {
+                            let p = build_pod(&with_status, &applied);
+                            actions.create_pod = Some(p.clone());
+                            p
+                        }
+                    };
+                    status_from_pod(&mut status, &the_pod, now);
+                }
+            }
+        }
+    }
+    // emitReconcileEvents: a failed, non-cancelled TaskRun with retries left is retried.
+    let after = Value::Object(status.clone());
+    if util::is_failure(&after) && !cancelled && retriable(tr, &status) {
+        retry(&mut status, now);
+    }
+    let new = Value::Object(status);
+    if tr.get("status") != Some(&new) && !(done_on_entry && tr.get("status").is_none()) {
+        actions.status = Some(new);
+    }
+    actions
+}
