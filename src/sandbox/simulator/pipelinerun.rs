@@ -134,8 +134,7 @@ fn mark_done(
 ) {
     util::set_succeeded(status, cond, reason, message, now);
     // MarkSucceeded / MarkFailed: completionTime = the condition's lastTransitionTime.
-    let v = Value::Object(status.clone());
-    let ltt = util::succeeded(&v)
+    let ltt = util::succeeded_in(status)
         .and_then(|c| c.get("lastTransitionTime").cloned())
         .unwrap_or_else(|| util::fmt_time(now).into());
     status.insert("completionTime".into(), ltt);
@@ -498,7 +497,7 @@ pub fn reconcile_pipelinerun(
             _ => now,
         };
         status.insert("startTime".into(), util::fmt_time(start).into());
-        if util::succeeded(&Value::Object(status.clone())).is_none() {
+        if util::succeeded_in(&status).is_none() {
             util::set_succeeded(&mut status, "Unknown", pr_reason::STARTED, "", now);
         }
     }

@@ -120,6 +120,8 @@ pub mod tr_reason {
     pub const TIMEOUT: &str = "TaskRunTimeout";
     /// `TaskRunReasonToBeRetried`.
     pub const TO_BE_RETRIED: &str = "ToBeRetried";
+    /// `TaskRunReasonPending` (`spec.status: TaskRunPending`; not the pod's `Pending`).
+    pub const TASKRUN_PENDING: &str = "TaskRunPending";
     /// `ReasonPodPending` (`pkg/pod/status.go`).
     pub const PENDING: &str = "Pending";
     /// `TaskRunReasonFailedResolution` – the Task could not be resolved (`prepare` in `taskrun.go`).

@@ -51,14 +51,15 @@ pub fn taskrun_timeout(tr: &Value) -> TimeDelta {
 }
 
 /// `appendPreviousConditionContext`: keeps the previous reason/message unless it was
-/// Started/Running/Pending (fixture `cancelled-inplace`: "message prefixed again").
+/// Started/Running/TaskRunPending — the pod's `Pending` is kept (fixture `cancelled-inplace`:
+/// "message prefixed again"; `timeout-startreset/05`: "Previous status: [Pending] Pending").
 fn append_previous(before: Option<&Value>, message: String) -> String {
     let Some(c) = before else { return message };
     let reason = str_or_empty(c, &["reason"]);
     let prev = str_or_empty(c, &["message"]);
     if matches!(
         reason,
-        tr_reason::STARTED | tr_reason::RUNNING | tr_reason::PENDING
+        tr_reason::STARTED | tr_reason::RUNNING | tr_reason::TASKRUN_PENDING
     ) || prev.is_empty()
     {
         return message;
@@ -125,7 +126,7 @@ fn fail(
 fn retry(status: &mut Map<String, Value>, now: DateTime<Utc>) {
     let mut archived = status.clone();
     archived.remove("retriesStatus");
-    let msg = util::succeeded(&Value::Object(status.clone()))
+    let msg = util::succeeded_in(status)
         .map(|c| str_or_empty(c, &["message"]).to_string())
         .unwrap_or_default();
     let list = status
@@ -288,7 +289,7 @@ fn is_step(name: &str) -> bool {
 
 /// `MakeTaskRunStatus`: condition, podName, steps and results from the pod.
 fn status_from_pod(status: &mut Map<String, Value>, pod: &Value, now: DateTime<Utc>) {
-    let cur = util::succeeded(&Value::Object(status.clone())).cloned();
+    let cur = util::succeeded_in(status).cloned();
     if cur
         .as_ref()
         .is_none_or(|c| str_or_empty(c, &["status"]) == "Unknown")
@@ -438,14 +439,14 @@ pub fn reconcile_taskrun(
     let done_on_entry = util::is_done(tr);
     if !done_on_entry {
         let before = util::succeeded(tr).cloned();
-        if !status.contains_key("startTime") && spec_status != "TaskRunPending" {
+        if !status.contains_key("startTime") && spec_status != tr_reason::TASKRUN_PENDING {
             let created = util::time_at(tr, &["metadata", "creationTimestamp"]);
             let start = match created {
                 Some(c) if c > now => c,
                 _ => now,
             };
             status.insert("startTime".into(), util::fmt_time(start).into());
-            let cur = util::succeeded(&Value::Object(status.clone())).cloned();
+            let cur = util::succeeded_in(&status).cloned();
             let msg = cur
                 .as_ref()
                 .map(|c| str_or_empty(c, &["message"]).to_string())
@@ -462,9 +463,15 @@ pub fn reconcile_taskrun(
             );
             let msg = append_previous(before.as_ref(), msg);
             fail(&mut status, tr_reason::CANCELLED, &msg, now, &mut actions);
-        } else if spec_status == "TaskRunPending" {
+        } else if spec_status == tr_reason::TASKRUN_PENDING {
             let msg = format!("TaskRun {:?} is pending", util::name(tr));
-            util::set_succeeded(&mut status, "Unknown", tr_reason::PENDING, &msg, now);
+            util::set_succeeded(
+                &mut status,
+                "Unknown",
+                tr_reason::TASKRUN_PENDING,
+                &msg,
+                now,
+            );
         } else if start.is_some_and(|s| timeout > TimeDelta::zero() && now - s > timeout) {
             let msg = format!(
                 "TaskRun {:?} failed to finish within {:?}",
@@ -518,8 +525,9 @@ pub fn reconcile_taskrun(
         }
     }
     // emitReconcileEvents: a failed, non-cancelled TaskRun with retries left is retried.
-    let after = Value::Object(status.clone());
-    if util::is_failure(&after) && !cancelled && retriable(tr, &status) {
+    let failed =
+        util::succeeded_in(&status).is_some_and(|c| str_or_empty(c, &["status"]) == "False");
+    if failed && !cancelled && retriable(tr, &status) {
         retry(&mut status, now);
     }
     let new = Value::Object(status);

@@ -58,6 +58,15 @@ pub fn succeeded(v: &Value) -> Option<&Value> {
         .find(|c| c.get("type").and_then(Value::as_str) == Some("Succeeded"))
 }
 
+/// The `Succeeded` condition inside a bare `status` map.
+pub fn succeeded_in(status: &Map<String, Value>) -> Option<&Value> {
+    status
+        .get("conditions")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some("Succeeded"))
+}
+
 /// `(status, reason, message)` of the `Succeeded` condition.
 pub fn succeeded_parts(v: &Value) -> Option<(&str, &str, &str)> {
     let c = succeeded(v)?;
