@@ -143,6 +143,107 @@ fn assert_moment(c: &MemoryCluster, ns: &str, scenario: &str, prefix: &str) {
     }
 }
 
+/// The run's `Succeeded` transitions recorded in `timeline.txt` up to its first completion:
+/// `(status, reason, message)`, consecutive duplicates and condition-less events dropped.
+fn recorded_transitions(
+    scenario: &str,
+    run: &str,
+    after: Option<&str>,
+) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(Path::new(FIX).join(scenario).join("timeline.txt"))
+        .expect("timeline");
+    let mut out: Vec<(String, String, String)> = Vec::new();
+    let mut started = after.is_none();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 7 || f[1] != "PipelineRun" || !f[3].ends_with(&format!("/{run}")) {
+            continue;
+        }
+        let Some((st, reason)) = f[6].split_once('/') else {
+            continue;
+        };
+        if st == "-" {
+            continue;
+        }
+        let msg = line
+            .split_once(" msg='")
+            .map(|(_, m)| m.trim_end_matches('\''))
+            .unwrap_or("");
+        if !started {
+            started = Some(msg) == after;
+            continue;
+        }
+        let e = (st.to_string(), reason.to_string(), msg.to_string());
+        if out.last() != Some(&e) {
+            out.push(e);
+        }
+        if st != "Unknown" {
+            break;
+        }
+    }
+    out
+}
+
+/// The simulator's transitions of the run up to its first completion, in the same shape.
+fn simulated_transitions(
+    c: &MemoryCluster,
+    ns: &str,
+    run: &str,
+    after: Option<&str>,
+) -> Vec<(String, String, String)> {
+    let key = format!("{ns}/{run}");
+    let mut out: Vec<(String, String, String)> = Vec::new();
+    let mut started = after.is_none();
+    for (k, st, reason, msg) in &c.condition_history {
+        if *k != key {
+            continue;
+        }
+        if !started {
+            started = Some(msg.as_str()) == after;
+            continue;
+        }
+        let e = (st.clone(), reason.clone(), msg.clone());
+        if out.last() != Some(&e) {
+            out.push(e);
+        }
+        if st != "Unknown" {
+            break;
+        }
+    }
+    out
+}
+
+fn assert_transitions(c: &MemoryCluster, ns: &str, scenario: &str, run: &str) {
+    assert_transitions_after(c, ns, scenario, run, None, 3);
+}
+
+/// Compares the condition sequence after the status write whose message is `after` (a reset)
+/// up to the next completion.
+fn assert_transitions_after(
+    c: &MemoryCluster,
+    ns: &str,
+    scenario: &str,
+    run: &str,
+    after: Option<&str>,
+    min: usize,
+) {
+    let recorded = recorded_transitions(scenario, run, after);
+    assert!(
+        recorded.len() >= min.max(1),
+        "{scenario}: timeline parsed: {recorded:?}"
+    );
+    assert_ne!(
+        recorded.last().map(|e| e.0.as_str()),
+        Some("Unknown"),
+        "{scenario}: ends done"
+    );
+    assert_eq!(
+        simulated_transitions(c, ns, run, after),
+        recorded,
+        "{scenario}: condition sequence after {after:?}"
+    );
+}
+
 /// The README's reset: Succeeded → Unknown/Running `msg`; completionTime, finallyStartTime,
 /// skippedTasks, results removed; childReferences filtered to `keep`; PUT with the read rv.
 fn reset(
@@ -205,6 +306,7 @@ fn failed_demo(ns: &str) -> MemoryCluster {
     let mut c = cluster(ns);
     submit(&mut c, ns, "pipelinerun.yaml", ann(FAIL_B));
     done(&mut c, ns, "demo-run");
+    assert_transitions(&c, ns, ns, "demo-run");
     c
 }
 
@@ -250,6 +352,14 @@ fn dag_failed_then_recommended_reset() {
     );
     done(&mut c, ns, "demo-run");
     assert_moment(&c, ns, ns, "06-final");
+    assert_transitions_after(
+        &c,
+        ns,
+        ns,
+        "demo-run",
+        Some("Retry 1 requested by alice: re-running b, c, report"),
+        3,
+    );
     // startTime kept; annotations copied onto re-created TaskRuns.
     let run = pr(&c, ns, "demo-run");
     assert_eq!(run["status"]["startTime"], util::fmt_time(t0()).as_str());
@@ -315,6 +425,7 @@ fn cancelled_and_both_races() {
     .expect("cancel");
     c.settle();
     assert_moment(&c, ns, ns, "02-cancelled");
+    assert_transitions(&c, ns, ns, "demo-run");
     assert!(
         c.get(Kind::Pod, ns, "demo-run-b-pod").is_none(),
         "cancelled pod deleted"
@@ -382,6 +493,14 @@ fn cancelled_and_both_races() {
     );
     done(&mut c, ns, "demo-run");
     assert_moment(&c, ns, ns, "11-final");
+    assert_transitions_after(
+        &c,
+        ns,
+        ns,
+        "demo-run",
+        Some("resume 3 (status again, spec already cleared)"),
+        3,
+    );
 }
 
 #[test]
@@ -471,6 +590,7 @@ fn cancelled_finally_and_resume() {
     assert_moment(&c, ns, ns, "02-cancelling-finally-running");
     done(&mut c, ns, "demo-run");
     assert_moment(&c, ns, ns, "03-cancelled");
+    assert_transitions(&c, ns, ns, "demo-run");
 
     delete_tr(&mut c, ns, "demo-run-b");
     reset(
@@ -521,6 +641,7 @@ fn cancelled_finally_trap_runs_finally_in_the_window() {
     let mut c = graceful_cancel(ns);
     done(&mut c, ns, "demo-run");
     assert_moment(&c, ns, ns, "01-cancelled");
+    assert_transitions(&c, ns, ns, "demo-run");
     delete_tr(&mut c, ns, "demo-run-b");
     delete_tr(&mut c, ns, "demo-run-report");
     reset(
@@ -556,6 +677,7 @@ fn timeout_run(ns: &str) -> MemoryCluster {
     submit(&mut c, ns, "pipelinerun-timeout.yaml", ann(FAIL_B));
     done(&mut c, ns, "demo-run");
     assert_moment(&c, ns, ns, "01-failed");
+    assert_transitions(&c, ns, ns, "demo-run");
     c
 }
 
@@ -576,6 +698,14 @@ fn timeout_between_one_and_two_budgets() {
     );
     c.settle();
     assert_moment(&c, ns, ns, "03-after-reset");
+    assert_transitions_after(
+        &c,
+        ns,
+        ns,
+        "demo-run",
+        Some("retry after pipeline timeout elapsed (1m < elapsed < 2m)"),
+        1,
+    );
     assert_eq!(c.names(Kind::TaskRun, ns), vec!["demo-run-a".to_string()]);
 }
 
@@ -622,6 +752,14 @@ fn timeout_within_budget_with_start_time_reset() {
     );
     done(&mut c, ns, "demo-run");
     assert_moment(&c, ns, ns, "03-final");
+    assert_transitions_after(
+        &c,
+        ns,
+        ns,
+        "demo-run",
+        Some("retry within budget, startTime reset to now"),
+        3,
+    );
 }
 
 #[test]
@@ -685,6 +823,7 @@ fn retries_and_in_place_taskrun_reset() {
     );
     done(&mut c, ns, "retry-run");
     assert_moment(&c, ns, ns, "01-failed");
+    assert_transitions(&c, ns, ns, "retry-run");
     let mut pods = c.names(Kind::Pod, ns);
     pods.sort();
     assert_eq!(
@@ -732,6 +871,14 @@ fn retries_and_in_place_taskrun_reset() {
     );
     done(&mut c, ns, "retry-run");
     assert_moment(&c, ns, ns, "05-final");
+    assert_transitions_after(
+        &c,
+        ns,
+        ns,
+        "retry-run",
+        Some("retry after in-place TaskRun reset of b"),
+        1,
+    );
 }
 
 fn matrix_run(ns: &str) -> MemoryCluster {
@@ -746,6 +893,7 @@ fn matrix_run(ns: &str) -> MemoryCluster {
     );
     done(&mut c, ns, "matrix-run");
     assert_moment(&c, ns, ns, "01-failed");
+    assert_transitions(&c, ns, ns, "matrix-run");
     c
 }
 
@@ -765,6 +913,14 @@ fn matrix_partial_reset_never_recreates_the_deleted_combination() {
     );
     done(&mut c, ns, "matrix-run");
     assert_moment(&c, ns, ns, "03-after-partial-reset");
+    assert_transitions_after(
+        &c,
+        ns,
+        ns,
+        "matrix-run",
+        Some("retry: only failed matrix combination m-1 deleted"),
+        1,
+    );
 }
 
 #[test]
@@ -789,6 +945,14 @@ fn matrix_full_reset_recreates_every_combination() {
     );
     done(&mut c, ns, "matrix-run");
     assert_moment(&c, ns, ns, "03-final");
+    assert_transitions_after(
+        &c,
+        ns,
+        ns,
+        "matrix-run",
+        Some("retry: all matrix combinations of m deleted"),
+        2,
+    );
 }
 
 #[test]
@@ -807,6 +971,14 @@ fn keep_finally_is_not_rerun() {
     );
     done(&mut c, ns, "demo-run");
     assert_moment(&c, ns, ns, "03-after-reset");
+    assert_transitions_after(
+        &c,
+        ns,
+        ns,
+        "demo-run",
+        Some("retry b,c; keep finally run"),
+        2,
+    );
     assert!(pr(&c, ns, "demo-run")["status"]
         .get("finallyStartTime")
         .is_some());
@@ -828,6 +1000,14 @@ fn childrefs_readoption_and_dangling_refs() {
     );
     done(&mut c, ns, "demo-run");
     assert_moment(&c, ns, ns, "03-v1-refailed");
+    assert_transitions_after(
+        &c,
+        ns,
+        ns,
+        "demo-run",
+        Some("drop b childRef, b NOT deleted"),
+        1,
+    );
 
     delete_tr(&mut c, ns, "demo-run-b");
     delete_tr(&mut c, ns, "demo-run-report");
@@ -851,6 +1031,14 @@ fn childrefs_readoption_and_dangling_refs() {
     );
     done(&mut c, ns, "demo-run");
     assert_moment(&c, ns, ns, "05-v2-final");
+    assert_transitions_after(
+        &c,
+        ns,
+        ns,
+        "demo-run",
+        Some("b, report deleted; dangling childRefs kept"),
+        3,
+    );
 }
 
 #[test]
@@ -868,11 +1056,19 @@ fn orphan_pod_is_adopted_and_fails_the_new_taskrun() {
         ns,
         "demo-run",
         &["demo-run-a"],
-        "orphan pod left behind",
+        "retry with old pod orphaned",
         false,
     );
     done(&mut c, ns, "demo-run");
     assert_moment(&c, ns, ns, "03-after-reset");
+    assert_transitions_after(
+        &c,
+        ns,
+        ns,
+        "demo-run",
+        Some("retry with old pod orphaned"),
+        0,
+    );
     let pod = c.get(Kind::Pod, ns, "demo-run-b-pod").expect("pod");
     assert_eq!(
         pod["metadata"]["uid"], orphan["metadata"]["uid"],
@@ -887,6 +1083,7 @@ fn affinity_workspace_run_retries() {
     submit(&mut c, ns, "affinity.yaml", ann(FAIL_B));
     done(&mut c, ns, "ws-run");
     assert_moment(&c, ns, ns, "01-failed");
+    assert_transitions(&c, ns, ns, "ws-run");
     delete_tr(&mut c, ns, "ws-run-b");
     reset(
         &mut c,
@@ -898,4 +1095,26 @@ fn affinity_workspace_run_retries() {
     );
     done(&mut c, ns, "ws-run");
     assert_moment(&c, ns, ns, "03-after-reset");
+    assert_transitions_after(
+        &c,
+        ns,
+        ns,
+        "ws-run",
+        Some("retry b with volumeClaimTemplate workspace"),
+        1,
+    );
+}
+
+#[test]
+fn informer_lag_fast_resets_work() {
+    for ns in ["informer-lag-1", "informer-lag-2", "informer-lag-3"] {
+        let mut c = failed_demo(ns);
+        assert_moment(&c, ns, ns, "01-failed");
+        delete_tr(&mut c, ns, "demo-run-b");
+        delete_tr(&mut c, ns, "demo-run-report");
+        reset(&mut c, ns, "demo-run", &["demo-run-a"], "fast reset", false);
+        done(&mut c, ns, "demo-run");
+        assert_moment(&c, ns, ns, "03-final");
+        assert_transitions_after(&c, ns, ns, "demo-run", Some("fast reset"), 4);
+    }
 }

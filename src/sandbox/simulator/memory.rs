@@ -103,6 +103,9 @@ pub struct MemoryCluster {
     pub tick: TimeDelta,
     /// Every controller write, e.g. `update pipelineruns ns/demo-run status`.
     pub controller_writes: Vec<String>,
+    /// Every PipelineRun `Succeeded` condition written, in order: `(namespace/name, status,
+    /// reason, message)` — comparable with a fixture's `timeline.txt`.
+    pub condition_history: Vec<(String, String, String, String)>,
 }
 
 fn key(kind: Kind, ns: &str, name: &str) -> Key {
@@ -130,6 +133,7 @@ impl MemoryCluster {
             kubelet: FakeKubelet::new(),
             tick: TimeDelta::milliseconds(100),
             controller_writes: Vec::new(),
+            condition_history: Vec::new(),
         }
     }
 
@@ -235,7 +239,19 @@ impl MemoryCluster {
             }
         }
         cur["metadata"]["resourceVersion"] = rv.into();
-        Ok(cur.clone())
+        let out = cur.clone();
+        if kind == Kind::PipelineRun {
+            if let Some((st, r, m)) = util::succeeded_parts(&out) {
+                let entry = (
+                    format!("{ns}/{name}"),
+                    st.to_string(),
+                    r.to_string(),
+                    m.to_string(),
+                );
+                self.condition_history.push(entry);
+            }
+        }
+        Ok(out)
     }
 
     /// JSON merge patch of the main resource (status is ignored, as the status subresource rule

@@ -284,11 +284,7 @@ pub fn substitute(s: &str, f: &dyn Fn(&str) -> Option<String>) -> String {
 /// Applies [`substitute`] to every string inside `v`.
 pub fn substitute_value(v: &mut Value, f: &dyn Fn(&str) -> Option<String>) {
     match v {
-        Value::String(s) => {
-            if s.contains("$(") {
-                *s = substitute(s, f);
-            }
-        }
+        Value::String(s) if s.contains("$(") => *s = substitute(s, f),
         Value::Array(a) => a.iter_mut().for_each(|x| substitute_value(x, f)),
         Value::Object(o) => o.values_mut().for_each(|x| substitute_value(x, f)),
         _ => {}
