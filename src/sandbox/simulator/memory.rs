@@ -142,6 +142,11 @@ impl MemoryCluster {
         self.now
     }
 
+    /// Sets the clock (e.g. to wall time when the cluster backs a fake API server).
+    pub fn set_now(&mut self, now: DateTime<Utc>) {
+        self.now = now;
+    }
+
     /// Moves the clock without running anything.
     pub fn advance(&mut self, d: TimeDelta) {
         self.now += d;
@@ -196,6 +201,15 @@ impl MemoryCluster {
         self.objects
             .iter()
             .filter(|((k, n, _), _)| *k == kind && n == ns)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Copies of every object of a kind in all namespaces.
+    pub fn list_all(&self, kind: Kind) -> Vec<Value> {
+        self.objects
+            .iter()
+            .filter(|((k, _, _), _)| *k == kind)
             .map(|(_, v)| v.clone())
             .collect()
     }
@@ -278,6 +292,32 @@ impl MemoryCluster {
         json_patch::merge(cur, &p);
         if let Some(s) = status {
             cur["status"] = s;
+        }
+        cur["metadata"]["resourceVersion"] = rv.into();
+        Ok(cur.clone())
+    }
+
+    /// JSON merge patch of the status subresource (only `status` is applied), as the kubelet's
+    /// `PATCH pods/<name>/status`.
+    pub fn patch_status(
+        &mut self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<Value, MemoryError> {
+        let rv = self.next_rv();
+        let cur = self
+            .objects
+            .get_mut(&key(kind, ns, name))
+            .ok_or_else(|| MemoryError::NotFound(kind, name.to_string()))?;
+        if let Some(st) = patch.get("status") {
+            let target = cur
+                .as_object_mut()
+                .ok_or_else(|| MemoryError::Invalid("not an object".into()))?
+                .entry("status")
+                .or_insert_with(|| json!({}));
+            json_patch::merge(target, st);
         }
         cur["metadata"]["resourceVersion"] = rv.into();
         Ok(cur.clone())
