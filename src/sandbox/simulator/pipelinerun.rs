@@ -775,3 +775,265 @@ pub fn reconcile_pipelinerun(
     }
     finish(pr, status, actions)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RUN: &str = include_str!(
+        "../../../tests/fixtures/tekton/dag-failed/01-failed-pipelinerun-demo-run.json"
+    );
+    const PIPELINE: &str = include_str!(
+        "../../../tests/fixtures/tekton/dag-failed/00-setup-pipeline-build-and-deploy.json"
+    );
+    const TR_A: &str =
+        include_str!("../../../tests/fixtures/tekton/dag-failed/01-failed-taskrun-demo-run-a.json");
+    const TR_B: &str =
+        include_str!("../../../tests/fixtures/tekton/dag-failed/01-failed-taskrun-demo-run-b.json");
+
+    fn parse(s: &str) -> Value {
+        serde_json::from_str(s).expect("fixture")
+    }
+
+    fn now() -> DateTime<Utc> {
+        util::parse_time("2026-11-26T19:27:30Z").expect("now")
+    }
+
+    fn tasks() -> BTreeMap<String, Value> {
+        ["fetch", "build", "deploy", "notify"]
+            .iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    json!({"kind": "Task", "metadata": {"name": n}, "spec": {}}),
+                )
+            })
+            .collect()
+    }
+
+    /// The fixture run as just created: no status, no pipeline label.
+    fn fresh_run() -> Value {
+        let mut pr = parse(RUN);
+        pr.as_object_mut().expect("obj").remove("status");
+        pr["metadata"]
+            .as_object_mut()
+            .expect("meta")
+            .remove("labels");
+        pr
+    }
+
+    fn cond(status: &Value) -> (String, String, String) {
+        let w = json!({"status": status});
+        let (s, r, m) = util::succeeded_parts(&w).expect("condition");
+        (s.into(), r.into(), m.into())
+    }
+
+    #[test]
+    fn a_done_run_is_left_alone() {
+        let a = reconcile_pipelinerun(
+            &parse(RUN),
+            Some(&parse(PIPELINE)),
+            &tasks(),
+            &[parse(TR_A), parse(TR_B)],
+            now(),
+        );
+        assert!(a.is_empty(), "{a:?}");
+    }
+
+    #[test]
+    fn first_reconcile_creates_the_root_task() {
+        let pr = fresh_run();
+        let a = reconcile_pipelinerun(&pr, Some(&parse(PIPELINE)), &tasks(), &[], now());
+        assert_eq!(
+            a.add_labels.get(rules::LABEL_PIPELINE).map(String::as_str),
+            Some("build-and-deploy")
+        );
+        assert_eq!(a.create_taskruns.len(), 1);
+        let tr = &a.create_taskruns[0];
+        assert_eq!(util::name(tr), "demo-run-a");
+        assert_eq!(util::label(tr, rules::LABEL_PIPELINE_TASK), Some("a"));
+        assert_eq!(util::label(tr, rules::LABEL_MEMBER_OF), Some("tasks"));
+        assert_eq!(util::label(tr, rules::LABEL_TASK), Some("fetch"));
+        assert_eq!(tr["metadata"]["annotations"]["example.dev/owner"], "alice");
+        assert_eq!(
+            tr["metadata"]["ownerReferences"][0]["uid"],
+            pr["metadata"]["uid"]
+        );
+        assert_eq!(
+            tr["metadata"]["ownerReferences"][0]["blockOwnerDeletion"],
+            true
+        );
+        assert_eq!(
+            tr["spec"]["params"][0]["value"],
+            "https://git.example.com/app.git"
+        );
+        assert_eq!(tr["spec"]["timeout"], "1h0m0s");
+        assert_eq!(tr["spec"]["serviceAccountName"], "default");
+        assert_eq!(
+            tr["spec"]["taskRef"],
+            json!({"kind": "Task", "name": "fetch"})
+        );
+        let st = a.status.expect("status");
+        assert_eq!(
+            cond(&st),
+            (
+                "Unknown".into(),
+                "Running".into(),
+                "Tasks Completed: 0 (Failed: 0, Cancelled 0), Incomplete: 4, Skipped: 0".into()
+            )
+        );
+        assert_eq!(st["startTime"], "2026-11-26T19:27:30Z");
+        assert_eq!(st["childReferences"][0]["name"], "demo-run-a");
+        assert_eq!(
+            st["pipelineSpec"],
+            parse(RUN)["status"]["pipelineSpec"],
+            "resolved spec as recorded"
+        );
+    }
+
+    #[test]
+    fn unknown_flip_refails_without_creating_anything() {
+        let mut pr = parse(RUN);
+        pr["status"]["conditions"] = json!([{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "flip"}]);
+        let report = json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+            "metadata": {"name": "demo-run-report", "labels": {"tekton.dev/pipelineTask": "report"}},
+            "status": {"conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}]}});
+        let a = reconcile_pipelinerun(
+            &pr,
+            Some(&parse(PIPELINE)),
+            &tasks(),
+            &[parse(TR_A), parse(TR_B), report],
+            now(),
+        );
+        assert!(a.create_taskruns.is_empty());
+        let st = a.status.expect("status");
+        assert_eq!(
+            cond(&st),
+            (
+                "False".into(),
+                "Failed".into(),
+                "Tasks Completed: 3 (Failed: 1, Cancelled 0), Skipped: 1".into()
+            )
+        );
+        assert_eq!(st["completionTime"], "2026-11-26T19:27:30Z");
+        assert_eq!(
+            st["skippedTasks"],
+            json!([{"name": "c", "reason": "PipelineRun was stopping"}])
+        );
+        assert!(
+            st.get("results").is_none(),
+            "b failed: the image result is omitted"
+        );
+    }
+
+    #[test]
+    fn cancel_patches_only_running_children() {
+        let mut pr = parse(RUN);
+        pr["spec"]["status"] = "Cancelled".into();
+        pr["status"]["conditions"] = json!([{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}]);
+        let mut b = parse(TR_B);
+        b["status"]["conditions"] =
+            json!([{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]);
+        let a = reconcile_pipelinerun(
+            &pr,
+            Some(&parse(PIPELINE)),
+            &tasks(),
+            &[parse(TR_A), b],
+            now(),
+        );
+        assert_eq!(
+            a.cancel_taskruns,
+            vec![TaskRunCancel {
+                name: "demo-run-b".into(),
+                status_message: rules::MSG_CANCELLED_BY_PIPELINE.into()
+            }]
+        );
+        let st = a.status.expect("status");
+        assert_eq!(
+            cond(&st),
+            (
+                "False".into(),
+                "Cancelled".into(),
+                "PipelineRun \"demo-run\" was cancelled".into()
+            )
+        );
+        assert_eq!(
+            st["skippedTasks"], pr["status"]["skippedTasks"],
+            "not rebuilt"
+        );
+    }
+
+    #[test]
+    fn long_timeout_returns_early() {
+        let mut pr = parse(RUN);
+        pr["spec"]["timeouts"]["pipeline"] = "1m0s".into();
+        pr["status"] = json!({"startTime": "2026-11-26T19:25:00Z",
+            "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
+            "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "demo-run-a", "pipelineTaskName": "a"}]});
+        let a = reconcile_pipelinerun(&pr, Some(&parse(PIPELINE)), &tasks(), &[parse(TR_A)], now());
+        let st = a.status.expect("status");
+        assert_eq!(
+            cond(&st),
+            (
+                "False".into(),
+                "PipelineRunTimeout".into(),
+                "PipelineRun \"demo-run\" failed to finish within \"1m0s\"".into()
+            )
+        );
+        assert!(st.get("skippedTasks").is_none() && st.get("finallyStartTime").is_none());
+        assert!(a.create_taskruns.is_empty());
+    }
+
+    #[test]
+    fn start_time_is_pulled_back_to_the_earliest_child() {
+        let mut pr = parse(RUN);
+        pr["status"] = json!({"startTime": "2026-11-26T19:27:29Z",
+            "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
+            "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "demo-run-a", "pipelineTaskName": "a"}]});
+        let a = reconcile_pipelinerun(&pr, Some(&parse(PIPELINE)), &tasks(), &[parse(TR_A)], now());
+        let st = a.status.expect("status");
+        assert_eq!(
+            st["startTime"],
+            parse(TR_A)["metadata"]["creationTimestamp"]
+        );
+        let b = &a.create_taskruns[0];
+        assert_eq!(util::name(b), "demo-run-b");
+        assert_eq!(
+            b["spec"]["params"][0]["value"],
+            "commit-from-demo-run-a-pod"
+        );
+    }
+
+    #[test]
+    fn a_missing_task_fails_the_run() {
+        let pr = fresh_run();
+        let a = reconcile_pipelinerun(&pr, Some(&parse(PIPELINE)), &BTreeMap::new(), &[], now());
+        let st = a.status.expect("status");
+        assert_eq!(cond(&st).1, "CouldntGetTask");
+        assert!(a.create_taskruns.is_empty());
+    }
+
+    #[test]
+    fn matrix_fan_out_order() {
+        let t = json!({"name": "m", "matrix": {"params": [
+            {"name": "os", "value": ["linux", "mac"]}, {"name": "arch", "value": ["amd64", "arm64"]}]}});
+        let c = matrix_combinations(&t);
+        let flat: Vec<String> = c
+            .iter()
+            .map(|c| {
+                c.iter()
+                    .map(|(_, v)| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
+            .collect();
+        assert_eq!(
+            flat,
+            ["linux/amd64", "mac/amd64", "linux/arm64", "mac/arm64"]
+        );
+        assert_eq!(
+            run_names(&Map::new(), "r", &t),
+            ["r-m-0", "r-m-1", "r-m-2", "r-m-3"]
+        );
+    }
+}

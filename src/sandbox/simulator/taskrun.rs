@@ -536,3 +536,198 @@ pub fn reconcile_taskrun(
     }
     actions
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAILED_POD: &str =
+        include_str!("../../../tests/fixtures/tekton/dag-failed/01-failed-pod-demo-run-b-pod.json");
+    const FAILED_TR: &str =
+        include_str!("../../../tests/fixtures/tekton/dag-failed/01-failed-taskrun-demo-run-b.json");
+    const BUILD_TASK: &str =
+        include_str!("../../../tests/fixtures/tekton/dag-failed/00-setup-task-build.json");
+
+    fn now() -> DateTime<Utc> {
+        util::parse_time("2026-11-26T19:40:00Z").expect("now")
+    }
+
+    fn parse(s: &str) -> Value {
+        serde_json::from_str(s).expect("fixture")
+    }
+
+    /// A freshly created TaskRun (the fixture's b without status).
+    fn new_tr() -> Value {
+        let mut tr = parse(FAILED_TR);
+        tr.as_object_mut().expect("obj").remove("status");
+        tr
+    }
+
+    #[test]
+    fn pod_names_follow_retries() {
+        let mut tr = new_tr();
+        assert_eq!(pod_name_for(&tr), "demo-run-b-pod");
+        tr["status"] = json!({"podName": "", "retriesStatus": [{}, {}]});
+        assert_eq!(pod_name_for(&tr), "demo-run-b-pod-retry2");
+        tr["status"]["podName"] = "x-pod".into();
+        assert_eq!(pod_name_for(&tr), "x-pod");
+    }
+
+    #[test]
+    fn new_taskrun_gets_a_pending_pod_and_resolved_spec() {
+        let task = parse(BUILD_TASK);
+        let a = reconcile_taskrun(&new_tr(), Some(&task), None, now());
+        let pod = a.create_pod.expect("pod created");
+        assert_eq!(util::name(&pod), "demo-run-b-pod");
+        assert_eq!(util::label(&pod, rules::LABEL_TASK_RUN), Some("demo-run-b"));
+        assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "TaskRun");
+        assert_eq!(pod["metadata"]["ownerReferences"][0]["controller"], true);
+        assert_eq!(pod["spec"]["containers"][0]["name"], "step-compile");
+        let st = Value::Object(a.status.expect("status").as_object().expect("obj").clone());
+        let wrapped = json!({"status": st});
+        assert_eq!(
+            util::succeeded_parts(&wrapped),
+            Some(("Unknown", "Pending", "Pending"))
+        );
+        let script = str_or_empty(&wrapped["status"]["taskSpec"]["steps"][0], &["script"]);
+        assert!(
+            script.contains("echo building commit-from-demo-run-a-pod"),
+            "{script}"
+        );
+        assert!(script.contains("/tekton/results/image"), "{script}");
+    }
+
+    #[test]
+    fn a_leftover_failed_pod_of_the_same_name_is_adopted() {
+        let pod = parse(FAILED_POD);
+        let task = parse(BUILD_TASK);
+        let a = reconcile_taskrun(&new_tr(), Some(&task), Some(&pod), now());
+        assert!(a.create_pod.is_none(), "no new pod");
+        let wrapped = json!({"status": a.status.expect("status")});
+        assert_eq!(
+            util::succeeded_parts(&wrapped),
+            Some((
+                "False",
+                "StepFailed",
+                "\"step-compile\" exited with code 1: Error"
+            ))
+        );
+        assert_eq!(wrapped["status"]["podName"], "demo-run-b-pod");
+        assert_eq!(
+            wrapped["status"]["steps"][0]["terminated"]["startedAt"],
+            "2026-11-26T19:27:14Z"
+        );
+        assert!(
+            wrapped["status"]["steps"][0]["terminated"]
+                .get("message")
+                .is_none(),
+            "internal entries removed"
+        );
+    }
+
+    #[test]
+    fn done_taskrun_is_left_alone() {
+        let tr = parse(FAILED_TR);
+        assert!(reconcile_taskrun(&tr, None, None, now()).is_empty());
+    }
+
+    #[test]
+    fn cancellation_fails_terminates_steps_and_deletes_the_pod() {
+        let mut tr = new_tr();
+        tr["spec"]["status"] = rules::TR_SPEC_CANCELLED.into();
+        tr["spec"]["statusMessage"] = rules::MSG_CANCELLED_BY_PIPELINE.into();
+        tr["status"] = json!({
+            "startTime": "2026-11-26T19:39:00Z", "podName": "demo-run-b-pod",
+            "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": rules::MSG_TR_RUNNING}],
+            "steps": [{"name": "compile", "container": "step-compile", "running": {"startedAt": "2026-11-26T19:39:01Z"}}],
+        });
+        let a = reconcile_taskrun(&tr, None, None, now());
+        assert_eq!(a.delete_pod.as_deref(), Some("demo-run-b-pod"));
+        let wrapped = json!({"status": a.status.expect("status")});
+        assert_eq!(
+            util::succeeded_parts(&wrapped),
+            Some((
+                "False",
+                "TaskRunCancelled",
+                "TaskRun \"demo-run-b\" was cancelled. TaskRun cancelled as the PipelineRun it belongs to has been cancelled."
+            ))
+        );
+        let t = &wrapped["status"]["steps"][0]["terminated"];
+        assert_eq!(t["reason"], "TaskRunCancelled");
+        assert_eq!(t["exitCode"], 1);
+        assert_eq!(t["startedAt"], "2026-11-26T19:39:01Z");
+        assert_eq!(
+            t["message"],
+            "Step compile terminated as pod demo-run-b-pod is terminated"
+        );
+    }
+
+    #[test]
+    fn timeout_fails_with_the_go_duration() {
+        let mut tr = new_tr();
+        tr["spec"]["timeout"] = "1m0s".into();
+        tr["status"] = json!({"startTime": "2026-11-26T19:38:00Z", "podName": "",
+            "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": rules::MSG_TR_RUNNING}]});
+        let wrapped =
+            json!({"status": reconcile_taskrun(&tr, None, None, now()).status.expect("status")});
+        assert_eq!(
+            util::succeeded_parts(&wrapped),
+            Some((
+                "False",
+                "TaskRunTimeout",
+                "TaskRun \"demo-run-b\" failed to finish within \"1m0s\""
+            ))
+        );
+    }
+
+    #[test]
+    fn a_failure_with_retries_left_is_archived_and_retried() {
+        let mut tr = new_tr();
+        tr["spec"]["retries"] = 1.into();
+        let pod = parse(FAILED_POD);
+        let task = parse(BUILD_TASK);
+        let st = reconcile_taskrun(&tr, Some(&task), Some(&pod), now())
+            .status
+            .expect("status");
+        let wrapped = json!({"status": st});
+        assert_eq!(
+            util::succeeded_parts(&wrapped).map(|(s, r, _)| (s, r)),
+            Some(("Unknown", "ToBeRetried"))
+        );
+        assert_eq!(wrapped["status"]["podName"], "");
+        assert!(wrapped["status"].get("startTime").is_none());
+        let archived = &wrapped["status"]["retriesStatus"][0];
+        assert_eq!(archived["podName"], "demo-run-b-pod");
+        assert_eq!(archived["conditions"][0]["reason"], "StepFailed");
+        let mut retried = tr.clone();
+        retried["status"] = wrapped["status"].clone();
+        assert_eq!(pod_name_for(&retried), "demo-run-b-pod-retry1");
+        // No retry is left once one attempt is archived.
+        let again = reconcile_taskrun(&retried, Some(&task), Some(&pod), now());
+        let wrapped = json!({"status": again.status.expect("status")});
+        assert_eq!(
+            util::succeeded_parts(&wrapped).map(|(s, r, _)| (s, r)),
+            Some(("False", "StepFailed"))
+        );
+        assert_eq!(
+            wrapped["status"]["retriesStatus"].as_array().map(Vec::len),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn previous_status_context_is_kept_except_for_running_states() {
+        let c = |r: &str| json!({"reason": r, "message": "m"});
+        assert_eq!(append_previous(Some(&c("Running")), "x".into()), "x");
+        assert_eq!(append_previous(Some(&c("Started")), "x".into()), "x");
+        assert_eq!(
+            append_previous(Some(&c("Pending")), "x".into()),
+            "x\nPrevious status: [Pending] m"
+        );
+        assert_eq!(
+            append_previous(Some(&c("ToBeRetried")), "x".into()),
+            "x\nPrevious status: [ToBeRetried] m"
+        );
+        assert_eq!(append_previous(None, "x".into()), "x");
+    }
+}
