@@ -392,3 +392,169 @@ pub fn declared_results(tr: &Value) -> Vec<String> {
 pub fn apply_status_patch(pod: &mut Value, patch: &Value) {
     json_patch::merge(pod, patch);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RUNNING: &str = include_str!(
+        "../../../tests/fixtures/tekton/fake-kubelet/demo-run-a-pod-running.status-patch.json"
+    );
+    const SUCCEEDED: &str = include_str!(
+        "../../../tests/fixtures/tekton/fake-kubelet/demo-run-a-pod-succeeded.status-patch.json"
+    );
+    const FAILED: &str = include_str!(
+        "../../../tests/fixtures/tekton/fake-kubelet/demo-run-b-pod-failed.status-patch.json"
+    );
+
+    fn t(s: &str) -> DateTime<Utc> {
+        util::parse_time(s).expect("time")
+    }
+
+    fn pod(name: &str, uid: &str, task: &str) -> Value {
+        json!({"metadata": {"name": name, "namespace": "ns", "uid": uid, "labels": {
+                  "tekton.dev/taskRun": format!("run-{task}"), "tekton.dev/pipelineTask": task,
+                  "tekton.dev/pipelineRunUID": "run-uid"}},
+               "spec": {"initContainers": [{"name": "prepare", "image": "i"}],
+                        "containers": [{"name": "step-compile", "image": "example.invalid/golang:1"}]},
+               "status": {"phase": "Pending"}})
+    }
+
+    fn rules(pairs: &[(&str, &str)]) -> OutcomeRules {
+        let m: Map<String, Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::from(*v)))
+            .collect();
+        OutcomeRules::from_annotations(&m)
+    }
+
+    /// The set of keys of every object nested at the same paths.
+    fn shape(v: &Value) -> Value {
+        match v {
+            Value::Object(o) => {
+                Value::Object(o.iter().map(|(k, v)| (k.clone(), shape(v))).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().take(1).map(shape).collect()),
+            _ => Value::Null,
+        }
+    }
+
+    #[test]
+    fn rules_parse() {
+        let r = rules(&[
+            (ANN_FAIL, "b, c:2,d:*"),
+            (ANN_HANG, "e,f:1"),
+            (ANN_DURATION, "200ms,b=2s"),
+        ]);
+        assert_eq!(r.fail.get("b"), Some(&Attempts::First(1)));
+        assert_eq!(r.fail.get("c"), Some(&Attempts::First(2)));
+        assert_eq!(r.fail.get("d"), Some(&Attempts::All));
+        assert_eq!(r.hang.get("e"), Some(&Attempts::All));
+        assert_eq!(r.hang.get("f"), Some(&Attempts::First(1)));
+        assert_eq!(r.duration, Some(TimeDelta::milliseconds(200)));
+        assert_eq!(r.durations.get("b"), Some(&TimeDelta::seconds(2)));
+    }
+
+    #[test]
+    fn attempts_survive_recreated_pods_of_the_same_name() {
+        let r = rules(&[(ANN_FAIL, "b:2")]);
+        let mut k = FakeKubelet::new();
+        let outcomes: Vec<Outcome> = (0..3)
+            .map(|i| {
+                k.decide(&pod("run-b-pod", &format!("uid-{i}"), "b"), &r)
+                    .outcome
+            })
+            .collect();
+        assert_eq!(outcomes, [Outcome::Fail, Outcome::Fail, Outcome::Succeed]);
+        assert_eq!(
+            k.decide(&pod("run-c-pod", "c", "c"), &r).outcome,
+            Outcome::Succeed
+        );
+    }
+
+    #[test]
+    fn taskrun_name_rules_win_over_task_rules() {
+        let r = rules(&[(ANN_FAIL, "run-m-1"), (ANN_HANG, "m")]);
+        let mut k = FakeKubelet::new();
+        let mut p = pod("run-m-1-pod", "u1", "m");
+        p["metadata"]["labels"]["tekton.dev/taskRun"] = "run-m-1".into();
+        assert_eq!(k.decide(&p, &r).outcome, Outcome::Fail);
+        p["metadata"]["labels"]["tekton.dev/taskRun"] = "run-m-0".into();
+        assert_eq!(k.decide(&p, &r).outcome, Outcome::Hang);
+    }
+
+    #[test]
+    fn pods_run_then_terminate_with_recorded_patch_shapes() {
+        let r = rules(&[(ANN_DURATION, "2s")]);
+        let mut k = FakeKubelet::new();
+        let mut p = pod("run-a-pod", "ua", "a");
+        let t0 = t("2026-11-26T19:27:11Z");
+        let running = k
+            .step(&p, &r, &["commit".into()], t0)
+            .expect("running patch");
+        let recorded: Value = serde_json::from_str(RUNNING).expect("fixture");
+        assert_eq!(shape(&running), shape(&recorded["body"]));
+        apply_status_patch(&mut p, &running);
+        assert!(
+            k.step(&p, &r, &["commit".into()], t0 + TimeDelta::seconds(1))
+                .is_none(),
+            "still running"
+        );
+        assert_eq!(k.next_due(), Some(t0 + TimeDelta::seconds(2)));
+        let done = k
+            .step(&p, &r, &["commit".into()], t0 + TimeDelta::seconds(2))
+            .expect("done patch");
+        let recorded: Value = serde_json::from_str(SUCCEEDED).expect("fixture");
+        assert_eq!(shape(&done), shape(&recorded["body"]));
+        assert_eq!(done["status"]["phase"], "Succeeded");
+        let msg = done["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
+            .as_str()
+            .expect("msg");
+        assert!(
+            msg.contains(r#"{"key":"commit","value":"commit-from-run-a-pod","type":1}"#),
+            "{msg}"
+        );
+        assert!(
+            k.step(&p, &r, &[], t0 + TimeDelta::seconds(9)).is_none(),
+            "terminal pods are not patched again"
+        );
+    }
+
+    #[test]
+    fn failing_and_hanging_pods() {
+        let mut k = FakeKubelet::new();
+        let fail = rules(&[(ANN_FAIL, "b"), (ANN_DURATION, "1s")]);
+        let mut p = pod("run-b-pod", "ub", "b");
+        let t0 = t("2026-11-26T19:27:14Z");
+        let running = k.step(&p, &fail, &["image".into()], t0).expect("running");
+        apply_status_patch(&mut p, &running);
+        let done = k
+            .step(&p, &fail, &["image".into()], t0 + TimeDelta::seconds(1))
+            .expect("failed");
+        let recorded: Value = serde_json::from_str(FAILED).expect("fixture");
+        assert_eq!(shape(&done), shape(&recorded["body"]));
+        assert_eq!(done["status"]["phase"], "Failed");
+        let term = &done["status"]["containerStatuses"][0]["state"]["terminated"];
+        assert_eq!(term["exitCode"], 1);
+        assert_eq!(term["reason"], "Error");
+        assert!(
+            !term["message"].as_str().unwrap_or("").contains("image"),
+            "no results from a failed step"
+        );
+
+        let hang = rules(&[(ANN_HANG, "h")]);
+        let mut h = pod("run-h-pod", "uh", "h");
+        let running = k.step(&h, &hang, &[], t0).expect("running");
+        apply_status_patch(&mut h, &running);
+        assert!(
+            k.step(&h, &hang, &[], t0 + TimeDelta::hours(5)).is_none(),
+            "hangs"
+        );
+        let mut old = pod("old-pod", "uo", "x");
+        old["status"]["phase"] = "Failed".into();
+        assert!(
+            k.step(&old, &hang, &[], t0).is_none(),
+            "an already finished pod is left alone"
+        );
+    }
+}
