@@ -1,0 +1,409 @@
+//! The simulator against a Kubernetes API: a resync loop (every [`SimulatorOptions::resync`], and
+//! again at once while writes happen) that lists PipelineRuns, TaskRuns, Pods, Pipelines and Tasks
+//! in all namespaces, runs the pure reconcilers and the fake kubelet, and writes their actions.
+//!
+//! Status writes follow knative's generated reconciler (`reconciler.RetryUpdateConflicts` in the
+//! generated `updateStatus`): PUT the desired status with the resourceVersion that was read; on 409
+//! re-GET and PUT the *same desired status* onto the fresh object. With
+//! [`SimulatorOptions::stale_read_lag`] the PipelineRun status is written that long after the read,
+//! which reproduces race 2 of fixture `cancelled/` (07–09) deterministically: a spec change made in
+//! that window is followed by the stale `False/Cancelled` status.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::Client;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::kubelet::{self, FakeKubelet, OutcomeRules};
+use super::pipelinerun::{reconcile_pipelinerun, PipelineRunActions};
+use super::rules;
+use super::taskrun::{pod_name_for, reconcile_taskrun};
+use super::util::{self, get_str};
+
+/// Errors of one simulator pass.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulatorError {
+    /// A Kubernetes API call failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// An object could not be converted.
+    #[error("object conversion: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Knobs of the simulator; [`SimulatorHandle`] changes them at runtime.
+#[derive(Debug, Clone)]
+pub struct SimulatorOptions {
+    /// Resync period of the loop.
+    pub resync: Duration,
+    /// Write each PipelineRun status this long after reading the run (race-2 knob).
+    pub stale_read_lag: Option<Duration>,
+    /// Run the fake kubelet (off when something else completes pods).
+    pub kubelet: bool,
+}
+
+impl Default for SimulatorOptions {
+    fn default() -> Self {
+        SimulatorOptions {
+            resync: Duration::from_millis(200),
+            stale_read_lag: None,
+            kubelet: true,
+        }
+    }
+}
+
+fn tekton(kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: "tekton.dev".into(),
+        version: "v1".into(),
+        api_version: "tekton.dev/v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+fn pods() -> ApiResource {
+    ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        plural: "pods".into(),
+    }
+}
+
+fn is_status(e: &kube::Error, f: fn(&kube::core::Status) -> bool) -> bool {
+    matches!(e, kube::Error::Api(s) if f(s))
+}
+
+/// The simulator's state; [`Simulator::pass`] is one deterministic pass (tests may call it directly
+/// instead of starting the loop).
+pub struct Simulator {
+    client: Client,
+    options: Arc<Mutex<SimulatorOptions>>,
+    kubelet: FakeKubelet,
+}
+
+/// Handle of a running simulator loop.
+pub struct SimulatorHandle {
+    options: Arc<Mutex<SimulatorOptions>>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl SimulatorHandle {
+    /// Changes the stale-read lag knob at runtime.
+    pub fn set_stale_read_lag(&self, lag: Option<Duration>) {
+        if let Ok(mut o) = self.options.lock() {
+            o.stale_read_lag = lag;
+        }
+    }
+
+    /// Turns the fake kubelet on or off.
+    pub fn set_kubelet(&self, on: bool) {
+        if let Ok(mut o) = self.options.lock() {
+            o.kubelet = on;
+        }
+    }
+
+    /// Stops the loop and waits for it.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+fn to_value(o: &DynamicObject, ar: &ApiResource) -> Result<Value, serde_json::Error> {
+    let mut v = serde_json::to_value(o)?;
+    v["apiVersion"] = ar.api_version.clone().into();
+    v["kind"] = ar.kind.clone().into();
+    Ok(v)
+}
+
+fn from_value(v: Value) -> Result<DynamicObject, serde_json::Error> {
+    serde_json::from_value(v)
+}
+
+impl Simulator {
+    /// A simulator that has not started.
+    pub fn new(client: Client, options: SimulatorOptions) -> Self {
+        Simulator {
+            client,
+            options: Arc::new(Mutex::new(options)),
+            kubelet: FakeKubelet::new(),
+        }
+    }
+
+    /// Starts the loop on the current tokio runtime.
+    pub fn start(client: Client, options: SimulatorOptions) -> SimulatorHandle {
+        let mut sim = Simulator::new(client, options);
+        let opts = sim.options.clone();
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                let writes = match sim.pass().await {
+                    Ok(w) => w,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "tekton simulator pass failed");
+                        0
+                    }
+                };
+                let resync = sim.options().resync;
+                let wait = if writes > 0 {
+                    Duration::from_millis(10)
+                } else {
+                    resync
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stopped.changed() => break,
+                }
+                if *stopped.borrow() {
+                    break;
+                }
+            }
+        });
+        SimulatorHandle {
+            options: opts,
+            stop,
+            task,
+        }
+    }
+
+    fn options(&self) -> SimulatorOptions {
+        self.options.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    async fn list(&self, ar: &ApiResource) -> Result<Vec<Value>, SimulatorError> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), ar);
+        let list = api.list(&ListParams::default()).await?;
+        list.items
+            .iter()
+            .map(|o| to_value(o, ar).map_err(SimulatorError::from))
+            .collect()
+    }
+
+    fn api(&self, ns: &str, ar: &ApiResource) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), ns, ar)
+    }
+
+    /// knative-style status write: PUT with the read resourceVersion, on 409 re-GET and PUT the
+    /// desired status onto the latest object (a few attempts).
+    async fn write_status(
+        &self,
+        ar: &ApiResource,
+        read: &Value,
+        status: &Value,
+    ) -> Result<bool, SimulatorError> {
+        let api = self.api(util::namespace(read), ar);
+        let name = util::name(read);
+        let mut body = read.clone();
+        body["status"] = status.clone();
+        for _ in 0..5 {
+            match api
+                .replace_status(name, &PostParams::default(), &from_value(body.clone())?)
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(e) if is_status(&e, kube::core::Status::is_conflict) => {
+                    let latest = match api.get(name).await {
+                        Ok(o) => to_value(&o, ar)?,
+                        Err(e) if is_status(&e, kube::core::Status::is_not_found) => {
+                            return Ok(false)
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
+                    if latest.get("status") == Some(status) {
+                        return Ok(false);
+                    }
+                    body = latest;
+                    body["status"] = status.clone();
+                }
+                Err(e) if is_status(&e, kube::core::Status::is_not_found) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(false)
+    }
+
+    async fn apply_pipelinerun(
+        &self,
+        pr: &Value,
+        actions: PipelineRunActions,
+        lag: Option<Duration>,
+    ) -> Result<usize, SimulatorError> {
+        let ns = util::namespace(pr);
+        let tr_api = self.api(ns, &tekton("TaskRun", "taskruns"));
+        let mut writes = 0;
+        for tr in actions.create_taskruns {
+            match tr_api
+                .create(&PostParams::default(), &from_value(tr)?)
+                .await
+            {
+                Ok(_) => writes += 1,
+                Err(e) if is_status(&e, kube::core::Status::is_already_exists) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for c in actions.cancel_taskruns {
+            let patch = json!({"spec": {"status": rules::TR_SPEC_CANCELLED, "statusMessage": c.status_message}});
+            match tr_api
+                .patch(&c.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => writes += 1,
+                // NotFound and the webhook's refusal on done TaskRuns are ignored (cancel.go).
+                Err(kube::Error::Api(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let pr_ar = tekton("PipelineRun", "pipelineruns");
+        if !actions.add_labels.is_empty() {
+            let patch = json!({"metadata": {"labels": actions.add_labels}});
+            if self
+                .api(ns, &pr_ar)
+                .patch(
+                    util::name(pr),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .is_ok()
+            {
+                writes += 1;
+            }
+        }
+        if let Some(status) = actions.status {
+            if let Some(l) = lag {
+                tokio::time::sleep(l).await;
+            }
+            if self.write_status(&pr_ar, pr, &status).await? {
+                writes += 1;
+            }
+        }
+        Ok(writes)
+    }
+
+    /// One pass over the cluster: TaskRuns, PipelineRuns, then the kubelet. Returns the number of writes.
+    pub async fn pass(&mut self) -> Result<usize, SimulatorError> {
+        let opts = self.options();
+        let tr_ar = tekton("TaskRun", "taskruns");
+        let pr_ar = tekton("PipelineRun", "pipelineruns");
+        let pod_ar = pods();
+        let taskruns = self.list(&tr_ar).await?;
+        let pipelineruns = self.list(&pr_ar).await?;
+        let pipelines = self.list(&tekton("Pipeline", "pipelines")).await?;
+        let tasks = self.list(&tekton("Task", "tasks")).await?;
+        let all_pods = self.list(&pod_ar).await?;
+        let find = |list: &[Value], ns: &str, name: &str| -> Option<Value> {
+            list.iter()
+                .find(|o| util::namespace(o) == ns && util::name(o) == name)
+                .cloned()
+        };
+        let mut writes = 0;
+
+        for tr in &taskruns {
+            let ns = util::namespace(tr);
+            let task = get_str(tr, &["spec", "taskRef", "name"]).and_then(|t| find(&tasks, ns, t));
+            let pod = find(&all_pods, ns, &pod_name_for(tr));
+            let actions = reconcile_taskrun(tr, task.as_ref(), pod.as_ref(), Utc::now());
+            let pod_api = self.api(ns, &pod_ar);
+            if let Some(p) = actions.create_pod {
+                match pod_api
+                    .create(&PostParams::default(), &from_value(p)?)
+                    .await
+                {
+                    Ok(_) => writes += 1,
+                    // AlreadyExists: the next pass adopts the pod by name (createPod).
+                    Err(e) if is_status(&e, kube::core::Status::is_already_exists) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if let Some(p) = actions.delete_pod {
+                match pod_api.delete(&p, &DeleteParams::default()).await {
+                    Ok(_) => writes += 1,
+                    Err(e) if is_status(&e, kube::core::Status::is_not_found) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if let Some(st) = actions.status {
+                if self.write_status(&tr_ar, tr, &st).await? {
+                    writes += 1;
+                }
+            }
+        }
+
+        for pr in &pipelineruns {
+            let ns = util::namespace(pr);
+            let pipeline =
+                get_str(pr, &["spec", "pipelineRef", "name"]).and_then(|p| find(&pipelines, ns, p));
+            let ns_tasks: BTreeMap<String, Value> = tasks
+                .iter()
+                .filter(|t| util::namespace(t) == ns)
+                .map(|t| (util::name(t).to_string(), t.clone()))
+                .collect();
+            let children: Vec<Value> = taskruns
+                .iter()
+                .filter(|t| {
+                    util::namespace(t) == ns
+                        && util::label(t, rules::LABEL_PIPELINE_RUN) == Some(util::name(pr))
+                })
+                .cloned()
+                .collect();
+            let actions =
+                reconcile_pipelinerun(pr, pipeline.as_ref(), &ns_tasks, &children, Utc::now());
+            if !actions.is_empty() {
+                writes += self
+                    .apply_pipelinerun(pr, actions, opts.stale_read_lag)
+                    .await?;
+            }
+        }
+
+        if opts.kubelet {
+            let mut live = HashSet::new();
+            for pod in &all_pods {
+                let ns = util::namespace(pod);
+                live.insert(util::uid(pod).to_string());
+                let Some(tr) =
+                    util::label(pod, rules::LABEL_TASK_RUN).and_then(|t| find(&taskruns, ns, t))
+                else {
+                    continue;
+                };
+                let pr = util::label(pod, rules::LABEL_PIPELINE_RUN)
+                    .and_then(|p| find(&pipelineruns, ns, p));
+                let src = pr.as_ref().unwrap_or(&tr);
+                let ann = util::get(src, &["metadata", "annotations"])
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                let rules = OutcomeRules::from_annotations(&ann);
+                let results = kubelet::declared_results(&tr);
+                if let Some(patch) = self.kubelet.step(pod, &rules, &results, Utc::now()) {
+                    let api = self.api(ns, &pod_ar);
+                    match api
+                        .patch_status(
+                            util::name(pod),
+                            &PatchParams::default(),
+                            &Patch::Merge(&patch),
+                        )
+                        .await
+                    {
+                        Ok(_) => writes += 1,
+                        Err(kube::Error::Api(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            self.kubelet.retain_pods(&live);
+        }
+        Ok(writes)
+    }
+}

@@ -1,0 +1,106 @@
+//! The Tekton simulator: reconciles PipelineRuns and TaskRuns the way the real Tekton controller
+//! did on the recorded fixtures (`tests/fixtures/tekton/`), so that an in-place retry engine tested
+//! against it behaves as it would on real Tekton (DESIGN §5, issue 3 item 5).
+//!
+//! Layout (pure logic separated from plumbing): [`pipelinerun`] and [`taskrun`] are pure reconcile
+//! functions over JSON objects, [`facts`] holds Tekton's questions about a run's state, [`kubelet`]
+//! decides pod outcomes, [`memory`] is a serial in-memory cluster with a fake clock (tests), and
+//! [`driver`] runs the same functions against a Kubernetes API. All constants are in [`rules`].
+//!
+//! # Rules (source in brackets; `pr.go` = `pkg/reconciler/pipelinerun/pipelinerun.go`,
+//! `state.go` = `resources/pipelinerunstate.go`, `resolution.go` = `resources/pipelinerunresolution.go`,
+//! `tr.go` = `pkg/reconciler/taskrun/taskrun.go`, Tekton v1.15.0-49-g3ee1745ae)
+//!
+//! PipelineRun:
+//! 1. A done run is left alone: no write at all [`ReconcileKind` "already done on entry"; every
+//!    fixture's api-writes.txt]. Hence a status flipped back to Unknown is reconciled again at once
+//!    [flip-only].
+//! 2. First reconcile: `startTime = now`, `Unknown/Started` [`InitializeConditions`].
+//! 3. Timed out for ≥ 2× `timeouts.pipeline`: cancel referenced TaskRuns with the timeout message,
+//!    `False/PipelineRunTimeout "PipelineRun \"x\" failed to finish within \"1m0s\""`, stop — no
+//!    skippedTasks, no finallyStartTime [`HasTimedOutForALongTime`; timeout-long].
+//! 4. Label `tekton.dev/pipeline` = pipelineRef name, else the run's name
+//!    [`propagatePipelineNameLabelToPipelineRun`].
+//! 5. `spec.status: Cancelled` (even right after a status reset): patch every referenced running
+//!    TaskRun `spec.status: TaskRunCancelled` + `statusMessage`, `False/Cancelled "PipelineRun \"x\"
+//!    was cancelled"`, completionTime, childReferences/skippedTasks untouched [`cancelPipelineRun`;
+//!    cancelled/02, race 1 in cancelled/06].
+//! 6. Owned TaskRuns labelled with the run but missing from childReferences are re-adopted; refs
+//!    sorted by (task, name) [`updatePipelineRunStatusFromChildRefs`; childrefs v1].
+//! 7. Pipeline spec: `status.pipelineSpec` if present, else the Pipeline/inline spec with defaults
+//!    and `$(params.*)`/`$(context.*)` applied, stored back [`GetPipelineFunc`, `ApplyParameters`].
+//! 8. TaskRun names: from childReferences for the task, else `<run>-<task>` / matrix
+//!    `<run>-<task>-<i>`; TaskRuns are looked up by those names [`GetNamesOfTaskRuns`; matrix:
+//!    a deleted combination whose reference was kept is never re-created, dangling non-matrix refs
+//!    are re-created under the same name (childrefs v2)].
+//! 9. Skip reasons, recomputed every reconcile, first match wins: scheduled/finally → none;
+//!    stopping; gracefully cancelled; gracefully stopped; when false (parents done); parent skipped
+//!    (not for when-skipped parents); missing results; pipeline timeout; tasks timeout; empty matrix.
+//!    Finally tasks (once the DAG is done): missing results, when, pipeline timeout, finally timeout
+//!    [`skip`, `IsFinallySkipped`; matrix timeline, timeout/03].
+//! 10. Scheduling: no new DAG task when cancelled, gracefully cancelled/stopped or stopping; DAG
+//!     tasks whose parents are done and that have no TaskRun; finally tasks without a TaskRun once
+//!     the DAG is done; finallyStartTime stamped when a finally task is scheduled or already exists
+//!     [`DAGExecutionQueue`, `GetFinalTasks`, `runNextSchedulableTask`; keep-finally,
+//!     cancelled-finally-trap].
+//! 11. Created TaskRuns: run labels + pipelineRun/UID/pipelineTask/memberOf/managed-by/task labels,
+//!     run annotations, owner ref (controller, blockOwnerDeletion), params with results,
+//!     `$(tasks.status)` / `$(tasks.<t>.status)` substituted, matrix params first, `taskRef` or
+//!     `taskSpec`, `serviceAccountName` from `taskRunTemplate`, `timeout` default `1h0m0s`,
+//!     `retries` [`createTaskRun`; dag-failed/06, matrix/01, timeout-within/03].
+//! 12. Graceful cancel while DAG tasks run cancels every referenced TaskRun [`gracefullyCancelPipelineRun`].
+//! 13. `timeouts.tasks` / `timeouts.finally` exceeded: running TaskRuns of that phase are cancelled
+//!     with the timeout message.
+//! 14. `now - startTime > timeouts.pipeline`: cancel referenced TaskRuns with "…has timed out.",
+//!     `False/PipelineRunTimeout` [`timeoutPipelineRun`; timeout/03, timeout-startreset].
+//! 15. Condition [`GetPipelineConditionStatus`]: all done → `Tasks Completed: N (Failed: F,
+//!     Cancelled C), Skipped: S` with Succeeded / Completed (skips) / Failed / Cancelled ("PipelineRun
+//!     \"x\" was cancelled" when gracefully cancelled or stopped); otherwise Unknown with
+//!     `Tasks Completed: N (Failed: F, Cancelled C), Incomplete: I, Skipped: S` and reason Running,
+//!     CancelledRunningFinally, StoppedRunningFinally or PipelineRunStopping. A TaskRun cancelled by
+//!     the pipeline timeout counts as failed. completionTime = the condition's transition time.
+//! 16. startTime is pulled back to the earliest child TaskRun's creationTimestamp
+//!     [`AdjustStartTime`; timeout-within, timeout-startreset].
+//! 17. childReferences rebuilt from existing TaskRuns in task order (dangling refs dropped);
+//!     skippedTasks with whenExpressions; results from task results when done, a result whose
+//!     reference cannot be resolved is omitted [`GetChildReferences`, `GetSkippedTasks`,
+//!     `ApplyTaskResultsToPipelineResults`; dag-failed/01 has no results].
+//!
+//! TaskRun:
+//! 1. Done on entry: nothing, except a failed non-cancelled run with retries left is retried.
+//! 2. No startTime: `startTime = now`, reason Started [`InitializeConditions`].
+//! 3. `spec.status: TaskRunCancelled` → `False/TaskRunCancelled "TaskRun \"x\" was cancelled. <msg>"`
+//!    (+ "\nPrevious status: [R] M" unless Started/Running/Pending), completionTime, running steps
+//!    terminated with the reason, pod deleted [`failTaskRun`, `appendPreviousConditionContext`;
+//!    cancelled/02, cancelled-inplace].
+//! 4. Timeout (`spec.timeout`, default 1h): `False/TaskRunTimeout "TaskRun \"x\" failed to finish
+//!    within \"1h0m0s\""`, pod deleted.
+//! 5. Task spec: `status.taskSpec`, else inline, else the referenced Task (re-created TaskRuns
+//!    re-resolve — dag-failed/06), params and `$(results.r.path)` applied.
+//! 6. Pod `<tr>-pod` (`-retry<N>` after N archived attempts) is created when missing; an existing pod
+//!    of that name is adopted even if stale [`createPod` AlreadyExists; orphan-pod].
+//! 7. Status from the pod [`MakeTaskRunStatus`]: Pending → `Unknown/Pending "Pending"`, Running →
+//!    `Unknown/Running "Not all Steps in the Task have finished executing"`, success →
+//!    `True/Succeeded "All Steps have completed executing"` with results from type-1 termination
+//!    entries, failure → `False/StepFailed "\"step-x\" exited with code 1: Error"`.
+//! 8. Failed, not cancelled, `len(retriesStatus) < spec.retries` → status archived into
+//!    retriesStatus, `Unknown/ToBeRetried`, podName cleared [`retryTaskRun`; retries/01, /03].
+//!
+//! Not modelled: custom tasks, pipelines in pipelines, CEL when expressions, array/object params
+//! and results, `matrix.include`, onError annotations on pods, sidecars, affinity assistants
+//! (workspaces are passed through unchanged), resolvers, result validation failures.
+
+pub mod driver;
+pub mod facts;
+pub mod kubelet;
+pub mod memory;
+pub mod pipelinerun;
+pub mod rules;
+pub mod taskrun;
+pub mod util;
+
+pub use driver::{Simulator, SimulatorError, SimulatorHandle, SimulatorOptions};
+pub use kubelet::{FakeKubelet, OutcomeRules};
+pub use memory::{Kind, MemoryCluster, MemoryError, Propagation};
+pub use pipelinerun::{reconcile_pipelinerun, PipelineRunActions, TaskRunCancel};
+pub use taskrun::{pod_name_for, reconcile_taskrun, TaskRunActions};
