@@ -104,9 +104,7 @@ impl<'a> ChildView<'a> {
             ConditionStatus::True => ChildOutcome::Succeeded,
             ConditionStatus::Unknown => {
                 if cancel_counts && self.cancel_requested() {
-                    ChildOutcome::Cancelled(
-                        self.obj.spec_status().unwrap_or_default().to_string(),
-                    )
+                    ChildOutcome::Cancelled(self.obj.spec_status().unwrap_or_default().to_string())
                 } else {
                     ChildOutcome::Running
                 }
@@ -185,7 +183,10 @@ mod tests {
     #[test]
     fn classifies_taskruns() {
         let o = |v: &Value, c| ChildView::new(v).expect("child").outcome(c);
-        assert_eq!(o(&tr("", "True", "Succeeded"), false), ChildOutcome::Succeeded);
+        assert_eq!(
+            o(&tr("", "True", "Succeeded"), false),
+            ChildOutcome::Succeeded
+        );
         assert_eq!(
             o(&tr("", "False", "StepFailed"), false),
             ChildOutcome::Failed("StepFailed".into())
@@ -198,7 +199,10 @@ mod tests {
             o(&tr("", "False", "TaskRunTimeout"), false),
             ChildOutcome::TimedOut("TaskRunTimeout".into())
         );
-        assert_eq!(o(&tr("", "Unknown", "Running"), true), ChildOutcome::Running);
+        assert_eq!(
+            o(&tr("", "Unknown", "Running"), true),
+            ChildOutcome::Running
+        );
         assert_eq!(
             o(&tr("TaskRunCancelled", "Unknown", "Running"), false),
             ChildOutcome::Running

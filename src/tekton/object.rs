@@ -96,7 +96,8 @@ impl<'a> ObjectView<'a> {
 
     /// Message of the `Succeeded` condition.
     pub fn message(&self) -> Option<&'a str> {
-        self.succeeded_condition().and_then(|c| c["message"].as_str())
+        self.succeeded_condition()
+            .and_then(|c| c["message"].as_str())
     }
 
     /// knative `IsDone`: the `Succeeded` condition is `True` or `False`.
@@ -140,7 +141,10 @@ mod tests {
         assert_eq!(o.reason(), Some("StepFailed"));
         assert!(o.is_done());
         let empty = json!({});
-        assert_eq!(ObjectView::new(&empty).succeeded_status(), ConditionStatus::Unknown);
+        assert_eq!(
+            ObjectView::new(&empty).succeeded_status(),
+            ConditionStatus::Unknown
+        );
         assert!(!ObjectView::new(&empty).is_done());
     }
 }

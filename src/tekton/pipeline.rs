@@ -152,9 +152,7 @@ pub fn result_ref_tasks(s: &str) -> Vec<&str> {
         let end = after.find(')').unwrap_or(after.len());
         let expr = &after[..end];
         if let Some((task, tail)) = expr.split_once('.') {
-            if (tail.starts_with("results.") || tail.starts_with("results["))
-                && !task.is_empty()
-            {
+            if (tail.starts_with("results.") || tail.starts_with("results[")) && !task.is_empty() {
                 out.push(task);
             }
         }
@@ -229,7 +227,14 @@ mod tests {
             "finally": [{"name": "report", "params": [{"name": "s", "value": "$(tasks.status)"}]}]
         });
         let v = PipelineSpecView::from_json(&spec);
-        let deps = |n: &str| v.get(n).expect("task").deps().into_iter().map(String::from).collect::<Vec<_>>();
+        let deps = |n: &str| {
+            v.get(n)
+                .expect("task")
+                .deps()
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(deps("b"), vec!["a"]);
         assert_eq!(deps("w"), vec!["x"]);
         assert_eq!(deps("m"), vec!["y"]);

@@ -112,9 +112,7 @@ impl<'a> PipelineRunView<'a> {
         let non_zero = |d: Duration| (!d.is_zero()).then_some(d);
         let tasks = match (tasks_raw, pipeline_raw, finally_raw) {
             (Some(t), _, _) => non_zero(t),
-            (None, Some(p), Some(f)) if !p.is_zero() && !f.is_zero() => {
-                Some(p.saturating_sub(f))
-            }
+            (None, Some(p), Some(f)) if !p.is_zero() && !f.is_zero() => Some(p.saturating_sub(f)),
             _ => None,
         };
         Ok(Timeouts {
@@ -150,14 +148,22 @@ mod tests {
         };
         assert_eq!(t(json!(null)).pipeline, Some(Duration::from_secs(3600)));
         assert_eq!(t(json!({"pipeline": "0s"})).pipeline, None);
-        assert_eq!(t(json!({"pipeline": "1m0s"})).pipeline, Some(Duration::from_secs(60)));
+        assert_eq!(
+            t(json!({"pipeline": "1m0s"})).pipeline,
+            Some(Duration::from_secs(60))
+        );
         assert_eq!(
             t(json!({"pipeline": "1h", "finally": "10m"})).tasks,
             Some(Duration::from_secs(3000))
         );
-        assert_eq!(t(json!({"tasks": "5m"})).tasks, Some(Duration::from_secs(300)));
-        assert!(PipelineRunView::new(&json!({"spec": {"timeouts": {"pipeline": "soon"}}}))
-            .timeouts()
-            .is_err());
+        assert_eq!(
+            t(json!({"tasks": "5m"})).tasks,
+            Some(Duration::from_secs(300))
+        );
+        assert!(
+            PipelineRunView::new(&json!({"spec": {"timeouts": {"pipeline": "soon"}}}))
+                .timeouts()
+                .is_err()
+        );
     }
 }

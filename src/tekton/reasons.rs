@@ -73,6 +73,10 @@ pub mod child {
 /// fixture `affinity/01-failed-taskrun-ws-run-*.json`).
 pub const AFFINITY_ASSISTANT_ANNOTATION: &str = "pipeline.tekton.dev/affinity-assistant";
 
+/// PipelineRun annotation that makes Tekton delete the PVCs it created from `volumeClaimTemplate`s
+/// when the run is done (pkg/reconciler/pipelinerun/affinity_assistant.go `AutoCleanupPVCAnnotation`).
+pub const AUTO_CLEANUP_PVC_ANNOTATION: &str = "tekton.dev/auto-cleanup-pvc";
+
 /// Prefix of Tekton Chains' annotations (`chains.tekton.dev/signed`, …): removed on retry so the
 /// final attempt is signed and attested again.
 pub const CHAINS_ANNOTATION_PREFIX: &str = "chains.tekton.dev/";

@@ -103,7 +103,10 @@ pub fn format_go_duration(d: Duration) -> String {
     let total_secs = d.as_secs();
     let h = total_secs / 3600;
     let m = (total_secs % 3600) / 60;
-    let s = fraction(u128::from(total_secs % 60) * 1_000_000_000 + u128::from(d.subsec_nanos()), 1_000_000_000);
+    let s = fraction(
+        u128::from(total_secs % 60) * 1_000_000_000 + u128::from(d.subsec_nanos()),
+        1_000_000_000,
+    );
     if h > 0 {
         format!("{h}h{m}m{s}s")
     } else if m > 0 {
