@@ -1,0 +1,56 @@
+//! The pipeline timeout budget a retry still has.
+//!
+//! Tekton measures `timeouts.pipeline` (and `timeouts.tasks`) from `status.startTime`
+//! (pipelinerun_types.go `HasTimedOut`, `HaveTasksTimedOut`), which a reset keeps. Resetting
+//! `startTime` does not help: `AdjustStartTime` (pipelinerunstate.go) pulls it back to the earliest
+//! kept child's `creationTimestamp` in the same reconcile (fixtures timeout-within,
+//! timeout-startreset). A retry after the budget ends `PipelineRunTimeout` at once (fixtures
+//! timeout, timeout-long).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::tekton::{ChildView, PipelineRunView, Timeouts};
+
+/// What is left of the budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// The limit that binds (`timeouts.pipeline`, or `timeouts.tasks` when it is tighter).
+    pub limit: Duration,
+    /// The start Tekton measures from.
+    pub start: DateTime<Utc>,
+    pub remaining: Duration,
+}
+
+/// The budget left at `now`, or `None` when the run has no timeout. `kept` are the child runs
+/// that stay (their creation can pull the start back); `dag_reruns`: whether DAG tasks run again
+/// (only they are bound by `timeouts.tasks`).
+pub fn remaining(
+    run: &PipelineRunView<'_>,
+    timeouts: Timeouts,
+    kept: &[ChildView<'_>],
+    dag_reruns: bool,
+    now: DateTime<Utc>,
+) -> Option<Budget> {
+    // No startTime yet: Tekton stamps it on the first reconcile, the whole budget is left.
+    let recorded = run.obj.status_time("startTime").unwrap_or(now);
+    let start = kept
+        .iter()
+        .filter_map(|c| c.obj.creation_timestamp())
+        .fold(recorded, |a, b| a.min(b));
+    let elapsed = (now - start).to_std().unwrap_or(Duration::ZERO);
+    let candidates = [
+        timeouts.pipeline,
+        if dag_reruns { timeouts.tasks } else { None },
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|limit| Budget {
+            limit,
+            start,
+            remaining: limit.saturating_sub(elapsed),
+        })
+        .min_by_key(|b| b.remaining)
+}

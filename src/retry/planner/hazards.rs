@@ -1,0 +1,178 @@
+//! Hazards that make a re-run unsafe even though Tekton would accept it: non-idempotent tasks,
+//! workspace data that is gone, and the affinity assistant Tekton does not bring back.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::api::annotations::IDEMPOTENT;
+use crate::tekton::reasons::{AFFINITY_ASSISTANT_ANNOTATION, AUTO_CLEANUP_PVC_ANNOTATION};
+use crate::tekton::PipelineRunView;
+
+use super::select::Selection;
+use super::state::RunState;
+
+/// A task to re-run that is marked `retry.tekton.dev/idempotent: "false"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NonIdempotent {
+    pub task: String,
+    /// Where the mark was found (`TaskRun demo-run-deploy`, `pipeline task taskSpec`).
+    pub marked_on: String,
+}
+
+/// Tasks whose runs are re-run and that carry the opt-out mark, unless acknowledged.
+///
+/// The mark is read from the child run's annotations (Tekton copies the Task's and the embedded
+/// `taskSpec.metadata` annotations onto the TaskRun: pkg/reconciler/pipelinerun/pipelinerun.go
+/// `createTaskRun` → `getTaskrunAnnotations` + `combineTaskRunAndTaskSpecAnnotations`; fixture
+/// dag-failed/06: the run's annotations were copied onto re-created TaskRuns) and from the pipeline
+/// task's `taskSpec.metadata.annotations`. A task that never ran did nothing yet and needs no
+/// acknowledgement.
+pub fn non_idempotent(state: &RunState<'_>, sel: &Selection, ack: &[String]) -> Vec<NonIdempotent> {
+    let ack: BTreeSet<&str> = ack.iter().map(String::as_str).collect();
+    let mut out = Vec::new();
+    for t in state
+        .tasks
+        .iter()
+        .filter(|t| sel.rerun.contains(t.task.name))
+    {
+        if ack.contains(t.task.name) {
+            continue;
+        }
+        let on_run = t
+            .runs
+            .iter()
+            .find(|c| c.obj.annotation(IDEMPOTENT) == Some("false"))
+            .map(|c| format!("{} {}", c.obj.kind(), c.name()));
+        let on_spec = (t.task.spec_annotation(IDEMPOTENT) == Some("false"))
+            .then(|| "the pipeline task's taskSpec.metadata".to_string());
+        if let Some(marked_on) = on_run.or(on_spec) {
+            out.push(NonIdempotent {
+                task: t.task.name.to_string(),
+                marked_on,
+            });
+        }
+    }
+    out
+}
+
+/// A PersistentVolumeClaim a re-run task mounts that no longer exists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GoneClaim {
+    /// The pipeline workspace, when known.
+    pub workspace: Option<String>,
+    pub claim: String,
+    pub task: String,
+}
+
+/// Claims that the tasks to run again (re-run or never run) would mount and that are not in
+/// `existing` (when known), or that Tekton deleted by itself.
+///
+/// The claim of a pipeline workspace is `spec.workspaces[].persistentVolumeClaim.claimName`, or
+/// for a `volumeClaimTemplate` the claim Tekton created, read from the child runs that bound the
+/// workspace (fixture affinity/01: `ws-run-a` and `ws-run-b` mount `pvc-1dbde596f6`; Tekton derives
+/// the name in pkg/reconciler/volumeclaim/pvchandler.go `GeneratePVCNameFromWorkspaceBinding`).
+/// `emptyDir` and other volume workspaces are per pod: no task ever shares data through them, so a
+/// retry loses nothing there.
+pub fn gone_claims(
+    run: &PipelineRunView<'_>,
+    state: &RunState<'_>,
+    sel: &Selection,
+    existing: Option<&BTreeSet<String>>,
+) -> Vec<GoneClaim> {
+    // With `tekton.dev/auto-cleanup-pvc: "true"` Tekton deletes the claims it created from
+    // `volumeClaimTemplate`s when the run is done (affinity_assistant.go
+    // `cleanupAffinityAssistantsAndPVCs`, `AutoCleanupPVCAnnotation`): gone even when unchecked.
+    let auto_cleanup = run.obj.annotation(AUTO_CLEANUP_PVC_ANNOTATION) == Some("true");
+    let templated: BTreeSet<&str> = run
+        .workspace_bindings()
+        .into_iter()
+        .filter(|(_, b)| !b["volumeClaimTemplate"].is_null())
+        .map(|(n, _)| n)
+        .collect();
+    let mut claim_of: BTreeMap<&str, &str> = BTreeMap::new();
+    for (name, binding) in run.workspace_bindings() {
+        if let Some(c) = binding["persistentVolumeClaim"]["claimName"]
+            .as_str()
+            .filter(|c| !c.is_empty())
+        {
+            claim_of.insert(name, c);
+        }
+    }
+    for t in &state.tasks {
+        let bindings = t.task.workspace_bindings();
+        for c in &t.runs {
+            for (task_ws, claim) in c.claims() {
+                if let Some((_, pipeline_ws)) = bindings.iter().find(|(n, _)| *n == task_ws) {
+                    claim_of.entry(pipeline_ws).or_insert(claim);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    let again = state
+        .tasks
+        .iter()
+        .filter(|t| sel.rerun.contains(t.task.name) || sel.not_run.contains(t.task.name));
+    for t in again {
+        let mut needed: Vec<(Option<String>, &str)> = t
+            .task
+            .workspace_bindings()
+            .into_iter()
+            .filter_map(|(_, ws)| claim_of.get(ws).map(|c| (Some(ws.to_string()), *c)))
+            .collect();
+        for c in &t.runs {
+            needed.extend(c.claims().into_iter().map(|(_, claim)| (None, claim)));
+        }
+        if existing.is_none() && auto_cleanup {
+            for (_, ws) in t.task.workspace_bindings() {
+                if templated.contains(ws) {
+                    let claim = claim_of
+                        .get(ws)
+                        .copied()
+                        .unwrap_or("(from volumeClaimTemplate)");
+                    if seen.insert(claim.to_string()) {
+                        out.push(GoneClaim {
+                            workspace: Some(ws.to_string()),
+                            claim: claim.to_string(),
+                            task: t.task.name.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        let Some(existing) = existing else {
+            continue;
+        };
+        for (workspace, claim) in needed {
+            if !existing.contains(claim) && seen.insert(claim.to_string()) {
+                out.push(GoneClaim {
+                    workspace,
+                    claim: claim.to_string(),
+                    task: t.task.name.to_string(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The affinity assistant the run's pods were pinned to, when a retry would keep some child runs.
+///
+/// Tekton deletes the assistant's StatefulSet when the run completes and creates it only before
+/// the first child run exists (pipelinerun.go `reconcile`: `createOrUpdateAffinityAssistantsAndPVCs`
+/// runs under `IsBeforeFirstTaskRun`; `cleanupAffinityAssistantsAndPVCs` when done). Re-created
+/// TaskRuns still carry the annotation and their pods the required `podAffinity` (fixture
+/// affinity/03), so with any child kept they can never be scheduled. With no child kept, Tekton
+/// starts over and creates a new assistant.
+pub fn lost_affinity_assistant(state: &RunState<'_>, sel: &Selection) -> Option<String> {
+    let assistant = state
+        .tasks
+        .iter()
+        .flat_map(|t| t.runs.iter())
+        .find_map(|c| c.obj.annotation(AFFINITY_ASSISTANT_ANNOTATION))?;
+    let keeps_a_run = state
+        .tasks
+        .iter()
+        .any(|t| !t.runs.is_empty() && !sel.rerun.contains(t.task.name));
+    keeps_a_run.then(|| assistant.to_string())
+}

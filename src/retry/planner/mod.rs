@@ -1,0 +1,316 @@
+//! The planner: every Tekton rule the reset depends on, in one place. Pure: no I/O.
+//!
+//! [`plan`] turns a done PipelineRun and its child runs into a [`Plan`] (DESIGN §2 steps 1–2) or a
+//! refusal (DESIGN §1 table); [`status_reset`] is the status merge patch of step 5. Each rule cites
+//! the recorded real-Tekton fixture (`tests/fixtures/tekton/`) or the tektoncd/pipeline source
+//! (v1.15, commit 3ee1745ae) it comes from.
+
+mod budget;
+mod hazards;
+mod refuse;
+mod reset;
+mod select;
+mod state;
+
+use std::collections::BTreeSet;
+
+use crate::api::{annotations, ApiError, RetriedTask};
+use crate::tekton::reasons::{
+    pipelinerun_reason, pipelinerun_spec_status, CHAINS_ANNOTATION_PREFIX,
+    DETERMINISTIC_RUN_FAILURES,
+};
+use crate::tekton::{ChildView, ConditionStatus, ObjectView, PipelineRunView, PipelineSpecView};
+
+use super::plan::{ChildRun, Plan, PlanInput};
+
+pub use reset::status_reset;
+
+/// Plans a retry of `input.pipeline_run`, or refuses it.
+///
+/// Checks, in order: preconditions (uid, attempt) → the run is done and neither succeeded nor
+/// pending → opt-outs → deterministic failure → `PipelineRunTimeout` → the task names of the
+/// request → every child run done → the re-run set → missing children, non-idempotent tasks,
+/// workspace hazards → something to do → the timeout budget.
+pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
+    let run = PipelineRunView::new(input.pipeline_run);
+    let name = run.obj.name();
+    let spec = input.spec;
+
+    // Preconditions first: a replayed request learns that its attempt already happened.
+    if let Some(uid) = spec.preconditions.as_ref().and_then(|p| p.uid.as_deref()) {
+        if uid != run.obj.uid() {
+            return Err(refuse::uid_mismatch(name, uid, run.obj.uid()));
+        }
+    }
+    let current_attempt = current_attempt(&run.obj)?;
+    if let Some(want) = spec.preconditions.as_ref().and_then(|p| p.attempt) {
+        if want != current_attempt {
+            return Err(refuse::attempt_mismatch(name, want, current_attempt));
+        }
+    }
+
+    // The run must be done and not successful (DESIGN §1; retrying a success is a TEP-0065
+    // non-goal). A pending run never started (pipelinerun_types.go `PipelineRunSpecStatusPending`).
+    let spec_status = run.obj.spec_status();
+    let reason = run.obj.reason();
+    if spec_status == Some(pipelinerun_spec_status::PENDING)
+        || reason == Some(pipelinerun_reason::PENDING)
+    {
+        return Err(refuse::pending(name));
+    }
+    match run.obj.succeeded_status() {
+        ConditionStatus::Unknown => return Err(refuse::not_done(name, reason)),
+        ConditionStatus::True => return Err(refuse::succeeded(name, reason)),
+        ConditionStatus::False => {}
+    }
+
+    // Opt-out on the run or its Pipeline.
+    if run.obj.annotation(annotations::RETRYABLE) == Some("false") {
+        return Err(refuse::not_retryable(
+            name,
+            &format!("PipelineRun \"{name}\""),
+        ));
+    }
+    if let Some(p) = input.pipeline.map(ObjectView::new) {
+        if p.annotation(annotations::RETRYABLE) == Some("false") {
+            return Err(refuse::not_retryable(
+                name,
+                &format!("Pipeline \"{}\"", p.name()),
+            ));
+        }
+    }
+
+    if let Some(r) = reason.filter(|r| DETERMINISTIC_RUN_FAILURES.contains(r)) {
+        return Err(refuse::deterministic(name, r, run.obj.message()));
+    }
+
+    let timeouts = run
+        .timeouts()
+        .map_err(|e| refuse::bad_timeout(name, &e.to_string()))?;
+    if reason == Some(pipelinerun_reason::TIMED_OUT) {
+        let b = budget::remaining(&run, timeouts, &[], true, input.now);
+        return Err(refuse::timed_out(name, b.as_ref()));
+    }
+
+    let Some(pipeline_spec) = run.pipeline_spec(input.pipeline) else {
+        return Err(refuse::no_pipeline_spec(name));
+    };
+    let pipeline_spec = PipelineSpecView::from_json(pipeline_spec);
+    check_task_names(name, &pipeline_spec, spec)?;
+
+    // A cancelled run is done before its children finish cancelling (fixture cancelled/timeline:
+    // 20 ms); a child asked to cancel then counts as cancelled. Any other unfinished child means
+    // Tekton has not settled: wait.
+    let cancelled = matches!(
+        spec_status,
+        Some(
+            pipelinerun_spec_status::CANCELLED
+                | pipelinerun_spec_status::CANCELLED_RUN_FINALLY
+                | pipelinerun_spec_status::STOPPED_RUN_FINALLY
+        )
+    );
+    let cancel_counts = cancelled || reason == Some(pipelinerun_reason::CANCELLED);
+    let state = state::RunState::build(&run, &pipeline_spec, input.children, cancel_counts);
+    let running = state.running_children(cancel_counts);
+    if !running.is_empty() {
+        let names: Vec<&str> = running.into_iter().collect();
+        return Err(refuse::children_running(name, &names));
+    }
+
+    let finally = spec.finally.unwrap_or_default();
+    let sel = select::select(&state, &spec.restart_tasks, finally);
+
+    // A kept task whose run is gone: Tekton would silently run it again, after later tasks used
+    // its results (fixture childrefs v2: a dangling reference is dropped and the run re-created).
+    let missing: Vec<(&str, &str)> = state
+        .tasks
+        .iter()
+        .filter(|t| !sel.rerun.contains(t.task.name))
+        .flat_map(|t| t.missing.iter().map(move |m| (t.task.name, *m)))
+        .collect();
+    if !missing.is_empty() {
+        return Err(refuse::missing_children(name, &missing));
+    }
+
+    let non_idempotent = hazards::non_idempotent(&state, &sel, &spec.acknowledge_non_idempotent);
+    if !non_idempotent.is_empty() {
+        return Err(refuse::non_idempotent(name, &non_idempotent));
+    }
+    let gone = hazards::gone_claims(&run, &state, &sel, input.existing_pvcs);
+    if !gone.is_empty() {
+        return Err(refuse::workspace_gone(name, &gone));
+    }
+    if let Some(assistant) = hazards::lost_affinity_assistant(&state, &sel) {
+        return Err(refuse::affinity_assistant(name, &assistant));
+    }
+    if !select::has_work(&state, &sel) {
+        return Err(refuse::nothing_to_retry(name, reason));
+    }
+
+    let kept: Vec<ChildView<'_>> = state
+        .tasks
+        .iter()
+        .filter(|t| !sel.rerun.contains(t.task.name))
+        .flat_map(|t| t.runs.iter().copied())
+        .collect();
+    let dag_reruns = state.tasks.iter().any(|t| {
+        !t.task.is_finally && (sel.rerun.contains(t.task.name) || sel.not_run.contains(t.task.name))
+    });
+    let budget = budget::remaining(&run, timeouts, &kept, dag_reruns, input.now);
+    if let Some(b) = &budget {
+        if b.remaining < input.limits.min_timeout_budget {
+            return Err(refuse::budget_spent(
+                name,
+                b,
+                input.limits.min_timeout_budget,
+            ));
+        }
+    }
+
+    Ok(build_plan(
+        input,
+        &run,
+        &state,
+        &sel,
+        cancelled,
+        current_attempt,
+        budget,
+    ))
+}
+
+/// The current attempt: annotation `retry.tekton.dev/attempt`, absent = 1 (DESIGN §3).
+fn current_attempt(run: &ObjectView<'_>) -> Result<u32, ApiError> {
+    match run.annotation(annotations::ATTEMPT) {
+        None => Ok(1),
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| refuse::bad_attempt_annotation(run.name(), v)),
+    }
+}
+
+/// `restartTasks` and `acknowledgeNonIdempotent` must name pipeline tasks.
+fn check_task_names(
+    run: &str,
+    spec_view: &PipelineSpecView<'_>,
+    spec: &crate::api::RetrySpec,
+) -> Result<(), ApiError> {
+    let mut unknown = Vec::new();
+    for (field, names) in [
+        ("spec.restartTasks", &spec.restart_tasks),
+        (
+            "spec.acknowledgeNonIdempotent",
+            &spec.acknowledge_non_idempotent,
+        ),
+    ] {
+        for (i, n) in names.iter().enumerate() {
+            if spec_view.get(n).is_none() {
+                unknown.push((field.to_string(), i, n.clone()));
+            }
+        }
+    }
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<&str> = spec_view.all().map(|t| t.name).collect();
+    Err(refuse::unknown_tasks(run, &unknown, &known))
+}
+
+fn build_plan(
+    input: &PlanInput<'_>,
+    run: &PipelineRunView<'_>,
+    state: &state::RunState<'_>,
+    sel: &select::Selection,
+    cancelled: bool,
+    current_attempt: u32,
+    budget: Option<budget::Budget>,
+) -> Plan {
+    // Finally runs of a gracefully cancelled/stopped run go only after spec.status is cleared:
+    // deleted earlier, the graceful path schedules finally at once (fixture
+    // cancelled-finally-trap). A hard `Cancelled` never schedules finally
+    // (pipelinerun.go `cancelPipelineRun`), so its finally runs go at once.
+    let graceful = matches!(
+        run.obj.spec_status(),
+        Some(
+            pipelinerun_spec_status::CANCELLED_RUN_FINALLY
+                | pipelinerun_spec_status::STOPPED_RUN_FINALLY
+        )
+    );
+    let mut retried = Vec::new();
+    let mut preserved = Vec::new();
+    let mut delete_now = Vec::new();
+    let mut delete_after_spec_clear = Vec::new();
+    for t in &state.tasks {
+        let name = t.task.name;
+        if sel.rerun.contains(name) {
+            retried.push(RetriedTask {
+                name: name.to_string(),
+                previous_run: t.runs.first().map(|c| c.name().to_string()),
+                previous_reason: t.outcome.reason().map(str::to_string),
+            });
+            let target = if graceful && t.task.is_finally {
+                &mut delete_after_spec_clear
+            } else {
+                &mut delete_now
+            };
+            target.extend(t.runs.iter().map(|c| ChildRun {
+                api_version: c.obj.api_version().to_string(),
+                kind: c.obj.kind().to_string(),
+                name: c.name().to_string(),
+                uid: c.obj.uid().to_string(),
+                pipeline_task: name.to_string(),
+            }));
+        } else if sel.not_run.contains(name) {
+            retried.push(RetriedTask {
+                name: name.to_string(),
+                previous_run: None,
+                previous_reason: t.skip_reason.map(str::to_string),
+            });
+        } else {
+            preserved.push(name.to_string());
+        }
+    }
+    let deleted: BTreeSet<String> = delete_now
+        .iter()
+        .chain(delete_after_spec_clear.iter())
+        .map(|c| c.name.clone())
+        .collect();
+    let attempt = current_attempt.saturating_add(1);
+    let rerun_names: Vec<&str> = retried.iter().map(|r| r.name.as_str()).collect();
+    let message = format!(
+        "Retry attempt {attempt} (tekton-retry): running again {}",
+        rerun_names.join(", ")
+    );
+    let remove_annotations = run
+        .obj
+        .annotations()
+        .map(|a| {
+            a.keys()
+                .filter(|k| k.starts_with(CHAINS_ANNOTATION_PREFIX))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let original = |key: &str, field: &str| {
+        run.obj
+            .annotation(key)
+            .or_else(|| run.obj.status_time_str(field))
+            .map(str::to_string)
+    };
+    Plan {
+        attempt,
+        pipeline_run_uid: run.obj.uid().to_string(),
+        retried,
+        preserved,
+        delete_now,
+        delete_after_spec_clear,
+        clear_spec_status: cancelled,
+        remaining_timeout: budget.map(|b| b.remaining),
+        original_start_time: original(annotations::ORIGINAL_START_TIME, "startTime"),
+        original_completion_time: original(annotations::ORIGINAL_COMPLETION_TIME, "completionTime"),
+        remove_annotations,
+        status_patch: status_reset(input.pipeline_run, &deleted, input.now, &message),
+    }
+}

@@ -1,0 +1,345 @@
+//! Every refusal the planner gives, as `metav1.Status` errors whose message says what to do next.
+//! 422s always carry causes: kubectl prints only `FIELD: MESSAGE` from them.
+
+use std::time::Duration;
+
+use crate::api::{annotations, ApiError, Cause};
+use crate::tekton::{format_go_duration, format_time};
+
+use super::budget::Budget;
+use super::hazards::{GoneClaim, NonIdempotent};
+
+fn invalid(run: &str, kind: &'static str, summary: String, causes: Vec<Cause>) -> ApiError {
+    ApiError::invalid(
+        format!("PipelineRunRetry \"{run}\" is invalid: {summary}"),
+        causes,
+    )
+    .with_name(run)
+    .with_refusal(kind)
+}
+
+fn conflict(run: &str, kind: &'static str, message: String) -> ApiError {
+    ApiError::conflict(message)
+        .with_name(run)
+        .with_refusal(kind)
+}
+
+pub fn uid_mismatch(run: &str, wanted: &str, actual: &str) -> ApiError {
+    conflict(
+        run,
+        "PreconditionFailed",
+        format!(
+            "Precondition failed: PipelineRun \"{run}\" has uid {actual}, not {wanted} \
+             (spec.preconditions.uid): it was deleted and created again. Read the run again and \
+             retry with its current uid if it still needs a retry."
+        ),
+    )
+}
+
+pub fn attempt_mismatch(run: &str, wanted: u32, actual: u32) -> ApiError {
+    conflict(
+        run,
+        "PreconditionFailed",
+        format!(
+            "Precondition failed: PipelineRun \"{run}\" is at attempt {actual}, not {wanted} \
+             (spec.preconditions.attempt): another retry started since. See its \
+             {} annotation; retry with preconditions.attempt={actual} if it still needs one.",
+            annotations::LAST_RETRY
+        ),
+    )
+}
+
+pub fn bad_attempt_annotation(run: &str, value: &str) -> ApiError {
+    conflict(
+        run,
+        "PreconditionFailed",
+        format!(
+            "PipelineRun \"{run}\" has annotation {}={value:?}, which is not a positive number: \
+             fix or remove the annotation (absent means attempt 1), then retry.",
+            annotations::ATTEMPT
+        ),
+    )
+}
+
+pub fn pending(run: &str) -> ApiError {
+    conflict(
+        run,
+        "Pending",
+        format!(
+            "PipelineRun \"{run}\" is pending (spec.status: PipelineRunPending) and never started: \
+             there is nothing to retry. Clear spec.status to start it."
+        ),
+    )
+}
+
+pub fn not_done(run: &str, reason: Option<&str>) -> ApiError {
+    conflict(
+        run,
+        "NotDone",
+        format!(
+            "PipelineRun \"{run}\" is still running (Succeeded=Unknown{}): only a finished run can \
+             be retried. Wait until it ends, or cancel it (spec.status: Cancelled), then retry.",
+            reason.map(|r| format!(", reason {r}")).unwrap_or_default()
+        ),
+    )
+}
+
+pub fn succeeded(run: &str, reason: Option<&str>) -> ApiError {
+    conflict(
+        run,
+        "Succeeded",
+        format!(
+            "PipelineRun \"{run}\" succeeded{}: a successful run is not retried. Create a new \
+             PipelineRun to run the pipeline again.",
+            reason.map(|r| format!(" ({r})")).unwrap_or_default()
+        ),
+    )
+}
+
+pub fn not_retryable(run: &str, on: &str) -> ApiError {
+    invalid(
+        run,
+        "NotRetryable",
+        format!("{on} opts out of retries"),
+        vec![Cause::forbidden(
+            format!("metadata.annotations[{}]", annotations::RETRYABLE),
+            format!(
+                "{on} is annotated {}: \"false\", so it may not be retried; create a new \
+                 PipelineRun instead, or remove the annotation if retries are now safe",
+                annotations::RETRYABLE
+            ),
+        )],
+    )
+}
+
+pub fn deterministic(run: &str, reason: &str, message: Option<&str>) -> ApiError {
+    invalid(
+        run,
+        "Deterministic",
+        format!("the run failed with {reason}, which a retry cannot fix"),
+        vec![Cause::forbidden(
+            "status.conditions[Succeeded].reason",
+            format!(
+                "the run failed with {reason}{} before its tasks could run: the same spec fails \
+                 the same way. Fix the Pipeline, Task or parameters and create a new PipelineRun",
+                message.map(|m| format!(" ({m})")).unwrap_or_default()
+            ),
+        )],
+    )
+}
+
+pub fn timed_out(run: &str, budget: Option<&Budget>) -> ApiError {
+    let detail = match budget {
+        Some(b) => format!(
+            "its budget of {} measured from {} has {} left",
+            format_go_duration(b.limit),
+            format_time(b.start),
+            format_go_duration(b.remaining)
+        ),
+        None => "its pipeline timeout was reached".to_string(),
+    };
+    invalid(
+        run,
+        "TimeoutBudget",
+        "the run failed with PipelineRunTimeout".to_string(),
+        vec![Cause::forbidden(
+            "spec.timeouts.pipeline",
+            format!(
+                "the run timed out (PipelineRunTimeout) and {detail}; Tekton measures the timeout \
+                 from the original start and would time the retry out at once. Create a new \
+                 PipelineRun (with a longer timeouts.pipeline if needed)"
+            ),
+        )],
+    )
+}
+
+pub fn budget_spent(run: &str, budget: &Budget, minimum: Duration) -> ApiError {
+    invalid(
+        run,
+        "TimeoutBudget",
+        format!(
+            "only {} of the pipeline timeout is left",
+            format_go_duration(budget.remaining)
+        ),
+        vec![Cause::forbidden(
+            "spec.timeouts.pipeline",
+            format!(
+                "the timeout of {} is measured from the original start {}: only {} is left, \
+                 less than the {} a retry needs, and Tekton would time the retry out. Create a \
+                 new PipelineRun (with a longer timeouts.pipeline if needed)",
+                format_go_duration(budget.limit),
+                format_time(budget.start),
+                format_go_duration(budget.remaining),
+                format_go_duration(minimum)
+            ),
+        )],
+    )
+}
+
+pub fn bad_timeout(run: &str, error: &str) -> ApiError {
+    invalid(
+        run,
+        "TimeoutBudget",
+        "its timeouts cannot be read".to_string(),
+        vec![Cause::invalid(
+            "spec.timeouts",
+            format!("{error}; the remaining budget cannot be computed, so the run is not retried"),
+        )],
+    )
+}
+
+pub fn no_pipeline_spec(run: &str) -> ApiError {
+    invalid(
+        run,
+        "NoPipelineSpec",
+        "its pipeline spec is unknown".to_string(),
+        vec![Cause::invalid(
+            "status.pipelineSpec",
+            "the run has no resolved pipeline spec and its Pipeline could not be read, so the \
+             tasks to re-run cannot be determined; create a new PipelineRun",
+        )],
+    )
+}
+
+/// Names in `field` (restartTasks, acknowledgeNonIdempotent) that are not pipeline tasks.
+pub fn unknown_tasks(run: &str, unknown: &[(String, usize, String)], known: &[&str]) -> ApiError {
+    let causes = unknown
+        .iter()
+        .map(|(field, i, name)| {
+            Cause::invalid(
+                format!("{field}[{i}]"),
+                format!(
+                    "PipelineRun \"{run}\" has no pipeline task \"{name}\"; its tasks are: {}",
+                    known.join(", ")
+                ),
+            )
+        })
+        .collect();
+    invalid(
+        run,
+        "UnknownTask",
+        "it names tasks the pipeline does not have".to_string(),
+        causes,
+    )
+}
+
+pub fn children_running(run: &str, names: &[&str]) -> ApiError {
+    conflict(
+        run,
+        "ChildrenRunning",
+        format!(
+            "PipelineRun \"{run}\" is done but its child runs {} are not: retry once they have \
+             finished (usually within seconds).",
+            names.join(", ")
+        ),
+    )
+    .with_retry_after(5)
+}
+
+pub fn missing_children(run: &str, missing: &[(&str, &str)]) -> ApiError {
+    let causes = missing
+        .iter()
+        .map(|(task, child)| {
+            Cause::invalid(
+                "spec.restartTasks",
+                format!(
+                    "the run \"{child}\" of task \"{task}\" (in status.childReferences) no longer \
+                     exists, so its outcome and results are lost while later tasks may have used \
+                     them; add \"{task}\" to spec.restartTasks to run it and its dependents again"
+                ),
+            )
+        })
+        .collect();
+    invalid(
+        run,
+        "MissingChild",
+        "child runs of tasks it would keep are gone".to_string(),
+        causes,
+    )
+}
+
+pub fn non_idempotent(run: &str, tasks: &[NonIdempotent]) -> ApiError {
+    let causes = tasks
+        .iter()
+        .map(|t| {
+            Cause::forbidden(
+                "spec.acknowledgeNonIdempotent",
+                format!(
+                    "task \"{}\" is marked {}: \"false\" (on {}); add \"{}\" to \
+                     spec.acknowledgeNonIdempotent to run it again anyway",
+                    t.task,
+                    annotations::IDEMPOTENT,
+                    t.marked_on,
+                    t.task
+                ),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = tasks.iter().map(|t| t.task.as_str()).collect();
+    invalid(
+        run,
+        "NonIdempotent",
+        format!("tasks {} are not idempotent", names.join(", ")),
+        causes,
+    )
+}
+
+pub fn workspace_gone(run: &str, gone: &[GoneClaim]) -> ApiError {
+    let causes = gone
+        .iter()
+        .map(|g| {
+            let field = match &g.workspace {
+                Some(w) => format!("pipelineRun.spec.workspaces[{w}]"),
+                None => "pipelineRun.spec.workspaces".to_string(),
+            };
+            Cause::forbidden(
+                field,
+                format!(
+                    "PersistentVolumeClaim \"{}\" that task \"{}\" mounts no longer exists: the \
+                     data the kept tasks wrote there is gone. Create a new PipelineRun",
+                    g.claim, g.task
+                ),
+            )
+        })
+        .collect();
+    invalid(
+        run,
+        "WorkspaceGone",
+        "workspace data is gone".to_string(),
+        causes,
+    )
+}
+
+pub fn affinity_assistant(run: &str, assistant: &str) -> ApiError {
+    invalid(
+        run,
+        "AffinityAssistantGone",
+        "its affinity assistant is gone".to_string(),
+        vec![Cause::forbidden(
+            "pipelineRun.spec.workspaces",
+            format!(
+                "the run's pods must run next to affinity assistant \"{assistant}\", which Tekton \
+                 deleted when the run finished and creates again only for a run without child \
+                 runs: re-run pods would stay Pending. Add every task to spec.restartTasks to \
+                 start over, or create a new PipelineRun"
+            ),
+        )],
+    )
+}
+
+pub fn nothing_to_retry(run: &str, reason: Option<&str>) -> ApiError {
+    invalid(
+        run,
+        "NothingToRetry",
+        "no task needs to run again".to_string(),
+        vec![Cause::invalid(
+            "spec.restartTasks",
+            format!(
+                "the run failed{} but no task failed, was cancelled or was skipped because of \
+                 one, so a retry would end the same way; name the tasks to run again in \
+                 spec.restartTasks",
+                reason.map(|r| format!(" ({r})")).unwrap_or_default()
+            ),
+        )],
+    )
+}

@@ -1,0 +1,150 @@
+//! Read-only accessors shared by every Tekton object view: metadata, the `Succeeded` condition, and
+//! `spec.status`. Views borrow the JSON; nothing is copied into typed structs, so nothing is lost.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::time::parse_time;
+
+/// The value of a knative `Succeeded` condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+/// A borrowed view of any Kubernetes object in JSON form.
+#[derive(Clone, Copy, Debug)]
+pub struct ObjectView<'a>(pub &'a Value);
+
+impl<'a> ObjectView<'a> {
+    pub fn new(obj: &'a Value) -> Self {
+        ObjectView(obj)
+    }
+
+    /// The JSON this view reads.
+    pub fn json(&self) -> &'a Value {
+        self.0
+    }
+
+    pub fn api_version(&self) -> &'a str {
+        self.0["apiVersion"].as_str().unwrap_or_default()
+    }
+
+    pub fn kind(&self) -> &'a str {
+        self.0["kind"].as_str().unwrap_or_default()
+    }
+
+    pub fn name(&self) -> &'a str {
+        self.0["metadata"]["name"].as_str().unwrap_or_default()
+    }
+
+    pub fn uid(&self) -> &'a str {
+        self.0["metadata"]["uid"].as_str().unwrap_or_default()
+    }
+
+    pub fn creation_timestamp(&self) -> Option<DateTime<Utc>> {
+        self.0["metadata"]["creationTimestamp"]
+            .as_str()
+            .and_then(parse_time)
+    }
+
+    pub fn annotations(&self) -> Option<&'a Map<String, Value>> {
+        self.0["metadata"]["annotations"].as_object()
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&'a str> {
+        self.0["metadata"]["annotations"][key].as_str()
+    }
+
+    pub fn label(&self, key: &str) -> Option<&'a str> {
+        self.0["metadata"]["labels"][key].as_str()
+    }
+
+    /// `spec.status` (cancellation / pending requests), when set and non-empty.
+    pub fn spec_status(&self) -> Option<&'a str> {
+        self.0["spec"]["status"].as_str().filter(|s| !s.is_empty())
+    }
+
+    /// The `Succeeded` condition object, when present.
+    pub fn succeeded_condition(&self) -> Option<&'a Value> {
+        self.0["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"].as_str() == Some("Succeeded"))
+    }
+
+    /// Status of the `Succeeded` condition; a missing condition means not started (`Unknown`).
+    pub fn succeeded_status(&self) -> ConditionStatus {
+        match self
+            .succeeded_condition()
+            .and_then(|c| c["status"].as_str())
+        {
+            Some("True") => ConditionStatus::True,
+            Some("False") => ConditionStatus::False,
+            _ => ConditionStatus::Unknown,
+        }
+    }
+
+    /// Reason of the `Succeeded` condition.
+    pub fn reason(&self) -> Option<&'a str> {
+        self.succeeded_condition()
+            .and_then(|c| c["reason"].as_str())
+            .filter(|r| !r.is_empty())
+    }
+
+    /// Message of the `Succeeded` condition.
+    pub fn message(&self) -> Option<&'a str> {
+        self.succeeded_condition()
+            .and_then(|c| c["message"].as_str())
+    }
+
+    /// knative `IsDone`: the `Succeeded` condition is `True` or `False`.
+    pub fn is_done(&self) -> bool {
+        self.succeeded_status() != ConditionStatus::Unknown
+    }
+
+    /// A `status` time field (`startTime`, `completionTime`, …) as the raw string.
+    pub fn status_time_str(&self, field: &str) -> Option<&'a str> {
+        self.0["status"][field].as_str()
+    }
+
+    /// A `status` time field parsed.
+    pub fn status_time(&self, field: &str) -> Option<DateTime<Utc>> {
+        self.status_time_str(field).and_then(parse_time)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_condition_and_metadata() {
+        let v = json!({
+            "apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+            "metadata": {"name": "x", "uid": "u", "annotations": {"a": "b"}, "labels": {"l": "m"}},
+            "spec": {"status": ""},
+            "status": {"conditions": [
+                {"type": "Other", "status": "True"},
+                {"type": "Succeeded", "status": "False", "reason": "StepFailed", "message": "m"}
+            ]}
+        });
+        let o = ObjectView::new(&v);
+        assert_eq!(o.name(), "x");
+        assert_eq!(o.annotation("a"), Some("b"));
+        assert_eq!(o.label("l"), Some("m"));
+        assert_eq!(o.spec_status(), None);
+        assert_eq!(o.succeeded_status(), ConditionStatus::False);
+        assert_eq!(o.reason(), Some("StepFailed"));
+        assert!(o.is_done());
+        let empty = json!({});
+        assert_eq!(
+            ObjectView::new(&empty).succeeded_status(),
+            ConditionStatus::Unknown
+        );
+        assert!(!ObjectView::new(&empty).is_done());
+    }
+}

@@ -1,0 +1,249 @@
+//! Views of a Tekton v1 `PipelineSpec`: its DAG tasks and finally tasks, with the edges Tekton derives
+//! (`runAfter` and result references), `when`, `matrix`, `retries`, `onError` and workspace bindings.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+/// What kind of child run a pipeline task creates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskKind {
+    /// `taskRef`/`taskSpec` of a Task: a `TaskRun`.
+    Task,
+    /// A custom task (`taskRef.apiVersion`/`taskSpec.apiVersion` outside `tekton.dev`): a `CustomRun`.
+    Custom,
+    /// `pipelineRef`/`pipelineSpec` (Pipelines-in-Pipelines): a child `PipelineRun`.
+    Pipeline,
+}
+
+/// One entry of `tasks` or `finally`.
+#[derive(Clone, Debug)]
+pub struct PipelineTask<'a> {
+    pub json: &'a Value,
+    pub name: &'a str,
+    pub is_finally: bool,
+    /// Names from `runAfter`.
+    pub run_after: Vec<&'a str>,
+    /// Tasks whose results this task references (`$(tasks.X.results.Y)`) in params, matrix,
+    /// `when` or other substituted fields.
+    pub result_refs: BTreeSet<String>,
+}
+
+impl<'a> PipelineTask<'a> {
+    /// Reads one pipeline task; `None` when it has no name.
+    pub fn from_json(json: &'a Value, is_finally: bool) -> Option<Self> {
+        let name = json["name"].as_str().filter(|n| !n.is_empty())?;
+        let run_after = json["runAfter"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        // Tekton: `PipelineTask.Deps` = result references (`PipelineTaskResultRefs`: params, matrix
+        // params/include, `when`, and the task's other substitution expressions) ∪ `runAfter`
+        // (tektoncd/pipeline pkg/apis/pipeline/v1/pipeline_types.go `Deps`, resultref.go
+        // `PipelineTaskResultRefs`). The embedded `taskSpec`/`pipelineSpec` is not substituted with
+        // pipeline-level task results, so it is not scanned.
+        let mut result_refs = BTreeSet::new();
+        if let Some(obj) = json.as_object() {
+            for (k, v) in obj {
+                if k == "taskSpec" || k == "pipelineSpec" {
+                    continue;
+                }
+                collect_result_refs(v, &mut result_refs);
+            }
+        }
+        result_refs.remove(name);
+        Some(PipelineTask {
+            json,
+            name,
+            is_finally,
+            run_after,
+            result_refs,
+        })
+    }
+
+    /// Every task this one depends on (Tekton's DAG edges).
+    pub fn deps(&self) -> BTreeSet<&str> {
+        self.run_after
+            .iter()
+            .copied()
+            .chain(self.result_refs.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// The kind of run it creates (tektoncd/pipeline pipelinerunresolution.go `IsCustomTask`,
+    /// `IsChildPipeline`).
+    pub fn kind(&self) -> TaskKind {
+        if !self.json["pipelineRef"].is_null() || !self.json["pipelineSpec"].is_null() {
+            return TaskKind::Pipeline;
+        }
+        let custom = |v: &Value| {
+            v["apiVersion"]
+                .as_str()
+                .is_some_and(|a| !a.is_empty() && !a.starts_with("tekton.dev/"))
+        };
+        if custom(&self.json["taskRef"]) || custom(&self.json["taskSpec"]) {
+            return TaskKind::Custom;
+        }
+        TaskKind::Task
+    }
+
+    pub fn has_matrix(&self) -> bool {
+        !self.json["matrix"].is_null()
+    }
+
+    pub fn has_when(&self) -> bool {
+        self.json["when"].as_array().is_some_and(|w| !w.is_empty())
+    }
+
+    /// `retries` (automatic retries of the TaskRun, kept in its `status.retriesStatus`).
+    pub fn retries(&self) -> u64 {
+        self.json["retries"].as_u64().unwrap_or(0)
+    }
+
+    /// `onError: continue`: a failure of this task does not stop the pipeline.
+    pub fn on_error_continue(&self) -> bool {
+        self.json["onError"].as_str() == Some("continue")
+    }
+
+    /// An annotation of the embedded task spec (`taskSpec.metadata.annotations`).
+    pub fn spec_annotation(&self, key: &str) -> Option<&'a str> {
+        self.json["taskSpec"]["metadata"]["annotations"][key].as_str()
+    }
+
+    /// Workspace bindings: `(task workspace name, pipeline workspace name)`.
+    pub fn workspace_bindings(&self) -> Vec<(&'a str, &'a str)> {
+        self.json["workspaces"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|w| {
+                        let name = w["name"].as_str()?;
+                        let ws = w["workspace"].as_str().unwrap_or(name);
+                        Some((name, ws))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Collects `X` from every `$(tasks.X.results…)` in the strings inside `v`.
+fn collect_result_refs(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::String(s) => {
+            for name in result_ref_tasks(s) {
+                out.insert(name.to_string());
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_result_refs(x, out)),
+        Value::Object(o) => o.values().for_each(|x| collect_result_refs(x, out)),
+        _ => {}
+    }
+}
+
+/// The task names in `$(tasks.<name>.results.<result>…)` references of one string (Tekton's
+/// `ResultTaskPart`/`ResultResultPart` syntax, resultref.go `parseExpression`; the bracket form
+/// `tasks.<name>.results["x"]` is covered because the task part precedes `.results`).
+pub fn result_ref_tasks(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("$(tasks.") {
+        let after = &rest[i + "$(tasks.".len()..];
+        let end = after.find(')').unwrap_or(after.len());
+        let expr = &after[..end];
+        if let Some((task, tail)) = expr.split_once('.') {
+            if (tail.starts_with("results.") || tail.starts_with("results[")) && !task.is_empty() {
+                out.push(task);
+            }
+        }
+        rest = &after[end..];
+    }
+    out
+}
+
+/// A borrowed view of a `PipelineSpec`.
+#[derive(Clone, Debug)]
+pub struct PipelineSpecView<'a> {
+    pub tasks: Vec<PipelineTask<'a>>,
+    pub finally: Vec<PipelineTask<'a>>,
+}
+
+impl<'a> PipelineSpecView<'a> {
+    pub fn from_json(spec: &'a Value) -> Self {
+        let read = |key: &str, is_finally: bool| {
+            spec[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| PipelineTask::from_json(t, is_finally))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        PipelineSpecView {
+            tasks: read("tasks", false),
+            finally: read("finally", true),
+        }
+    }
+
+    /// DAG tasks then finally tasks, in pipeline order.
+    pub fn all(&self) -> impl Iterator<Item = &PipelineTask<'a>> {
+        self.tasks.iter().chain(self.finally.iter())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&PipelineTask<'a>> {
+        self.all().find(|t| t.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn finds_result_references() {
+        assert_eq!(result_ref_tasks("$(tasks.a.results.commit)"), vec!["a"]);
+        assert_eq!(
+            result_ref_tasks("x $(tasks.a.results.r[*]) y $(tasks.b-2.results.o.key)"),
+            vec!["a", "b-2"]
+        );
+        assert_eq!(result_ref_tasks("$(tasks.a.results[\"r\"])"), vec!["a"]);
+        assert!(result_ref_tasks("$(tasks.status) $(tasks.a.status) $(params.x)").is_empty());
+    }
+
+    #[test]
+    fn derives_deps_from_run_after_params_when_and_matrix() {
+        let spec = json!({
+            "tasks": [
+                {"name": "a"},
+                {"name": "b", "params": [{"name": "c", "value": "$(tasks.a.results.commit)"}]},
+                {"name": "w", "when": [{"input": "$(tasks.x.results.flag)", "operator": "in", "values": ["true"]}]},
+                {"name": "m", "matrix": {"params": [{"name": "p", "value": ["$(tasks.y.results.list[*])"]}]}},
+                {"name": "c", "runAfter": ["b"], "taskSpec": {"steps": [{"script": "$(tasks.zz.results.no)"}]}},
+                {"name": "custom", "taskRef": {"apiVersion": "example.dev/v1", "kind": "Wait"}},
+                {"name": "child", "pipelineRef": {"name": "p"}}
+            ],
+            "finally": [{"name": "report", "params": [{"name": "s", "value": "$(tasks.status)"}]}]
+        });
+        let v = PipelineSpecView::from_json(&spec);
+        let deps = |n: &str| {
+            v.get(n)
+                .expect("task")
+                .deps()
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(deps("b"), vec!["a"]);
+        assert_eq!(deps("w"), vec!["x"]);
+        assert_eq!(deps("m"), vec!["y"]);
+        assert_eq!(deps("c"), vec!["b"]);
+        assert!(deps("report").is_empty());
+        assert_eq!(v.get("custom").map(|t| t.kind()), Some(TaskKind::Custom));
+        assert_eq!(v.get("child").map(|t| t.kind()), Some(TaskKind::Pipeline));
+        assert_eq!(v.get("a").map(|t| t.kind()), Some(TaskKind::Task));
+        assert!(v.get("report").is_some_and(|t| t.is_finally));
+        assert_eq!(v.all().count(), 8);
+    }
+}
