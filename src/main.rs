@@ -1,7 +1,5 @@
 //! `tekton-retry`: the thin command-line front door.
 
-use std::sync::Arc;
-
 use clap::{Parser, Subcommand};
 use tekton_retry::server::{self, ServeArgs};
 
@@ -9,7 +7,11 @@ use tekton_retry::server::{self, ServeArgs};
 #[command(
     name = "tekton-retry",
     version,
-    about = "On-demand in-place retry of failed and cancelled Tekton PipelineRuns"
+    about = "On-demand, in-place retry of failed and cancelled Tekton PipelineRuns",
+    long_about = "On-demand, in-place retry of failed and cancelled Tekton PipelineRuns, served as the \
+                  `retry` subresource of the aggregated API retry.tekton.dev/v1alpha1.\n\n\
+                  `serve` runs the API server in a cluster; `sandbox` runs a whole cluster in one \
+                  process (API emulator, aggregator front proxy, Tekton simulator) to try it out."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -18,13 +20,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the aggregated API server serving retry.tekton.dev/v1alpha1.
+    /// Run the aggregated API server serving retry.tekton.dev/v1alpha1 (with the retry engine and
+    /// the recorder).
     Serve(ServeArgs),
+    /// Run a sandbox cluster on 127.0.0.1 with seeded demo runs, for trying it out and for tests.
+    #[cfg(feature = "sandbox")]
+    Sandbox(tekton_retry::sandbox::cli::SandboxArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
-        Command::Serve(args) => server::run(args, Arc::new(server::unwired::EngineMissing)).await,
+        Command::Serve(args) => server::run(args).await,
+        #[cfg(feature = "sandbox")]
+        Command::Sandbox(args) => tekton_retry::sandbox::cli::run(args).await,
     }
 }

@@ -83,7 +83,6 @@ impl Sandbox {
     pub async fn start(opts: SandboxOptions) -> Result<Sandbox, SandboxError> {
         let emulator = Emulator::start(EmulatorOptions {
             bind: SocketAddr::from(([127, 0, 0, 1], opts.port)),
-            probe_interval: Duration::from_millis(500),
             ..Default::default()
         })
         .await?;
@@ -95,10 +94,17 @@ impl Sandbox {
         let metrics = Arc::new(Metrics::new());
         let retry_metrics = RetryMetrics::default();
         metrics.with_registry(|r| retry_metrics.register(r));
-        let engine = Engine::with_observer(server_client.clone(), opts.engine.clone(), Arc::new(retry_metrics.clone()));
+        let engine = Engine::with_observer(
+            server_client.clone(),
+            opts.engine.clone(),
+            Arc::new(retry_metrics.clone()),
+        );
         let server_opts = ServerOptions::new(
             server_client.clone(),
-            TlsSource::Pem { cert: cert.cert, key: cert.key },
+            TlsSource::Pem {
+                cert: cert.cert,
+                key: cert.key,
+            },
             SocketAddr::from(([127, 0, 0, 1], 0)),
         );
         let server = Server::start(server_opts, Arc::new(engine.clone()), metrics).await?;
@@ -106,7 +112,8 @@ impl Sandbox {
         emulator.set_aggregated_backend(&format!("https://{retry_addr}"), &ca.pem.cert)?;
 
         let recorder_task = if opts.recorder_enabled {
-            let recorder = Recorder::new(engine.clone(), retry_metrics.clone(), opts.recorder.clone());
+            let recorder =
+                Recorder::new(engine.clone(), retry_metrics.clone(), opts.recorder.clone());
             Some(tokio::spawn(recorder.run(server_client)))
         } else {
             None
@@ -132,10 +139,16 @@ impl Sandbox {
                 None => false,
             };
             if !ready {
-                return Err(SandboxError::NotReady("the retry server did not become ready in 20s".into()));
+                return Err(SandboxError::NotReady(
+                    "the retry server did not become ready in 20s".into(),
+                ));
             }
         }
-        if !sandbox.emulator.wait_aggregated_available(Duration::from_secs(20)).await {
+        if !sandbox
+            .emulator
+            .wait_aggregated_available(Duration::from_secs(20))
+            .await
+        {
             return Err(SandboxError::NotReady(format!(
                 "the front proxy found the retry server unavailable: {}",
                 sandbox.emulator.aggregated_availability().message
@@ -178,7 +191,10 @@ impl Sandbox {
             std::fs::write(&p, text).map_err(|e| SandboxError::Write(p, e))
         };
         write("kubeconfig", self.emulator.kubeconfig_yaml("admin")?)?;
-        write("kubeconfig-viewer", self.emulator.kubeconfig_yaml("viewer")?)?;
+        write(
+            "kubeconfig-viewer",
+            self.emulator.kubeconfig_yaml("viewer")?,
+        )?;
         write("retry-server-ca.crt", self.serving_ca.clone())?;
         let endpoints = json!({
             "apiServer": self.url(),
@@ -187,7 +203,10 @@ impl Sandbox {
             "kubeconfig": dir.join("kubeconfig"),
             "kubeconfigViewer": dir.join("kubeconfig-viewer"),
         });
-        write("endpoints.json", serde_json::to_string_pretty(&endpoints).unwrap_or_default())
+        write(
+            "endpoints.json",
+            serde_json::to_string_pretty(&endpoints).unwrap_or_default(),
+        )
     }
 
     /// Stops the retry server first (readiness false, in-flight requests finish), then the rest.

@@ -28,7 +28,11 @@ pub struct SandboxArgs {
 /// Runs the sandbox until SIGINT or SIGTERM.
 pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     crate::server::logging::init(args.log_format);
-    let dir = if args.dir.is_absolute() { args.dir.clone() } else { std::env::current_dir()?.join(&args.dir) };
+    let dir = if args.dir.is_absolute() {
+        args.dir.clone()
+    } else {
+        std::env::current_dir()?.join(&args.dir)
+    };
     let sandbox = Sandbox::start(SandboxOptions {
         port: args.port,
         dir: Some(dir.clone()),
@@ -36,7 +40,10 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
         ..Default::default()
     })
     .await?;
-    println!("sandbox ready: KUBECONFIG={}", dir.join("kubeconfig").display());
+    println!(
+        "sandbox ready: KUBECONFIG={}",
+        dir.join("kubeconfig").display()
+    );
     tracing::info!(api = %sandbox.url(), retry_server = %sandbox.retry_url(), "sandbox running; stop it with Ctrl-C");
     wait_for_signal().await;
     tracing::info!("stopping the sandbox");
@@ -47,7 +54,9 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}

@@ -57,8 +57,14 @@ fn succeeded(v: &Value) -> Option<(String, String)> {
         .iter()
         .find(|c| c.get("type").and_then(Value::as_str) == Some("Succeeded"))?;
     Some((
-        c.get("status").and_then(Value::as_str).unwrap_or_default().to_string(),
-        c.get("reason").and_then(Value::as_str).unwrap_or_default().to_string(),
+        c.get("status")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        c.get("reason")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
     ))
 }
 
@@ -86,16 +92,31 @@ async fn wait_for(
 /// Creates the seed objects with `client` (an admin) and waits until each run is in its state.
 pub async fn seed(client: kube::Client, timeout: Duration) -> Result<(), SeedError> {
     let ns_api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let ns_obj = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).unwrap_or_default();
+    let ns_obj =
+        serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).unwrap_or_default();
     match ns_api.create(&PostParams::default(), &ns_obj).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(source) => return Err(SeedError::Kube { what: "namespace demo".into(), source }),
+        Err(source) => {
+            return Err(SeedError::Kube {
+                what: "namespace demo".into(),
+                source,
+            })
+        }
     }
     for doc in documents()? {
-        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-        let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &resource(&kind));
+        let kind = doc
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let name = doc
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), NAMESPACE, &resource(&kind));
         let obj: DynamicObject = serde_json::from_value(doc).map_err(|e| SeedError::Kube {
             what: format!("{kind} {name}"),
             source: kube::Error::SerdeError(e),
@@ -103,11 +124,18 @@ pub async fn seed(client: kube::Client, timeout: Duration) -> Result<(), SeedErr
         match api.create(&PostParams::default(), &obj).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(source) => return Err(SeedError::Kube { what: format!("{kind} {name}"), source }),
+            Err(source) => {
+                return Err(SeedError::Kube {
+                    what: format!("{kind} {name}"),
+                    source,
+                })
+            }
         }
     }
-    let runs: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &resource("PipelineRun"));
-    let taskruns: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &resource("TaskRun"));
+    let runs: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NAMESPACE, &resource("PipelineRun"));
+    let taskruns: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NAMESPACE, &resource("TaskRun"));
 
     // demo-cancelled: cancel it while b runs (fixture cancelled/02), then let a retry finish it.
     wait_for(&taskruns, "demo-cancelled-b", timeout, |v| {
@@ -115,28 +143,52 @@ pub async fn seed(client: kube::Client, timeout: Duration) -> Result<(), SeedErr
     })
     .await?;
     let done = |v: &Value| succeeded(v).is_some_and(|(s, _)| s == "True" || s == "False");
-    if !done(&serde_json::to_value(runs.get("demo-cancelled").await.map_err(|source| SeedError::Kube {
-        what: "demo-cancelled".into(),
-        source,
-    })?)
-    .unwrap_or_default())
-    {
-        runs.patch("demo-cancelled", &PatchParams::default(), &Patch::Merge(json!({"spec": {"status": "Cancelled"}})))
-            .await
-            .map_err(|source| SeedError::Kube { what: "cancelling demo-cancelled".into(), source })?;
+    if !done(
+        &serde_json::to_value(runs.get("demo-cancelled").await.map_err(|source| {
+            SeedError::Kube {
+                what: "demo-cancelled".into(),
+                source,
+            }
+        })?)
+        .unwrap_or_default(),
+    ) {
+        runs.patch(
+            "demo-cancelled",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"status": "Cancelled"}})),
+        )
+        .await
+        .map_err(|source| SeedError::Kube {
+            what: "cancelling demo-cancelled".into(),
+            source,
+        })?;
     }
     wait_for(&runs, "demo-cancelled", timeout, done).await?;
     runs.patch(
         "demo-cancelled",
         &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"annotations": {"sandbox.retry.tekton.dev/hang": null}}})),
+        &Patch::Merge(
+            json!({"metadata": {"annotations": {"sandbox.retry.tekton.dev/hang": null}}}),
+        ),
     )
     .await
-    .map_err(|source| SeedError::Kube { what: "demo-cancelled annotations".into(), source })?;
+    .map_err(|source| SeedError::Kube {
+        what: "demo-cancelled annotations".into(),
+        source,
+    })?;
 
-    wait_for(&runs, "demo-failed", timeout, |v| succeeded(v).is_some_and(|(s, _)| s == "False")).await?;
-    wait_for(&runs, "demo-succeeded", timeout, |v| succeeded(v).is_some_and(|(s, _)| s == "True")).await?;
-    wait_for(&taskruns, "demo-running-b", timeout, |v| v.pointer("/status/podName").is_some()).await?;
+    wait_for(&runs, "demo-failed", timeout, |v| {
+        succeeded(v).is_some_and(|(s, _)| s == "False")
+    })
+    .await?;
+    wait_for(&runs, "demo-succeeded", timeout, |v| {
+        succeeded(v).is_some_and(|(s, _)| s == "True")
+    })
+    .await?;
+    wait_for(&taskruns, "demo-running-b", timeout, |v| {
+        v.pointer("/status/podName").is_some()
+    })
+    .await?;
     Ok(())
 }
 
@@ -152,9 +204,20 @@ mod tests {
             .filter(|d| d["kind"] == "PipelineRun")
             .filter_map(|d| d.pointer("/metadata/name").and_then(Value::as_str))
             .collect();
-        assert_eq!(names, vec!["demo-failed", "demo-cancelled", "demo-succeeded", "demo-running"]);
+        assert_eq!(
+            names,
+            vec![
+                "demo-failed",
+                "demo-cancelled",
+                "demo-succeeded",
+                "demo-running"
+            ]
+        );
         assert_eq!(docs.iter().filter(|d| d["kind"] == "Task").count(), 4);
-        let pipeline = docs.iter().find(|d| d["kind"] == "Pipeline").expect("pipeline");
+        let pipeline = docs
+            .iter()
+            .find(|d| d["kind"] == "Pipeline")
+            .expect("pipeline");
         assert_eq!(pipeline["spec"]["tasks"][2]["runAfter"][0], "b");
     }
 }

@@ -58,6 +58,16 @@ pub struct ServeArgs {
     /// A retry already started keeps going and is completed or resumable.
     #[arg(long, env = "TEKTON_RETRY_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+
+    /// A retry claimed on a run but not finished within this long (the server crashed, the API
+    /// failed) is completed by the next retry request; the recorder completes it after twice this.
+    #[arg(long, env = "TEKTON_RETRY_CLAIM_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub retry_claim_grace: Duration,
+
+    /// Refuse a retry when less than this much of the pipeline's timeout budget is left (Tekton
+    /// measures `timeouts.pipeline` from the run's original start).
+    #[arg(long, env = "TEKTON_RETRY_MIN_TIMEOUT_BUDGET", default_value = "1m", value_parser = parse_duration)]
+    pub min_timeout_budget: Duration,
 }
 
 /// Log output format.

@@ -297,8 +297,9 @@ async fn accept_loop(
     graceful.shutdown().await;
 }
 
-/// `tekton-retry serve`: logging, kube client, server, and graceful shutdown on SIGTERM/SIGINT.
-pub async fn run(args: ServeArgs, retry: Arc<dyn RetryService>) -> anyhow::Result<()> {
+/// `tekton-retry serve`: logging, kube client, the retry engine and recorder, the server, and
+/// graceful shutdown on SIGTERM/SIGINT.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     logging::init(args.log_format);
     let client = kube_client(args.kubeconfig.clone()).await?;
     let mut opts = ServerOptions::new(
@@ -313,8 +314,34 @@ pub async fn run(args: ServeArgs, retry: Arc<dyn RetryService>) -> anyhow::Resul
     opts.authn_ttl = args.authentication_cache_ttl;
     opts.request_timeout = args.request_timeout;
     opts.auth_config_resync = args.authentication_config_resync;
-    let handle = Server::start(opts, retry, Arc::new(Metrics::new())).await?;
+    let metrics = Arc::new(Metrics::new());
+    let retry_metrics = crate::recorder::RetryMetrics::default();
+    metrics.with_registry(|r| retry_metrics.register(r));
+    let engine_opts = crate::retry::EngineOptions {
+        claim_grace: args.retry_claim_grace,
+        limits: crate::retry::PlanLimits {
+            min_timeout_budget: args.min_timeout_budget,
+        },
+        ..Default::default()
+    };
+    let engine = crate::retry::Engine::with_observer(
+        opts.client.clone(),
+        engine_opts,
+        Arc::new(retry_metrics.clone()),
+    );
+    let recorder = crate::recorder::Recorder::new(
+        engine.clone(),
+        retry_metrics,
+        crate::recorder::RecorderOptions {
+            grace: args.retry_claim_grace * 2,
+            ..Default::default()
+        },
+    );
+    let recorder_task = tokio::spawn(recorder.run(opts.client.clone()));
+    let retry: Arc<dyn RetryService> = Arc::new(engine);
+    let handle = Server::start(opts, retry, metrics).await?;
     shutdown_signal().await;
+    recorder_task.abort();
     tracing::info!(grace = ?args.shutdown_grace_period, "shutting down: readiness is false, no new connections");
     handle.shutdown(args.shutdown_grace_period).await;
     Ok(())
