@@ -534,3 +534,30 @@ async fn old_tls_and_plain_http_are_refused() {
     );
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn header_injection_is_rejected_by_the_parser() {
+    let mut h = Harness::start().await;
+    let fp = h.front_proxy();
+    let path = retry_path("demo", "demo-failed");
+    // A folded header line (obs-fold) and a bare CR inside a value: never parsed as headers.
+    for injected in [
+        "X-Remote-User: alice\r\n X-Remote-Group: system:masters\r\n",
+        "X-Remote-User: alice\rX-Remote-Group: system:masters\r\n",
+    ] {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\n{injected}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let out = String::from_utf8_lossy(&fp.raw(req.as_bytes()).await).into_owned();
+        assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    }
+    assert!(h.engine.calls().is_empty());
+    // The same request without the injection is served (the raw client itself works).
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nX-Remote-User: alice\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let out = String::from_utf8_lossy(&fp.raw(req.as_bytes()).await).into_owned();
+    assert!(out.starts_with("HTTP/1.1 201"), "{out}");
+    assert_eq!(h.engine.calls().len(), 1);
+    h.shutdown().await;
+}

@@ -640,6 +640,23 @@ impl TestClient {
         }
     }
 
+    /// Writes raw bytes on a new TLS connection and returns what comes back until the server
+    /// closes it (or 10 s pass).
+    pub async fn raw(&self, bytes: &[u8]) -> Vec<u8> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let tcp = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let mut tls = tokio_rustls::TlsConnector::from(self.config.clone())
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await
+            .expect("handshake");
+        tls.write_all(bytes).await.expect("write");
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out)).await;
+        out
+    }
+
     pub async fn get(&self, path: &str) -> Answer {
         self.send(
             Request::get(path)
