@@ -340,23 +340,27 @@ impl Engine {
             .unwrap_or_default()
             .to_string();
         let key = format!("{uid}/{}", record.attempt);
-        match inner.executor.complete(ns, claimed, record, audit).await {
+        let outcome = async {
+            let run = inner.executor.complete(ns, claimed, record, audit).await?;
+            inner
+                .executor
+                .update_last_retry(ns, name, audit, |r| {
+                    if r.attempt == record.attempt && r.phase.as_deref() == Some(phase::CLAIMED) {
+                        r.phase = Some(phase::STARTED.to_string());
+                        true
+                    } else {
+                        false
+                    }
+                })
+                .await?;
+            Ok::<Value, ApiError>(run)
+        }
+        .await;
+        match outcome {
             Ok(run) => {
                 if let Ok(mut s) = inner.interrupted.lock() {
                     s.remove(&key);
                 }
-                inner
-                    .executor
-                    .update_last_retry(ns, name, audit, |r| {
-                        if r.attempt == record.attempt && r.phase.as_deref() == Some(phase::CLAIMED)
-                        {
-                            r.phase = Some(phase::STARTED.to_string());
-                            true
-                        } else {
-                            false
-                        }
-                    })
-                    .await?;
                 self.event(
                     ns,
                     &run,

@@ -28,7 +28,11 @@ pub fn quick_engine() -> EngineOptions {
 }
 
 pub async fn start() -> Sandbox {
-    start_with(SandboxOptions { engine: quick_engine(), ..Default::default() }).await
+    start_with(SandboxOptions {
+        engine: quick_engine(),
+        ..Default::default()
+    })
+    .await
 }
 
 pub async fn start_with(opts: SandboxOptions) -> Sandbox {
@@ -59,7 +63,10 @@ pub async fn get(api: &Api<DynamicObject>, name: &str) -> Value {
 }
 
 pub async fn try_get(api: &Api<DynamicObject>, name: &str) -> Option<Value> {
-    api.get_opt(name).await.expect("get").map(|o| serde_json::to_value(o).expect("json"))
+    api.get_opt(name)
+        .await
+        .expect("get")
+        .map(|o| serde_json::to_value(o).expect("json"))
 }
 
 /// `Succeeded` condition (status, reason).
@@ -77,7 +84,12 @@ pub fn succeeded(v: &Value) -> (String, String) {
 }
 
 /// Polls until `ok` holds for the run, at most `secs` seconds; returns the run.
-pub async fn wait_run(client: &kube::Client, name: &str, secs: u64, ok: impl Fn(&Value) -> bool) -> Value {
+pub async fn wait_run(
+    client: &kube::Client,
+    name: &str,
+    secs: u64,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
     let api = runs(client);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
@@ -85,7 +97,10 @@ pub async fn wait_run(client: &kube::Client, name: &str, secs: u64, ok: impl Fn(
         if ok(&v) {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "run {name} did not reach the expected state: {v:#}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "run {name} did not reach the expected state: {v:#}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -112,32 +127,50 @@ pub async fn failed_run(client: &kube::Client, name: &str, fail: &str) -> Value 
         },
     }))
     .expect("object");
-    runs(client).create(&PostParams::default(), &obj).await.expect("create run");
+    runs(client)
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect("create run");
     wait_run(client, name, 30, is_failed).await
 }
 
 /// POSTs a retry through the front door; returns (HTTP code, JSON body).
 pub async fn retry(client: &kube::Client, name: &str, body: Value, query: &str) -> (u16, Value) {
-    let path = format!("/apis/retry.tekton.dev/v1alpha1/namespaces/{NS}/pipelineruns/{name}/retry{query}");
+    let path =
+        format!("/apis/retry.tekton.dev/v1alpha1/namespaces/{NS}/pipelineruns/{name}/retry{query}");
     let req = Request::builder()
         .method(Method::POST)
         .uri(path)
         .header("content-type", "application/json")
-        .body(kube::client::Body::from(serde_json::to_vec(&body).expect("body")))
+        .body(kube::client::Body::from(
+            serde_json::to_vec(&body).expect("body"),
+        ))
         .expect("request");
     let resp = client.send(req).await.expect("the front door answers");
     let code = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let v = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)}));
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)}));
     (code, v)
 }
 
 pub fn annotation(v: &Value, key: &str) -> Option<String> {
-    v.pointer("/metadata/annotations").and_then(|a| a.get(key)).and_then(Value::as_str).map(str::to_string)
+    v.pointer("/metadata/annotations")
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 pub fn last_retry(v: &Value) -> Value {
     annotation(v, "retry.tekton.dev/last-retry")
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or(Value::Null)
+}
+
+/// A client for `user` that does not replay requests on 429/503/504 (kube-rs does by default), so
+/// a test sees each answer of the server as it was sent.
+pub fn client_no_replay(sb: &Sandbox, user: &str) -> kube::Client {
+    let mut cfg = sb.emulator.kube_config(user).expect("config");
+    cfg.default_retry = false;
+    kube::Client::try_from(cfg).expect("client")
 }
