@@ -33,9 +33,13 @@ impl Cluster {
             cluster: None,
             user: None,
         };
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
             .map_err(|e| Failure::new(format!("error: invalid kubeconfig: {e}")))?;
+        // kube-rs 5 retries 429/503/504 by default, up to 15 times with backoff up to 1000 s
+        // (kube-client `client/retry.rs`, `RetryPolicy::server_retry`): a CLI must report a 503 from
+        // an unavailable APIService at once, and must not replay a retry POST that timed out.
+        config.default_retry = false;
         let default_namespace = config.default_namespace.clone();
         let client = kube::Client::try_from(config)
             .map_err(|e| Failure::new(format!("error: cannot build a client: {e}")))?;
