@@ -716,3 +716,35 @@ fn real_kubectl_finds_the_plugin() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("Dry run (nothing was changed)"));
 }
+
+#[test]
+fn terminal_output_redraws_in_place() {
+    // `script` gives the plugin a pseudo-terminal as stdout (util-linux).
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("script(1) not installed: skipped");
+        return;
+    }
+    let fake = Fake::start();
+    let cmd = format!(
+        "{} pr demo-run --follow --timeout 2m",
+        env!("CARGO_BIN_EXE_kubectl-retry")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("KUBECONFIG", &fake.kubeconfig)
+        .output()
+        .expect("run script");
+    let screen = text(&out.stdout).replace("\r\n", "\n");
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    // First screen: header, column titles, 4 tasks, progress = 7 lines; the next draw moves up 7
+    // lines and clears before printing the new screen.
+    assert!(screen.contains("\x1b[J"), "{screen:?}");
+    assert!(screen.contains("\x1b[7A\r\x1b[J"), "{screen:?}");
+    assert!(
+        screen.contains("  b                  Running     "),
+        "{screen:?}"
+    );
+    assert!(screen.trim_end().ends_with(
+        "4/4 tasks done\nPipelineRun dag-failed/demo-run attempt 2 Succeeded: Tasks Completed: 4 (Failed: 0, Cancelled 0), Skipped: 0"
+    ), "{screen:?}");
+}

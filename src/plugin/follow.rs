@@ -168,10 +168,10 @@ fn run_duration(tr: &Value, now: DateTime<Utc>) -> Option<Duration> {
 /// Combines the states of a task's runs (a matrix task has several): any run not done makes the task
 /// running (or pending if none started), else any failure wins, else succeeded.
 fn combine(states: &[TaskState]) -> TaskState {
-    if states.iter().any(|s| *s == TaskState::Running) {
+    if states.contains(&TaskState::Running) {
         return TaskState::Running;
     }
-    if states.iter().any(|s| *s == TaskState::Pending) {
+    if states.contains(&TaskState::Pending) {
         return TaskState::Pending;
     }
     states
