@@ -4,6 +4,7 @@
 //!
 //! These need the `tekton-retry sandbox` command, which is being assembled on another branch: they are
 //! `#[ignore]`d until it is merged (run them with `cargo test --test plugin_e2e -- --ignored`).
+//! `TEKTON_RETRY_BIN=/path/to/tekton-retry` runs them against another build of the server binary.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -30,11 +31,14 @@ impl Sandbox {
     /// `sandbox ready: KUBECONFIG=DIR/kubeconfig` line.
     fn start() -> Sandbox {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tekton-retry"))
+        let bin = std::env::var_os("TEKTON_RETRY_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tekton-retry")));
+        let mut child = Command::new(bin)
             .args(["sandbox", "--dir"])
             .arg(dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::null())
             .spawn()
             .expect("start tekton-retry sandbox");
         let stdout = child.stdout.take().expect("stdout");
