@@ -66,11 +66,17 @@ async fn retry(
         return Ok(EXIT_OK);
     }
     let status = answer.status.unwrap_or_default();
+    // An answer without a status (not one of ours): follow the attempt the run is in now.
+    let attempt = if status.attempt > 0 {
+        status.attempt
+    } else {
+        crate::retry::records::current_attempt(&cluster.pipelinerun(namespace, &args.name).await?)
+    };
     follow_run(
         cluster,
         namespace,
         &args.name,
-        status.attempt,
+        attempt,
         status.start_time.as_deref(),
         args.timeout,
         out,
@@ -124,6 +130,12 @@ pub async fn follow_run(
             } else {
                 EXIT_FAILED
             });
+        }
+        if follow::superseded(&view, attempt) {
+            return Err(Failure::new(format!(
+                "error: pipelinerun {namespace}/{name} was retried again (attempt {}) while attempt {attempt} was followed; see: kubectl retry history {name} -n {namespace}",
+                view.attempt
+            )));
         }
         previous = Some(view);
         if let Some(deadline) = deadline {

@@ -364,6 +364,12 @@ pub fn for_attempt(
     (view, finished)
 }
 
+/// Whether a later retry replaced the followed `attempt` (someone retried the run again): the
+/// followed attempt's end will never be seen.
+pub fn superseded(view: &FollowView, attempt: u32) -> bool {
+    view.attempt > attempt
+}
+
 /// Whether the attempt ended in success.
 pub fn succeeded_outcome(view: &FollowView) -> bool {
     matches!(view.outcome, Outcome::Succeeded { .. })
@@ -665,6 +671,16 @@ mod tests {
         assert!(render_screen(&shown).ends_with("4/4 tasks done\n"));
         let (shown, finished) = for_attempt(fin, 2, Some("2026-11-26T19:27:50Z"));
         assert!(finished && succeeded_outcome(&shown));
+    }
+
+    #[test]
+    fn a_later_attempt_supersedes_the_followed_one() {
+        let (mut run, trs) = final_();
+        run["metadata"]["annotations"][annotations::ATTEMPT] = json!("3");
+        let v = view(&run, &trs, at("2026-11-26T19:30:00Z"));
+        assert!(superseded(&v, 2));
+        assert!(!superseded(&v, 3));
+        assert!(!attempt_finished(&v, 2, Some("2026-11-26T19:27:50Z")));
     }
 
     #[test]
