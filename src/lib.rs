@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod pki;
+pub mod plugin;
 pub mod rbac;
 pub mod recorder;
 pub mod retry;

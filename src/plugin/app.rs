@@ -1,0 +1,167 @@
+//! What `kubectl retry` does with its parsed arguments: the calls and the printing. The binary calls
+//! [`run`]; the decisions (what to print, which exit code) are in the pure modules.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use crate::plugin::cli::{Cli, Command, HistoryArgs, RetryArgs};
+use crate::plugin::client::Cluster;
+use crate::plugin::errors::{Failure, EXIT_FAILED, EXIT_OK};
+use crate::plugin::{duration, follow, history, output, request};
+
+/// How often `--follow` reads the run and its TaskRuns.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Runs the command; prints results on stdout and failures on stderr; returns the exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let stdout = std::io::stdout();
+    let tty = stdout.is_terminal();
+    let mut out = stdout.lock();
+    match execute(cli, &mut out, tty).await {
+        Ok(code) => code,
+        Err(failure) => {
+            let _ = out.flush();
+            eprintln!("{}", failure.message);
+            failure.exit_code
+        }
+    }
+}
+
+/// Runs the command, writing to `out` (`tty`: redraw the follow view in place).
+pub async fn execute(cli: Cli, out: &mut dyn Write, tty: bool) -> Result<i32, Failure> {
+    let cluster = Cluster::connect(&cli.conn).await?;
+    let namespace = cli
+        .conn
+        .namespace
+        .clone()
+        .unwrap_or_else(|| cluster.default_namespace.clone());
+    match &cli.command {
+        Command::Pipelinerun(args) => retry(&cluster, &namespace, args, out, tty).await,
+        Command::History(args) => show_history(&cluster, &namespace, args, out).await,
+    }
+}
+
+fn write(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::new(format!("error: cannot write the output: {e}")))
+}
+
+async fn retry(
+    cluster: &Cluster,
+    namespace: &str,
+    args: &RetryArgs,
+    out: &mut dyn Write,
+    tty: bool,
+) -> Result<i32, Failure> {
+    let body = request::retry_body(namespace, args);
+    let answer = cluster
+        .retry(namespace, &args.name, &body, args.dry_run)
+        .await?;
+    write(
+        out,
+        &output::render_answer(&answer, args.output, namespace, &args.name)?,
+    )?;
+    if !args.follow {
+        return Ok(EXIT_OK);
+    }
+    let status = answer.status.unwrap_or_default();
+    // An answer without a status (not one of ours): follow the attempt the run is in now.
+    let attempt = if status.attempt > 0 {
+        status.attempt
+    } else {
+        crate::retry::records::current_attempt(&cluster.pipelinerun(namespace, &args.name).await?)
+    };
+    follow_run(
+        cluster,
+        namespace,
+        &args.name,
+        attempt,
+        status.start_time.as_deref(),
+        args.timeout,
+        out,
+        tty,
+    )
+    .await
+}
+
+/// Polls the run and its TaskRuns until `attempt` ends; exit 0 only if it succeeded.
+#[allow(clippy::too_many_arguments)]
+pub async fn follow_run(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    attempt: u32,
+    attempt_start: Option<&str>,
+    timeout: Option<Duration>,
+    out: &mut dyn Write,
+    tty: bool,
+) -> Result<i32, Failure> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut previous: Option<follow::FollowView> = None;
+    let mut drawn_lines = 0usize;
+    if !tty {
+        write(out, "\n")?;
+    }
+    loop {
+        let run = cluster.pipelinerun(namespace, name).await?;
+        let taskruns = cluster.taskruns(namespace, name).await?;
+        let snapshot = follow::view(&run, &taskruns, chrono::Utc::now());
+        let (view, finished) = follow::for_attempt(snapshot, attempt, attempt_start);
+        if tty {
+            let screen = follow::render_screen(&view);
+            write(out, &follow::redraw(drawn_lines, &screen))?;
+            drawn_lines = screen.lines().count();
+        } else {
+            let mut text = String::new();
+            for line in follow::changes(previous.as_ref(), &view) {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            if finished {
+                text.push_str(&follow::final_line(&view));
+                text.push('\n');
+            }
+            write(out, &text)?;
+        }
+        if finished {
+            return Ok(if follow::succeeded_outcome(&view) {
+                EXIT_OK
+            } else {
+                EXIT_FAILED
+            });
+        }
+        if follow::superseded(&view, attempt) {
+            return Err(Failure::new(format!(
+                "error: pipelinerun {namespace}/{name} was retried again (attempt {}) while attempt {attempt} was followed; see: kubectl retry history {name} -n {namespace}",
+                view.attempt
+            )));
+        }
+        previous = Some(view);
+        if let Some(deadline) = deadline {
+            if Instant::now() >= deadline {
+                let waited = timeout.map(duration::format).unwrap_or_default();
+                return Err(Failure::new(format!(
+                    "error: timed out after {waited} waiting for pipelinerun {namespace}/{name} to finish; it goes on running (see: kubectl retry history {name} -n {namespace})"
+                )));
+            }
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+async fn show_history(
+    cluster: &Cluster,
+    namespace: &str,
+    args: &HistoryArgs,
+    out: &mut dyn Write,
+) -> Result<i32, Failure> {
+    let run = cluster.pipelinerun(namespace, &args.name).await?;
+    let cm = cluster.history(namespace, &args.name).await?;
+    let rows = history::attempts(&run, cm.as_ref());
+    write(
+        out,
+        &history::render(&rows, args.output, namespace, &args.name)?,
+    )?;
+    Ok(EXIT_OK)
+}

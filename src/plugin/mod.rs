@@ -1,0 +1,18 @@
+//! The `kubectl retry` plugin (DESIGN §4, issue 7): command-line parsing, the retry request, and the
+//! pure renderers (dry-run plan, follow view, history table, error messages). The binary
+//! `src/bin/kubectl-retry.rs` only parses the arguments and hands them to [`app::run`].
+//!
+//! Everything except [`client`] and [`app`] is pure: objects in, text out, so each piece is unit-tested
+//! from the recorded Tekton fixtures.
+
+pub mod app;
+pub mod cli;
+pub mod client;
+pub mod duration;
+pub mod errors;
+pub mod follow;
+pub mod history;
+pub mod output;
+pub mod request;
+
+pub use errors::Failure;
