@@ -173,6 +173,11 @@ impl Recorder {
         end: &str,
         outcome: &str,
     ) {
+        let run_name = str_at(run, "/metadata/name").unwrap_or_default();
+        self.engine
+            .executor()
+            .record_history_outcome(ns, run_name, record.attempt, end, outcome)
+            .await;
         let duration = seconds_between(&record.start, end);
         if let Some(d) = duration {
             self.metrics.attempt_duration.observe(d.max(0.0));

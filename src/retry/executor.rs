@@ -614,4 +614,38 @@ impl Executor {
         warn!(%ns, %name, "gave up updating last-retry after repeated conflicts");
         Ok(None)
     }
+
+    /// Copies an attempt's outcome into the history index (best effort, re-read on conflicts).
+    pub async fn record_history_outcome(
+        &self,
+        ns: &str,
+        run: &str,
+        attempt: u32,
+        end: &str,
+        outcome: &str,
+    ) {
+        let name = records::history_name(run);
+        for _ in 0..5 {
+            let Ok(mut cm) = self.cluster.get(CONFIGMAPS, ns, &name, None).await else {
+                return;
+            };
+            let mut data = cm
+                .get("data")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            if !records::set_index_outcome(&mut data, attempt, end, outcome) {
+                return;
+            }
+            cm["data"] = Value::Object(data);
+            match self.cluster.replace(CONFIGMAPS, ns, &name, cm, None).await {
+                Ok(_) => return,
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => {
+                    warn!(%ns, %run, error = %e, "could not record the outcome in the attempt history");
+                    return;
+                }
+            }
+        }
+    }
 }

@@ -199,6 +199,33 @@ pub fn add_to_history(data: &mut Map<String, Value>, archive: &AttemptArchive, r
     }
 }
 
+/// Writes `end` and `outcome` into the index entry of `attempt`. Returns whether it changed.
+pub fn set_index_outcome(
+    data: &mut Map<String, Value>,
+    attempt: u32,
+    end: &str,
+    outcome: &str,
+) -> bool {
+    let mut index: Vec<LastRetry> = data
+        .get(INDEX_KEY)
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default();
+    let Some(entry) = index.iter_mut().find(|r| r.attempt == attempt) else {
+        return false;
+    };
+    if entry.end.as_deref() == Some(end) && entry.outcome.as_deref() == Some(outcome) {
+        return false;
+    }
+    entry.end = Some(end.to_string());
+    entry.outcome = Some(outcome.to_string());
+    data.insert(
+        INDEX_KEY.into(),
+        json!(serde_json::to_string(&index).unwrap_or_default()),
+    );
+    true
+}
+
 /// The history ConfigMap for a run that has none yet, owned by the run so it goes with it.
 pub fn new_history(namespace: &str, run: &str, run_uid: &str, data: Map<String, Value>) -> Value {
     json!({
@@ -317,6 +344,31 @@ mod tests {
             serde_json::from_str(data["attempt-1.json"].as_str().expect("s")).expect("a");
         assert!(kept.truncated);
         assert!(kept.runs[0].logs["step-a"].len() <= 4 * 1024);
+    }
+
+    #[test]
+    fn the_index_gets_the_outcome_of_its_attempt() {
+        let mut data = Map::new();
+        let archive = AttemptArchive {
+            attempt: 1,
+            archived_at: "t".into(),
+            runs: vec![],
+            truncated: false,
+        };
+        add_to_history(&mut data, &archive, &record(2));
+        assert!(set_index_outcome(&mut data, 2, "T9", "Succeeded"));
+        assert!(
+            !set_index_outcome(&mut data, 2, "T9", "Succeeded"),
+            "idempotent"
+        );
+        assert!(
+            !set_index_outcome(&mut data, 7, "T9", "Succeeded"),
+            "no such attempt"
+        );
+        let index: Vec<LastRetry> =
+            serde_json::from_str(data[INDEX_KEY].as_str().expect("s")).expect("index");
+        assert_eq!(index[0].outcome.as_deref(), Some("Succeeded"));
+        assert_eq!(index[0].end.as_deref(), Some("T9"));
     }
 
     #[test]
