@@ -121,6 +121,8 @@ async fn success_is_recorded_once_with_events_and_metrics() {
         metric(&text, "tekton_retry_refusals_total{reason=\"Succeeded\"}") >= 1.0,
         "{text}"
     );
+    // One answered retry and one refusal went through the engine.
+    assert_eq!(metric(&text, "tekton_retry_request_duration_seconds_count"), 2.0, "{text}");
     sb.shutdown(Duration::from_secs(2)).await;
 }
 

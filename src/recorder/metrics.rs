@@ -31,6 +31,8 @@ pub struct RetryMetrics {
     pub attempt_duration: Histogram,
     /// `tekton_retry_time_to_recovery_seconds`: from the original failure to the successful end.
     pub time_to_recovery: Histogram,
+    /// `tekton_retry_request_duration_seconds`: how long the engine took to answer a retry request.
+    pub request_duration: Histogram,
 }
 
 impl Default for RetryMetrics {
@@ -40,6 +42,7 @@ impl Default for RetryMetrics {
             refusals: Family::default(),
             attempt_duration: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
             time_to_recovery: Histogram::new(exponential_buckets(10.0, 2.0, 16)),
+            request_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
         }
     }
 }
@@ -68,6 +71,11 @@ impl RetryMetrics {
             "Time from a run's original failure to the end of the successful retry",
             self.time_to_recovery.clone(),
         );
+        registry.register(
+            "request_duration_seconds",
+            "Time the retry engine took to answer a retry request (dry runs included)",
+            self.request_duration.clone(),
+        );
     }
 
     pub fn outcome(&self, namespace: &str, outcome: &str) {
@@ -90,6 +98,9 @@ impl EngineObserver for RetryMetrics {
     }
     fn started(&self, namespace: &str, _attempt: u32) {
         self.outcome(namespace, "started");
+    }
+    fn request_finished(&self, seconds: f64) {
+        self.request_duration.observe(seconds);
     }
 }
 

@@ -46,6 +46,8 @@ impl Default for EngineOptions {
 pub trait EngineObserver: Send + Sync + 'static {
     fn refused(&self, _reason: &str) {}
     fn started(&self, _namespace: &str, _attempt: u32) {}
+    /// A retry request (dry run or not) was answered after `seconds`.
+    fn request_finished(&self, _seconds: f64) {}
 }
 
 struct NoObserver;
@@ -134,7 +136,11 @@ impl Engine {
 
     /// Performs one retry request.
     pub async fn retry(&self, req: RetryRequest) -> Result<PipelineRunRetry, ApiError> {
+        let began = std::time::Instant::now();
         let result = self.retry_inner(&req).await;
+        self.inner
+            .observer
+            .request_finished(began.elapsed().as_secs_f64());
         if let Err(e) = &result {
             self.inner
                 .observer
