@@ -37,6 +37,7 @@ pub mod gc;
 pub mod handlers;
 pub mod http;
 pub mod protobuf;
+pub mod pruning;
 pub mod request_info;
 pub mod resources;
 pub mod reviews;

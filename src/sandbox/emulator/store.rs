@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, Notify};
 
 use super::admission;
+use super::pruning;
 use super::resources::{find_gvr, Gvr, ResourceDef};
 use super::status::StatusError;
 
@@ -51,6 +52,9 @@ pub struct WatchEvent {
     pub key: ObjKey,
     pub kind: EventType,
     pub object: Value,
+    /// The object before a MODIFIED change (watchers with selectors turn a change that moves the
+    /// object in or out of their selection into ADDED or DELETED, as the watch cache does).
+    pub old: Option<Value>,
 }
 
 /// Events to replay and a receiver for later ones.
@@ -250,12 +254,13 @@ impl Store {
         g.history.clear();
     }
 
-    fn emit(&self, g: &mut Inner, kind: EventType, key: ObjKey, object: Value) {
+    fn emit(&self, g: &mut Inner, kind: EventType, key: ObjKey, object: Value, old: Option<Value>) {
         let ev = Arc::new(WatchEvent {
             rv: g.rv,
             key,
             kind,
             object,
+            old,
         });
         g.history.push_back(ev.clone());
         while g.history.len() > g.history_cap {
@@ -381,13 +386,15 @@ impl Store {
                 }
             }
         }
+        admission::set_defaults(def.group, def.resource, &mut obj);
+        pruning::prune(def, &mut obj);
         admission::validate(def.group, def.resource, None, &obj)?;
         if opts.dry_run {
             return Ok(obj);
         }
         g.rv = rv;
         g.objects.insert(key.clone(), obj.clone());
-        self.emit(&mut g, EventType::Added, key, obj.clone());
+        self.emit(&mut g, EventType::Added, key, obj.clone(), None);
         Ok(obj)
     }
 
@@ -603,7 +610,9 @@ impl Store {
             }
             m.remove("selfLink");
         }
+        pruning::prune(def, &mut merged);
         if part == Part::Main {
+            admission::set_defaults(def.group, def.resource, &mut merged);
             admission::validate(def.group, def.resource, Some(&old), &merged)?;
         }
         // Deletion in progress: no new finalizers may be added (kube: "Forbidden: no new finalizers
@@ -643,10 +652,10 @@ impl Store {
         if merged.pointer("/metadata/deletionTimestamp").is_some() && finalizers(&merged).is_empty()
         {
             g.objects.remove(&key);
-            self.emit(g, EventType::Deleted, key, merged.clone());
+            self.emit(g, EventType::Deleted, key, merged.clone(), None);
         } else {
             g.objects.insert(key.clone(), merged.clone());
-            self.emit(g, EventType::Modified, key, merged.clone());
+            self.emit(g, EventType::Modified, key, merged.clone(), Some(old));
         }
         Ok(merged)
     }
@@ -741,14 +750,14 @@ impl Store {
                         g.rv += 1;
                         let mut o = o;
                         meta_mut(&mut o).insert("resourceVersion".into(), json!(g.rv.to_string()));
-                        self.emit(&mut g, EventType::Deleted, k, o);
+                        self.emit(&mut g, EventType::Deleted, k, o, None);
                     }
                 }
             }
-            self.emit(&mut g, EventType::Deleted, key, obj.clone());
+            self.emit(&mut g, EventType::Deleted, key, obj.clone(), None);
         } else {
             g.objects.insert(key.clone(), obj.clone());
-            self.emit(&mut g, EventType::Modified, key, obj.clone());
+            self.emit(&mut g, EventType::Modified, key, obj.clone(), Some(old));
         }
         Ok((obj, gone))
     }
