@@ -438,3 +438,54 @@ async fn tekton_defaults_are_applied_like_the_webhook() {
     );
     emu.shutdown();
 }
+
+#[tokio::test]
+async fn pod_logs_per_container_with_tail_and_kube_errors() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::LogParams;
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "demo");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "p", "annotations": {"sandbox.retry.tekton.dev/log-step-b": "from annotation\n"}},
+        "spec": {"initContainers": [{"name": "prepare", "image": "i"}],
+                 "containers": [{"name": "step-a", "image": "i"}, {"name": "step-b", "image": "i"}]}
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+    emu.store()
+        .set_pod_log("demo", "p", Some("step-a"), "one\ntwo\nthree\n");
+    let lp = |container: &str, tail: Option<i64>| LogParams {
+        container: Some(container.into()),
+        tail_lines: tail,
+        ..Default::default()
+    };
+    assert_eq!(
+        pods.logs("p", &lp("step-a", None)).await.expect("log"),
+        "one\ntwo\nthree\n"
+    );
+    assert_eq!(
+        pods.logs("p", &lp("step-a", Some(2))).await.expect("log"),
+        "two\nthree\n"
+    );
+    assert_eq!(
+        pods.logs("p", &lp("step-b", None)).await.expect("log"),
+        "from annotation\n"
+    );
+    let e = api_error(pods.logs("p", &LogParams::default()).await);
+    assert_eq!(
+        e.message,
+        "a container name must be specified for pod p, choose one of: [step-a step-b] or one of the init containers: [prepare]"
+    );
+    let e = api_error(pods.logs("p", &lp("nope", None)).await);
+    assert_eq!(e.message, "container nope is not valid for pod p");
+    // The retry server may read logs (get on pods/log is in its API call list).
+    let sa = kube::Client::try_from(emu.server_kube_config().expect("cfg")).expect("client");
+    Api::<Pod>::namespaced(sa, "demo")
+        .logs("p", &lp("step-a", Some(1)))
+        .await
+        .expect("server reads logs");
+    emu.shutdown();
+}

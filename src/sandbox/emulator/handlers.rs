@@ -77,6 +77,31 @@ fn respond(call: &Call<'_>, def: &ResourceDef, code: u16, obj: &Value) -> Respon
     }
 }
 
+/// `tailLines` and `limitBytes` of `pods/log` (`PodLogOptions`).
+fn log_window(log: &str, q: &[(String, String)]) -> Result<String, StatusError> {
+    let num = |k: &str| -> Result<Option<usize>, StatusError> {
+        param(q, k)
+            .map(|v| {
+                v.parse::<usize>()
+                    .map_err(|_| StatusError::bad_request(format!("{k}: invalid value {v:?}")))
+            })
+            .transpose()
+    };
+    let mut out = log.to_string();
+    if let Some(n) = num("tailLines")? {
+        let lines: Vec<&str> = out.split_inclusive('\n').collect();
+        out = lines[lines.len().saturating_sub(n)..].concat();
+    }
+    if let Some(n) = num("limitBytes")? {
+        let mut cut = n.min(out.len());
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    Ok(out)
+}
+
 fn field_validation(call: &Call<'_>) -> Result<FieldValidation, StatusError> {
     FieldValidation::parse(param(call.query, "fieldValidation"))
 }
@@ -187,7 +212,7 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
         "log" if def.group.is_empty() && def.resource == "pods" && info.verb == "get" => {
             let container = param(call.query, "container");
             let log = ctx.store.pod_log(ns, &info.name, container)?;
-            return Ok(text(200, &log));
+            return Ok(text(200, &log_window(&log, call.query)?));
         }
         _ => return Err(StatusError::no_route()),
     };

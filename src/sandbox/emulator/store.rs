@@ -770,8 +770,10 @@ impl Store {
         );
     }
 
-    /// The log of a pod's container: one set with [`Store::set_pod_log`], else the pod annotation
-    /// `sandbox.retry.tekton.dev/log-<container>` or `sandbox.retry.tekton.dev/log`.
+    /// The log of a pod's container: one set with [`Store::set_pod_log`] (for that container, or
+    /// for the pod), else the pod annotation `sandbox.retry.tekton.dev/log-<container>` or
+    /// `sandbox.retry.tekton.dev/log`. The container is checked like kube-apiserver's
+    /// `pod.LogLocation` (`pkg/registry/core/pod/strategy.go`): required when the pod has several.
     pub fn pod_log(
         &self,
         namespace: &str,
@@ -779,16 +781,53 @@ impl Store {
         container: Option<&str>,
     ) -> Result<String, StatusError> {
         let obj = self.get(&Gvr::pods(), namespace, pod)?;
+        let names = |field: &str| -> Vec<String> {
+            obj.pointer(&format!("/spec/{field}"))
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|c| c["name"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (containers, inits) = (names("containers"), names("initContainers"));
+        let c = match container.filter(|c| !c.is_empty()) {
+            Some(c) => {
+                if !containers.iter().chain(inits.iter()).any(|n| n == c) {
+                    return Err(StatusError::bad_request(format!(
+                        "container {c} is not valid for pod {pod}"
+                    )));
+                }
+                c.to_string()
+            }
+            None => match containers.as_slice() {
+                [one] => one.clone(),
+                [] => {
+                    return Err(StatusError::bad_request(format!(
+                        "a container name must be specified for pod {pod}"
+                    )))
+                }
+                many => {
+                    let mut m = format!(
+                        "a container name must be specified for pod {pod}, choose one of: [{}]",
+                        many.join(" ")
+                    );
+                    if !inits.is_empty() {
+                        m.push_str(&format!(
+                            " or one of the init containers: [{}]",
+                            inits.join(" ")
+                        ));
+                    }
+                    return Err(StatusError::bad_request(m));
+                }
+            },
+        };
         let g = self.lock();
-        let c = container.unwrap_or("");
-        if let Some(t) = g.pod_logs.get(&(namespace.into(), pod.into(), c.into())) {
-            return Ok(t.clone());
-        }
-        if let Some(t) = g
-            .pod_logs
-            .get(&(namespace.into(), pod.into(), String::new()))
-        {
-            return Ok(t.clone());
+        for k in [c.as_str(), ""] {
+            if let Some(t) = g.pod_logs.get(&(namespace.into(), pod.into(), k.into())) {
+                return Ok(t.clone());
+            }
         }
         let ann = obj.pointer("/metadata/annotations");
         let by_container = ann
@@ -798,6 +837,47 @@ impl Store {
             .and_then(|a| a.get("sandbox.retry.tekton.dev/log"))
             .and_then(Value::as_str);
         Ok(by_container.or(any).unwrap_or("").to_string())
+    }
+
+    /// Every later change, in order (for in-process controllers such as the Tekton simulator).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<WatchEvent>> {
+        self.events.subscribe()
+    }
+
+    /// JSON merge patch of the main resource (status is kept; Tekton admission applies).
+    pub fn merge_patch(
+        &self,
+        gvr: &Gvr,
+        namespace: &str,
+        name: &str,
+        patch: Value,
+    ) -> Result<Value, StatusError> {
+        self.patch(
+            gvr,
+            namespace,
+            name,
+            &Patch::Merge(patch),
+            Part::Main,
+            WriteOptions::default(),
+        )
+    }
+
+    /// JSON merge patch of the status subresource.
+    pub fn merge_patch_status(
+        &self,
+        gvr: &Gvr,
+        namespace: &str,
+        name: &str,
+        patch: Value,
+    ) -> Result<Value, StatusError> {
+        self.patch(
+            gvr,
+            namespace,
+            name,
+            &Patch::Merge(patch),
+            Part::Status,
+            WriteOptions::default(),
+        )
     }
 
     /// Events after `rv` and a receiver for later ones, atomically; 410 Gone when events after `rv`
