@@ -340,3 +340,38 @@ async fn kubectl_create_raw_goes_through_the_front_proxy() {
     assert!(err.contains("Error from server (Forbidden)"), "{err}");
     emu.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregated_group_priority_decides_what_kubectl_get_pipelineruns_means() {
+    // DESIGN §1: at groupPriorityMinimum >= 1000 (Tekton's CRD groups), `kubectl get pipelineruns`
+    // resolves to retry.tekton.dev (named before tekton.dev) and fails.
+    if !kubectl_present() {
+        return;
+    }
+    for (priority, hijacked) in [(100, false), (1000, true)] {
+        let emu = start_with(tekton_retry::sandbox::emulator::EmulatorOptions {
+            aggregated_group_priority: priority,
+            ..Default::default()
+        })
+        .await;
+        seed(&emu);
+        let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
+        emu.set_aggregated_backend(&be.url, &be.ca_pem)
+            .expect("backend");
+        assert!(emu.wait_aggregated_available(Duration::from_secs(20)).await);
+        let k = Kube::new(&emu);
+        let (code, out, err) = k.run("admin", &["get", "pipelineruns", "-n", "demo"]).await;
+        let reached = be
+            .seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|s| s.path.ends_with("/namespaces/demo/pipelineruns"));
+        assert_eq!(reached, hijacked, "priority {priority}: {out}{err}");
+        if !hijacked {
+            assert_eq!(code, 0, "{err}");
+            assert!(out.contains("demo-failed"));
+        }
+        emu.shutdown();
+    }
+}

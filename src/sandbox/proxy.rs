@@ -109,6 +109,7 @@ struct Identity {
 pub struct FrontProxy {
     group: String,
     version: String,
+    priority: u32,
     client_ca_pem: String,
     store: Arc<Store>,
     backend: RwLock<Option<Backend>>,
@@ -159,16 +160,19 @@ fn new_identity(previous: Option<&str>) -> Result<Identity, ProxyError> {
 }
 
 impl FrontProxy {
-    /// A proxy for `group/version` with no backend yet; publishes the authentication ConfigMap.
+    /// A proxy for `group/version` (APIService `groupPriorityMinimum` = `priority`) with no backend
+    /// yet; publishes the authentication ConfigMap.
     pub fn new(
         group: &str,
         version: &str,
+        priority: u32,
         store: Arc<Store>,
         client_ca_pem: &str,
     ) -> Result<Arc<FrontProxy>, ProxyError> {
         let p = Arc::new(FrontProxy {
             group: group.into(),
             version: version.into(),
+            priority,
             client_ca_pem: client_ca_pem.into(),
             store,
             backend: RwLock::new(None),
@@ -302,6 +306,7 @@ impl FrontProxy {
             group: self.group.clone(),
             version: self.version.clone(),
             resources: a.discovery?,
+            priority: self.priority,
         })
     }
 

@@ -97,6 +97,9 @@ pub struct EmulatorOptions {
     pub aggregated_group: String,
     /// Its version (default `v1alpha1`).
     pub aggregated_version: String,
+    /// The APIService's `groupPriorityMinimum` (default 100, as DESIGN §1 requires: below the
+    /// 1000 of Tekton's CRD groups).
+    pub aggregated_group_priority: u32,
 }
 
 impl Default for EmulatorOptions {
@@ -109,6 +112,7 @@ impl Default for EmulatorOptions {
             bookmark_interval: Duration::from_secs(5),
             aggregated_group: crate::api::GROUP.into(),
             aggregated_version: crate::api::VERSION.into(),
+            aggregated_group_priority: 100,
         }
     }
 }
@@ -168,6 +172,7 @@ impl Emulator {
         let proxy = FrontProxy::new(
             &opts.aggregated_group,
             &opts.aggregated_version,
+            opts.aggregated_group_priority,
             store.clone(),
             &client_ca.pem.cert,
         )?;
