@@ -65,7 +65,6 @@ async fn proxied_request_carries_the_user_and_the_front_proxy_certificate() {
             ("X-Remote-User", "evil"),
             ("X-Remote-Group", "system:masters"),
             ("X-Remote-Extra-Scopes", "all"),
-            ("Impersonate-User", "evil"),
             ("Content-Type", "application/json"),
         ],
     )
@@ -88,7 +87,6 @@ async fn proxied_request_carries_the_user_and_the_front_proxy_certificate() {
         s.all("x-remote-extra-scopes").is_empty(),
         "incoming X-Remote-* are dropped"
     );
-    assert!(s.one("impersonate-user").is_none());
     assert!(s.one("authorization").is_none());
     assert!(s.one("audit-id").is_some_and(|v| !v.is_empty()));
     assert_eq!(s.one("x-forwarded-for"), Some("127.0.0.1"));
@@ -184,6 +182,31 @@ async fn forbidden_users_never_reach_the_backend_and_extras_are_escaped() {
         s.one("authorization").is_none(),
         "the bearer token is not forwarded"
     );
+
+    // Impersonation is resolved by the front door: the backend sees the impersonated user only.
+    be.seen.lock().expect("lock").clear();
+    let admin = client(&emu, "admin");
+    let (code, _) = post(
+        &admin,
+        "{}",
+        &[
+            ("Impersonate-User", "carol"),
+            ("Impersonate-Group", "system:masters"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 201);
+    let seen = be.seen.lock().expect("lock").clone();
+    let s = seen
+        .iter()
+        .find(|s| s.path.ends_with("/retry"))
+        .expect("seen");
+    assert_eq!(s.all("x-remote-user"), ["carol"]);
+    assert_eq!(
+        s.all("x-remote-group"),
+        ["system:masters", "system:authenticated"]
+    );
+    assert!(s.one("impersonate-user").is_none() && s.one("impersonate-group").is_none());
     emu.shutdown();
 }
 
