@@ -387,3 +387,78 @@ async fn faults_fail_the_nth_call_and_requests_are_counted() {
     assert_eq!(emu.faults().matched(id), 2);
     emu.shutdown();
 }
+
+#[tokio::test]
+async fn impersonation_is_authorized_like_kube_apiserver() {
+    let emu = start().await;
+    let admin = client(&emu, "admin");
+    prs(&admin, "demo")
+        .create(&PostParams::default(), &dynamic(pipelinerun("x")))
+        .await
+        .expect("create");
+    let as_user = |user: &str, imp: &str| {
+        let mut cfg = emu.kube_config(user).expect("cfg");
+        cfg.default_retry = false;
+        cfg.auth_info.impersonate = Some(imp.to_string());
+        kube::Client::try_from(cfg).expect("client")
+    };
+    let admin_as_viewer = as_user("admin", "viewer");
+    prs(&admin_as_viewer, "demo")
+        .get("x")
+        .await
+        .expect("viewer may read");
+    let e = api_error(
+        prs(&admin_as_viewer, "demo")
+            .delete("x", &DeleteParams::default())
+            .await,
+    );
+    assert!(
+        e.message.contains(r#"User "viewer" cannot delete"#),
+        "{}",
+        e.message
+    );
+    let viewer_as_admin = as_user("viewer", "admin");
+    let e = api_error(prs(&viewer_as_admin, "demo").get("x").await);
+    assert_eq!(e.code, 403);
+    assert_eq!(
+        e.message,
+        r#"users "admin" is forbidden: User "viewer" cannot impersonate resource "users" in API group "" at the cluster scope"#
+    );
+    emu.shutdown();
+}
+
+#[tokio::test]
+async fn the_server_may_watch_the_authentication_configmap_by_name_only() {
+    let emu = start().await;
+    let sa = kube::Client::try_from(emu.server_kube_config().expect("cfg")).expect("client");
+    let cms: Api<ConfigMap> = Api::namespaced(sa, "kube-system");
+    let lp = ListParams::default().fields("metadata.name=extension-apiserver-authentication");
+    let l = cms
+        .list(&lp)
+        .await
+        .expect("list by name is authorized by name");
+    assert_eq!(l.items.len(), 1);
+    let mut w = cms
+        .watch(
+            &kube::api::WatchParams::default()
+                .fields("metadata.name=extension-apiserver-authentication")
+                .timeout(5),
+            "0",
+        )
+        .await
+        .expect("watch by name")
+        .boxed();
+    use futures::{StreamExt, TryStreamExt};
+    let ev = tokio::time::timeout(Duration::from_secs(20), w.try_next())
+        .await
+        .expect("no hang")
+        .expect("ok")
+        .expect("event");
+    assert!(matches!(ev, kube::api::WatchEvent::Added(_)), "{ev:?}");
+    let e = api_error(cms.list(&ListParams::default()).await);
+    assert_eq!(
+        e.code, 403,
+        "listing every ConfigMap in kube-system is not granted"
+    );
+    emu.shutdown();
+}

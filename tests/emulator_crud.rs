@@ -158,7 +158,7 @@ async fn status_and_main_writes_are_split_and_generation_follows_spec() {
     let mut s = created.clone();
     s.data["status"] =
         json!({"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]});
-    s.data["spec"]["timeouts"] = json!({"pipeline": "2h"});
+    s.data["spec"]["params"] = json!([{"name": "p", "value": "v"}]);
     s.metadata
         .labels
         .get_or_insert_default()
@@ -169,7 +169,7 @@ async fn status_and_main_writes_are_split_and_generation_follows_spec() {
         .expect("status write");
     assert_eq!(after.data["status"]["conditions"][0]["reason"], "Running");
     assert!(
-        after.data["spec"].get("timeouts").is_none(),
+        after.data["spec"] == created.data["spec"],
         "spec is kept from the stored object"
     );
     assert!(!after
@@ -353,5 +353,139 @@ async fn label_and_field_selectors() {
         (e.code, e.message.as_str()),
         (400, "field label not supported: data.k")
     );
+    emu.shutdown();
+}
+
+#[tokio::test]
+async fn unknown_status_fields_are_pruned_with_a_warning_or_refused_when_strict() {
+    // Fixture dag-failed (README §a): status.lastRetry pruned, warning, strict error.
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let api = prs(&c, "demo");
+    let created = api
+        .create(&PostParams::default(), &dynamic(pipelinerun("x")))
+        .await
+        .expect("create");
+    let mut body = serde_json::to_value(&created).expect("json");
+    body["status"] = json!({"annotations": {"note": "kept"}, "lastRetry": {"attempt": 2}});
+    let put = |query: &'static str, body: serde_json::Value| {
+        let c = c.clone();
+        async move {
+            let req = http::Request::put(format!(
+                "/apis/tekton.dev/v1/namespaces/demo/pipelineruns/x/status{query}"
+            ))
+            .header("Content-Type", "application/json")
+            .body(serde_json::to_vec(&body).expect("json"))
+            .expect("req");
+            c.send(req.map(Into::into)).await.expect("response")
+        }
+    };
+    let strict = put("?fieldValidation=Strict", body.clone()).await;
+    assert_eq!(strict.status().as_u16(), 400);
+    let bytes = http_body_util::BodyExt::collect(strict.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    let status: serde_json::Value = serde_json::from_slice(&bytes).expect("status");
+    assert_eq!(
+        status["message"],
+        r#"PipelineRun in version "v1" cannot be handled as a PipelineRun: strict decoding error: unknown field "status.lastRetry""#
+    );
+    let warned = put("", body).await;
+    assert_eq!(warned.status().as_u16(), 200);
+    assert_eq!(
+        warned
+            .headers()
+            .get("warning")
+            .and_then(|v| v.to_str().ok()),
+        Some(r#"299 - "unknown field \"status.lastRetry\"""#)
+    );
+    let now = api.get("x").await.expect("get");
+    assert_eq!(now.data["status"]["annotations"]["note"], "kept");
+    assert!(
+        now.data["status"].get("lastRetry").is_none(),
+        "pruned at write time"
+    );
+    emu.shutdown();
+}
+
+#[tokio::test]
+async fn tekton_defaults_are_applied_like_the_webhook() {
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let created = prs(&c, "demo")
+        .create(&PostParams::default(), &dynamic(pipelinerun("x")))
+        .await
+        .expect("create");
+    assert_eq!(created.data["spec"]["timeouts"]["pipeline"], "1h0m0s");
+    assert_eq!(
+        created.data["spec"]["taskRunTemplate"]["serviceAccountName"],
+        "default"
+    );
+    // Removing a defaulted field while running changes nothing: defaulting puts it back.
+    let p = prs(&c, "demo")
+        .patch(
+            "x",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"timeouts": null}})),
+        )
+        .await
+        .expect("no-op patch");
+    assert_eq!(p.data["spec"]["timeouts"]["pipeline"], "1h0m0s");
+    assert_eq!(
+        p.metadata.resource_version,
+        created.metadata.resource_version
+    );
+    emu.shutdown();
+}
+
+#[tokio::test]
+async fn pod_logs_per_container_with_tail_and_kube_errors() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::LogParams;
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "demo");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "p", "annotations": {"sandbox.retry.tekton.dev/log-step-b": "from annotation\n"}},
+        "spec": {"initContainers": [{"name": "prepare", "image": "i"}],
+                 "containers": [{"name": "step-a", "image": "i"}, {"name": "step-b", "image": "i"}]}
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+    emu.store()
+        .set_pod_log("demo", "p", Some("step-a"), "one\ntwo\nthree\n");
+    let lp = |container: &str, tail: Option<i64>| LogParams {
+        container: Some(container.into()),
+        tail_lines: tail,
+        ..Default::default()
+    };
+    assert_eq!(
+        pods.logs("p", &lp("step-a", None)).await.expect("log"),
+        "one\ntwo\nthree\n"
+    );
+    assert_eq!(
+        pods.logs("p", &lp("step-a", Some(2))).await.expect("log"),
+        "two\nthree\n"
+    );
+    assert_eq!(
+        pods.logs("p", &lp("step-b", None)).await.expect("log"),
+        "from annotation\n"
+    );
+    let e = api_error(pods.logs("p", &LogParams::default()).await);
+    assert_eq!(
+        e.message,
+        "a container name must be specified for pod p, choose one of: [step-a step-b] or one of the init containers: [prepare]"
+    );
+    let e = api_error(pods.logs("p", &lp("nope", None)).await);
+    assert_eq!(e.message, "container nope is not valid for pod p");
+    // The retry server may read logs (get on pods/log is in its API call list).
+    let sa = kube::Client::try_from(emu.server_kube_config().expect("cfg")).expect("client");
+    Api::<Pod>::namespaced(sa, "demo")
+        .logs("p", &lp("step-a", Some(1)))
+        .await
+        .expect("server reads logs");
     emu.shutdown();
 }

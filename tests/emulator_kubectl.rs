@@ -268,3 +268,110 @@ async fn kubectl_get_watch_prints_new_objects() {
     let _ = child.kill().await;
     emu.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_raw_goes_through_the_front_proxy() {
+    if !kubectl_present() {
+        return;
+    }
+    let emu = start().await;
+    let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
+    emu.set_aggregated_backend(&be.url, &be.ca_pem)
+        .expect("backend");
+    assert!(emu.wait_aggregated_available(Duration::from_secs(20)).await);
+    let k = Kube::new(&emu);
+    // With the group in discovery, can-i resolves the resource without a warning.
+    let args = [
+        "auth",
+        "can-i",
+        "create",
+        "pipelineruns.retry.tekton.dev",
+        "--subresource=retry",
+        "-n",
+        "demo",
+    ];
+    let (code, out, err) = k.run("admin", &args).await;
+    assert_eq!((code, out.trim()), (0, "yes"), "{err}");
+    assert!(!err.contains("doesn't have a resource type"), "{err}");
+
+    let path = "/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/demo-failed/retry";
+    let body = r#"{"spec":{"reason":"from kubectl"}}"#;
+    let f = k.file("retry.json", body);
+    let mut child = k
+        .cmd("admin", &["create", "--raw", path, "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, &std::fs::read(&f).expect("read"))
+        .await
+        .expect("write");
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("finishes")
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json answer");
+    assert_eq!(answer["user"], "admin");
+    let seen = be.seen.lock().expect("lock").clone();
+    let s = seen
+        .iter()
+        .find(|s| s.path == path)
+        .expect("backend saw the retry");
+    assert_eq!(s.body, body);
+    assert_eq!(s.all("x-remote-user"), ["admin"]);
+    assert_eq!(s.client_cn, "front-proxy-client");
+
+    // The viewer gets kube-apiserver's Forbidden, printed by kubectl.
+    let (code, _, err) = k
+        .run(
+            "viewer",
+            &["create", "--raw", path, "-f", &f.display().to_string()],
+        )
+        .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("Error from server (Forbidden)"), "{err}");
+    emu.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregated_group_priority_decides_what_kubectl_get_pipelineruns_means() {
+    // DESIGN §1: at groupPriorityMinimum >= 1000 (Tekton's CRD groups), `kubectl get pipelineruns`
+    // resolves to retry.tekton.dev (named before tekton.dev) and fails.
+    if !kubectl_present() {
+        return;
+    }
+    for (priority, hijacked) in [(100, false), (1000, true)] {
+        let emu = start_with(tekton_retry::sandbox::emulator::EmulatorOptions {
+            aggregated_group_priority: priority,
+            ..Default::default()
+        })
+        .await;
+        seed(&emu);
+        let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
+        emu.set_aggregated_backend(&be.url, &be.ca_pem)
+            .expect("backend");
+        assert!(emu.wait_aggregated_available(Duration::from_secs(20)).await);
+        let k = Kube::new(&emu);
+        let (code, out, err) = k.run("admin", &["get", "pipelineruns", "-n", "demo"]).await;
+        let reached = be
+            .seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|s| s.path.ends_with("/namespaces/demo/pipelineruns"));
+        assert_eq!(reached, hijacked, "priority {priority}: {out}{err}");
+        if !hijacked {
+            assert_eq!(code, 0, "{err}");
+            assert!(out.contains("demo-failed"));
+        }
+        emu.shutdown();
+    }
+}

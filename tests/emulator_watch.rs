@@ -287,3 +287,51 @@ async fn streaming_list_watcher_works() {
     }
     emu.shutdown();
 }
+
+#[tokio::test]
+async fn label_changes_move_objects_in_and_out_of_a_selective_watch() {
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let api = prs(&c, "demo");
+    api.create(&PostParams::default(), &dynamic(pipelinerun("x")))
+        .await
+        .expect("create");
+    let cur = emu.store().resource_version().to_string();
+    let mut s = api
+        .watch(&WatchParams::default().labels("stage=a").timeout(10), &cur)
+        .await
+        .expect("watch")
+        .boxed();
+    for stage in ["a", "b"] {
+        api.patch(
+            "x",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"stage": stage}}})),
+        )
+        .await
+        .expect("patch");
+    }
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        match tokio::time::timeout(LIMIT, s.try_next())
+            .await
+            .expect("no hang")
+            .expect("ok")
+            .expect("event")
+        {
+            WatchEvent::Added(_) => kinds.push("ADDED"),
+            WatchEvent::Deleted(o) => {
+                assert_eq!(
+                    o.labels().get("stage").map(String::as_str),
+                    Some("b"),
+                    "DELETED carries the new object"
+                );
+                kinds.push("DELETED")
+            }
+            WatchEvent::Bookmark(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(kinds, ["ADDED", "DELETED"]);
+    emu.shutdown();
+}

@@ -7,9 +7,10 @@
 //!   signed by a requestheader CA separate from the client CA);
 //! - the user (already authenticated and authorized by the emulator) travels as `X-Remote-User`, one
 //!   `X-Remote-Group` per group, `X-Remote-Extra-<escaped key>`, `X-Remote-Uid`; incoming
-//!   `Authorization`, `Impersonate-*` and `X-Remote-*` are dropped; `Audit-ID` and `X-Forwarded-*`
+//!   `Authorization`, `Impersonate-*` and `X-Remote-*` are dropped; `Audit-ID` and `X-Forwarded-For/Proto/Host/Uri`
 //!   are added; the body is streamed chunked;
-//! - until a backend is set, or while its discovery fails, the group answers 503;
+//! - until a backend is set, or while its discovery fails, the group answers 503 `service
+//!   unavailable` as plain text, like kube-aggregator (`handler_proxy.go` `proxyError`);
 //! - a prober fetches the backend's `/apis/<group>/<version>` and `/openapi/v3` as
 //!   `system:kube-aggregator` with no groups, records availability, and feeds discovery;
 //! - `kube-system/extension-apiserver-authentication` is published with the CAs and header names.
@@ -30,11 +31,22 @@ use tokio::sync::Notify;
 use crate::api::UserInfo;
 use crate::pki::{Ca, CertPem};
 use crate::sandbox::emulator::discovery::AggregatedGroup;
-use crate::sandbox::emulator::http::{status_response, Body, BoxError};
+use crate::sandbox::emulator::http::{text, Body, BoxError};
 use crate::sandbox::emulator::resources::Gvr;
 use crate::sandbox::emulator::status::StatusError;
 use crate::sandbox::emulator::store::Store;
 use crate::sandbox::emulator::tls;
+
+/// kube-aggregator's error answer: `http.Error`, a plain-text body (`handler_proxy.go`
+/// `proxyError`, `responder.Error`), not a `metav1.Status`.
+fn plain_error(code: u16, message: &str) -> Response<Body> {
+    let mut r = text(code, &format!("{message}\n"));
+    r.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
 
 /// CN of the front-proxy client certificate (`requestheader-allowed-names`).
 pub const FRONT_PROXY_CN: &str = "front-proxy-client";
@@ -97,6 +109,7 @@ struct Identity {
 pub struct FrontProxy {
     group: String,
     version: String,
+    priority: u32,
     client_ca_pem: String,
     store: Arc<Store>,
     backend: RwLock<Option<Backend>>,
@@ -147,16 +160,19 @@ fn new_identity(previous: Option<&str>) -> Result<Identity, ProxyError> {
 }
 
 impl FrontProxy {
-    /// A proxy for `group/version` with no backend yet; publishes the authentication ConfigMap.
+    /// A proxy for `group/version` (APIService `groupPriorityMinimum` = `priority`) with no backend
+    /// yet; publishes the authentication ConfigMap.
     pub fn new(
         group: &str,
         version: &str,
+        priority: u32,
         store: Arc<Store>,
         client_ca_pem: &str,
     ) -> Result<Arc<FrontProxy>, ProxyError> {
         let p = Arc::new(FrontProxy {
             group: group.into(),
             version: version.into(),
+            priority,
             client_ca_pem: client_ca_pem.into(),
             store,
             backend: RwLock::new(None),
@@ -290,6 +306,7 @@ impl FrontProxy {
             group: self.group.clone(),
             version: self.version.clone(),
             resources: a.discovery?,
+            priority: self.priority,
         })
     }
 
@@ -430,16 +447,11 @@ impl FrontProxy {
         user: &UserInfo,
         remote: SocketAddr,
     ) -> Response<Body> {
-        let group_unavailable = || {
-            let mut e = StatusError::service_unavailable("service unavailable");
-            e.details = Some(json!({"group": self.group, "kind": "", "name": ""}));
-            status_response(&e)
-        };
         let Some(backend) = self.backend() else {
-            return group_unavailable();
+            return plain_error(503, "service unavailable");
         };
         if !self.availability().available {
-            return group_unavailable();
+            return plain_error(503, "service unavailable");
         }
         let (parts, body) = req.into_parts();
         let pq = parts
@@ -450,7 +462,7 @@ impl FrontProxy {
             .to_string();
         let uri = match Self::target(&backend, &pq) {
             Ok(u) => u,
-            Err(e) => return status_response(&StatusError::internal(e.to_string())),
+            Err(e) => return plain_error(500, &e.to_string()),
         };
         let original_host = parts
             .headers
@@ -510,6 +522,9 @@ impl FrontProxy {
         add(&mut headers, "X-Forwarded-Proto", "https");
         headers.remove("x-forwarded-host");
         add(&mut headers, "X-Forwarded-Host", &original_host);
+        if !headers.contains_key("x-forwarded-uri") {
+            add(&mut headers, "X-Forwarded-Uri", &pq);
+        }
         if let Some(a) = uri.authority() {
             add(&mut headers, "Host", a.as_str());
         }
@@ -531,9 +546,7 @@ impl FrontProxy {
                     rbody.map_err(|e| -> BoxError { Box::new(e) }).boxed(),
                 )
             }
-            Err(e) => status_response(&StatusError::service_unavailable(format!(
-                "error trying to reach service: {e}"
-            ))),
+            Err(e) => plain_error(503, &e.to_string()),
         }
     }
 }

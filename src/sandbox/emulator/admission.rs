@@ -67,6 +67,67 @@ fn spec_without(obj: &Value, fields: &[&str]) -> Value {
     normalise(&spec)
 }
 
+fn set_if_absent(obj: &mut Value, path: &[&str], value: Value) {
+    let mut cur = obj;
+    for (i, key) in path.iter().enumerate() {
+        if !cur.is_object() {
+            return;
+        }
+        let last = i == path.len() - 1;
+        let m = cur.as_object_mut().expect("checked above");
+        let absent = m
+            .get(*key)
+            .is_none_or(|v| v.is_null() || v.as_str() == Some(""));
+        if last {
+            if absent {
+                m.insert((*key).to_string(), value);
+            }
+            return;
+        }
+        if absent {
+            m.insert((*key).to_string(), Value::Object(Map::new()));
+        }
+        cur = m.get_mut(*key).expect("inserted above");
+    }
+}
+
+/// Tekton's defaulting webhook (`PipelineRunSpec.SetDefaults`, `TaskRunSpec.SetDefaults` in
+/// `pkg/apis/pipeline/v1/*_defaults.go`) with the default `config-defaults` (60-minute timeout,
+/// service account `default`): what the fixtures show on every run (`yaml/pipelinerun.yaml` vs
+/// `dag-failed/01-failed-pipelinerun-demo-run.json`: `timeouts.pipeline: 1h0m0s`; TaskRuns get
+/// `timeout: 1h0m0s`, `serviceAccountName: default`, `taskRef.kind: Task`). Runs on create and update.
+pub fn set_defaults(group: &str, resource: &str, obj: &mut Value) {
+    if group != "tekton.dev" || !obj.get("spec").is_some_and(Value::is_object) {
+        return;
+    }
+    match resource {
+        "pipelineruns" => {
+            set_if_absent(
+                obj,
+                &["spec", "timeouts", "pipeline"],
+                Value::from("1h0m0s"),
+            );
+            set_if_absent(
+                obj,
+                &["spec", "taskRunTemplate", "serviceAccountName"],
+                Value::from("default"),
+            );
+        }
+        "taskruns" => {
+            set_if_absent(obj, &["spec", "timeout"], Value::from("1h0m0s"));
+            set_if_absent(obj, &["spec", "serviceAccountName"], Value::from("default"));
+            let by_name = obj
+                .pointer("/spec/taskRef/name")
+                .is_some_and(|n| n.as_str().is_some_and(|s| !s.is_empty()));
+            let resolver = obj.pointer("/spec/taskRef/resolver").is_some();
+            if by_name && !resolver {
+                set_if_absent(obj, &["spec", "taskRef", "kind"], Value::from("Task"));
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Admission of a write of the main resource (`old` = `None` for a create).
 pub fn validate(
     group: &str,
@@ -152,6 +213,35 @@ mod tests {
             o["status"]["conditions"] = json!([{"type": "Succeeded", "status": c}]);
         }
         o
+    }
+
+    #[test]
+    fn defaults_match_the_fixtures() {
+        let mut pr =
+            json!({"spec": {"pipelineRef": {"name": "build-and-deploy"}, "taskRunTemplate": {}}});
+        set_defaults("tekton.dev", "pipelineruns", &mut pr);
+        let fixture: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!(
+                "{}/tests/fixtures/tekton/dag-failed/01-failed-pipelinerun-demo-run.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .expect("fixture"),
+        )
+        .expect("json");
+        assert_eq!(pr["spec"]["timeouts"], fixture["spec"]["timeouts"]);
+        assert_eq!(
+            pr["spec"]["taskRunTemplate"],
+            fixture["spec"]["taskRunTemplate"]
+        );
+        let mut tr = json!({"spec": {"taskRef": {"name": "fetch"}}});
+        set_defaults("tekton.dev", "taskruns", &mut tr);
+        assert_eq!(
+            tr["spec"],
+            json!({"taskRef": {"name": "fetch", "kind": "Task"}, "timeout": "1h0m0s", "serviceAccountName": "default"})
+        );
+        let mut keep = json!({"spec": {"timeouts": {"pipeline": "5m"}}});
+        set_defaults("tekton.dev", "pipelineruns", &mut keep);
+        assert_eq!(keep["spec"]["timeouts"]["pipeline"], "5m");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct AggregatedGroup {
     pub version: String,
     /// The backend's `APIResourceList` for `group/version`.
     pub resources: Value,
+    /// The APIService's `groupPriorityMinimum`.
+    pub priority: u32,
 }
 
 /// kube-apiserver's version of the emulator.
@@ -113,15 +115,39 @@ fn api_group(name: &str, versions: &[String]) -> Value {
     json!({"name": name, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
 }
 
+/// `groupPriorityMinimum` of the served groups: kube-apiserver's built-in table
+/// (`pkg/controlplane/apiserver/aggregator.go` `apiVersionPriorities`) and 1000 for CRD groups
+/// (`crdregistration_controller.go`).
+fn priority(group: &str) -> u32 {
+    match group {
+        "events.k8s.io" => 17750,
+        "authentication.k8s.io" => 17700,
+        "authorization.k8s.io" => 17600,
+        "coordination.k8s.io" => 16500,
+        _ => 1000,
+    }
+}
+
+/// Groups in discovery order: by `groupPriorityMinimum` descending, then by name
+/// (`apiservice_helper.go` `SortedByGroupAndVersion`). kubectl resolves a bare resource name to the
+/// first group that has it, so an aggregated group at 1000 or more named before `tekton.dev` takes
+/// `pipelineruns` over (DESIGN §1).
 fn all_groups(agg: Option<&AggregatedGroup>) -> Vec<(String, Vec<String>)> {
-    let mut out: Vec<(String, Vec<String>)> = groups()
+    let mut out: Vec<(u32, String, Vec<String>)> = groups()
         .into_iter()
-        .map(|(g, vs)| (g.to_string(), vs.into_iter().map(str::to_string).collect()))
+        .map(|(g, vs)| {
+            (
+                priority(g),
+                g.to_string(),
+                vs.into_iter().map(str::to_string).collect(),
+            )
+        })
         .collect();
     if let Some(a) = agg {
-        out.push((a.group.clone(), vec![a.version.clone()]));
+        out.push((a.priority, a.group.clone(), vec![a.version.clone()]));
     }
-    out
+    out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    out.into_iter().map(|(_, g, vs)| (g, vs)).collect()
 }
 
 /// `/apis` (legacy).
@@ -222,13 +248,18 @@ pub fn aggregated(core: bool, agg: Option<&AggregatedGroup>) -> Value {
             .collect();
         items.push(json!({"metadata": {"creationTimestamp": null}, "versions": [{"version": "v1", "resources": rs, "freshness": "Current"}]}));
     } else {
-        for (g, vs) in groups() {
+        for (g, vs) in all_groups(agg) {
+            if let Some(a) = agg.filter(|a| a.group == g) {
+                let rs = v2_from_legacy(&a.group, &a.version, &a.resources);
+                items.push(json!({"metadata": {"name": a.group, "creationTimestamp": null}, "versions": [{"version": a.version, "resources": rs, "freshness": "Current"}]}));
+                continue;
+            }
             let versions: Vec<Value> = vs
                 .iter()
                 .map(|v| {
                     let rs: Vec<Value> = RESOURCES
                         .iter()
-                        .filter(|r| r.group == g && r.version == *v)
+                        .filter(|r| r.group == g && r.version == v)
                         .map(v2_resource)
                         .collect();
                     json!({"version": v, "resources": rs, "freshness": "Current"})
@@ -237,10 +268,6 @@ pub fn aggregated(core: bool, agg: Option<&AggregatedGroup>) -> Value {
             items.push(
                 json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": versions}),
             );
-        }
-        if let Some(a) = agg {
-            let rs = v2_from_legacy(&a.group, &a.version, &a.resources);
-            items.push(json!({"metadata": {"name": a.group, "creationTimestamp": null}, "versions": [{"version": a.version, "resources": rs, "freshness": "Current"}]}));
         }
     }
     json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::http::{json_response, param, status_response, text, Body};
 use super::protobuf;
+use super::pruning::{self, FieldValidation};
 use super::request_info::RequestInfo;
 use super::resources::{find, Kind, ResourceDef};
 use super::reviews;
@@ -74,6 +75,46 @@ fn respond(call: &Call<'_>, def: &ResourceDef, code: u16, obj: &Value) -> Respon
         ),
         None => json_response(code, obj),
     }
+}
+
+/// `tailLines` and `limitBytes` of `pods/log` (`PodLogOptions`).
+fn log_window(log: &str, q: &[(String, String)]) -> Result<String, StatusError> {
+    let num = |k: &str| -> Result<Option<usize>, StatusError> {
+        param(q, k)
+            .map(|v| {
+                v.parse::<usize>()
+                    .map_err(|_| StatusError::bad_request(format!("{k}: invalid value {v:?}")))
+            })
+            .transpose()
+    };
+    let mut out = log.to_string();
+    if let Some(n) = num("tailLines")? {
+        let lines: Vec<&str> = out.split_inclusive('\n').collect();
+        out = lines[lines.len().saturating_sub(n)..].concat();
+    }
+    if let Some(n) = num("limitBytes")? {
+        let mut cut = n.min(out.len());
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    Ok(out)
+}
+
+fn field_validation(call: &Call<'_>) -> Result<FieldValidation, StatusError> {
+    FieldValidation::parse(param(call.query, "fieldValidation"))
+}
+
+/// Add `Warning: 299 - "<text>"` headers (what kubectl prints as `Warning: <text>`).
+fn warn(mut r: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for w in warnings {
+        let v = format!("299 - {}", serde_json::Value::from(w.as_str()));
+        if let Ok(h) = http::HeaderValue::from_str(&v) {
+            r.headers_mut().append("warning", h);
+        }
+    }
+    r
 }
 
 fn delete_options(call: &Call<'_>) -> Result<DeleteOptions, StatusError> {
@@ -171,7 +212,7 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
         "log" if def.group.is_empty() && def.resource == "pods" && info.verb == "get" => {
             let container = param(call.query, "container");
             let log = ctx.store.pod_log(ns, &info.name, container)?;
-            return Ok(text(200, &log));
+            return Ok(text(200, &log_window(&log, call.query)?));
         }
         _ => return Err(StatusError::no_route()),
     };
@@ -229,15 +270,19 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
         }
         "create" if part == Part::Main => {
             let body = parse_body(call)?;
+            let warnings =
+                field_validation(call)?.check(def, &pruning::unknown_fields(def, &body))?;
             let opts = WriteOptions {
                 reset_status_on_create: true,
                 dry_run: dry_run(call)?,
             };
             let obj = ctx.store.create_in(&gvr, ns, body, opts)?;
-            Ok(respond(call, def, 201, &obj))
+            Ok(warn(respond(call, def, 201, &obj), &warnings))
         }
         "update" => {
             let body = parse_body(call)?;
+            let warnings =
+                field_validation(call)?.check(def, &pruning::unknown_fields(def, &body))?;
             let opts = WriteOptions {
                 dry_run: dry_run(call)?,
                 ..Default::default()
@@ -245,7 +290,7 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
             let obj = ctx
                 .store
                 .update_in(&gvr, ns, &info.name, body, part, opts)?;
-            Ok(respond(call, def, 200, &obj))
+            Ok(warn(respond(call, def, 200, &obj), &warnings))
         }
         "patch" => {
             let ct = call.content_type.split(';').next().unwrap_or("").trim();
@@ -265,12 +310,17 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
                 }
                 other => return Err(StatusError::unsupported_media_type(other)),
             };
+            let unknown = match &patch {
+                Patch::Merge(v) => pruning::unknown_fields(def, v),
+                Patch::Json(p) => pruning::unknown_in_json_patch(def, p),
+            };
+            let warnings = field_validation(call)?.check(def, &unknown)?;
             let opts = WriteOptions {
                 dry_run: dry_run(call)?,
                 ..Default::default()
             };
             let obj = ctx.store.patch(&gvr, ns, &info.name, &patch, part, opts)?;
-            Ok(respond(call, def, 200, &obj))
+            Ok(warn(respond(call, def, 200, &obj), &warnings))
         }
         "delete" if part == Part::Main => {
             let opts = delete_options(call)?;

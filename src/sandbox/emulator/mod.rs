@@ -26,10 +26,23 @@
 //! [`Emulator::rotate_front_proxy`], [`Emulator::aggregated_availability`],
 //! [`Emulator::wait_aggregated_available`], [`Emulator::shutdown`].
 //!
-//! What is approximate (documented where it is done): strategic merge patch is applied as a JSON
-//! merge patch; server-side apply is not served (415); `limit`/`continue` are ignored (a list
-//! always answers in full); protobuf is never answered (JSON only); namespaces need not exist;
-//! the garbage collector runs in-process after each write (default 20 ms later).
+//! Behaviour worth knowing (each rule cites its upstream source where it is implemented):
+//! - errors are `metav1.Status` with kube-apiserver's messages; the front proxy's own 503s are plain
+//!   text `service unavailable`, as kube-aggregator's are;
+//! - HTTP creates drop `status` for resources with a status subresource (direct
+//!   [`Store::create`] keeps it, for seeding); `/status` writes change only status;
+//! - Tekton's defaulting (timeouts, service account, `taskRef.kind`) and validating webhook rules
+//!   (spec changes on done/running runs, Pending after start) apply to every main-resource write,
+//!   also through [`Store`]; unknown top-level `status` fields of runs are pruned (warning header;
+//!   400 with `?fieldValidation=Strict`);
+//! - users authenticate by client certificate (sandbox client CA) or bearer token; impersonation
+//!   headers are honoured and authorized; every request is authorized by [`Policy`];
+//! - garbage collection runs in-process shortly after each write ([`EmulatorOptions::gc_delay`]).
+//!
+//! What is approximate: strategic merge patch is applied as a JSON merge patch; server-side apply
+//! is not served (415); `limit`/`continue` are ignored (lists answer in full); answers are JSON
+//! only (protobuf is read only for review requests); namespaces need not exist; pruning checks
+//! only the top level of run status; the aggregated group's OpenAPI is not merged into ours.
 
 pub mod admission;
 pub mod discovery;
@@ -37,6 +50,7 @@ pub mod gc;
 pub mod handlers;
 pub mod http;
 pub mod protobuf;
+pub mod pruning;
 pub mod request_info;
 pub mod resources;
 pub mod reviews;
@@ -63,6 +77,7 @@ use crate::api::UserInfo;
 use crate::pki::{Ca, CertPem};
 use crate::sandbox::faults::Faults;
 use crate::sandbox::policy::{self, Policy};
+
 use crate::sandbox::proxy::{Availability, FrontProxy, FrontProxyIdentity, ProxyError};
 
 /// How to start the emulator.
@@ -82,6 +97,9 @@ pub struct EmulatorOptions {
     pub aggregated_group: String,
     /// Its version (default `v1alpha1`).
     pub aggregated_version: String,
+    /// The APIService's `groupPriorityMinimum` (default 100, as DESIGN §1 requires: below the
+    /// 1000 of Tekton's CRD groups).
+    pub aggregated_group_priority: u32,
 }
 
 impl Default for EmulatorOptions {
@@ -94,6 +112,7 @@ impl Default for EmulatorOptions {
             bookmark_interval: Duration::from_secs(5),
             aggregated_group: crate::api::GROUP.into(),
             aggregated_version: crate::api::VERSION.into(),
+            aggregated_group_priority: 100,
         }
     }
 }
@@ -153,6 +172,7 @@ impl Emulator {
         let proxy = FrontProxy::new(
             &opts.aggregated_group,
             &opts.aggregated_version,
+            opts.aggregated_group_priority,
             store.clone(),
             &client_ca.pem.cert,
         )?;

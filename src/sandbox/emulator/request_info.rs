@@ -89,6 +89,28 @@ impl RequestInfo {
             _ => "",
         }
         .to_string();
+        // A list or watch of one object by `fieldSelector=metadata.name=X` is authorized with that
+        // name (requestinfo.go: `opts.FieldSelector.RequiresExactMatch("metadata.name")`).
+        if (info.verb == "list" || info.verb == "watch") && info.name.is_empty() {
+            let fs = query
+                .iter()
+                .find(|(k, _)| k == "fieldSelector")
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("");
+            let terms: Vec<&str> = fs
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .collect();
+            for t in &terms {
+                let exact = t
+                    .strip_prefix("metadata.name==")
+                    .or_else(|| t.strip_prefix("metadata.name="));
+                if let Some(n) = exact.filter(|n| !n.starts_with('=')) {
+                    info.name = n.to_string();
+                }
+            }
+        }
         info
     }
 
@@ -156,5 +178,21 @@ mod tests {
         assert_eq!(i.verb, "get");
         let i = RequestInfo::parse(&Method::DELETE, "/api/v1/namespaces/d/pods", &q);
         assert_eq!(i.verb, "deletecollection");
+        let f = vec![
+            ("watch".to_string(), "1".to_string()),
+            (
+                "fieldSelector".to_string(),
+                "metadata.name=extension-apiserver-authentication".to_string(),
+            ),
+        ];
+        let i = RequestInfo::parse(
+            &Method::GET,
+            "/api/v1/namespaces/kube-system/configmaps",
+            &f,
+        );
+        assert_eq!(
+            (i.verb.as_str(), i.name.as_str()),
+            ("watch", "extension-apiserver-authentication")
+        );
     }
 }

@@ -121,6 +121,10 @@ async fn handle(
         }
         Ok(None) | Err(_) => return Ok(status_response(&StatusError::unauthorized())),
     };
+    let user = match impersonate(&shared, user, req.headers()) {
+        Ok(u) => u,
+        Err(e) => return Ok(status_response(&e)),
+    };
     let info = RequestInfo::parse(req.method(), &path, &query);
     let record = RequestRecord {
         verb: info.verb.clone(),
@@ -187,6 +191,80 @@ async fn handle(
         user: &user,
     };
     Ok(handlers::serve(&shared.ctx, &call))
+}
+
+/// Impersonation (`k8s.io/apiserver/pkg/endpoints/filters/impersonation.go`): `Impersonate-User`,
+/// `Impersonate-Group`, `Impersonate-Uid`, `Impersonate-Extra-<key>`, each authorized as verb
+/// `impersonate` on `users`, `groups`, `uids` or `userextras/<key>`.
+fn impersonate(
+    shared: &Shared,
+    user: UserInfo,
+    headers: &http::HeaderMap,
+) -> Result<UserInfo, StatusError> {
+    let get_all = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect()
+    };
+    let names = get_all("impersonate-user");
+    let groups = get_all("impersonate-group");
+    let uid = get_all("impersonate-uid");
+    let extras: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = k.as_str().strip_prefix("impersonate-extra-")?;
+            let key = percent_encoding::percent_decode_str(key)
+                .decode_utf8_lossy()
+                .into_owned();
+            Some((key, v.to_str().ok()?.to_string()))
+        })
+        .collect();
+    if names.is_empty() {
+        if !groups.is_empty() || !uid.is_empty() || !extras.is_empty() {
+            return Err(StatusError::internal(
+                "requested [Impersonate-Group Impersonate-Extra-* Impersonate-Uid] without impersonating a user",
+            ));
+        }
+        return Ok(user);
+    }
+    let check = |group: &str, resource: &str, sub: &str, name: &str| -> Result<(), StatusError> {
+        let attrs = crate::sandbox::policy::Attributes::resource(
+            "impersonate",
+            group,
+            resource,
+            sub,
+            "",
+            name,
+        );
+        if shared.ctx.policy.authorize(&user, &attrs).allowed {
+            Ok(())
+        } else {
+            let why = attrs.forbidden_message(&user.username);
+            Err(StatusError::forbidden(group, resource, name, &why))
+        }
+    };
+    let name = names[0].clone();
+    check("", "users", "", &name)?;
+    for g in &groups {
+        check("", "groups", "", g)?;
+    }
+    if let Some(u) = uid.first() {
+        check("authentication.k8s.io", "uids", "", u)?;
+    }
+    let mut out = UserInfo::new(name, &[]);
+    out.groups = groups;
+    out.uid = uid.first().cloned();
+    for (k, v) in extras {
+        check("authentication.k8s.io", "userextras", &k, &v)?;
+        out.extra.entry(k).or_default().push(v);
+    }
+    if out.username != "system:anonymous" && !out.in_group(crate::sandbox::policy::AUTHENTICATED) {
+        out.groups
+            .push(crate::sandbox::policy::AUTHENTICATED.into());
+    }
+    Ok(out)
 }
 
 fn injected(info: &RequestInfo, code: u16, retry_after: Option<u32>) -> StatusError {

@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, Notify};
 
 use super::admission;
+use super::pruning;
 use super::resources::{find_gvr, Gvr, ResourceDef};
 use super::status::StatusError;
 
@@ -51,6 +52,9 @@ pub struct WatchEvent {
     pub key: ObjKey,
     pub kind: EventType,
     pub object: Value,
+    /// The object before a MODIFIED change (watchers with selectors turn a change that moves the
+    /// object in or out of their selection into ADDED or DELETED, as the watch cache does).
+    pub old: Option<Value>,
 }
 
 /// Events to replay and a receiver for later ones.
@@ -250,12 +254,13 @@ impl Store {
         g.history.clear();
     }
 
-    fn emit(&self, g: &mut Inner, kind: EventType, key: ObjKey, object: Value) {
+    fn emit(&self, g: &mut Inner, kind: EventType, key: ObjKey, object: Value, old: Option<Value>) {
         let ev = Arc::new(WatchEvent {
             rv: g.rv,
             key,
             kind,
             object,
+            old,
         });
         g.history.push_back(ev.clone());
         while g.history.len() > g.history_cap {
@@ -381,13 +386,15 @@ impl Store {
                 }
             }
         }
+        admission::set_defaults(def.group, def.resource, &mut obj);
+        pruning::prune(def, &mut obj);
         admission::validate(def.group, def.resource, None, &obj)?;
         if opts.dry_run {
             return Ok(obj);
         }
         g.rv = rv;
         g.objects.insert(key.clone(), obj.clone());
-        self.emit(&mut g, EventType::Added, key, obj.clone());
+        self.emit(&mut g, EventType::Added, key, obj.clone(), None);
         Ok(obj)
     }
 
@@ -603,7 +610,9 @@ impl Store {
             }
             m.remove("selfLink");
         }
+        pruning::prune(def, &mut merged);
         if part == Part::Main {
+            admission::set_defaults(def.group, def.resource, &mut merged);
             admission::validate(def.group, def.resource, Some(&old), &merged)?;
         }
         // Deletion in progress: no new finalizers may be added (kube: "Forbidden: no new finalizers
@@ -643,10 +652,10 @@ impl Store {
         if merged.pointer("/metadata/deletionTimestamp").is_some() && finalizers(&merged).is_empty()
         {
             g.objects.remove(&key);
-            self.emit(g, EventType::Deleted, key, merged.clone());
+            self.emit(g, EventType::Deleted, key, merged.clone(), None);
         } else {
             g.objects.insert(key.clone(), merged.clone());
-            self.emit(g, EventType::Modified, key, merged.clone());
+            self.emit(g, EventType::Modified, key, merged.clone(), Some(old));
         }
         Ok(merged)
     }
@@ -741,14 +750,14 @@ impl Store {
                         g.rv += 1;
                         let mut o = o;
                         meta_mut(&mut o).insert("resourceVersion".into(), json!(g.rv.to_string()));
-                        self.emit(&mut g, EventType::Deleted, k, o);
+                        self.emit(&mut g, EventType::Deleted, k, o, None);
                     }
                 }
             }
-            self.emit(&mut g, EventType::Deleted, key, obj.clone());
+            self.emit(&mut g, EventType::Deleted, key, obj.clone(), None);
         } else {
             g.objects.insert(key.clone(), obj.clone());
-            self.emit(&mut g, EventType::Modified, key, obj.clone());
+            self.emit(&mut g, EventType::Modified, key, obj.clone(), Some(old));
         }
         Ok((obj, gone))
     }
@@ -761,8 +770,10 @@ impl Store {
         );
     }
 
-    /// The log of a pod's container: one set with [`Store::set_pod_log`], else the pod annotation
-    /// `sandbox.retry.tekton.dev/log-<container>` or `sandbox.retry.tekton.dev/log`.
+    /// The log of a pod's container: one set with [`Store::set_pod_log`] (for that container, or
+    /// for the pod), else the pod annotation `sandbox.retry.tekton.dev/log-<container>` or
+    /// `sandbox.retry.tekton.dev/log`. The container is checked like kube-apiserver's
+    /// `pod.LogLocation` (`pkg/registry/core/pod/strategy.go`): required when the pod has several.
     pub fn pod_log(
         &self,
         namespace: &str,
@@ -770,16 +781,53 @@ impl Store {
         container: Option<&str>,
     ) -> Result<String, StatusError> {
         let obj = self.get(&Gvr::pods(), namespace, pod)?;
+        let names = |field: &str| -> Vec<String> {
+            obj.pointer(&format!("/spec/{field}"))
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|c| c["name"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (containers, inits) = (names("containers"), names("initContainers"));
+        let c = match container.filter(|c| !c.is_empty()) {
+            Some(c) => {
+                if !containers.iter().chain(inits.iter()).any(|n| n == c) {
+                    return Err(StatusError::bad_request(format!(
+                        "container {c} is not valid for pod {pod}"
+                    )));
+                }
+                c.to_string()
+            }
+            None => match containers.as_slice() {
+                [one] => one.clone(),
+                [] => {
+                    return Err(StatusError::bad_request(format!(
+                        "a container name must be specified for pod {pod}"
+                    )))
+                }
+                many => {
+                    let mut m = format!(
+                        "a container name must be specified for pod {pod}, choose one of: [{}]",
+                        many.join(" ")
+                    );
+                    if !inits.is_empty() {
+                        m.push_str(&format!(
+                            " or one of the init containers: [{}]",
+                            inits.join(" ")
+                        ));
+                    }
+                    return Err(StatusError::bad_request(m));
+                }
+            },
+        };
         let g = self.lock();
-        let c = container.unwrap_or("");
-        if let Some(t) = g.pod_logs.get(&(namespace.into(), pod.into(), c.into())) {
-            return Ok(t.clone());
-        }
-        if let Some(t) = g
-            .pod_logs
-            .get(&(namespace.into(), pod.into(), String::new()))
-        {
-            return Ok(t.clone());
+        for k in [c.as_str(), ""] {
+            if let Some(t) = g.pod_logs.get(&(namespace.into(), pod.into(), k.into())) {
+                return Ok(t.clone());
+            }
         }
         let ann = obj.pointer("/metadata/annotations");
         let by_container = ann
@@ -789,6 +837,47 @@ impl Store {
             .and_then(|a| a.get("sandbox.retry.tekton.dev/log"))
             .and_then(Value::as_str);
         Ok(by_container.or(any).unwrap_or("").to_string())
+    }
+
+    /// Every later change, in order (for in-process controllers such as the Tekton simulator).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<WatchEvent>> {
+        self.events.subscribe()
+    }
+
+    /// JSON merge patch of the main resource (status is kept; Tekton admission applies).
+    pub fn merge_patch(
+        &self,
+        gvr: &Gvr,
+        namespace: &str,
+        name: &str,
+        patch: Value,
+    ) -> Result<Value, StatusError> {
+        self.patch(
+            gvr,
+            namespace,
+            name,
+            &Patch::Merge(patch),
+            Part::Main,
+            WriteOptions::default(),
+        )
+    }
+
+    /// JSON merge patch of the status subresource.
+    pub fn merge_patch_status(
+        &self,
+        gvr: &Gvr,
+        namespace: &str,
+        name: &str,
+        patch: Value,
+    ) -> Result<Value, StatusError> {
+        self.patch(
+            gvr,
+            namespace,
+            name,
+            &Patch::Merge(patch),
+            Part::Status,
+            WriteOptions::default(),
+        )
     }
 
     /// Events after `rv` and a receiver for later ones, atomically; 410 Gone when events after `rv`

@@ -17,7 +17,7 @@ use super::http::{param, Body, BoxError};
 use super::resources::ResourceDef;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::StatusError;
-use super::store::{Store, WatchEvent};
+use super::store::{EventType, Store, WatchEvent};
 use super::table::{self, Include};
 
 /// What to watch and how.
@@ -68,8 +68,25 @@ impl WatchRequest {
         json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": meta})
     }
 
-    fn matches_event(&self, ev: &WatchEvent) -> bool {
-        ev.key.gvr == self.def.gvr() && self.selects(&ev.object)
+    /// The event type this watcher sees for a change, if any (`cacher` `processEvent`: a
+    /// modification that moves an object into or out of the selection is ADDED or DELETED).
+    fn translate(&self, ev: &WatchEvent) -> Option<&'static str> {
+        if ev.key.gvr != self.def.gvr() {
+            return None;
+        }
+        let now = self.selects(&ev.object);
+        match ev.kind {
+            EventType::Modified => {
+                let before = ev.old.as_ref().map_or(now, |o| self.selects(o));
+                match (before, now) {
+                    (true, true) => Some("MODIFIED"),
+                    (false, true) => Some("ADDED"),
+                    (true, false) => Some("DELETED"),
+                    (false, false) => None,
+                }
+            }
+            k => now.then(|| k.as_str()),
+        }
     }
 }
 
@@ -103,8 +120,8 @@ pub fn serve(store: &Arc<Store>, req: WatchRequest, query: &[(String, String)]) 
                     let mut last = from;
                     for ev in events {
                         last = last.max(ev.rv);
-                        if req.matches_event(&ev) {
-                            first.push(line(ev.kind.as_str(), req.render(&ev.object)));
+                        if let Some(kind) = req.translate(&ev) {
+                            first.push(line(kind, req.render(&ev.object)));
                         }
                     }
                     (last, rx)
@@ -143,10 +160,10 @@ pub fn serve(store: &Arc<Store>, req: WatchRequest, query: &[(String, String)]) 
                                     continue;
                                 }
                                 last = ev.rv;
-                                if req.matches_event(&ev)
-                                    && tx.send(Ok(Frame::data(line(ev.kind.as_str(), req.render(&ev.object))))).await.is_err()
-                                {
-                                    return;
+                                if let Some(kind) = req.translate(&ev) {
+                                    if tx.send(Ok(Frame::data(line(kind, req.render(&ev.object))))).await.is_err() {
+                                        return;
+                                    }
                                 }
                             }
                             // Too slow or store gone: end the watch; the client re-watches from `last`.
