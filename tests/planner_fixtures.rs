@@ -59,15 +59,31 @@ fn dag_failed_reruns_b_and_report_keeps_a() {
         ]
     );
     assert!(!p.clear_spec_status);
-    assert_eq!(p.original_start_time.as_deref(), Some("2026-11-26T19:27:10Z"));
-    assert_eq!(p.original_completion_time.as_deref(), Some("2026-11-26T19:27:19Z"));
+    assert_eq!(
+        p.original_start_time.as_deref(),
+        Some("2026-11-26T19:27:10Z")
+    );
+    assert_eq!(
+        p.original_completion_time.as_deref(),
+        Some("2026-11-26T19:27:19Z")
+    );
     // 1h budget from 19:27:10, now 19:28:01.
     assert_eq!(p.remaining_timeout, Some(Duration::from_secs(3600 - 51)));
     assert!(p.remove_annotations.is_empty());
     let b = &p.delete_now[0];
     assert_eq!(
-        (b.api_version.as_str(), b.kind.as_str(), b.uid.as_str(), b.pipeline_task.as_str()),
-        ("tekton.dev/v1", "TaskRun", "3e8e2de8-bec8-4b00-b3c7-823c15d4ac77", "b")
+        (
+            b.api_version.as_str(),
+            b.kind.as_str(),
+            b.uid.as_str(),
+            b.pipeline_task.as_str()
+        ),
+        (
+            "tekton.dev/v1",
+            "TaskRun",
+            "3e8e2de8-bec8-4b00-b3c7-823c15d4ac77",
+            "b"
+        )
     );
 }
 
@@ -83,7 +99,10 @@ fn dag_failed_status_patch_equals_the_reset_that_worked() {
     st.remove("lastRetry");
     st.remove("annotations");
     assert_eq!(comparable_status(&ours), comparable_status(&real));
-    assert_eq!(ours["status"]["conditions"][0]["lastTransitionTime"], "2026-11-26T19:28:01Z");
+    assert_eq!(
+        ours["status"]["conditions"][0]["lastTransitionTime"],
+        "2026-11-26T19:28:01Z"
+    );
     assert_eq!(ours["spec"], run["spec"]);
     assert_eq!(ours["metadata"], run["metadata"]);
 }
@@ -95,7 +114,12 @@ fn matrix_task_is_rerun_whole() {
     let p = plan(&input(&run, &children, &spec, time("2026-11-26T19:33:30Z"))).expect("a plan");
     assert_eq!(
         names(&p.delete_now),
-        ["matrix-run-m-0", "matrix-run-m-1", "matrix-run-m-2", "matrix-run-report"]
+        [
+            "matrix-run-m-0",
+            "matrix-run-m-1",
+            "matrix-run-m-2",
+            "matrix-run-report"
+        ]
     );
     assert_eq!(p.preserved, ["a"]);
     assert_eq!(
@@ -108,8 +132,14 @@ fn matrix_task_is_rerun_whole() {
         ]
     );
     let real = fixture("matrix-full/02-reset-request-pipelinerun-matrix-run.json");
-    assert_eq!(p.status_patch["childReferences"], real["status"]["childReferences"]);
-    assert_eq!(comparable_status(&merged(&run, &p.status_patch)), comparable_status(&real));
+    assert_eq!(
+        p.status_patch["childReferences"],
+        real["status"]["childReferences"]
+    );
+    assert_eq!(
+        comparable_status(&merged(&run, &p.status_patch)),
+        comparable_status(&real)
+    );
 }
 
 #[test]
@@ -143,7 +173,10 @@ fn hard_cancelled_run_reruns_cancelled_task_and_clears_spec_status() {
     );
     // The reset that finally worked (resume 3) kept only a's reference.
     let real = fixture("cancelled/10-resume3-status-request-pipelinerun-demo-run.json");
-    assert_eq!(p.status_patch["childReferences"], real["status"]["childReferences"]);
+    assert_eq!(
+        p.status_patch["childReferences"],
+        real["status"]["childReferences"]
+    );
 }
 
 #[test]
@@ -158,7 +191,10 @@ fn cancelled_run_done_before_its_child_counts_the_cancelling_child() {
     let spec = RetrySpec::default();
     let p = plan(&input(&run, &children, &spec, time("2026-11-26T19:29:16Z"))).expect("a plan");
     assert_eq!(names(&p.delete_now), ["demo-run-b"]);
-    assert_eq!(p.retried[0], retried("b", Some("demo-run-b"), Some("TaskRunCancelled")));
+    assert_eq!(
+        p.retried[0],
+        retried("b", Some("demo-run-b"), Some("TaskRunCancelled"))
+    );
 }
 
 #[test]
@@ -199,7 +235,10 @@ fn keep_finally_keeps_the_report_run() {
     assert_eq!(names(&p.delete_now), ["demo-run-b"]);
     assert_eq!(p.preserved, ["a", "report"]);
     let real = fixture("keep-finally/02-reset-request-pipelinerun-demo-run.json");
-    assert_eq!(p.status_patch["childReferences"], real["status"]["childReferences"]);
+    assert_eq!(
+        p.status_patch["childReferences"],
+        real["status"]["childReferences"]
+    );
 }
 
 #[test]
@@ -209,7 +248,10 @@ fn task_with_automatic_retries_is_deleted_and_recreated() {
         .iter()
         .find(|c| c["metadata"]["name"] == "retry-run-b")
         .expect("b");
-    assert_eq!(b["status"]["retriesStatus"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        b["status"]["retriesStatus"].as_array().map(Vec::len),
+        Some(1)
+    );
     let spec = RetrySpec::default();
     let p = plan(&input(&run, &children, &spec, time("2026-11-26T19:31:10Z"))).expect("a plan");
     assert_eq!(names(&p.delete_now), ["retry-run-b"]);
@@ -230,7 +272,9 @@ fn affinity_assistant_run_is_refused_unless_started_over() {
     let spec = RetrySpec::default();
     let e = plan(&input(&run, &children, &spec, now)).expect_err("refused");
     assert_eq!((e.code(), e.refusal), (422, Some("AffinityAssistantGone")));
-    assert!(e.causes[0].message.contains("affinity-assistant-9e9e0199da"));
+    assert!(e.causes[0]
+        .message
+        .contains("affinity-assistant-9e9e0199da"));
 
     // Starting over (nothing kept) lets Tekton create a new assistant; the claim must exist.
     let over = RetrySpec {
@@ -259,10 +303,15 @@ fn timeout_budget_is_measured_from_the_original_start() {
     // timeouts.pipeline 1m0s, started 19:30:30, failed 19:30:39.
     let (run, children) = moment("timeout", "01-failed");
     let spec = RetrySpec::default();
-    let e = plan(&input(&run, &children, &spec, time("2026-11-26T19:30:45Z"))).expect_err("refused");
+    let e =
+        plan(&input(&run, &children, &spec, time("2026-11-26T19:30:45Z"))).expect_err("refused");
     assert_eq!((e.code(), e.refusal), (422, Some("TimeoutBudget")));
     assert_eq!(e.causes[0].field, "spec.timeouts.pipeline");
-    assert!(e.causes[0].message.contains("45s"), "{}", e.causes[0].message);
+    assert!(
+        e.causes[0].message.contains("45s"),
+        "{}",
+        e.causes[0].message
+    );
 
     let mut i = input(&run, &children, &spec, time("2026-11-26T19:30:45Z"));
     i.limits.min_timeout_budget = Duration::from_secs(10);
@@ -275,29 +324,42 @@ fn timeout_budget_is_measured_from_the_original_start() {
     let p = plan(&i).expect("zero minimum accepts");
     assert_eq!(p.remaining_timeout, Some(Duration::ZERO));
     i.limits.min_timeout_budget = Duration::from_secs(1);
-    assert_eq!(plan(&i).expect_err("refused").refusal, Some("TimeoutBudget"));
+    assert_eq!(
+        plan(&i).expect_err("refused").refusal,
+        Some("TimeoutBudget")
+    );
 }
 
 #[test]
 fn run_that_timed_out_is_refused_with_its_budget() {
     let (run, children) = moment("timeout", "03-after-reset");
-    assert_eq!(run["status"]["conditions"][0]["reason"], "PipelineRunTimeout");
+    assert_eq!(
+        run["status"]["conditions"][0]["reason"],
+        "PipelineRunTimeout"
+    );
     let spec = RetrySpec::default();
-    let e = plan(&input(&run, &children, &spec, time("2026-11-26T19:31:40Z"))).expect_err("refused");
+    let e =
+        plan(&input(&run, &children, &spec, time("2026-11-26T19:31:40Z"))).expect_err("refused");
     assert_eq!((e.code(), e.refusal), (422, Some("TimeoutBudget")));
     assert_eq!(e.name.as_deref(), Some("demo-run"));
-    assert!(e.causes[0].message.contains("1m0s"), "{}", e.causes[0].message);
+    assert!(
+        e.causes[0].message.contains("1m0s"),
+        "{}",
+        e.causes[0].message
+    );
 }
 
 #[test]
 fn succeeded_and_running_fixtures_are_conflicts() {
     let (run, children) = moment("dag-failed", "06-final");
     let spec = RetrySpec::default();
-    let e = plan(&input(&run, &children, &spec, time("2026-11-26T19:29:00Z"))).expect_err("refused");
+    let e =
+        plan(&input(&run, &children, &spec, time("2026-11-26T19:29:00Z"))).expect_err("refused");
     assert_eq!((e.code(), e.refusal), (409, Some("Succeeded")));
 
     let (run, children) = moment("cancelled", "01-running");
-    let e = plan(&input(&run, &children, &spec, time("2026-11-26T19:29:15Z"))).expect_err("refused");
+    let e =
+        plan(&input(&run, &children, &spec, time("2026-11-26T19:29:15Z"))).expect_err("refused");
     assert_eq!((e.code(), e.refusal), (409, Some("NotDone")));
 }
 
@@ -305,7 +367,9 @@ fn succeeded_and_running_fixtures_are_conflicts() {
 fn half_resumed_cancel_with_cleared_spec_still_reruns() {
     // Race 2 (cancelled/09): spec.status already "" but the run is False/Cancelled again.
     let run = fixture("cancelled/09-after-resume2-pipelinerun-demo-run.json");
-    let children = vec![fixture("cancelled/09-after-resume2-taskrun-demo-run-a.json")];
+    let children = vec![fixture(
+        "cancelled/09-after-resume2-taskrun-demo-run-a.json",
+    )];
     let spec = RetrySpec::default();
     let p = plan(&input(&run, &children, &spec, time("2026-11-26T19:30:00Z"))).expect("a plan");
     assert!(!p.clear_spec_status);

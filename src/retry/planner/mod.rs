@@ -125,7 +125,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
     let missing: Vec<(&str, &str)> = state
         .tasks
         .iter()
-        .filter(|t| !sel.rerun.contains(t.task.name))
+        .filter(|t| !sel.selected.contains(t.task.name))
         .flat_map(|t| t.missing.iter().map(move |m| (t.task.name, *m)))
         .collect();
     if !missing.is_empty() {
@@ -272,10 +272,19 @@ fn build_plan(
             preserved.push(name.to_string());
         }
     }
+    // References to drop: the deleted runs, and dangling references of tasks that run again
+    // (harmless to Tekton, which drops them itself — fixture childrefs v2 — but stale).
     let deleted: BTreeSet<String> = delete_now
         .iter()
         .chain(delete_after_spec_clear.iter())
         .map(|c| c.name.clone())
+        .chain(
+            state
+                .tasks
+                .iter()
+                .filter(|t| sel.rerun.contains(t.task.name) || sel.not_run.contains(t.task.name))
+                .flat_map(|t| t.missing.iter().map(|m| m.to_string())),
+        )
         .collect();
     let attempt = current_attempt.saturating_add(1);
     let rerun_names: Vec<&str> = retried.iter().map(|r| r.name.as_str()).collect();

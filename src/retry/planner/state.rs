@@ -157,7 +157,7 @@ fn aggregate(task: &PipelineTask<'_>, runs: &[ChildView<'_>], cancel_counts: boo
         return TaskOutcome::NotRun;
     }
     let outcomes: Vec<ChildOutcome> = runs.iter().map(|c| c.outcome(cancel_counts)).collect();
-    if outcomes.iter().any(|o| *o == ChildOutcome::Running) {
+    if outcomes.contains(&ChildOutcome::Running) {
         return TaskOutcome::Running;
     }
     match outcomes.into_iter().find(|o| *o != ChildOutcome::Succeeded) {
