@@ -615,3 +615,23 @@ fn status_patch_leaves_everything_else_alone() {
     assert_eq!(refs.len(), 1);
     assert_eq!(refs[0]["name"], "run-a");
 }
+
+#[test]
+fn webhook_inline_spec_rejection_becomes_a_422() {
+    use tekton_retry::retry::planner::inline_spec_refusal;
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tekton/retries/06-status-write-with-disable-inline-spec.error.txt"
+    ))
+    .expect("fixture");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Error from server"))
+        .expect("an error line");
+    let e = inline_spec_refusal("retry-run", line).expect("recognised");
+    assert_eq!((e.code(), e.refusal), (422, Some("InlineSpecDisabled")));
+    assert_eq!(e.causes[0].field, "pipelineRun.spec.pipelineSpec");
+    assert_eq!(e.name.as_deref(), Some("retry-run"));
+    assert!(inline_spec_refusal("r", "the object has been modified").is_none());
+    assert!(inline_spec_refusal("r", "must not set the field(s): spec.foo").is_none());
+}

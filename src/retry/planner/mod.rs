@@ -4,6 +4,26 @@
 //! refusal (DESIGN §1 table); [`status_reset`] is the status merge patch of step 5. Each rule cites
 //! the recorded real-Tekton fixture (`tests/fixtures/tekton/`) or the tektoncd/pipeline source
 //! (v1.15, commit 3ee1745ae) it comes from.
+//!
+//! # Semantics
+//!
+//! **Re-run** (child runs deleted, Tekton creates them again under the same names): DAG tasks
+//! that failed, were cancelled or timed out; `restartTasks`; every DAG task downstream of those
+//! (by `runAfter` and by result references in params, matrix and `when`); all finally tasks
+//! (`finally: Rerun`, the default) or only those in `restartTasks` (`Keep`). A matrix task goes
+//! whole. Tasks without a run (skipped, never scheduled) are listed as retried with their skip
+//! reason: Tekton schedules or skips them again by itself.
+//!
+//! **Kept**: every other run, including a failure ignored by `onError: continue` (Tekton already
+//! went on past it; name it in `restartTasks` to run it again).
+//!
+//! **Refused**: 409 when the run is pending, running, succeeded, a precondition does not hold, or
+//! a child run is still going (except a child already asked to cancel in a cancelled run); 422
+//! when the run opted out (`retry.tekton.dev/retryable: "false"`), failed deterministically,
+//! timed out or has less than the minimum budget left (the timeout is measured from the original
+//! start), names unknown tasks, would keep a task whose run is gone, would re-run a task marked
+//! `retry.tekton.dev/idempotent: "false"` without acknowledgement, needs a PVC that is gone,
+//! depends on an affinity assistant Tekton deleted, or would change nothing.
 
 mod budget;
 mod hazards;
@@ -24,6 +44,14 @@ use crate::tekton::{ChildView, ConditionStatus, ObjectView, PipelineRunView, Pip
 use super::plan::{ChildRun, Plan, PlanInput};
 
 pub use reset::status_reset;
+
+/// The refusal to answer when the Tekton webhook rejected a write to the run because inline specs
+/// were disabled after it was created (`disable-inline-spec`). The planner cannot see the flag, so
+/// the executor calls this with the webhook's message; `None` when the message is about
+/// something else.
+pub fn inline_spec_refusal(run: &str, webhook_message: &str) -> Option<ApiError> {
+    refuse::inline_spec_disabled(run, webhook_message)
+}
 
 /// Plans a retry of `input.pipeline_run`, or refuses it.
 ///
