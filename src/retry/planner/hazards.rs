@@ -20,11 +20,12 @@ pub struct NonIdempotent {
 
 /// Tasks whose runs are re-run and that carry the opt-out mark, unless acknowledged.
 ///
-/// The mark is read from the child run's annotations (Tekton copies the Task's and the embedded
-/// `taskSpec.metadata` annotations onto the TaskRun: pkg/reconciler/pipelinerun/pipelinerun.go
-/// `createTaskRun` → `getTaskrunAnnotations` + `combineTaskRunAndTaskSpecAnnotations`; fixture
-/// dag-failed/06: the run's annotations were copied onto re-created TaskRuns) and from the pipeline
-/// task's `taskSpec.metadata.annotations`. A task that never ran did nothing yet and needs no
+/// The mark is read from the child run's annotations — Tekton copies the embedded
+/// `taskSpec.metadata` annotations onto the TaskRun it creates (pkg/reconciler/pipelinerun/
+/// pipelinerun.go `createTaskRun` → `combineTaskRunAndTaskSpecAnnotations`) and the referenced
+/// Task's annotations once it resolves it (pkg/reconciler/taskrun/taskrun.go
+/// `storeTaskSpecAndMergeMeta`); fixture dag-failed/06 shows the run's annotations on re-created
+/// TaskRuns — and from the pipeline task's `taskSpec.metadata.annotations`. A task that never ran did nothing yet and needs no
 /// acknowledgement.
 pub fn non_idempotent(state: &RunState<'_>, sel: &Selection, ack: &[String]) -> Vec<NonIdempotent> {
     let ack: BTreeSet<&str> = ack.iter().map(String::as_str).collect();
