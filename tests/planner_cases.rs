@@ -574,6 +574,11 @@ fn workspace_claims_checked_only_when_known() {
         e.causes
     );
     assert_eq!(e.causes[0].field, "pipelineRun.spec.workspaces[src]");
+    // A user's claim is never created again, even when the retry starts over.
+    let all = restart(&["a", "b", "c"]);
+    let mut i = input(&run, &sim.children, &all, time(NOW));
+    i.existing_pvcs = Some(&none);
+    assert_eq!(plan(&i).expect_err("gone").refusal, Some("WorkspaceGone"));
 
     // Tekton's auto-cleanup deletes template claims at completion, checked or not.
     run["spec"]["workspaces"] = json!([{"name": "src", "volumeClaimTemplate": {"spec": {}}}]);
