@@ -640,3 +640,33 @@ fn webhook_inline_spec_rejection_becomes_a_422() {
     assert!(inline_spec_refusal("r", "the object has been modified").is_none());
     assert!(inline_spec_refusal("r", "must not set the field(s): spec.foo").is_none());
 }
+
+#[test]
+fn children_without_kind_take_it_from_their_reference() {
+    let mut sim = Sim::new()
+        .task("a", json!({}))
+        .task(
+            "wait",
+            json!({"taskRef": {"apiVersion": "example.dev/v1", "kind": "Wait"}}),
+        )
+        .ran("a", Out::Failed)
+        .child("wait", "run-wait", "CustomRun", Out::Failed, json!({}));
+    for c in &mut sim.children {
+        let o = c.as_object_mut().expect("object");
+        o.remove("kind");
+        o.remove("apiVersion");
+    }
+    let p = ok(&sim, &dflt());
+    let kinds: Vec<(&str, &str, &str)> = p
+        .delete_now
+        .iter()
+        .map(|c| (c.name.as_str(), c.kind.as_str(), c.api_version.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("run-a", "TaskRun", "tekton.dev/v1"),
+            ("run-wait", "CustomRun", "tekton.dev/v1beta1")
+        ]
+    );
+}

@@ -42,7 +42,7 @@ pub fn non_idempotent(state: &RunState<'_>, sel: &Selection, ack: &[String]) -> 
             .runs
             .iter()
             .find(|c| c.obj.annotation(IDEMPOTENT) == Some("false"))
-            .map(|c| format!("{} {}", c.obj.kind(), c.name()));
+            .map(|c| format!("{} {}", c.kind.as_str(), c.name()));
         let on_spec = (t.task.spec_annotation(IDEMPOTENT) == Some("false"))
             .then(|| "the pipeline task's taskSpec.metadata".to_string());
         if let Some(marked_on) = on_run.or(on_spec) {

@@ -284,8 +284,8 @@ fn build_plan(
                 &mut delete_now
             };
             target.extend(t.runs.iter().map(|c| ChildRun {
-                api_version: c.obj.api_version().to_string(),
-                kind: c.obj.kind().to_string(),
+                api_version: c.api_version.to_string(),
+                kind: c.kind.as_str().to_string(),
                 name: c.name().to_string(),
                 uid: c.obj.uid().to_string(),
                 pipeline_task: name.to_string(),
