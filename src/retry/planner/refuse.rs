@@ -72,13 +72,19 @@ pub fn pending(run: &str) -> ApiError {
     )
 }
 
-pub fn not_done(run: &str, reason: Option<&str>) -> ApiError {
+pub fn not_done(run: &str, reason: Option<&str>, stopping: Option<&str>) -> ApiError {
+    let next = match stopping {
+        Some(s) => format!("it is stopping (spec.status: {s}): retry once it has ended."),
+        None => {
+            "wait until it ends, or cancel it (spec.status: Cancelled), then retry.".to_string()
+        }
+    };
     conflict(
         run,
         "NotDone",
         format!(
             "PipelineRun \"{run}\" is still running (Succeeded=Unknown{}): only a finished run can \
-             be retried. Wait until it ends, or cancel it (spec.status: Cancelled), then retry.",
+             be retried; {next}",
             reason.map(|r| format!(", reason {r}")).unwrap_or_default()
         ),
     )
