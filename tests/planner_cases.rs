@@ -502,6 +502,15 @@ fn finally_failure_alone_is_work_with_rerun_not_with_keep() {
         ..Default::default()
     };
     assert_eq!(refused(&sim, &keep).refusal, Some("NothingToRetry"));
+    // Named explicitly, a kept finally task runs again.
+    let keep_but_report = RetrySpec {
+        restart_tasks: vec!["report".into()],
+        ..keep
+    };
+    assert_eq!(
+        names(&ok(&sim, &keep_but_report).delete_now),
+        ["run-report"]
+    );
 }
 
 #[test]

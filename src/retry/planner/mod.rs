@@ -169,7 +169,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
     if let Some(assistant) = hazards::lost_affinity_assistant(&state, &sel) {
         return Err(refuse::affinity_assistant(name, &assistant));
     }
-    if !select::has_work(&state, &sel) {
+    // Tasks named in restartTasks are work by request.
+    if spec.restart_tasks.is_empty() && !select::has_work(&state, &sel) {
         return Err(refuse::nothing_to_retry(name, reason));
     }
 
