@@ -285,8 +285,28 @@ fn affinity_assistant_run_is_refused_unless_started_over() {
     assert_eq!(names(&p.delete_now), ["ws-run-a", "ws-run-b"]);
     assert!(p.preserved.is_empty());
 
+    // Starting over, Tekton also creates the template's claim again (IsBeforeFirstTaskRun).
     let none = pvcs(&[]);
     let mut i = input(&run, &children, &over, now);
+    i.existing_pvcs = Some(&none);
+    assert!(plan(&i).is_ok());
+}
+
+#[test]
+fn template_claim_gone_with_kept_runs_is_refused() {
+    // The affinity scenario without an affinity assistant (coschedule disabled): a is kept, so
+    // Tekton will not create the claim again and a's data is gone.
+    let (run, mut children) = moment("affinity", "01-failed");
+    for c in &mut children {
+        let ann = c["metadata"]["annotations"]
+            .as_object_mut()
+            .expect("annotations");
+        ann.remove("pipeline.tekton.dev/affinity-assistant");
+    }
+    let spec = RetrySpec::default();
+    let now = time("2026-11-26T19:34:00Z");
+    let none = pvcs(&[]);
+    let mut i = input(&run, &children, &spec, now);
     i.existing_pvcs = Some(&none);
     let e = plan(&i).expect_err("claim gone");
     assert_eq!((e.code(), e.refusal), (422, Some("WorkspaceGone")));
@@ -295,7 +315,11 @@ fn affinity_assistant_run_is_refused_unless_started_over() {
 
     let present = pvcs(&["pvc-1dbde596f6"]);
     i.existing_pvcs = Some(&present);
-    assert!(plan(&i).is_ok());
+    let p = plan(&i).expect("a plan");
+    assert_eq!(names(&p.delete_now), ["ws-run-b"]);
+    assert_eq!(p.preserved, ["a"]);
+    // Unchecked, the claim is assumed to be there.
+    assert!(plan(&input(&run, &children, &spec, now)).is_ok());
 }
 
 #[test]

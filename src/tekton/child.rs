@@ -29,6 +29,22 @@ impl ChildKind {
             _ => None,
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChildKind::TaskRun => "TaskRun",
+            ChildKind::CustomRun => "CustomRun",
+            ChildKind::PipelineRun => "PipelineRun",
+        }
+    }
+
+    /// The version Tekton creates this kind in (`CustomRun` is only served as `v1beta1`).
+    pub fn default_api_version(self) -> &'static str {
+        match self {
+            ChildKind::CustomRun => "tekton.dev/v1beta1",
+            ChildKind::TaskRun | ChildKind::PipelineRun => "tekton.dev/v1",
+        }
+    }
 }
 
 /// What a child run tells about its pipeline task.
@@ -57,14 +73,38 @@ impl ChildOutcome {
 pub struct ChildView<'a> {
     pub obj: ObjectView<'a>,
     pub kind: ChildKind,
+    /// `apiVersion` of the object, or of its kind when the object does not say.
+    pub api_version: &'a str,
 }
 
 impl<'a> ChildView<'a> {
     /// `None` when `kind` is not a child-run kind.
     pub fn new(json: &'a Value) -> Option<Self> {
+        Self::with_fallback(json, None)
+    }
+
+    /// Like [`ChildView::new`], for objects whose `kind` may be missing (items of some list
+    /// responses): then `fallback_kind` is used (e.g. the `childReferences` entry's kind), and a
+    /// run labelled with its pipeline task counts as a `TaskRun`.
+    pub fn with_fallback(json: &'a Value, fallback_kind: Option<&str>) -> Option<Self> {
         let obj = ObjectView::new(json);
-        let kind = ChildKind::from_kind(obj.kind())?;
-        Some(ChildView { obj, kind })
+        let kind = match obj.kind() {
+            "" => match fallback_kind {
+                Some(k) => ChildKind::from_kind(k)?,
+                None if obj.label(PIPELINE_TASK_LABEL).is_some() => ChildKind::TaskRun,
+                None => return None,
+            },
+            k => ChildKind::from_kind(k)?,
+        };
+        let api_version = match obj.api_version() {
+            "" => kind.default_api_version(),
+            v => v,
+        };
+        Some(ChildView {
+            obj,
+            kind,
+            api_version,
+        })
     }
 
     pub fn name(&self) -> &'a str {
@@ -229,5 +269,16 @@ mod tests {
             ChildOutcome::TimedOut("PipelineRunTimeout".into())
         );
         assert!(ChildView::new(&json!({"kind": "Pod"})).is_none());
+        let bare = json!({"metadata": {"name": "r-x", "labels": {"tekton.dev/pipelineTask": "x"}}});
+        let v = ChildView::new(&bare).expect("labelled run");
+        assert_eq!(
+            (v.kind, v.api_version),
+            (ChildKind::TaskRun, "tekton.dev/v1")
+        );
+        let v = ChildView::with_fallback(&bare, Some("CustomRun")).expect("custom");
+        assert_eq!(
+            (v.kind, v.api_version),
+            (ChildKind::CustomRun, "tekton.dev/v1beta1")
+        );
     }
 }

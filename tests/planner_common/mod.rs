@@ -78,3 +78,156 @@ pub fn pvcs(names: &[&str]) -> BTreeSet<String> {
 pub fn names(runs: &[tekton_retry::retry::ChildRun]) -> Vec<&str> {
     runs.iter().map(|c| c.name.as_str()).collect()
 }
+
+/// Outcome of a synthetic child run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Out {
+    Succeeded,
+    Failed,
+    Cancelled,
+    Timeout,
+    Running,
+}
+
+/// A synthetic PipelineRun shaped like the recorded ones (`status.pipelineSpec`,
+/// `childReferences`, `skippedTasks`), for hand-made cases and generated DAGs.
+#[derive(Clone, Debug)]
+pub struct Sim {
+    pub name: String,
+    pub tasks: Vec<Value>,
+    pub finally: Vec<Value>,
+    pub children: Vec<Value>,
+    pub refs: Vec<Value>,
+    pub skipped: Vec<Value>,
+    pub reason: String,
+    pub condition: String,
+}
+
+pub const START: &str = "2026-11-26T10:00:00Z";
+pub const END: &str = "2026-11-26T10:05:00Z";
+pub const NOW: &str = "2026-11-26T10:10:00Z";
+
+impl Sim {
+    pub fn new() -> Self {
+        Sim {
+            name: "run".into(),
+            tasks: Vec::new(),
+            finally: Vec::new(),
+            children: Vec::new(),
+            refs: Vec::new(),
+            skipped: Vec::new(),
+            reason: "Failed".into(),
+            condition: "False".into(),
+        }
+    }
+
+    /// Adds a DAG task (`extra` is merged into `{name, taskRef}`).
+    pub fn task(mut self, name: &str, extra: Value) -> Self {
+        self.tasks.push(pipeline_task(name, extra));
+        self
+    }
+
+    pub fn finally_task(mut self, name: &str, extra: Value) -> Self {
+        self.finally.push(pipeline_task(name, extra));
+        self
+    }
+
+    /// Adds a TaskRun `<run>-<task>` with this outcome, referenced in childReferences.
+    pub fn ran(self, task: &str, out: Out) -> Self {
+        let name = format!("{}-{task}", self.name);
+        self.child(task, &name, "TaskRun", out, serde_json::json!({}))
+    }
+
+    /// Adds a child run of any kind; `extra` is merged into the object.
+    pub fn child(mut self, task: &str, name: &str, kind: &str, out: Out, extra: Value) -> Self {
+        let api = if kind == "CustomRun" {
+            "tekton.dev/v1beta1"
+        } else {
+            "tekton.dev/v1"
+        };
+        let (status, reason) = match (out, kind) {
+            (Out::Succeeded, _) => ("True", "Succeeded"),
+            (Out::Failed, _) => ("False", "Failed"),
+            (Out::Cancelled, "CustomRun") => ("False", "CustomRunCancelled"),
+            (Out::Cancelled, "PipelineRun") => ("False", "Cancelled"),
+            (Out::Cancelled, _) => ("False", "TaskRunCancelled"),
+            (Out::Timeout, "CustomRun") => ("False", "CustomRunTimedOut"),
+            (Out::Timeout, "PipelineRun") => ("False", "PipelineRunTimeout"),
+            (Out::Timeout, _) => ("False", "TaskRunTimeout"),
+            (Out::Running, _) => ("Unknown", "Running"),
+        };
+        let mut obj = serde_json::json!({
+            "apiVersion": api,
+            "kind": kind,
+            "metadata": {
+                "name": name,
+                "uid": format!("uid-{name}"),
+                "creationTimestamp": START,
+                "labels": {
+                    "tekton.dev/pipelineRun": self.name,
+                    "tekton.dev/pipelineTask": task,
+                },
+            },
+            "spec": {},
+            "status": {"conditions": [{"type": "Succeeded", "status": status, "reason": reason}]},
+        });
+        json_patch::merge(&mut obj, &extra);
+        self.refs.push(serde_json::json!({
+            "apiVersion": api, "kind": kind, "name": name, "pipelineTaskName": task,
+        }));
+        self.children.push(obj);
+        self
+    }
+
+    pub fn skipped(mut self, task: &str, reason: &str) -> Self {
+        self.skipped
+            .push(serde_json::json!({"name": task, "reason": reason}));
+        self
+    }
+
+    pub fn outcome(mut self, condition: &str, reason: &str) -> Self {
+        self.condition = condition.into();
+        self.reason = reason.into();
+        self
+    }
+
+    /// The PipelineRun object.
+    pub fn run(&self) -> Value {
+        serde_json::json!({
+            "apiVersion": "tekton.dev/v1",
+            "kind": "PipelineRun",
+            "metadata": {
+                "name": self.name,
+                "namespace": "ns",
+                "uid": "run-uid",
+                "annotations": {"example.dev/owner": "alice"},
+            },
+            "spec": {"pipelineRef": {"name": "p"}, "timeouts": {"pipeline": "1h0m0s"}},
+            "status": {
+                "startTime": START,
+                "completionTime": END,
+                "conditions": [{
+                    "type": "Succeeded", "status": self.condition, "reason": self.reason,
+                    "message": "m", "lastTransitionTime": END,
+                }],
+                "childReferences": self.refs,
+                "skippedTasks": self.skipped,
+                "pipelineSpec": {"tasks": self.tasks, "finally": self.finally},
+                "provenance": {"featureFlags": {"enableAPIFields": "beta"}},
+                "futureField": {"kept": true},
+            },
+        })
+    }
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Sim::new()
+    }
+}
+
+fn pipeline_task(name: &str, extra: Value) -> Value {
+    let mut t = serde_json::json!({"name": name, "taskRef": {"kind": "Task", "name": "t"}});
+    json_patch::merge(&mut t, &extra);
+    t
+}

@@ -20,11 +20,12 @@ pub struct NonIdempotent {
 
 /// Tasks whose runs are re-run and that carry the opt-out mark, unless acknowledged.
 ///
-/// The mark is read from the child run's annotations (Tekton copies the Task's and the embedded
-/// `taskSpec.metadata` annotations onto the TaskRun: pkg/reconciler/pipelinerun/pipelinerun.go
-/// `createTaskRun` → `getTaskrunAnnotations` + `combineTaskRunAndTaskSpecAnnotations`; fixture
-/// dag-failed/06: the run's annotations were copied onto re-created TaskRuns) and from the pipeline
-/// task's `taskSpec.metadata.annotations`. A task that never ran did nothing yet and needs no
+/// The mark is read from the child run's annotations — Tekton copies the embedded
+/// `taskSpec.metadata` annotations onto the TaskRun it creates (pkg/reconciler/pipelinerun/
+/// pipelinerun.go `createTaskRun` → `combineTaskRunAndTaskSpecAnnotations`) and the referenced
+/// Task's annotations once it resolves it (pkg/reconciler/taskrun/taskrun.go
+/// `storeTaskSpecAndMergeMeta`); fixture dag-failed/06 shows the run's annotations on re-created
+/// TaskRuns — and from the pipeline task's `taskSpec.metadata.annotations`. A task that never ran did nothing yet and needs no
 /// acknowledgement.
 pub fn non_idempotent(state: &RunState<'_>, sel: &Selection, ack: &[String]) -> Vec<NonIdempotent> {
     let ack: BTreeSet<&str> = ack.iter().map(String::as_str).collect();
@@ -41,7 +42,7 @@ pub fn non_idempotent(state: &RunState<'_>, sel: &Selection, ack: &[String]) -> 
             .runs
             .iter()
             .find(|c| c.obj.annotation(IDEMPOTENT) == Some("false"))
-            .map(|c| format!("{} {}", c.obj.kind(), c.name()));
+            .map(|c| format!("{} {}", c.kind.as_str(), c.name()));
         let on_spec = (t.task.spec_annotation(IDEMPOTENT) == Some("false"))
             .then(|| "the pipeline task's taskSpec.metadata".to_string());
         if let Some(marked_on) = on_run.or(on_spec) {
@@ -70,6 +71,11 @@ pub struct GoneClaim {
 /// for a `volumeClaimTemplate` the claim Tekton created, read from the child runs that bound the
 /// workspace (fixture affinity/01: `ws-run-a` and `ws-run-b` mount `pvc-1dbde596f6`; Tekton derives
 /// the name in pkg/reconciler/volumeclaim/pvchandler.go `GeneratePVCNameFromWorkspaceBinding`).
+///
+/// Tekton creates template claims only before the first child run exists (pipelinerun.go
+/// `reconcile`: `createOrUpdateAffinityAssistantsAndPVCs` under `IsBeforeFirstTaskRun`), so a
+/// missing template claim is a hazard only when some run is kept; a retry that keeps nothing
+/// starts over and gets new ones. A missing user claim (`persistentVolumeClaim`) always is.
 /// `emptyDir` and other volume workspaces are per pod: no task ever shares data through them, so a
 /// retry loses nothing there.
 pub fn gone_claims(
@@ -78,6 +84,10 @@ pub fn gone_claims(
     sel: &Selection,
     existing: Option<&BTreeSet<String>>,
 ) -> Vec<GoneClaim> {
+    let starts_over = state
+        .tasks
+        .iter()
+        .all(|t| t.runs.is_empty() || sel.rerun.contains(t.task.name));
     // With `tekton.dev/auto-cleanup-pvc: "true"` Tekton deletes the claims it created from
     // `volumeClaimTemplate`s when the run is done (affinity_assistant.go
     // `cleanupAffinityAssistantsAndPVCs`, `AutoCleanupPVCAnnotation`): gone even when unchecked.
@@ -114,39 +124,41 @@ pub fn gone_claims(
         .iter()
         .filter(|t| sel.rerun.contains(t.task.name) || sel.not_run.contains(t.task.name));
     for t in again {
-        let mut needed: Vec<(Option<String>, &str)> = t
-            .task
-            .workspace_bindings()
-            .into_iter()
-            .filter_map(|(_, ws)| claim_of.get(ws).map(|c| (Some(ws.to_string()), *c)))
+        let bindings = t.task.workspace_bindings();
+        // (pipeline workspace if known, claim) pairs this task would mount.
+        let mut needed: Vec<(Option<&str>, &str)> = bindings
+            .iter()
+            .filter_map(|(_, ws)| claim_of.get(ws).map(|c| (Some(*ws), *c)))
             .collect();
         for c in &t.runs {
-            needed.extend(c.claims().into_iter().map(|(_, claim)| (None, claim)));
+            for (task_ws, claim) in c.claims() {
+                let ws = bindings
+                    .iter()
+                    .find(|(n, _)| *n == task_ws)
+                    .map(|(_, w)| *w);
+                needed.push((ws, claim));
+            }
         }
         if existing.is_none() && auto_cleanup {
-            for (_, ws) in t.task.workspace_bindings() {
-                if templated.contains(ws) {
-                    let claim = claim_of
-                        .get(ws)
-                        .copied()
-                        .unwrap_or("(from volumeClaimTemplate)");
-                    if seen.insert(claim.to_string()) {
-                        out.push(GoneClaim {
-                            workspace: Some(ws.to_string()),
-                            claim: claim.to_string(),
-                            task: t.task.name.to_string(),
-                        });
-                    }
+            // The claim name may be unknown (no child mounted it yet).
+            for (_, ws) in &bindings {
+                if templated.contains(ws) && !claim_of.contains_key(ws) {
+                    needed.push((Some(*ws), "(from volumeClaimTemplate)"));
                 }
             }
         }
-        let Some(existing) = existing else {
-            continue;
-        };
-        for (workspace, claim) in needed {
-            if !existing.contains(claim) && seen.insert(claim.to_string()) {
+        for (ws, claim) in needed {
+            let is_template = ws.is_some_and(|w| templated.contains(w));
+            if is_template && starts_over {
+                continue;
+            }
+            let gone = match existing {
+                Some(e) => !e.contains(claim),
+                None => is_template && auto_cleanup,
+            };
+            if gone && seen.insert(claim.to_string()) {
                 out.push(GoneClaim {
-                    workspace,
+                    workspace: ws.map(str::to_string),
                     claim: claim.to_string(),
                     task: t.task.name.to_string(),
                 });

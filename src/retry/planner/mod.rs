@@ -4,7 +4,28 @@
 //! refusal (DESIGN §1 table); [`status_reset`] is the status merge patch of step 5. Each rule cites
 //! the recorded real-Tekton fixture (`tests/fixtures/tekton/`) or the tektoncd/pipeline source
 //! (v1.15, commit 3ee1745ae) it comes from.
+//!
+//! # Semantics
+//!
+//! **Re-run** (child runs deleted, Tekton creates them again under the same names): DAG tasks
+//! that failed, were cancelled or timed out; `restartTasks`; every DAG task downstream of those
+//! (by `runAfter` and by result references in params, matrix and `when`); all finally tasks
+//! (`finally: Rerun`, the default) or only those in `restartTasks` (`Keep`). A matrix task goes
+//! whole. Tasks without a run (skipped, never scheduled) are listed as retried with their skip
+//! reason: Tekton schedules or skips them again by itself.
+//!
+//! **Kept**: every other run, including a failure ignored by `onError: continue` (Tekton already
+//! went on past it; name it in `restartTasks` to run it again).
+//!
+//! **Refused**: 409 when the run is pending, running, succeeded, a precondition does not hold, or
+//! a child run is still going (except a child already asked to cancel in a cancelled run); 422
+//! when the run opted out (`retry.tekton.dev/retryable: "false"`), failed deterministically,
+//! timed out or has less than the minimum budget left (the timeout is measured from the original
+//! start), names unknown tasks, would keep a task whose run is gone, would re-run a task marked
+//! `retry.tekton.dev/idempotent: "false"` without acknowledgement, needs a PVC that is gone,
+//! depends on an affinity assistant Tekton deleted, or would change nothing.
 
+mod assemble;
 mod budget;
 mod hazards;
 mod refuse;
@@ -12,18 +33,23 @@ mod reset;
 mod select;
 mod state;
 
-use std::collections::BTreeSet;
-
-use crate::api::{annotations, ApiError, RetriedTask};
+use crate::api::{annotations, ApiError};
 use crate::tekton::reasons::{
-    pipelinerun_reason, pipelinerun_spec_status, CHAINS_ANNOTATION_PREFIX,
-    DETERMINISTIC_RUN_FAILURES,
+    pipelinerun_reason, pipelinerun_spec_status, DETERMINISTIC_RUN_FAILURES,
 };
 use crate::tekton::{ChildView, ConditionStatus, ObjectView, PipelineRunView, PipelineSpecView};
 
-use super::plan::{ChildRun, Plan, PlanInput};
+use super::plan::{Plan, PlanInput};
 
 pub use reset::status_reset;
+
+/// The refusal to answer when the Tekton webhook rejected a write to the run because inline specs
+/// were disabled after it was created (`disable-inline-spec`). The planner cannot see the flag, so
+/// the executor calls this with the webhook's message; `None` when the message is about
+/// something else.
+pub fn inline_spec_refusal(run: &str, webhook_message: &str) -> Option<ApiError> {
+    refuse::inline_spec_disabled(run, webhook_message)
+}
 
 /// Plans a retry of `input.pipeline_run`, or refuses it.
 ///
@@ -59,7 +85,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
         return Err(refuse::pending(name));
     }
     match run.obj.succeeded_status() {
-        ConditionStatus::Unknown => return Err(refuse::not_done(name, reason)),
+        ConditionStatus::Unknown => return Err(refuse::not_done(name, reason, spec_status)),
         ConditionStatus::True => return Err(refuse::succeeded(name, reason)),
         ConditionStatus::False => {}
     }
@@ -125,7 +151,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
     let missing: Vec<(&str, &str)> = state
         .tasks
         .iter()
-        .filter(|t| !sel.rerun.contains(t.task.name))
+        .filter(|t| !sel.selected.contains(t.task.name))
         .flat_map(|t| t.missing.iter().map(move |m| (t.task.name, *m)))
         .collect();
     if !missing.is_empty() {
@@ -143,7 +169,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
     if let Some(assistant) = hazards::lost_affinity_assistant(&state, &sel) {
         return Err(refuse::affinity_assistant(name, &assistant));
     }
-    if !select::has_work(&state, &sel) {
+    // Tasks named in restartTasks are work by request.
+    if spec.restart_tasks.is_empty() && !select::has_work(&state, &sel) {
         return Err(refuse::nothing_to_retry(name, reason));
     }
 
@@ -167,7 +194,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
         }
     }
 
-    Ok(build_plan(
+    Ok(assemble::build_plan(
         input,
         &run,
         &state,
@@ -216,101 +243,4 @@ fn check_task_names(
     }
     let known: Vec<&str> = spec_view.all().map(|t| t.name).collect();
     Err(refuse::unknown_tasks(run, &unknown, &known))
-}
-
-fn build_plan(
-    input: &PlanInput<'_>,
-    run: &PipelineRunView<'_>,
-    state: &state::RunState<'_>,
-    sel: &select::Selection,
-    cancelled: bool,
-    current_attempt: u32,
-    budget: Option<budget::Budget>,
-) -> Plan {
-    // Finally runs of a gracefully cancelled/stopped run go only after spec.status is cleared:
-    // deleted earlier, the graceful path schedules finally at once (fixture
-    // cancelled-finally-trap). A hard `Cancelled` never schedules finally
-    // (pipelinerun.go `cancelPipelineRun`), so its finally runs go at once.
-    let graceful = matches!(
-        run.obj.spec_status(),
-        Some(
-            pipelinerun_spec_status::CANCELLED_RUN_FINALLY
-                | pipelinerun_spec_status::STOPPED_RUN_FINALLY
-        )
-    );
-    let mut retried = Vec::new();
-    let mut preserved = Vec::new();
-    let mut delete_now = Vec::new();
-    let mut delete_after_spec_clear = Vec::new();
-    for t in &state.tasks {
-        let name = t.task.name;
-        if sel.rerun.contains(name) {
-            retried.push(RetriedTask {
-                name: name.to_string(),
-                previous_run: t.runs.first().map(|c| c.name().to_string()),
-                previous_reason: t.outcome.reason().map(str::to_string),
-            });
-            let target = if graceful && t.task.is_finally {
-                &mut delete_after_spec_clear
-            } else {
-                &mut delete_now
-            };
-            target.extend(t.runs.iter().map(|c| ChildRun {
-                api_version: c.obj.api_version().to_string(),
-                kind: c.obj.kind().to_string(),
-                name: c.name().to_string(),
-                uid: c.obj.uid().to_string(),
-                pipeline_task: name.to_string(),
-            }));
-        } else if sel.not_run.contains(name) {
-            retried.push(RetriedTask {
-                name: name.to_string(),
-                previous_run: None,
-                previous_reason: t.skip_reason.map(str::to_string),
-            });
-        } else {
-            preserved.push(name.to_string());
-        }
-    }
-    let deleted: BTreeSet<String> = delete_now
-        .iter()
-        .chain(delete_after_spec_clear.iter())
-        .map(|c| c.name.clone())
-        .collect();
-    let attempt = current_attempt.saturating_add(1);
-    let rerun_names: Vec<&str> = retried.iter().map(|r| r.name.as_str()).collect();
-    let message = format!(
-        "Retry attempt {attempt} (tekton-retry): running again {}",
-        rerun_names.join(", ")
-    );
-    let remove_annotations = run
-        .obj
-        .annotations()
-        .map(|a| {
-            a.keys()
-                .filter(|k| k.starts_with(CHAINS_ANNOTATION_PREFIX))
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    let original = |key: &str, field: &str| {
-        run.obj
-            .annotation(key)
-            .or_else(|| run.obj.status_time_str(field))
-            .map(str::to_string)
-    };
-    Plan {
-        attempt,
-        pipeline_run_uid: run.obj.uid().to_string(),
-        retried,
-        preserved,
-        delete_now,
-        delete_after_spec_clear,
-        clear_spec_status: cancelled,
-        remaining_timeout: budget.map(|b| b.remaining),
-        original_start_time: original(annotations::ORIGINAL_START_TIME, "startTime"),
-        original_completion_time: original(annotations::ORIGINAL_COMPLETION_TIME, "completionTime"),
-        remove_annotations,
-        status_patch: status_reset(input.pipeline_run, &deleted, input.now, &message),
-    }
 }

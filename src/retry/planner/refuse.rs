@@ -72,13 +72,19 @@ pub fn pending(run: &str) -> ApiError {
     )
 }
 
-pub fn not_done(run: &str, reason: Option<&str>) -> ApiError {
+pub fn not_done(run: &str, reason: Option<&str>, stopping: Option<&str>) -> ApiError {
+    let next = match stopping {
+        Some(s) => format!("it is stopping (spec.status: {s}): retry once it has ended."),
+        None => {
+            "wait until it ends, or cancel it (spec.status: Cancelled), then retry.".to_string()
+        }
+    };
     conflict(
         run,
         "NotDone",
         format!(
             "PipelineRun \"{run}\" is still running (Succeeded=Unknown{}): only a finished run can \
-             be retried. Wait until it ends, or cancel it (spec.status: Cancelled), then retry.",
+             be retried; {next}",
             reason.map(|r| format!(", reason {r}")).unwrap_or_default()
         ),
     )
@@ -342,4 +348,36 @@ pub fn nothing_to_retry(run: &str, reason: Option<&str>) -> ApiError {
             ),
         )],
     )
+}
+
+/// Marker of the webhook's `apis.ErrDisallowedFields` message.
+const DISALLOWED: &str = "must not set the field(s): ";
+
+/// The refusal for a write the Tekton webhook rejected because `disable-inline-spec` was turned on
+/// after the run was created: every later write to the run (status and metadata alike) is then
+/// refused with `must not set the field(s): spec.pipelineSpec` (fixture
+/// retries/06-status-write-with-disable-inline-spec.error.txt; pipelinerun_validation.go and
+/// pipeline_validation.go `validateEnabledInlineSpec`). `None` for any other error.
+pub fn inline_spec_disabled(run: &str, webhook_message: &str) -> Option<ApiError> {
+    let fields = &webhook_message[webhook_message.find(DISALLOWED)? + DISALLOWED.len()..];
+    if !(fields.contains("pipelineSpec") || fields.contains("taskSpec")) {
+        return None;
+    }
+    let field = fields
+        .split_whitespace()
+        .next()
+        .unwrap_or(fields)
+        .trim_end_matches(',');
+    Some(invalid(
+        run,
+        "InlineSpecDisabled",
+        "Tekton no longer accepts its inline spec".to_string(),
+        vec![Cause::forbidden(
+            format!("pipelineRun.{field}"),
+            "the Tekton feature flag disable-inline-spec was turned on after this run was \
+             created, and Tekton's webhook now rejects every write to the run, so it cannot be \
+             retried in place. Create a new PipelineRun that references a Pipeline (or turn the \
+             flag off)",
+        )],
+    ))
 }

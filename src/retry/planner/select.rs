@@ -13,6 +13,9 @@ pub struct Selection {
     pub rerun: BTreeSet<String>,
     /// Tasks with no run: Tekton schedules (or skips) them again by itself.
     pub not_run: BTreeSet<String>,
+    /// Every task the rules above select, with a run or not (a task whose run is missing is
+    /// safe to run again only when selected).
+    pub selected: BTreeSet<String>,
 }
 
 /// Computes the re-run set:
@@ -57,7 +60,10 @@ pub fn select(state: &RunState<'_>, restart: &[String], finally: FinallyPolicy) 
             rerun.insert(t.task.name.to_string());
         }
     }
-    let mut sel = Selection::default();
+    let mut sel = Selection {
+        selected: rerun.clone(),
+        ..Default::default()
+    };
     for t in &state.tasks {
         let name = t.task.name.to_string();
         if t.runs.is_empty() {

@@ -79,9 +79,17 @@ impl<'a> RunState<'a> {
     ) -> Self {
         let run_name = run.obj.name();
         // The executor lists children by label; a child labelled for another run is not ours.
+        let refs = run.child_references();
+        let ref_kind: BTreeMap<&str, &str> = refs
+            .iter()
+            .filter_map(|r| Some((r.name, r.kind?)))
+            .collect();
         let mut by_name: BTreeMap<&str, ChildView<'a>> = children
             .iter()
-            .filter_map(ChildView::new)
+            .filter_map(|j| {
+                let name = j["metadata"]["name"].as_str().unwrap_or_default();
+                ChildView::with_fallback(j, ref_kind.get(name).copied())
+            })
             .filter(|c| {
                 c.obj
                     .label(PIPELINE_RUN_LABEL)
@@ -106,7 +114,7 @@ impl<'a> RunState<'a> {
             .collect();
         // Tekton finds a task's runs by the names in childReferences (resources
         // pipelinerunresolution.go `GetTaskRunName`, `GetNamesOfTaskRuns`) …
-        for r in run.child_references() {
+        for r in refs {
             let Some(&i) = index.get(r.pipeline_task_name) else {
                 continue;
             };
@@ -157,7 +165,7 @@ fn aggregate(task: &PipelineTask<'_>, runs: &[ChildView<'_>], cancel_counts: boo
         return TaskOutcome::NotRun;
     }
     let outcomes: Vec<ChildOutcome> = runs.iter().map(|c| c.outcome(cancel_counts)).collect();
-    if outcomes.iter().any(|o| *o == ChildOutcome::Running) {
+    if outcomes.contains(&ChildOutcome::Running) {
         return TaskOutcome::Running;
     }
     match outcomes.into_iter().find(|o| *o != ChildOutcome::Succeeded) {

@@ -1,0 +1,120 @@
+//! Writes the [`Plan`] once the checks passed: retried and preserved tasks, the deletions in
+//! their two phases, the status patch and the records.
+
+use std::collections::BTreeSet;
+
+use crate::api::{annotations, RetriedTask};
+use crate::tekton::reasons::{pipelinerun_spec_status, CHAINS_ANNOTATION_PREFIX};
+use crate::tekton::PipelineRunView;
+
+use super::super::plan::{ChildRun, Plan, PlanInput};
+use super::budget::Budget;
+use super::reset::status_reset;
+use super::select::Selection;
+use super::state::RunState;
+
+pub(super) fn build_plan(
+    input: &PlanInput<'_>,
+    run: &PipelineRunView<'_>,
+    state: &RunState<'_>,
+    sel: &Selection,
+    cancelled: bool,
+    current_attempt: u32,
+    budget: Option<Budget>,
+) -> Plan {
+    // Finally runs of a gracefully cancelled/stopped run go only after spec.status is cleared:
+    // deleted earlier, the graceful path schedules finally at once (fixture
+    // cancelled-finally-trap). A hard `Cancelled` never schedules finally
+    // (pipelinerun.go `cancelPipelineRun`), so its finally runs go at once.
+    let graceful = matches!(
+        run.obj.spec_status(),
+        Some(
+            pipelinerun_spec_status::CANCELLED_RUN_FINALLY
+                | pipelinerun_spec_status::STOPPED_RUN_FINALLY
+        )
+    );
+    let mut retried = Vec::new();
+    let mut preserved = Vec::new();
+    let mut delete_now = Vec::new();
+    let mut delete_after_spec_clear = Vec::new();
+    for t in &state.tasks {
+        let name = t.task.name;
+        if sel.rerun.contains(name) {
+            retried.push(RetriedTask {
+                name: name.to_string(),
+                previous_run: t.runs.first().map(|c| c.name().to_string()),
+                previous_reason: t.outcome.reason().map(str::to_string),
+            });
+            let target = if graceful && t.task.is_finally {
+                &mut delete_after_spec_clear
+            } else {
+                &mut delete_now
+            };
+            target.extend(t.runs.iter().map(|c| ChildRun {
+                api_version: c.api_version.to_string(),
+                kind: c.kind.as_str().to_string(),
+                name: c.name().to_string(),
+                uid: c.obj.uid().to_string(),
+                pipeline_task: name.to_string(),
+            }));
+        } else if sel.not_run.contains(name) {
+            retried.push(RetriedTask {
+                name: name.to_string(),
+                previous_run: None,
+                previous_reason: t.skip_reason.map(str::to_string),
+            });
+        } else {
+            preserved.push(name.to_string());
+        }
+    }
+    // References to drop: the deleted runs, and dangling references of tasks that run again
+    // (harmless to Tekton, which drops them itself — fixture childrefs v2 — but stale).
+    let deleted: BTreeSet<String> = delete_now
+        .iter()
+        .chain(delete_after_spec_clear.iter())
+        .map(|c| c.name.clone())
+        .chain(
+            state
+                .tasks
+                .iter()
+                .filter(|t| sel.rerun.contains(t.task.name) || sel.not_run.contains(t.task.name))
+                .flat_map(|t| t.missing.iter().map(|m| m.to_string())),
+        )
+        .collect();
+    let attempt = current_attempt.saturating_add(1);
+    let rerun_names: Vec<&str> = retried.iter().map(|r| r.name.as_str()).collect();
+    let message = format!(
+        "Retry attempt {attempt} (tekton-retry): running again {}",
+        rerun_names.join(", ")
+    );
+    let remove_annotations = run
+        .obj
+        .annotations()
+        .map(|a| {
+            a.keys()
+                .filter(|k| k.starts_with(CHAINS_ANNOTATION_PREFIX))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let original = |key: &str, field: &str| {
+        run.obj
+            .annotation(key)
+            .or_else(|| run.obj.status_time_str(field))
+            .map(str::to_string)
+    };
+    Plan {
+        attempt,
+        pipeline_run_uid: run.obj.uid().to_string(),
+        retried,
+        preserved,
+        delete_now,
+        delete_after_spec_clear,
+        clear_spec_status: cancelled,
+        remaining_timeout: budget.map(|b| b.remaining),
+        original_start_time: original(annotations::ORIGINAL_START_TIME, "startTime"),
+        original_completion_time: original(annotations::ORIGINAL_COMPLETION_TIME, "completionTime"),
+        remove_annotations,
+        status_patch: status_reset(input.pipeline_run, &deleted, input.now, &message),
+    }
+}
