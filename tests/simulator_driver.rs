@@ -303,6 +303,8 @@ async fn started_loop_runs_and_shuts_down() {
         client(fake.clone()),
         SimulatorOptions {
             resync: Duration::from_millis(20),
+            // The fake API answers lists only.
+            watch: false,
             ..Default::default()
         },
     );

@@ -1,6 +1,8 @@
-//! The simulator against a Kubernetes API: a resync loop (every [`SimulatorOptions::resync`], and
-//! again at once while writes happen) that lists PipelineRuns, TaskRuns, Pods, Pipelines and Tasks
-//! in all namespaces, runs the pure reconcilers and the fake kubelet, and writes their actions.
+//! The simulator against a Kubernetes API: a loop that lists PipelineRuns, TaskRuns, Pods,
+//! Pipelines and Tasks in all namespaces, runs the pure reconcilers and the fake kubelet, and writes
+//! their actions. A pass runs on every watch event of PipelineRuns, TaskRuns and Pods (kube-runtime
+//! `watcher`, like the controller's informers), every [`SimulatorOptions::resync`], and again at
+//! once while the previous pass wrote something.
 //!
 //! Status writes follow knative's generated reconciler (`reconciler.RetryUpdateConflicts` in the
 //! generated `updateStatus`): PUT the desired status with the resourceVersion that was read; on 409
@@ -14,12 +16,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::StreamExt;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
 use serde_json::{json, Value};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::kubelet::{self, FakeKubelet, OutcomeRules};
@@ -48,6 +52,8 @@ pub struct SimulatorOptions {
     pub stale_read_lag: Option<Duration>,
     /// Run the fake kubelet (off when something else completes pods).
     pub kubelet: bool,
+    /// Trigger passes from watch events (else only the resync period).
+    pub watch: bool,
 }
 
 impl Default for SimulatorOptions {
@@ -56,6 +62,7 @@ impl Default for SimulatorOptions {
             resync: Duration::from_millis(200),
             stale_read_lag: None,
             kubelet: true,
+            watch: true,
         }
     }
 }
@@ -97,6 +104,7 @@ pub struct SimulatorHandle {
     options: Arc<Mutex<SimulatorOptions>>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    watchers: Vec<JoinHandle<()>>,
 }
 
 impl SimulatorHandle {
@@ -117,7 +125,13 @@ impl SimulatorHandle {
     /// Stops the loop and waits for it.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        for w in &self.watchers {
+            w.abort();
+        }
         let _ = self.task.await;
+        for w in self.watchers {
+            let _ = w.await;
+        }
     }
 }
 
@@ -144,6 +158,27 @@ impl Simulator {
 
     /// Starts the loop on the current tokio runtime.
     pub fn start(client: Client, options: SimulatorOptions) -> SimulatorHandle {
+        let wake = Arc::new(Notify::new());
+        let mut watchers = Vec::new();
+        if options.watch {
+            for ar in [
+                tekton("PipelineRun", "pipelineruns"),
+                tekton("TaskRun", "taskruns"),
+                pods(),
+            ] {
+                let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+                let wake = wake.clone();
+                watchers.push(tokio::spawn(async move {
+                    let mut events =
+                        Box::pin(watcher(api, watcher::Config::default()).default_backoff());
+                    while let Some(ev) = events.next().await {
+                        if ev.is_ok() {
+                            wake.notify_one();
+                        }
+                    }
+                }));
+            }
+        }
         let mut sim = Simulator::new(client, options);
         let opts = sim.options.clone();
         let (stop, mut stopped) = watch::channel(false);
@@ -164,6 +199,7 @@ impl Simulator {
                 };
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
+                    _ = wake.notified() => {}
                     _ = stopped.changed() => break,
                 }
                 if *stopped.borrow() {
@@ -175,6 +211,7 @@ impl Simulator {
             options: opts,
             stop,
             task,
+            watchers,
         }
     }
 
