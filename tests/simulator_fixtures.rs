@@ -91,6 +91,8 @@ fn project_run(v: &Value) -> Value {
         "specStatus": v["spec"].get("status").cloned().unwrap_or(Value::Null),
         "finallyStartTime": v["status"].get("finallyStartTime").is_some(),
         "completionTime": v["status"].get("completionTime").is_some(),
+        "pipelineSpec": v["status"].get("pipelineSpec").cloned().unwrap_or(Value::Null),
+        "provenance": v["status"].get("provenance").cloned().unwrap_or(Value::Null),
     })
 }
 
@@ -108,10 +110,24 @@ fn project_tr(v: &Value) -> Value {
         "podName": v["status"].get("podName").cloned().unwrap_or(Value::Null),
         "results": v["status"].get("results").cloned().unwrap_or(Value::Null),
         "retries": util::array(v, &["status", "retriesStatus"]).len(),
+        "spec": spec_without_volume_sources(&v["spec"]),
+        "taskSpec": v["status"].get("taskSpec").cloned().unwrap_or(Value::Null),
         "pipelineTask": util::label(v, "tekton.dev/pipelineTask"),
         "memberOf": util::label(v, "tekton.dev/memberOf"),
         "owner": util::array(v, &["metadata", "ownerReferences"]).first().map(|o| json!([o["kind"], o["name"], o["controller"]])),
     })
+}
+
+/// A TaskRun spec with workspace bindings reduced to their names: the simulator passes a
+/// `volumeClaimTemplate` through, Tekton replaces it with a generated PVC (`affinity`; not modelled).
+fn spec_without_volume_sources(spec: &Value) -> Value {
+    let mut s = spec.clone();
+    if let Some(ws) = s.get_mut("workspaces").and_then(Value::as_array_mut) {
+        for w in ws.iter_mut() {
+            *w = json!({"name": w["name"]});
+        }
+    }
+    s
 }
 
 /// Compares the run and every TaskRun with the fixture files of moment `prefix`.
@@ -325,6 +341,10 @@ fn dag_failed_then_recommended_reset() {
         None,
     )
     .expect("annotate");
+    // Edit Task `build` (the recorded run did): re-created TaskRuns must re-resolve it.
+    let script = "echo building v2 $(params.commit)\necho -n registry.example/app:$(params.commit)-v2 > $(results.image.path)\n";
+    c.patch(Kind::Task, ns, "build", &json!({"spec": {"steps": [{"name": "compile", "image": "example.invalid/golang:1", "script": script}]}}), None)
+        .expect("edit task");
     delete_tr(&mut c, ns, "demo-run-b");
     delete_tr(&mut c, ns, "demo-run-report");
     c.advance(TimeDelta::seconds(30));

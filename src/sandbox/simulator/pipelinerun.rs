@@ -202,6 +202,25 @@ fn default_spec(spec: &mut Value) {
                 if let Some(r) = t.get_mut("taskRef").and_then(Value::as_object_mut) {
                     r.entry("kind").or_insert_with(|| "Task".into());
                 }
+                // EmbeddedTask: `metadata: {}`, `spec: null` (raw extension), step
+                // `computeResources: {}`, param and result `type: string` (fixture
+                // `matrix/01-failed-pipelinerun-matrix-run.json`).
+                if let Some(ts) = t.get_mut("taskSpec").and_then(Value::as_object_mut) {
+                    ts.entry("metadata").or_insert_with(|| json!({}));
+                    ts.entry("spec").or_insert(Value::Null);
+                    for key in ["params", "results"] {
+                        if let Some(list) = ts.get_mut(key).and_then(Value::as_array_mut) {
+                            for p in list.iter_mut().filter_map(Value::as_object_mut) {
+                                p.entry("type").or_insert_with(|| "string".into());
+                            }
+                        }
+                    }
+                    if let Some(steps) = ts.get_mut("steps").and_then(Value::as_array_mut) {
+                        for st in steps.iter_mut().filter_map(Value::as_object_mut) {
+                            st.entry("computeResources").or_insert_with(|| json!({}));
+                        }
+                    }
+                }
             }
         }
     }
@@ -412,6 +431,7 @@ fn make_taskrun(
         let mut s = s.clone();
         if let Some(o) = s.as_object_mut() {
             o.remove("metadata");
+            o.remove("spec");
         }
         spec.insert("taskSpec".into(), s);
     }
@@ -555,6 +575,7 @@ pub fn reconcile_pipelinerun(
         }
     };
     status.insert("pipelineSpec".into(), spec.clone());
+    status.entry("provenance").or_insert_with(rules::provenance);
 
     // Build the state: tasks then finally, TaskRuns looked up by name.
     let mut state = Vec::new();
@@ -889,6 +910,7 @@ mod tests {
             parse(RUN)["status"]["pipelineSpec"],
             "resolved spec as recorded"
         );
+        assert_eq!(st["provenance"], parse(RUN)["status"]["provenance"]);
     }
 
     #[test]

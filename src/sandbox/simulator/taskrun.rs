@@ -509,6 +509,7 @@ pub fn reconcile_taskrun(
                         applied_task_spec(tr, &spec)
                     };
                     status.insert("taskSpec".into(), applied.clone());
+                    status.entry("provenance").or_insert_with(rules::provenance);
                     let mut with_status = tr.clone();
                     with_status["status"] = Value::Object(status.clone());
                     let the_pod = match pod {
