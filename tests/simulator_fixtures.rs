@@ -137,6 +137,33 @@ fn assert_moment(c: &MemoryCluster, ns: &str, scenario: &str, prefix: &str) {
         let got = pr(c, ns, util::name(&want));
         assert_eq!(project_run(&got), project_run(&want), "{f}");
     }
+    let pod_files = fixture_files(scenario, prefix, "pod");
+    if !pod_files.is_empty() {
+        let want: Vec<(String, String)> = pod_files
+            .iter()
+            .map(|f| {
+                let p = fixture(f);
+                (
+                    util::name(&p).to_string(),
+                    util::str_or_empty(&p, &["status", "phase"]).to_string(),
+                )
+            })
+            .collect();
+        let got: Vec<(String, String)> = c
+            .list(Kind::Pod, ns)
+            .iter()
+            .map(|p| {
+                (
+                    util::name(p).to_string(),
+                    util::str_or_empty(p, &["status", "phase"]).to_string(),
+                )
+            })
+            .collect();
+        let (mut got, mut want) = (got, want);
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{scenario}/{prefix}: pods and phases");
+    }
     let tr_files = fixture_files(scenario, prefix, "taskrun");
     if tr_files.is_empty() {
         return;

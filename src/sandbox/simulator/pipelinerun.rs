@@ -501,6 +501,11 @@ pub fn reconcile_pipelinerun(
     if util::is_done(pr) {
         return actions;
     }
+    // Being deleted: knative's generated reconciler does not call ReconcileKind (`reconciler.go`
+    // "deletionTimestamp ... FinalizeKind"); nothing is written.
+    if get(pr, &["metadata", "deletionTimestamp"]).is_some() {
+        return actions;
+    }
     let run = util::name(pr).to_string();
     let spec_status = str_or_empty(pr, &["spec", "status"]).to_string();
     let mut status: Map<String, Value> = pr
@@ -847,6 +852,15 @@ mod tests {
         let w = json!({"status": status});
         let (s, r, m) = util::succeeded_parts(&w).expect("condition");
         (s.into(), r.into(), m.into())
+    }
+
+    #[test]
+    fn a_run_being_deleted_is_left_alone() {
+        let mut pr = fresh_run();
+        pr["metadata"]["deletionTimestamp"] = "2026-11-26T19:27:20Z".into();
+        assert!(
+            reconcile_pipelinerun(&pr, Some(&parse(PIPELINE)), &tasks(), &[], now()).is_empty()
+        );
     }
 
     #[test]
