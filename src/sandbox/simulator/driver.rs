@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use super::kubelet::{self, FakeKubelet, OutcomeRules};
 use super::pipelinerun::{reconcile_pipelinerun, PipelineRunActions};
 use super::rules;
-use super::taskrun::{pod_name_for, reconcile_taskrun};
+use super::taskrun::{pod_name_for, reconcile_taskrun, TaskRunActions};
 use super::util::{self, get_str};
 
 /// Errors of one simulator pass.
@@ -329,7 +329,48 @@ impl Simulator {
         Ok(writes)
     }
 
-    /// One pass over the cluster: TaskRuns, PipelineRuns, then the kubelet. Returns the number of writes.
+    async fn apply_taskrun(
+        &self,
+        tr: &Value,
+        actions: TaskRunActions,
+    ) -> Result<usize, SimulatorError> {
+        let ns = util::namespace(tr);
+        let pod_api = self.api(ns, &pods());
+        let mut writes = 0;
+        if let Some(p) = actions.create_pod {
+            match pod_api
+                .create(&PostParams::default(), &from_value(p)?)
+                .await
+            {
+                Ok(_) => writes += 1,
+                // AlreadyExists: the next pass adopts the pod by name (createPod).
+                Err(e) if is_status(&e, kube::core::Status::is_already_exists) => {
+                    return Ok(writes)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if let Some(p) = actions.delete_pod {
+            match pod_api.delete(&p, &DeleteParams::default()).await {
+                Ok(_) => writes += 1,
+                Err(e) if is_status(&e, kube::core::Status::is_not_found) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if let Some(st) = actions.status {
+            if self
+                .write_status(&tekton("TaskRun", "taskruns"), tr, &st)
+                .await?
+            {
+                writes += 1;
+            }
+        }
+        Ok(writes)
+    }
+
+    /// One pass over the cluster: TaskRuns, PipelineRuns, then the kubelet. Returns the number of
+    /// writes. Only a failed LIST fails the pass; a failed write is logged and retried by a later
+    /// pass (the controller requeues the key), so injected API faults do not stop the simulator.
     pub async fn pass(&mut self) -> Result<usize, SimulatorError> {
         let opts = self.options();
         let tr_ar = tekton("TaskRun", "taskruns");
@@ -352,28 +393,13 @@ impl Simulator {
             let task = get_str(tr, &["spec", "taskRef", "name"]).and_then(|t| find(&tasks, ns, t));
             let pod = find(&all_pods, ns, &pod_name_for(tr));
             let actions = reconcile_taskrun(tr, task.as_ref(), pod.as_ref(), Utc::now());
-            let pod_api = self.api(ns, &pod_ar);
-            if let Some(p) = actions.create_pod {
-                match pod_api
-                    .create(&PostParams::default(), &from_value(p)?)
-                    .await
-                {
-                    Ok(_) => writes += 1,
-                    // AlreadyExists: the next pass adopts the pod by name (createPod).
-                    Err(e) if is_status(&e, kube::core::Status::is_already_exists) => continue,
-                    Err(e) => return Err(e.into()),
-                }
+            if actions.is_empty() {
+                continue;
             }
-            if let Some(p) = actions.delete_pod {
-                match pod_api.delete(&p, &DeleteParams::default()).await {
-                    Ok(_) => writes += 1,
-                    Err(e) if is_status(&e, kube::core::Status::is_not_found) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if let Some(st) = actions.status {
-                if self.write_status(&tr_ar, tr, &st).await? {
-                    writes += 1;
+            match self.apply_taskrun(tr, actions).await {
+                Ok(w) => writes += w,
+                Err(e) => {
+                    tracing::warn!(taskrun = util::name(tr), error = %e, "simulator: TaskRun writes failed")
                 }
             }
         }
@@ -398,9 +424,15 @@ impl Simulator {
             let actions =
                 reconcile_pipelinerun(pr, pipeline.as_ref(), &ns_tasks, &children, Utc::now());
             if !actions.is_empty() {
-                writes += self
+                match self
                     .apply_pipelinerun(pr, actions, opts.stale_read_lag)
-                    .await?;
+                    .await
+                {
+                    Ok(w) => writes += w,
+                    Err(e) => {
+                        tracing::warn!(pipelinerun = util::name(pr), error = %e, "simulator: PipelineRun writes failed")
+                    }
+                }
             }
         }
 
@@ -434,8 +466,11 @@ impl Simulator {
                         .await
                     {
                         Ok(_) => writes += 1,
-                        Err(kube::Error::Api(_)) => {}
-                        Err(e) => return Err(e.into()),
+                        Err(e) => {
+                            // Not applied: take the transition back so it is sent again.
+                            self.kubelet.revert(util::uid(pod));
+                            tracing::warn!(pod = util::name(pod), error = %e, "simulator: pod status patch failed");
+                        }
                     }
                 }
             }

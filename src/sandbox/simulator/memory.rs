@@ -185,6 +185,9 @@ impl MemoryCluster {
             .ok_or_else(|| MemoryError::Invalid("not an object".into()))?
             .entry("metadata")
             .or_insert_with(|| json!({}));
+        if !meta.is_object() {
+            return Err(MemoryError::Invalid("metadata must be an object".into()));
+        }
         meta["namespace"] = ns.clone().into();
         meta["uid"] = uid.into();
         meta["resourceVersion"] = rv.into();
