@@ -21,6 +21,8 @@ const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tekton/ya
 struct Fake {
     store: Mutex<MemoryCluster>,
     pipelinerun_lists: Notify,
+    /// Injected faults: (method, path suffix, remaining count) → 500.
+    faults: Mutex<Vec<(Method, String, u32)>>,
 }
 
 fn kind_of(plural: &str) -> Option<Kind> {
@@ -52,6 +54,15 @@ fn from_err(e: MemoryError) -> (u16, Value) {
 }
 
 fn handle(fake: &Fake, method: &Method, path: &str, body: &[u8]) -> (u16, Value) {
+    if let Ok(mut faults) = fake.faults.lock() {
+        if let Some(f) = faults
+            .iter_mut()
+            .find(|f| f.0 == method && path.ends_with(&f.1) && f.2 > 0)
+        {
+            f.2 -= 1;
+            return status(500, "InternalError", "injected fault");
+        }
+    }
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     // /api/v1/... or /apis/tekton.dev/v1/...
     let rest = match parts.as_slice() {
@@ -162,6 +173,7 @@ fn fake_with_run(ns: &str, annotations: Value) -> Arc<Fake> {
     Arc::new(Fake {
         store: Mutex::new(store),
         pipelinerun_lists: Notify::new(),
+        faults: Mutex::new(Vec::new()),
     })
 }
 
@@ -303,6 +315,8 @@ async fn started_loop_runs_and_shuts_down() {
         client(fake.clone()),
         SimulatorOptions {
             resync: Duration::from_millis(20),
+            // The fake API answers lists only.
+            watch: false,
             ..Default::default()
         },
     );
@@ -323,5 +337,27 @@ async fn started_loop_runs_and_shuts_down() {
     assert_eq!(
         run(&fake, ns)["status"]["results"][0]["value"],
         "image-from-demo-run-b-pod"
+    );
+}
+
+#[tokio::test]
+async fn failed_writes_are_retried_by_later_passes() {
+    let ns = "faults";
+    let fake = fake_with_run(ns, json!({"sandbox.retry.tekton.dev/duration": "10ms"}));
+    *fake.faults.lock().expect("faults") = vec![
+        (Method::POST, "/taskruns".into(), 1),
+        (Method::POST, "/pods".into(), 1),
+        (Method::PATCH, "/status".into(), 3),
+        (Method::PUT, "/pipelineruns/demo-run/status".into(), 1),
+    ];
+    let mut sim = Simulator::new(client(fake.clone()), SimulatorOptions::default());
+    passes_until(&mut sim, &fake, ns, &util::is_done).await;
+    assert!(
+        fake.faults.lock().expect("faults").iter().all(|f| f.2 == 0),
+        "every fault was hit"
+    );
+    assert_eq!(
+        message(&run(&fake, ns)),
+        "True/Succeeded Tasks Completed: 4 (Failed: 0, Cancelled 0), Skipped: 0"
     );
 }

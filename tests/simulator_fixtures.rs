@@ -91,6 +91,8 @@ fn project_run(v: &Value) -> Value {
         "specStatus": v["spec"].get("status").cloned().unwrap_or(Value::Null),
         "finallyStartTime": v["status"].get("finallyStartTime").is_some(),
         "completionTime": v["status"].get("completionTime").is_some(),
+        "pipelineSpec": v["status"].get("pipelineSpec").cloned().unwrap_or(Value::Null),
+        "provenance": v["status"].get("provenance").cloned().unwrap_or(Value::Null),
     })
 }
 
@@ -108,10 +110,24 @@ fn project_tr(v: &Value) -> Value {
         "podName": v["status"].get("podName").cloned().unwrap_or(Value::Null),
         "results": v["status"].get("results").cloned().unwrap_or(Value::Null),
         "retries": util::array(v, &["status", "retriesStatus"]).len(),
+        "spec": spec_without_volume_sources(&v["spec"]),
+        "taskSpec": v["status"].get("taskSpec").cloned().unwrap_or(Value::Null),
         "pipelineTask": util::label(v, "tekton.dev/pipelineTask"),
         "memberOf": util::label(v, "tekton.dev/memberOf"),
         "owner": util::array(v, &["metadata", "ownerReferences"]).first().map(|o| json!([o["kind"], o["name"], o["controller"]])),
     })
+}
+
+/// A TaskRun spec with workspace bindings reduced to their names: the simulator passes a
+/// `volumeClaimTemplate` through, Tekton replaces it with a generated PVC (`affinity`; not modelled).
+fn spec_without_volume_sources(spec: &Value) -> Value {
+    let mut s = spec.clone();
+    if let Some(ws) = s.get_mut("workspaces").and_then(Value::as_array_mut) {
+        for w in ws.iter_mut() {
+            *w = json!({"name": w["name"]});
+        }
+    }
+    s
 }
 
 /// Compares the run and every TaskRun with the fixture files of moment `prefix`.
@@ -120,6 +136,33 @@ fn assert_moment(c: &MemoryCluster, ns: &str, scenario: &str, prefix: &str) {
         let want = fixture(&f);
         let got = pr(c, ns, util::name(&want));
         assert_eq!(project_run(&got), project_run(&want), "{f}");
+    }
+    let pod_files = fixture_files(scenario, prefix, "pod");
+    if !pod_files.is_empty() {
+        let want: Vec<(String, String)> = pod_files
+            .iter()
+            .map(|f| {
+                let p = fixture(f);
+                (
+                    util::name(&p).to_string(),
+                    util::str_or_empty(&p, &["status", "phase"]).to_string(),
+                )
+            })
+            .collect();
+        let got: Vec<(String, String)> = c
+            .list(Kind::Pod, ns)
+            .iter()
+            .map(|p| {
+                (
+                    util::name(p).to_string(),
+                    util::str_or_empty(p, &["status", "phase"]).to_string(),
+                )
+            })
+            .collect();
+        let (mut got, mut want) = (got, want);
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{scenario}/{prefix}: pods and phases");
     }
     let tr_files = fixture_files(scenario, prefix, "taskrun");
     if tr_files.is_empty() {
@@ -244,6 +287,63 @@ fn assert_transitions_after(
     );
 }
 
+/// Every `Succeeded` transition of TaskRun `name` in `timeline.txt` (all incarnations, consecutive
+/// duplicates and condition-less events dropped). The timeline shows newlines as `\\n` and cuts
+/// long messages, so messages are compared by prefix.
+fn recorded_taskrun_transitions(scenario: &str, name: &str) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(Path::new(FIX).join(scenario).join("timeline.txt"))
+        .expect("timeline");
+    let mut out: Vec<(String, String, String)> = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 7
+            || f[1] != "TaskRun"
+            || f[2] == "DELETED"
+            || !f[3].ends_with(&format!("/{name}"))
+        {
+            continue;
+        }
+        let Some((st, reason)) = f[6].split_once('/') else {
+            continue;
+        };
+        if st == "-" {
+            continue;
+        }
+        let msg = line.split_once(" msg=").map(|(_, m)| m).unwrap_or("");
+        let msg = msg.strip_prefix(['\'', '"']).unwrap_or(msg);
+        let msg = msg.strip_suffix(['\'', '"']).unwrap_or(msg);
+        let e = (st.to_string(), reason.to_string(), msg.to_string());
+        if out.last() != Some(&e) {
+            out.push(e);
+        }
+    }
+    out
+}
+
+fn assert_taskrun_transitions(c: &MemoryCluster, ns: &str, scenario: &str, names: &[&str]) {
+    for name in names {
+        let key = format!("{ns}/{name}");
+        let mut got: Vec<(String, String, String)> = Vec::new();
+        for (k, st, reason, msg) in &c.taskrun_condition_history {
+            let e = (st.clone(), reason.clone(), msg.replace('\n', "\\n"));
+            if *k == key && got.last() != Some(&e) {
+                got.push(e);
+            }
+        }
+        let want = recorded_taskrun_transitions(scenario, name);
+        assert!(want.len() >= 2, "{scenario}/{name}: timeline parsed");
+        let same = got.len() == want.len()
+            && got
+                .iter()
+                .zip(&want)
+                .all(|(g, w)| g.0 == w.0 && g.1 == w.1 && g.2.starts_with(&w.2));
+        assert!(
+            same,
+            "{scenario}/{name}: TaskRun condition sequence\n got: {got:#?}\nwant: {want:#?}"
+        );
+    }
+}
+
 /// The README's reset: Succeeded → Unknown/Running `msg`; completionTime, finallyStartTime,
 /// skippedTasks, results removed; childReferences filtered to `keep`; PUT with the read rv.
 fn reset(
@@ -325,6 +425,10 @@ fn dag_failed_then_recommended_reset() {
         None,
     )
     .expect("annotate");
+    // Edit Task `build` (the recorded run did): re-created TaskRuns must re-resolve it.
+    let script = "echo building v2 $(params.commit)\necho -n registry.example/app:$(params.commit)-v2 > $(results.image.path)\n";
+    c.patch(Kind::Task, ns, "build", &json!({"spec": {"steps": [{"name": "compile", "image": "example.invalid/golang:1", "script": script}]}}), None)
+        .expect("edit task");
     delete_tr(&mut c, ns, "demo-run-b");
     delete_tr(&mut c, ns, "demo-run-report");
     c.advance(TimeDelta::seconds(30));
@@ -368,6 +472,12 @@ fn dag_failed_then_recommended_reset() {
         b["metadata"]["annotations"]["retry.example.dev/retry-count"],
         "1"
     );
+    assert_taskrun_transitions(
+        &c,
+        ns,
+        ns,
+        &["demo-run-a", "demo-run-b", "demo-run-c", "demo-run-report"],
+    );
 }
 
 #[test]
@@ -393,6 +503,7 @@ fn flip_only_refails_and_reruns_only_deleted_finally() {
     c.replace_status(Kind::PipelineRun, &run).expect("flip2");
     done(&mut c, ns, "demo-run");
     assert_moment(&c, ns, ns, "05-after-flip2");
+    assert_taskrun_transitions(&c, ns, ns, &["demo-run-a", "demo-run-b", "demo-run-report"]);
 }
 
 #[test]
@@ -501,6 +612,12 @@ fn cancelled_and_both_races() {
         Some("resume 3 (status again, spec already cleared)"),
         3,
     );
+    assert_taskrun_transitions(
+        &c,
+        ns,
+        ns,
+        &["demo-run-a", "demo-run-b", "demo-run-c", "demo-run-report"],
+    );
 }
 
 #[test]
@@ -551,6 +668,7 @@ fn cancelled_taskrun_cannot_be_reset_in_place() {
         project_tr(&want)["conditions"]
     );
     assert_eq!(project_tr(&got)["retries"], project_tr(&want)["retries"]);
+    assert_taskrun_transitions(&c, ns, ns, &["demo-run-a", "demo-run-b"]);
 }
 
 fn graceful_cancel(ns: &str) -> MemoryCluster {
@@ -633,6 +751,12 @@ fn cancelled_finally_and_resume() {
     delete_tr(&mut c, ns, "demo-run-report");
     done(&mut c, ns, "demo-run");
     assert_moment(&c, ns, ns, "08-final");
+    assert_taskrun_transitions(
+        &c,
+        ns,
+        ns,
+        &["demo-run-a", "demo-run-b", "demo-run-c", "demo-run-report"],
+    );
 }
 
 #[test]
@@ -670,6 +794,12 @@ fn cancelled_finally_trap_runs_finally_in_the_window() {
     c.commit_status(staged);
     done(&mut c, ns, "demo-run");
     assert_moment(&c, ns, ns, "05-final");
+    assert_taskrun_transitions(
+        &c,
+        ns,
+        ns,
+        &["demo-run-a", "demo-run-b", "demo-run-c", "demo-run-report"],
+    );
 }
 
 fn timeout_run(ns: &str) -> MemoryCluster {
@@ -760,6 +890,12 @@ fn timeout_within_budget_with_start_time_reset() {
         Some("retry within budget, startTime reset to now"),
         3,
     );
+    assert_taskrun_transitions(
+        &c,
+        ns,
+        ns,
+        &["demo-run-a", "demo-run-b", "demo-run-c", "demo-run-report"],
+    );
 }
 
 #[test]
@@ -807,6 +943,7 @@ fn timeout_start_reset_is_undone() {
     );
     c.settle();
     assert_moment(&c, ns, ns, "05-after-reset2");
+    assert_taskrun_transitions(&c, ns, ns, &["demo-run-a", "demo-run-b"]);
 }
 
 #[test]
@@ -836,6 +973,9 @@ fn retries_and_in_place_taskrun_reset() {
     );
 
     let mut b = c.get(Kind::TaskRun, ns, "retry-run-b").expect("b");
+    let failure = util::succeeded_parts(&b)
+        .map(|(_, _, m)| m.to_string())
+        .unwrap_or_default();
     let mut archived = b["status"].clone();
     archived
         .as_object_mut()
@@ -850,7 +990,7 @@ fn retries_and_in_place_taskrun_reset() {
         st.remove(k);
     }
     st.insert("podName".into(), "".into());
-    st.insert("conditions".into(), json!([{"type": "Succeeded", "status": "Unknown", "reason": "ToBeRetried", "message": "in-place retry"}]));
+    st.insert("conditions".into(), json!([{"type": "Succeeded", "status": "Unknown", "reason": "ToBeRetried", "message": failure}]));
     c.replace_status(Kind::TaskRun, &b).expect("in-place reset");
     assert!(c.run_until(TimeDelta::seconds(10), &|c| tr_reason(
         c,
@@ -879,6 +1019,7 @@ fn retries_and_in_place_taskrun_reset() {
         Some("retry after in-place TaskRun reset of b"),
         1,
     );
+    assert_taskrun_transitions(&c, ns, ns, &["retry-run-a", "retry-run-b", "retry-run-c"]);
 }
 
 fn matrix_run(ns: &str) -> MemoryCluster {
@@ -921,6 +1062,19 @@ fn matrix_partial_reset_never_recreates_the_deleted_combination() {
         Some("retry: only failed matrix combination m-1 deleted"),
         1,
     );
+    assert_taskrun_transitions(
+        &c,
+        ns,
+        ns,
+        &[
+            "matrix-run-a",
+            "matrix-run-m-0",
+            "matrix-run-m-1",
+            "matrix-run-m-2",
+            "matrix-run-after-m",
+            "matrix-run-report",
+        ],
+    );
 }
 
 #[test]
@@ -953,6 +1107,19 @@ fn matrix_full_reset_recreates_every_combination() {
         Some("retry: all matrix combinations of m deleted"),
         2,
     );
+    assert_taskrun_transitions(
+        &c,
+        ns,
+        ns,
+        &[
+            "matrix-run-a",
+            "matrix-run-m-0",
+            "matrix-run-m-1",
+            "matrix-run-m-2",
+            "matrix-run-after-m",
+            "matrix-run-report",
+        ],
+    );
 }
 
 #[test]
@@ -982,6 +1149,12 @@ fn keep_finally_is_not_rerun() {
     assert!(pr(&c, ns, "demo-run")["status"]
         .get("finallyStartTime")
         .is_some());
+    assert_taskrun_transitions(
+        &c,
+        ns,
+        ns,
+        &["demo-run-a", "demo-run-b", "demo-run-c", "demo-run-report"],
+    );
 }
 
 #[test]
@@ -1039,6 +1212,12 @@ fn childrefs_readoption_and_dangling_refs() {
         Some("b, report deleted; dangling childRefs kept"),
         3,
     );
+    assert_taskrun_transitions(
+        &c,
+        ns,
+        ns,
+        &["demo-run-a", "demo-run-b", "demo-run-c", "demo-run-report"],
+    );
 }
 
 #[test]
@@ -1074,6 +1253,7 @@ fn orphan_pod_is_adopted_and_fails_the_new_taskrun() {
         pod["metadata"]["uid"], orphan["metadata"]["uid"],
         "the stale pod was adopted, not replaced"
     );
+    assert_taskrun_transitions(&c, ns, ns, &["demo-run-a", "demo-run-b", "demo-run-report"]);
 }
 
 #[test]
@@ -1103,6 +1283,7 @@ fn affinity_workspace_run_retries() {
         Some("retry b with volumeClaimTemplate workspace"),
         1,
     );
+    assert_taskrun_transitions(&c, ns, ns, &["ws-run-a", "ws-run-b"]);
 }
 
 #[test]

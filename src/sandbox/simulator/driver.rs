@@ -1,6 +1,8 @@
-//! The simulator against a Kubernetes API: a resync loop (every [`SimulatorOptions::resync`], and
-//! again at once while writes happen) that lists PipelineRuns, TaskRuns, Pods, Pipelines and Tasks
-//! in all namespaces, runs the pure reconcilers and the fake kubelet, and writes their actions.
+//! The simulator against a Kubernetes API: a loop that lists PipelineRuns, TaskRuns, Pods,
+//! Pipelines and Tasks in all namespaces, runs the pure reconcilers and the fake kubelet, and writes
+//! their actions. A pass runs on every watch event of PipelineRuns, TaskRuns and Pods (kube-runtime
+//! `watcher`, like the controller's informers), every [`SimulatorOptions::resync`], and again at
+//! once while the previous pass wrote something.
 //!
 //! Status writes follow knative's generated reconciler (`reconciler.RetryUpdateConflicts` in the
 //! generated `updateStatus`): PUT the desired status with the resourceVersion that was read; on 409
@@ -14,18 +16,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::StreamExt;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
 use serde_json::{json, Value};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::kubelet::{self, FakeKubelet, OutcomeRules};
 use super::pipelinerun::{reconcile_pipelinerun, PipelineRunActions};
 use super::rules;
-use super::taskrun::{pod_name_for, reconcile_taskrun};
+use super::taskrun::{pod_name_for, reconcile_taskrun, TaskRunActions};
 use super::util::{self, get_str};
 
 /// Errors of one simulator pass.
@@ -48,6 +52,8 @@ pub struct SimulatorOptions {
     pub stale_read_lag: Option<Duration>,
     /// Run the fake kubelet (off when something else completes pods).
     pub kubelet: bool,
+    /// Trigger passes from watch events (else only the resync period).
+    pub watch: bool,
 }
 
 impl Default for SimulatorOptions {
@@ -56,6 +62,7 @@ impl Default for SimulatorOptions {
             resync: Duration::from_millis(200),
             stale_read_lag: None,
             kubelet: true,
+            watch: true,
         }
     }
 }
@@ -97,6 +104,7 @@ pub struct SimulatorHandle {
     options: Arc<Mutex<SimulatorOptions>>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    watchers: Vec<JoinHandle<()>>,
 }
 
 impl SimulatorHandle {
@@ -117,7 +125,13 @@ impl SimulatorHandle {
     /// Stops the loop and waits for it.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        for w in &self.watchers {
+            w.abort();
+        }
         let _ = self.task.await;
+        for w in self.watchers {
+            let _ = w.await;
+        }
     }
 }
 
@@ -144,6 +158,27 @@ impl Simulator {
 
     /// Starts the loop on the current tokio runtime.
     pub fn start(client: Client, options: SimulatorOptions) -> SimulatorHandle {
+        let wake = Arc::new(Notify::new());
+        let mut watchers = Vec::new();
+        if options.watch {
+            for ar in [
+                tekton("PipelineRun", "pipelineruns"),
+                tekton("TaskRun", "taskruns"),
+                pods(),
+            ] {
+                let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+                let wake = wake.clone();
+                watchers.push(tokio::spawn(async move {
+                    let mut events =
+                        Box::pin(watcher(api, watcher::Config::default()).default_backoff());
+                    while let Some(ev) = events.next().await {
+                        if ev.is_ok() {
+                            wake.notify_one();
+                        }
+                    }
+                }));
+            }
+        }
         let mut sim = Simulator::new(client, options);
         let opts = sim.options.clone();
         let (stop, mut stopped) = watch::channel(false);
@@ -164,6 +199,7 @@ impl Simulator {
                 };
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
+                    _ = wake.notified() => {}
                     _ = stopped.changed() => break,
                 }
                 if *stopped.borrow() {
@@ -175,6 +211,7 @@ impl Simulator {
             options: opts,
             stop,
             task,
+            watchers,
         }
     }
 
@@ -292,7 +329,48 @@ impl Simulator {
         Ok(writes)
     }
 
-    /// One pass over the cluster: TaskRuns, PipelineRuns, then the kubelet. Returns the number of writes.
+    async fn apply_taskrun(
+        &self,
+        tr: &Value,
+        actions: TaskRunActions,
+    ) -> Result<usize, SimulatorError> {
+        let ns = util::namespace(tr);
+        let pod_api = self.api(ns, &pods());
+        let mut writes = 0;
+        if let Some(p) = actions.create_pod {
+            match pod_api
+                .create(&PostParams::default(), &from_value(p)?)
+                .await
+            {
+                Ok(_) => writes += 1,
+                // AlreadyExists: the next pass adopts the pod by name (createPod).
+                Err(e) if is_status(&e, kube::core::Status::is_already_exists) => {
+                    return Ok(writes)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if let Some(p) = actions.delete_pod {
+            match pod_api.delete(&p, &DeleteParams::default()).await {
+                Ok(_) => writes += 1,
+                Err(e) if is_status(&e, kube::core::Status::is_not_found) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if let Some(st) = actions.status {
+            if self
+                .write_status(&tekton("TaskRun", "taskruns"), tr, &st)
+                .await?
+            {
+                writes += 1;
+            }
+        }
+        Ok(writes)
+    }
+
+    /// One pass over the cluster: TaskRuns, PipelineRuns, then the kubelet. Returns the number of
+    /// writes. Only a failed LIST fails the pass; a failed write is logged and retried by a later
+    /// pass (the controller requeues the key), so injected API faults do not stop the simulator.
     pub async fn pass(&mut self) -> Result<usize, SimulatorError> {
         let opts = self.options();
         let tr_ar = tekton("TaskRun", "taskruns");
@@ -315,28 +393,13 @@ impl Simulator {
             let task = get_str(tr, &["spec", "taskRef", "name"]).and_then(|t| find(&tasks, ns, t));
             let pod = find(&all_pods, ns, &pod_name_for(tr));
             let actions = reconcile_taskrun(tr, task.as_ref(), pod.as_ref(), Utc::now());
-            let pod_api = self.api(ns, &pod_ar);
-            if let Some(p) = actions.create_pod {
-                match pod_api
-                    .create(&PostParams::default(), &from_value(p)?)
-                    .await
-                {
-                    Ok(_) => writes += 1,
-                    // AlreadyExists: the next pass adopts the pod by name (createPod).
-                    Err(e) if is_status(&e, kube::core::Status::is_already_exists) => continue,
-                    Err(e) => return Err(e.into()),
-                }
+            if actions.is_empty() {
+                continue;
             }
-            if let Some(p) = actions.delete_pod {
-                match pod_api.delete(&p, &DeleteParams::default()).await {
-                    Ok(_) => writes += 1,
-                    Err(e) if is_status(&e, kube::core::Status::is_not_found) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if let Some(st) = actions.status {
-                if self.write_status(&tr_ar, tr, &st).await? {
-                    writes += 1;
+            match self.apply_taskrun(tr, actions).await {
+                Ok(w) => writes += w,
+                Err(e) => {
+                    tracing::warn!(taskrun = util::name(tr), error = %e, "simulator: TaskRun writes failed")
                 }
             }
         }
@@ -361,9 +424,15 @@ impl Simulator {
             let actions =
                 reconcile_pipelinerun(pr, pipeline.as_ref(), &ns_tasks, &children, Utc::now());
             if !actions.is_empty() {
-                writes += self
+                match self
                     .apply_pipelinerun(pr, actions, opts.stale_read_lag)
-                    .await?;
+                    .await
+                {
+                    Ok(w) => writes += w,
+                    Err(e) => {
+                        tracing::warn!(pipelinerun = util::name(pr), error = %e, "simulator: PipelineRun writes failed")
+                    }
+                }
             }
         }
 
@@ -397,8 +466,11 @@ impl Simulator {
                         .await
                     {
                         Ok(_) => writes += 1,
-                        Err(kube::Error::Api(_)) => {}
-                        Err(e) => return Err(e.into()),
+                        Err(e) => {
+                            // Not applied: take the transition back so it is sent again.
+                            self.kubelet.revert(util::uid(pod));
+                            tracing::warn!(pod = util::name(pod), error = %e, "simulator: pod status patch failed");
+                        }
                     }
                 }
             }

@@ -266,6 +266,18 @@ impl FakeKubelet {
             .min()
     }
 
+    /// Takes back the last transition of a pod whose status patch was not applied, so the next
+    /// step sends it again (the attempt stays counted).
+    pub fn revert(&mut self, uid: &str) {
+        if let Some(st) = self.pods.get_mut(uid) {
+            if st.done {
+                st.done = false;
+            } else {
+                st.running_at = None;
+            }
+        }
+    }
+
     /// Forgets pods that no longer exist (attempt counters are kept).
     pub fn retain_pods(&mut self, live: &HashSet<String>) {
         self.pods.retain(|uid, _| live.contains(uid));
@@ -517,6 +529,12 @@ mod tests {
         assert!(
             k.step(&p, &r, &[], t0 + TimeDelta::seconds(9)).is_none(),
             "terminal pods are not patched again"
+        );
+        k.revert("ua");
+        assert!(
+            k.step(&p, &r, &["commit".into()], t0 + TimeDelta::seconds(9))
+                .is_some(),
+            "a reverted patch is sent again"
         );
     }
 

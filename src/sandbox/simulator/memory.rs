@@ -106,6 +106,8 @@ pub struct MemoryCluster {
     /// Every PipelineRun `Succeeded` condition written, in order: `(namespace/name, status,
     /// reason, message)` — comparable with a fixture's `timeline.txt`.
     pub condition_history: Vec<(String, String, String, String)>,
+    /// The same for TaskRuns.
+    pub taskrun_condition_history: Vec<(String, String, String, String)>,
 }
 
 fn key(kind: Kind, ns: &str, name: &str) -> Key {
@@ -134,6 +136,7 @@ impl MemoryCluster {
             tick: TimeDelta::milliseconds(100),
             controller_writes: Vec::new(),
             condition_history: Vec::new(),
+            taskrun_condition_history: Vec::new(),
         }
     }
 
@@ -182,6 +185,9 @@ impl MemoryCluster {
             .ok_or_else(|| MemoryError::Invalid("not an object".into()))?
             .entry("metadata")
             .or_insert_with(|| json!({}));
+        if !meta.is_object() {
+            return Err(MemoryError::Invalid("metadata must be an object".into()));
+        }
         meta["namespace"] = ns.clone().into();
         meta["uid"] = uid.into();
         meta["resourceVersion"] = rv.into();
@@ -254,15 +260,17 @@ impl MemoryCluster {
         }
         cur["metadata"]["resourceVersion"] = rv.into();
         let out = cur.clone();
-        if kind == Kind::PipelineRun {
-            if let Some((st, r, m)) = util::succeeded_parts(&out) {
-                let entry = (
-                    format!("{ns}/{name}"),
-                    st.to_string(),
-                    r.to_string(),
-                    m.to_string(),
-                );
-                self.condition_history.push(entry);
+        if let Some((st, r, m)) = util::succeeded_parts(&out) {
+            let entry = (
+                format!("{ns}/{name}"),
+                st.to_string(),
+                r.to_string(),
+                m.to_string(),
+            );
+            match kind {
+                Kind::PipelineRun => self.condition_history.push(entry),
+                Kind::TaskRun => self.taskrun_condition_history.push(entry),
+                _ => {}
             }
         }
         Ok(out)

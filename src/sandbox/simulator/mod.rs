@@ -15,7 +15,8 @@
 //! 1. A done run is left alone: no write at all [`ReconcileKind` "already done on entry"; every
 //!    fixture's api-writes.txt]. Hence a status flipped back to Unknown is reconciled again at once
 //!    [flip-only].
-//! 2. First reconcile: `startTime = now`, `Unknown/Started` [`InitializeConditions`].
+//! 2. A run being deleted (deletionTimestamp) is not reconciled [knative generated reconciler].
+//!    First reconcile: `startTime = now`, `Unknown/Started` [`InitializeConditions`].
 //! 3. Timed out for ≥ 2× `timeouts.pipeline`: cancel referenced TaskRuns with the timeout message,
 //!    `False/PipelineRunTimeout "PipelineRun \"x\" failed to finish within \"1m0s\""`, stop — no
 //!    skippedTasks, no finallyStartTime [`HasTimedOutForALongTime`; timeout-long].
@@ -68,6 +69,7 @@
 //!
 //! TaskRun:
 //! 1. Done on entry: nothing, except a failed non-cancelled run with retries left is retried.
+//!    Being deleted: nothing (no pod is re-created while a foreground deletion waits for its pod).
 //! 2. No startTime: `startTime = now`, reason Started [`InitializeConditions`].
 //! 3. `spec.status: TaskRunCancelled` → `False/TaskRunCancelled "TaskRun \"x\" was cancelled. <msg>"`
 //!    (+ "\nPrevious status: [R] M" unless Started/Running/Pending), completionTime, running steps

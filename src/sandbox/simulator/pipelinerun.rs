@@ -202,6 +202,25 @@ fn default_spec(spec: &mut Value) {
                 if let Some(r) = t.get_mut("taskRef").and_then(Value::as_object_mut) {
                     r.entry("kind").or_insert_with(|| "Task".into());
                 }
+                // EmbeddedTask: `metadata: {}`, `spec: null` (raw extension), step
+                // `computeResources: {}`, param and result `type: string` (fixture
+                // `matrix/01-failed-pipelinerun-matrix-run.json`).
+                if let Some(ts) = t.get_mut("taskSpec").and_then(Value::as_object_mut) {
+                    ts.entry("metadata").or_insert_with(|| json!({}));
+                    ts.entry("spec").or_insert(Value::Null);
+                    for key in ["params", "results"] {
+                        if let Some(list) = ts.get_mut(key).and_then(Value::as_array_mut) {
+                            for p in list.iter_mut().filter_map(Value::as_object_mut) {
+                                p.entry("type").or_insert_with(|| "string".into());
+                            }
+                        }
+                    }
+                    if let Some(steps) = ts.get_mut("steps").and_then(Value::as_array_mut) {
+                        for st in steps.iter_mut().filter_map(Value::as_object_mut) {
+                            st.entry("computeResources").or_insert_with(|| json!({}));
+                        }
+                    }
+                }
             }
         }
     }
@@ -412,6 +431,7 @@ fn make_taskrun(
         let mut s = s.clone();
         if let Some(o) = s.as_object_mut() {
             o.remove("metadata");
+            o.remove("spec");
         }
         spec.insert("taskSpec".into(), s);
     }
@@ -479,6 +499,11 @@ pub fn reconcile_pipelinerun(
     // ReconcileKind: "If the PipelineRun is already done on entry, perform only the lightweight
     // post-completion work" — no writes (fixtures: no controller write while done).
     if util::is_done(pr) {
+        return actions;
+    }
+    // Being deleted: knative's generated reconciler does not call ReconcileKind (`reconciler.go`
+    // "deletionTimestamp ... FinalizeKind"); nothing is written.
+    if get(pr, &["metadata", "deletionTimestamp"]).is_some() {
         return actions;
     }
     let run = util::name(pr).to_string();
@@ -555,6 +580,7 @@ pub fn reconcile_pipelinerun(
         }
     };
     status.insert("pipelineSpec".into(), spec.clone());
+    status.entry("provenance").or_insert_with(rules::provenance);
 
     // Build the state: tasks then finally, TaskRuns looked up by name.
     let mut state = Vec::new();
@@ -829,6 +855,15 @@ mod tests {
     }
 
     #[test]
+    fn a_run_being_deleted_is_left_alone() {
+        let mut pr = fresh_run();
+        pr["metadata"]["deletionTimestamp"] = "2026-11-26T19:27:20Z".into();
+        assert!(
+            reconcile_pipelinerun(&pr, Some(&parse(PIPELINE)), &tasks(), &[], now()).is_empty()
+        );
+    }
+
+    #[test]
     fn a_done_run_is_left_alone() {
         let a = reconcile_pipelinerun(
             &parse(RUN),
@@ -889,6 +924,7 @@ mod tests {
             parse(RUN)["status"]["pipelineSpec"],
             "resolved spec as recorded"
         );
+        assert_eq!(st["provenance"], parse(RUN)["status"]["provenance"]);
     }
 
     #[test]

@@ -145,3 +145,20 @@ pub const RESULT_TYPE_INTERNAL: i64 = 3;
 
 /// Where a step writes result `r`: `$(results.r.path)` (`pkg/pod` `/tekton/results`).
 pub const RESULTS_DIR: &str = "/tekton/results";
+
+/// `status.provenance` as the recorded controller wrote it on PipelineRuns and TaskRuns (fixture
+/// `dag-failed/01-failed-pipelinerun-demo-run.json`: the default feature flags of this Tekton).
+pub fn provenance() -> serde_json::Value {
+    serde_json::json!({"featureFlags": {
+        "awaitSidecarReadiness": true,
+        "coschedule": "workspaces",
+        "enableAPIFields": "beta",
+        "enableProvenanceInStatus": true,
+        "enforceNonfalsifiability": "none",
+        "maxResultSize": 4096,
+        "resultExtractionMethod": "termination-message",
+        "runningInEnvWithInjectedSidecars": true,
+        "sendCloudEventsForRuns": true,
+        "verificationNoMatchPolicy": "ignore"
+    }})
+}

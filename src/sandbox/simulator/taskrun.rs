@@ -429,6 +429,11 @@ pub fn reconcile_taskrun(
     now: DateTime<Utc>,
 ) -> TaskRunActions {
     let mut actions = TaskRunActions::default();
+    // Being deleted (e.g. foreground deletion waiting for its pod): knative's generated reconciler
+    // skips ReconcileKind, so no pod is re-created for it.
+    if get(tr, &["metadata", "deletionTimestamp"]).is_some() {
+        return actions;
+    }
     let mut status: Map<String, Value> = tr
         .get("status")
         .and_then(Value::as_object)
@@ -509,6 +514,7 @@ pub fn reconcile_taskrun(
                         applied_task_spec(tr, &spec)
                     };
                     status.insert("taskSpec".into(), applied.clone());
+                    status.entry("provenance").or_insert_with(rules::provenance);
                     let mut with_status = tr.clone();
                     with_status["status"] = Value::Object(status.clone());
                     let the_pod = match pod {
@@ -623,6 +629,13 @@ mod tests {
                 .is_none(),
             "internal entries removed"
         );
+    }
+
+    #[test]
+    fn a_taskrun_being_deleted_gets_no_new_pod() {
+        let mut tr = new_tr();
+        tr["metadata"]["deletionTimestamp"] = "2026-11-26T19:39:00Z".into();
+        assert!(reconcile_taskrun(&tr, Some(&parse(BUILD_TASK)), None, now()).is_empty());
     }
 
     #[test]
