@@ -49,6 +49,18 @@ async fn events(client: &kube::Client, run: &str, reason: &str) -> Vec<Event> {
         .collect()
 }
 
+/// Events are written right after the outcome: wait (bounded) until `n` are there.
+async fn wait_events(client: &kube::Client, run: &str, reason: &str, n: usize) -> Vec<Event> {
+    for _ in 0..200 {
+        let found = events(client, run, reason).await;
+        if found.len() >= n {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    events(client, run, reason).await
+}
+
 async fn wait_recorded(client: &kube::Client, run: &str) -> serde_json::Value {
     let v = wait_run(client, run, 40, |v| last_retry(v)["outcome"].is_string()).await;
     last_retry(&v)
@@ -74,8 +86,13 @@ async fn success_is_recorded_once_with_events_and_metrics() {
         "end is the run's new completionTime"
     );
     assert_eq!(lr["phase"], "started");
-    assert_eq!(events(&admin, "demo-failed", "RetryStarted").await.len(), 1);
-    let done = events(&admin, "demo-failed", "RetrySucceeded").await;
+    assert_eq!(
+        wait_events(&admin, "demo-failed", "RetryStarted", 1)
+            .await
+            .len(),
+        1
+    );
+    let done = wait_events(&admin, "demo-failed", "RetrySucceeded", 1).await;
     assert_eq!(done.len(), 1);
     assert!(
         done[0]
@@ -122,7 +139,11 @@ async fn success_is_recorded_once_with_events_and_metrics() {
         "{text}"
     );
     // One answered retry and one refusal went through the engine.
-    assert_eq!(metric(&text, "tekton_retry_request_duration_seconds_count"), 2.0, "{text}");
+    assert_eq!(
+        metric(&text, "tekton_retry_request_duration_seconds_count"),
+        2.0,
+        "{text}"
+    );
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
@@ -135,7 +156,10 @@ async fn a_second_failure_is_recorded_as_failed() {
     assert_eq!(code, 201, "{body:#}");
     let lr = wait_recorded(&admin, "again").await;
     assert_eq!(lr["outcome"], "Failed");
-    assert_eq!(events(&admin, "again", "RetryFailed").await.len(), 1);
+    assert_eq!(
+        wait_events(&admin, "again", "RetryFailed", 1).await.len(),
+        1
+    );
     assert!(events(&admin, "again", "RetrySucceeded").await.is_empty());
     let text = scrape(&sb).await;
     assert_eq!(

@@ -438,24 +438,6 @@ async fn timeout_is_504_and_the_retry_keeps_going() {
 }
 
 #[tokio::test]
-async fn the_unwired_engine_answers_503() {
-    use std::sync::Arc;
-    use tekton_retry::retry::RetryService;
-    let svc: Arc<dyn RetryService> = Arc::new(tekton_retry::server::unwired::EngineMissing);
-    let req = tekton_retry::retry::RetryRequest {
-        namespace: "demo".into(),
-        name: "x".into(),
-        spec: Default::default(),
-        dry_run: false,
-        user: Default::default(),
-        audit_id: None,
-    };
-    let e = svc.retry(req).await.expect_err("503");
-    assert_eq!(e.code(), 503);
-    assert_eq!(e.message, "the retry engine is not wired into this build");
-}
-
-#[tokio::test]
 async fn graceful_shutdown_finishes_in_flight_requests() {
     let mut h = Harness::start().await;
     let gate = h.engine.hold();

@@ -116,10 +116,11 @@ async fn serve_runs_logs_and_stops_on_sigterm() {
             "",
         )
         .await;
-    // The binary's engine is not wired in this build yet: a 503 Status, after authn and authz.
-    assert_eq!(
-        a.expect_status(503, "ServiceUnavailable"),
-        "the retry engine is not wired into this build"
+    // After authn and authz the real engine answers: the fake API has no such PipelineRun.
+    let message = a.expect_status(404, "NotFound");
+    assert!(
+        message.contains("pipelineruns.tekton.dev \"demo-failed\" not found"),
+        "{message}"
     );
     assert_eq!(kube.token_calls(), 1);
     assert_eq!(kube.sar_calls().len(), 1);
@@ -154,7 +155,7 @@ async fn serve_runs_logs_and_stops_on_sigterm() {
         .unwrap_or_else(|| panic!("access log line:\n{logs}"));
     assert_eq!(line["user"], "carol");
     assert_eq!(line["verb"], "create");
-    assert_eq!(line["code"], 503);
+    assert_eq!(line["code"], 404);
     assert_eq!(line["path"], retry_path("demo", "demo-failed"));
     assert!(line["latency_ms"].is_number());
     assert!(

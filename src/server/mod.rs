@@ -20,7 +20,6 @@ pub mod openapi;
 pub mod review;
 pub mod routes;
 pub mod tls;
-pub mod unwired;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
