@@ -13,7 +13,8 @@
 //!
 //! Attempts are counted per (namespace, run uid, rule key) in the kubelet's memory, so they survive
 //! the TaskRun being deleted and re-created. Every declared Task result gets the value
-//! `<result>-from-<pod name>` (the recorded kubelet's default, e.g. `commit-from-demo-run-a-pod`).
+//! `<result>-from-<pod name>` (the recorded kubelet's default, e.g. `commit-from-demo-run-a-pod`),
+//! or `<key>-<result>-<attempt>` with [`ANN_RESULTS`] `"attempt"`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -29,6 +30,9 @@ pub const ANN_FAIL: &str = "sandbox.retry.tekton.dev/fail";
 pub const ANN_HANG: &str = "sandbox.retry.tekton.dev/hang";
 /// Running → terminated duration, default and per task.
 pub const ANN_DURATION: &str = "sandbox.retry.tekton.dev/duration";
+/// `"attempt"`: result values `<task>-<result>-<attempt>` instead of the recorded kubelet's
+/// `<result>-from-<pod name>` (so a re-run task visibly produces new values).
+pub const ANN_RESULTS: &str = "sandbox.retry.tekton.dev/results";
 /// Default Running → terminated time in milliseconds.
 pub const DEFAULT_DURATION_MS: i64 = 100;
 
@@ -61,6 +65,8 @@ pub struct OutcomeRules {
     pub duration: Option<TimeDelta>,
     /// key → duration.
     pub durations: BTreeMap<String, TimeDelta>,
+    /// Result values carry the task and attempt ([`ANN_RESULTS`] `"attempt"`).
+    pub results_by_attempt: bool,
 }
 
 fn parse_list(s: &str, default: Attempts) -> BTreeMap<String, Attempts> {
@@ -86,6 +92,7 @@ impl OutcomeRules {
         let mut rules = OutcomeRules {
             fail: parse_list(get(ANN_FAIL), Attempts::First(1)),
             hang: parse_list(get(ANN_HANG), Attempts::All),
+            results_by_attempt: get(ANN_RESULTS).trim() == "attempt",
             ..Default::default()
         };
         for e in get(ANN_DURATION)
@@ -135,6 +142,8 @@ pub struct Decision {
     pub duration: TimeDelta,
     /// 1-based attempt number of this task in this run.
     pub attempt: u32,
+    /// The rule key (TaskRun or pipeline task name) the attempt is counted under.
+    pub key: String,
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +210,7 @@ impl FakeKubelet {
             outcome,
             duration,
             attempt,
+            key: key.to_string(),
         }
     }
 
@@ -246,12 +256,23 @@ impl FakeKubelet {
                     return None;
                 }
                 st.done = true;
+                let values: Vec<(String, String)> = results
+                    .iter()
+                    .map(|r| {
+                        let v = if rules.results_by_attempt {
+                            format!("{}-{r}-{}", st.decision.key, st.decision.attempt)
+                        } else {
+                            format!("{r}-from-{}", util::name(pod))
+                        };
+                        (r.clone(), v)
+                    })
+                    .collect();
                 Some(done_patch(
                     pod,
                     st.decision.outcome == Outcome::Fail,
                     at,
                     now,
-                    results,
+                    &values,
                 ))
             }
         }
@@ -320,13 +341,14 @@ pub fn running_patch(pod: &Value, now: DateTime<Utc>) -> Value {
 
 /// Patch 2 of the recorded kubelet: every step terminated with the entrypoint's termination message
 /// (`StartedAt`, the results on the last step, `Reason: Skipped` after a failed step), phase
-/// `Succeeded` or `Failed` (`fake-kubelet/demo-run-b-pod-failed.status-patch.json`).
+/// `Succeeded` or `Failed` (`fake-kubelet/demo-run-b-pod-failed.status-patch.json`). `results` are
+/// `(name, value)` pairs.
 pub fn done_patch(
     pod: &Value,
     fail: bool,
     running_at: DateTime<Utc>,
     now: DateTime<Utc>,
-    results: &[String],
+    results: &[(String, String)],
 ) -> Value {
     let t = util::fmt_time(now);
     let started = util::fmt_time(running_at);
@@ -355,7 +377,7 @@ pub fn done_patch(
             }
             if i + 1 == steps.len() && !failed_already {
                 for r in results {
-                    msg.push(json!({"key": r, "value": format!("{r}-from-{}", util::name(pod)), "type": rules::RESULT_TYPE_TASK}));
+                    msg.push(json!({"key": r.0, "value": r.1, "type": rules::RESULT_TYPE_TASK}));
                 }
             }
             code
@@ -535,6 +557,38 @@ mod tests {
             k.step(&p, &r, &["commit".into()], t0 + TimeDelta::seconds(9))
                 .is_some(),
             "a reverted patch is sent again"
+        );
+    }
+
+    #[test]
+    fn attempt_style_results_change_between_attempts() {
+        let r = rules(&[(ANN_RESULTS, "attempt"), (ANN_DURATION, "1s")]);
+        let mut k = FakeKubelet::new();
+        let t0 = t("2026-11-26T19:27:11Z");
+        let mut values = Vec::new();
+        for uid in ["u1", "u2"] {
+            let mut p = pod("run-a-pod", uid, "a");
+            let running = k.step(&p, &r, &["commit".into()], t0).expect("running");
+            apply_status_patch(&mut p, &running);
+            let done = k
+                .step(&p, &r, &["commit".into()], t0 + TimeDelta::seconds(1))
+                .expect("done");
+            values.push(
+                done["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            );
+        }
+        assert!(
+            values[0].contains(r#""value":"a-commit-1""#),
+            "{}",
+            values[0]
+        );
+        assert!(
+            values[1].contains(r#""value":"a-commit-2""#),
+            "{}",
+            values[1]
         );
     }
 

@@ -16,12 +16,12 @@
 //!    fixture's api-writes.txt]. Hence a status flipped back to Unknown is reconciled again at once
 //!    [flip-only].
 //! 2. A run being deleted (deletionTimestamp) is not reconciled [knative generated reconciler].
-//!    First reconcile: `startTime = now`, `Unknown/Started` [`InitializeConditions`].
+//!    First reconcile: `startTime = now`, `Unknown/Started` \[`InitializeConditions`\].
 //! 3. Timed out for ≥ 2× `timeouts.pipeline`: cancel referenced TaskRuns with the timeout message,
 //!    `False/PipelineRunTimeout "PipelineRun \"x\" failed to finish within \"1m0s\""`, stop — no
 //!    skippedTasks, no finallyStartTime [`HasTimedOutForALongTime`; timeout-long].
 //! 4. Label `tekton.dev/pipeline` = pipelineRef name, else the run's name
-//!    [`propagatePipelineNameLabelToPipelineRun`].
+//!    \[`propagatePipelineNameLabelToPipelineRun`\].
 //! 5. `spec.status: Cancelled` (even right after a status reset): patch every referenced running
 //!    TaskRun `spec.status: TaskRunCancelled` + `statusMessage`, `False/Cancelled "PipelineRun \"x\"
 //!    was cancelled"`, completionTime, childReferences/skippedTasks untouched [`cancelPipelineRun`;
@@ -49,12 +49,12 @@
 //!     `$(tasks.status)` / `$(tasks.<t>.status)` substituted, matrix params first, `taskRef` or
 //!     `taskSpec`, `serviceAccountName` from `taskRunTemplate`, `timeout` default `1h0m0s`,
 //!     `retries` [`createTaskRun`; dag-failed/06, matrix/01, timeout-within/03].
-//! 12. Graceful cancel while DAG tasks run cancels every referenced TaskRun [`gracefullyCancelPipelineRun`].
+//! 12. Graceful cancel while DAG tasks run cancels every referenced TaskRun \[`gracefullyCancelPipelineRun`\].
 //! 13. `timeouts.tasks` / `timeouts.finally` exceeded: running TaskRuns of that phase are cancelled
 //!     with the timeout message.
 //! 14. `now - startTime > timeouts.pipeline`: cancel referenced TaskRuns with "…has timed out.",
 //!     `False/PipelineRunTimeout` [`timeoutPipelineRun`; timeout/03, timeout-startreset].
-//! 15. Condition [`GetPipelineConditionStatus`]: all done → `Tasks Completed: N (Failed: F,
+//! 15. Condition \[`GetPipelineConditionStatus`\]: all done → `Tasks Completed: N (Failed: F,
 //!     Cancelled C), Skipped: S` with Succeeded / Completed (skips) / Failed / Cancelled ("PipelineRun
 //!     \"x\" was cancelled" when gracefully cancelled or stopped); otherwise Unknown with
 //!     `Tasks Completed: N (Failed: F, Cancelled C), Incomplete: I, Skipped: S` and reason Running,
@@ -70,9 +70,9 @@
 //! TaskRun:
 //! 1. Done on entry: nothing, except a failed non-cancelled run with retries left is retried.
 //!    Being deleted: nothing (no pod is re-created while a foreground deletion waits for its pod).
-//! 2. No startTime: `startTime = now`, reason Started [`InitializeConditions`].
+//! 2. No startTime: `startTime = now`, reason Started \[`InitializeConditions`\].
 //! 3. `spec.status: TaskRunCancelled` → `False/TaskRunCancelled "TaskRun \"x\" was cancelled. <msg>"`
-//!    (+ "\nPrevious status: [R] M" unless Started/Running/Pending), completionTime, running steps
+//!    (+ "\nPrevious status: \[R\] M" unless Started/Running/TaskRunPending), completionTime, running steps
 //!    terminated with the reason, pod deleted [`failTaskRun`, `appendPreviousConditionContext`;
 //!    cancelled/02, cancelled-inplace].
 //! 4. Timeout (`spec.timeout`, default 1h): `False/TaskRunTimeout "TaskRun \"x\" failed to finish
@@ -81,12 +81,25 @@
 //!    re-resolve — dag-failed/06), params and `$(results.r.path)` applied.
 //! 6. Pod `<tr>-pod` (`-retry<N>` after N archived attempts) is created when missing; an existing pod
 //!    of that name is adopted even if stale [`createPod` AlreadyExists; orphan-pod].
-//! 7. Status from the pod [`MakeTaskRunStatus`]: Pending → `Unknown/Pending "Pending"`, Running →
+//! 7. Status from the pod \[`MakeTaskRunStatus`\]: Pending → `Unknown/Pending "Pending"`, Running →
 //!    `Unknown/Running "Not all Steps in the Task have finished executing"`, success →
 //!    `True/Succeeded "All Steps have completed executing"` with results from type-1 termination
 //!    entries, failure → `False/StepFailed "\"step-x\" exited with code 1: Error"`.
 //! 8. Failed, not cancelled, `len(retriesStatus) < spec.retries` → status archived into
 //!    retriesStatus, `Unknown/ToBeRetried`, podName cleared [`retryTaskRun`; retries/01, /03].
+//!
+//! Plumbing (see [`driver`] and [`memory`]):
+//! * Status writes follow knative's generated reconciler: PUT with the read resourceVersion, on 409
+//!   re-GET and PUT the same desired status (race 2 of `cancelled/` 07–09 and
+//!   `cancelled-finally/` 05–06). [`SimulatorOptions::stale_read_lag`] widens the read→write window;
+//!   [`MemoryCluster::begin_pipelinerun_reconcile`] / [`MemoryCluster::commit_status`] split it
+//!   deterministically.
+//! * Race 1 (re-cancel right after a status reset while `spec.status: Cancelled` is still set) needs
+//!   no knob: every reconcile of such a run re-cancels it (rule 5).
+//! * Adoption of a leftover pod with the TaskRun's pod name is always on (TaskRun rule 6).
+//! * The fake kubelet ([`kubelet`]) completes pods by the `sandbox.retry.tekton.dev/*` annotations;
+//!   Task results get `<result>-from-<pod name>`, the recorded kubelet's values, so the fixtures'
+//!   result values and the params derived from them compare exactly.
 //!
 //! Not modelled: custom tasks, pipelines in pipelines, CEL when expressions, array/object params
 //! and results, `matrix.include`, onError annotations on pods, sidecars, affinity assistants
