@@ -64,13 +64,22 @@ impl Ca {
             })
             .collect::<Result<_, rcgen::Error>>()?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        self.sign(params, OffsetDateTime::now_utc() - Duration::hours(1), Duration::days(365))
+        self.sign(
+            params,
+            OffsetDateTime::now_utc() - Duration::hours(1),
+            Duration::days(365),
+        )
     }
 
     /// A client certificate with CN `user` and O = each group (how Kubernetes reads x509 users).
     /// At most two groups (an rcgen limit); more is an error.
     pub fn issue_client(&self, user: &str, groups: &[&str]) -> Result<CertPem, PkiError> {
-        self.issue_client_valid(user, groups, OffsetDateTime::now_utc() - Duration::hours(1), Duration::days(365))
+        self.issue_client_valid(
+            user,
+            groups,
+            OffsetDateTime::now_utc() - Duration::hours(1),
+            Duration::days(365),
+        )
     }
 
     /// A client certificate with an explicit validity window (for expired / not-yet-valid tests).
@@ -135,12 +144,21 @@ mod tests {
         let c = ca.issue_client("alice", &["dev", "ops"]).expect("client");
         let (_, pem) = x509_parser::pem::parse_x509_pem(c.cert.as_bytes()).expect("pem");
         let cert = pem.parse_x509().expect("x509");
-        let cn: Vec<_> = cert.subject().iter_common_name().filter_map(|a| a.as_str().ok()).collect();
-        let orgs: Vec<_> = cert.subject().iter_organization().filter_map(|a| a.as_str().ok()).collect();
+        let cn: Vec<_> = cert
+            .subject()
+            .iter_common_name()
+            .filter_map(|a| a.as_str().ok())
+            .collect();
+        let orgs: Vec<_> = cert
+            .subject()
+            .iter_organization()
+            .filter_map(|a| a.as_str().ok())
+            .collect();
         assert_eq!(cn, vec!["alice"]);
         assert_eq!(orgs, vec!["dev", "ops"]);
         let (_, ca_pem) = x509_parser::pem::parse_x509_pem(ca.pem.cert.as_bytes()).expect("pem");
         let ca_cert = ca_pem.parse_x509().expect("x509");
-        cert.verify_signature(Some(ca_cert.public_key())).expect("signed by the CA");
+        cert.verify_signature(Some(ca_cert.public_key()))
+            .expect("signed by the CA");
     }
 }

@@ -13,24 +13,68 @@ pub struct ApiCall {
 /// Granted by the server's own ClusterRole (`deploy/base/clusterrole-server.yaml`).
 pub const SERVER_API_CALLS: &[ApiCall] = &[
     // The run itself: read, watch (recorder), claim and record annotations (metadata patch).
-    ApiCall { group: "tekton.dev", resource: "pipelineruns", verbs: &["get", "list", "watch", "patch", "delete"] },
+    ApiCall {
+        group: "tekton.dev",
+        resource: "pipelineruns",
+        verbs: &["get", "list", "watch", "patch", "delete"],
+    },
     // The status reset.
-    ApiCall { group: "tekton.dev", resource: "pipelineruns/status", verbs: &["patch"] },
+    ApiCall {
+        group: "tekton.dev",
+        resource: "pipelineruns/status",
+        verbs: &["patch"],
+    },
     // Child runs: read, and delete the ones that re-run.
-    ApiCall { group: "tekton.dev", resource: "taskruns", verbs: &["get", "list", "delete"] },
-    ApiCall { group: "tekton.dev", resource: "customruns", verbs: &["get", "list", "delete"] },
+    ApiCall {
+        group: "tekton.dev",
+        resource: "taskruns",
+        verbs: &["get", "list", "delete"],
+    },
+    ApiCall {
+        group: "tekton.dev",
+        resource: "customruns",
+        verbs: &["get", "list", "delete"],
+    },
     // Opt-out annotations on Pipelines and Tasks.
-    ApiCall { group: "tekton.dev", resource: "pipelines", verbs: &["get"] },
-    ApiCall { group: "tekton.dev", resource: "tasks", verbs: &["get"] },
+    ApiCall {
+        group: "tekton.dev",
+        resource: "pipelines",
+        verbs: &["get"],
+    },
+    ApiCall {
+        group: "tekton.dev",
+        resource: "tasks",
+        verbs: &["get"],
+    },
     // Wait until a deleted TaskRun's pod is gone; archive the tail of step logs.
-    ApiCall { group: "", resource: "pods", verbs: &["get", "list"] },
-    ApiCall { group: "", resource: "pods/log", verbs: &["get"] },
+    ApiCall {
+        group: "",
+        resource: "pods",
+        verbs: &["get", "list"],
+    },
+    ApiCall {
+        group: "",
+        resource: "pods/log",
+        verbs: &["get"],
+    },
     // Workspace data still there?
-    ApiCall { group: "", resource: "persistentvolumeclaims", verbs: &["list"] },
+    ApiCall {
+        group: "",
+        resource: "persistentvolumeclaims",
+        verbs: &["list"],
+    },
     // Attempt history.
-    ApiCall { group: "", resource: "configmaps", verbs: &["get", "create", "update"] },
+    ApiCall {
+        group: "",
+        resource: "configmaps",
+        verbs: &["get", "create", "update"],
+    },
     // RetryStarted / RetrySucceeded / RetryFailed.
-    ApiCall { group: "", resource: "events", verbs: &["create"] },
+    ApiCall {
+        group: "",
+        resource: "events",
+        verbs: &["create"],
+    },
 ];
 
 /// Whether `verb` on `group`/`resource` is in [`SERVER_API_CALLS`].

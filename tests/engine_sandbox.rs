@@ -278,7 +278,13 @@ async fn a_cancelled_run_is_resumed_despite_stale_controller_writes() {
 
 #[tokio::test]
 async fn a_leftover_pod_blocks_the_reset_until_it_is_gone_then_the_attempt_completes() {
-    let sb = start().await;
+    let mut engine = quick_engine();
+    engine.executor.wait_gone_timeout = Duration::from_secs(3);
+    let sb = start_with(SandboxOptions {
+        engine,
+        ..Default::default()
+    })
+    .await;
     let admin = client_no_replay(&sb, "admin");
     failed_run(&admin, "orphan", "b").await;
     // A pod of the failed TaskRun that the garbage collector will not remove (no owner): the

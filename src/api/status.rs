@@ -106,7 +106,13 @@ pub struct ApiError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.reason.as_str(), self.code(), self.message)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.reason.as_str(),
+            self.code(),
+            self.message
+        )
     }
 }
 
@@ -208,7 +214,10 @@ mod tests {
     fn invalid_carries_causes_and_details() {
         let e = ApiError::invalid(
             "PipelineRunRetry \"x\" is invalid",
-            vec![Cause::invalid("spec.restartTasks[0]", "no pipeline task \"zz\"")],
+            vec![Cause::invalid(
+                "spec.restartTasks[0]",
+                "no pipeline task \"zz\"",
+            )],
         )
         .with_name("x");
         let s = e.to_status();

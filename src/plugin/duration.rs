@@ -9,46 +9,17 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if s.is_empty() {
         return Err("empty duration".into());
     }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .ok_or_else(|| format!("missing unit in duration {text:?} (use h, m, s or ms)"))?;
-        if digits == 0 {
-            return Err(format!("invalid duration {text:?}"));
-        }
-        let number: f64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("invalid number in duration {text:?}"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            other => return Err(format!("unknown unit {other:?} in duration {text:?}")),
-        };
-        rest = &rest[unit_len..];
-        total += Duration::from_secs_f64(number * seconds);
+    if s.parse::<f64>().is_ok() {
+        return Err(format!(
+            "invalid duration {s:?}: a unit is needed, e.g. 90s, 10m, 1h30m"
+        ));
     }
-    Ok(total)
+    crate::tekton::parse_go_duration(s).map_err(|e| e.to_string())
 }
 
 /// Formats whole seconds the way Go's `time.Duration.String` does: `4s`, `1m5s`, `1h0m0s`.
 pub fn format(d: Duration) -> String {
-    let secs = d.as_secs();
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
-    }
+    crate::tekton::format_go_duration(Duration::from_secs(d.as_secs()))
 }
 
 #[cfg(test)]

@@ -93,17 +93,9 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Formats a duration like Go's `time.Duration.String()` (`41m10s`, `1h0m0s`).
+/// Formats a duration like Go's `time.Duration.String()` (`41m10s`, `1h0m0s`), in whole seconds.
 pub fn go_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
-    }
+    crate::tekton::format_go_duration(Duration::from_secs(d.as_secs()))
 }
 
 impl Engine {
@@ -261,6 +253,13 @@ impl Engine {
                         .with_refusal("AlreadyStarted"));
                     }
                     continue;
+                }
+                Err(ClusterError::Api {
+                    code: 400, message, ..
+                }) => {
+                    return Err(super::executor::rejected_by_admission(
+                        ns, name, "claim", &message,
+                    ));
                 }
                 Err(e) => return Err(cluster_error("claiming the retry", e)),
             }

@@ -112,6 +112,26 @@ fn split_ref(r: &str) -> Option<(&str, &str)> {
     r.split_once('/')
 }
 
+/// A write to the run refused by admission (Tekton's webhook validates even status and metadata
+/// writes like the whole object, fixture retries/06): a 422 that says why, never a 500.
+pub fn rejected_by_admission(ns: &str, name: &str, what: &str, message: &str) -> ApiError {
+    if let Some(refusal) = planner::inline_spec_refusal(name, message) {
+        return refusal;
+    }
+    ApiError::invalid(
+        format!("the cluster refused the {what} of pipelinerun {ns}/{name}: {message}"),
+        vec![crate::api::Cause::invalid(
+            "metadata.name",
+            format!(
+                "the PipelineRun no longer passes the cluster's validation ({message}); for example a \
+                 Tekton feature flag changed after it started. Re-run it as a new PipelineRun"
+            ),
+        )],
+    )
+    .with_name(name)
+    .with_refusal("StatusRejected")
+}
+
 /// Maps an API failure during execution to the answer: the attempt stays claimed and resumable.
 pub fn cluster_error(step: &str, e: ClusterError) -> ApiError {
     let resume = "the attempt is recorded on the run and is completed by the next retry request (or by the recorder)";
@@ -536,18 +556,7 @@ impl Executor {
                 code: 422, message, ..
             }) => {
                 // The webhook validates status writes like the whole object (fixture retries/06).
-                Err(ApiError::invalid(
-                    format!("the cluster refused the status reset of pipelinerun {ns}/{name}: {message}"),
-                    vec![crate::api::Cause::invalid(
-                        "status",
-                        format!(
-                            "the PipelineRun no longer passes the cluster's validation ({message}); for example \
-                             `disable-inline-spec` was turned on after it started. Re-run it as a new PipelineRun"
-                        ),
-                    )],
-                )
-                .with_name(name)
-                .with_refusal("StatusRejected"))
+                Err(rejected_by_admission(ns, name, "status reset", &message))
             }
             Err(e) => Err(cluster_error("writing the status reset", e)),
         }

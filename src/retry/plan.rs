@@ -87,6 +87,8 @@ pub struct Plan {
 impl Plan {
     /// Every child run the plan deletes, in order.
     pub fn all_deletions(&self) -> impl Iterator<Item = &ChildRun> {
-        self.delete_now.iter().chain(self.delete_after_spec_clear.iter())
+        self.delete_now
+            .iter()
+            .chain(self.delete_after_spec_clear.iter())
     }
 }

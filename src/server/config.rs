@@ -82,34 +82,10 @@ pub enum LogFormat {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let text = s.trim();
     let bad = || format!("invalid duration {text:?}: expected e.g. 10s, 500ms, 2m, 1m30s");
-    if text.is_empty() {
-        return Err(bad());
-    }
     if let Ok(secs) = text.parse::<f64>() {
         return Duration::try_from_secs_f64(secs).map_err(|_| bad());
     }
-    let mut total = 0.0f64;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
-        let unit_end = rest[num_end..]
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .map(|i| num_end + i)
-            .unwrap_or(rest.len());
-        let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
-        let factor = match &rest[num_end..unit_end] {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += n * factor;
-        rest = &rest[unit_end..];
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| bad())
+    crate::tekton::parse_go_duration(text).map_err(|_| bad())
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub const NS: &str = "demo";
 pub fn quick_engine() -> EngineOptions {
     EngineOptions {
         executor: ExecutorOptions {
-            wait_gone_timeout: Duration::from_secs(5),
+            wait_gone_timeout: Duration::from_secs(20),
             verify_window: Duration::from_millis(600),
             poll_interval: Duration::from_millis(25),
             max_reset_rounds: 8,
