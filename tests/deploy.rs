@@ -676,16 +676,18 @@ async fn tls_handshake_verifies_against_the_generated_ca() {
     let Some((_tmp, out)) = generated() else {
         return;
     };
-    let addr = deploy_support::tls::start_server(&out.join("tls.crt"), &out.join("tls.key")).await;
+    let server =
+        deploy_support::tls::start_server(&out.join("tls.crt"), &out.join("tls.key")).await;
+    let addr = server.addr();
     let ca = out.join("ca.crt");
-    let response = deploy_support::tls::get_over_tls(addr, &ca, SERVICE_DNS, "/readyz")
+    let response = deploy_support::tls::get_over_tls(addr, &ca, SERVICE_DNS, "/livez")
         .await
         .expect("handshake as kube-apiserver makes it succeeds");
     assert!(response.starts_with("HTTP/1.1 200"), "response: {response}");
 
     // The client really verifies: a name not in the certificate, or another CA, is refused.
     let wrong_name =
-        deploy_support::tls::get_over_tls(addr, &ca, "tekton-retry.default.svc", "/readyz").await;
+        deploy_support::tls::get_over_tls(addr, &ca, "tekton-retry.default.svc", "/livez").await;
     assert!(
         wrong_name.is_err(),
         "a name outside the SANs must fail: {wrong_name:?}"
@@ -694,7 +696,6 @@ async fn tls_handshake_verifies_against_the_generated_ca() {
         return;
     };
     let wrong_ca =
-        deploy_support::tls::get_over_tls(addr, &other.join("ca.crt"), SERVICE_DNS, "/readyz")
-            .await;
+        deploy_support::tls::get_over_tls(addr, &other.join("ca.crt"), SERVICE_DNS, "/livez").await;
     assert!(wrong_ca.is_err(), "another CA must fail: {wrong_ca:?}");
 }

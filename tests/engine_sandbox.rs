@@ -19,6 +19,18 @@ async fn demo_failed_is_retried_in_place() {
     let a_before = get(&taskruns(&admin), "demo-failed-a").await;
     let b_before = get(&taskruns(&admin), "demo-failed-b").await;
 
+    // The failed step's log, as the kubelet would serve it: its tail is archived.
+    let b_pod = b_before["status"]["podName"]
+        .as_str()
+        .expect("pod name")
+        .to_string();
+    let log = format!(
+        "{}compile error: registry unreachable\n",
+        "noise\n".repeat(20_000)
+    );
+    sb.emulator
+        .store()
+        .set_pod_log(NS, &b_pod, Some("step-compile"), &log);
     let (code, body) = retry(
         &admin,
         "demo-failed",
@@ -116,6 +128,18 @@ async fn demo_failed_is_retried_in_place() {
     assert_eq!(
         b_archived["object"]["metadata"]["uid"], b_before["metadata"]["uid"],
         "the full old object is archived"
+    );
+    let tail = b_archived["logs"]["step-compile"]
+        .as_str()
+        .expect("log tail archived");
+    assert!(
+        tail.ends_with("compile error: registry unreachable\n"),
+        "the end of the log is kept"
+    );
+    assert!(
+        tail.len() <= 64 * 1024 && tail.len() > 60 * 1024,
+        "the last 64 KiB: {}",
+        tail.len()
     );
     sb.shutdown(Duration::from_secs(2)).await;
 }

@@ -355,22 +355,31 @@ impl Cluster {
         audit: Option<&str>,
     ) -> Result<String, ClusterError> {
         Self::permit(PODS, Some("log"), "get")?;
-        let uri = format!(
-            "{}/{}/log?container={}&tailLines=5000",
-            PODS.base(ns),
-            pod,
-            container
-        );
-        let text = self
-            .send_text(
-                format!("log of {ns}/{pod}/{container}"),
-                Method::GET,
-                uri,
-                None,
-                None,
-                audit,
-            )
-            .await?;
+        // `limitBytes` counts from the start, so ask for the last lines instead: a few first, and
+        // only if those are short and there may be more, enough lines to fill `max_bytes`
+        // (a line is at least one byte).
+        let mut text = String::new();
+        for lines in [2_000, max_bytes.max(1)] {
+            let uri = format!(
+                "{}/{}/log?container={}&tailLines={lines}",
+                PODS.base(ns),
+                pod,
+                container
+            );
+            text = self
+                .send_text(
+                    format!("log of {ns}/{pod}/{container}"),
+                    Method::GET,
+                    uri,
+                    None,
+                    None,
+                    audit,
+                )
+                .await?;
+            if text.len() >= max_bytes || text.lines().count() < lines {
+                break;
+            }
+        }
         Ok(tail_bytes(&text, max_bytes).to_string())
     }
 

@@ -1,19 +1,17 @@
 //! A TLS handshake with the certificates from `hack/gen-certs.sh`, as kube-apiserver makes it: the
 //! client trusts only the APIService caBundle (`ca.crt`) and dials `tekton-retry.tekton-retry.svc`.
 //!
-//! [`start_server`] is a stand-in HTTPS server loaded with `tls.crt`/`tls.key`. To test the real
-//! server instead, make it start `tekton-retry serve --tls-cert-file CERT --tls-private-key-file KEY`
-//! on a free port and return that address: [`get_over_tls`] speaks plain HTTP/1.1 (`GET /readyz`),
-//! so the callers need no change.
+//! [`start_server`] starts the real server loaded with `tls.crt`/`tls.key`; [`get_over_tls`] speaks
+//! plain HTTP/1.1 (`GET /livez`) the way a probe does.
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -26,51 +24,30 @@ fn certs(pem: &Path) -> Vec<CertificateDer<'static>> {
         .expect("parse certificate PEM")
 }
 
-fn key(pem: &Path) -> PrivateKeyDer<'static> {
-    let mut rd = io::BufReader::new(std::fs::File::open(pem).expect("open key"));
-    rustls_pemfile::private_key(&mut rd)
-        .expect("parse key PEM")
-        .expect("a private key in the PEM file")
-}
-
-/// Starts an HTTPS server on 127.0.0.1 with the given serving certificate and key; it answers
-/// every request with `200 ok`. Runs until the test's runtime stops.
-pub async fn start_server(cert: &Path, key_file: &Path) -> SocketAddr {
-    let config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_no_client_auth()
-        .with_single_cert(certs(cert), key(key_file))
-        .expect("the serving certificate and key belong together");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                // A failed handshake is the client's to report.
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut buf = vec![0u8; 4096];
-                let mut seen = Vec::new();
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let reply = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
-                let _ = tls.write_all(reply).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    addr
+/// Starts the real retry server (`tekton_retry::server::Server`, as `tekton-retry serve` does) on
+/// 127.0.0.1 with the given serving certificate and key files. Its Kubernetes API is unreachable,
+/// which `/livez` does not need. Runs until the handle is dropped with the test's runtime.
+pub async fn start_server(cert: &Path, key_file: &Path) -> tekton_retry::server::ServerHandle {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = kube::Config::new("https://127.0.0.1:1".parse().expect("url"));
+    let client = kube::Client::try_from(config).expect("client");
+    let opts = tekton_retry::server::ServerOptions::new(
+        client.clone(),
+        tekton_retry::server::TlsSource::Files {
+            cert: cert.to_path_buf(),
+            key: key_file.to_path_buf(),
+        },
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    );
+    let engine = tekton_retry::retry::Engine::new(client, Default::default());
+    let handle = tekton_retry::server::Server::start(
+        opts,
+        Arc::new(engine),
+        Arc::new(tekton_retry::server::metrics::Metrics::new()),
+    )
+    .await
+    .expect("the server starts with the generated certificate");
+    handle
 }
 
 /// Connects to `addr` over TLS trusting only the CA certificates in `ca_pem`, verifying the server
