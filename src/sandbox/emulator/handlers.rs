@@ -55,7 +55,7 @@ fn dry_run(call: &Call<'_>) -> Result<bool, StatusError> {
 fn parse_body(call: &Call<'_>) -> Result<Value, StatusError> {
     let ct = call.content_type.split(';').next().unwrap_or("").trim();
     if ct == protobuf::MEDIA_TYPE {
-        return Err(StatusError::unsupported_media_type(ct));
+        return protobuf::decode(call.body);
     }
     if ct.contains("yaml") {
         return serde_yaml::from_slice(call.body).map_err(|e| {
@@ -224,11 +224,7 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
                 &info.verb,
             ));
         }
-        let body = if call.content_type.starts_with(protobuf::MEDIA_TYPE) {
-            protobuf::decode_review(call.body)?
-        } else {
-            parse_body(call)?
-        };
+        let body = parse_body(call)?;
         let out = reviews::handle(def.kind, body, &ctx.policy, call.user)?;
         return Ok(json_response(201, &out));
     }

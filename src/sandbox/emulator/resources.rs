@@ -269,6 +269,12 @@ pub static RESOURCES: &[ResourceDef] = &[
     ),
     review(
         "authentication.k8s.io",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        "SelfSubjectReview",
+    ),
+    review(
+        "authentication.k8s.io",
         "tokenreviews",
         "tokenreview",
         "TokenReview",
