@@ -303,6 +303,11 @@ impl Emulator {
         self.kube_config(&policy::server_user().username)
     }
 
+    /// A kubeconfig file (YAML) for the retry server's identity, for `serve --kubeconfig`.
+    pub fn server_kubeconfig_yaml(&self) -> Result<String, EmulatorError> {
+        self.kubeconfig_yaml(&policy::server_user().username)
+    }
+
     /// The retry server's service-account bearer token (TokenReview knows it).
     pub fn server_token(&self) -> &str {
         &self.server_token
