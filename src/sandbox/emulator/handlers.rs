@@ -117,7 +117,9 @@ fn warn(mut r: Response<Body>, warnings: &[String]) -> Response<Body> {
     r
 }
 
-fn delete_options(call: &Call<'_>) -> Result<DeleteOptions, StatusError> {
+/// The delete options, and whether `orphanDependents: false` was set (for the 202 answer).
+fn delete_options(call: &Call<'_>) -> Result<(DeleteOptions, bool), StatusError> {
+    let mut orphan_false = param(call.query, "orphanDependents") == Some("false");
     let mut opts = DeleteOptions {
         dry_run: dry_run(call)?,
         ..Default::default()
@@ -135,8 +137,10 @@ fn delete_options(call: &Call<'_>) -> Result<DeleteOptions, StatusError> {
         if let Some(p) = b.get("propagationPolicy").and_then(Value::as_str) {
             opts.propagation = Some(Propagation::parse(p)?);
         }
-        if b.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
-            opts.propagation = Some(Propagation::Orphan);
+        match b.get("orphanDependents").and_then(Value::as_bool) {
+            Some(true) => opts.propagation = Some(Propagation::Orphan),
+            Some(false) => orphan_false = true,
+            None => {}
         }
         if let Some(u) = b.pointer("/preconditions/uid").and_then(Value::as_str) {
             opts.precondition_uid = Some(u.into());
@@ -154,7 +158,7 @@ fn delete_options(call: &Call<'_>) -> Result<DeleteOptions, StatusError> {
             opts.dry_run = true;
         }
     }
-    Ok(opts)
+    Ok((opts, orphan_false))
 }
 
 fn selectors(
@@ -319,13 +323,27 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
             Ok(warn(respond(call, def, 200, &obj), &warnings))
         }
         "delete" if part == Part::Main => {
-            let opts = delete_options(call)?;
+            let (opts, orphan_false) = delete_options(call)?;
             let (obj, gone) = ctx.store.delete(&gvr, ns, &info.name, &opts)?;
-            Ok(respond(call, def, if gone { 200 } else { 202 }, &obj))
+            // `handlers/delete.go`: 200, or 202 when not deleted at once and the caller set
+            // `orphanDependents: false`. Stores without `ReturnDeletedObject` answer a Status.
+            let code = if !gone && orphan_false { 202 } else { 200 };
+            if gone && !def.returns_deleted_object() {
+                let uid = obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
+                let mut details = json!({"name": info.name, "kind": def.resource, "uid": uid});
+                if !def.group.is_empty() {
+                    details["group"] = json!(def.group);
+                }
+                return Ok(json_response(
+                    code,
+                    &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}),
+                ));
+            }
+            Ok(respond(call, def, code, &obj))
         }
         "deletecollection" if part == Part::Main => {
             let (l, f) = selectors(call, def)?;
-            let opts = delete_options(call)?;
+            let (opts, _) = delete_options(call)?;
             let nsf =
                 (!info.namespace.is_empty() && def.namespaced).then_some(info.namespace.as_str());
             let (items, _) = ctx.store.list(&gvr, nsf);

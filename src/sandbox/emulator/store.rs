@@ -704,25 +704,31 @@ impl Store {
         }
         let mut obj = old.clone();
         let mut fins = finalizers(&obj);
-        // `deletionFinalizersForGarbageCollection`: the policy decides the GC finalizer.
-        match opts.propagation.unwrap_or(Propagation::Background) {
-            Propagation::Orphan => {
+        // `deletionFinalizersForGarbageCollection`: an explicit policy decides the GC finalizer; with
+        // none, the finalizers stay as they are (the default policy, Background, adds none).
+        match opts.propagation {
+            None => {}
+            Some(Propagation::Orphan) => {
                 fins.retain(|f| f != FOREGROUND);
                 if !fins.iter().any(|f| f == ORPHAN) {
                     fins.push(ORPHAN.into());
                 }
             }
-            Propagation::Foreground => {
+            Some(Propagation::Foreground) => {
                 fins.retain(|f| f != ORPHAN);
                 if !fins.iter().any(|f| f == FOREGROUND) {
                     fins.push(FOREGROUND.into());
                 }
             }
-            Propagation::Background => fins.retain(|f| f != ORPHAN && f != FOREGROUND),
+            Some(Propagation::Background) => fins.retain(|f| f != ORPHAN && f != FOREGROUND),
         }
         set_finalizers(&mut obj, &fins);
         if opts.dry_run {
             return Ok((obj, fins.is_empty()));
+        }
+        if old.pointer("/metadata/deletionTimestamp").is_some() && fins == finalizers(&old) {
+            // Already being deleted and nothing to change: no write (`BeforeDelete` pending graceful).
+            return Ok((old, false));
         }
         g.rv += 1;
         let rv = g.rv.to_string();
