@@ -489,3 +489,22 @@ async fn pod_logs_per_container_with_tail_and_kube_errors() {
         .expect("server reads logs");
     emu.shutdown();
 }
+
+#[tokio::test]
+async fn a_json_patch_replacing_the_whole_object_is_refused() {
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let api = prs(&c, "demo");
+    api.create(&PostParams::default(), &dynamic(pipelinerun("x")))
+        .await
+        .expect("create");
+    let p: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "replace", "path": "", "value": 5}])).expect("patch");
+    let e = api_error(
+        api.patch("x", &PatchParams::default(), &Patch::<()>::Json(p))
+            .await,
+    );
+    assert_eq!(e.code, 422);
+    api.get("x").await.expect("still served");
+    emu.shutdown();
+}

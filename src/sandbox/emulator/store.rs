@@ -545,6 +545,12 @@ impl Store {
         part: Part,
         opts: WriteOptions,
     ) -> Result<Value, StatusError> {
+        if !new.is_object() {
+            // A JSON patch can replace the whole document; the result must still be an object.
+            return Err(StatusError::unprocessable(
+                "the patched object is not a JSON object",
+            ));
+        }
         let mut merged = match part {
             Part::Main => {
                 let mut m = new;
