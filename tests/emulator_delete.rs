@@ -431,3 +431,35 @@ async fn delete_answers_and_repeated_deletes_follow_kube_apiserver() {
         .contains(&"foregroundDeletion".to_string()));
     emu.shutdown();
 }
+
+#[tokio::test]
+async fn a_pending_run_cannot_get_a_start_time_through_status() {
+    // PipelineRun.Validate runs on /status too: Pending + startTime is refused.
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let api = prs(&c, "demo");
+    let mut pr = pipelinerun("p");
+    pr["spec"]["status"] = json!("PipelineRunPending");
+    api.create(&PostParams::default(), &dynamic(pr))
+        .await
+        .expect("create pending");
+    let e = api_error(
+        api.patch_status(
+            "p",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"startTime": "2026-01-01T00:00:00Z"}})),
+        )
+        .await,
+    );
+    assert!(
+        e.message
+            .ends_with("PipelineRun cannot be Pending after it is started: spec.status"),
+        "{}",
+        e.message
+    );
+    // Other status writes of a pending run are fine.
+    api.patch_status("p", &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "PipelineRunPending"}]}})))
+        .await
+        .expect("status write");
+    emu.shutdown();
+}

@@ -619,8 +619,11 @@ impl Store {
         pruning::prune(def, &mut merged);
         if part == Part::Main {
             admission::set_defaults(def.group, def.resource, &mut merged);
-            admission::validate(def.group, def.resource, Some(&old), &merged)?;
         }
+        // Tekton's validating webhook is registered for `pipelineruns` and `pipelineruns/status`
+        // (knative `resourcesemantics`); on a status write it sees the stored spec, so only the
+        // whole-object rules (Pending after start) can refuse it.
+        admission::validate(def.group, def.resource, Some(&old), &merged)?;
         // Deletion in progress: no new finalizers may be added (kube: "Forbidden: no new finalizers
         // can be added if the object is being deleted").
         if old.pointer("/metadata/deletionTimestamp").is_some() {
