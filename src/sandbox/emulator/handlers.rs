@@ -7,6 +7,7 @@ use std::time::Duration;
 use http::Response;
 use serde_json::{json, Value};
 
+use super::events_view;
 use super::http::{json_response, param, status_response, text, Body};
 use super::protobuf;
 use super::pruning::{self, FieldValidation};
@@ -194,7 +195,15 @@ pub fn serve(ctx: &Ctx, call: &Call<'_>) -> Response<Body> {
 fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError> {
     let info = call.info;
     let def = find(&info.group, &info.version, &info.resource).ok_or_else(StatusError::no_route)?;
-    let gvr = def.gvr();
+    // events.k8s.io/v1 Events live in the core Event storage (see `events_view`).
+    let view = events_view::is_view(def);
+    let gvr = if view {
+        events_view::storage()
+    } else {
+        def.gvr()
+    };
+    let out = |v: Value| if view { events_view::from_core(&v) } else { v };
+    let inp = |v: Value| if view { events_view::to_core(&v) } else { v };
     // Namespaced resources need a namespace for single-object verbs; cluster-scoped ones have none
     // (the `namespaces` resource carries its own name as namespace).
     let is_ns_resource = def.group.is_empty() && def.resource == "namespaces";
@@ -234,7 +243,7 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
     }
     match info.verb.as_str() {
         "get" => {
-            let obj = ctx.store.get(&gvr, ns, &info.name)?;
+            let obj = out(ctx.store.get(&gvr, ns, &info.name)?);
             Ok(respond(call, def, 200, &obj))
         }
         "list" => {
@@ -242,6 +251,7 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
             let nsf =
                 (!info.namespace.is_empty() && def.namespaced).then_some(info.namespace.as_str());
             let (items, rv) = ctx.store.list(&gvr, nsf);
+            let items: Vec<Value> = items.into_iter().map(out).collect();
             let items: Vec<Value> = items
                 .into_iter()
                 .filter(|o| l.matches(o) && f.matches(o))
@@ -265,6 +275,8 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
                 fields,
                 table: table_of(call),
                 bookmark_interval: ctx.bookmark_interval,
+                storage: gvr.clone(),
+                convert: view.then_some(events_view::from_core as fn(&Value) -> Value),
             };
             Ok(watch::serve(&ctx.store, req, call.query))
         }
@@ -276,7 +288,7 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
                 reset_status_on_create: true,
                 dry_run: dry_run(call)?,
             };
-            let obj = ctx.store.create_in(&gvr, ns, body, opts)?;
+            let obj = out(ctx.store.create_in(&gvr, ns, inp(body), opts)?);
             Ok(warn(respond(call, def, 201, &obj), &warnings))
         }
         "update" => {
@@ -289,7 +301,8 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
             };
             let obj = ctx
                 .store
-                .update_in(&gvr, ns, &info.name, body, part, opts)?;
+                .update_in(&gvr, ns, &info.name, inp(body), part, opts)?;
+            let obj = out(obj);
             Ok(warn(respond(call, def, 200, &obj), &warnings))
         }
         "patch" => {
@@ -319,12 +332,27 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
                 dry_run: dry_run(call)?,
                 ..Default::default()
             };
-            let obj = ctx.store.patch(&gvr, ns, &info.name, &patch, part, opts)?;
+            let obj = if view {
+                // Patch the converted object, then write it back with its resourceVersion as the
+                // precondition.
+                let mut cur = out(ctx.store.get(&gvr, ns, &info.name)?);
+                match &patch {
+                    Patch::Merge(p) => json_patch::merge(&mut cur, p),
+                    Patch::Json(p) => json_patch::patch(&mut cur, &p.0)
+                        .map_err(|e| StatusError::unprocessable(e.to_string()))?,
+                }
+                out(ctx
+                    .store
+                    .update_in(&gvr, ns, &info.name, inp(cur), part, opts)?)
+            } else {
+                ctx.store.patch(&gvr, ns, &info.name, &patch, part, opts)?
+            };
             Ok(warn(respond(call, def, 200, &obj), &warnings))
         }
         "delete" if part == Part::Main => {
             let (opts, orphan_false) = delete_options(call)?;
             let (obj, gone) = ctx.store.delete(&gvr, ns, &info.name, &opts)?;
+            let obj = out(obj);
             // `handlers/delete.go`: 200, or 202 when not deleted at once and the caller set
             // `orphanDependents: false`. Stores without `ReturnDeletedObject` answer a Status.
             let code = if !gone && orphan_false { 202 } else { 200 };
@@ -360,7 +388,7 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
                     .unwrap_or("")
                     .to_string();
                 if let Ok((d, _)) = ctx.store.delete(&gvr, &ons, &name, &opts) {
-                    deleted.push(d);
+                    deleted.push(out(d));
                 }
             }
             Ok(json_response(

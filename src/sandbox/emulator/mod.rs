@@ -46,6 +46,7 @@
 
 pub mod admission;
 pub mod discovery;
+pub mod events_view;
 pub mod gc;
 pub mod handlers;
 pub mod http;
