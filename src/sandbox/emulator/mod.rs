@@ -37,7 +37,10 @@
 //!   400 with `?fieldValidation=Strict`);
 //! - users authenticate by client certificate (sandbox client CA) or bearer token; impersonation
 //!   headers are honoured and authorized; every request is authorized by [`Policy`];
-//! - garbage collection runs in-process shortly after each write ([`EmulatorOptions::gc_delay`]).
+//! - garbage collection runs in-process shortly after each write ([`EmulatorOptions::gc_delay`]);
+//! - `events.k8s.io/v1` Events are a converted view of core `v1` Events (one storage);
+//! - discovery orders groups by `groupPriorityMinimum` (the aggregated group's is
+//!   [`EmulatorOptions::aggregated_group_priority`]), so kubectl resolves names as in a cluster.
 //!
 //! What is approximate: strategic merge patch is applied as a JSON merge patch; server-side apply
 //! is not served (415); `limit`/`continue` are ignored (lists answer in full); answers are JSON
