@@ -462,3 +462,34 @@ async fn the_server_may_watch_the_authentication_configmap_by_name_only() {
     );
     emu.shutdown();
 }
+
+#[tokio::test]
+async fn kubeconfig_files_load_in_kube_rs() {
+    let emu = start().await;
+    for yaml in [
+        emu.kubeconfig_yaml("viewer").expect("yaml"),
+        emu.server_kubeconfig_yaml().expect("yaml"),
+    ] {
+        let kc = kube::config::Kubeconfig::from_yaml(&yaml).expect("parses");
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("config");
+        let c = kube::Client::try_from(cfg).expect("client");
+        prs(&c, "demo")
+            .list(&ListParams::default())
+            .await
+            .expect("both may list pipelineruns");
+    }
+    let req = http::Request::get("/version")
+        .body(Vec::new())
+        .expect("req");
+    let resp = client(&emu, "admin")
+        .send(req.map(Into::into))
+        .await
+        .expect("resp");
+    assert!(
+        resp.headers().get("audit-id").is_some(),
+        "every answer carries an Audit-Id"
+    );
+    emu.shutdown();
+}

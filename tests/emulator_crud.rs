@@ -489,3 +489,94 @@ async fn pod_logs_per_container_with_tail_and_kube_errors() {
         .expect("server reads logs");
     emu.shutdown();
 }
+
+#[tokio::test]
+async fn a_json_patch_replacing_the_whole_object_is_refused() {
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let api = prs(&c, "demo");
+    api.create(&PostParams::default(), &dynamic(pipelinerun("x")))
+        .await
+        .expect("create");
+    let p: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "replace", "path": "", "value": 5}])).expect("patch");
+    let e = api_error(
+        api.patch("x", &PatchParams::default(), &Patch::<()>::Json(p))
+            .await,
+    );
+    assert_eq!(e.code, 422);
+    api.get("x").await.expect("still served");
+    emu.shutdown();
+}
+
+#[tokio::test]
+async fn core_and_events_k8s_io_events_share_one_storage() {
+    use futures::TryStreamExt;
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event as NewEvent;
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let core: Api<CoreEvent> = Api::namespaced(c.clone(), "demo");
+    let new: Api<NewEvent> = Api::namespaced(c.clone(), "demo");
+    let mut w = futures::StreamExt::boxed(
+        new.watch(&kube::api::WatchParams::default().timeout(10), "0")
+            .await
+            .expect("watch"),
+    );
+    let e: CoreEvent = serde_json::from_value(json!({
+        "metadata": {"name": "e1"}, "involvedObject": {"kind": "PipelineRun", "name": "x", "namespace": "demo"},
+        "reason": "RetryStarted", "message": "attempt 2", "type": "Normal", "count": 1,
+        "source": {"component": "tekton-retry"}
+    }))
+    .expect("event");
+    core.create(&PostParams::default(), &e)
+        .await
+        .expect("create core");
+    let seen = new.get("e1").await.expect("read through events.k8s.io");
+    assert_eq!(seen.note.as_deref(), Some("attempt 2"));
+    assert_eq!(seen.regarding.and_then(|r| r.name).as_deref(), Some("x"));
+    assert_eq!(seen.deprecated_count, Some(1));
+    let ev = tokio::time::timeout(std::time::Duration::from_secs(20), w.try_next())
+        .await
+        .expect("no hang")
+        .expect("ok")
+        .expect("event");
+    match ev {
+        kube::api::WatchEvent::Added(o) => assert_eq!(o.note.as_deref(), Some("attempt 2")),
+        other => panic!("unexpected {other:?}"),
+    }
+
+    let n: NewEvent = serde_json::from_value(json!({
+        "metadata": {"name": "e2"}, "eventTime": "2026-01-01T00:00:00.000000Z",
+        "regarding": {"kind": "PipelineRun", "name": "y", "namespace": "demo"},
+        "reason": "RetrySucceeded", "note": "done", "type": "Normal", "action": "Retry",
+        "reportingController": "tekton-retry", "reportingInstance": "tekton-retry-0"
+    }))
+    .expect("event");
+    new.create(&PostParams::default(), &n)
+        .await
+        .expect("create new");
+    let c2 = core.get("e2").await.expect("read through core");
+    assert_eq!(c2.message.as_deref(), Some("done"));
+    assert_eq!(c2.involved_object.name.as_deref(), Some("y"));
+    assert_eq!(c2.reporting_component.as_deref(), Some("tekton-retry"));
+    let p = new
+        .patch(
+            "e2",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"note": "changed"})),
+        )
+        .await
+        .expect("patch through the view");
+    assert_eq!(p.note.as_deref(), Some("changed"));
+    assert_eq!(
+        core.get("e2").await.expect("get").message.as_deref(),
+        Some("changed")
+    );
+    let listed = core
+        .list(&ListParams::default().fields("involvedObject.name=y"))
+        .await
+        .expect("list");
+    assert_eq!(listed.items.len(), 1);
+    emu.shutdown();
+}

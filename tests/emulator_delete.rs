@@ -372,3 +372,94 @@ async fn tekton_webhook_messages_on_done_and_running_runs() {
     .expect("clear spec.status while running");
     emu.shutdown();
 }
+
+#[tokio::test]
+async fn delete_answers_and_repeated_deletes_follow_kube_apiserver() {
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    // ConfigMaps answer a Status, custom resources and pods the object.
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "demo");
+    let cm = serde_json::from_value(json!({"metadata": {"name": "c"}})).expect("cm");
+    let created = cms
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("create");
+    let status = cms
+        .delete("c", &DeleteParams::default())
+        .await
+        .expect("delete")
+        .right()
+        .expect("a Status");
+    let details = status.details.expect("details");
+    assert_eq!(
+        (details.name.as_str(), details.kind.as_str()),
+        ("c", "configmaps")
+    );
+    assert_eq!(Some(details.uid), created.metadata.uid);
+    prs(&c, "demo")
+        .create(&PostParams::default(), &dynamic(pipelinerun("x")))
+        .await
+        .expect("create");
+    let obj = prs(&c, "demo")
+        .delete("x", &DeleteParams::default())
+        .await
+        .expect("delete");
+    assert!(obj.is_left(), "custom resources answer the deleted object");
+
+    // A second delete without a policy leaves a foreground deletion alone and writes nothing.
+    chain(&c).await;
+    let first = trs(&c, "demo")
+        .delete("tr", &DeleteParams::foreground())
+        .await
+        .expect("delete")
+        .left()
+        .expect("obj");
+    let again = trs(&c, "demo")
+        .delete("tr", &DeleteParams::default())
+        .await
+        .expect("delete")
+        .left()
+        .expect("obj");
+    assert_eq!(
+        again.metadata.resource_version,
+        first.metadata.resource_version
+    );
+    assert!(again
+        .metadata
+        .finalizers
+        .unwrap_or_default()
+        .contains(&"foregroundDeletion".to_string()));
+    emu.shutdown();
+}
+
+#[tokio::test]
+async fn a_pending_run_cannot_get_a_start_time_through_status() {
+    // PipelineRun.Validate runs on /status too: Pending + startTime is refused.
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let api = prs(&c, "demo");
+    let mut pr = pipelinerun("p");
+    pr["spec"]["status"] = json!("PipelineRunPending");
+    api.create(&PostParams::default(), &dynamic(pr))
+        .await
+        .expect("create pending");
+    let e = api_error(
+        api.patch_status(
+            "p",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"startTime": "2026-01-01T00:00:00Z"}})),
+        )
+        .await,
+    );
+    assert!(
+        e.message
+            .ends_with("PipelineRun cannot be Pending after it is started: spec.status"),
+        "{}",
+        e.message
+    );
+    // Other status writes of a pending run are fine.
+    api.patch_status("p", &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "PipelineRunPending"}]}})))
+        .await
+        .expect("status write");
+    emu.shutdown();
+}

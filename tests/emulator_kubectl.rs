@@ -375,3 +375,55 @@ async fn aggregated_group_priority_decides_what_kubectl_get_pipelineruns_means()
         emu.shutdown();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_typed_protobuf_commands_work() {
+    // kubectl's typed clients send protobuf: create namespace/configmap, auth whoami.
+    if !kubectl_present() {
+        return;
+    }
+    let emu = start().await;
+    let k = Kube::new(&emu);
+    let (code, out, err) = k.run("admin", &["create", "namespace", "team-a"]).await;
+    assert_eq!((code, out.trim()), (0, "namespace/team-a created"), "{err}");
+    let ns = emu
+        .store()
+        .get(&Gvr::namespaces(), "", "team-a")
+        .expect("namespace stored");
+    assert_eq!(ns["status"]["phase"], "Active");
+    let (code, out, err) = k
+        .run(
+            "admin",
+            &[
+                "create",
+                "configmap",
+                "settings",
+                "-n",
+                "team-a",
+                "--from-literal=mode=fast",
+            ],
+        )
+        .await;
+    assert_eq!(
+        (code, out.trim()),
+        (0, "configmap/settings created"),
+        "{err}"
+    );
+    let cm = emu
+        .store()
+        .get(&Gvr::configmaps(), "team-a", "settings")
+        .expect("stored");
+    assert_eq!(cm["data"]["mode"], "fast");
+    let (code, out, err) = k.run("viewer", &["auth", "whoami", "-o", "json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["status"]["userInfo"]["username"], "viewer");
+    let (code, out, err) = k.run("admin", &["delete", "namespace", "team-a"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("deleted"), "{out}");
+    assert!(
+        !emu.store().exists(&Gvr::configmaps(), "team-a", "settings"),
+        "deleting a namespace empties it"
+    );
+    emu.shutdown();
+}

@@ -192,6 +192,7 @@ async fn forbidden_users_never_reach_the_backend_and_extras_are_escaped() {
         &[
             ("Impersonate-User", "carol"),
             ("Impersonate-Group", "system:masters"),
+            ("Audit-ID", "audit-from-client"),
         ],
     )
     .await;
@@ -207,6 +208,11 @@ async fn forbidden_users_never_reach_the_backend_and_extras_are_escaped() {
         ["system:masters", "system:authenticated"]
     );
     assert!(s.one("impersonate-user").is_none() && s.one("impersonate-group").is_none());
+    assert_eq!(
+        s.all("audit-id"),
+        ["audit-from-client"],
+        "the client's audit ID is forwarded"
+    );
     emu.shutdown();
 }
 

@@ -219,7 +219,7 @@ impl Policy {
     /// - the retry server's service account: exactly [`crate::rbac::SERVER_API_CALLS`], create
     ///   tokenreviews and subjectaccessreviews, get/list/watch configmaps in `kube-system`;
     /// - every authenticated user: discovery, version, health and OpenAPI URLs, and
-    ///   selfsubjectaccessreviews (kube's `system:discovery`, `system:public-info-viewer`,
+    ///   selfsubjectaccessreviews and selfsubjectreviews (kube's `system:discovery`, `system:public-info-viewer`,
     ///   `system:basic-user`).
     pub fn with_defaults() -> Policy {
         let p = Policy::default();
@@ -285,6 +285,11 @@ impl Policy {
                 Rule::resources(
                     &["authorization.k8s.io"],
                     &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                    &["create"],
+                ),
+                Rule::resources(
+                    &["authentication.k8s.io"],
+                    &["selfsubjectreviews"],
                     &["create"],
                 ),
             ],

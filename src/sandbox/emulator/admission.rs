@@ -1,8 +1,9 @@
 //! Tekton's validating webhook rules for updates of PipelineRuns and TaskRuns, with the real
 //! webhook's messages. Upstream: `tektoncd/pipeline` `pkg/apis/pipeline/v1/pipelinerun_validation.go`
 //! (`PipelineRun.Validate`, `PipelineRunSpec.ValidateUpdate`) and `taskrun_validation.go`
-//! (`TaskRunSpec.ValidateUpdate`). The webhook runs on CREATE and UPDATE of the main resource;
-//! kube-apiserver resets the spec of `/status` writes before admission, so those never trip it.
+//! (`TaskRunSpec.ValidateUpdate`). The webhook runs on CREATE and UPDATE of the main resource and
+//! of `/status`; kube-apiserver resets the spec of `/status` writes before validating admission, so
+//! those only trip the whole-object rule (Pending after start).
 
 use serde_json::{Map, Value};
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use http::Response;
 use serde_json::{json, Value};
 
+use super::events_view;
 use super::http::{json_response, param, status_response, text, Body};
 use super::protobuf;
 use super::pruning::{self, FieldValidation};
@@ -55,7 +56,7 @@ fn dry_run(call: &Call<'_>) -> Result<bool, StatusError> {
 fn parse_body(call: &Call<'_>) -> Result<Value, StatusError> {
     let ct = call.content_type.split(';').next().unwrap_or("").trim();
     if ct == protobuf::MEDIA_TYPE {
-        return Err(StatusError::unsupported_media_type(ct));
+        return protobuf::decode(call.body);
     }
     if ct.contains("yaml") {
         return serde_yaml::from_slice(call.body).map_err(|e| {
@@ -117,7 +118,9 @@ fn warn(mut r: Response<Body>, warnings: &[String]) -> Response<Body> {
     r
 }
 
-fn delete_options(call: &Call<'_>) -> Result<DeleteOptions, StatusError> {
+/// The delete options, and whether `orphanDependents: false` was set (for the 202 answer).
+fn delete_options(call: &Call<'_>) -> Result<(DeleteOptions, bool), StatusError> {
+    let mut orphan_false = param(call.query, "orphanDependents") == Some("false");
     let mut opts = DeleteOptions {
         dry_run: dry_run(call)?,
         ..Default::default()
@@ -135,8 +138,10 @@ fn delete_options(call: &Call<'_>) -> Result<DeleteOptions, StatusError> {
         if let Some(p) = b.get("propagationPolicy").and_then(Value::as_str) {
             opts.propagation = Some(Propagation::parse(p)?);
         }
-        if b.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
-            opts.propagation = Some(Propagation::Orphan);
+        match b.get("orphanDependents").and_then(Value::as_bool) {
+            Some(true) => opts.propagation = Some(Propagation::Orphan),
+            Some(false) => orphan_false = true,
+            None => {}
         }
         if let Some(u) = b.pointer("/preconditions/uid").and_then(Value::as_str) {
             opts.precondition_uid = Some(u.into());
@@ -154,7 +159,7 @@ fn delete_options(call: &Call<'_>) -> Result<DeleteOptions, StatusError> {
             opts.dry_run = true;
         }
     }
-    Ok(opts)
+    Ok((opts, orphan_false))
 }
 
 fn selectors(
@@ -190,7 +195,15 @@ pub fn serve(ctx: &Ctx, call: &Call<'_>) -> Response<Body> {
 fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError> {
     let info = call.info;
     let def = find(&info.group, &info.version, &info.resource).ok_or_else(StatusError::no_route)?;
-    let gvr = def.gvr();
+    // events.k8s.io/v1 Events live in the core Event storage (see `events_view`).
+    let view = events_view::is_view(def);
+    let gvr = if view {
+        events_view::storage()
+    } else {
+        def.gvr()
+    };
+    let out = |v: Value| if view { events_view::from_core(&v) } else { v };
+    let inp = |v: Value| if view { events_view::to_core(&v) } else { v };
     // Namespaced resources need a namespace for single-object verbs; cluster-scoped ones have none
     // (the `namespaces` resource carries its own name as namespace).
     let is_ns_resource = def.group.is_empty() && def.resource == "namespaces";
@@ -224,17 +237,13 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
                 &info.verb,
             ));
         }
-        let body = if call.content_type.starts_with(protobuf::MEDIA_TYPE) {
-            protobuf::decode_review(call.body)?
-        } else {
-            parse_body(call)?
-        };
+        let body = parse_body(call)?;
         let out = reviews::handle(def.kind, body, &ctx.policy, call.user)?;
         return Ok(json_response(201, &out));
     }
     match info.verb.as_str() {
         "get" => {
-            let obj = ctx.store.get(&gvr, ns, &info.name)?;
+            let obj = out(ctx.store.get(&gvr, ns, &info.name)?);
             Ok(respond(call, def, 200, &obj))
         }
         "list" => {
@@ -242,6 +251,7 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
             let nsf =
                 (!info.namespace.is_empty() && def.namespaced).then_some(info.namespace.as_str());
             let (items, rv) = ctx.store.list(&gvr, nsf);
+            let items: Vec<Value> = items.into_iter().map(out).collect();
             let items: Vec<Value> = items
                 .into_iter()
                 .filter(|o| l.matches(o) && f.matches(o))
@@ -265,6 +275,8 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
                 fields,
                 table: table_of(call),
                 bookmark_interval: ctx.bookmark_interval,
+                storage: gvr.clone(),
+                convert: view.then_some(events_view::from_core as fn(&Value) -> Value),
             };
             Ok(watch::serve(&ctx.store, req, call.query))
         }
@@ -276,7 +288,7 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
                 reset_status_on_create: true,
                 dry_run: dry_run(call)?,
             };
-            let obj = ctx.store.create_in(&gvr, ns, body, opts)?;
+            let obj = out(ctx.store.create_in(&gvr, ns, inp(body), opts)?);
             Ok(warn(respond(call, def, 201, &obj), &warnings))
         }
         "update" => {
@@ -289,7 +301,8 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
             };
             let obj = ctx
                 .store
-                .update_in(&gvr, ns, &info.name, body, part, opts)?;
+                .update_in(&gvr, ns, &info.name, inp(body), part, opts)?;
+            let obj = out(obj);
             Ok(warn(respond(call, def, 200, &obj), &warnings))
         }
         "patch" => {
@@ -319,17 +332,46 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
                 dry_run: dry_run(call)?,
                 ..Default::default()
             };
-            let obj = ctx.store.patch(&gvr, ns, &info.name, &patch, part, opts)?;
+            let obj = if view {
+                // Patch the converted object, then write it back with its resourceVersion as the
+                // precondition.
+                let mut cur = out(ctx.store.get(&gvr, ns, &info.name)?);
+                match &patch {
+                    Patch::Merge(p) => json_patch::merge(&mut cur, p),
+                    Patch::Json(p) => json_patch::patch(&mut cur, &p.0)
+                        .map_err(|e| StatusError::unprocessable(e.to_string()))?,
+                }
+                out(ctx
+                    .store
+                    .update_in(&gvr, ns, &info.name, inp(cur), part, opts)?)
+            } else {
+                ctx.store.patch(&gvr, ns, &info.name, &patch, part, opts)?
+            };
             Ok(warn(respond(call, def, 200, &obj), &warnings))
         }
         "delete" if part == Part::Main => {
-            let opts = delete_options(call)?;
+            let (opts, orphan_false) = delete_options(call)?;
             let (obj, gone) = ctx.store.delete(&gvr, ns, &info.name, &opts)?;
-            Ok(respond(call, def, if gone { 200 } else { 202 }, &obj))
+            let obj = out(obj);
+            // `handlers/delete.go`: 200, or 202 when not deleted at once and the caller set
+            // `orphanDependents: false`. Stores without `ReturnDeletedObject` answer a Status.
+            let code = if !gone && orphan_false { 202 } else { 200 };
+            if gone && !def.returns_deleted_object() {
+                let uid = obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
+                let mut details = json!({"name": info.name, "kind": def.resource, "uid": uid});
+                if !def.group.is_empty() {
+                    details["group"] = json!(def.group);
+                }
+                return Ok(json_response(
+                    code,
+                    &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}),
+                ));
+            }
+            Ok(respond(call, def, code, &obj))
         }
         "deletecollection" if part == Part::Main => {
             let (l, f) = selectors(call, def)?;
-            let opts = delete_options(call)?;
+            let (opts, _) = delete_options(call)?;
             let nsf =
                 (!info.namespace.is_empty() && def.namespaced).then_some(info.namespace.as_str());
             let (items, _) = ctx.store.list(&gvr, nsf);
@@ -346,7 +388,7 @@ fn serve_inner(ctx: &Ctx, call: &Call<'_>) -> Result<Response<Body>, StatusError
                     .unwrap_or("")
                     .to_string();
                 if let Ok((d, _)) = ctx.store.delete(&gvr, &ons, &name, &opts) {
-                    deleted.push(d);
+                    deleted.push(out(d));
                 }
             }
             Ok(json_response(

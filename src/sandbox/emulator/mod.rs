@@ -37,7 +37,10 @@
 //!   400 with `?fieldValidation=Strict`);
 //! - users authenticate by client certificate (sandbox client CA) or bearer token; impersonation
 //!   headers are honoured and authorized; every request is authorized by [`Policy`];
-//! - garbage collection runs in-process shortly after each write ([`EmulatorOptions::gc_delay`]).
+//! - garbage collection runs in-process shortly after each write ([`EmulatorOptions::gc_delay`]);
+//! - `events.k8s.io/v1` Events are a converted view of core `v1` Events (one storage);
+//! - discovery orders groups by `groupPriorityMinimum` (the aggregated group's is
+//!   [`EmulatorOptions::aggregated_group_priority`]), so kubectl resolves names as in a cluster.
 //!
 //! What is approximate: strategic merge patch is applied as a JSON merge patch; server-side apply
 //! is not served (415); `limit`/`continue` are ignored (lists answer in full); answers are JSON
@@ -46,6 +49,7 @@
 
 pub mod admission;
 pub mod discovery;
+pub mod events_view;
 pub mod gc;
 pub mod handlers;
 pub mod http;
@@ -301,6 +305,11 @@ impl Emulator {
     /// certificate.
     pub fn server_kube_config(&self) -> Result<kube::Config, EmulatorError> {
         self.kube_config(&policy::server_user().username)
+    }
+
+    /// A kubeconfig file (YAML) for the retry server's identity, for `serve --kubeconfig`.
+    pub fn server_kubeconfig_yaml(&self) -> Result<String, EmulatorError> {
+        self.kubeconfig_yaml(&policy::server_user().username)
     }
 
     /// The retry server's service-account bearer token (TokenReview knows it).

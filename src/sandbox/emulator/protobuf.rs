@@ -1,6 +1,7 @@
-//! Just enough of Kubernetes' protobuf encoding to read the review requests kubectl's typed clients
-//! send as `application/vnd.kubernetes.protobuf` (`kubectl auth can-i` posts a
-//! SelfSubjectAccessReview that way). The envelope is `k8s\0` + `runtime.Unknown`
+//! Just enough of Kubernetes' protobuf encoding to read what kubectl's typed clients send as
+//! `application/vnd.kubernetes.protobuf`: the review requests (`kubectl auth can-i` posts a
+//! SelfSubjectAccessReview, `kubectl auth whoami` a SelfSubjectReview) and the Namespace and
+//! ConfigMap of `kubectl create namespace|configmap`. The envelope is `k8s\0` + `runtime.Unknown`
 //! (`k8s.io/apimachinery/pkg/runtime/generated.proto`); field numbers of the review specs are from
 //! `k8s.io/api/authorization/v1/generated.proto` and `authentication/v1/generated.proto`.
 //! Answers are JSON (client-go decodes by the response Content-Type).
@@ -20,9 +21,11 @@ fn bad(what: &str) -> StatusError {
     ))
 }
 
-/// One decoded field: a length-delimited one (number, bytes), or any other (skipped).
+/// One decoded field: a varint (number, value), a length-delimited one (number, bytes), or a
+/// fixed-width one (skipped).
 enum Field<'a> {
     Other,
+    Varint(u32, u64),
     Bytes(u32, &'a [u8]),
 }
 
@@ -47,8 +50,8 @@ fn fields(buf: &[u8]) -> Result<Vec<Field<'_>>, StatusError> {
         let (num, wire) = ((key >> 3) as u32, key & 7);
         match wire {
             0 => {
-                varint(buf, &mut pos)?;
-                out.push(Field::Other);
+                let v = varint(buf, &mut pos)?;
+                out.push(Field::Varint(num, v));
             }
             2 => {
                 let len = usize::try_from(varint(buf, &mut pos)?).map_err(|_| bad("length"))?;
@@ -170,8 +173,131 @@ fn token_review_spec(buf: &[u8]) -> Result<Value, StatusError> {
     Ok(Value::Object(spec))
 }
 
-/// Decode a protobuf review request into its JSON form (`apiVersion`, `kind`, `spec`).
-pub fn decode_review(body: &[u8]) -> Result<Value, StatusError> {
+fn text(b: &[u8]) -> Value {
+    json!(String::from_utf8_lossy(b))
+}
+
+/// A `map<string, string>` entry (key = 1, value = 2); `binary` values are base64-encoded.
+fn map_entry(b: &[u8], binary: bool) -> Result<(String, Value), StatusError> {
+    let (mut k, mut v) = (String::new(), json!(""));
+    for f in fields(b)? {
+        match f {
+            Field::Bytes(1, x) => k = String::from_utf8_lossy(x).into(),
+            Field::Bytes(2, x) if binary => {
+                v = json!(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    x
+                ))
+            }
+            Field::Bytes(2, x) => v = text(x),
+            _ => {}
+        }
+    }
+    Ok((k, v))
+}
+
+/// `ObjectMeta` (`k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto`): the fields a client sets.
+fn object_meta(buf: &[u8]) -> Result<Value, StatusError> {
+    let mut m = Map::new();
+    let (mut labels, mut annotations, mut finalizers) = (Map::new(), Map::new(), Vec::new());
+    for f in fields(buf)? {
+        match f {
+            Field::Bytes(1, b) => {
+                m.insert("name".into(), text(b));
+            }
+            Field::Bytes(2, b) => {
+                m.insert("generateName".into(), text(b));
+            }
+            Field::Bytes(3, b) => {
+                m.insert("namespace".into(), text(b));
+            }
+            Field::Bytes(6, b) => {
+                m.insert("resourceVersion".into(), text(b));
+            }
+            Field::Bytes(11, b) => {
+                let (k, v) = map_entry(b, false)?;
+                labels.insert(k, v);
+            }
+            Field::Bytes(12, b) => {
+                let (k, v) = map_entry(b, false)?;
+                annotations.insert(k, v);
+            }
+            Field::Bytes(14, b) => finalizers.push(text(b)),
+            _ => {}
+        }
+    }
+    for (k, v) in [("labels", labels), ("annotations", annotations)] {
+        if !v.is_empty() {
+            m.insert(k.into(), Value::Object(v));
+        }
+    }
+    if !finalizers.is_empty() {
+        m.insert("finalizers".into(), Value::Array(finalizers));
+    }
+    m.retain(|_, v| v.as_str() != Some(""));
+    Ok(Value::Object(m))
+}
+
+fn body_of(kind: &str, raw: &[u8]) -> Result<Map<String, Value>, StatusError> {
+    let mut out = Map::new();
+    let (mut data, mut binary) = (Map::new(), Map::new());
+    for f in fields(raw)? {
+        match (kind, f) {
+            (_, Field::Bytes(1, b)) => {
+                out.insert("metadata".into(), object_meta(b)?);
+            }
+            ("SubjectAccessReview" | "SelfSubjectAccessReview", Field::Bytes(2, b)) => {
+                out.insert("spec".into(), access_review_spec(b)?);
+            }
+            ("TokenReview", Field::Bytes(2, b)) => {
+                out.insert("spec".into(), token_review_spec(b)?);
+            }
+            ("Namespace", Field::Bytes(2, b)) => {
+                let fins: Vec<Value> = fields(b)?
+                    .into_iter()
+                    .filter_map(|x| match x {
+                        Field::Bytes(1, s) => Some(text(s)),
+                        _ => None,
+                    })
+                    .collect();
+                out.insert("spec".into(), json!({"finalizers": fins}));
+            }
+            ("ConfigMap", Field::Bytes(2, b)) => {
+                let (k, v) = map_entry(b, false)?;
+                data.insert(k, v);
+            }
+            ("ConfigMap", Field::Bytes(3, b)) => {
+                let (k, v) = map_entry(b, true)?;
+                binary.insert(k, v);
+            }
+            ("ConfigMap", Field::Varint(4, v)) => {
+                out.insert("immutable".into(), json!(v != 0));
+            }
+            _ => {}
+        }
+    }
+    if !data.is_empty() {
+        out.insert("data".into(), Value::Object(data));
+    }
+    if !binary.is_empty() {
+        out.insert("binaryData".into(), Value::Object(binary));
+    }
+    Ok(out)
+}
+
+/// The kinds whose protobuf form this module reads.
+pub const DECODABLE: &[&str] = &[
+    "SubjectAccessReview",
+    "SelfSubjectAccessReview",
+    "SelfSubjectReview",
+    "TokenReview",
+    "Namespace",
+    "ConfigMap",
+];
+
+/// Decode a protobuf request body into its JSON form (`apiVersion`, `kind`, `metadata`, and the
+/// kind's fields). Kinds outside [`DECODABLE`] are refused with 415.
+pub fn decode(body: &[u8]) -> Result<Value, StatusError> {
     let rest = body
         .strip_prefix(MAGIC)
         .ok_or_else(|| bad("missing k8s envelope"))?;
@@ -193,17 +319,19 @@ pub fn decode_review(body: &[u8]) -> Result<Value, StatusError> {
             _ => {}
         }
     }
-    let mut spec = json!({});
-    for f in fields(raw)? {
-        if let Field::Bytes(2, s) = f {
-            spec = match kind.as_str() {
-                "SubjectAccessReview" | "SelfSubjectAccessReview" => access_review_spec(s)?,
-                "TokenReview" => token_review_spec(s)?,
-                other => return Err(bad(&format!("kind {other:?} is only accepted as JSON"))),
-            };
-        }
+    if !DECODABLE.contains(&kind.as_str()) {
+        return Err(StatusError::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the sandbox reads {kind} only as JSON, not {MEDIA_TYPE}"),
+        ));
     }
-    Ok(json!({"apiVersion": api_version, "kind": kind, "metadata": {}, "spec": spec}))
+    let mut out = Map::new();
+    out.insert("apiVersion".into(), json!(api_version));
+    out.insert("kind".into(), json!(kind));
+    out.insert("metadata".into(), json!({}));
+    out.extend(body_of(&kind, raw)?);
+    Ok(Value::Object(out))
 }
 
 #[cfg(test)]
@@ -214,6 +342,28 @@ mod tests {
         let mut out = vec![((num << 3) | 2) as u8, bytes.len() as u8];
         out.extend_from_slice(bytes);
         out
+    }
+
+    #[test]
+    fn decodes_a_configmap() {
+        let meta = [
+            field(1, b"c"),
+            field(11, &[field(1, b"app"), field(2, b"x")].concat()),
+        ]
+        .concat();
+        let obj = [
+            field(1, &meta),
+            field(2, &[field(1, b"k"), field(2, b"v")].concat()),
+        ]
+        .concat();
+        let tm = [field(1, b"v1"), field(2, b"ConfigMap")].concat();
+        let body = [MAGIC.to_vec(), field(1, &tm), field(2, &obj)].concat();
+        let v = decode(&body).expect("decodes");
+        assert_eq!(v["metadata"], json!({"name": "c", "labels": {"app": "x"}}));
+        assert_eq!(v["data"], json!({"k": "v"}));
+        let tm = [field(1, b"v1"), field(2, b"Pod")].concat();
+        let pod = [MAGIC.to_vec(), field(1, &tm), field(2, &[])].concat();
+        assert_eq!(decode(&pod).expect_err("pods only as JSON").code, 415);
     }
 
     #[test]
@@ -234,10 +384,10 @@ mod tests {
         ]
         .concat();
         let body = [MAGIC.to_vec(), field(1, &tm), field(2, &obj)].concat();
-        let v = decode_review(&body).expect("decodes");
+        let v = decode(&body).expect("decodes");
         assert_eq!(v["kind"], "SelfSubjectAccessReview");
         assert_eq!(v["spec"]["resourceAttributes"]["subresource"], "retry");
         assert_eq!(v["spec"]["resourceAttributes"]["namespace"], "demo");
-        assert!(decode_review(b"{}").is_err());
+        assert!(decode(b"{}").is_err());
     }
 }

@@ -269,6 +269,12 @@ pub static RESOURCES: &[ResourceDef] = &[
     ),
     review(
         "authentication.k8s.io",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        "SelfSubjectReview",
+    ),
+    review(
+        "authentication.k8s.io",
         "tokenreviews",
         "tokenreview",
         "TokenReview",
@@ -320,6 +326,14 @@ impl ResourceDef {
             Kind::Review => REVIEW_VERBS,
         }
     }
+    /// Whether a DELETE that removes the object at once answers with the object (else with a
+    /// `Status`): set in the registries of pods (`pkg/registry/core/pod/storage`), namespaces and
+    /// custom resources (`apiextensions-apiserver/pkg/registry/customresource/etcd.go`).
+    pub fn returns_deleted_object(&self) -> bool {
+        self.group == "tekton.dev"
+            || (self.group.is_empty() && matches!(self.resource, "pods" | "namespaces"))
+    }
+
     /// Subresources: `(name, verbs)`.
     pub fn subresources(&self) -> Vec<(&'static str, &'static [&'static str])> {
         let mut out = Vec::new();

@@ -101,6 +101,20 @@ pub fn handle(
             }
             Ok(answer(body, policy, &user, &attrs))
         }
+        // `pkg/registry/authentication/selfsubjectreview/rest.go`: who the caller is.
+        "SelfSubjectReview" => {
+            let mut user = json!({"username": caller.username, "groups": caller.groups});
+            if let Some(uid) = &caller.uid {
+                user["uid"] = json!(uid);
+            }
+            if !caller.extra.is_empty() {
+                user["extra"] = json!(caller.extra);
+            }
+            Ok(
+                json!({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"creationTimestamp": null}, "status": {"userInfo": user}}),
+            )
+        }
         "TokenReview" => {
             let token = spec.get("token").and_then(Value::as_str).unwrap_or("");
             let mut out = body.clone();

@@ -103,7 +103,32 @@ fn authenticate(
     }
 }
 
+/// Every request gets an audit ID (the client's `Audit-ID` or a new one), answered in the `Audit-Id`
+/// response header and forwarded to aggregated servers (`k8s.io/apiserver/pkg/endpoints/filters`
+/// `WithAuditInit`, `util/proxy` `NewRequestForProxy`).
 async fn handle(
+    shared: Arc<Shared>,
+    peer: Option<UserInfo>,
+    remote: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, BoxError> {
+    let audit_id = req
+        .headers()
+        .get("audit-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let Ok(v) = http::HeaderValue::from_str(&audit_id) else {
+        return handle_inner(shared, peer, remote, req).await;
+    };
+    req.headers_mut().insert("audit-id", v.clone());
+    let mut resp = handle_inner(shared, peer, remote, req).await?;
+    resp.headers_mut().insert("audit-id", v);
+    Ok(resp)
+}
+
+async fn handle_inner(
     shared: Arc<Shared>,
     peer: Option<UserInfo>,
     remote: SocketAddr,

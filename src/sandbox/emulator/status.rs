@@ -191,8 +191,16 @@ impl StatusError {
         }
     }
 
+    /// 415 for a patch type the emulator does not apply. kube-apiserver's message lists the types
+    /// it accepts; server-side apply is not among the emulator's.
     pub fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {content_type}"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (server-side apply is not served by the sandbox); got {content_type}"
+            ),
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

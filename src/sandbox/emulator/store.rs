@@ -545,6 +545,12 @@ impl Store {
         part: Part,
         opts: WriteOptions,
     ) -> Result<Value, StatusError> {
+        if !new.is_object() {
+            // A JSON patch can replace the whole document; the result must still be an object.
+            return Err(StatusError::unprocessable(
+                "the patched object is not a JSON object",
+            ));
+        }
         let mut merged = match part {
             Part::Main => {
                 let mut m = new;
@@ -613,8 +619,11 @@ impl Store {
         pruning::prune(def, &mut merged);
         if part == Part::Main {
             admission::set_defaults(def.group, def.resource, &mut merged);
-            admission::validate(def.group, def.resource, Some(&old), &merged)?;
         }
+        // Tekton's validating webhook is registered for `pipelineruns` and `pipelineruns/status`
+        // (knative `resourcesemantics`); on a status write it sees the stored spec, so only the
+        // whole-object rules (Pending after start) can refuse it.
+        admission::validate(def.group, def.resource, Some(&old), &merged)?;
         // Deletion in progress: no new finalizers may be added (kube: "Forbidden: no new finalizers
         // can be added if the object is being deleted").
         if old.pointer("/metadata/deletionTimestamp").is_some() {
@@ -704,25 +713,31 @@ impl Store {
         }
         let mut obj = old.clone();
         let mut fins = finalizers(&obj);
-        // `deletionFinalizersForGarbageCollection`: the policy decides the GC finalizer.
-        match opts.propagation.unwrap_or(Propagation::Background) {
-            Propagation::Orphan => {
+        // `deletionFinalizersForGarbageCollection`: an explicit policy decides the GC finalizer; with
+        // none, the finalizers stay as they are (the default policy, Background, adds none).
+        match opts.propagation {
+            None => {}
+            Some(Propagation::Orphan) => {
                 fins.retain(|f| f != FOREGROUND);
                 if !fins.iter().any(|f| f == ORPHAN) {
                     fins.push(ORPHAN.into());
                 }
             }
-            Propagation::Foreground => {
+            Some(Propagation::Foreground) => {
                 fins.retain(|f| f != ORPHAN);
                 if !fins.iter().any(|f| f == FOREGROUND) {
                     fins.push(FOREGROUND.into());
                 }
             }
-            Propagation::Background => fins.retain(|f| f != ORPHAN && f != FOREGROUND),
+            Some(Propagation::Background) => fins.retain(|f| f != ORPHAN && f != FOREGROUND),
         }
         set_finalizers(&mut obj, &fins);
         if opts.dry_run {
             return Ok((obj, fins.is_empty()));
+        }
+        if old.pointer("/metadata/deletionTimestamp").is_some() && fins == finalizers(&old) {
+            // Already being deleted and nothing to change: no write (`BeforeDelete` pending graceful).
+            return Ok((old, false));
         }
         g.rv += 1;
         let rv = g.rv.to_string();

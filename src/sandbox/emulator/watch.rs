@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
 use super::http::{param, Body, BoxError};
-use super::resources::ResourceDef;
+use super::resources::{Gvr, ResourceDef};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::StatusError;
 use super::store::{EventType, Store, WatchEvent};
@@ -30,6 +30,10 @@ pub struct WatchRequest {
     pub fields: FieldSelector,
     pub table: Option<Include>,
     pub bookmark_interval: Duration,
+    /// Where the objects are stored (differs from `def` for a view such as events.k8s.io).
+    pub storage: Gvr,
+    /// Conversion from the stored form to the served one, for a view.
+    pub convert: Option<fn(&Value) -> Value>,
 }
 
 fn line(kind: &str, object: Value) -> Bytes {
@@ -54,9 +58,13 @@ impl WatchRequest {
     }
 
     fn render(&self, obj: &Value) -> Value {
-        match self.table {
-            Some(inc) => table::table(self.def, std::slice::from_ref(obj), inc, None, true),
+        let obj = match self.convert {
+            Some(f) => f(obj),
             None => obj.clone(),
+        };
+        match self.table {
+            Some(inc) => table::table(self.def, std::slice::from_ref(&obj), inc, None, true),
+            None => obj,
         }
     }
 
@@ -71,7 +79,7 @@ impl WatchRequest {
     /// The event type this watcher sees for a change, if any (`cacher` `processEvent`: a
     /// modification that moves an object into or out of the selection is ADDED or DELETED).
     fn translate(&self, ev: &WatchEvent) -> Option<&'static str> {
-        if ev.key.gvr != self.def.gvr() {
+        if ev.key.gvr != self.storage {
             return None;
         }
         let now = self.selects(&ev.object);
@@ -103,7 +111,7 @@ pub fn serve(store: &Arc<Store>, req: WatchRequest, query: &[(String, String)]) 
     let start: Result<(u64, broadcast::Receiver<Arc<WatchEvent>>), StatusError> =
         if rv.is_empty() || rv == "0" || send_initial {
             let ns = req.namespace.clone();
-            let (items, cur, rx) = store.watch_now(&req.def.gvr(), ns.as_deref());
+            let (items, cur, rx) = store.watch_now(&req.storage, ns.as_deref());
             for o in items.iter().filter(|o| req.selects(o)) {
                 first.push(line("ADDED", req.render(o)));
             }
