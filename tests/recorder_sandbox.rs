@@ -229,7 +229,7 @@ async fn an_interrupted_claim_is_completed_by_the_recorder() {
         recorder: RecorderOptions {
             grace: Duration::from_secs(1),
             resync: Duration::from_millis(300),
-            max_roll_forward: 5,
+            max_roll_forward: 50,
         },
         ..Default::default()
     })
@@ -256,7 +256,7 @@ async fn an_interrupted_claim_is_completed_by_the_recorder() {
     assert!(is_failed(&claimed), "interrupted before the reset");
     assert!(sb.emulator.faults().matched(id) >= 1);
     // No further request: the recorder completes the attempt after its grace period.
-    let done = wait_run(&admin, "stuck", 40, is_succeeded).await;
+    let done = wait_run(&admin, "stuck", 90, is_succeeded).await;
     assert_eq!(
         annotation(&done, "retry.tekton.dev/attempt").as_deref(),
         Some("2")

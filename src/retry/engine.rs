@@ -211,12 +211,12 @@ impl Engine {
                 deleted_runs: plan
                     .delete_now
                     .iter()
-                    .map(|c| run_ref(&c.kind, &c.name))
+                    .map(|c| run_ref(&c.kind, &c.name, &c.uid))
                     .collect(),
                 deferred_runs: plan
                     .delete_after_spec_clear
                     .iter()
-                    .map(|c| run_ref(&c.kind, &c.name))
+                    .map(|c| run_ref(&c.kind, &c.name, &c.uid))
                     .collect(),
                 finally: req.spec.finally,
             };

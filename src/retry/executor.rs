@@ -103,13 +103,55 @@ fn resource_version(obj: &Value) -> Result<String, ApiError> {
         })
 }
 
-/// `Kind/name` of a child run, as recorded in `last-retry`.
-pub fn run_ref(kind: &str, name: &str) -> String {
-    format!("{kind}/{name}")
+/// `Kind/name/uid` of a child run, as recorded in `last-retry`: the uid tells the old run from the
+/// one Tekton re-creates under the same name (timestamps have one-second precision, too coarse).
+pub fn run_ref(kind: &str, name: &str, uid: &str) -> String {
+    format!("{kind}/{name}/{uid}")
 }
 
-fn split_ref(r: &str) -> Option<(&str, &str)> {
-    r.split_once('/')
+/// (kind, name, uid) of a recorded run reference; the uid is absent in `Kind/name` references.
+fn split_ref(r: &str) -> Option<(&str, &str, Option<&str>)> {
+    let mut parts = r.splitn(3, '/');
+    let kind = parts.next()?;
+    let name = parts.next()?;
+    Some((kind, name, parts.next().filter(|u| !u.is_empty())))
+}
+
+/// What the claim recorded about the runs it replaces: the old runs' uids by name, and its start.
+#[derive(Clone, Debug, Default)]
+pub struct ClaimedRuns {
+    pub start: Option<DateTime<Utc>>,
+    pub uids: std::collections::HashMap<String, String>,
+}
+
+impl ClaimedRuns {
+    pub fn of(record: &LastRetry) -> Self {
+        let uids = record
+            .deleted_runs
+            .iter()
+            .chain(record.deferred_runs.iter())
+            .filter_map(|r| split_ref(r))
+            .filter_map(|(_, name, uid)| uid.map(|u| (name.to_string(), u.to_string())))
+            .collect();
+        ClaimedRuns {
+            start: parse_time(&record.start),
+            uids,
+        }
+    }
+
+    /// Whether `child` is a run created for this attempt (not one that existed at the claim).
+    pub fn is_new(&self, child: &Value) -> bool {
+        let name = str_at(child, "/metadata/name").unwrap_or_default();
+        let uid = str_at(child, "/metadata/uid").unwrap_or_default();
+        match self.uids.get(name) {
+            Some(old) => old != uid,
+            None if self.uids.is_empty() => {
+                let created = str_at(child, "/metadata/creationTimestamp").and_then(parse_time);
+                matches!((created, self.start), (Some(c), Some(s)) if c > s)
+            }
+            None => false,
+        }
+    }
 }
 
 /// A write to the run refused by admission (Tekton's webhook validates even status and metadata
@@ -167,7 +209,7 @@ impl Executor {
             .unwrap_or_default()
             .to_string();
         let uid = str_at(run, "/metadata/uid").unwrap_or_default().to_string();
-        let claim_start = parse_time(&record.start);
+        let claim = ClaimedRuns::of(record);
 
         // Step 4: archive every run the attempt replaces, before anything is deleted.
         let all: Vec<&String> = record
@@ -177,7 +219,7 @@ impl Executor {
             .collect();
         let mut existing = Vec::new();
         for r in &all {
-            if let Some(obj) = self.old_child(ns, r, claim_start, audit).await? {
+            if let Some(obj) = self.old_child(ns, r, &claim, audit).await? {
                 existing.push(obj);
             }
         }
@@ -188,14 +230,14 @@ impl Executor {
 
         // Step 4: delete (foreground, uid precondition) and wait until the runs and pods are gone.
         for r in &record.deleted_runs {
-            self.delete_and_wait(ns, r, claim_start, audit).await?;
+            self.delete_and_wait(ns, r, &claim, audit).await?;
         }
 
         // Steps 5–7: status write, spec.status clear, verification, repeated on races.
         let deleted: BTreeSet<String> = record
             .deleted_runs
             .iter()
-            .filter_map(|r| split_ref(r).map(|(_, n)| n.to_string()))
+            .filter_map(|r| split_ref(r).map(|(_, n, _)| n.to_string()))
             .collect();
         let mut deferred_done = record.deferred_runs.is_empty();
         let mut rounds = 0;
@@ -214,7 +256,7 @@ impl Executor {
                     "pipelinerun {ns}/{name} was deleted and re-created while it was being retried; nothing more was done"
                 )));
             }
-            let needs_reset = is_done(&current) && !self.started_since(&current, claim_start).await;
+            let needs_reset = is_done(&current) && !self.started_since(&current, &claim).await;
             if needs_reset {
                 self.reset_status(ns, &name, &current, &deleted, record, audit)
                     .await?;
@@ -246,12 +288,12 @@ impl Executor {
             if !deferred_done {
                 // Finally runs of a gracefully cancelled run: only now (fixture cancelled-finally-trap).
                 for r in &record.deferred_runs {
-                    self.delete_and_wait(ns, r, claim_start, audit).await?;
+                    self.delete_and_wait(ns, r, &claim, audit).await?;
                 }
                 deferred_done = true;
             }
             // Step 7: watch for a flip back to the old outcome.
-            match self.verify(ns, &name, claim_start, audit).await? {
+            match self.verify(ns, &name, &claim, audit).await? {
                 Some(run) => return Ok(run),
                 None => {
                     info!(%ns, %name, "run flipped back to its old outcome after the reset; writing the status again");
@@ -273,16 +315,16 @@ impl Executor {
             })
     }
 
-    /// The child run `r` (`Kind/name`) if it exists and predates the claim (a run created after it
-    /// is the controller's new run and is never touched).
+    /// The child run `r` (`Kind/name/uid`) if it is still the run the claim recorded (a run Tekton
+    /// re-created under the same name is never touched: no run is deleted twice).
     async fn old_child(
         &self,
         ns: &str,
         r: &str,
-        claim_start: Option<DateTime<Utc>>,
+        claim: &ClaimedRuns,
         audit: Option<&str>,
     ) -> Result<Option<Value>, ApiError> {
-        let Some((kind, name)) = split_ref(r) else {
+        let Some((kind, name, _)) = split_ref(r) else {
             return Ok(None);
         };
         let Some(k) = child_kind(kind) else {
@@ -290,9 +332,7 @@ impl Executor {
         };
         match self.cluster.get(k, ns, name, audit).await {
             Ok(obj) => {
-                let created = str_at(&obj, "/metadata/creationTimestamp").and_then(parse_time);
-                let is_new = matches!((created, claim_start), (Some(c), Some(s)) if c > s);
-                if is_new
+                if claim.is_new(&obj)
                     || (str_at(&obj, "/metadata/deletionTimestamp").is_some() && !is_done(&obj))
                 {
                     Ok(None)
@@ -415,13 +455,13 @@ impl Executor {
         &self,
         ns: &str,
         r: &str,
-        claim_start: Option<DateTime<Utc>>,
+        claim: &ClaimedRuns,
         audit: Option<&str>,
     ) -> Result<(), ApiError> {
-        let Some(obj) = self.old_child(ns, r, claim_start, audit).await? else {
-            return self.wait_pods_gone(ns, r, audit).await;
+        let Some(obj) = self.old_child(ns, r, claim, audit).await? else {
+            return self.wait_pods_gone(ns, r, claim, audit).await;
         };
-        let Some((kind, name)) = split_ref(r) else {
+        let Some((kind, name, _)) = split_ref(r) else {
             return Ok(());
         };
         let Some(k) = child_kind(kind) else {
@@ -457,15 +497,24 @@ impl Executor {
             }
             tokio::time::sleep(self.opts.poll_interval).await;
         }
-        self.wait_pods_gone(ns, r, audit).await
+        self.wait_pods_gone(ns, r, claim, audit).await
     }
 
     /// A leftover `<taskrun>-pod` is adopted by the re-created TaskRun, which then fails at once
     /// with the old result (fixture orphan-pod): wait until the TaskRun's pods are gone too.
-    async fn wait_pods_gone(&self, ns: &str, r: &str, audit: Option<&str>) -> Result<(), ApiError> {
-        let Some(("TaskRun", name)) = split_ref(r) else {
+    /// A pod counts as left over when it is owned by the deleted TaskRun (its recorded uid) or by
+    /// nothing; the pod of a TaskRun Tekton already re-created (another owner uid) does not.
+    async fn wait_pods_gone(
+        &self,
+        ns: &str,
+        r: &str,
+        claim: &ClaimedRuns,
+        audit: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let Some(("TaskRun", name, _)) = split_ref(r) else {
             return Ok(());
         };
+        let old_uid = claim.uids.get(name).map(String::as_str);
         let selector = format!("tekton.dev/taskRun={name}");
         let deadline = tokio::time::Instant::now() + self.opts.wait_gone_timeout;
         loop {
@@ -477,6 +526,18 @@ impl Executor {
             let pod_prefix = format!("{name}-pod");
             let left: Vec<&str> = pods
                 .iter()
+                .filter(|p| {
+                    let owners: Vec<&str> = p
+                        .pointer("/metadata/ownerReferences")
+                        .and_then(Value::as_array)
+                        .map(|os| {
+                            os.iter()
+                                .filter_map(|o| o.get("uid").and_then(Value::as_str))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    owners.is_empty() || old_uid.is_none_or(|u| owners.contains(&u))
+                })
                 .filter_map(|p| str_at(p, "/metadata/name"))
                 .filter(|n| n.starts_with(&pod_prefix))
                 .collect();
@@ -494,22 +555,15 @@ impl Executor {
         }
     }
 
-    /// Whether the run's current outcome comes from this attempt: some child run was created after
-    /// the claim (a flip back without one is the old failure re-written: informer lag or a stale write).
-    async fn started_since(&self, run: &Value, claim_start: Option<DateTime<Utc>>) -> bool {
-        let Some(start) = claim_start else {
-            return false;
-        };
+    /// Whether the run's current outcome comes from this attempt: a replaced run exists again under a
+    /// new uid (a flip back without one is the old failure re-written: informer lag or a stale write).
+    async fn started_since(&self, run: &Value, claim: &ClaimedRuns) -> bool {
         let ns = str_at(run, "/metadata/namespace").unwrap_or_default();
         let name = str_at(run, "/metadata/name").unwrap_or_default();
         let selector = format!("tekton.dev/pipelineRun={name}");
         for kind in [super::cluster::TASKRUNS, super::cluster::CUSTOMRUNS] {
             if let Ok(items) = self.cluster.list(kind, ns, &selector, None).await {
-                if items.iter().any(|c| {
-                    str_at(c, "/metadata/creationTimestamp")
-                        .and_then(parse_time)
-                        .is_some_and(|t| t > start)
-                }) {
+                if items.iter().any(|c| claim.is_new(c)) {
                     return true;
                 }
             }
@@ -568,13 +622,13 @@ impl Executor {
         &self,
         ns: &str,
         name: &str,
-        claim_start: Option<DateTime<Utc>>,
+        claim: &ClaimedRuns,
         audit: Option<&str>,
     ) -> Result<Option<Value>, ApiError> {
         let deadline = tokio::time::Instant::now() + self.opts.verify_window;
         loop {
             let run = self.get_run(ns, name, audit).await?;
-            if is_done(&run) && !self.started_since(&run, claim_start).await {
+            if is_done(&run) && !self.started_since(&run, claim).await {
                 return Ok(None);
             }
             if spec_status(&run).is_some() {
@@ -656,5 +710,48 @@ impl Executor {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn child(name: &str, uid: &str, created: &str) -> Value {
+        json!({"metadata": {"name": name, "uid": uid, "creationTimestamp": created}})
+    }
+
+    #[test]
+    fn a_run_recreated_under_the_same_name_is_new_even_within_the_same_second() {
+        let record = LastRetry {
+            attempt: 2,
+            start: "2026-11-26T20:00:00Z".into(),
+            deleted_runs: vec![run_ref("TaskRun", "r-b", "uid-old")],
+            ..Default::default()
+        };
+        let claim = ClaimedRuns::of(&record);
+        assert!(!claim.is_new(&child("r-b", "uid-old", "2026-11-26T19:59:00Z")));
+        assert!(claim.is_new(&child("r-b", "uid-new", "2026-11-26T20:00:00Z")));
+        // A kept run created in the claim's second is not mistaken for a new one.
+        assert!(!claim.is_new(&child("r-a", "uid-a", "2026-11-26T20:00:00Z")));
+    }
+
+    #[test]
+    fn references_without_uid_fall_back_to_the_creation_time() {
+        let record = LastRetry {
+            attempt: 2,
+            start: "2026-11-26T20:00:00Z".into(),
+            deleted_runs: vec!["TaskRun/r-b".into()],
+            ..Default::default()
+        };
+        let claim = ClaimedRuns::of(&record);
+        assert!(claim.is_new(&child("r-c", "u", "2026-11-26T20:00:01Z")));
+        assert!(!claim.is_new(&child("r-c", "u", "2026-11-26T20:00:00Z")));
+        assert_eq!(split_ref("TaskRun/r-b"), Some(("TaskRun", "r-b", None)));
+        assert_eq!(
+            split_ref("TaskRun/r-b/u1"),
+            Some(("TaskRun", "r-b", Some("u1")))
+        );
     }
 }
