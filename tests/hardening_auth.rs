@@ -61,6 +61,9 @@ fn reviews(sb: &Sandbox) -> usize {
         .count()
 }
 
+/// Header lines of one request.
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 /// `create pipelineruns/retry` in `namespaces` (a RoleBinding of `tekton-retry-edit`).
 fn retry_rule(namespaces: &[&str]) -> Rule {
     Rule::resources(&["retry.tekton.dev"], &["pipelineruns/retry"], &["create"])
@@ -404,7 +407,7 @@ async fn the_decision_cache_never_answers_for_another_user_group_extra_namespace
     assert_eq!(reviews(&sb), after_first, "served from the cache");
 
     // Each differing attribute is a new review and a denial, never the cached allow.
-    let denied: Vec<(&str, Vec<(&str, &str)>, &str, &str)> = vec![
+    let denied: Vec<(&str, Headers, &str, &str)> = vec![
         (
             "another user without the group",
             vec![("X-Remote-User", "bob"), ("X-Remote-Extra-Scopes", "view")],
