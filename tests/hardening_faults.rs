@@ -385,7 +385,7 @@ async fn graceful_shutdown_under_load_finishes_in_flight_retries_and_refuses_new
     let slow = sb.emulator.faults().add(FaultRule::new(
         "delete",
         "taskruns",
-        FaultAction::Latency(Duration::from_millis(1500)),
+        FaultAction::Latency(Duration::from_secs(3)),
     ));
     let in_flight: Vec<_> = names
         .iter()
