@@ -166,6 +166,32 @@ fn every_planner_seed_plans_or_refuses() {
     }
 }
 
+/// Found by `planner_on_mutated_real_objects`: a labelled child run without `metadata.name` was
+/// adopted and planned for deletion under the name "" (a DELETE of the collection URL). Real
+/// objects always have names; the planner now ignores such a child and the delete call refuses
+/// names that are not object names.
+#[test]
+fn a_child_without_a_name_is_never_planned_for_deletion() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tekton/dag-failed");
+    let read = |f: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(dir.join(f)).expect("fixture")).expect("json")
+    };
+    let run = read("01-failed-pipelinerun-demo-run.json");
+    let mut children: Vec<Value> = ["a", "b", "report"]
+        .iter()
+        .map(|t| read(&format!("01-failed-taskrun-demo-run-{t}.json")))
+        .collect();
+    for nameless in [json!(null), json!(""), json!(7)] {
+        let mut kids = children.clone();
+        kids[1]["metadata"]["name"] = nameless;
+        checks::planner_json(&json!({"run": run, "children": kids}));
+    }
+    if let Some(m) = children[1]["metadata"].as_object_mut() {
+        m.remove("name");
+    }
+    checks::planner_json(&json!({"run": run, "children": children}));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
