@@ -45,7 +45,7 @@ fn dry(ns: &str, name: &str) -> String {
 /// A sandbox without the Tekton simulator's seed churn mattering: seeded, recorder on.
 async fn sandbox() -> Sandbox {
     start_with(SandboxOptions {
-        engine: quick_engine(),
+        engine: patient_engine(),
         ..Default::default()
     })
     .await

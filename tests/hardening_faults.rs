@@ -29,7 +29,7 @@ use tekton_retry::server::{Metrics, Server, ServerHandle, ServerOptions, TlsSour
 fn engine_opts() -> EngineOptions {
     EngineOptions {
         claim_grace: Duration::from_secs(1),
-        ..quick_engine()
+        ..patient_engine()
     }
 }
 

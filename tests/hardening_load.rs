@@ -20,7 +20,7 @@ use tekton_retry::sandbox::SandboxOptions;
 
 async fn load(runs: usize, per_run: usize) {
     let sb = start_with(SandboxOptions {
-        engine: quick_engine(),
+        engine: patient_engine(),
         ..Default::default()
     })
     .await;

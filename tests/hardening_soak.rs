@@ -59,7 +59,7 @@ async fn mixed_traffic_soak() {
     let seconds = env_u64("SOAK_SECONDS", 600);
     let workers = env_u64("SOAK_WORKERS", 6);
     let sb = start_with(SandboxOptions {
-        engine: quick_engine(),
+        engine: patient_engine(),
         ..Default::default()
     })
     .await;
