@@ -482,3 +482,54 @@ async fn the_decision_cache_never_answers_for_another_user_group_extra_namespace
     assert_eq!(reviews(&sb), before, "the same decoded extra key");
     sb.shutdown(Duration::from_secs(2)).await;
 }
+
+#[tokio::test]
+async fn path_tricks_in_the_namespace_or_name_are_refused_before_any_review() {
+    let sb = sandbox().await;
+    sb.emulator.policy().bind(
+        Subject::User("carol".into()),
+        "carol-retry-demo",
+        vec![retry_rule(&[NS])],
+    );
+    let c = as_front_proxy(&sb);
+    let who = [("X-Remote-User", "carol")];
+    let before = reviews(&sb);
+    // A name that, decoded by the API server the engine calls, would address another namespace's
+    // run (a confused deputy: reviewed for `demo`, acted on elsewhere), and other non-names.
+    for (ns, name) in [
+        (
+            NS,
+            "x%2F..%2F..%2F..%2Fnamespaces%2Fteam-b%2Fpipelineruns%2Fdemo-failed",
+        ),
+        (NS, "demo-failed%2Fstatus"),
+        (NS, ".."),
+        (NS, "Demo-Failed"),
+        ("demo%2F..%2Fteam-b", "demo-failed"),
+        ("..", "demo-failed"),
+    ] {
+        let a = c
+            .post(
+                &format!(
+                    "/apis/retry.tekton.dev/v1alpha1/namespaces/{ns}/pipelineruns/{name}/retry?dryRun=All"
+                ),
+                &who,
+                "",
+            )
+            .await;
+        assert!(
+            a.status == 400 || a.status == 404,
+            "{ns}/{name}: {} {}",
+            a.status,
+            a.text()
+        );
+        assert_eq!(a.json()["kind"], "Status", "{ns}/{name}");
+    }
+    assert_eq!(
+        reviews(&sb),
+        before,
+        "nothing was reviewed, so nothing was done"
+    );
+    let run = get(&runs(&sb.client("admin").expect("admin")), "demo-failed").await;
+    assert!(is_failed(&run));
+    sb.shutdown(Duration::from_secs(2)).await;
+}
