@@ -28,6 +28,14 @@ pub enum ClusterError {
     Timeout { what: String },
     #[error("{what}: {message}")]
     Transport { what: String, message: String },
+    /// A name that is not an object name (empty, `.`, `..`, or with `/`): as a URL it would
+    /// address the collection or another path (an empty name makes a DELETE a deletecollection).
+    #[error("refusing to {verb} {resource} named {name:?}: not an object name")]
+    BadName {
+        verb: &'static str,
+        resource: &'static str,
+        name: String,
+    },
     #[error("the server's permission list does not grant {verb} on {resource}: refusing the call")]
     NotGranted {
         verb: &'static str,
@@ -327,6 +335,7 @@ impl Cluster {
         audit: Option<&str>,
     ) -> Result<(), ClusterError> {
         Self::permit(kind, None, "delete")?;
+        object_name(kind.resource, "delete", name)?;
         let uri = format!("{}/{}", kind.base(ns), name);
         let body = json!({
             "apiVersion": "v1", "kind": "DeleteOptions",
@@ -468,9 +477,44 @@ fn classify(what: String, e: kube::Error) -> ClusterError {
     }
 }
 
+/// `name` if it can be the last segment of an object's URL (apimachinery
+/// `pkg/api/validation/path/name.go` `IsValidPathSegmentName`, which
+/// kube-apiserver applies to every object name): not empty, not `.` or `..`, no `/` or `%`.
+pub fn object_name<'a>(
+    resource: &'static str,
+    verb: &'static str,
+    name: &'a str,
+) -> Result<&'a str, ClusterError> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '%']) {
+        return Err(ClusterError::BadName {
+            verb,
+            resource,
+            name: name.to_string(),
+        });
+    }
+    Ok(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_that_would_address_another_url_are_refused() {
+        for bad in ["", ".", "..", "a/b", "../x", "a%2Fb"] {
+            assert!(
+                matches!(
+                    object_name("taskruns", "delete", bad),
+                    Err(ClusterError::BadName { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            object_name("taskruns", "delete", "demo-run-b").ok(),
+            Some("demo-run-b")
+        );
+    }
 
     #[test]
     fn tail_keeps_the_end_from_a_line_start() {

@@ -219,12 +219,20 @@ impl Server {
     }
 }
 
+/// Most header lines an HTTP/1 request may have (each costs 32 bytes of parse buffer while the
+/// request head is read).
+pub const MAX_HTTP1_HEADERS: usize = 8192;
+
 fn http_builder() -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
-        .max_headers(512)
+        // The front proxy sends one `X-Remote-Group` line per group; a user in a thousand groups
+        // must not be a 431. Go's net/http (kube-apiserver, kube-aggregator) limits header
+        // bytes only (`DefaultMaxHeaderBytes`, 1 MiB), so the count is limited generously and
+        // `max_buf_size` bounds the bytes. Checked by `tests/hardening_auth.rs`.
+        .max_headers(MAX_HTTP1_HEADERS)
         .max_buf_size(2 << 20);
     b.http2()
         .timer(TokioTimer::new())

@@ -27,6 +27,14 @@ pub fn quick_engine() -> EngineOptions {
     }
 }
 
+/// [`quick_engine`] with a generous wait (30 s) for deleted runs and their pods to be gone, for
+/// tests that must not get a 504 when a loaded machine slows the garbage collector down.
+pub fn patient_engine() -> EngineOptions {
+    let mut o = quick_engine();
+    o.executor.wait_gone_timeout = Duration::from_secs(30);
+    o
+}
+
 pub async fn start() -> Sandbox {
     start_with(SandboxOptions {
         engine: quick_engine(),

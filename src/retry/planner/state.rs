@@ -87,7 +87,9 @@ impl<'a> RunState<'a> {
         let mut by_name: BTreeMap<&str, ChildView<'a>> = children
             .iter()
             .filter_map(|j| {
-                let name = j["metadata"]["name"].as_str().unwrap_or_default();
+                // Every object the API lists has a name; one without cannot be deleted by name
+                // (an empty name would address the collection), so it is not a child here.
+                let name = j["metadata"]["name"].as_str().filter(|n| !n.is_empty())?;
                 ChildView::with_fallback(j, ref_kind.get(name).copied())
             })
             .filter(|c| {
