@@ -6,8 +6,9 @@
 //! ```
 //!
 //! 1. Starts the sandbox in this process (API emulator with its aggregator front proxy, the Tekton
-//!    simulator), and the real `tekton-retry serve` binary as a child process pinned to one CPU
-//!    (or, with `--in-process` or without the binary, the sandbox's own in-process server).
+//!    simulator), and the real `tekton-retry serve` binary as a child process (pinned to one CPU
+//!    for the discovery load); with `--in-process`, or without the binary, the sandbox's own
+//!    in-process server instead.
 //! 2. Seeds the Tasks and Pipeline and creates 2×N fresh failed runs (task `b` fails once).
 //! 3. Retries N of them through the front door (client → front proxy → `serve` → engine → API)
 //!    and N with the floor: the same engine code with the same options, run in this process with
@@ -88,10 +89,10 @@ fn taskset_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Pins every thread of this process to `cpus` (a `taskset` list such as `1` or `0-1`).
-fn pin_self(cpus: &str) {
+/// Pins every thread of process `pid` to `cpus` (a `taskset` list such as `1` or `0-1`).
+fn pin_to(pid: &str, cpus: &str) {
     let _ = std::process::Command::new("taskset")
-        .args(["-a", "-p", "-c", cpus, &std::process::id().to_string()])
+        .args(["-a", "-p", "-c", cpus, pid])
         .output();
 }
 
@@ -139,7 +140,9 @@ async fn main() -> anyhow::Result<()> {
     let mut serve = None;
     let (server_pid, retry_addr, retry_ca) = match (use_child, &bin) {
         (true, Some(bin)) => {
-            let p = child::start(&sb, bin, pin.then_some(args.serve_cpu), &args.serve_log).await?;
+            // Unpinned while it serves retries (it shares the machine with the emulator like the
+            // floor does); pinned to one CPU for the discovery load below.
+            let p = child::start(&sb, bin, None, &args.serve_log).await?;
             sb.emulator.set_aggregated_backend(&p.url(), &p.ca_pem)?;
             anyhow::ensure!(
                 sb.emulator
@@ -148,14 +151,9 @@ async fn main() -> anyhow::Result<()> {
                 "the front proxy does not find the serve process available"
             );
             println!(
-                "server: `{} serve` as process {}{}; ready {:.0} ms after start (API reachable)",
+                "server: `{} serve` as process {}; ready {:.0} ms after start (API reachable)",
                 bin.display(),
                 p.pid(),
-                if pin {
-                    format!(" pinned to CPU {}", args.serve_cpu)
-                } else {
-                    String::new()
-                },
                 ms(p.ready_after)
             );
             let out = (p.pid(), p.addr, p.ca_pem.clone());
@@ -259,12 +257,18 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // Discovery, with the load generator off the server's CPU.
-    if pin && serve.is_some() {
+    if let (true, Some(p)) = (pin, &serve) {
         let others: Vec<String> = (0..cpus)
             .filter(|&i| i != args.serve_cpu)
             .map(|i| i.to_string())
             .collect();
-        pin_self(&others.join(","));
+        pin_to(&p.pid(), &args.serve_cpu.to_string());
+        pin_to(&std::process::id().to_string(), &others.join(","));
+        println!(
+            "discovery: serve pinned to CPU {}, the load generator to CPU {}",
+            args.serve_cpu,
+            others.join(",")
+        );
     }
     let tls = discovery::tls_config(&retry_ca, &sb.emulator.client_cert("admin")?)?;
     let (rss_before_load, _) = rss_mib(&server_pid).unwrap_or_default();
@@ -277,7 +281,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     if pin {
-        pin_self(&format!("0-{}", cpus - 1));
+        pin_to(&std::process::id().to_string(), &format!("0-{}", cpus - 1));
     }
     let (rss_after_load, rss_hwm) = rss_mib(&server_pid).unwrap_or_default();
     let rps = d.requests as f64 / d.elapsed.as_secs_f64();
