@@ -85,6 +85,8 @@ fn bench_auth(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
+    // kube clients start their buffer task on creation.
+    let _enter = rt.enter();
     let front_ca = Ca::new("front-proxy-ca").expect("ca");
     let client_ca = Ca::new("client-ca").expect("ca");
     let data = auth_configmap(&front_ca, &client_ca, &[FRONT_PROXY_CN]);
