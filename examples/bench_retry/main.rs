@@ -141,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
     let (server_pid, retry_addr, retry_ca) = match (use_child, &bin) {
         (true, Some(bin)) => {
             // Unpinned while it serves retries (it shares the machine with the emulator like the
-            // floor does); pinned to one CPU for the discovery load below.
+            // floor does); pinned to one CPU for the discovery load.
             let p = child::start(&sb, bin, None, &args.serve_log).await?;
             sb.emulator.set_aggregated_backend(&p.url(), &p.ca_pem)?;
             anyhow::ensure!(
@@ -172,6 +172,39 @@ async fn main() -> anyhow::Result<()> {
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (rss_idle, _) = rss_mib(&server_pid).unwrap_or_default();
+    let rss_before_load = rss_idle;
+
+    // Discovery first, on a quiet sandbox, with the load generator off the server's CPU.
+    if let (true, Some(p)) = (pin, &serve) {
+        let others: Vec<String> = (0..cpus)
+            .filter(|&i| i != args.serve_cpu)
+            .map(|i| i.to_string())
+            .collect();
+        pin_to(&p.pid(), &args.serve_cpu.to_string());
+        pin_to(&std::process::id().to_string(), &others.join(","));
+        println!(
+            "discovery: serve pinned to CPU {}, the load generator to CPU {}",
+            args.serve_cpu,
+            others.join(",")
+        );
+    }
+    let tls = discovery::tls_config(&retry_ca, &sb.emulator.client_cert("admin")?)?;
+    let mut d = discovery::run(
+        retry_addr,
+        tls,
+        args.discovery_connections,
+        args.discovery_requests,
+        Duration::from_secs(60),
+    )
+    .await?;
+    if pin {
+        let all = format!("0-{}", cpus - 1);
+        pin_to(&std::process::id().to_string(), &all);
+        if let Some(p) = &serve {
+            pin_to(&p.pid(), &all);
+        }
+    }
+    let (rss_after_load, _) = rss_mib(&server_pid).unwrap_or_default();
 
     // Runs.
     let admin = sb.client("admin")?;
@@ -256,34 +289,7 @@ async fn main() -> anyhow::Result<()> {
         println!("  {} retries failed, e.g. {}", errors.len(), errors[0]);
     }
 
-    // Discovery, with the load generator off the server's CPU.
-    if let (true, Some(p)) = (pin, &serve) {
-        let others: Vec<String> = (0..cpus)
-            .filter(|&i| i != args.serve_cpu)
-            .map(|i| i.to_string())
-            .collect();
-        pin_to(&p.pid(), &args.serve_cpu.to_string());
-        pin_to(&std::process::id().to_string(), &others.join(","));
-        println!(
-            "discovery: serve pinned to CPU {}, the load generator to CPU {}",
-            args.serve_cpu,
-            others.join(",")
-        );
-    }
-    let tls = discovery::tls_config(&retry_ca, &sb.emulator.client_cert("admin")?)?;
-    let (rss_before_load, _) = rss_mib(&server_pid).unwrap_or_default();
-    let mut d = discovery::run(
-        retry_addr,
-        tls,
-        args.discovery_connections,
-        args.discovery_requests,
-        Duration::from_secs(60),
-    )
-    .await?;
-    if pin {
-        pin_to(&std::process::id().to_string(), &format!("0-{}", cpus - 1));
-    }
-    let (rss_after_load, rss_hwm) = rss_mib(&server_pid).unwrap_or_default();
+    let (_, rss_hwm) = rss_mib(&server_pid).unwrap_or_default();
     let rps = d.requests as f64 / d.elapsed.as_secs_f64();
     let dl = summarize(&mut d.latencies);
     println!(
