@@ -7,6 +7,7 @@
 //! `tekton-retry sandbox` command.
 
 pub mod assemble;
+pub mod backend_pool;
 pub mod cli;
 pub mod emulator;
 pub mod faults;

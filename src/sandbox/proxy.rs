@@ -24,12 +24,12 @@ use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response, Uri};
 use http_body_util::{BodyExt, BodyStream, Empty, StreamBody};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use crate::api::UserInfo;
 use crate::pki::{Ca, CertPem};
+use crate::sandbox::backend_pool::{BackendPool, PoolKey};
 use crate::sandbox::emulator::discovery::AggregatedGroup;
 use crate::sandbox::emulator::http::{text, Body, BoxError};
 use crate::sandbox::emulator::resources::Gvr;
@@ -116,6 +116,7 @@ pub struct FrontProxy {
     identity: RwLock<Identity>,
     availability: RwLock<Availability>,
     wake: Notify,
+    pool: BackendPool,
 }
 
 const HOP_BY_HOP: &[&str] = &[
@@ -182,6 +183,7 @@ impl FrontProxy {
                 ..Default::default()
             }),
             wake: Notify::new(),
+            pool: BackendPool::default(),
         });
         p.publish()?;
         Ok(p)
@@ -222,6 +224,7 @@ impl FrontProxy {
     /// Remove the backend: the group answers 503 and leaves discovery.
     pub fn clear_backend(&self) {
         *self.backend.write().unwrap_or_else(|e| e.into_inner()) = None;
+        self.pool.clear();
         *self.availability.write().unwrap_or_else(|e| e.into_inner()) = Availability {
             message: "no backend set".into(),
             ..Default::default()
@@ -329,23 +332,28 @@ impl FrontProxy {
             .url
             .host_str()
             .ok_or("backend URL has no host")?
+            .trim_matches(|c| c == '[' || c == ']')
             .to_string();
         let port = backend.url.port_or_known_default().unwrap_or(443);
-        let cfg = self.client_config(backend)?;
-        let tcp =
-            tokio::net::TcpStream::connect((host.trim_matches(|c| c == '[' || c == ']'), port))
-                .await?;
-        let name = rustls::pki_types::ServerName::try_from(
-            host.trim_matches(|c| c == '[' || c == ']').to_string(),
-        )?;
-        let tls = tokio_rustls::TlsConnector::from(cfg)
-            .connect(name, tcp)
-            .await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender.send_request(req).await?)
+        let key = PoolKey {
+            url: backend.url.to_string(),
+            ca_pem: backend.ca_pem.clone(),
+            client_cert_pem: self.identity().client.cert,
+        };
+        self.pool
+            .send(
+                &key,
+                &host,
+                port,
+                || Ok(self.client_config(backend)?),
+                req,
+            )
+            .await
+    }
+
+    /// New connections the proxy opened to the backend so far (idle ones are reused).
+    pub fn backend_connects(&self) -> u64 {
+        self.pool.connects()
     }
 
     fn backend(&self) -> Option<Backend> {

@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use http::HeaderMap;
@@ -292,9 +292,19 @@ pub struct Authenticator {
     client: kube::Client,
     token_ttl: Duration,
     tokens: Mutex<HashMap<String, (Instant, Option<UserInfo>)>>,
+    certs: Mutex<HashMap<Vec<CertificateDer<'static>>, CachedVerdict>>,
+}
+
+/// A verdict, the configuration it was made against, and when.
+struct CachedVerdict {
+    config: Arc<AuthConfig>,
+    at: Instant,
+    verdict: CertVerdict,
 }
 
 const TOKEN_CACHE_MAX: usize = 4096;
+/// Distinct client certificate chains whose verdicts are kept.
+const CERT_CACHE_MAX: usize = 1024;
 
 impl Authenticator {
     pub fn new(state: Arc<AuthState>, client: kube::Client, token_ttl: Duration) -> Self {
@@ -303,7 +313,48 @@ impl Authenticator {
             client,
             token_ttl,
             tokens: Mutex::new(HashMap::new()),
+            certs: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The verdict on `peer`, reused from an earlier request while the authentication
+    /// configuration is the same one, the chain is still within its validity and the verdict is
+    /// younger than the authentication cache TTL (so that a not-yet-valid certificate is looked at
+    /// again). Signature checks are then paid once per client chain, not once per request on a
+    /// keep-alive connection (the front proxy's connections carry every proxied request).
+    fn verdict(
+        &self,
+        config: &Arc<AuthConfig>,
+        peer: &[CertificateDer<'static>],
+    ) -> Option<CertVerdict> {
+        if peer.is_empty() {
+            return None;
+        }
+        if let Ok(cache) = self.certs.lock() {
+            if let Some(c) = cache.get(peer) {
+                let fresh = Arc::ptr_eq(&c.config, config)
+                    && c.at.elapsed() < self.token_ttl
+                    && c.verdict.valid_until.is_none_or(|t| SystemTime::now() < t);
+                if fresh {
+                    return Some(c.verdict.clone());
+                }
+            }
+        }
+        let verdict = certificate_verdict(config, peer)?;
+        if let Ok(mut cache) = self.certs.lock() {
+            if cache.len() >= CERT_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(
+                peer.to_vec(),
+                CachedVerdict {
+                    config: config.clone(),
+                    at: Instant::now(),
+                    verdict: verdict.clone(),
+                },
+            );
+        }
+        Some(verdict)
     }
 
     /// The user making the request, or `None` (→ 401). `peer` is the client certificate chain
@@ -315,8 +366,10 @@ impl Authenticator {
         audit_id: &str,
     ) -> Option<(UserInfo, AuthMethod)> {
         let config = self.state.config();
-        if let Some(user) = authenticate_certificate(&config, peer, headers) {
-            return Some(user);
+        if let Some(verdict) = self.verdict(&config, peer) {
+            if let Some(user) = user_of_verdict(&config, &verdict, headers) {
+                return Some(user);
+            }
         }
         let token = bearer_token(headers)?;
         let user = self.token_review(token, audit_id).await?;
@@ -386,28 +439,83 @@ pub fn authenticate_certificate(
     peer: &[CertificateDer<'static>],
     headers: &HeaderMap,
 ) -> Option<(UserInfo, AuthMethod)> {
+    let verdict = certificate_verdict(config, peer)?;
+    user_of_verdict(config, &verdict, headers)
+}
+
+/// What verifying a client certificate chain against the configured CAs found: everything
+/// certificate authentication needs except the request's headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertVerdict {
+    /// Subject CN and O values of the leaf.
+    pub cn: String,
+    pub orgs: Vec<String>,
+    /// The chain is signed by the requestheader CA and the CN is allowed to send requestheader
+    /// headers.
+    pub requestheader: bool,
+    /// The chain is signed by the client CA (and has a CN).
+    pub client_ca: bool,
+    /// The earliest `notAfter` in the chain: the verdict holds at most until then.
+    pub valid_until: Option<SystemTime>,
+}
+
+/// Verifies `peer` (leaf first) against both CAs; `None` without a parseable leaf.
+pub fn certificate_verdict(
+    config: &AuthConfig,
+    peer: &[CertificateDer<'static>],
+) -> Option<CertVerdict> {
     let leaf = peer.first()?;
     let (cn, orgs) = subject_of(leaf)?;
-    if let Some(rh) = &config.requestheader {
-        let allowed = rh.allowed_names.is_empty() || rh.allowed_names.contains(&cn);
-        if allowed && rh.ca.verifies(peer) {
-            if let Some(user) = from_request_headers(rh, headers) {
-                return Some((with_authenticated_group(user), AuthMethod::RequestHeader));
-            }
+    let requestheader = config.requestheader.as_ref().is_some_and(|rh| {
+        (rh.allowed_names.is_empty() || rh.allowed_names.contains(&cn)) && rh.ca.verifies(peer)
+    });
+    let client_ca = !cn.is_empty()
+        && config
+            .client_ca
+            .as_ref()
+            .is_some_and(|ca| ca.verifies(peer));
+    let valid_until = peer.iter().filter_map(not_after).min();
+    Some(CertVerdict {
+        cn,
+        orgs,
+        requestheader,
+        client_ca,
+        valid_until,
+    })
+}
+
+/// The user of a request on a connection with this certificate verdict: the requestheader user
+/// when the chain may send those headers and they name one, else the certificate's own user.
+pub fn user_of_verdict(
+    config: &AuthConfig,
+    verdict: &CertVerdict,
+    headers: &HeaderMap,
+) -> Option<(UserInfo, AuthMethod)> {
+    if verdict.requestheader {
+        if let Some(user) = config
+            .requestheader
+            .as_ref()
+            .and_then(|rh| from_request_headers(rh, headers))
+        {
+            return Some((with_authenticated_group(user), AuthMethod::RequestHeader));
         }
     }
-    if let Some(ca) = &config.client_ca {
-        if !cn.is_empty() && ca.verifies(peer) {
-            let user = UserInfo {
-                username: cn,
-                uid: None,
-                groups: orgs,
-                extra: BTreeMap::new(),
-            };
-            return Some((with_authenticated_group(user), AuthMethod::ClientCert));
-        }
+    if verdict.client_ca {
+        let user = UserInfo {
+            username: verdict.cn.clone(),
+            uid: None,
+            groups: verdict.orgs.clone(),
+            extra: BTreeMap::new(),
+        };
+        return Some((with_authenticated_group(user), AuthMethod::ClientCert));
     }
     None
+}
+
+fn not_after(der: &CertificateDer<'_>) -> Option<SystemTime> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let secs = cert.validity().not_after.timestamp();
+    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
 }
 
 /// The user described by the requestheader headers; `None` without a non-empty user header.
@@ -644,6 +752,119 @@ mod tests {
         assert_eq!(user.username, "bob");
         assert_eq!(user.groups, vec!["team-a", ALL_AUTHENTICATED]);
         assert!(user.extra.is_empty() && user.uid.is_none());
+    }
+
+    /// A client whose requests nobody answers: certificate authentication makes no API calls.
+    fn offline_client() -> kube::Client {
+        let svc = tower::service_fn(|_req: http::Request<kube::client::Body>| async {
+            Err::<http::Response<kube::client::Body>, std::io::Error>(std::io::Error::other(
+                "no API in this test",
+            ))
+        });
+        kube::Client::new(svc, "default")
+    }
+
+    fn as_user(name: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-remote-user", name.parse().expect("v"));
+        h
+    }
+
+    #[tokio::test]
+    async fn verdicts_are_reused_but_users_come_from_each_request() {
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
+        let state = Arc::new(AuthState::default());
+        state.set(config(&front, &client, r#"["front-proxy-client"]"#));
+        let authn = Authenticator::new(state.clone(), offline_client(), Duration::from_secs(60));
+        let proxy = chain(
+            &front
+                .issue_client("front-proxy-client", &[])
+                .expect("cert")
+                .cert,
+        );
+        for name in ["alice", "bob", "alice"] {
+            let (user, how) = authn
+                .authenticate(&proxy, &as_user(name), "a")
+                .await
+                .expect("user");
+            assert_eq!(user.username, name);
+            assert_eq!(how, AuthMethod::RequestHeader);
+        }
+        assert_eq!(
+            authn.certs.lock().expect("lock").len(),
+            1,
+            "one chain, one verdict"
+        );
+        // Without the headers the front proxy's own certificate is no user (not the client CA's).
+        assert!(authn
+            .authenticate(&proxy, &HeaderMap::new(), "a")
+            .await
+            .is_none());
+        let bob = chain(&client.issue_client("bob", &["dev"]).expect("cert").cert);
+        let (user, how) = authn
+            .authenticate(&bob, &as_user("mallory"), "a")
+            .await
+            .expect("user");
+        assert_eq!(
+            (user.username.as_str(), how),
+            ("bob", AuthMethod::ClientCert)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_configuration_invalidates_the_verdicts() {
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
+        let state = Arc::new(AuthState::default());
+        state.set(config(&front, &client, "[]"));
+        let authn = Authenticator::new(state.clone(), offline_client(), Duration::from_secs(60));
+        let proxy = chain(
+            &front
+                .issue_client("front-proxy-client", &[])
+                .expect("cert")
+                .cert,
+        );
+        assert!(authn
+            .authenticate(&proxy, &as_user("alice"), "a")
+            .await
+            .is_some());
+        // The requestheader CA rotates to another one: the old chain is refused at once.
+        let rotated = Ca::new("front-2").expect("ca");
+        state.set(config(&rotated, &client, "[]"));
+        assert!(authn
+            .authenticate(&proxy, &as_user("alice"), "a")
+            .await
+            .is_none());
+        // Only allowed names may send the headers once the list is set.
+        state.set(config(&front, &client, r#"["someone-else"]"#));
+        assert!(authn
+            .authenticate(&proxy, &as_user("alice"), "a")
+            .await
+            .is_none());
+    }
+
+    #[test]
+    fn verdict_records_the_chain_validity() {
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
+        let cfg = config(&front, &client, "[]");
+        let proxy = chain(&front.issue_client("p", &[]).expect("cert").cert);
+        let v = certificate_verdict(&cfg, &proxy).expect("verdict");
+        assert!(v.requestheader && !v.client_ca);
+        let until = v.valid_until.expect("notAfter");
+        let days = until
+            .duration_since(SystemTime::now())
+            .expect("in the future")
+            .as_secs()
+            / 86_400;
+        assert!((363..=365).contains(&days), "{days} days");
     }
 
     #[test]

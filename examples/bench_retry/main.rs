@@ -1,0 +1,318 @@
+//! `bench_retry`: the performance goals of issue 8, measured side by side in one run.
+//!
+//! ```text
+//! cargo build --release --bin tekton-retry --example bench_retry
+//! target/release/examples/bench_retry --retries 256 --concurrency 64
+//! ```
+//!
+//! 1. Starts the sandbox in this process (API emulator with its aggregator front proxy, the Tekton
+//!    simulator), and the real `tekton-retry serve` binary as a child process (pinned to one CPU
+//!    for the discovery load); with `--in-process`, or without the binary, the sandbox's own
+//!    in-process server instead.
+//! 2. Seeds the Tasks and Pipeline and creates 2×N fresh failed runs (task `b` fails once).
+//! 3. Retries N of them through the front door (client → front proxy → `serve` → engine → API)
+//!    and N with the floor: the same engine code with the same options, run in this process with
+//!    the server's identity straight against the same emulator — exactly the API calls a retry
+//!    makes, without the front proxy and `serve` hops. Both in alternating batches of C.
+//! 4. Keep-alive load on discovery straight at the retry server; RSS of the server process.
+//!
+//! Ends with `ratio_median=R ratio_p99=R discovery_rps=N rss_idle_mib=N rss_peak_mib=N`.
+
+mod child;
+mod discovery;
+mod runs;
+mod stats;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tekton_retry::retry::engine::EngineOptions;
+use tekton_retry::retry::executor::ExecutorOptions;
+use tekton_retry::retry::Engine;
+use tekton_retry::sandbox::{Sandbox, SandboxOptions};
+
+use stats::{ms, rss_mib, summarize, Summary};
+
+/// Measure the retry server against its floor.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Retries per path (server and floor each retry this many fresh runs).
+    #[arg(long, default_value_t = 64)]
+    retries: usize,
+    /// Retries in flight at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Discovery requests to send (keep-alive).
+    #[arg(long, default_value_t = 100_000)]
+    discovery_requests: usize,
+    /// Keep-alive connections for the discovery load.
+    #[arg(long, default_value_t = 4)]
+    discovery_connections: usize,
+    /// The `tekton-retry` binary to run as the server (default: next to this example).
+    #[arg(long)]
+    serve_bin: Option<PathBuf>,
+    /// Use the sandbox's in-process server instead of a `serve` process (RSS is then the whole
+    /// process's, emulator and simulator included).
+    #[arg(long)]
+    in_process: bool,
+    /// CPU the `serve` process is pinned to (`taskset`); the load generator uses the others.
+    #[arg(long, default_value_t = 0)]
+    serve_cpu: usize,
+    /// Don't pin anything to CPUs.
+    #[arg(long)]
+    no_pin: bool,
+    /// Where the `serve` process's log goes.
+    #[arg(long, default_value = "/tmp/bench-retry-serve.log")]
+    serve_log: PathBuf,
+}
+
+/// Engine options of the in-process mode: a short verification window, as in the sandbox tests.
+fn quick_engine() -> EngineOptions {
+    EngineOptions {
+        executor: ExecutorOptions {
+            wait_gone_timeout: Duration::from_secs(5),
+            verify_window: Duration::from_millis(600),
+            poll_interval: Duration::from_millis(25),
+            max_reset_rounds: 8,
+        },
+        ..Default::default()
+    }
+}
+
+fn taskset_available() -> bool {
+    std::process::Command::new("taskset")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Pins every thread of process `pid` to `cpus` (a `taskset` list such as `1` or `0-1`).
+fn pin_to(pid: &str, cpus: &str) {
+    let _ = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, pid])
+        .output();
+}
+
+fn print_summary(label: &str, s: &Summary) {
+    println!(
+        "  {label:<8} n={:<4} p50={:>8.1} ms  p99={:>8.1} ms  max={:>8.1} ms",
+        s.count,
+        ms(s.p50),
+        ms(s.p99),
+        ms(s.max)
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let pin = !args.no_pin && cpus >= 2 && taskset_available();
+    println!("machine: {}", stats::machine());
+
+    let bin = args.serve_bin.clone().or_else(child::default_binary);
+    let use_child = !args.in_process && bin.is_some();
+    // The floor runs the engine with exactly the options the server path's engine has.
+    let engine_opts = if use_child {
+        EngineOptions::default()
+    } else {
+        quick_engine()
+    };
+    let (window, poll) = (
+        engine_opts.executor.verify_window,
+        engine_opts.executor.poll_interval,
+    );
+    let sb = Sandbox::start(SandboxOptions {
+        seed: false,
+        engine: engine_opts.clone(),
+        recorder_enabled: !use_child,
+        ..Default::default()
+    })
+    .await
+    .context("starting the sandbox")?;
+
+    let mut serve = None;
+    let (server_pid, retry_addr, retry_ca) = match (use_child, &bin) {
+        (true, Some(bin)) => {
+            // Unpinned while it serves retries (it shares the machine with the emulator like the
+            // floor does); pinned to one CPU for the discovery load.
+            let p = child::start(&sb, bin, None, &args.serve_log).await?;
+            sb.emulator.set_aggregated_backend(&p.url(), &p.ca_pem)?;
+            anyhow::ensure!(
+                sb.emulator
+                    .wait_aggregated_available(Duration::from_secs(20))
+                    .await,
+                "the front proxy does not find the serve process available"
+            );
+            println!(
+                "server: `{} serve` as process {}; ready {:.0} ms after start (API reachable)",
+                bin.display(),
+                p.pid(),
+                ms(p.ready_after)
+            );
+            let out = (p.pid(), p.addr, p.ca_pem.clone());
+            serve = Some(p);
+            out
+        }
+        _ => {
+            println!("server: in-process (RSS figures are the whole bench process's)");
+            let addr = sb
+                .retry_url()
+                .trim_start_matches("https://")
+                .parse()
+                .context("retry address")?;
+            ("self".to_string(), addr, sb.retry_ca_pem().to_string())
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rss_idle, _) = rss_mib(&server_pid).unwrap_or_default();
+    let rss_before_load = rss_idle;
+
+    // Discovery first, on a quiet sandbox, with the load generator off the server's CPU.
+    if let (true, Some(p)) = (pin, &serve) {
+        let others: Vec<String> = (0..cpus)
+            .filter(|&i| i != args.serve_cpu)
+            .map(|i| i.to_string())
+            .collect();
+        pin_to(&p.pid(), &args.serve_cpu.to_string());
+        pin_to(&std::process::id().to_string(), &others.join(","));
+        println!(
+            "discovery: serve pinned to CPU {}, the load generator to CPU {}",
+            args.serve_cpu,
+            others.join(",")
+        );
+    }
+    let tls = discovery::tls_config(&retry_ca, &sb.emulator.client_cert("admin")?)?;
+    let mut d = discovery::run(
+        retry_addr,
+        tls,
+        args.discovery_connections,
+        args.discovery_requests,
+        Duration::from_secs(60),
+    )
+    .await?;
+    if pin {
+        let all = format!("0-{}", cpus - 1);
+        pin_to(&std::process::id().to_string(), &all);
+        if let Some(p) = &serve {
+            pin_to(&p.pid(), &all);
+        }
+    }
+    let (rss_after_load, _) = rss_mib(&server_pid).unwrap_or_default();
+
+    // Runs.
+    let admin = sb.client("admin")?;
+    runs::seed_pipeline(&admin).await?;
+    let n = args.retries.max(1);
+    let c = args.concurrency.max(1);
+    let server_names: Vec<String> = (0..n).map(|i| format!("srv-{i}")).collect();
+    let floor_names: Vec<String> = (0..n).map(|i| format!("floor-{i}")).collect();
+    let all: Vec<String> = server_names.iter().chain(&floor_names).cloned().collect();
+    let t = std::time::Instant::now();
+    runs::create_failed(&admin, &all).await?;
+    println!(
+        "created {} failed runs in {:.1} s",
+        all.len(),
+        t.elapsed().as_secs_f64()
+    );
+
+    let mut cfg = sb.emulator.kube_config("admin")?;
+    cfg.default_retry = false;
+    let front = kube::Client::try_from(cfg)?;
+    let floor_engine = Engine::new(
+        kube::Client::try_from(sb.emulator.server_kube_config()?)?,
+        engine_opts,
+    );
+    let user = sb.emulator.user_info("admin").context("the admin user")?;
+    let via_server = Arc::new(move |name: String| {
+        let front = front.clone();
+        async move { runs::retry_via_server(&front, &name).await }
+    });
+    let direct = Arc::new(move |name: String| {
+        let engine = floor_engine.clone();
+        let user = user.clone();
+        async move { runs::retry_direct(&engine, &user, &name).await }
+    });
+    let (mut srv_lat, mut floor_lat, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    for (round, (s, f)) in server_names
+        .chunks(c)
+        .zip(floor_names.chunks(c))
+        .enumerate()
+    {
+        // Alternate which path goes first, so that drift in the machine's load hits both.
+        let (a, b) = if round % 2 == 0 {
+            let a = runs::drive(s, c, via_server.clone()).await;
+            (a, runs::drive(f, c, direct.clone()).await)
+        } else {
+            let b = runs::drive(f, c, direct.clone()).await;
+            (runs::drive(s, c, via_server.clone()).await, b)
+        };
+        for (outcomes, into) in [(a, &mut srv_lat), (b, &mut floor_lat)] {
+            for o in outcomes {
+                match o {
+                    Ok(d) => into.push(d),
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+    }
+    let (_, rss_peak_retries) = rss_mib(&server_pid).unwrap_or_default();
+    let srv = summarize(&mut srv_lat);
+    let floor = summarize(&mut floor_lat);
+    let ratio = |a: Duration, b: Duration| {
+        if b.is_zero() {
+            f64::NAN
+        } else {
+            a.as_secs_f64() / b.as_secs_f64()
+        }
+    };
+    let (ratio_median, ratio_p99) = (ratio(srv.p50, floor.p50), ratio(srv.p99, floor.p99));
+    println!(
+        "retries: {n} per path at concurrency {c} (engine verify window {} ms, poll {} ms on both paths)",
+        window.as_millis(),
+        poll.as_millis()
+    );
+    print_summary("server", &srv);
+    print_summary("floor", &floor);
+    println!(
+        "  server path adds {:.1} ms at p50, {:.1} ms at p99; ratio p50 {ratio_median:.3}, p99 {ratio_p99:.3}",
+        ms(srv.p50) - ms(floor.p50),
+        ms(srv.p99) - ms(floor.p99)
+    );
+    if !errors.is_empty() {
+        println!("  {} retries failed, e.g. {}", errors.len(), errors[0]);
+    }
+
+    let (_, rss_hwm) = rss_mib(&server_pid).unwrap_or_default();
+    let rps = d.requests as f64 / d.elapsed.as_secs_f64();
+    let dl = summarize(&mut d.latencies);
+    println!(
+        "discovery: {} requests over {} keep-alive connections in {:.2} s = {rps:.0} req/s; p50 {:.3} ms, p99 {:.3} ms; {} errors",
+        d.requests,
+        args.discovery_connections,
+        d.elapsed.as_secs_f64(),
+        ms(dl.p50),
+        ms(dl.p99),
+        d.errors
+    );
+    println!(
+        "memory of {}: idle {rss_idle:.1} MiB; peak {rss_hwm:.1} MiB (after the retries {rss_peak_retries:.1}); \
+         RSS before/after the discovery load {rss_before_load:.1}/{rss_after_load:.1} MiB",
+        if serve.is_some() { "serve" } else { "the bench process" }
+    );
+    if let Some(p) = &serve {
+        println!("ready_ms={:.0}", ms(p.ready_after));
+    }
+    println!(
+        "ratio_median={ratio_median:.3} ratio_p99={ratio_p99:.3} discovery_rps={rps:.0} rss_idle_mib={rss_idle:.1} rss_peak_mib={rss_hwm:.1}"
+    );
+    drop(serve);
+    sb.shutdown(Duration::from_secs(1)).await;
+    Ok(())
+}
