@@ -341,13 +341,7 @@ impl FrontProxy {
             client_cert_pem: self.identity().client.cert,
         };
         self.pool
-            .send(
-                &key,
-                &host,
-                port,
-                || Ok(self.client_config(backend)?),
-                req,
-            )
+            .send(&key, &host, port, || Ok(self.client_config(backend)?), req)
             .await
     }
 
