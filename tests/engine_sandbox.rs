@@ -206,13 +206,26 @@ async fn of_twenty_concurrent_retries_exactly_one_starts_the_attempt() {
 async fn a_replay_with_the_attempt_precondition_is_refused() {
     let sb = start().await;
     let admin = sb.client("admin").expect("client");
+    // b fails twice, so after the retry the run is failed again and retryable: only the
+    // precondition stands in the way of the replay.
+    failed_run(&admin, "replayed", "b:2").await;
     let body = json!({"spec": {"preconditions": {"attempt": 1}}});
-    let (code, first) = retry(&admin, "demo-failed", body.clone(), "").await;
+    let (code, first) = retry(&admin, "replayed", body.clone(), "").await;
     assert_eq!(code, 201, "{first:#}");
-    // Make the run fail again so that only the precondition stands in the way.
-    wait_run(&admin, "demo-failed", 30, is_succeeded).await;
-    let (code, replay) = retry(&admin, "demo-failed", body, "").await;
+    // Wait for the recorder too: its outcome record is the last write before the replay.
+    let again = wait_run(&admin, "replayed", 30, |v| {
+        is_failed(v) && last_retry(v)["outcome"].is_string()
+    })
+    .await;
+    let (code, replay) = retry(&admin, "replayed", body, "").await;
     assert_eq!(code, 409, "{replay:#}");
+    let message = replay["message"].as_str().unwrap_or_default();
+    assert!(message.contains("is at attempt 2, not 1"), "{replay:#}");
+    let after = get(&runs(&admin), "replayed").await;
+    assert_eq!(
+        after["metadata"]["resourceVersion"], again["metadata"]["resourceVersion"],
+        "the replay wrote nothing"
+    );
     let uid = get(&runs(&admin), "demo-failed").await["metadata"]["uid"].clone();
     let (code, wrong_uid) = retry(
         &admin,

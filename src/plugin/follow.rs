@@ -12,6 +12,7 @@
 //!   yet right after creation (timeline.txt: `ADDED … -/-`);
 //! - skipped tasks: `status.skippedTasks[]` (`{name, reason}`; 01-failed: `c`, "PipelineRun was stopping").
 
+use crate::tekton::{parse_time, str_at};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -112,16 +113,6 @@ impl FollowView {
         let (done, total) = self.progress();
         format!("{done}/{total} tasks done")
     }
-}
-
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
 }
 
 /// `(status, reason, message)` of an object's `Succeeded` condition.

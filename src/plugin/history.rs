@@ -9,6 +9,7 @@
 //! and the outcome of an earlier attempt without a recorded one is derived from the child runs its
 //! archive holds (the runs the next attempt replaced).
 
+use crate::tekton::str_at;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -43,10 +44,6 @@ pub struct Attempt {
 
 fn annotation<'a>(run: &'a Value, key: &str) -> Option<&'a str> {
     records::annotation(run, key)
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
 }
 
 /// `(status, reason)` of the run's `Succeeded` condition.

@@ -1,5 +1,6 @@
 //! What the recorder does about one PipelineRun. Pure: the run and the clock in, an action out.
 
+use crate::tekton::parse_time as parse;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,12 +24,6 @@ pub enum Action {
         record: LastRetry,
     },
     Nothing,
-}
-
-fn parse(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 /// The outcome word recorded for a done run: `Succeeded` or the `Succeeded` condition's reason.

@@ -6,11 +6,12 @@
 pub mod decide;
 pub mod metrics;
 
+use crate::tekton::{parse_time as parse, str_at};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
@@ -54,16 +55,6 @@ pub struct Recorder {
     metrics: RetryMetrics,
     opts: RecorderOptions,
     tries: Mutex<HashMap<String, u32>>,
-}
-
-fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
-    v.pointer(ptr).and_then(Value::as_str)
-}
-
-fn parse(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 fn seconds_between(a: &str, b: &str) -> Option<f64> {

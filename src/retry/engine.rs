@@ -1,11 +1,12 @@
 //! The engine behind `POST …/retry`: gathers what the planner needs, plans, claims the attempt and
 //! hands it to the executor; completes interrupted attempts (roll forward).
 
+use crate::tekton::{parse_time, str_at};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 use tracing::{info, warn};
@@ -81,16 +82,6 @@ impl Drop for FlightGuard<'_> {
             s.remove(&self.key);
         }
     }
-}
-
-fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
-    v.pointer(ptr).and_then(Value::as_str)
-}
-
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Formats a duration like Go's `time.Duration.String()` (`41m10s`, `1h0m0s`), in whole seconds.

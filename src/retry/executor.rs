@@ -2,10 +2,13 @@
 //! is conditional and idempotent, so a retry interrupted at any point is completed by the next
 //! request or by the recorder ("roll forward") from the record the claim wrote.
 
+/// Formats an RFC 3339 time the way Kubernetes does (seconds, `Z`).
+pub use crate::tekton::format_time as rfc3339;
+use crate::tekton::{parse_time, str_at};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use tracing::{debug, info, warn};
 
@@ -50,21 +53,6 @@ impl Default for ExecutorOptions {
 pub struct Executor {
     cluster: Cluster,
     opts: ExecutorOptions,
-}
-
-/// Formats an RFC 3339 time the way Kubernetes does (seconds, `Z`).
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
-    v.pointer(ptr).and_then(Value::as_str)
 }
 
 /// The `Succeeded` condition's (status, reason) of an object.

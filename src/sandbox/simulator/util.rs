@@ -157,11 +157,7 @@ pub fn fmt_time_millis(t: DateTime<Utc>) -> String {
 }
 
 /// Parses an RFC 3339 timestamp.
-pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
+pub use crate::tekton::parse_time;
 
 /// The timestamp at `path`.
 pub fn time_at(v: &Value, path: &[&str]) -> Option<DateTime<Utc>> {
