@@ -236,7 +236,8 @@ pub fn planner(
                     "{kept} both kept and re-run"
                 );
             }
-            assert!(p.status_patch.is_object(), "{:#}", p.status_patch);
+            let patch = p.status_patch(run);
+            assert!(patch.is_object(), "{patch:#}");
         }
     }
 }

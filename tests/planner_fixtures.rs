@@ -92,7 +92,7 @@ fn dag_failed_status_patch_equals_the_reset_that_worked() {
     let (run, children) = moment("dag-failed", "01-failed");
     let spec = RetrySpec::default();
     let p = plan(&input(&run, &children, &spec, time("2026-11-26T19:28:01Z"))).expect("a plan");
-    let ours = merged(&run, &p.status_patch);
+    let ours = merged(&run, &p.status_patch(&run));
     let mut real = fixture("dag-failed/03-reset-request-pipelinerun-demo-run.json");
     // The recorded request also carried two experimental fields (pruned or inert).
     let st = real["status"].as_object_mut().expect("status");
@@ -133,11 +133,11 @@ fn matrix_task_is_rerun_whole() {
     );
     let real = fixture("matrix-full/02-reset-request-pipelinerun-matrix-run.json");
     assert_eq!(
-        p.status_patch["childReferences"],
+        p.status_patch(&run)["childReferences"],
         real["status"]["childReferences"]
     );
     assert_eq!(
-        comparable_status(&merged(&run, &p.status_patch)),
+        comparable_status(&merged(&run, &p.status_patch(&run))),
         comparable_status(&real)
     );
 }
@@ -174,7 +174,7 @@ fn hard_cancelled_run_reruns_cancelled_task_and_clears_spec_status() {
     // The reset that finally worked (resume 3) kept only a's reference.
     let real = fixture("cancelled/10-resume3-status-request-pipelinerun-demo-run.json");
     assert_eq!(
-        p.status_patch["childReferences"],
+        p.status_patch(&run)["childReferences"],
         real["status"]["childReferences"]
     );
 }
@@ -209,7 +209,7 @@ fn graceful_cancel_deletes_finally_after_spec_clear() {
     assert_eq!(p.preserved, ["a"]);
     // Both deletions drop their references in the one status write.
     assert_eq!(
-        p.status_patch["childReferences"],
+        p.status_patch(&run)["childReferences"],
         json!([{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "demo-run-a", "pipelineTaskName": "a"}])
     );
 
@@ -236,7 +236,7 @@ fn keep_finally_keeps_the_report_run() {
     assert_eq!(p.preserved, ["a", "report"]);
     let real = fixture("keep-finally/02-reset-request-pipelinerun-demo-run.json");
     assert_eq!(
-        p.status_patch["childReferences"],
+        p.status_patch(&run)["childReferences"],
         real["status"]["childReferences"]
     );
 }

@@ -442,7 +442,9 @@ impl Engine {
             )
             .map(str::to_string),
             remove_annotations: Vec::new(),
-            status_patch: Value::Null,
+            status_message: String::new(),
+            dropped_references: Vec::new(),
+            planned_at: Utc::now(),
         };
         if req.dry_run {
             let mut resp = response(req, run, &plan, Some(&record), true);

@@ -579,7 +579,7 @@ impl Executor {
                 record.tasks.join(", ")
             }
         );
-        let status = planner::status_reset(run, deleted, Utc::now(), &message);
+        let status = planner::status_reset(run, |n| deleted.contains(n), Utc::now(), &message);
         let patch = json!({"metadata": {"resourceVersion": rv}, "status": status});
         match self
             .cluster

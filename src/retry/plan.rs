@@ -80,11 +80,32 @@ pub struct Plan {
     /// Annotations removed from the run by the claim (`chains.tekton.dev/*`, so the final attempt
     /// is attested again).
     pub remove_annotations: Vec<String>,
-    /// The `status` object of the first status merge patch (see [`super::planner::status_reset`]).
-    pub status_patch: Value,
+    /// The `Succeeded` condition message of the reset.
+    pub status_message: String,
+    /// Names dropped from `status.childReferences` by the reset: the deleted runs and dangling
+    /// references of tasks that run again. Sorted.
+    pub dropped_references: Vec<String>,
+    /// The time the plan was made (`lastTransitionTime` of the reset condition).
+    pub planned_at: DateTime<Utc>,
 }
 
 impl Plan {
+    /// The `status` object of the first status merge patch on `pipeline_run` (see
+    /// [`super::planner::status_reset`]). Built on demand: the executor writes its own from the run
+    /// as it reads it at that moment, so the planner does not copy every kept reference.
+    pub fn status_patch(&self, pipeline_run: &Value) -> Value {
+        super::planner::status_reset(
+            pipeline_run,
+            |name| {
+                self.dropped_references
+                    .binary_search_by(|d| d.as_str().cmp(name))
+                    .is_ok()
+            },
+            self.planned_at,
+            &self.status_message,
+        )
+    }
+
     /// Every child run the plan deletes, in order.
     pub fn all_deletions(&self) -> impl Iterator<Item = &ChildRun> {
         self.delete_now

@@ -4,8 +4,11 @@
 
 use serde_json::Value;
 
-use super::object::{ConditionStatus, ObjectView};
+use chrono::{DateTime, Utc};
+
+use super::object::{fields, ObjectView};
 use super::reasons::{child as r, pipelinerun_reason, pipelinerun_spec_status};
+use super::time::parse_time;
 
 /// Label Tekton sets on every child run: the pipeline task it runs.
 pub const PIPELINE_TASK_LABEL: &str = "tekton.dev/pipelineTask";
@@ -48,33 +51,46 @@ impl ChildKind {
 }
 
 /// What a child run tells about its pipeline task.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ChildOutcome {
+/// The reasons borrow the object (or are Tekton's constants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildOutcome<'a> {
     /// Not done and not asked to stop.
     Running,
     Succeeded,
     /// Done, `False`, for another reason than cancellation or timeout.
-    Failed(String),
+    Failed(&'a str),
     /// Done and cancelled, or asked to cancel (`spec.status`) and not yet done.
-    Cancelled(String),
+    Cancelled(&'a str),
     /// Done with the kind's timeout reason.
-    TimedOut(String),
+    TimedOut(&'a str),
 }
 
-impl ChildOutcome {
+impl ChildOutcome<'_> {
     /// Whether Tekton considers the run done, or the run was asked to cancel.
     pub fn is_settled(&self) -> bool {
         !matches!(self, ChildOutcome::Running)
     }
 }
 
-/// A borrowed view of one child run.
+/// A borrowed view of one child run. The fields the planner reads for every run are looked up
+/// once, when the view is made.
 #[derive(Clone, Copy, Debug)]
 pub struct ChildView<'a> {
     pub obj: ObjectView<'a>,
+    /// `metadata.name`.
+    pub name: &'a str,
     pub kind: ChildKind,
     /// `apiVersion` of the object, or of its kind when the object does not say.
     pub api_version: &'a str,
+    /// `metadata.uid`.
+    uid: &'a str,
+    /// `metadata.labels`, `metadata.annotations`, `metadata.creationTimestamp`, `spec`, and the
+    /// `Succeeded` condition (`Null` / `None` when absent).
+    labels: &'a Value,
+    annotations: &'a Value,
+    created: Option<&'a str>,
+    spec: &'a Value,
+    condition: Option<&'a Value>,
 }
 
 impl<'a> ChildView<'a> {
@@ -87,39 +103,85 @@ impl<'a> ChildView<'a> {
     /// responses): then `fallback_kind` is used (e.g. the `childReferences` entry's kind), and a
     /// run labelled with its pipeline task counts as a `TaskRun`.
     pub fn with_fallback(json: &'a Value, fallback_kind: Option<&str>) -> Option<Self> {
-        let obj = ObjectView::new(json);
-        let kind = match obj.kind() {
-            "" => match fallback_kind {
+        Self::with_kind_lookup(json, |_| fallback_kind)
+    }
+
+    /// Like [`ChildView::with_fallback`], asking `fallback_kind(name)` only when the object has no
+    /// `kind`.
+    pub fn with_kind_lookup<'k>(
+        json: &'a Value,
+        fallback_kind: impl FnOnce(&'a str) -> Option<&'k str>,
+    ) -> Option<Self> {
+        const NULL: &Value = &Value::Null;
+        let [api_version, kind, metadata, spec, status] =
+            fields(json, ["apiVersion", "kind", "metadata", "spec", "status"]);
+        let [name, uid, labels, annotations, created] = fields(
+            metadata.unwrap_or(NULL),
+            ["name", "uid", "labels", "annotations", "creationTimestamp"],
+        );
+        let mut view = ChildView {
+            obj: ObjectView::new(json),
+            name: name.and_then(Value::as_str).unwrap_or_default(),
+            kind: ChildKind::TaskRun,
+            api_version: "",
+            uid: uid.and_then(Value::as_str).unwrap_or_default(),
+            labels: labels.unwrap_or(NULL),
+            annotations: annotations.unwrap_or(NULL),
+            created: created.and_then(Value::as_str),
+            spec: spec.unwrap_or(NULL),
+            condition: status.and_then(ObjectView::succeeded_condition_of),
+        };
+        view.kind = match kind.and_then(Value::as_str).unwrap_or_default() {
+            "" => match fallback_kind(view.name) {
                 Some(k) => ChildKind::from_kind(k)?,
-                None if obj.label(PIPELINE_TASK_LABEL).is_some() => ChildKind::TaskRun,
+                None if view.label(PIPELINE_TASK_LABEL).is_some() => ChildKind::TaskRun,
                 None => return None,
             },
             k => ChildKind::from_kind(k)?,
         };
-        let api_version = match obj.api_version() {
-            "" => kind.default_api_version(),
+        view.api_version = match api_version.and_then(Value::as_str).unwrap_or_default() {
+            "" => view.kind.default_api_version(),
             v => v,
         };
-        Some(ChildView {
-            obj,
-            kind,
-            api_version,
-        })
+        Some(view)
     }
 
     pub fn name(&self) -> &'a str {
-        self.obj.name()
+        self.name
+    }
+
+    pub fn uid(&self) -> &'a str {
+        self.uid
+    }
+
+    pub fn label(&self, key: &str) -> Option<&'a str> {
+        let [v] = fields(self.labels, [key]);
+        v.and_then(Value::as_str)
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&'a str> {
+        let [v] = fields(self.annotations, [key]);
+        v.and_then(Value::as_str)
+    }
+
+    pub fn creation_timestamp(&self) -> Option<DateTime<Utc>> {
+        self.created.and_then(parse_time)
+    }
+
+    /// `spec.status` (a cancel request), when set and non-empty.
+    pub fn spec_status(&self) -> Option<&'a str> {
+        self.spec["status"].as_str().filter(|s| !s.is_empty())
     }
 
     /// The pipeline task it ran (`tekton.dev/pipelineTask` label).
     pub fn pipeline_task_label(&self) -> Option<&'a str> {
-        self.obj.label(PIPELINE_TASK_LABEL)
+        self.label(PIPELINE_TASK_LABEL)
     }
 
     /// Whether `spec.status` asks this run to cancel (`TaskRunCancelled`, `RunCancelled`, or a
     /// PipelineRun cancel/stop request).
     pub fn cancel_requested(&self) -> bool {
-        let Some(s) = self.obj.spec_status() else {
+        let Some(s) = self.spec_status() else {
             return false;
         };
         match self.kind {
@@ -138,54 +200,58 @@ impl<'a> ChildView<'a> {
     /// PipelineRun itself was cancelled) and the run was asked to cancel: Tekton marks a cancelled
     /// PipelineRun done before its children finish cancelling (fixture `cancelled/timeline.txt`:
     /// run `False/Cancelled` at 19:29:15.998, `demo-run-b` `False/TaskRunCancelled` at 16.018).
-    pub fn outcome(&self, cancel_counts: bool) -> ChildOutcome {
-        let reason = self.obj.reason().unwrap_or_default().to_string();
-        match self.obj.succeeded_status() {
-            ConditionStatus::True => ChildOutcome::Succeeded,
-            ConditionStatus::Unknown => {
+    pub fn outcome(&self, cancel_counts: bool) -> ChildOutcome<'a> {
+        let [status, reason] = match self.condition {
+            Some(c) => fields(c, ["status", "reason"]),
+            None => [None, None],
+        };
+        let reason = reason.and_then(Value::as_str).unwrap_or_default();
+        match status.and_then(Value::as_str) {
+            Some("True") => ChildOutcome::Succeeded,
+            Some("False") => self.failure(reason),
+            _ => {
                 if cancel_counts && self.cancel_requested() {
-                    ChildOutcome::Cancelled(self.obj.spec_status().unwrap_or_default().to_string())
+                    ChildOutcome::Cancelled(self.spec_status().unwrap_or_default())
                 } else {
                     ChildOutcome::Running
                 }
             }
-            ConditionStatus::False => {
-                let (cancelled, timeout) = match self.kind {
-                    ChildKind::TaskRun => (r::TASKRUN_CANCELLED, r::TASKRUN_TIMEOUT),
-                    ChildKind::CustomRun => (r::CUSTOMRUN_CANCELLED, r::CUSTOMRUN_TIMEOUT),
-                    ChildKind::PipelineRun => {
-                        (pipelinerun_reason::CANCELLED, pipelinerun_reason::TIMED_OUT)
-                    }
-                };
-                if reason == cancelled {
-                    ChildOutcome::Cancelled(reason)
-                } else if reason == timeout {
-                    ChildOutcome::TimedOut(reason)
-                } else if self.cancel_requested() {
-                    // Cancelled while a step was ending: Tekton's `isCancelled` checks the
-                    // condition reason; a failure after a cancel request is still a failure to
-                    // re-run, reported as cancelled.
-                    ChildOutcome::Cancelled(if reason.is_empty() {
-                        "Cancelled".to_string()
-                    } else {
-                        reason
-                    })
-                } else {
-                    ChildOutcome::Failed(if reason.is_empty() {
-                        "Failed".to_string()
-                    } else {
-                        reason
-                    })
-                }
+        }
+    }
+
+    /// The outcome of a run whose `Succeeded` condition is `False`, from its reason.
+    fn failure(&self, reason: &'a str) -> ChildOutcome<'a> {
+        let (cancelled, timeout) = match self.kind {
+            ChildKind::TaskRun => (r::TASKRUN_CANCELLED, r::TASKRUN_TIMEOUT),
+            ChildKind::CustomRun => (r::CUSTOMRUN_CANCELLED, r::CUSTOMRUN_TIMEOUT),
+            ChildKind::PipelineRun => {
+                (pipelinerun_reason::CANCELLED, pipelinerun_reason::TIMED_OUT)
             }
+        };
+        if reason == cancelled {
+            ChildOutcome::Cancelled(reason)
+        } else if reason == timeout {
+            ChildOutcome::TimedOut(reason)
+        } else if self.cancel_requested() {
+            // Cancelled while a step was ending: Tekton's `isCancelled` checks the condition
+            // reason; a failure after a cancel request is still a failure to re-run, reported as
+            // cancelled.
+            ChildOutcome::Cancelled(if reason.is_empty() {
+                "Cancelled"
+            } else {
+                reason
+            })
+        } else {
+            ChildOutcome::Failed(if reason.is_empty() { "Failed" } else { reason })
         }
     }
 
     /// PVC claim names this run mounts (`spec.workspaces[].persistentVolumeClaim.claimName`),
     /// as `(task workspace name, claim)`.
     pub fn claims(&self) -> Vec<(&'a str, &'a str)> {
-        self.obj.json()["spec"]["workspaces"]
-            .as_array()
+        let [workspaces] = fields(self.spec, ["workspaces"]);
+        workspaces
+            .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
                     .filter_map(|w| {
@@ -222,22 +288,24 @@ mod tests {
 
     #[test]
     fn classifies_taskruns() {
-        let o = |v: &Value, c| ChildView::new(v).expect("child").outcome(c);
+        fn o(v: &Value, c: bool) -> ChildOutcome<'_> {
+            ChildView::new(v).expect("child").outcome(c)
+        }
         assert_eq!(
             o(&tr("", "True", "Succeeded"), false),
             ChildOutcome::Succeeded
         );
         assert_eq!(
             o(&tr("", "False", "StepFailed"), false),
-            ChildOutcome::Failed("StepFailed".into())
+            ChildOutcome::Failed("StepFailed")
         );
         assert_eq!(
             o(&tr("TaskRunCancelled", "False", "TaskRunCancelled"), false),
-            ChildOutcome::Cancelled("TaskRunCancelled".into())
+            ChildOutcome::Cancelled("TaskRunCancelled")
         );
         assert_eq!(
             o(&tr("", "False", "TaskRunTimeout"), false),
-            ChildOutcome::TimedOut("TaskRunTimeout".into())
+            ChildOutcome::TimedOut("TaskRunTimeout")
         );
         assert_eq!(
             o(&tr("", "Unknown", "Running"), true),
@@ -249,7 +317,7 @@ mod tests {
         );
         assert_eq!(
             o(&tr("TaskRunCancelled", "Unknown", "Running"), true),
-            ChildOutcome::Cancelled("TaskRunCancelled".into())
+            ChildOutcome::Cancelled("TaskRunCancelled")
         );
     }
 
@@ -260,13 +328,13 @@ mod tests {
             "status": {"conditions": [{"type": "Succeeded", "status": "False", "reason": "CustomRunCancelled"}]}});
         assert_eq!(
             ChildView::new(&cr).expect("child").outcome(false),
-            ChildOutcome::Cancelled("CustomRunCancelled".into())
+            ChildOutcome::Cancelled("CustomRunCancelled")
         );
         let pr = json!({"kind": "PipelineRun",
             "status": {"conditions": [{"type": "Succeeded", "status": "False", "reason": "PipelineRunTimeout"}]}});
         assert_eq!(
             ChildView::new(&pr).expect("child").outcome(false),
-            ChildOutcome::TimedOut("PipelineRunTimeout".into())
+            ChildOutcome::TimedOut("PipelineRunTimeout")
         );
         assert!(ChildView::new(&json!({"kind": "Pod"})).is_none());
         let bare = json!({"metadata": {"name": "r-x", "labels": {"tekton.dev/pipelineTask": "x"}}});

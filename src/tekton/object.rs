@@ -6,6 +6,34 @@ use serde_json::{Map, Value};
 
 use super::time::parse_time;
 
+/// Objects with at most this many keys are read by one pass over their entries in [`fields`].
+const SCAN_LIMIT: usize = 16;
+
+/// The values of several keys of a JSON object, read together.
+///
+/// serde_json's map (`preserve_order`) hashes every lookup with SipHash; for the small objects
+/// of Kubernetes metadata, child references and conditions, one pass comparing keys is several
+/// times cheaper than one hashed lookup per key (issue 8: the planner reads thousands of them).
+/// Larger objects are looked up key by key. Non-objects give all `None`.
+pub fn fields<'a, const N: usize>(v: &'a Value, keys: [&str; N]) -> [Option<&'a Value>; N] {
+    let mut out = [None; N];
+    let Some(map) = v.as_object() else {
+        return out;
+    };
+    if map.len() > SCAN_LIMIT {
+        for (slot, key) in out.iter_mut().zip(keys) {
+            *slot = map.get(key);
+        }
+        return out;
+    }
+    for (k, val) in map {
+        if let Some(i) = keys.iter().position(|key| k == key) {
+            out[i] = Some(val);
+        }
+    }
+    out
+}
+
 /// The value of a knative `Succeeded` condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConditionStatus {
@@ -69,18 +97,26 @@ impl<'a> ObjectView<'a> {
 
     /// The `Succeeded` condition object, when present.
     pub fn succeeded_condition(&self) -> Option<&'a Value> {
-        self.0["status"]["conditions"]
-            .as_array()?
-            .iter()
-            .find(|c| c["type"].as_str() == Some("Succeeded"))
+        Self::succeeded_condition_of(&self.0["status"])
+    }
+
+    /// The `Succeeded` condition in a `status` object.
+    pub fn succeeded_condition_of(status: &'a Value) -> Option<&'a Value> {
+        let [conditions] = fields(status, ["conditions"]);
+        conditions?.as_array()?.iter().find(|c| {
+            let [t] = fields(c, ["type"]);
+            t.and_then(Value::as_str) == Some("Succeeded")
+        })
     }
 
     /// Status of the `Succeeded` condition; a missing condition means not started (`Unknown`).
     pub fn succeeded_status(&self) -> ConditionStatus {
-        match self
-            .succeeded_condition()
-            .and_then(|c| c["status"].as_str())
-        {
+        Self::condition_status(self.succeeded_condition())
+    }
+
+    /// The status of a condition object (from [`ObjectView::succeeded_condition`]).
+    pub fn condition_status(condition: Option<&Value>) -> ConditionStatus {
+        match condition.and_then(|c| c["status"].as_str()) {
             Some("True") => ConditionStatus::True,
             Some("False") => ConditionStatus::False,
             _ => ConditionStatus::Unknown,
@@ -120,6 +156,24 @@ impl<'a> ObjectView<'a> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn fields_reads_small_and_large_objects_alike() {
+        let small = json!({"a": 1, "b": "x", "c": null});
+        assert_eq!(
+            fields(&small, ["b", "zz", "a"]),
+            [Some(&json!("x")), None, Some(&json!(1))]
+        );
+        let large: Value = (0..40)
+            .map(|i| (format!("k{i}"), json!(i)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        assert_eq!(
+            fields(&large, ["k39", "k0", "nope"]),
+            [Some(&json!(39)), Some(&json!(0)), None]
+        );
+        assert_eq!(fields(&json!([1]), ["a"]), [None]);
+    }
 
     #[test]
     fn reads_condition_and_metadata() {

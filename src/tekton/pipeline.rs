@@ -1,8 +1,6 @@
 //! Views of a Tekton v1 `PipelineSpec`: its DAG tasks and finally tasks, with the edges Tekton derives
 //! (`runAfter` and result references), `when`, `matrix`, `retries`, `onError` and workspace bindings.
 
-use std::collections::BTreeSet;
-
 use serde_json::Value;
 
 /// What kind of child run a pipeline task creates.
@@ -25,49 +23,63 @@ pub struct PipelineTask<'a> {
     /// Names from `runAfter`.
     pub run_after: Vec<&'a str>,
     /// Tasks whose results this task references (`$(tasks.X.results.Y)`) in params, matrix,
-    /// `when` or other substituted fields.
-    pub result_refs: BTreeSet<String>,
+    /// `when` or other substituted fields: sorted, each once, never the task itself.
+    pub result_refs: Vec<&'a str>,
+    /// `workspaces` (bindings to pipeline workspaces), when present.
+    workspaces: Option<&'a Value>,
 }
 
 impl<'a> PipelineTask<'a> {
     /// Reads one pipeline task; `None` when it has no name.
     pub fn from_json(json: &'a Value, is_finally: bool) -> Option<Self> {
-        let name = json["name"].as_str().filter(|n| !n.is_empty())?;
-        let run_after = json["runAfter"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
         // Tekton: `PipelineTask.Deps` = result references (`PipelineTaskResultRefs`: params, matrix
         // params/include, `when`, and the task's other substitution expressions) ∪ `runAfter`
         // (tektoncd/pipeline pkg/apis/pipeline/v1/pipeline_types.go `Deps`, resultref.go
         // `PipelineTaskResultRefs`). The embedded `taskSpec`/`pipelineSpec` is not substituted with
-        // pipeline-level task results, so it is not scanned.
-        let mut result_refs = BTreeSet::new();
-        if let Some(obj) = json.as_object() {
-            for (k, v) in obj {
-                if k == "taskSpec" || k == "pipelineSpec" {
-                    continue;
+        // pipeline-level task results, so it is not scanned. One pass over the task's fields.
+        let mut name = None;
+        let mut run_after = Vec::new();
+        let mut result_refs = Vec::new();
+        let mut workspaces = None;
+        for (k, v) in json.as_object()? {
+            match k.as_str() {
+                "name" => name = v.as_str(),
+                "workspaces" => workspaces = Some(v),
+                "taskSpec" | "pipelineSpec" => continue,
+                "runAfter" => {
+                    if let Some(a) = v.as_array() {
+                        run_after.extend(a.iter().filter_map(Value::as_str));
+                    }
                 }
-                collect_result_refs(v, &mut result_refs);
+                _ => {}
             }
+            collect_result_refs(v, &mut result_refs);
         }
-        result_refs.remove(name);
+        let name = name.filter(|n| !n.is_empty())?;
+        result_refs.sort_unstable();
+        result_refs.dedup();
+        result_refs.retain(|r| *r != name);
         Some(PipelineTask {
             json,
             name,
             is_finally,
             run_after,
             result_refs,
+            workspaces,
         })
     }
 
-    /// Every task this one depends on (Tekton's DAG edges).
-    pub fn deps(&self) -> BTreeSet<&str> {
-        self.run_after
+    /// Every task this one depends on (Tekton's DAG edges), sorted, each once.
+    pub fn deps(&self) -> Vec<&'a str> {
+        let mut deps: Vec<&'a str> = self
+            .run_after
             .iter()
+            .chain(self.result_refs.iter())
             .copied()
-            .chain(self.result_refs.iter().map(String::as_str))
-            .collect()
+            .collect();
+        deps.sort_unstable();
+        deps.dedup();
+        deps
     }
 
     /// The kind of run it creates (tektoncd/pipeline pipelinerunresolution.go `IsCustomTask`,
@@ -112,8 +124,8 @@ impl<'a> PipelineTask<'a> {
 
     /// Workspace bindings: `(task workspace name, pipeline workspace name)`.
     pub fn workspace_bindings(&self) -> Vec<(&'a str, &'a str)> {
-        self.json["workspaces"]
-            .as_array()
+        self.workspaces
+            .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
                     .filter_map(|w| {
@@ -128,13 +140,9 @@ impl<'a> PipelineTask<'a> {
 }
 
 /// Collects `X` from every `$(tasks.X.results…)` in the strings inside `v`.
-fn collect_result_refs(v: &Value, out: &mut BTreeSet<String>) {
+fn collect_result_refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
     match v {
-        Value::String(s) => {
-            for name in result_ref_tasks(s) {
-                out.insert(name.to_string());
-            }
-        }
+        Value::String(s) => push_result_ref_tasks(s, out),
         Value::Array(a) => a.iter().for_each(|x| collect_result_refs(x, out)),
         Value::Object(o) => o.values().for_each(|x| collect_result_refs(x, out)),
         _ => {}
@@ -146,9 +154,21 @@ fn collect_result_refs(v: &Value, out: &mut BTreeSet<String>) {
 /// `tasks.<name>.results["x"]` is covered because the task part precedes `.results`).
 pub fn result_ref_tasks(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
+    push_result_ref_tasks(s, &mut out);
+    out
+}
+
+/// [`result_ref_tasks`] appending to `out`. Looks for `$` with a byte search first: most strings
+/// of a pipeline have no reference at all, and a substring searcher costs more to set up than
+/// the whole scan (the planner reads every string of every pipeline task).
+fn push_result_ref_tasks<'a>(s: &'a str, out: &mut Vec<&'a str>) {
+    const OPEN: &str = "$(tasks.";
     let mut rest = s;
-    while let Some(i) = rest.find("$(tasks.") {
-        let after = &rest[i + "$(tasks.".len()..];
+    while let Some(i) = rest.find('$') {
+        let Some(after) = rest[i..].strip_prefix(OPEN) else {
+            rest = &rest[i + 1..];
+            continue;
+        };
         let end = after.find(')').unwrap_or(after.len());
         let expr = &after[..end];
         if let Some((task, tail)) = expr.split_once('.') {
@@ -158,7 +178,6 @@ pub fn result_ref_tasks(s: &str) -> Vec<&str> {
         }
         rest = &after[end..];
     }
-    out
 }
 
 /// A borrowed view of a `PipelineSpec`.
@@ -189,6 +208,11 @@ impl<'a> PipelineSpecView<'a> {
     /// DAG tasks then finally tasks, in pipeline order.
     pub fn all(&self) -> impl Iterator<Item = &PipelineTask<'a>> {
         self.tasks.iter().chain(self.finally.iter())
+    }
+
+    /// DAG tasks then finally tasks, by value.
+    pub fn into_all(self) -> impl Iterator<Item = PipelineTask<'a>> {
+        self.tasks.into_iter().chain(self.finally)
     }
 
     pub fn get(&self, name: &str) -> Option<&PipelineTask<'a>> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::object::ObjectView;
+use super::object::{fields, ObjectView};
 use super::reasons::DEFAULT_PIPELINE_TIMEOUT_SECS;
 use super::time::{parse_go_duration, DurationError};
 
@@ -57,11 +57,13 @@ impl<'a> PipelineRunView<'a> {
             .map(|a| {
                 a.iter()
                     .filter_map(|c| {
+                        let [api_version, kind, name, task] =
+                            fields(c, ["apiVersion", "kind", "name", "pipelineTaskName"]);
                         Some(ChildReference {
-                            api_version: c["apiVersion"].as_str(),
-                            kind: c["kind"].as_str(),
-                            name: c["name"].as_str()?,
-                            pipeline_task_name: c["pipelineTaskName"].as_str().unwrap_or_default(),
+                            api_version: api_version.and_then(Value::as_str),
+                            kind: kind.and_then(Value::as_str),
+                            name: name.and_then(Value::as_str)?,
+                            pipeline_task_name: task.and_then(Value::as_str).unwrap_or_default(),
                         })
                     })
                     .collect()
@@ -75,9 +77,10 @@ impl<'a> PipelineRunView<'a> {
             .map(|a| {
                 a.iter()
                     .filter_map(|s| {
+                        let [name, reason] = fields(s, ["name", "reason"]);
                         Some(SkippedTask {
-                            name: s["name"].as_str()?,
-                            reason: s["reason"].as_str().unwrap_or_default(),
+                            name: name.and_then(Value::as_str)?,
+                            reason: reason.and_then(Value::as_str).unwrap_or_default(),
                         })
                     })
                     .collect()

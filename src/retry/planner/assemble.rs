@@ -1,15 +1,12 @@
 //! Writes the [`Plan`] once the checks passed: retried and preserved tasks, the deletions in
 //! their two phases, the status patch and the records.
 
-use std::collections::BTreeSet;
-
 use crate::api::{annotations, RetriedTask};
 use crate::tekton::reasons::{pipelinerun_spec_status, CHAINS_ANNOTATION_PREFIX};
 use crate::tekton::PipelineRunView;
 
 use super::super::plan::{ChildRun, Plan, PlanInput};
 use super::budget::Budget;
-use super::reset::status_reset;
 use super::select::Selection;
 use super::state::RunState;
 
@@ -37,9 +34,9 @@ pub(super) fn build_plan(
     let mut preserved = Vec::new();
     let mut delete_now = Vec::new();
     let mut delete_after_spec_clear = Vec::new();
-    for t in &state.tasks {
+    for (i, t) in state.tasks.iter().enumerate() {
         let name = t.task.name;
-        if sel.rerun.contains(name) {
+        if sel.is_rerun(i) {
             retried.push(RetriedTask {
                 name: name.to_string(),
                 previous_run: t.runs.first().map(|c| c.name().to_string()),
@@ -54,10 +51,10 @@ pub(super) fn build_plan(
                 api_version: c.api_version.to_string(),
                 kind: c.kind.as_str().to_string(),
                 name: c.name().to_string(),
-                uid: c.obj.uid().to_string(),
+                uid: c.uid().to_string(),
                 pipeline_task: name.to_string(),
             }));
-        } else if sel.not_run.contains(name) {
+        } else if sel.is_not_run(i) {
             retried.push(RetriedTask {
                 name: name.to_string(),
                 previous_run: None,
@@ -69,18 +66,21 @@ pub(super) fn build_plan(
     }
     // References to drop: the deleted runs, and dangling references of tasks that run again
     // (harmless to Tekton, which drops them itself — fixture childrefs v2 — but stale).
-    let deleted: BTreeSet<String> = delete_now
+    let mut dropped_references: Vec<String> = state
+        .tasks
         .iter()
-        .chain(delete_after_spec_clear.iter())
-        .map(|c| c.name.clone())
-        .chain(
-            state
-                .tasks
+        .enumerate()
+        .filter(|(i, _)| sel.runs_again(*i))
+        .flat_map(|(_, t)| {
+            t.runs
                 .iter()
-                .filter(|t| sel.rerun.contains(t.task.name) || sel.not_run.contains(t.task.name))
-                .flat_map(|t| t.missing.iter().map(|m| m.to_string())),
-        )
+                .map(|c| c.name)
+                .chain(t.missing.iter().copied())
+        })
+        .map(str::to_string)
         .collect();
+    dropped_references.sort_unstable();
+    dropped_references.dedup();
     let attempt = current_attempt.saturating_add(1);
     let rerun_names: Vec<&str> = retried.iter().map(|r| r.name.as_str()).collect();
     let message = format!(
@@ -115,6 +115,8 @@ pub(super) fn build_plan(
         original_start_time: original(annotations::ORIGINAL_START_TIME, "startTime"),
         original_completion_time: original(annotations::ORIGINAL_COMPLETION_TIME, "completionTime"),
         remove_annotations,
-        status_patch: status_reset(input.pipeline_run, &deleted, input.now, &message),
+        status_message: message,
+        dropped_references,
+        planned_at: input.now,
     }
 }

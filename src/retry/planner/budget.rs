@@ -37,7 +37,7 @@ pub fn remaining(
     let recorded = run.obj.status_time("startTime").unwrap_or(now);
     let start = kept
         .iter()
-        .filter_map(|c| c.obj.creation_timestamp())
+        .filter_map(|c| c.creation_timestamp())
         .fold(recorded, |a, b| a.min(b));
     let elapsed = (now - start).to_std().unwrap_or(Duration::ZERO);
     let candidates = [

@@ -30,10 +30,11 @@ pub struct NonIdempotent {
 pub fn non_idempotent(state: &RunState<'_>, sel: &Selection, ack: &[String]) -> Vec<NonIdempotent> {
     let ack: BTreeSet<&str> = ack.iter().map(String::as_str).collect();
     let mut out = Vec::new();
-    for t in state
+    for (_, t) in state
         .tasks
         .iter()
-        .filter(|t| sel.rerun.contains(t.task.name))
+        .enumerate()
+        .filter(|(i, _)| sel.is_rerun(*i))
     {
         if ack.contains(t.task.name) {
             continue;
@@ -41,7 +42,7 @@ pub fn non_idempotent(state: &RunState<'_>, sel: &Selection, ack: &[String]) -> 
         let on_run = t
             .runs
             .iter()
-            .find(|c| c.obj.annotation(IDEMPOTENT) == Some("false"))
+            .find(|c| c.annotation(IDEMPOTENT) == Some("false"))
             .map(|c| format!("{} {}", c.kind.as_str(), c.name()));
         let on_spec = (t.task.spec_annotation(IDEMPOTENT) == Some("false"))
             .then(|| "the pipeline task's taskSpec.metadata".to_string());
@@ -87,7 +88,8 @@ pub fn gone_claims(
     let starts_over = state
         .tasks
         .iter()
-        .all(|t| t.runs.is_empty() || sel.rerun.contains(t.task.name));
+        .enumerate()
+        .all(|(i, t)| t.runs.is_empty() || sel.is_rerun(i));
     // With `tekton.dev/auto-cleanup-pvc: "true"` Tekton deletes the claims it created from
     // `volumeClaimTemplate`s when the run is done (affinity_assistant.go
     // `cleanupAffinityAssistantsAndPVCs`, `AutoCleanupPVCAnnotation`): gone even when unchecked.
@@ -122,7 +124,9 @@ pub fn gone_claims(
     let again = state
         .tasks
         .iter()
-        .filter(|t| sel.rerun.contains(t.task.name) || sel.not_run.contains(t.task.name));
+        .enumerate()
+        .filter(|(i, _)| sel.runs_again(*i))
+        .map(|(_, t)| t);
     for t in again {
         let bindings = t.task.workspace_bindings();
         // (pipeline workspace if known, claim) pairs this task would mount.
@@ -181,10 +185,11 @@ pub fn lost_affinity_assistant(state: &RunState<'_>, sel: &Selection) -> Option<
         .tasks
         .iter()
         .flat_map(|t| t.runs.iter())
-        .find_map(|c| c.obj.annotation(AFFINITY_ASSISTANT_ANNOTATION))?;
+        .find_map(|c| c.annotation(AFFINITY_ASSISTANT_ANNOTATION))?;
     let keeps_a_run = state
         .tasks
         .iter()
-        .any(|t| !t.runs.is_empty() && !sel.rerun.contains(t.task.name));
+        .enumerate()
+        .any(|(i, t)| !t.runs.is_empty() && !sel.is_rerun(i));
     keeps_a_run.then(|| assistant.to_string())
 }

@@ -136,8 +136,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
         )
     );
     let cancel_counts = cancelled || reason == Some(pipelinerun_reason::CANCELLED);
-    let state = state::RunState::build(&run, &pipeline_spec, input.children, cancel_counts);
-    let running = state.running_children(cancel_counts);
+    let state = state::RunState::build(&run, pipeline_spec, input.children, cancel_counts);
+    let running = state.running_children();
     if !running.is_empty() {
         let names: Vec<&str> = running.into_iter().collect();
         return Err(refuse::children_running(name, &names));
@@ -151,8 +151,9 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
     let missing: Vec<(&str, &str)> = state
         .tasks
         .iter()
-        .filter(|t| !sel.selected.contains(t.task.name))
-        .flat_map(|t| t.missing.iter().map(move |m| (t.task.name, *m)))
+        .enumerate()
+        .filter(|(i, _)| !sel.is_selected(*i))
+        .flat_map(|(_, t)| t.missing.iter().map(move |m| (t.task.name, *m)))
         .collect();
     if !missing.is_empty() {
         return Err(refuse::missing_children(name, &missing));
@@ -177,12 +178,15 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
     let kept: Vec<ChildView<'_>> = state
         .tasks
         .iter()
-        .filter(|t| !sel.rerun.contains(t.task.name))
-        .flat_map(|t| t.runs.iter().copied())
+        .enumerate()
+        .filter(|(i, _)| !sel.is_rerun(*i))
+        .flat_map(|(_, t)| t.runs.iter().copied())
         .collect();
-    let dag_reruns = state.tasks.iter().any(|t| {
-        !t.task.is_finally && (sel.rerun.contains(t.task.name) || sel.not_run.contains(t.task.name))
-    });
+    let dag_reruns = state
+        .tasks
+        .iter()
+        .enumerate()
+        .any(|(i, t)| !t.task.is_finally && sel.runs_again(i));
     let budget = budget::remaining(&run, timeouts, &kept, dag_reruns, input.now);
     if let Some(b) = &budget {
         if b.remaining < input.limits.min_timeout_budget {

@@ -1,7 +1,5 @@
 //! The status half of a reset: the JSON merge patch that makes Tekton run the run again.
 
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
@@ -14,14 +12,14 @@ use crate::tekton::format_time;
 /// - `completionTime`, `finallyStartTime`, `skippedTasks`, `results`: removed (`null`), or Tekton
 ///   re-fails the run with the stale values (fixture flip-only: a bare condition flip is undone
 ///   39 ms later; dag-failed: this recipe worked);
-/// - `childReferences`: the current list without the entries of `deleted_runs` (matrix children
-///   included); omitted when the run has none.
+/// - `childReferences`: the current list without the entries whose run `is_deleted` (matrix
+///   children included); omitted when the run has none.
 ///
 /// Nothing else is written, so `startTime` (Tekton measures the timeout from it), `pipelineSpec`,
 /// `provenance` and fields this code does not know are left as they are by the merge.
 pub fn status_reset(
     pipeline_run: &Value,
-    deleted_runs: &BTreeSet<String>,
+    is_deleted: impl Fn(&str) -> bool,
     now: DateTime<Utc>,
     message: &str,
 ) -> Value {
@@ -54,7 +52,7 @@ pub fn status_reset(
     if let Some(refs) = status["childReferences"].as_array() {
         let kept: Vec<Value> = refs
             .iter()
-            .filter(|r| r["name"].as_str().is_none_or(|n| !deleted_runs.contains(n)))
+            .filter(|r| r["name"].as_str().is_none_or(|n| !is_deleted(n)))
             .cloned()
             .collect();
         patch.insert("childReferences".into(), Value::Array(kept));
@@ -79,11 +77,11 @@ mod tests {
             "pipelineSpec": {"tasks": []},
             "somethingNew": 1
         }});
-        let deleted: BTreeSet<String> = ["r-b".to_string(), "r-m-0".to_string()].into();
+        let deleted = ["r-b", "r-m-0"];
         let now = DateTime::parse_from_rfc3339("2026-11-26T20:00:00Z")
             .expect("time")
             .with_timezone(&Utc);
-        let p = status_reset(&run, &deleted, now, "retry");
+        let p = status_reset(&run, |n| deleted.contains(&n), now, "retry");
         assert_eq!(
             p["conditions"][0],
             json!({"type": "Ready", "status": "True"})
@@ -112,7 +110,7 @@ mod tests {
 
     #[test]
     fn appends_a_condition_when_none() {
-        let p = status_reset(&json!({}), &BTreeSet::new(), Utc::now(), "m");
+        let p = status_reset(&json!({}), |_| false, Utc::now(), "m");
         assert_eq!(p["conditions"].as_array().map(Vec::len), Some(1));
         assert!(p.get("childReferences").is_none());
     }

@@ -1,21 +1,43 @@
 //! The re-run set (DESIGN §2 step 2): which pipeline tasks run again and which runs are kept.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use crate::api::FinallyPolicy;
 
 use super::state::{RunState, TaskOutcome};
 
-/// The tasks a retry runs again.
+/// The tasks a retry runs again, by position in [`RunState::tasks`].
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
     /// Tasks (DAG and finally) whose runs are deleted, so Tekton creates them again.
-    pub rerun: BTreeSet<String>,
+    rerun: Vec<bool>,
     /// Tasks with no run: Tekton schedules (or skips) them again by itself.
-    pub not_run: BTreeSet<String>,
-    /// Every task the rules above select, with a run or not (a task whose run is missing is
+    not_run: Vec<bool>,
+    /// Every task the rules of [`select`] pick, with a run or not (a task whose run is missing is
     /// safe to run again only when selected).
-    pub selected: BTreeSet<String>,
+    selected: Vec<bool>,
+}
+
+impl Selection {
+    /// Task `i`'s runs are deleted and created again.
+    pub fn is_rerun(&self, i: usize) -> bool {
+        self.rerun.get(i).copied().unwrap_or(false)
+    }
+
+    /// Task `i` has no run; Tekton schedules or skips it again.
+    pub fn is_not_run(&self, i: usize) -> bool {
+        self.not_run.get(i).copied().unwrap_or(false)
+    }
+
+    /// Task `i` runs again in either way.
+    pub fn runs_again(&self, i: usize) -> bool {
+        self.is_rerun(i) || self.is_not_run(i)
+    }
+
+    /// The rules selected task `i`, whether it has a run or not.
+    pub fn is_selected(&self, i: usize) -> bool {
+        self.selected.get(i).copied().unwrap_or(false)
+    }
 }
 
 /// Computes the re-run set:
@@ -31,63 +53,67 @@ pub struct Selection {
 /// A matrix task is one entry: all its runs go (fixture matrix: deleting only the failed
 /// combination leaves it never re-created; matrix-full: deleting all three re-creates all three).
 pub fn select(state: &RunState<'_>, restart: &[String], finally: FinallyPolicy) -> Selection {
-    let restart: BTreeSet<&str> = restart.iter().map(String::as_str).collect();
-    let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for t in state.tasks.iter().filter(|t| !t.task.is_finally) {
-        for d in t.task.deps() {
-            dependents.entry(d).or_default().push(t.task.name);
-        }
-    }
-    let mut rerun: BTreeSet<String> = BTreeSet::new();
-    let mut queue: VecDeque<&str> = VecDeque::new();
-    for t in state.tasks.iter().filter(|t| !t.task.is_finally) {
-        if t.outcome.needs_rerun() || restart.contains(t.task.name) {
-            queue.push_back(t.task.name);
-        }
-    }
-    while let Some(name) = queue.pop_front() {
-        if !rerun.insert(name.to_string()) {
+    let n = state.tasks.len();
+    let restart: HashSet<&str> = restart.iter().map(String::as_str).collect();
+    // Edges by position: dependents[j] are the DAG tasks that depend on task j.
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, t) in state.tasks.iter().enumerate() {
+        if t.task.is_finally {
             continue;
         }
-        for &d in dependents.get(name).map(Vec::as_slice).unwrap_or_default() {
-            if !rerun.contains(d) {
-                queue.push_back(d);
+        for d in t.task.run_after.iter().chain(t.task.result_refs.iter()) {
+            if let Some(&j) = state.index.get(d) {
+                dependents[j].push(i);
             }
         }
     }
-    for t in state.tasks.iter().filter(|t| t.task.is_finally) {
-        if finally == FinallyPolicy::Rerun || restart.contains(t.task.name) {
-            rerun.insert(t.task.name.to_string());
+    let mut rerun = vec![false; n];
+    let mut queue: VecDeque<usize> = state
+        .tasks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| {
+            !t.task.is_finally && (t.outcome.needs_rerun() || restart.contains(t.task.name))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    while let Some(i) = queue.pop_front() {
+        if std::mem::replace(&mut rerun[i], true) {
+            continue;
+        }
+        queue.extend(dependents[i].iter().copied().filter(|&d| !rerun[d]));
+    }
+    for (i, t) in state.tasks.iter().enumerate() {
+        if t.task.is_finally && (finally == FinallyPolicy::Rerun || restart.contains(t.task.name)) {
+            rerun[i] = true;
         }
     }
-    let mut sel = Selection {
-        selected: rerun.clone(),
-        ..Default::default()
-    };
-    for t in &state.tasks {
-        let name = t.task.name.to_string();
+    let selected = rerun.clone();
+    let mut not_run = vec![false; n];
+    for (i, t) in state.tasks.iter().enumerate() {
         if t.runs.is_empty() {
             // Nothing to delete; Tekton schedules or skips it again. A finally task with no run
             // always runs after the DAG, whatever the policy.
-            rerun.remove(&name);
-            sel.not_run.insert(name);
-        } else if rerun.contains(&name) {
-            sel.rerun.insert(name);
+            rerun[i] = false;
+            not_run[i] = true;
         }
     }
-    sel
+    Selection {
+        rerun,
+        not_run,
+        selected,
+    }
 }
 
 /// Whether the retry has anything to do beyond what Tekton would repeat identically: a task that
 /// runs again, or a task without a run that was not skipped by its own `when` expressions.
 pub fn has_work(state: &RunState<'_>, sel: &Selection) -> bool {
-    state.tasks.iter().any(|t| {
-        let name = t.task.name;
-        if sel.rerun.contains(name) {
+    state.tasks.iter().enumerate().any(|(i, t)| {
+        if sel.is_rerun(i) {
             // Re-running finally tasks alone repeats the same ending unless one of them failed.
             return !t.task.is_finally || t.outcome.needs_rerun();
         }
-        sel.not_run.contains(name)
+        sel.is_not_run(i)
             && t.outcome == TaskOutcome::NotRun
             && t.skip_reason != Some(crate::tekton::reasons::skip_reason::WHEN_EXPRESSIONS)
     })

@@ -1,7 +1,10 @@
 //! The state of every pipeline task: its child runs (found the way Tekton finds them) and the outcome
 //! Tekton would read from them.
+//!
+//! Built once per plan; every later step reads it by task index, so each child object is looked up
+//! only here (issue 8: the planner is linear in the number of tasks).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
@@ -9,8 +12,8 @@ use crate::tekton::child::PIPELINE_RUN_LABEL;
 use crate::tekton::{ChildOutcome, ChildView, PipelineRunView, PipelineSpecView, PipelineTask};
 
 /// What happened to a pipeline task in the attempt that just ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TaskOutcome {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskOutcome<'a> {
     /// No run exists (skipped, never scheduled, or its run is missing).
     NotRun,
     /// A run is neither done nor cancelled.
@@ -19,13 +22,13 @@ pub enum TaskOutcome {
     /// Failed (or timed out) under `onError: continue`: Tekton counted it as an ignored failure and
     /// scheduled its dependents (pipelinerunstate.go `getPipelineTasksCount` → `IgnoredFailed`,
     /// `IsStopping` skips tasks with `OnError == continue`).
-    IgnoredFailure(String),
-    Failed(String),
-    Cancelled(String),
-    TimedOut(String),
+    IgnoredFailure(&'a str),
+    Failed(&'a str),
+    Cancelled(&'a str),
+    TimedOut(&'a str),
 }
 
-impl TaskOutcome {
+impl<'a> TaskOutcome<'a> {
     /// Failed, cancelled or timed out (and not ignored): the task must run again.
     pub fn needs_rerun(&self) -> bool {
         matches!(
@@ -35,7 +38,7 @@ impl TaskOutcome {
     }
 
     /// The reason reported as `previousReason`.
-    pub fn reason(&self) -> Option<&str> {
+    pub fn reason(&self) -> Option<&'a str> {
         match self {
             TaskOutcome::NotRun | TaskOutcome::Running => None,
             TaskOutcome::Succeeded => Some("Succeeded"),
@@ -55,17 +58,20 @@ pub struct TaskState<'a> {
     pub runs: Vec<ChildView<'a>>,
     /// Names in `status.childReferences` with no existing child object.
     pub missing: Vec<&'a str>,
-    pub outcome: TaskOutcome,
+    pub outcome: TaskOutcome<'a>,
     /// Reason from `status.skippedTasks`.
     pub skip_reason: Option<&'a str>,
 }
 
-/// All pipeline tasks in pipeline order (DAG, then finally), plus child runs of unknown tasks.
+/// All pipeline tasks in pipeline order (DAG, then finally).
 #[derive(Clone, Debug)]
 pub struct RunState<'a> {
     pub tasks: Vec<TaskState<'a>>,
-    /// Child runs whose pipeline task is not in the spec (Tekton ignores them).
-    pub strays: Vec<ChildView<'a>>,
+    /// Task name → position in `tasks`.
+    pub index: HashMap<&'a str, usize>,
+    /// Names of the child runs still going (not done, not asked to cancel), including runs whose
+    /// pipeline task is not in the spec (Tekton ignores those, but they are not settled either).
+    running: Vec<&'a str>,
 }
 
 impl<'a> RunState<'a> {
@@ -73,50 +79,54 @@ impl<'a> RunState<'a> {
     /// before it is done.
     pub fn build(
         run: &PipelineRunView<'a>,
-        spec: &PipelineSpecView<'a>,
+        spec: PipelineSpecView<'a>,
         children: &'a [Value],
         cancel_counts: bool,
     ) -> Self {
         let run_name = run.obj.name();
-        // The executor lists children by label; a child labelled for another run is not ours.
         let refs = run.child_references();
-        let ref_kind: BTreeMap<&str, &str> = refs
-            .iter()
-            .filter_map(|r| Some((r.name, r.kind?)))
-            .collect();
-        let mut by_name: BTreeMap<&str, ChildView<'a>> = children
-            .iter()
-            .filter_map(|j| {
-                // Every object the API lists has a name; one without cannot be deleted by name
-                // (an empty name would address the collection), so it is not a child here.
-                let name = j["metadata"]["name"].as_str().filter(|n| !n.is_empty())?;
-                ChildView::with_fallback(j, ref_kind.get(name).copied())
-            })
-            .filter(|c| {
-                c.obj
-                    .label(PIPELINE_RUN_LABEL)
-                    .is_none_or(|l| l == run_name)
-            })
-            .map(|c| (c.name(), c))
-            .collect();
+        // The kind of a listed child without `kind` comes from its reference (built only when
+        // some child lacks one).
+        let mut ref_kind: Option<HashMap<&str, &str>> = None;
+        let mut by_name: HashMap<&'a str, ChildView<'a>> = HashMap::with_capacity(children.len());
+        for j in children {
+            let Some(c) = ChildView::with_kind_lookup(j, |name| {
+                ref_kind
+                    .get_or_insert_with(|| {
+                        refs.iter()
+                            .filter_map(|r| Some((r.name, r.kind?)))
+                            .collect()
+                    })
+                    .get(name)
+                    .copied()
+            }) else {
+                continue;
+            };
+            // Every object the API lists has a name; one without cannot be deleted by name
+            // (an empty name would address the collection), so it is not a child here. The
+            // executor lists children by label; a child labelled for another run is not ours.
+            if !c.name.is_empty() && c.label(PIPELINE_RUN_LABEL).is_none_or(|l| l == run_name) {
+                by_name.insert(c.name, c);
+            }
+        }
         let mut tasks: Vec<TaskState<'a>> = spec
-            .all()
-            .map(|t| TaskState {
-                task: t.clone(),
+            .into_all()
+            .map(|task| TaskState {
+                task,
                 runs: Vec::new(),
                 missing: Vec::new(),
                 outcome: TaskOutcome::NotRun,
                 skip_reason: None,
             })
             .collect();
-        let index: BTreeMap<&'a str, usize> = tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.task.name, i))
-            .collect();
+        let mut index: HashMap<&'a str, usize> = HashMap::with_capacity(tasks.len());
+        for (i, t) in tasks.iter().enumerate() {
+            // Names are unique once Tekton validated the pipeline; otherwise the last one wins.
+            index.insert(t.task.name, i);
+        }
         // Tekton finds a task's runs by the names in childReferences (resources
         // pipelinerunresolution.go `GetTaskRunName`, `GetNamesOfTaskRuns`) …
-        for r in refs {
+        for r in &refs {
             let Some(&i) = index.get(r.pipeline_task_name) else {
                 continue;
             };
@@ -127,50 +137,71 @@ impl<'a> RunState<'a> {
         }
         // … and adopts a labelled run whose reference was dropped (pipelinerun.go
         // `updatePipelineRunStatusFromChildRefs`; fixture childrefs v1: the reference was back
-        // within one reconcile), so unreferenced children count too.
+        // within one reconcile), so unreferenced children count too, in name order.
+        let mut unreferenced: Vec<ChildView<'a>> = by_name.into_values().collect();
+        unreferenced.sort_unstable_by_key(|c| c.name);
+        // Child runs whose pipeline task is not in the spec.
         let mut strays = Vec::new();
-        for c in by_name.into_values() {
+        for c in unreferenced {
             match c.pipeline_task_label().and_then(|t| index.get(t)) {
                 Some(&i) => tasks[i].runs.push(c),
                 None => strays.push(c),
             }
         }
-        let skipped: BTreeMap<&str, &str> = run
+        let skipped: HashMap<&str, &str> = run
             .skipped_tasks()
             .into_iter()
             .map(|s| (s.name, s.reason))
             .collect();
+        let mut running = Vec::new();
+        let mut outcomes = Vec::new();
         for t in &mut tasks {
             t.skip_reason = skipped.get(t.task.name).copied();
-            t.outcome = aggregate(&t.task, &t.runs, cancel_counts);
+            outcomes.clear();
+            outcomes.extend(t.runs.iter().map(|c| c.outcome(cancel_counts)));
+            running.extend(
+                t.runs
+                    .iter()
+                    .zip(&outcomes)
+                    .filter(|(_, o)| !o.is_settled())
+                    .map(|(c, _)| c.name),
+            );
+            t.outcome = aggregate(&t.task, &outcomes);
         }
-        RunState { tasks, strays }
+        running.extend(
+            strays
+                .iter()
+                .filter(|c| !c.outcome(cancel_counts).is_settled())
+                .map(|c| c.name),
+        );
+        RunState {
+            tasks,
+            index,
+            running,
+        }
     }
 
     /// Names of every child run that is still going (not done, not asked to cancel).
-    pub fn running_children(&self, cancel_counts: bool) -> BTreeSet<&'a str> {
-        self.tasks
-            .iter()
-            .flat_map(|t| t.runs.iter())
-            .chain(self.strays.iter())
-            .filter(|c| !c.outcome(cancel_counts).is_settled())
-            .map(|c| c.name())
-            .collect()
+    pub fn running_children(&self) -> BTreeSet<&'a str> {
+        self.running.iter().copied().collect()
     }
 }
 
 /// A task's outcome from all its runs, as Tekton aggregates matrix runs: succeeded only when all
 /// succeeded; failed when any failed and all are done; the reason is the first unsuccessful run's
 /// (pipelinerunresolution.go `isSuccessful`, `isFailure`, `getReason`).
-fn aggregate(task: &PipelineTask<'_>, runs: &[ChildView<'_>], cancel_counts: bool) -> TaskOutcome {
-    if runs.is_empty() {
+fn aggregate<'a>(task: &PipelineTask<'_>, outcomes: &[ChildOutcome<'a>]) -> TaskOutcome<'a> {
+    if outcomes.is_empty() {
         return TaskOutcome::NotRun;
     }
-    let outcomes: Vec<ChildOutcome> = runs.iter().map(|c| c.outcome(cancel_counts)).collect();
     if outcomes.contains(&ChildOutcome::Running) {
         return TaskOutcome::Running;
     }
-    match outcomes.into_iter().find(|o| *o != ChildOutcome::Succeeded) {
+    match outcomes
+        .iter()
+        .copied()
+        .find(|o| *o != ChildOutcome::Succeeded)
+    {
         None => TaskOutcome::Succeeded,
         Some(ChildOutcome::Cancelled(r)) => TaskOutcome::Cancelled(r),
         Some(ChildOutcome::Failed(r) | ChildOutcome::TimedOut(r)) if task.on_error_continue() => {
