@@ -443,7 +443,7 @@ impl Engine {
             .map(str::to_string),
             remove_annotations: Vec::new(),
             status_message: String::new(),
-            dropped_references: Vec::new(),
+            dangling_references: Vec::new(),
             planned_at: Utc::now(),
         };
         if req.dry_run {

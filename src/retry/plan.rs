@@ -1,6 +1,6 @@
 //! The planner's input and output types. The planner itself is in [`super::planner`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -82,9 +82,9 @@ pub struct Plan {
     pub remove_annotations: Vec<String>,
     /// The `Succeeded` condition message of the reset.
     pub status_message: String,
-    /// Names dropped from `status.childReferences` by the reset: the deleted runs and dangling
-    /// references of tasks that run again. Sorted.
-    pub dropped_references: Vec<String>,
+    /// Dangling `status.childReferences` entries (no such run) of tasks that run again: the
+    /// reset drops them with the references of the deleted runs.
+    pub dangling_references: Vec<String>,
     /// The time the plan was made (`lastTransitionTime` of the reset condition).
     pub planned_at: DateTime<Utc>,
 }
@@ -94,13 +94,14 @@ impl Plan {
     /// [`super::planner::status_reset`]). Built on demand: the executor writes its own from the run
     /// as it reads it at that moment, so the planner does not copy every kept reference.
     pub fn status_patch(&self, pipeline_run: &Value) -> Value {
+        let dropped: HashSet<&str> = self
+            .all_deletions()
+            .map(|c| c.name.as_str())
+            .chain(self.dangling_references.iter().map(String::as_str))
+            .collect();
         super::planner::status_reset(
             pipeline_run,
-            |name| {
-                self.dropped_references
-                    .binary_search_by(|d| d.as_str().cmp(name))
-                    .is_ok()
-            },
+            |name| dropped.contains(name),
             self.planned_at,
             &self.status_message,
         )

@@ -158,13 +158,14 @@ pub fn result_ref_tasks(s: &str) -> Vec<&str> {
     out
 }
 
-/// [`result_ref_tasks`] appending to `out`. Looks for `$` with a byte search first: most strings
-/// of a pipeline have no reference at all, and a substring searcher costs more to set up than
-/// the whole scan (the planner reads every string of every pipeline task).
+/// [`result_ref_tasks`] appending to `out`. Looks for `$` byte by byte first: most strings of a
+/// pipeline are short names without any reference, and a substring or char searcher costs more to
+/// set up than such a scan (the planner reads every string of every pipeline task).
 fn push_result_ref_tasks<'a>(s: &'a str, out: &mut Vec<&'a str>) {
     const OPEN: &str = "$(tasks.";
     let mut rest = s;
-    while let Some(i) = rest.find('$') {
+    while let Some(i) = rest.bytes().position(|b| b == b'$') {
+        // `$` is one byte, so `i + 1` is a char boundary.
         let Some(after) = rest[i..].strip_prefix(OPEN) else {
             rest = &rest[i + 1..];
             continue;

@@ -64,23 +64,15 @@ pub(super) fn build_plan(
             preserved.push(name.to_string());
         }
     }
-    // References to drop: the deleted runs, and dangling references of tasks that run again
+    // References to drop besides the deleted runs': dangling references of tasks that run again
     // (harmless to Tekton, which drops them itself — fixture childrefs v2 — but stale).
-    let mut dropped_references: Vec<String> = state
+    let dangling_references: Vec<String> = state
         .tasks
         .iter()
         .enumerate()
         .filter(|(i, _)| sel.runs_again(*i))
-        .flat_map(|(_, t)| {
-            t.runs
-                .iter()
-                .map(|c| c.name)
-                .chain(t.missing.iter().copied())
-        })
-        .map(str::to_string)
+        .flat_map(|(_, t)| t.missing.iter().map(|m| m.to_string()))
         .collect();
-    dropped_references.sort_unstable();
-    dropped_references.dedup();
     let attempt = current_attempt.saturating_add(1);
     let rerun_names: Vec<&str> = retried.iter().map(|r| r.name.as_str()).collect();
     let message = format!(
@@ -116,7 +108,7 @@ pub(super) fn build_plan(
         original_completion_time: original(annotations::ORIGINAL_COMPLETION_TIME, "completionTime"),
         remove_annotations,
         status_message: message,
-        dropped_references,
+        dangling_references,
         planned_at: input.now,
     }
 }

@@ -55,18 +55,28 @@ impl Selection {
 pub fn select(state: &RunState<'_>, restart: &[String], finally: FinallyPolicy) -> Selection {
     let n = state.tasks.len();
     let restart: HashSet<&str> = restart.iter().map(String::as_str).collect();
-    // Edges by position: dependents[j] are the DAG tasks that depend on task j.
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    // Edges by position, as one flat list: the DAG tasks depending on task j are
+    // `dependents[start[j]..start[j + 1]]` (one allocation for the whole graph).
+    let mut edges: Vec<(usize, usize)> = Vec::new();
     for (i, t) in state.tasks.iter().enumerate() {
         if t.task.is_finally {
             continue;
         }
         for d in t.task.run_after.iter().chain(t.task.result_refs.iter()) {
             if let Some(&j) = state.index.get(d) {
-                dependents[j].push(i);
+                edges.push((j, i));
             }
         }
     }
+    edges.sort_unstable();
+    let mut start = vec![0usize; n + 1];
+    for &(j, _) in &edges {
+        start[j + 1] += 1;
+    }
+    for j in 0..n {
+        start[j + 1] += start[j];
+    }
+    let dependents = |j: usize| edges[start[j]..start[j + 1]].iter().map(|&(_, i)| i);
     let mut rerun = vec![false; n];
     let mut queue: VecDeque<usize> = state
         .tasks
@@ -81,7 +91,7 @@ pub fn select(state: &RunState<'_>, restart: &[String], finally: FinallyPolicy) 
         if std::mem::replace(&mut rerun[i], true) {
             continue;
         }
-        queue.extend(dependents[i].iter().copied().filter(|&d| !rerun[d]));
+        queue.extend(dependents(i).filter(|&d| !rerun[d]));
     }
     for (i, t) in state.tasks.iter().enumerate() {
         if t.task.is_finally && (finally == FinallyPolicy::Rerun || restart.contains(t.task.name)) {
