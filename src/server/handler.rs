@@ -17,7 +17,7 @@ use super::authz::{Attributes, Authorizer};
 use super::health::Health;
 use super::metrics::Metrics;
 use super::routes::{self, PublicDoc, Route};
-use super::{discovery, openapi};
+use super::{discovery, documents};
 use crate::api::ApiError;
 use crate::retry::RetryService;
 
@@ -44,7 +44,7 @@ pub type Resp = Response<Full<Bytes>>;
 #[derive(Default)]
 struct Outcome {
     user: Option<String>,
-    verb: String,
+    verb: &'static str,
     route: &'static str,
 }
 
@@ -60,7 +60,7 @@ where
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let mut outcome = Outcome {
-        verb: method.as_str().to_ascii_lowercase(),
+        verb: method_verb(&method),
         route: "unknown",
         user: None,
     };
@@ -84,7 +84,7 @@ where
     let elapsed = start.elapsed();
     shared
         .metrics
-        .observe_request(&outcome.verb, code, outcome.route, elapsed.as_secs_f64());
+        .observe_request(outcome.verb, code, outcome.route, elapsed.as_secs_f64());
     let user = outcome.user.as_deref().unwrap_or("");
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     if outcome.route == "health" {
@@ -93,6 +93,21 @@ where
         tracing::info!(target: "tekton_retry::access", user, verb = %outcome.verb, path, code, latency_ms, audit_id, "request");
     }
     resp
+}
+
+/// The verb of a request that is not a retry: the lowercased HTTP method, `other` for methods
+/// outside the standard set (so a client cannot grow the metrics' label values).
+fn method_verb(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "get",
+        Method::POST => "post",
+        Method::PUT => "put",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        Method::HEAD => "head",
+        Method::OPTIONS => "options",
+        _ => "other",
+    }
 }
 
 /// The caller's `Audit-ID` if it is a sane token, else a new UUID (as kube-apiserver does).
@@ -118,9 +133,9 @@ where
     let route = Route::parse(parts.uri.path());
     outcome.route = route.label();
     if matches!(route, Route::Retry { .. }) && parts.method == Method::POST {
-        outcome.verb = "create".into();
+        outcome.verb = "create";
     } else if parts.method == Method::GET {
-        outcome.verb = "get".into();
+        outcome.verb = "get";
     }
     if let Route::Health { kind, check } = &route {
         if !route.allows(&parts.method) {
@@ -204,54 +219,28 @@ where
 }
 
 fn public_document(doc: PublicDoc, accept: Option<&HeaderValue>) -> Resp {
-    match doc {
-        PublicDoc::Apis => {
-            if discovery::wants_aggregated(accept.and_then(|v| v.to_str().ok())) {
-                let mut r = json_response(
-                    200,
-                    &discovery::aggregated_v2(),
-                    discovery::AGGREGATED_V2_CONTENT_TYPE,
-                );
-                r.headers_mut()
-                    .insert(http::header::VARY, HeaderValue::from_static("Accept"));
-                r
-            } else {
-                let mut r = json_response(200, &discovery::api_group_list(), "application/json");
-                r.headers_mut()
-                    .insert(http::header::VARY, HeaderValue::from_static("Accept"));
-                r
-            }
-        }
-        PublicDoc::Group => json_response(200, &discovery::api_group(), "application/json"),
-        PublicDoc::GroupVersion => {
-            json_response(200, &discovery::api_resource_list(), "application/json")
-        }
-        PublicDoc::OpenApiV2 => with_etag(
-            json_response(200, &openapi::v2_document(), "application/json"),
-            &openapi::v2_document(),
-        ),
-        PublicDoc::OpenApiV3Index => json_response(200, &openapi::v3_index(), "application/json"),
-        PublicDoc::OpenApiV3GroupVersion => with_etag(
-            json_response(200, &openapi::v3_document(), "application/json"),
-            &openapi::v3_document(),
-        ),
+    let aggregated =
+        doc == PublicDoc::Apis && discovery::wants_aggregated(accept.and_then(|v| v.to_str().ok()));
+    let d = documents::get(doc, aggregated);
+    let mut r = response(200, d.body.clone(), d.content_type);
+    if d.vary_accept {
+        r.headers_mut()
+            .insert(http::header::VARY, HeaderValue::from_static("Accept"));
     }
-}
-
-fn with_etag(mut r: Resp, doc: &Value) -> Resp {
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", openapi::etag(doc))) {
-        r.headers_mut().insert(http::header::ETAG, v);
+    if let Some(etag) = &d.etag {
+        r.headers_mut().insert(http::header::ETAG, etag.clone());
     }
     r
 }
 
-fn response(code: u16, body: Vec<u8>, content_type: &str) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+fn response(code: u16, body: impl Into<Bytes>, content_type: &'static str) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(content_type) {
-        headers.insert(http::header::CONTENT_TYPE, v);
-    }
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
     headers.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
@@ -263,7 +252,7 @@ fn response(code: u16, body: Vec<u8>, content_type: &str) -> Resp {
     r
 }
 
-fn json_response(code: u16, value: &Value, content_type: &str) -> Resp {
+fn json_response(code: u16, value: &Value, content_type: &'static str) -> Resp {
     response(
         code,
         serde_json::to_vec(value).unwrap_or_default(),

@@ -11,29 +11,32 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Metric, Registry};
 
+// Label values are static strings and numbers: a request costs no allocation here.
+
 /// Labels of a served request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// Kubernetes-style verb: `create`, `get`, … (lowercased HTTP method for non-resource paths).
-    pub verb: String,
+    /// Kubernetes-style verb: `create`, `get`, … (lowercased HTTP method for non-resource paths,
+    /// `other` for non-standard methods).
+    pub verb: &'static str,
     /// HTTP status code.
-    pub code: String,
+    pub code: u16,
     /// Route template: `retry`, `discovery`, `openapi`, `health`, `metrics`, `unknown`.
-    pub route: String,
+    pub route: &'static str,
 }
 
 /// Labels of the latency histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub verb: String,
-    pub route: String,
+    pub verb: &'static str,
+    pub route: &'static str,
 }
 
 /// Labels of the authorization cache counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
     /// `hit` or `miss`.
-    pub result: String,
+    pub result: &'static str,
 }
 
 /// The process-wide registry and the server's own metrics.
@@ -110,28 +113,25 @@ impl Metrics {
         Ok(out)
     }
 
-    pub(crate) fn observe_request(&self, verb: &str, code: u16, route: &str, seconds: f64) {
+    pub(crate) fn observe_request(
+        &self,
+        verb: &'static str,
+        code: u16,
+        route: &'static str,
+        seconds: f64,
+    ) {
         self.requests
-            .get_or_create(&RequestLabels {
-                verb: verb.to_string(),
-                code: code.to_string(),
-                route: route.to_string(),
-            })
+            .get_or_create(&RequestLabels { verb, code, route })
             .inc();
         self.latency
-            .get_or_create(&RouteLabels {
-                verb: verb.to_string(),
-                route: route.to_string(),
-            })
+            .get_or_create(&RouteLabels { verb, route })
             .observe(seconds);
     }
 
     pub(crate) fn authz_cache(&self, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         self.authz_cache
-            .get_or_create(&CacheLabels {
-                result: result.to_string(),
-            })
+            .get_or_create(&CacheLabels { result })
             .inc();
     }
 

@@ -12,6 +12,7 @@ pub mod authz;
 pub mod body;
 pub mod config;
 pub mod discovery;
+pub mod documents;
 pub mod handler;
 pub mod health;
 pub mod logging;
