@@ -220,9 +220,13 @@ impl Server {
     }
 }
 
-/// Most header lines an HTTP/1 request may have (each costs 32 bytes of parse buffer while the
-/// request head is read).
-pub const MAX_HTTP1_HEADERS: usize = 8192;
+/// Most header lines an HTTP/1 request may have: room for a user in 1,250 groups (the front
+/// proxy sends one `X-Remote-Group` line per group) besides the usual headers.
+///
+/// hyper allocates and fills 64 bytes per allowed line for every request head it parses, however
+/// few lines the request has: at 8,192 that was 512 KiB per request and capped discovery at
+/// ~9,500 requests/s on one core (issue 8). HTTP/2 has no count limit (bytes only).
+pub const MAX_HTTP1_HEADERS: usize = 1280;
 
 fn http_builder() -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
