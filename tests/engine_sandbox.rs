@@ -503,3 +503,74 @@ async fn fault_at_the_final_record() {
     )
     .await;
 }
+
+/// Retries of `a` and `b` with `a`'s first read of its run held for 2 s, at most `limit` worked
+/// on at once; returns the server's requests about each run, as positions in the emulator's log.
+async fn overlapping_retries(limit: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut engine = quick_engine();
+    engine.max_concurrent = limit;
+    let sb = start_with(SandboxOptions {
+        engine,
+        recorder_enabled: false,
+        ..Default::default()
+    })
+    .await;
+    let admin = sb.client("admin").expect("client");
+    failed_run(&admin, "lim-a", "b").await;
+    failed_run(&admin, "lim-b", "b").await;
+    let faults = sb.emulator.faults();
+    let hold = faults.add(
+        FaultRule::new(
+            "get",
+            "pipelineruns",
+            FaultAction::Latency(Duration::from_secs(2)),
+        )
+        .named(NS, "lim-a")
+        .trigger(Trigger::Nth(1)),
+    );
+    faults.clear_log();
+    let first = tokio::spawn({
+        let c = admin.clone();
+        async move { retry(&c, "lim-a", json!({}), "").await }
+    });
+    // `a` holds its turn (its first read is being answered) before `b` asks.
+    for _ in 0..200 {
+        if faults.matched(hold) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(faults.matched(hold), 1, "a's retry reached the API");
+    let (code_b, body_b) = retry(&admin, "lim-b", json!({}), "").await;
+    let (code_a, body_a) = first.await.expect("a's request");
+    assert_eq!((code_a, code_b), (201, 201), "{body_a:#}\n{body_b:#}");
+    let server = tekton_retry::sandbox::policy::server_user().username;
+    let log = faults.requests();
+    let about = |run: &str| -> Vec<usize> {
+        log.iter()
+            .enumerate()
+            .filter(|(_, r)| r.user == server && r.name.starts_with(run))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let out = (about("lim-a"), about("lim-b"));
+    sb.shutdown(Duration::from_secs(2)).await;
+    out
+}
+
+#[tokio::test]
+async fn retries_beyond_the_concurrency_limit_wait_their_turn() {
+    // One at a time: every request about b comes after the last about a.
+    let (a, b) = overlapping_retries(1).await;
+    assert!(!a.is_empty() && !b.is_empty(), "{a:?} {b:?}");
+    assert!(
+        b[0] > a[a.len() - 1],
+        "b started before a was done: a {a:?}, b {b:?}"
+    );
+    // Two at a time: b runs while a waits for its first read (the check above can fail).
+    let (a, b) = overlapping_retries(2).await;
+    assert!(
+        b[0] < a[a.len() - 1],
+        "b waited although a turn was free: a {a:?}, b {b:?}"
+    );
+}

@@ -5,6 +5,7 @@
 
 pub mod decide;
 pub mod metrics;
+pub mod slim;
 
 use crate::tekton::{parse_time as parse, str_at};
 use std::collections::HashMap;
@@ -226,7 +227,9 @@ impl Recorder {
         let reader = writer.as_reader();
         let stream = reflector(
             writer,
-            watcher(api, watcher::Config::default()).default_backoff(),
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .modify(slim::slim),
         )
         .applied_objects();
         let mut stream = std::pin::pin!(stream);

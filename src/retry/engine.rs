@@ -30,6 +30,10 @@ pub struct EngineOptions {
     pub claim_grace: Duration,
     /// Check that workspace PVCs still exist before re-running tasks that use them.
     pub check_pvcs: bool,
+    /// Retry requests worked on at once; more wait their turn. Each retry polls the API while
+    /// it waits for Tekton, so this bounds the load on kube-apiserver, the connections to it and
+    /// the server's memory (issue 8, goal 3).
+    pub max_concurrent: usize,
 }
 
 impl Default for EngineOptions {
@@ -39,6 +43,7 @@ impl Default for EngineOptions {
             executor: ExecutorOptions::default(),
             claim_grace: Duration::from_secs(30),
             check_pvcs: true,
+            max_concurrent: 32,
         }
     }
 }
@@ -68,6 +73,8 @@ struct Inner {
     in_flight: Mutex<HashSet<String>>,
     /// Claims (`uid/attempt`) this server started and saw fail: complete them without waiting.
     interrupted: Mutex<HashSet<String>>,
+    /// One permit per request worked on at once (`EngineOptions::max_concurrent`).
+    permits: tokio::sync::Semaphore,
     observer: Arc<dyn EngineObserver>,
 }
 
@@ -101,6 +108,7 @@ impl Engine {
     ) -> Self {
         let cluster = Cluster::new(client);
         let executor = Executor::new(cluster.clone(), opts.executor.clone());
+        let permits = tokio::sync::Semaphore::new(opts.max_concurrent.max(1));
         Engine {
             inner: Arc::new(Inner {
                 cluster,
@@ -108,6 +116,7 @@ impl Engine {
                 opts,
                 in_flight: Mutex::new(HashSet::new()),
                 interrupted: Mutex::new(HashSet::new()),
+                permits,
                 observer,
             }),
         }
@@ -157,6 +166,12 @@ impl Engine {
                 key,
             }
         };
+        // Wait for a turn (a request for a run already queued was refused above).
+        let _permit = inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ApiError::internal("the engine is shutting down"))?;
         let audit = req.audit_id.as_deref();
         let ns = req.namespace.as_str();
         let name = req.name.as_str();

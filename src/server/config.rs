@@ -68,6 +68,12 @@ pub struct ServeArgs {
     /// measures `timeouts.pipeline` from the run's original start).
     #[arg(long, env = "TEKTON_RETRY_MIN_TIMEOUT_BUDGET", default_value = "1m", value_parser = parse_duration)]
     pub min_timeout_budget: Duration,
+
+    /// Retries worked on at once; more requests wait their turn (within --request-timeout; a
+    /// retry that has waited past it still runs). Each retry polls the API while Tekton resets
+    /// the run, so this bounds the load on kube-apiserver and the server's memory.
+    #[arg(long, env = "TEKTON_RETRY_MAX_CONCURRENT_RETRIES", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_retries: u16,
 }
 
 /// Log output format.

@@ -331,6 +331,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     metrics.with_registry(|r| retry_metrics.register(r));
     let engine_opts = crate::retry::EngineOptions {
         claim_grace: args.retry_claim_grace,
+        max_concurrent: usize::from(args.max_concurrent_retries),
         limits: crate::retry::PlanLimits {
             min_timeout_budget: args.min_timeout_budget,
         },
