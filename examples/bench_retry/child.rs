@@ -61,6 +61,7 @@ pub async fn start(
     sb: &Sandbox,
     bin: &Path,
     cpu: Option<usize>,
+    max_concurrent_retries: usize,
     log: &Path,
 ) -> anyhow::Result<ServeProcess> {
     let dir = tempfile::tempdir()?;
@@ -95,6 +96,7 @@ pub async fn start(
         .arg(&key)
         .arg("--kubeconfig")
         .arg(&kubeconfig)
+        .arg(format!("--max-concurrent-retries={max_concurrent_retries}"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log)?);

@@ -64,6 +64,10 @@ struct Args {
     /// Don't pin anything to CPUs.
     #[arg(long)]
     no_pin: bool,
+    /// Retries each engine works on at once (`serve --max-concurrent-retries`, and the floor's
+    /// engine the same).
+    #[arg(long, default_value_t = EngineOptions::default().max_concurrent)]
+    max_concurrent_retries: usize,
     /// Where the `serve` process's log goes.
     #[arg(long, default_value = "/tmp/bench-retry-serve.log")]
     serve_log: PathBuf,
@@ -119,11 +123,12 @@ async fn main() -> anyhow::Result<()> {
     let bin = args.serve_bin.clone().or_else(child::default_binary);
     let use_child = !args.in_process && bin.is_some();
     // The floor runs the engine with exactly the options the server path's engine has.
-    let engine_opts = if use_child {
+    let mut engine_opts = if use_child {
         EngineOptions::default()
     } else {
         quick_engine()
     };
+    engine_opts.max_concurrent = args.max_concurrent_retries;
     let (window, poll) = (
         engine_opts.executor.verify_window,
         engine_opts.executor.poll_interval,
@@ -142,7 +147,8 @@ async fn main() -> anyhow::Result<()> {
         (true, Some(bin)) => {
             // Unpinned while it serves retries (it shares the machine with the emulator like the
             // floor does); pinned to one CPU for the discovery load.
-            let p = child::start(&sb, bin, None, &args.serve_log).await?;
+            let p =
+                child::start(&sb, bin, None, args.max_concurrent_retries, &args.serve_log).await?;
             sb.emulator.set_aggregated_backend(&p.url(), &p.ca_pem)?;
             anyhow::ensure!(
                 sb.emulator
