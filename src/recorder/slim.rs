@@ -140,9 +140,5 @@ mod tests {
             json!({annotations::RETRYABLE: "false"})
         );
         assert!(v.get("status").is_none());
-        assert_eq!(
-            super::super::decide(&v, chrono::Utc::now(), std::time::Duration::ZERO),
-            super::super::Action::Nothing
-        );
     }
 }

@@ -111,12 +111,10 @@ impl<'a> ObjectView<'a> {
 
     /// Status of the `Succeeded` condition; a missing condition means not started (`Unknown`).
     pub fn succeeded_status(&self) -> ConditionStatus {
-        Self::condition_status(self.succeeded_condition())
-    }
-
-    /// The status of a condition object (from [`ObjectView::succeeded_condition`]).
-    pub fn condition_status(condition: Option<&Value>) -> ConditionStatus {
-        match condition.and_then(|c| c["status"].as_str()) {
+        match self
+            .succeeded_condition()
+            .and_then(|c| c["status"].as_str())
+        {
             Some("True") => ConditionStatus::True,
             Some("False") => ConditionStatus::False,
             _ => ConditionStatus::Unknown,
