@@ -39,6 +39,15 @@ impl RetryService for Instant {
     fn retry(&self, req: RetryRequest) -> BoxFuture<'static, Result<PipelineRunRetry, ApiError>> {
         Box::pin(async move { Ok(success(&req)) })
     }
+
+    fn history(
+        &self,
+        _namespace: String,
+        name: String,
+        _audit_id: Option<String>,
+    ) -> BoxFuture<'static, Result<serde_json::Value, ApiError>> {
+        Box::pin(async move { Err(ApiError::not_found(format!("{name}: not measured here"))) })
+    }
 }
 
 fn der_chain(pem: &str) -> Vec<CertificateDer<'static>> {

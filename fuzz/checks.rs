@@ -200,6 +200,7 @@ pub fn planner(
         pipeline,
         existing_pvcs: pvcs,
         spec,
+        record: None,
         now,
         limits: PlanLimits::default(),
     };

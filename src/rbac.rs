@@ -1,6 +1,8 @@
-//! The one list of Kubernetes API calls the server's code makes. The deploy ClusterRole is checked
-//! against it by a test (`tests/deploy.rs`), and the engine's API wrapper names its calls from it, so
-//! the server is granted exactly what it uses.
+//! The lists of Kubernetes API calls the server's code makes: [`SERVER_API_CALLS`] in every
+//! namespace (the ClusterRole `tekton-retry-server`) and [`OWN_NAMESPACE_CALLS`] only in the
+//! server's own namespace (the Role `tekton-retry-server` there). The deploy manifests are checked
+//! against both by a test (`tests/deploy.rs`), and the engine's API wrapper refuses any call they
+//! do not list, so the server is granted exactly what it uses.
 
 /// One permission: verbs on a resource (`resource/subresource`) of an API group (`""` = core).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,12 +65,6 @@ pub const SERVER_API_CALLS: &[ApiCall] = &[
         resource: "persistentvolumeclaims",
         verbs: &["list"],
     },
-    // Attempt history.
-    ApiCall {
-        group: "",
-        resource: "configmaps",
-        verbs: &["get", "create", "update"],
-    },
     // RetryStarted / RetrySucceeded / RetryFailed.
     ApiCall {
         group: "",
@@ -76,6 +72,28 @@ pub const SERVER_API_CALLS: &[ApiCall] = &[
         verbs: &["create"],
     },
 ];
+
+/// The namespace the server runs in unless told otherwise (`--namespace`, `POD_NAMESPACE`).
+pub const DEFAULT_NAMESPACE: &str = "tekton-retry";
+
+/// Granted only in the server's own namespace (`deploy/base/role-server.yaml`).
+pub const OWN_NAMESPACE_CALLS: &[ApiCall] = &[
+    // Attempt records and histories (one pair per retried run, named after its uid): read and
+    // watched by the recorder, written fenced, deleted when their run is gone. Nowhere else: the
+    // server never reads or writes a tenant's ConfigMaps.
+    ApiCall {
+        group: "",
+        resource: "configmaps",
+        verbs: &["get", "list", "watch", "create", "update", "delete"],
+    },
+];
+
+/// Whether `verb` on `group`/`resource` is in [`OWN_NAMESPACE_CALLS`].
+pub fn allowed_in_own_namespace(group: &str, resource: &str, verb: &str) -> bool {
+    OWN_NAMESPACE_CALLS
+        .iter()
+        .any(|c| c.group == group && c.resource == resource && c.verbs.contains(&verb))
+}
 
 /// Whether `verb` on `group`/`resource` is in [`SERVER_API_CALLS`].
 pub fn allowed(group: &str, resource: &str, verb: &str) -> bool {

@@ -12,7 +12,7 @@ use base64::Engine;
 use deploy_support::{all, find, generated, render_repo, s};
 use serde_json::Value;
 use tekton_retry::api::{APISERVICE_NAME, GROUP, RESOURCE, SUBRESOURCE, VERSION};
-use tekton_retry::rbac::SERVER_API_CALLS;
+use tekton_retry::rbac::{OWN_NAMESPACE_CALLS, SERVER_API_CALLS};
 
 const NAMESPACE: &str = "tekton-retry";
 const SERVER_SA: &str = "tekton-retry";
@@ -261,6 +261,40 @@ fn server_may_delegate_authentication_and_authorization() {
 }
 
 #[test]
+fn server_role_in_its_own_namespace_is_exactly_the_calls_the_code_makes_there() {
+    let Some(objs) = render_repo("deploy/base") else {
+        return;
+    };
+    let role = find(&objs, "Role", "tekton-retry-server");
+    assert_eq!(role["metadata"]["namespace"], NAMESPACE);
+    let granted = rule_perms(role);
+    let used: BTreeSet<Perm> = OWN_NAMESPACE_CALLS
+        .iter()
+        .flat_map(|c| {
+            c.verbs
+                .iter()
+                .map(move |v| (c.group.to_owned(), c.resource.to_owned(), (*v).to_owned()))
+        })
+        .collect();
+    assert_eq!(granted, used);
+    let binding = all(&objs, "RoleBinding")
+        .into_iter()
+        .find(|b| b["roleRef"]["kind"] == "Role" && b["roleRef"]["name"] == "tekton-retry-server")
+        .expect("a RoleBinding to tekton-retry-server");
+    assert_eq!(binding["metadata"]["namespace"], NAMESPACE);
+    assert!(binds_server_sa(binding));
+    // ConfigMaps are the records' only: never granted cluster-wide, so the server cannot read or
+    // write a tenant's (or kube-system's) ConfigMaps.
+    let cluster_role = find(&objs, "ClusterRole", "tekton-retry-server");
+    assert!(
+        !rule_perms(cluster_role)
+            .iter()
+            .any(|(g, r, _)| g.is_empty() && r == "configmaps"),
+        "no cluster-wide ConfigMap rights"
+    );
+}
+
+#[test]
 fn server_service_account_has_no_other_bindings() {
     let Some(objs) = render_repo("deploy/base") else {
         return;
@@ -269,6 +303,7 @@ fn server_service_account_has_no_other_bindings() {
         ("ClusterRole", "tekton-retry-server"),
         ("ClusterRole", "system:auth-delegator"),
         ("Role", "extension-apiserver-authentication-reader"),
+        ("Role", "tekton-retry-server"),
     ];
     let mut bound: Vec<(String, String)> = ["ClusterRoleBinding", "RoleBinding"]
         .into_iter()
@@ -307,11 +342,10 @@ fn namespaced_objects_live_in_the_tekton_retry_namespace() {
         let ns = o["metadata"].get("namespace").and_then(Value::as_str);
         if cluster_scoped.contains(&kind) {
             assert_eq!(ns, None, "{kind} is cluster-scoped");
-        } else if kind == "RoleBinding" {
+        } else if kind == "RoleBinding" && ns == Some("kube-system") {
             assert_eq!(
-                ns,
-                Some("kube-system"),
-                "the only RoleBinding reads kube-system"
+                o["roleRef"]["name"], "extension-apiserver-authentication-reader",
+                "the only RoleBinding in kube-system reads the authentication ConfigMap"
             );
         } else {
             assert_eq!(ns, Some(NAMESPACE), "{kind} {}", o["metadata"]["name"]);
@@ -431,6 +465,23 @@ fn edit_role_grants_only_retry_and_aggregates_into_admin_and_edit() {
     )]
     .into();
     assert_eq!(rule_perms(role), want);
+
+    // Reading the history is granted with `view` (and so `edit` and `admin`) of the namespace.
+    let view = find(&objs, "ClusterRole", "tekton-retry-view");
+    for aggregate in ["admin", "edit", "view"] {
+        assert_eq!(
+            view["metadata"]["labels"]
+                [format!("rbac.authorization.k8s.io/aggregate-to-{aggregate}")],
+            "true"
+        );
+    }
+    let want: BTreeSet<Perm> = [(
+        GROUP.to_owned(),
+        format!("{RESOURCE}/history"),
+        "get".to_owned(),
+    )]
+    .into();
+    assert_eq!(rule_perms(view), want);
 }
 
 #[test]

@@ -100,12 +100,27 @@ async fn demo_failed_is_retried_in_place() {
     assert_eq!(lr["reason"], "flaky registry");
     assert_eq!(lr["start"], body["status"]["startTime"]);
 
-    // The archived runs of attempt 1 are in the history ConfigMap, owned by the run.
+    // The archived runs of attempt 1 are in the history in the server's namespace, named after
+    // the run's uid (no tenant can write there), and nothing was written in the run's namespace.
+    let uid = before["metadata"]["uid"].as_str().expect("uid");
     let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(admin.clone(), "tekton-retry");
+    let cm = cms
+        .get(&format!("retry-{uid}-history"))
+        .await
+        .expect("history");
+    let record = cms.get(&format!("retry-{uid}")).await.expect("record");
+    let record: Value =
+        serde_json::from_str(&record.data.expect("data")["record.json"]).expect("record json");
+    assert_eq!(record["attempt"], 2);
+    assert_eq!(record["uid"], uid);
+    let tenant_cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
         kube::Api::namespaced(admin.clone(), NS);
-    let cm = cms.get("demo-failed-retry-history").await.expect("history");
-    let owner = &cm.metadata.owner_references.expect("owner")[0];
-    assert_eq!(owner.uid, before["metadata"]["uid"].as_str().expect("uid"));
+    assert!(tenant_cms
+        .get_opt("demo-failed-retry-history")
+        .await
+        .expect("list")
+        .is_none());
     let archive: Value =
         serde_json::from_str(&cm.data.expect("data")["attempt-1.json"]).expect("archive json");
     let names: Vec<&str> = archive["runs"]
@@ -277,9 +292,10 @@ async fn a_second_failure_can_be_retried_again_with_the_next_attempt() {
         Some("3")
     );
     let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(admin.clone(), NS);
+        kube::Api::namespaced(admin.clone(), "tekton-retry");
+    let uid = done["metadata"]["uid"].as_str().expect("uid");
     let data = cms
-        .get("twice-retry-history")
+        .get(&format!("retry-{uid}-history"))
         .await
         .expect("history")
         .data
@@ -492,13 +508,13 @@ async fn fault_at_the_status_write_timeout() {
 
 #[tokio::test]
 async fn fault_at_the_final_record() {
-    // The second metadata patch of the run is the `started` record, after the reset.
+    // The first update of a ConfigMap in the server's namespace is the record's `started` phase,
+    // after the reset (the record is created at the claim, the history created when archiving).
     fault_then_recovery(
         "f-record",
-        FaultRule::new("patch", "pipelineruns", err(500))
-            .subresource("")
-            .named(NS, "f-record")
-            .trigger(Trigger::Nth(2)),
+        FaultRule::new("update", "configmaps", err(500))
+            .in_namespace("tekton-retry")
+            .trigger(Trigger::Nth(1)),
         false,
     )
     .await;

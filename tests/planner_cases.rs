@@ -331,15 +331,19 @@ fn preconditions_and_attempts() {
     assert_eq!(p.attempt, 2);
     assert_eq!(p.original_start_time.as_deref(), Some(START));
 
-    // Already retried once: attempt 2 and the original times come from the annotations.
-    let mut run = sim.run();
-    run["metadata"]["annotations"]["retry.tekton.dev/attempt"] = json!("2");
-    run["metadata"]["annotations"]["retry.tekton.dev/original-completion-time"] =
-        json!("2026-11-26T10:01:00Z");
-    run["metadata"]["annotations"]["retry.tekton.dev/original-start-time"] =
-        json!("2026-11-26T09:59:00Z");
+    // Already retried once: attempt 2 and the original times come from the record.
+    let run = sim.run();
+    let record = tekton_retry::retry::record::AttemptRecord {
+        uid: "run-uid".into(),
+        attempt: 2,
+        original_start_time: Some("2026-11-26T09:59:00Z".into()),
+        original_completion_time: Some("2026-11-26T10:01:00Z".into()),
+        ..Default::default()
+    };
     let spec = with(None, Some(2));
-    let p = plan(&input(&run, &sim.children, &spec, time(NOW))).expect("a plan");
+    let mut retried = input(&run, &sim.children, &spec, time(NOW));
+    retried.record = Some(&record);
+    let p = plan(&retried).expect("a plan");
     assert_eq!(p.attempt, 3);
     assert_eq!(
         p.original_start_time.as_deref(),
@@ -350,12 +354,23 @@ fn preconditions_and_attempts() {
         Some("2026-11-26T10:01:00Z")
     );
     let stale = with(None, Some(1));
-    let e = plan(&input(&run, &sim.children, &stale, time(NOW))).expect_err("replay");
+    let mut replay = input(&run, &sim.children, &stale, time(NOW));
+    replay.record = Some(&record);
+    let e = plan(&replay).expect_err("replay");
     assert_eq!(e.refusal, Some("PreconditionFailed"));
 
-    run["metadata"]["annotations"]["retry.tekton.dev/attempt"] = json!("two");
-    let e = plan(&input(&run, &sim.children, &dflt(), time(NOW))).expect_err("bad");
-    assert_eq!(e.code(), 409);
+    // The run's annotations are a mirror anyone may write: a forged attempt or original time
+    // changes nothing in the plan.
+    let mut forged = sim.run();
+    let ann = &mut forged["metadata"]["annotations"];
+    ann["retry.tekton.dev/attempt"] = json!("7");
+    ann["retry.tekton.dev/original-start-time"] = json!("2000-01-01T00:00:00Z");
+    let spec = with(None, Some(1));
+    let p = plan(&input(&forged, &sim.children, &spec, time(NOW))).expect("a plan");
+    assert_eq!(p.attempt, 2);
+    assert_eq!(p.original_start_time.as_deref(), Some(START));
+    forged["metadata"]["annotations"]["retry.tekton.dev/attempt"] = json!("two");
+    assert!(plan(&input(&forged, &sim.children, &dflt(), time(NOW))).is_ok());
 }
 
 #[test]

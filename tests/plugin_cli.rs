@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 use tekton_retry::api::{
     annotations, ApiError, Cause, LastRetry, PipelineRunRetry, RetriedTask, RetrySpec, RetryStatus,
 };
-use tekton_retry::retry::records::{self, ArchivedRun, AttemptArchive};
+use tekton_retry::retry::record::history::{self as records, ArchivedRun, AttemptArchive};
 
 const TOKEN: &str = "test-token";
 const NS: &str = "dag-failed";
@@ -148,7 +148,8 @@ fn history_configmap() -> Value {
     };
     let mut data = Map::new();
     records::add_to_history(&mut data, &archive, &record);
-    records::new_history(NS, "demo-run", "uid", data)
+    json!({"apiVersion": "retry.tekton.dev/v1alpha1", "kind": "PipelineRunRetryHistory",
+           "metadata": {"name": "demo-run", "namespace": NS}, "data": Value::Object(data)})
 }
 
 fn answer(name: &str, dry_run: bool, start: &str) -> PipelineRunRetry {
@@ -324,7 +325,9 @@ fn route(state: &Shared, seen: &Seen) -> Response<Full<Bytes>> {
             _ => value(200, &list(vec![])),
         };
     }
-    if path == format!("/api/v1/namespaces/{NS}/configmaps/demo-run-retry-history") {
+    if path
+        == format!("/apis/retry.tekton.dev/v1alpha1/namespaces/{NS}/pipelineruns/demo-run/history")
+    {
         return value(200, &history_configmap());
     }
     value(
@@ -620,7 +623,7 @@ fn history_lists_the_attempts() {
         "{stdout}"
     );
     assert!(lines[2].starts_with("2         alice   2026-11-26T19:27:50Z   2026-11-26T19:28:10Z   Succeeded   b,c,report   registry back"), "{stdout}");
-    assert!(stdout.contains("kubectl get configmap demo-run-retry-history -n dag-failed -o jsonpath='{.data.attempt-1\\.json}'"));
+    assert!(stdout.contains("kubectl get --raw /apis/retry.tekton.dev/v1alpha1/namespaces/dag-failed/pipelineruns/demo-run/history | jq -r '.data[\"attempt-1.json\"]'"), "{stdout}");
     let out = fake.plugin(&["history", "demo-run", "-o", "json"]);
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["attempts"].as_array().map(Vec::len), Some(2));

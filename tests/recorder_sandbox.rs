@@ -85,7 +85,7 @@ async fn success_is_recorded_once_with_events_and_metrics() {
         lr["end"], run["status"]["completionTime"],
         "end is the run's new completionTime"
     );
-    assert_eq!(lr["phase"], "started");
+    assert_eq!(lr["phase"], "ended");
     assert_eq!(
         wait_events(&admin, "demo-failed", "RetryStarted", 1)
             .await
@@ -262,7 +262,7 @@ async fn an_interrupted_claim_is_completed_by_the_recorder() {
         Some("2")
     );
     let lr = wait_recorded(&admin, "stuck").await;
-    assert_eq!(lr["phase"], "started");
+    assert_eq!(lr["phase"], "ended");
     assert_eq!(lr["outcome"], "Succeeded");
     assert_eq!(lr["by"], "admin", "the attempt stays the caller's");
     sb.shutdown(Duration::from_secs(2)).await;

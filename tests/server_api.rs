@@ -44,6 +44,11 @@ async fn discovery_documents_parse_into_kubernetes_types() {
                 "pipelineruns/retry",
                 vec!["create".to_string()],
                 "PipelineRunRetry"
+            ),
+            (
+                "pipelineruns/history",
+                vec!["get".to_string()],
+                "PipelineRunRetryHistory"
             )
         ]
     );

@@ -21,12 +21,24 @@ pub const KIND: &str = "PipelineRunRetry";
 pub const RESOURCE: &str = "pipelineruns";
 /// The subresource name.
 pub const SUBRESOURCE: &str = "retry";
+/// The read-only subresource with a run's attempt history.
+pub const HISTORY_SUBRESOURCE: &str = "history";
+/// Kind of the history subresource's answer.
+pub const HISTORY_KIND: &str = "PipelineRunRetryHistory";
 /// Name of the APIService object (`<version>.<group>`).
 pub const APISERVICE_NAME: &str = "v1alpha1.retry.tekton.dev";
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// Annotation keys written on a retried PipelineRun (DESIGN §3).
+/// Labels written on a retried PipelineRun.
+pub mod labels {
+    /// `"true"` on a run that was retried: the recorder watches only runs with this label. A user
+    /// can set it on any run; the recorder then finds no record for it and leaves it alone.
+    pub const RETRIED: &str = "retry.tekton.dev/retried";
+}
+
+/// Annotation keys on a retried PipelineRun. `attempt`, `last-retry` and the original times are a
+/// mirror of the server's own record, written by the server and never read back as input.
 pub mod annotations {
     /// Current attempt number, `"2"` after the first retry. Absent: never retried.
     pub const ATTEMPT: &str = "retry.tekton.dev/attempt";

@@ -138,7 +138,8 @@ pub struct RetriedTask {
     pub previous_reason: Option<String>,
 }
 
-/// The JSON stored in the `retry.tekton.dev/last-retry` annotation.
+/// The summary of an attempt shown in the `retry.tekton.dev/last-retry` annotation and the history
+/// index (a mirror of the server's record; never read back as input).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LastRetry {
@@ -155,17 +156,10 @@ pub struct LastRetry {
     pub reason: Option<String>,
     #[serde(default)]
     pub tasks: Vec<String>,
-    /// Progress of the executor: `claimed` → `reset` (status written) → `started` (verified).
-    /// A claim stuck before `reset` is rolled forward by the next request or the recorder.
+    /// Where the attempt is: `claimed` (the server is replacing runs), `started` (Tekton runs
+    /// the attempt), `ended` (`end` and `outcome` are set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    /// `Kind/name` of the child runs this attempt deletes before the status write (so a
-    /// roll-forward deletes the same ones).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub deleted_runs: Vec<String>,
-    /// `Kind/name` of the child runs deleted only after `spec.status` is cleared.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub deferred_runs: Vec<String>,
     /// Finally policy of this attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finally: Option<FinallyPolicy>,

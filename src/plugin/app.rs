@@ -70,7 +70,7 @@ async fn retry(
     let attempt = if status.attempt > 0 {
         status.attempt
     } else {
-        crate::retry::records::current_attempt(&cluster.pipelinerun(namespace, &args.name).await?)
+        crate::plugin::history::shown_attempt(&cluster.pipelinerun(namespace, &args.name).await?)
     };
     follow_run(
         cluster,

@@ -1,13 +1,12 @@
-//! `kubectl retry history`: the attempts of a PipelineRun, from its history ConfigMap
-//! (`<run>-retry-history`: `attempts.json` = the `LastRetry` record of every retry, `attempt-N.json` =
-//! the archived child runs of attempt N; `src/retry/records.rs`) and the run's own annotations
-//! (`retry.tekton.dev/attempt`, `last-retry`, `original-start-time`, `original-completion-time`;
-//! DESIGN §3).
+//! `kubectl retry history`: the attempts of a PipelineRun, from its `history` subresource
+//! (`data.attempts.json` = the summary of every retry, `data.attempt-N.json` = the archived child
+//! runs of attempt N) and the run's own annotations (`retry.tekton.dev/attempt`, `last-retry`,
+//! `original-start-time`, `original-completion-time`), which mirror the server's record.
 //!
-//! The history index is written when a retry claims the run; the recorder later fills `end` and
-//! `outcome` on the run's `last-retry` annotation only. So the annotation wins for the current attempt,
-//! and the outcome of an earlier attempt without a recorded one is derived from the child runs its
-//! archive holds (the runs the next attempt replaced).
+//! The summary of the current attempt on the run may be newer than the history's (the recorder
+//! writes the outcome to both), so the newer of the two wins; the outcome of an earlier attempt
+//! without a recorded one is derived from the child runs its archive holds (the runs the next
+//! attempt replaced).
 
 use crate::tekton::str_at;
 use serde::Serialize;
@@ -17,7 +16,7 @@ use crate::api::{annotations, LastRetry};
 use crate::plugin::cli::HistoryFormat;
 use crate::plugin::errors::Failure;
 use crate::plugin::output::table;
-use crate::retry::records::{self, AttemptArchive};
+use crate::retry::record::history::{self as records, AttemptArchive};
 
 /// One attempt of the run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -43,21 +42,32 @@ pub struct Attempt {
 }
 
 fn annotation<'a>(run: &'a Value, key: &str) -> Option<&'a str> {
-    records::annotation(run, key)
+    crate::tekton::ObjectView::new(run).annotation(key)
 }
 
 /// `(status, reason)` of the run's `Succeeded` condition.
 fn condition(obj: &Value) -> (Option<&str>, Option<&str>) {
-    crate::retry::executor::succeeded(obj)
+    let view = crate::tekton::ObjectView::new(obj);
+    let status = match view.succeeded_status() {
+        crate::tekton::ConditionStatus::True => Some("True"),
+        crate::tekton::ConditionStatus::False => Some("False"),
+        crate::tekton::ConditionStatus::Unknown => None,
+    };
+    (status, view.reason())
 }
 
-/// The outcome word of a done object: `Succeeded`, else its `Succeeded` reason.
-fn outcome_of(obj: &Value) -> Option<String> {
-    match condition(obj) {
-        (Some("True"), _) => Some("Succeeded".into()),
-        (Some("False"), reason) => Some(reason.unwrap_or("Failed").to_string()),
-        _ => None,
-    }
+use crate::retry::record::outcome_of;
+
+/// The attempt the run shows (`retry.tekton.dev/attempt`, 1 when absent). Display only.
+pub fn shown_attempt(run: &Value) -> u32 {
+    annotation(run, annotations::ATTEMPT)
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1)
+}
+
+/// The summary of the latest attempt the run shows (`retry.tekton.dev/last-retry`). Display only.
+fn shown_last_retry(run: &Value) -> Option<LastRetry> {
+    annotation(run, annotations::LAST_RETRY).and_then(|s| serde_json::from_str(s).ok())
 }
 
 /// What the archived runs of an attempt say about how it ended: `Cancelled` when a run was
@@ -87,10 +97,14 @@ pub fn attempts(run: &Value, history: Option<&Value>) -> Vec<Attempt> {
     let mut index: Vec<LastRetry> = data_str(records::INDEX_KEY)
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or_default();
-    let current = records::current_attempt(run);
-    if let Some(latest) = records::last_retry(run) {
-        index.retain(|r| r.attempt != latest.attempt);
-        index.push(latest);
+    let current = shown_attempt(run).max(index.iter().map(|r| r.attempt).max().unwrap_or(1));
+    if let Some(latest) = shown_last_retry(run) {
+        // The run's copy wins when it knows more (an outcome the index does not have yet).
+        let indexed = index.iter().find(|r| r.attempt == latest.attempt);
+        if indexed.is_none_or(|r| r.outcome.is_none() && latest.outcome.is_some()) {
+            index.retain(|r| r.attempt != latest.attempt);
+            index.push(latest);
+        }
     }
     index.retain(|r| r.attempt > 1);
     index.sort_by_key(|r| r.attempt);
@@ -199,9 +213,9 @@ pub fn render_table(rows: &[Attempt], namespace: &str, name: &str) -> String {
     if let Some(first) = archived.first() {
         let list: Vec<String> = archived.iter().map(u32::to_string).collect();
         out.push_str(&format!(
-            "\nThe runs each retry replaced, with their log tails, are archived (attempts {}):\n  kubectl get configmap {} -n {namespace} -o jsonpath='{{.data.attempt-{first}\\.json}}'\n",
+            "\nThe runs each retry replaced, with their log tails, are archived (attempts {}):\n  kubectl get --raw {} | jq -r '.data[\"attempt-{first}.json\"]'\n",
             list.join(", "),
-            records::history_name(name),
+            crate::plugin::request::history_path(namespace, name),
         ));
     } else if rows.len() == 1 {
         out.push_str(&format!(
@@ -232,7 +246,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::retry::records::{add_to_history, ArchivedRun};
+    use crate::retry::record::history::{add_to_history, ArchivedRun};
     use serde_json::Map;
 
     const DIR: &str = concat!(
@@ -256,8 +270,8 @@ mod tests {
         }
     }
 
-    /// The dag-failed run after one retry as tekton-retry records it: 06-final with the annotations
-    /// of DESIGN §3, and the history ConfigMap the executor builds with `add_to_history` from the
+    /// The dag-failed run after one retry as tekton-retry records it: 06-final with the mirror
+    /// annotations, and the history the executor builds with `add_to_history` from the
     /// 01-failed TaskRuns it replaced (b and report).
     fn retried_once(outcome_recorded: bool) -> (Value, Value) {
         let mut run = load("06-final-pipelinerun-demo-run.json");
@@ -300,7 +314,7 @@ mod tests {
         };
         let mut data = Map::new();
         add_to_history(&mut data, &archive, &claimed);
-        let cm = records::new_history("dag-failed", "demo-run", "uid", data);
+        let cm = json!({"kind": "PipelineRunRetryHistory", "data": Value::Object(data)});
         (run, cm)
     }
 
@@ -334,7 +348,7 @@ mod tests {
              2         alice   2026-11-26T19:27:50Z   2026-11-26T19:28:10Z   Succeeded   b,c,report   registry back\n\
              \n\
              The runs each retry replaced, with their log tails, are archived (attempts 1):\n\
-             \x20 kubectl get configmap demo-run-retry-history -n dag-failed -o jsonpath='{.data.attempt-1\\.json}'\n"
+             \x20 kubectl get --raw /apis/retry.tekton.dev/v1alpha1/namespaces/dag-failed/pipelineruns/demo-run/history | jq -r '.data[\"attempt-1.json\"]'\n"
         );
     }
 

@@ -1,8 +1,8 @@
 //! The retry request: its path and its `PipelineRunRetry` body (DESIGN §1).
 
 use crate::api::{
-    PipelineRunRetry, Preconditions, RetryMeta, RetrySpec, API_VERSION, GROUP, KIND, RESOURCE,
-    SUBRESOURCE, VERSION,
+    PipelineRunRetry, Preconditions, RetryMeta, RetrySpec, API_VERSION, GROUP, HISTORY_SUBRESOURCE,
+    KIND, RESOURCE, SUBRESOURCE, VERSION,
 };
 use crate::plugin::cli::RetryArgs;
 
@@ -49,13 +49,14 @@ pub fn taskruns_path(namespace: &str, run: &str) -> String {
     )
 }
 
-/// `GET` path of a run's attempt-history ConfigMap (`<run>-retry-history`, `src/retry/records.rs`).
+/// `GET` path of a run's attempt history: the `history` subresource, authorized like the run
+/// (`get` on `pipelineruns/history` in its namespace).
 pub fn history_path(namespace: &str, run: &str) -> String {
     let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
     format!(
-        "/api/v1/namespaces/{}/configmaps/{}",
+        "/apis/{API_VERSION}/namespaces/{}/pipelineruns/{}/{HISTORY_SUBRESOURCE}",
         enc(namespace),
-        enc(&crate::retry::records::history_name(run))
+        enc(run)
     )
 }
 
@@ -131,7 +132,7 @@ mod tests {
         );
         assert_eq!(
             history_path("demo", "demo-failed"),
-            "/api/v1/namespaces/demo/configmaps/demo-failed-retry-history"
+            "/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/demo-failed/history"
         );
     }
 

@@ -1,4 +1,6 @@
-//! What the recorder does about one PipelineRun. Pure: the run and the clock in, an action out.
+//! What the recorder does about one retried PipelineRun. Pure: the run (as the watch cache keeps
+//! it), its attempt record and the clock in, an action out. The record decides; the run's
+//! annotations are only compared with the mirror the record should show, never believed.
 
 use crate::tekton::parse_time as parse;
 use std::time::Duration;
@@ -6,75 +8,83 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::api::LastRetry;
-use crate::retry::executor::{phase, succeeded};
-use crate::retry::records;
+use crate::retry::record::{mirror, outcome_of, AttemptRecord, Phase};
+use crate::tekton::str_at;
 
 /// The recorder's decision for a run.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    /// The attempt ended: write `end` and `outcome` (once).
+    /// The attempt ended: write `end` and `outcome` into the record (once), then the mirror.
     RecordOutcome {
-        record: LastRetry,
         end: String,
         outcome: String,
     },
     /// The claim was interrupted before the reset and is older than the grace period.
-    RollForward {
-        record: LastRetry,
-    },
+    RollForward,
+    /// The run runs the attempt but still carries annotations of other controllers the attempt
+    /// removes (Tekton's `syncMetadata` wrote them back).
+    RemoveAnnotations,
+    /// The run's annotations do not show the record (Tekton's `syncMetadata` wrote an older copy
+    /// back, or someone edited them): write the mirror again.
+    ReassertMirror,
     Nothing,
 }
 
-/// The outcome word recorded for a done run: `Succeeded` or the `Succeeded` condition's reason.
-pub fn outcome_of(run: &Value) -> Option<String> {
-    match succeeded(run) {
-        (Some("True"), _) => Some("Succeeded".to_string()),
-        (Some("False"), reason) => Some(reason.unwrap_or("Failed").to_string()),
-        _ => None,
-    }
+/// Whether `run` is a child of another PipelineRun (pipelines in pipelines). Tekton copies the
+/// parent's annotations and labels onto it (`createChildPipelineRun`), so it looks retried; it is
+/// not the run that was.
+pub fn is_child_pipelinerun(run: &Value) -> bool {
+    run.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|os| {
+            os.iter()
+                .any(|o| o.get("kind").and_then(Value::as_str) == Some("PipelineRun"))
+        })
 }
 
-/// Decides for `run` at `now`.
-pub fn decide(run: &Value, now: DateTime<Utc>, grace: Duration) -> Action {
-    let Some(record) = records::last_retry(run) else {
-        return Action::Nothing;
-    };
-    if record.attempt != records::current_attempt(run) || record.end.is_some() {
+/// Decides for `run`, whose record is `record`, at `now`.
+pub fn decide(run: &Value, record: &AttemptRecord, now: DateTime<Utc>, grace: Duration) -> Action {
+    if is_child_pipelinerun(run)
+        || str_at(run, "/metadata/uid") != Some(record.uid.as_str())
+        || str_at(run, "/metadata/namespace") != Some(record.namespace.as_str())
+        || str_at(run, "/metadata/name") != Some(record.name.as_str())
+    {
         return Action::Nothing;
     }
-    let Some(start) = parse(&record.start) else {
-        return Action::Nothing;
-    };
-    let completion = run
-        .pointer("/status/completionTime")
-        .and_then(Value::as_str)
-        .and_then(parse);
+    let phase = record.phase();
     let outcome = outcome_of(run);
-    // The claim is written while the run is done and the reset clears completionTime, so a
-    // completion after the claim's start is this attempt's end.
-    if let (Some(end), Some(outcome)) = (completion, outcome.clone()) {
-        if end >= start && !(end == start && record.phase.as_deref() == Some(phase::CLAIMED)) {
-            let end = run
-                .pointer("/status/completionTime")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            return Action::RecordOutcome {
-                record,
-                end,
-                outcome,
-            };
+    if phase != Phase::Ended && record.end.is_none() {
+        if let Some(start) = parse(&record.start) {
+            let completion = str_at(run, "/status/completionTime");
+            // The claim is written while the run is done and the reset clears completionTime, so
+            // a completion after the claim's start is this attempt's end.
+            if let (Some(end_text), Some(outcome)) = (completion, outcome.clone()) {
+                if let Some(end) = parse(end_text) {
+                    if end > start || (end == start && phase == Phase::Started) {
+                        return Action::RecordOutcome {
+                            end: end_text.to_string(),
+                            outcome,
+                        };
+                    }
+                }
+            }
+            if phase == Phase::Claimed && outcome.is_some() {
+                let age = now
+                    .signed_duration_since(start)
+                    .to_std()
+                    .unwrap_or_default();
+                if age >= grace {
+                    return Action::RollForward;
+                }
+            }
         }
     }
-    if record.phase.as_deref() == Some(phase::CLAIMED) && outcome.is_some() {
-        let age = now
-            .signed_duration_since(start)
-            .to_std()
-            .unwrap_or_default();
-        if age >= grace {
-            return Action::RollForward { record };
-        }
+    if phase == Phase::Started && outcome.is_none() && mirror::removal_patch(run, record).is_some()
+    {
+        return Action::RemoveAnnotations;
+    }
+    if !mirror::matches(run, record) {
+        return Action::ReassertMirror;
     }
     Action::Nothing
 }
@@ -82,112 +92,151 @@ pub fn decide(run: &Value, now: DateTime<Utc>, grace: Duration) -> Action {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::annotations;
     use serde_json::json;
 
-    fn run(record: &LastRetry, cond: Option<(&str, &str)>, completion: Option<&str>) -> Value {
-        let mut status = json!({});
-        if let Some((s, r)) = cond {
-            status["conditions"] = json!([{"type": "Succeeded", "status": s, "reason": r}]);
-        }
-        if let Some(c) = completion {
-            status["completionTime"] = json!(c);
-        }
-        json!({
-            "metadata": {"annotations": {
-                annotations::ATTEMPT: record.attempt.to_string(),
-                annotations::LAST_RETRY: serde_json::to_string(record).expect("json"),
-            }},
-            "status": status,
-        })
-    }
-
-    fn record(phase: &str) -> LastRetry {
-        LastRetry {
+    fn record(phase: Phase) -> AttemptRecord {
+        AttemptRecord {
+            namespace: "ns".into(),
+            name: "r".into(),
+            uid: "u".into(),
             attempt: 2,
+            phase: Some(phase),
             start: "2026-11-26T20:00:00Z".into(),
             by: "alice".into(),
-            phase: Some(phase.into()),
+            remove_annotations: vec!["chains.tekton.dev/signed".into()],
             ..Default::default()
         }
+    }
+
+    /// The run as the record's mirror shows it, with this condition and completion.
+    fn run(record: &AttemptRecord, cond: Option<(&str, &str)>, completion: Option<&str>) -> Value {
+        let mut v = json!({"metadata": {"name": "r", "namespace": "ns", "uid": "u", "resourceVersion": "3"}});
+        json_patch::merge(&mut v, &mirror::patch(record, None));
+        if let Some((s, r)) = cond {
+            v["status"]["conditions"] = json!([{"type": "Succeeded", "status": s, "reason": r}]);
+        }
+        if let Some(c) = completion {
+            v["status"]["completionTime"] = json!(c);
+        }
+        v
     }
 
     fn at(s: &str) -> DateTime<Utc> {
         parse(s).expect("time")
     }
 
+    const LATER: &str = "2026-11-26T20:02:00Z";
+
     #[test]
     fn success_after_the_retry_is_recorded() {
-        let r = run(
-            &record(phase::STARTED),
+        let r = record(Phase::Started);
+        let v = run(
+            &r,
             Some(("True", "Succeeded")),
             Some("2026-11-26T20:01:00Z"),
         );
-        match decide(&r, at("2026-11-26T20:02:00Z"), Duration::from_secs(30)) {
-            Action::RecordOutcome { end, outcome, .. } => {
-                assert_eq!(end, "2026-11-26T20:01:00Z");
-                assert_eq!(outcome, "Succeeded");
+        assert_eq!(
+            decide(&v, &r, at(LATER), Duration::from_secs(30)),
+            Action::RecordOutcome {
+                end: "2026-11-26T20:01:00Z".into(),
+                outcome: "Succeeded".into()
             }
-            other => panic!("{other:?}"),
-        }
+        );
+        let v = run(&r, Some(("False", "Failed")), Some("2026-11-26T20:01:00Z"));
+        assert!(matches!(
+            decide(&v, &r, at(LATER), Duration::from_secs(30)),
+            Action::RecordOutcome { ref outcome, .. } if outcome == "Failed"
+        ));
     }
 
     #[test]
-    fn a_second_failure_is_recorded_with_its_reason() {
-        let r = run(
-            &record(phase::STARTED),
-            Some(("False", "Failed")),
-            Some("2026-11-26T20:01:00Z"),
-        );
-        assert!(
-            matches!(decide(&r, at("2026-11-26T20:02:00Z"), Duration::from_secs(30)),
-            Action::RecordOutcome { ref outcome, .. } if outcome == "Failed")
-        );
-    }
-
-    #[test]
-    fn running_or_already_recorded_runs_are_left_alone() {
-        let r = run(&record(phase::STARTED), Some(("Unknown", "Running")), None);
+    fn running_or_ended_runs_whose_mirror_is_right_are_left_alone() {
+        let r = record(Phase::Started);
+        let v = run(&r, Some(("Unknown", "Running")), None);
         assert_eq!(
-            decide(&r, at("2026-11-26T20:02:00Z"), Duration::from_secs(30)),
+            decide(&v, &r, at(LATER), Duration::from_secs(30)),
             Action::Nothing
         );
-        let mut done = record(phase::STARTED);
-        done.end = Some("2026-11-26T20:01:00Z".into());
-        let r = run(
-            &done,
+        let mut ended = record(Phase::Ended);
+        ended.end = Some("2026-11-26T20:01:00Z".into());
+        ended.outcome = Some("Succeeded".into());
+        let v = run(
+            &ended,
             Some(("True", "Succeeded")),
             Some("2026-11-26T20:01:00Z"),
         );
         assert_eq!(
-            decide(&r, at("2026-11-26T20:02:00Z"), Duration::from_secs(30)),
-            Action::Nothing
-        );
-        assert_eq!(
-            decide(
-                &json!({"metadata": {}}),
-                at("2026-11-26T20:02:00Z"),
-                Duration::from_secs(1)
-            ),
+            decide(&v, &ended, at(LATER), Duration::from_secs(30)),
             Action::Nothing
         );
     }
 
     #[test]
     fn an_interrupted_claim_is_rolled_forward_only_after_the_grace_period() {
+        let r = record(Phase::Claimed);
         // Still done with the old failure, completed before the claim.
-        let r = run(
-            &record(phase::CLAIMED),
-            Some(("False", "Failed")),
-            Some("2026-11-26T19:59:00Z"),
-        );
+        let v = run(&r, Some(("False", "Failed")), Some("2026-11-26T19:59:00Z"));
         assert_eq!(
-            decide(&r, at("2026-11-26T20:00:10Z"), Duration::from_secs(30)),
+            decide(&v, &r, at("2026-11-26T20:00:10Z"), Duration::from_secs(30)),
             Action::Nothing
         );
+        assert_eq!(
+            decide(&v, &r, at("2026-11-26T20:00:31Z"), Duration::from_secs(30)),
+            Action::RollForward
+        );
+    }
+
+    #[test]
+    fn a_reverted_mirror_is_written_again() {
+        let r = record(Phase::Started);
+        let mut v = run(&r, Some(("Unknown", "Running")), None);
+        // syncMetadata put the claim-time copy back.
+        let mut claimed = r.clone();
+        claimed.phase = Some(Phase::Claimed);
+        json_patch::merge(&mut v, &mirror::patch(&claimed, None));
+        assert_eq!(
+            decide(&v, &r, at(LATER), Duration::from_secs(30)),
+            Action::ReassertMirror
+        );
+    }
+
+    #[test]
+    fn chains_annotations_written_back_while_running_are_removed_again() {
+        let r = record(Phase::Started);
+        let mut v = run(&r, Some(("Unknown", "Running")), None);
+        v["metadata"]["annotations"]["chains.tekton.dev/signed"] = json!("true");
+        assert_eq!(
+            decide(&v, &r, at(LATER), Duration::from_secs(30)),
+            Action::RemoveAnnotations
+        );
+        // Once done, Chains signs the new outcome: its annotation is left alone.
+        let mut done = run(
+            &r,
+            Some(("True", "Succeeded")),
+            Some("2026-11-26T20:01:00Z"),
+        );
+        done["metadata"]["annotations"]["chains.tekton.dev/signed"] = json!("true");
         assert!(matches!(
-            decide(&r, at("2026-11-26T20:00:31Z"), Duration::from_secs(30)),
-            Action::RollForward { .. }
+            decide(&done, &r, at(LATER), Duration::from_secs(30)),
+            Action::RecordOutcome { .. }
         ));
+    }
+
+    #[test]
+    fn another_run_or_a_child_pipelinerun_is_not_acted_on() {
+        let r = record(Phase::Claimed);
+        let mut other = run(&r, Some(("False", "Failed")), Some("2026-11-26T19:59:00Z"));
+        other["metadata"]["uid"] = json!("someone-else");
+        assert_eq!(
+            decide(&other, &r, at(LATER), Duration::from_secs(1)),
+            Action::Nothing
+        );
+        let mut child = run(&r, Some(("False", "Failed")), Some("2026-11-26T19:59:00Z"));
+        child["metadata"]["ownerReferences"] =
+            json!([{"kind": "PipelineRun", "name": "parent", "uid": "p", "controller": true}]);
+        assert_eq!(
+            decide(&child, &r, at(LATER), Duration::from_secs(1)),
+            Action::Nothing
+        );
     }
 }

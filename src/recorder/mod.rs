@@ -1,7 +1,12 @@
-//! The recorder: a watch on retried PipelineRuns (DESIGN §3–§4, issue 5). When an attempt ends it
-//! writes `end` and `outcome` into `retry.tekton.dev/last-retry` exactly once (a conditional write:
-//! replicas may race, one wins), emits `RetrySucceeded`/`RetryFailed` and the retry metrics; and it
-//! completes claims that were interrupted before the reset (roll forward).
+//! The recorder: watches retried PipelineRuns and their attempt records. When an attempt ends it
+//! writes `end` and `outcome` into the record exactly once (a fenced write: replicas may race, one
+//! wins), mirrors it onto the run, emits `RetrySucceeded`/`RetryFailed` and the retry metrics; it
+//! completes claims that were interrupted (roll forward), writes the run's mirror again when Tekton's
+//! `syncMetadata` or a user changed it, removes `chains.tekton.dev/*` again while an attempt runs,
+//! and deletes the records of runs that are gone.
+//!
+//! It acts only on runs that have a record (keyed by uid, in the server's namespace): a run whose
+//! annotations claim a retry that the server never recorded is left alone.
 
 pub mod decide;
 pub mod metrics;
@@ -14,16 +19,21 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use serde_json::Value;
 use tokio::sync::Mutex;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use decide::{decide, Action};
 pub use metrics::RetryMetrics;
 
-use crate::api::{annotations, UserInfo};
+use crate::api::{labels, UserInfo};
+use crate::retry::cluster::PIPELINERUNS;
+use crate::retry::record::store::{self as record_store, Stored};
+use crate::retry::record::{mirror, AttemptRecord, Phase};
 use crate::retry::{Engine, RetryRequest};
 
 /// Tunables of the recorder.
@@ -77,29 +87,22 @@ impl Recorder {
         })
     }
 
-    /// Examines one run and acts on it.
-    pub async fn handle(&self, run: &Value) {
-        let ns = str_at(run, "/metadata/namespace")
-            .unwrap_or_default()
-            .to_string();
-        let name = str_at(run, "/metadata/name")
-            .unwrap_or_default()
-            .to_string();
-        match decide(run, Utc::now(), self.opts.grace) {
+    /// Examines one run with its record and acts on it.
+    pub async fn handle(&self, run: &Value, record: &AttemptRecord) {
+        let (ns, name) = (record.namespace.as_str(), record.name.as_str());
+        match decide(run, record, Utc::now(), self.opts.grace) {
             Action::Nothing => {}
-            Action::RecordOutcome {
-                record,
-                end,
-                outcome,
-            } => {
-                let (attempt, end2, outcome2) = (record.attempt, end.clone(), outcome.clone());
+            Action::RecordOutcome { end, outcome } => {
+                let attempt = record.attempt;
+                let (end2, outcome2) = (end.clone(), outcome.clone());
                 let wrote = self
                     .engine
-                    .executor()
-                    .update_last_retry(&ns, &name, None, move |r| {
+                    .store()
+                    .update(&record.uid, None, move |r| {
                         if r.attempt == attempt && r.end.is_none() {
                             r.end = Some(end2.clone());
                             r.outcome = Some(outcome2.clone());
+                            r.phase = Some(Phase::Ended);
                             true
                         } else {
                             false
@@ -107,69 +110,117 @@ impl Recorder {
                     })
                     .await;
                 match wrote {
-                    Ok(Some(r)) => self.recorded(&ns, run, &r, &end, &outcome).await,
+                    Ok(Some(s)) => self.recorded(run, &s.record, &end, &outcome).await,
                     Ok(None) => {} // another replica recorded it
                     Err(e) => warn!(%ns, %name, error = %e, "could not record the retry outcome"),
                 }
             }
-            Action::RollForward { record } => {
-                let key = format!(
-                    "{}/{}",
-                    str_at(run, "/metadata/uid").unwrap_or_default(),
-                    record.attempt
-                );
-                let tries = {
-                    let mut t = self.tries.lock().await;
-                    let n = t.entry(key.clone()).or_insert(0);
-                    *n += 1;
-                    *n
-                };
-                if tries > self.opts.max_roll_forward {
-                    if tries == self.opts.max_roll_forward + 1 {
-                        let msg = format!(
-                            "attempt {} (started by {} at {}) was interrupted and could not be completed after {} tries; \
-                             check the server's logs, then run the retry again (`kubectl retry pr {name} -n {ns}`), \
-                             which completes it",
-                            record.attempt, record.by, record.start, self.opts.max_roll_forward
-                        );
-                        self.engine
-                            .event(&ns, run, "Warning", "RetryStalled", &msg, None)
-                            .await;
+            Action::RollForward => self.roll_forward(run, record).await,
+            Action::RemoveAnnotations => {
+                if let Some(patch) = mirror::removal_patch(run, record) {
+                    match self
+                        .engine
+                        .executor()
+                        .cluster()
+                        .merge_patch(PIPELINERUNS, ns, name, patch, None)
+                        .await
+                    {
+                        Ok(_) => {
+                            info!(%ns, %name, "removed annotations of other controllers again")
+                        }
+                        Err(e) => {
+                            debug!(%ns, %name, error = %e, "annotation removal lost a race; next event")
+                        }
                     }
+                }
+            }
+            Action::ReassertMirror => {
+                // Write what the record says now, fenced by the run as seen: a run changed since
+                // is looked at again on its next event.
+                let fresh = match self.engine.store().get(&record.uid, None).await {
+                    Ok(Some(s)) => s.record,
+                    Ok(None) => return,
+                    Err(e) => {
+                        warn!(%ns, %name, error = %e, "could not read the attempt record");
+                        return;
+                    }
+                };
+                if mirror::matches(run, &fresh) {
                     return;
                 }
-                info!(%ns, %name, attempt = record.attempt, tries, "rolling forward an interrupted retry");
-                let req = RetryRequest {
-                    namespace: ns.clone(),
-                    name: name.clone(),
-                    spec: Default::default(),
-                    dry_run: false,
-                    user: UserInfo::new(RECORDER_USER, &[]),
-                    audit_id: None,
-                };
-                match self.engine.retry(req).await {
+                let rv = str_at(run, "/metadata/resourceVersion");
+                match self
+                    .engine
+                    .executor()
+                    .cluster()
+                    .merge_patch(PIPELINERUNS, ns, name, mirror::patch(&fresh, rv), None)
+                    .await
+                {
                     Ok(_) => {
-                        self.tries.lock().await.remove(&key);
+                        info!(%ns, %name, attempt = fresh.attempt, "wrote the run's retry annotations again")
                     }
-                    Err(e) => warn!(%ns, %name, error = %e, "roll-forward failed; will try again"),
+                    Err(e) => {
+                        debug!(%ns, %name, error = %e, "mirror write lost a race; next event")
+                    }
                 }
             }
         }
     }
 
-    async fn recorded(
-        &self,
-        ns: &str,
-        run: &Value,
-        record: &crate::api::LastRetry,
-        end: &str,
-        outcome: &str,
-    ) {
-        let run_name = str_at(run, "/metadata/name").unwrap_or_default();
-        self.engine
-            .executor()
-            .record_history_outcome(ns, run_name, record.attempt, end, outcome)
-            .await;
+    async fn roll_forward(&self, run: &Value, record: &AttemptRecord) {
+        let (ns, name) = (record.namespace.as_str(), record.name.as_str());
+        let key = format!("{}/{}", record.uid, record.attempt);
+        let tries = {
+            let mut t = self.tries.lock().await;
+            let n = t.entry(key.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if tries > self.opts.max_roll_forward {
+            if tries == self.opts.max_roll_forward + 1 {
+                let msg = format!(
+                    "attempt {} (started by {} at {}) was interrupted and could not be completed after {} tries; \
+                     check the server's logs, then run the retry again (`kubectl retry pr {name} -n {ns}`), \
+                     which completes it",
+                    record.attempt, record.by, record.start, self.opts.max_roll_forward
+                );
+                self.engine
+                    .event(ns, run, "Warning", "RetryStalled", &msg, None)
+                    .await;
+            }
+            return;
+        }
+        info!(%ns, %name, attempt = record.attempt, tries, "rolling forward an interrupted retry");
+        let req = RetryRequest {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            spec: crate::api::RetrySpec {
+                preconditions: Some(crate::api::Preconditions {
+                    uid: Some(record.uid.clone()),
+                    attempt: None,
+                }),
+                ..Default::default()
+            },
+            dry_run: false,
+            user: UserInfo::new(RECORDER_USER, &[]),
+            audit_id: None,
+        };
+        match self.engine.retry(req).await {
+            Ok(_) => {
+                self.tries.lock().await.remove(&key);
+            }
+            Err(e) => warn!(%ns, %name, error = %e, "roll-forward failed; will try again"),
+        }
+    }
+
+    async fn recorded(&self, run: &Value, record: &AttemptRecord, end: &str, outcome: &str) {
+        let (ns, name) = (record.namespace.as_str(), record.name.as_str());
+        if let Err(e) = self.engine.executor().write_mirror(record, None).await {
+            debug!(%ns, %name, error = %e, "mirror of the outcome deferred to the next event");
+        }
+        if let Err(e) = self.engine.store().index(record, None).await {
+            warn!(%ns, %name, error = %e, "could not record the outcome in the attempt history");
+        }
         let duration = seconds_between(&record.start, end);
         if let Some(d) = duration {
             self.metrics.attempt_duration.observe(d.max(0.0));
@@ -182,13 +233,9 @@ impl Recorder {
             _ => "failed",
         };
         self.metrics.outcome(ns, label);
-        let original_failure = run
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(annotations::ORIGINAL_COMPLETION_TIME))
-            .and_then(Value::as_str)
-            .map(str::to_string);
         let recovery = if succeeded {
-            original_failure
+            record
+                .original_completion_time
                 .as_deref()
                 .and_then(|o| seconds_between(o, end))
         } else {
@@ -213,49 +260,133 @@ impl Recorder {
             ("Warning", "RetryFailed")
         };
         self.engine.event(ns, run, kind, reason, &msg, None).await;
-        info!(%ns, name = str_at(run, "/metadata/name").unwrap_or_default(), attempt = record.attempt, %outcome, "retry outcome recorded");
+        info!(%ns, %name, attempt = record.attempt, %outcome, "retry outcome recorded");
     }
 
-    /// Watches PipelineRuns in all namespaces until the task is dropped.
+    /// Deletes the record of a run that no longer exists (records in the server's namespace
+    /// cannot be owned by a run in another, so the garbage collector does not do it).
+    async fn forget_if_gone(&self, record: &AttemptRecord) {
+        let (ns, name) = (record.namespace.as_str(), record.name.as_str());
+        let gone = match self
+            .engine
+            .executor()
+            .cluster()
+            .get(PIPELINERUNS, ns, name, None)
+            .await
+        {
+            Ok(run) => str_at(&run, "/metadata/uid") != Some(record.uid.as_str()),
+            Err(e) if e.is_not_found() => true,
+            Err(_) => false,
+        };
+        if gone {
+            match self.engine.store().forget(&record.uid).await {
+                Ok(()) => {
+                    info!(%ns, %name, uid = %record.uid, "deleted the attempt record of a run that is gone")
+                }
+                Err(e) => {
+                    warn!(%ns, %name, error = %e, "could not delete the record of a run that is gone")
+                }
+            }
+        }
+    }
+
+    /// Watches the runs labelled as retried (server-side selected) and the records in the server's
+    /// namespace until the task is dropped.
     pub async fn run(self: Arc<Self>, client: kube::Client) {
         let ar = ApiResource::from_gvk_with_plural(
             &GroupVersionKind::gvk("tekton.dev", "v1", "PipelineRun"),
             "pipelineruns",
         );
-        let api: Api<DynamicObject> = Api::all_with(client, &ar);
-        let writer = reflector::store::Writer::new(ar.clone());
-        let reader = writer.as_reader();
-        let stream = reflector(
-            writer,
-            watcher(api, watcher::Config::default())
+        let runs_api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        let run_writer = reflector::store::Writer::new(ar.clone());
+        let runs = run_writer.as_reader();
+        let run_events = reflector(
+            run_writer,
+            watcher(runs_api, watcher::Config::default().labels(labels::RETRIED))
                 .default_backoff()
                 .modify(slim::slim),
         )
         .applied_objects();
-        let mut stream = std::pin::pin!(stream);
+
+        let records_api: Api<ConfigMap> = Api::namespaced(client, self.engine.store().namespace());
+        let record_writer = reflector::store::Writer::default();
+        let records = record_writer.as_reader();
+        let record_events = reflector(
+            record_writer,
+            watcher(
+                records_api,
+                watcher::Config::default().labels(record_store::RECORD_SELECTOR),
+            )
+            .default_backoff(),
+        )
+        .applied_objects();
+
+        let mut run_events = std::pin::pin!(run_events);
+        let mut record_events = std::pin::pin!(record_events);
         let mut tick = tokio::time::interval(self.opts.resync);
         loop {
             tokio::select! {
-                ev = stream.next() => match ev {
+                ev = run_events.next() => match ev {
                     Some(Ok(obj)) => {
                         if let Ok(v) = serde_json::to_value(&obj) {
-                            self.handle(&v).await;
+                            if let Some(s) = record_for(&records, self.engine.store().namespace(), &v) {
+                                self.handle(&v, &s.record).await;
+                            }
                         }
                     }
                     Some(Err(e)) => warn!(error = %e, "pipelinerun watch failed; retrying"),
                     None => return,
                 },
-                _ = tick.tick() => {
-                    for obj in reader.state() {
-                        let claimed = obj.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(annotations::LAST_RETRY));
-                        if claimed {
-                            if let Ok(v) = serde_json::to_value(obj.as_ref()) {
-                                self.handle(&v).await;
+                ev = record_events.next() => match ev {
+                    Some(Ok(cm)) => {
+                        if let Some(s) = parse_record(&cm) {
+                            if let Some(v) = run_for(&runs, &s.record) {
+                                self.handle(&v, &s.record).await;
                             }
+                        }
+                    }
+                    Some(Err(e)) => warn!(error = %e, "attempt record watch failed; retrying"),
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    for cm in records.state() {
+                        let Some(s) = parse_record(&cm) else { continue };
+                        match run_for(&runs, &s.record) {
+                            Some(v) => self.handle(&v, &s.record).await,
+                            None => self.forget_if_gone(&s.record).await,
                         }
                     }
                 }
             }
         }
     }
+}
+
+fn parse_record(cm: &ConfigMap) -> Option<Stored> {
+    serde_json::to_value(cm)
+        .ok()
+        .and_then(|v| record_store::parse(&v))
+}
+
+/// The record of a watched run, found by its uid (never by its annotations).
+fn record_for(records: &Store<ConfigMap>, namespace: &str, run: &Value) -> Option<Stored> {
+    let uid = str_at(run, "/metadata/uid")?;
+    let cm = records.get(&ObjectRef::new(&record_store::record_name(uid)).within(namespace))?;
+    parse_record(&cm).filter(|s| s.record.uid == uid)
+}
+
+/// The watched run a record is about, if it is the same run (same uid).
+fn run_for(runs: &Store<DynamicObject>, record: &AttemptRecord) -> Option<Value> {
+    let obj = runs.get(
+        &ObjectRef::new_with(
+            &record.name,
+            ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk("tekton.dev", "v1", "PipelineRun"),
+                "pipelineruns",
+            ),
+        )
+        .within(&record.namespace),
+    )?;
+    let v = serde_json::to_value(obj.as_ref()).ok()?;
+    (str_at(&v, "/metadata/uid") == Some(record.uid.as_str())).then_some(v)
 }

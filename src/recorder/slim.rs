@@ -1,39 +1,46 @@
 //! What the recorder keeps of each PipelineRun it watches.
 //!
-//! The watch covers every PipelineRun in the cluster, and its cache would otherwise hold each one
-//! whole (resolved `pipelineSpec`, `childReferences`, results, `managedFields`): tens of KiB per
-//! run, hundreds of MiB on a busy CI cluster (issue 8, goal 3). The recorder decides from the
-//! metadata, this project's annotations and the `Succeeded` condition and times only
-//! ([`super::decide`]), and re-reads a run before it writes anything, so the cache keeps just that.
+//! The watch covers the PipelineRuns labelled as retried, and its cache would otherwise hold each
+//! one whole (resolved `pipelineSpec`, `childReferences`, results, `managedFields`): tens of KiB per
+//! run. The recorder decides from the identity, the owner references, this project's label and
+//! annotations, the annotations an attempt removes (`chains.tekton.dev/*`) and the `Succeeded`
+//! condition and times ([`super::decide`]), so the cache keeps just that.
 
 use kube::api::DynamicObject;
 use serde_json::{Map, Value};
 
+#[cfg(test)]
 use crate::api::annotations;
+use crate::api::labels;
 
-/// The annotation prefix of this project's records.
-const OUR_ANNOTATIONS: &str = "retry.tekton.dev/";
+/// The annotation prefixes the recorder compares: this project's mirror, and Tekton Chains'
+/// (removed while an attempt runs).
+const KEPT_ANNOTATIONS: [&str; 2] = ["retry.tekton.dev/", "chains.tekton.dev/"];
 
 /// The `status` fields [`super::decide`] reads.
 const STATUS_FIELDS: [&str; 2] = ["completionTime", "startTime"];
 
-/// Reduces `obj` to what the recorder reads: name, namespace, uid, resourceVersion, this
-/// project's annotations; for a retried run (one with a `retry.tekton.dev/last-retry` record)
-/// also the `Succeeded` condition and the status times. Any other run keeps no status at all.
+/// Reduces `obj` to what the recorder reads: name, namespace, uid, resourceVersion, owner
+/// references, the `retry.tekton.dev/retried` label, the kept annotations; for a run labelled as
+/// retried also the `Succeeded` condition and the status times. Any other run keeps no status.
 pub fn slim(obj: &mut DynamicObject) {
     let meta = &mut obj.metadata;
     meta.managed_fields = None;
-    meta.labels = None;
-    meta.owner_references = None;
     meta.finalizers = None;
     meta.generate_name = None;
+    if let Some(l) = meta.labels.as_mut() {
+        l.retain(|k, _| k == labels::RETRIED);
+    }
+    if meta.labels.as_ref().is_some_and(|l| l.is_empty()) {
+        meta.labels = None;
+    }
     if let Some(a) = meta.annotations.as_mut() {
-        a.retain(|k, _| k.starts_with(OUR_ANNOTATIONS));
+        a.retain(|k, _| KEPT_ANNOTATIONS.iter().any(|p| k.starts_with(p)));
     }
     let retried = meta
-        .annotations
+        .labels
         .as_ref()
-        .is_some_and(|a| a.contains_key(annotations::LAST_RETRY));
+        .is_some_and(|l| l.contains_key(labels::RETRIED));
     if meta.annotations.as_ref().is_some_and(|a| a.is_empty()) {
         meta.annotations = None;
     }
@@ -76,7 +83,8 @@ mod tests {
             "kind": "PipelineRun",
             "metadata": {
                 "name": "r", "namespace": "ns", "uid": "u", "resourceVersion": "7",
-                "labels": {"tekton.dev/pipeline": "p"},
+                "labels": {"tekton.dev/pipeline": "p", labels::RETRIED: "true"},
+                "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "o", "uid": "ou"}],
                 "annotations": annotations,
                 "managedFields": [{"manager": "controller", "fieldsV1": {"f:status": {}}}],
             },
@@ -100,6 +108,7 @@ mod tests {
         let mut o = object(json!({
             annotations::ATTEMPT: "2",
             annotations::LAST_RETRY: "{}",
+            "chains.tekton.dev/signed": "true",
             "example.dev/owner": "alice",
         }));
         slim(&mut o);
@@ -107,7 +116,10 @@ mod tests {
         assert_eq!(
             v["metadata"],
             json!({"name": "r", "namespace": "ns", "uid": "u", "resourceVersion": "7",
-                   "annotations": {annotations::ATTEMPT: "2", annotations::LAST_RETRY: "{}"}})
+                   "labels": {labels::RETRIED: "true"},
+                   "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "o", "uid": "ou"}],
+                   "annotations": {annotations::ATTEMPT: "2", annotations::LAST_RETRY: "{}",
+                                   "chains.tekton.dev/signed": "true"}})
         );
         assert_eq!(
             v["status"],
@@ -122,8 +134,14 @@ mod tests {
     }
 
     #[test]
-    fn a_run_never_retried_keeps_only_its_identity() {
-        let mut o = object(json!({"example.dev/owner": "alice"}));
+    fn a_run_not_labelled_as_retried_keeps_only_its_identity() {
+        let unlabelled = |annotations: Value| {
+            let mut o = object(annotations);
+            o.metadata.labels = None;
+            o.metadata.owner_references = None;
+            o
+        };
+        let mut o = unlabelled(json!({"example.dev/owner": "alice"}));
         slim(&mut o);
         let v = serde_json::to_value(&o).expect("json");
         assert_eq!(
@@ -131,13 +149,13 @@ mod tests {
             json!({"name": "r", "namespace": "ns", "uid": "u", "resourceVersion": "7"})
         );
         assert!(v.get("status").is_none() && v.get("spec").is_none());
-        // An opt-out alone is not a retry: the annotation stays, the status goes.
-        let mut o = object(json!({annotations::RETRYABLE: "false"}));
+        // A forged mirror alone is not a retry: the annotation stays, the status goes.
+        let mut o = unlabelled(json!({annotations::LAST_RETRY: "{}"}));
         slim(&mut o);
         let v = serde_json::to_value(&o).expect("json");
         assert_eq!(
             v["metadata"]["annotations"],
-            json!({annotations::RETRYABLE: "false"})
+            json!({annotations::LAST_RETRY: "{}"})
         );
         assert!(v.get("status").is_none());
     }

@@ -132,6 +132,8 @@ pub fn child_kind(kind: &str) -> Option<Kind> {
 pub struct Cluster {
     client: kube::Client,
     timeout: Duration,
+    /// The server's own namespace, where [`rbac::OWN_NAMESPACE_CALLS`] are granted.
+    own_namespace: std::sync::Arc<str>,
 }
 
 const MERGE_PATCH: &str = "application/merge-patch+json";
@@ -141,7 +143,18 @@ impl Cluster {
         Cluster {
             client,
             timeout: Duration::from_secs(15),
+            own_namespace: rbac::DEFAULT_NAMESPACE.into(),
         }
+    }
+
+    /// The namespace the server runs in (its records live there).
+    pub fn with_own_namespace(mut self, namespace: &str) -> Self {
+        self.own_namespace = namespace.into();
+        self
+    }
+
+    pub fn own_namespace(&self) -> &str {
+        &self.own_namespace
     }
 
     /// Per-call timeout.
@@ -151,10 +164,26 @@ impl Cluster {
     }
 
     fn permit(
+        &self,
         kind: Kind,
+        ns: &str,
         sub: Option<&'static str>,
         verb: &'static str,
     ) -> Result<(), ClusterError> {
+        permitted(&self.own_namespace, kind, ns, sub, verb)
+    }
+}
+
+/// Whether the server's permission lists grant `verb` on `kind` (`sub`resource) in `ns`, for a
+/// server running in `own_namespace`.
+fn permitted(
+    own_namespace: &str,
+    kind: Kind,
+    ns: &str,
+    sub: Option<&'static str>,
+    verb: &'static str,
+) -> Result<(), ClusterError> {
+    {
         let resource: &'static str = match sub {
             None => kind.resource,
             Some("status") => match kind.resource {
@@ -164,13 +193,17 @@ impl Cluster {
             Some("log") => "pods/log",
             Some(_) => "unknown",
         };
-        if rbac::allowed(kind.group, resource, verb) {
+        let in_own =
+            ns == own_namespace && rbac::allowed_in_own_namespace(kind.group, resource, verb);
+        if in_own || rbac::allowed(kind.group, resource, verb) {
             Ok(())
         } else {
             Err(ClusterError::NotGranted { verb, resource })
         }
     }
+}
 
+impl Cluster {
     async fn send(
         &self,
         what: String,
@@ -231,7 +264,7 @@ impl Cluster {
         name: &str,
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
-        Self::permit(kind, None, "get")?;
+        self.permit(kind, ns, None, "get")?;
         let uri = format!("{}/{}", kind.base(ns), name);
         self.send(
             format!("get {} {ns}/{name}", kind.resource),
@@ -252,7 +285,7 @@ impl Cluster {
         selector: &str,
         audit: Option<&str>,
     ) -> Result<Vec<Value>, ClusterError> {
-        Self::permit(kind, None, "list")?;
+        self.permit(kind, ns, None, "list")?;
         let mut uri = kind.base(ns);
         if !selector.is_empty() {
             uri.push_str("?labelSelector=");
@@ -289,7 +322,7 @@ impl Cluster {
         patch: Value,
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
-        Self::permit(kind, None, "patch")?;
+        self.permit(kind, ns, None, "patch")?;
         let uri = format!("{}/{}", kind.base(ns), name);
         self.send(
             format!("patch {} {ns}/{name}", kind.resource),
@@ -311,7 +344,7 @@ impl Cluster {
         patch: Value,
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
-        Self::permit(kind, Some("status"), "patch")?;
+        self.permit(kind, ns, Some("status"), "patch")?;
         let uri = format!("{}/{}/status", kind.base(ns), name);
         self.send(
             format!("patch {}/status {ns}/{name}", kind.resource),
@@ -334,7 +367,7 @@ impl Cluster {
         uid: &str,
         audit: Option<&str>,
     ) -> Result<(), ClusterError> {
-        Self::permit(kind, None, "delete")?;
+        self.permit(kind, ns, None, "delete")?;
         object_name(kind.resource, "delete", name)?;
         let uri = format!("{}/{}", kind.base(ns), name);
         let body = json!({
@@ -354,6 +387,23 @@ impl Cluster {
         .map(|_| ())
     }
 
+    /// Plain DELETE of a ConfigMap in the server's own namespace (a record whose run is gone).
+    pub async fn delete_configmap(&self, ns: &str, name: &str) -> Result<(), ClusterError> {
+        self.permit(CONFIGMAPS, ns, None, "delete")?;
+        object_name(CONFIGMAPS.resource, "delete", name)?;
+        let uri = format!("{}/{}", CONFIGMAPS.base(ns), name);
+        self.send(
+            format!("delete configmaps {ns}/{name}"),
+            Method::DELETE,
+            uri,
+            None,
+            None,
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// The tail of a container's log: at most `max_bytes`, cut at a line start.
     pub async fn pod_log_tail(
         &self,
@@ -363,7 +413,7 @@ impl Cluster {
         max_bytes: usize,
         audit: Option<&str>,
     ) -> Result<String, ClusterError> {
-        Self::permit(PODS, Some("log"), "get")?;
+        self.permit(PODS, ns, Some("log"), "get")?;
         // `limitBytes` counts from the start, so ask for the last lines instead: a few first, and
         // only if those are short and there may be more, enough lines to fill `max_bytes`
         // (a line is at least one byte).
@@ -400,7 +450,7 @@ impl Cluster {
         obj: Value,
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
-        Self::permit(kind, None, "create")?;
+        self.permit(kind, ns, None, "create")?;
         let uri = kind.base(ns);
         self.send(
             format!("create {} in {ns}", kind.resource),
@@ -422,7 +472,7 @@ impl Cluster {
         obj: Value,
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
-        Self::permit(kind, None, "update")?;
+        self.permit(kind, ns, None, "update")?;
         let uri = format!("{}/{}", kind.base(ns), name);
         self.send(
             format!("update {} {ns}/{name}", kind.resource),
@@ -540,12 +590,34 @@ mod tests {
             (EVENTS, None, "create"),
         ] {
             assert!(
-                Cluster::permit(kind, sub, verb).is_ok(),
+                permitted(rbac::DEFAULT_NAMESPACE, kind, "team-a", sub, verb).is_ok()
+                    || (kind == CONFIGMAPS
+                        && permitted(
+                            rbac::DEFAULT_NAMESPACE,
+                            kind,
+                            rbac::DEFAULT_NAMESPACE,
+                            sub,
+                            verb
+                        )
+                        .is_ok()),
                 "{verb} {} {sub:?}",
                 kind.resource
             );
         }
-        assert!(Cluster::permit(PODS, None, "delete").is_err());
-        assert!(Cluster::permit(CONFIGMAPS, None, "delete").is_err());
+        assert!(permitted(rbac::DEFAULT_NAMESPACE, PODS, "team-a", None, "delete").is_err());
+        // ConfigMaps only in the server's own namespace: never a tenant's.
+        for verb in ["get", "create", "update", "delete"] {
+            assert!(permitted(rbac::DEFAULT_NAMESPACE, CONFIGMAPS, "team-a", None, verb).is_err());
+            assert!(permitted(
+                rbac::DEFAULT_NAMESPACE,
+                CONFIGMAPS,
+                "kube-system",
+                None,
+                verb
+            )
+            .is_err());
+            assert!(permitted("ops", CONFIGMAPS, "ops", None, verb).is_ok());
+            assert!(permitted("ops", CONFIGMAPS, rbac::DEFAULT_NAMESPACE, None, verb).is_err());
+        }
     }
 }

@@ -11,14 +11,13 @@ use futures::future::BoxFuture;
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
-use super::cluster::{
-    Cluster, ClusterError, CUSTOMRUNS, EVENTS, PIPELINERUNS, PIPELINES, PVCS, TASKRUNS,
-};
-use super::executor::{cluster_error, phase, rfc3339, run_ref, Executor, ExecutorOptions};
+use super::cluster::{Cluster, ClusterError, EVENTS, PIPELINERUNS, PIPELINES, PVCS};
+use super::executor::{cluster_error, rfc3339, Executor, ExecutorOptions};
 use super::planner;
-use super::records;
-use super::{Plan, PlanInput, PlanLimits, RetryRequest, RetryService};
-use crate::api::{ApiError, LastRetry, PipelineRunRetry, RetriedTask, RetryStatus};
+use super::record::store::Stored;
+use super::record::{AttemptRecord, Phase, RecordStore, RunRef};
+use super::{ChildRun, Plan, PlanInput, PlanLimits, RetryRequest, RetryService};
+use crate::api::{ApiError, PipelineRunRetry, RetriedTask, RetryStatus};
 
 /// Tunables of the engine.
 #[derive(Clone, Debug)]
@@ -34,6 +33,8 @@ pub struct EngineOptions {
     /// it waits for Tekton, so this bounds the load on kube-apiserver, the connections to it and
     /// the server's memory (issue 8, goal 3).
     pub max_concurrent: usize,
+    /// The server's own namespace: where the attempt records are kept.
+    pub namespace: String,
 }
 
 impl Default for EngineOptions {
@@ -44,6 +45,7 @@ impl Default for EngineOptions {
             claim_grace: Duration::from_secs(30),
             check_pvcs: true,
             max_concurrent: 32,
+            namespace: crate::rbac::DEFAULT_NAMESPACE.to_string(),
         }
     }
 }
@@ -106,8 +108,9 @@ impl Engine {
         opts: EngineOptions,
         observer: Arc<dyn EngineObserver>,
     ) -> Self {
-        let cluster = Cluster::new(client);
-        let executor = Executor::new(cluster.clone(), opts.executor.clone());
+        let cluster = Cluster::new(client).with_own_namespace(&opts.namespace);
+        let store = RecordStore::new(cluster.clone(), opts.namespace.clone());
+        let executor = Executor::new(cluster.clone(), store, opts.executor.clone());
         let permits = tokio::sync::Semaphore::new(opts.max_concurrent.max(1));
         Engine {
             inner: Arc::new(Inner {
@@ -124,6 +127,10 @@ impl Engine {
 
     pub fn executor(&self) -> &Executor {
         &self.inner.executor
+    }
+
+    pub fn store(&self) -> &RecordStore {
+        self.inner.executor.store()
     }
 
     /// Performs one retry request.
@@ -178,94 +185,100 @@ impl Engine {
 
         for _round in 0..4 {
             let run = inner.executor_get_run(ns, name, audit).await?;
-            if let Some(p) = &req.spec.preconditions {
-                if let Some(uid) = &p.uid {
-                    if str_at(&run, "/metadata/uid") != Some(uid.as_str()) {
-                        return Err(ApiError::conflict(format!(
-                            "precondition failed: pipelinerun {ns}/{name} has uid {}, not {uid}: it was replaced by a new run",
-                            str_at(&run, "/metadata/uid").unwrap_or("?")
-                        ))
-                        .with_refusal("PreconditionFailed"));
-                    }
+            let uid = str_at(&run, "/metadata/uid")
+                .unwrap_or_default()
+                .to_string();
+            if let Some(want) = req.spec.preconditions.as_ref().and_then(|p| p.uid.as_ref()) {
+                if *want != uid {
+                    return Err(ApiError::conflict(format!(
+                        "precondition failed: pipelinerun {ns}/{name} has uid {uid}, not {want}: it was replaced by a new run"
+                    ))
+                    .with_refusal("PreconditionFailed"));
                 }
             }
-            // An attempt that was claimed but never finished?
-            if let Some(record) = records::last_retry(&run) {
-                if record.phase.as_deref() == Some(phase::CLAIMED)
-                    && record.attempt == records::current_attempt(&run)
-                {
-                    return self.roll_forward(req, &run, record).await;
+            // The authoritative record, keyed by the run's uid (never by its annotations).
+            let stored = self
+                .store()
+                .get(&uid, audit)
+                .await
+                .map_err(|e| cluster_error("reading the attempt record", e))?;
+            if let Some(s) = &stored {
+                if s.record.phase() == Phase::Claimed {
+                    return self.roll_forward(req, &run, s.clone()).await;
                 }
             }
 
-            let (plan, input_run) = self.plan(req, &run).await?;
+            let plan = self
+                .plan(req, &run, stored.as_ref().map(|s| &s.record))
+                .await?;
             if req.dry_run {
-                return Ok(response(req, &input_run, &plan, None, true));
+                return Ok(response(req, &run, &plan, None, true));
             }
 
-            // Step 3: the claim, fenced by the resourceVersion the plan was made from.
-            let now = Utc::now();
-            let record = LastRetry {
+            // The claim: the record, fenced by the resourceVersion it was read at (created when
+            // there is none). Exactly one of concurrent retries, on any replica, wins.
+            let record = AttemptRecord {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+                uid: uid.clone(),
                 attempt: plan.attempt,
-                start: rfc3339(now),
+                phase: Some(Phase::Claimed),
+                start: rfc3339(Utc::now()),
                 end: None,
                 outcome: None,
                 by: req.user.username.clone(),
                 reason: req.spec.reason.clone(),
                 tasks: plan.retried.iter().map(|t| t.name.clone()).collect(),
-                phase: Some(phase::CLAIMED.to_string()),
-                deleted_runs: plan
-                    .delete_now
-                    .iter()
-                    .map(|c| run_ref(&c.kind, &c.name, &c.uid))
-                    .collect(),
-                deferred_runs: plan
+                replace_now: plan.delete_now.iter().map(run_ref).collect(),
+                replace_after_spec_clear: plan
                     .delete_after_spec_clear
                     .iter()
-                    .map(|c| run_ref(&c.kind, &c.name, &c.uid))
+                    .map(run_ref)
                     .collect(),
+                drop_references: plan.dangling_references.clone(),
+                remove_annotations: plan.remove_annotations.clone(),
                 finally: req.spec.finally,
+                original_start_time: plan.original_start_time.clone(),
+                original_completion_time: plan.original_completion_time.clone(),
             };
-            let rv = str_at(&input_run, "/metadata/resourceVersion").unwrap_or_default();
-            let patch = records::claim_patch(
-                &input_run,
-                rv,
-                &record,
-                plan.original_start_time.as_deref(),
-                plan.original_completion_time.as_deref(),
-                &plan.remove_annotations,
-            );
-            match inner
-                .cluster
-                .merge_patch(PIPELINERUNS, ns, name, patch, audit)
-                .await
-            {
+            match self.store().put(&record, stored.as_ref(), audit).await {
                 Ok(claimed) => {
                     info!(%ns, %name, attempt = plan.attempt, by = %record.by, tasks = ?record.tasks, "retry claimed");
-                    let run = self.execute(req, &claimed, &record).await?;
+                    // The mirror on the run; the webhook may refuse even a metadata write of a
+                    // run that no longer validates: then the claim is taken back.
+                    if let Err(e) = inner.executor.write_mirror(&record, audit).await {
+                        let answer = match e {
+                            ClusterError::Api {
+                                code: 400 | 422,
+                                message,
+                                ..
+                            } => {
+                                super::executor::rejected_by_admission(ns, name, "claim", &message)
+                            }
+                            other => cluster_error("recording the retry on the run", other),
+                        };
+                        self.release(&claimed, stored.as_ref(), audit).await;
+                        return Err(answer);
+                    }
+                    let run = self.execute(req, &run, claimed).await?;
                     inner.observer.started(ns, plan.attempt);
                     return Ok(response(req, &run, &plan, Some(&record), false));
                 }
                 Err(e) if e.is_conflict() => {
-                    // Someone wrote the run since we read it: a competing retry, or the controller.
-                    let now_run = inner.executor_get_run(ns, name, audit).await?;
-                    if records::current_attempt(&now_run) >= plan.attempt {
-                        let who = records::last_retry(&now_run);
+                    // Someone claimed since we read the record: a competing retry on any replica.
+                    let now = self
+                        .store()
+                        .get(&uid, audit)
+                        .await
+                        .map_err(|e| cluster_error("reading the attempt record", e))?;
+                    if let Some(now) = now.filter(|n| n.record.attempt >= plan.attempt) {
                         return Err(ApiError::conflict(format!(
-                            "attempt {} of pipelinerun {ns}/{name} was already started{}; check the run before retrying again",
-                            records::current_attempt(&now_run),
-                            who.map(|r| format!(" by {} at {}", r.by, r.start)).unwrap_or_default()
+                            "attempt {} of pipelinerun {ns}/{name} was already started by {} at {}; check the run before retrying again",
+                            now.record.attempt, now.record.by, now.record.start
                         ))
                         .with_refusal("AlreadyStarted"));
                     }
                     continue;
-                }
-                Err(ClusterError::Api {
-                    code: 400, message, ..
-                }) => {
-                    return Err(super::executor::rejected_by_admission(
-                        ns, name, "claim", &message,
-                    ));
                 }
                 Err(e) => return Err(cluster_error("claiming the retry", e)),
             }
@@ -275,28 +288,36 @@ impl Engine {
         )))
     }
 
-    /// Gathers the planner's input and plans.
-    async fn plan(&self, req: &RetryRequest, run: &Value) -> Result<(Plan, Value), ApiError> {
-        let inner = &self.inner;
-        let (ns, name, audit) = (
-            req.namespace.as_str(),
-            req.name.as_str(),
-            req.audit_id.as_deref(),
-        );
-        let selector = format!("tekton.dev/pipelineRun={name}");
-        let mut children = Vec::new();
-        for kind in [TASKRUNS, CUSTOMRUNS, PIPELINERUNS] {
-            match inner.cluster.list(kind, ns, &selector, audit).await {
-                Ok(items) => children.extend(
-                    items
-                        .into_iter()
-                        .filter(|c| str_at(c, "/metadata/name") != Some(name)),
-                ),
-                // CustomRuns may not be installed; a missing resource means there are none.
-                Err(ClusterError::NotFound { .. }) => {}
-                Err(e) => return Err(cluster_error("listing the child runs", e)),
-            }
+    /// Takes back a claim whose mirror the cluster refused: nothing was deleted yet.
+    async fn release(&self, claimed: &Stored, previous: Option<&Stored>, audit: Option<&str>) {
+        let result = match previous {
+            Some(p) => self
+                .store()
+                .put(&p.record, Some(claimed), audit)
+                .await
+                .map(|_| ()),
+            None => self.store().forget(&claimed.record.uid).await,
+        };
+        if let Err(e) = result {
+            warn!(ns = %claimed.record.namespace, name = %claimed.record.name, error = %e,
+                "could not take back a refused claim; the next request or the recorder completes or reports it");
         }
+    }
+
+    /// Gathers the planner's input and plans.
+    async fn plan(
+        &self,
+        req: &RetryRequest,
+        run: &Value,
+        record: Option<&AttemptRecord>,
+    ) -> Result<Plan, ApiError> {
+        let inner = &self.inner;
+        let (ns, audit) = (req.namespace.as_str(), req.audit_id.as_deref());
+        let children = inner
+            .executor
+            .owned_children(ns, run, audit)
+            .await
+            .map_err(|e| cluster_error("listing the child runs", e))?;
         let pipeline = match str_at(run, "/spec/pipelineRef/name") {
             Some(p) => match inner.cluster.get(PIPELINES, ns, p, audit).await {
                 Ok(v) => Some(v),
@@ -327,19 +348,19 @@ impl Engine {
             pipeline: pipeline.as_ref(),
             existing_pvcs: pvcs.as_ref(),
             spec: &req.spec,
+            record,
             now: Utc::now(),
             limits: inner.opts.limits,
         };
-        let plan = planner::plan(&input)?;
-        Ok((plan, run.clone()))
+        planner::plan(&input)
     }
 
-    /// Steps 4–7 and the final record, for a fresh claim or a roll-forward.
+    /// The steps after the claim and the final record, for a fresh claim or a roll-forward.
     async fn execute(
         &self,
         req: &RetryRequest,
-        claimed: &Value,
-        record: &LastRetry,
+        run: &Value,
+        claimed: Stored,
     ) -> Result<Value, ApiError> {
         let inner = &self.inner;
         let (ns, name, audit) = (
@@ -347,23 +368,31 @@ impl Engine {
             req.name.as_str(),
             req.audit_id.as_deref(),
         );
-        let uid = str_at(claimed, "/metadata/uid")
-            .unwrap_or_default()
-            .to_string();
-        let key = format!("{uid}/{}", record.attempt);
+        let record = &claimed.record;
+        let key = format!("{}/{}", record.uid, record.attempt);
         let outcome = async {
-            let run = inner.executor.complete(ns, claimed, record, audit).await?;
-            inner
-                .executor
-                .update_last_retry(ns, name, audit, |r| {
-                    if r.attempt == record.attempt && r.phase.as_deref() == Some(phase::CLAIMED) {
-                        r.phase = Some(phase::STARTED.to_string());
+            let run = inner.executor.complete(ns, run, record, audit).await?;
+            let attempt = record.attempt;
+            let started = self
+                .store()
+                .update(&record.uid, audit, |r| {
+                    if r.attempt == attempt && r.phase() == Phase::Claimed {
+                        r.phase = Some(Phase::Started);
                         true
                     } else {
                         false
                     }
                 })
-                .await?;
+                .await
+                .map_err(|e| cluster_error("recording the retry", e))?;
+            if let Some(s) = started {
+                if let Err(e) = inner.executor.write_mirror(&s.record, audit).await {
+                    warn!(%ns, %name, error = %e, "could not update the run's retry annotations; the recorder does");
+                }
+                if let Err(e) = self.store().index(&s.record, audit).await {
+                    warn!(%ns, %name, error = %e, "could not add the attempt to the history index");
+                }
+            }
             Ok::<Value, ApiError>(run)
         }
         .await;
@@ -397,15 +426,15 @@ impl Engine {
         &self,
         req: &RetryRequest,
         run: &Value,
-        record: LastRetry,
+        stored: Stored,
     ) -> Result<PipelineRunRetry, ApiError> {
         let inner = &self.inner;
         let (ns, name) = (req.namespace.as_str(), req.name.as_str());
-        let uid = str_at(run, "/metadata/uid").unwrap_or_default();
+        let record = &stored.record;
         let known = inner
             .interrupted
             .lock()
-            .map(|s| s.contains(&format!("{uid}/{}", record.attempt)))
+            .map(|s| s.contains(&format!("{}/{}", record.uid, record.attempt)))
             .unwrap_or(false);
         let age = parse_time(&record.start).map(|t| Utc::now().signed_duration_since(t));
         let old_enough =
@@ -432,7 +461,7 @@ impl Engine {
         }
         let plan = Plan {
             attempt: record.attempt,
-            pipeline_run_uid: uid.to_string(),
+            pipeline_run_uid: record.uid.clone(),
             retried: record
                 .tasks
                 .iter()
@@ -446,23 +475,15 @@ impl Engine {
             delete_after_spec_clear: Vec::new(),
             clear_spec_status: false,
             remaining_timeout: None,
-            original_start_time: records::annotation(
-                run,
-                crate::api::annotations::ORIGINAL_START_TIME,
-            )
-            .map(str::to_string),
-            original_completion_time: records::annotation(
-                run,
-                crate::api::annotations::ORIGINAL_COMPLETION_TIME,
-            )
-            .map(str::to_string),
+            original_start_time: record.original_start_time.clone(),
+            original_completion_time: record.original_completion_time.clone(),
             remove_annotations: Vec::new(),
             status_message: String::new(),
             dangling_references: Vec::new(),
             planned_at: Utc::now(),
         };
         if req.dry_run {
-            let mut resp = response(req, run, &plan, Some(&record), true);
+            let mut resp = response(req, run, &plan, Some(record), true);
             if let Some(s) = resp.status.as_mut() {
                 s.message = Some(format!(
                     "attempt {} was interrupted; a retry completes it",
@@ -472,15 +493,48 @@ impl Engine {
             return Ok(resp);
         }
         info!(%ns, %name, attempt = record.attempt, "completing an interrupted retry");
-        let done = self.execute(req, run, &record).await?;
-        let mut resp = response(req, &done, &plan, Some(&record), false);
+        let (attempt, by, start) = (record.attempt, record.by.clone(), record.start.clone());
+        let summary = record.clone();
+        if let Err(e) = inner
+            .executor
+            .write_mirror(&summary, req.audit_id.as_deref())
+            .await
+        {
+            warn!(%ns, %name, error = %e, "could not re-assert the run's retry annotations");
+        }
+        let done = self.execute(req, run, stored).await?;
+        let mut resp = response(req, &done, &plan, Some(&summary), false);
         if let Some(s) = resp.status.as_mut() {
             s.message = Some(format!(
-                "completed attempt {} started by {} at {}, which had been interrupted",
-                record.attempt, record.by, record.start
+                "completed attempt {attempt} started by {by} at {start}, which had been interrupted"
             ));
         }
         Ok(resp)
+    }
+
+    /// The attempt history of the run `ns/name`, found by the run's uid: a
+    /// `PipelineRunRetryHistory` whose `data` holds `attempts.json` (every attempt's summary) and
+    /// `attempt-N.json` (the runs attempt N lost, with their log tails). Empty for a run never
+    /// retried.
+    pub async fn history(
+        &self,
+        ns: &str,
+        name: &str,
+        audit: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        let run = self.inner.executor_get_run(ns, name, audit).await?;
+        let uid = str_at(&run, "/metadata/uid").unwrap_or_default();
+        let data = self
+            .store()
+            .history(uid, audit)
+            .await
+            .map_err(|e| cluster_error("reading the attempt history", e))?;
+        Ok(json!({
+            "apiVersion": crate::api::API_VERSION,
+            "kind": crate::api::HISTORY_KIND,
+            "metadata": {"name": name, "namespace": ns, "uid": uid},
+            "data": Value::Object(data),
+        }))
     }
 
     /// Records a Kubernetes Event on the run. Best effort: a failure is logged, not returned.
@@ -536,7 +590,11 @@ impl Inner {
     }
 }
 
-fn started_message(record: &LastRetry) -> String {
+fn run_ref(c: &ChildRun) -> RunRef {
+    RunRef::new(&c.kind, &c.name, &c.uid)
+}
+
+fn started_message(record: &AttemptRecord) -> String {
     let mut m = format!(
         "{} started attempt {}: re-running {}",
         record.by,
@@ -553,7 +611,7 @@ fn response(
     req: &RetryRequest,
     run: &Value,
     plan: &Plan,
-    record: Option<&LastRetry>,
+    record: Option<&AttemptRecord>,
     dry_run: bool,
 ) -> PipelineRunRetry {
     let status = RetryStatus {
@@ -595,6 +653,16 @@ impl RetryService for Engine {
     fn retry(&self, req: RetryRequest) -> BoxFuture<'static, Result<PipelineRunRetry, ApiError>> {
         let engine = self.clone();
         Box::pin(async move { engine.retry(req).await })
+    }
+
+    fn history(
+        &self,
+        namespace: String,
+        name: String,
+        audit_id: Option<String>,
+    ) -> BoxFuture<'static, Result<Value, ApiError>> {
+        let engine = self.clone();
+        Box::pin(async move { engine.history(&namespace, &name, audit_id.as_deref()).await })
     }
 }
 

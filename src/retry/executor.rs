@@ -1,29 +1,28 @@
-//! The executor: performs a [`Plan`] through the Kubernetes API (DESIGN §2 steps 3–7). Every step
-//! is conditional and idempotent, so a retry interrupted at any point is completed by the next
-//! request or by the recorder ("roll forward") from the record the claim wrote.
+//! The executor: performs a claimed attempt through the Kubernetes API: archive and delete the
+//! runs the attempt replaces, reset the status, clear `spec.status`, verify that Tekton took the run
+//! up. Every step is conditional and idempotent, so an attempt interrupted at any point is
+//! completed by the next request or by the recorder ("roll forward") from the attempt record.
+//!
+//! Nothing is deleted on a name alone: a child run is archived or deleted only when its controller
+//! ownerReference is the retried run's uid **and** its uid is one the record names (the delete
+//! carries that uid as a precondition). The children are listed from the cluster each time, never
+//! taken from anything a user can write.
 
 /// Formats an RFC 3339 time the way Kubernetes does (seconds, `Z`).
 pub use crate::tekton::format_time as rfc3339;
-use crate::tekton::{parse_time, str_at};
-use std::collections::BTreeSet;
+use crate::tekton::str_at;
+use std::collections::HashSet;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
-use tracing::{debug, info, warn};
+use chrono::Utc;
+use serde_json::{json, Value};
+use tracing::{debug, info};
 
-use super::cluster::{child_kind, Cluster, ClusterError, CONFIGMAPS, PIPELINERUNS, PODS};
+use super::cluster::{child_kind, Cluster, ClusterError, CUSTOMRUNS, PIPELINERUNS, PODS, TASKRUNS};
 use super::planner;
-use super::records::{self, ArchivedRun, AttemptArchive};
-use crate::api::{ApiError, LastRetry};
-
-/// Phases written into `last-retry.phase`.
-pub mod phase {
-    /// The claim is written; children may be partly archived or deleted.
-    pub const CLAIMED: &str = "claimed";
-    /// The run was reset and observed running again.
-    pub const STARTED: &str = "started";
-}
+use super::record::history::{self, ArchivedRun, AttemptArchive};
+use super::record::{controlled_by, mirror, AttemptRecord, RecordStore, RunRef};
+use crate::api::ApiError;
 
 /// Tunables of the executor.
 #[derive(Clone, Debug)]
@@ -52,29 +51,12 @@ impl Default for ExecutorOptions {
 #[derive(Clone)]
 pub struct Executor {
     cluster: Cluster,
+    store: RecordStore,
     opts: ExecutorOptions,
 }
 
-/// The `Succeeded` condition's (status, reason) of an object.
-pub fn succeeded(obj: &Value) -> (Option<&str>, Option<&str>) {
-    let cond = obj
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .and_then(|cs| {
-            cs.iter()
-                .find(|c| c.get("type").and_then(Value::as_str) == Some("Succeeded"))
-        });
-    match cond {
-        Some(c) => (
-            c.get("status").and_then(Value::as_str),
-            c.get("reason").and_then(Value::as_str),
-        ),
-        None => (None, None),
-    }
-}
-
 fn is_done(obj: &Value) -> bool {
-    matches!(succeeded(obj).0, Some("True") | Some("False"))
+    crate::tekton::ObjectView::new(obj).is_done()
 }
 
 fn spec_status(obj: &Value) -> Option<&str> {
@@ -89,57 +71,6 @@ fn resource_version(obj: &Value) -> Result<String, ApiError> {
                 "the Kubernetes API returned a PipelineRun without metadata.resourceVersion",
             )
         })
-}
-
-/// `Kind/name/uid` of a child run, as recorded in `last-retry`: the uid tells the old run from the
-/// one Tekton re-creates under the same name (timestamps have one-second precision, too coarse).
-pub fn run_ref(kind: &str, name: &str, uid: &str) -> String {
-    format!("{kind}/{name}/{uid}")
-}
-
-/// (kind, name, uid) of a recorded run reference; the uid is absent in `Kind/name` references.
-fn split_ref(r: &str) -> Option<(&str, &str, Option<&str>)> {
-    let mut parts = r.splitn(3, '/');
-    let kind = parts.next()?;
-    let name = parts.next()?;
-    Some((kind, name, parts.next().filter(|u| !u.is_empty())))
-}
-
-/// What the claim recorded about the runs it replaces: the old runs' uids by name, and its start.
-#[derive(Clone, Debug, Default)]
-pub struct ClaimedRuns {
-    pub start: Option<DateTime<Utc>>,
-    pub uids: std::collections::HashMap<String, String>,
-}
-
-impl ClaimedRuns {
-    pub fn of(record: &LastRetry) -> Self {
-        let uids = record
-            .deleted_runs
-            .iter()
-            .chain(record.deferred_runs.iter())
-            .filter_map(|r| split_ref(r))
-            .filter_map(|(_, name, uid)| uid.map(|u| (name.to_string(), u.to_string())))
-            .collect();
-        ClaimedRuns {
-            start: parse_time(&record.start),
-            uids,
-        }
-    }
-
-    /// Whether `child` is a run created for this attempt (not one that existed at the claim).
-    pub fn is_new(&self, child: &Value) -> bool {
-        let name = str_at(child, "/metadata/name").unwrap_or_default();
-        let uid = str_at(child, "/metadata/uid").unwrap_or_default();
-        match self.uids.get(name) {
-            Some(old) => old != uid,
-            None if self.uids.is_empty() => {
-                let created = str_at(child, "/metadata/creationTimestamp").and_then(parse_time);
-                matches!((created, self.start), (Some(c), Some(s)) if c > s)
-            }
-            None => false,
-        }
-    }
 }
 
 /// A write to the run refused by admission (Tekton's webhook validates even status and metadata
@@ -177,57 +108,117 @@ pub fn cluster_error(step: &str, e: ClusterError) -> ApiError {
 }
 
 impl Executor {
-    pub fn new(cluster: Cluster, opts: ExecutorOptions) -> Self {
-        Executor { cluster, opts }
+    pub fn new(cluster: Cluster, store: RecordStore, opts: ExecutorOptions) -> Self {
+        Executor {
+            cluster,
+            store,
+            opts,
+        }
     }
 
     pub fn cluster(&self) -> &Cluster {
         &self.cluster
     }
 
-    /// Steps 4–7 for the attempt `record` claimed on `run`. Safe to call again after any failure.
+    pub fn store(&self) -> &RecordStore {
+        &self.store
+    }
+
+    /// The run's child runs that it controls (TaskRuns, CustomRuns, child PipelineRuns), listed
+    /// from the cluster. A child labelled for the run but not controlled by its uid is not one.
+    pub async fn owned_children(
+        &self,
+        ns: &str,
+        run: &Value,
+        audit: Option<&str>,
+    ) -> Result<Vec<Value>, ClusterError> {
+        let name = str_at(run, "/metadata/name").unwrap_or_default();
+        let uid = str_at(run, "/metadata/uid").unwrap_or_default();
+        let selector = format!("tekton.dev/pipelineRun={name}");
+        let mut children = Vec::new();
+        for kind in [TASKRUNS, CUSTOMRUNS, PIPELINERUNS] {
+            match self.cluster.list(kind, ns, &selector, audit).await {
+                Ok(items) => {
+                    children.extend(items.into_iter().filter(|c| controlled_by(c, uid)).map(
+                        |mut c| {
+                            // List items may lack `kind`; the planner and archive need it.
+                            if c.get("kind").is_none() {
+                                c["kind"] = json!(kind_name(kind.resource));
+                            }
+                            c
+                        },
+                    ))
+                }
+                // CustomRuns may not be installed; a missing resource means there are none.
+                Err(ClusterError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(children)
+    }
+
+    /// The runs `record` replaces that still exist as the very runs it recorded: controlled by
+    /// the retried run and with the recorded uid. Anything else of the same name (a run Tekton
+    /// re-created, an object someone else made) is never touched.
+    async fn still_there(
+        &self,
+        ns: &str,
+        run: &Value,
+        record: &AttemptRecord,
+        audit: Option<&str>,
+    ) -> Result<Vec<Value>, ApiError> {
+        let children = self
+            .owned_children(ns, run, audit)
+            .await
+            .map_err(|e| cluster_error("listing the child runs", e))?;
+        Ok(children
+            .into_iter()
+            .filter(|c| record.replaces_uid(str_at(c, "/metadata/uid").unwrap_or_default()))
+            .collect())
+    }
+
+    /// The steps after the claim for the attempt `record` on `run`. Safe to call again after any
+    /// failure. Returns the run as last read, running the new attempt.
     pub async fn complete(
         &self,
         ns: &str,
         run: &Value,
-        record: &LastRetry,
+        record: &AttemptRecord,
         audit: Option<&str>,
     ) -> Result<Value, ApiError> {
-        let name = str_at(run, "/metadata/name")
-            .unwrap_or_default()
-            .to_string();
-        let uid = str_at(run, "/metadata/uid").unwrap_or_default().to_string();
-        let claim = ClaimedRuns::of(record);
+        let name = record.name.as_str();
+        let uid = record.uid.as_str();
+        if str_at(run, "/metadata/uid") != Some(uid) {
+            return Err(replaced(ns, name));
+        }
 
-        // Step 4: archive every run the attempt replaces, before anything is deleted.
-        let all: Vec<&String> = record
-            .deleted_runs
+        // Archive every run the attempt replaces, before anything is deleted.
+        let present = self.still_there(ns, run, record, audit).await?;
+        let archivable: Vec<&Value> = present
             .iter()
-            .chain(record.deferred_runs.iter())
+            .filter(|c| str_at(c, "/metadata/deletionTimestamp").is_none() || is_done(c))
             .collect();
-        let mut existing = Vec::new();
-        for r in &all {
-            if let Some(obj) = self.old_child(ns, r, &claim, audit).await? {
-                existing.push(obj);
-            }
-        }
-        if !existing.is_empty() {
-            self.archive(ns, &name, &uid, record, &existing, audit)
-                .await?;
+        if !archivable.is_empty() {
+            self.archive(record, &archivable, audit).await?;
         }
 
-        // Step 4: delete (foreground, uid precondition) and wait until the runs and pods are gone.
-        for r in &record.deleted_runs {
-            self.delete_and_wait(ns, r, &claim, audit).await?;
+        // Delete (foreground, uid precondition) and wait until the runs and pods are gone.
+        let now_refs: HashSet<&str> = record.replace_now.iter().map(|r| r.uid.as_str()).collect();
+        for r in &record.replace_now {
+            let obj = present
+                .iter()
+                .find(|c| str_at(c, "/metadata/uid") == Some(r.uid.as_str()));
+            self.delete_and_wait(ns, r, obj, audit).await?;
         }
 
-        // Steps 5–7: status write, spec.status clear, verification, repeated on races.
-        let deleted: BTreeSet<String> = record
-            .deleted_runs
+        // Status write, spec.status clear, verification, repeated on races.
+        let dropped: HashSet<&str> = record
+            .replace_now
             .iter()
-            .filter_map(|r| split_ref(r).map(|(_, n, _)| n.to_string()))
+            .map(|r| r.name.as_str())
+            .chain(record.drop_references.iter().map(String::as_str))
             .collect();
-        let mut deferred_done = record.deferred_runs.is_empty();
+        let mut deferred_done = record.replace_after_spec_clear.is_empty();
         let mut rounds = 0;
         loop {
             rounds += 1;
@@ -238,25 +229,23 @@ impl Executor {
                     self.opts.max_reset_rounds
                 )));
             }
-            let current = self.get_run(ns, &name, audit).await?;
-            if str_at(&current, "/metadata/uid") != Some(uid.as_str()) {
-                return Err(ApiError::conflict(format!(
-                    "pipelinerun {ns}/{name} was deleted and re-created while it was being retried; nothing more was done"
-                )));
+            let current = self.get_run(ns, name, audit).await?;
+            if str_at(&current, "/metadata/uid") != Some(uid) {
+                return Err(replaced(ns, name));
             }
-            let needs_reset = is_done(&current) && !self.started_since(&current, &claim).await;
+            let needs_reset = is_done(&current) && !self.started_since(&current, record).await;
             if needs_reset {
-                self.reset_status(ns, &name, &current, &deleted, record, audit)
+                self.reset_status(ns, name, &current, &dropped, record, audit)
                     .await?;
                 continue; // re-read: the spec clear and verification act on the fresh object
             }
             if spec_status(&current).is_some() && !is_done(&current) {
-                // Step 6: the webhook refuses spec changes on a done run, so this follows step 5.
+                // The webhook refuses spec changes on a done run, so this follows the reset.
                 let rv = resource_version(&current)?;
                 let patch = json!({"metadata": {"resourceVersion": rv}, "spec": {"status": null}});
                 match self
                     .cluster
-                    .merge_patch(PIPELINERUNS, ns, &name, patch, audit)
+                    .merge_patch(PIPELINERUNS, ns, name, patch, audit)
                     .await
                 {
                     Ok(_) => debug!(%ns, %name, "cleared spec.status"),
@@ -275,14 +264,24 @@ impl Executor {
             }
             if !deferred_done {
                 // Finally runs of a gracefully cancelled run: only now (fixture cancelled-finally-trap).
-                for r in &record.deferred_runs {
-                    self.delete_and_wait(ns, r, &claim, audit).await?;
+                let present = self.still_there(ns, &current, record, audit).await?;
+                for r in &record.replace_after_spec_clear {
+                    if now_refs.contains(r.uid.as_str()) {
+                        continue;
+                    }
+                    let obj = present
+                        .iter()
+                        .find(|c| str_at(c, "/metadata/uid") == Some(r.uid.as_str()));
+                    self.delete_and_wait(ns, r, obj, audit).await?;
                 }
                 deferred_done = true;
             }
-            // Step 7: watch for a flip back to the old outcome.
-            match self.verify(ns, &name, &claim, audit).await? {
-                Some(run) => return Ok(run),
+            // Watch for a flip back to the old outcome.
+            match self.verify(ns, name, record, audit).await? {
+                Some(run) => {
+                    self.remove_annotations(ns, name, &run, record, audit).await;
+                    return Ok(run);
+                }
                 None => {
                     info!(%ns, %name, "run flipped back to its old outcome after the reset; writing the status again");
                     continue;
@@ -303,45 +302,13 @@ impl Executor {
             })
     }
 
-    /// The child run `r` (`Kind/name/uid`) if it is still the run the claim recorded (a run Tekton
-    /// re-created under the same name is never touched: no run is deleted twice).
-    async fn old_child(
-        &self,
-        ns: &str,
-        r: &str,
-        claim: &ClaimedRuns,
-        audit: Option<&str>,
-    ) -> Result<Option<Value>, ApiError> {
-        let Some((kind, name, _)) = split_ref(r) else {
-            return Ok(None);
-        };
-        let Some(k) = child_kind(kind) else {
-            return Ok(None);
-        };
-        match self.cluster.get(k, ns, name, audit).await {
-            Ok(obj) => {
-                if claim.is_new(&obj)
-                    || (str_at(&obj, "/metadata/deletionTimestamp").is_some() && !is_done(&obj))
-                {
-                    Ok(None)
-                } else {
-                    Ok(Some(obj))
-                }
-            }
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(cluster_error(&format!("reading {r}"), e)),
-        }
-    }
-
     async fn archive(
         &self,
-        ns: &str,
-        run: &str,
-        run_uid: &str,
-        record: &LastRetry,
-        children: &[Value],
+        record: &AttemptRecord,
+        children: &[&Value],
         audit: Option<&str>,
     ) -> Result<(), ApiError> {
+        let ns = record.namespace.as_str();
         let mut runs = Vec::new();
         for child in children {
             let kind = str_at(child, "/kind").unwrap_or("TaskRun").to_string();
@@ -365,7 +332,7 @@ impl Executor {
                         };
                         let text = match self
                             .cluster
-                            .pod_log_tail(ns, pod, container, records::LOG_TAIL_BYTES, audit)
+                            .pod_log_tail(ns, pod, container, history::LOG_TAIL_BYTES, audit)
                             .await
                         {
                             Ok(t) => t,
@@ -379,7 +346,7 @@ impl Executor {
                 kind,
                 name,
                 pipeline_task: task,
-                object: child.clone(),
+                object: (*child).clone(),
                 logs,
             });
         }
@@ -389,103 +356,56 @@ impl Executor {
             runs,
             truncated: false,
         };
-        let cm_name = records::history_name(run);
-        for _ in 0..5 {
-            match self.cluster.get(CONFIGMAPS, ns, &cm_name, audit).await {
-                Err(e) if e.is_not_found() => {
-                    let mut data = Map::new();
-                    records::add_to_history(&mut data, &archive, record);
-                    match self
-                        .cluster
-                        .create(
-                            CONFIGMAPS,
-                            ns,
-                            records::new_history(ns, run, run_uid, data),
-                            audit,
-                        )
-                        .await
-                    {
-                        Ok(_) => return Ok(()),
-                        Err(e) if e.is_conflict() => continue, // AlreadyExists: another writer won; merge into it
-                        Err(e) => return Err(cluster_error("writing the attempt history", e)),
-                    }
-                }
-                Err(e) => return Err(cluster_error("reading the attempt history", e)),
-                Ok(mut cm) => {
-                    let mut data = cm
-                        .get("data")
-                        .and_then(Value::as_object)
-                        .cloned()
-                        .unwrap_or_default();
-                    if data.contains_key(&records::archive_key(archive.attempt)) {
-                        return Ok(()); // archived by an earlier, interrupted pass
-                    }
-                    records::add_to_history(&mut data, &archive, record);
-                    cm["data"] = Value::Object(data);
-                    match self
-                        .cluster
-                        .replace(CONFIGMAPS, ns, &cm_name, cm, audit)
-                        .await
-                    {
-                        Ok(_) => return Ok(()),
-                        Err(e) if e.is_conflict() => continue,
-                        Err(e) => return Err(cluster_error("writing the attempt history", e)),
-                    }
-                }
-            }
-        }
-        Err(ApiError::conflict(format!(
-            "the attempt history {ns}/{cm_name} kept changing while it was written; try again"
-        )))
+        self.store
+            .archive(record, &archive, audit)
+            .await
+            .map_err(|e| cluster_error("writing the attempt history", e))
     }
 
+    /// Deletes `obj` (the run `r` as it still exists, if it does) and waits until it and its pods
+    /// are gone.
     async fn delete_and_wait(
         &self,
         ns: &str,
-        r: &str,
-        claim: &ClaimedRuns,
+        r: &RunRef,
+        obj: Option<&Value>,
         audit: Option<&str>,
     ) -> Result<(), ApiError> {
-        let Some(obj) = self.old_child(ns, r, claim, audit).await? else {
-            return self.wait_pods_gone(ns, r, claim, audit).await;
-        };
-        let Some((kind, name, _)) = split_ref(r) else {
+        let Some(k) = child_kind(&r.kind) else {
             return Ok(());
         };
-        let Some(k) = child_kind(kind) else {
-            return Ok(());
-        };
-        let uid = str_at(&obj, "/metadata/uid")
-            .unwrap_or_default()
-            .to_string();
-        if str_at(&obj, "/metadata/deletionTimestamp").is_none() {
-            match self
-                .cluster
-                .delete_foreground(k, ns, name, &uid, audit)
-                .await
-            {
-                Ok(()) => info!(%ns, run = %r, %uid, "deleted child run"),
-                Err(e) if e.is_not_found() || e.is_conflict() => {}
-                Err(e) => return Err(cluster_error(&format!("deleting {r}"), e)),
+        if let Some(obj) = obj {
+            if str_at(obj, "/metadata/deletionTimestamp").is_none() {
+                match self
+                    .cluster
+                    .delete_foreground(k, ns, &r.name, &r.uid, audit)
+                    .await
+                {
+                    Ok(()) => info!(%ns, run = %r, "deleted child run"),
+                    Err(e) if e.is_not_found() || e.is_conflict() => {}
+                    Err(e) => return Err(cluster_error(&format!("deleting {r}"), e)),
+                }
+            }
+            let deadline = tokio::time::Instant::now() + self.opts.wait_gone_timeout;
+            loop {
+                match self.cluster.get(k, ns, &r.name, audit).await {
+                    Err(e) if e.is_not_found() => break,
+                    Ok(o) if str_at(&o, "/metadata/uid") != Some(r.uid.as_str()) => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Err(cluster_error(&format!("waiting for {r} to be deleted"), e))
+                    }
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(ApiError::timeout(format!(
+                        "{r} in {ns} was not gone {:?} after its deletion (a finalizer?); the retry resumes on the next request",
+                        self.opts.wait_gone_timeout
+                    )));
+                }
+                tokio::time::sleep(self.opts.poll_interval).await;
             }
         }
-        let deadline = tokio::time::Instant::now() + self.opts.wait_gone_timeout;
-        loop {
-            match self.cluster.get(k, ns, name, audit).await {
-                Err(e) if e.is_not_found() => break,
-                Ok(o) if str_at(&o, "/metadata/uid") != Some(uid.as_str()) => break,
-                Ok(_) => {}
-                Err(e) => return Err(cluster_error(&format!("waiting for {r} to be deleted"), e)),
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(ApiError::timeout(format!(
-                    "{r} in {ns} was not gone {:?} after its deletion (a finalizer?); the retry resumes on the next request",
-                    self.opts.wait_gone_timeout
-                )));
-            }
-            tokio::time::sleep(self.opts.poll_interval).await;
-        }
-        self.wait_pods_gone(ns, r, claim, audit).await
+        self.wait_pods_gone(ns, r, audit).await
     }
 
     /// A leftover `<taskrun>-pod` is adopted by the re-created TaskRun, which then fails at once
@@ -495,15 +415,14 @@ impl Executor {
     async fn wait_pods_gone(
         &self,
         ns: &str,
-        r: &str,
-        claim: &ClaimedRuns,
+        r: &RunRef,
         audit: Option<&str>,
     ) -> Result<(), ApiError> {
-        let Some(("TaskRun", name, _)) = split_ref(r) else {
+        if r.kind != "TaskRun" {
             return Ok(());
-        };
-        let old_uid = claim.uids.get(name).map(String::as_str);
-        let selector = format!("tekton.dev/taskRun={name}");
+        }
+        let selector = format!("tekton.dev/taskRun={}", r.name);
+        let pod_prefix = format!("{}-pod", r.name);
         let deadline = tokio::time::Instant::now() + self.opts.wait_gone_timeout;
         loop {
             let pods = self
@@ -511,7 +430,6 @@ impl Executor {
                 .list(PODS, ns, &selector, audit)
                 .await
                 .map_err(|e| cluster_error(&format!("waiting for the pods of {r}"), e))?;
-            let pod_prefix = format!("{name}-pod");
             let left: Vec<&str> = pods
                 .iter()
                 .filter(|p| {
@@ -524,7 +442,7 @@ impl Executor {
                                 .collect()
                         })
                         .unwrap_or_default();
-                    owners.is_empty() || old_uid.is_none_or(|u| owners.contains(&u))
+                    owners.is_empty() || owners.contains(&r.uid.as_str())
                 })
                 .filter_map(|p| str_at(p, "/metadata/name"))
                 .filter(|n| n.starts_with(&pod_prefix))
@@ -544,19 +462,14 @@ impl Executor {
     }
 
     /// Whether the run's current outcome comes from this attempt: a replaced run exists again under a
-    /// new uid (a flip back without one is the old failure re-written: informer lag or a stale write).
-    async fn started_since(&self, run: &Value, claim: &ClaimedRuns) -> bool {
+    /// new uid, controlled by the run (a flip back without one is the old failure re-written:
+    /// informer lag or a stale write).
+    async fn started_since(&self, run: &Value, record: &AttemptRecord) -> bool {
         let ns = str_at(run, "/metadata/namespace").unwrap_or_default();
-        let name = str_at(run, "/metadata/name").unwrap_or_default();
-        let selector = format!("tekton.dev/pipelineRun={name}");
-        for kind in [super::cluster::TASKRUNS, super::cluster::CUSTOMRUNS] {
-            if let Ok(items) = self.cluster.list(kind, ns, &selector, None).await {
-                if items.iter().any(|c| claim.is_new(c)) {
-                    return true;
-                }
-            }
+        match self.owned_children(ns, run, None).await {
+            Ok(children) => children.iter().any(|c| record.is_new(c)),
+            Err(_) => false,
         }
-        false
     }
 
     async fn reset_status(
@@ -564,8 +477,8 @@ impl Executor {
         ns: &str,
         name: &str,
         run: &Value,
-        deleted: &BTreeSet<String>,
-        record: &LastRetry,
+        dropped: &HashSet<&str>,
+        record: &AttemptRecord,
         audit: Option<&str>,
     ) -> Result<(), ApiError> {
         let rv = resource_version(run)?;
@@ -579,7 +492,7 @@ impl Executor {
                 record.tasks.join(", ")
             }
         );
-        let status = planner::status_reset(run, |n| deleted.contains(n), Utc::now(), &message);
+        let status = planner::status_reset(run, |n| dropped.contains(n), Utc::now(), &message);
         let patch = json!({"metadata": {"resourceVersion": rv}, "status": status});
         match self
             .cluster
@@ -610,13 +523,13 @@ impl Executor {
         &self,
         ns: &str,
         name: &str,
-        claim: &ClaimedRuns,
+        record: &AttemptRecord,
         audit: Option<&str>,
     ) -> Result<Option<Value>, ApiError> {
         let deadline = tokio::time::Instant::now() + self.opts.verify_window;
         loop {
             let run = self.get_run(ns, name, audit).await?;
-            if is_done(&run) && !self.started_since(&run, claim).await {
+            if is_done(&run) && !self.started_since(&run, record).await {
                 return Ok(None);
             }
             if spec_status(&run).is_some() {
@@ -629,117 +542,67 @@ impl Executor {
         }
     }
 
-    /// Rewrites `last-retry` with `change` applied, fenced, re-reading on conflicts.
-    pub async fn update_last_retry(
+    /// Removes the other controllers' annotations the record names (`chains.tekton.dev/*`) from a
+    /// run that is running again, fenced by its resourceVersion. Best effort: the recorder
+    /// re-asserts the removal while the run is not done.
+    async fn remove_annotations(
         &self,
         ns: &str,
         name: &str,
+        run: &Value,
+        record: &AttemptRecord,
         audit: Option<&str>,
-        change: impl Fn(&mut LastRetry) -> bool,
-    ) -> Result<Option<LastRetry>, ApiError> {
-        for _ in 0..8 {
-            let run = self.get_run(ns, name, audit).await?;
-            let Some(mut record) = records::last_retry(&run) else {
-                return Ok(None);
-            };
-            if !change(&mut record) {
-                return Ok(None);
-            }
-            let rv = resource_version(&run)?;
+    ) {
+        if is_done(run) {
+            return;
+        }
+        if let Some(patch) = mirror::removal_patch(run, record) {
             match self
                 .cluster
-                .merge_patch(
-                    PIPELINERUNS,
-                    ns,
-                    name,
-                    records::last_retry_patch(&rv, &record),
-                    audit,
-                )
+                .merge_patch(PIPELINERUNS, ns, name, patch, audit)
                 .await
             {
-                Ok(_) => return Ok(Some(record)),
-                Err(e) if e.is_conflict() => continue,
-                Err(e) => return Err(cluster_error("recording the retry", e)),
-            }
-        }
-        warn!(%ns, %name, "gave up updating last-retry after repeated conflicts");
-        Ok(None)
-    }
-
-    /// Copies an attempt's outcome into the history index (best effort, re-read on conflicts).
-    pub async fn record_history_outcome(
-        &self,
-        ns: &str,
-        run: &str,
-        attempt: u32,
-        end: &str,
-        outcome: &str,
-    ) {
-        let name = records::history_name(run);
-        for _ in 0..5 {
-            let Ok(mut cm) = self.cluster.get(CONFIGMAPS, ns, &name, None).await else {
-                return;
-            };
-            let mut data = cm
-                .get("data")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            if !records::set_index_outcome(&mut data, attempt, end, outcome) {
-                return;
-            }
-            cm["data"] = Value::Object(data);
-            match self.cluster.replace(CONFIGMAPS, ns, &name, cm, None).await {
-                Ok(_) => return,
-                Err(e) if e.is_conflict() => continue,
+                Ok(_) => {
+                    debug!(%ns, %name, keys = ?record.remove_annotations, "removed annotations of other controllers")
+                }
                 Err(e) => {
-                    warn!(%ns, %run, error = %e, "could not record the outcome in the attempt history");
-                    return;
+                    debug!(%ns, %name, error = %e, "annotation removal deferred to the recorder")
                 }
             }
         }
     }
+
+    /// Writes the run's mirror annotations of `record` (not fenced: the mirror only shows the
+    /// record, and the recorder re-asserts it when anything changes it).
+    pub async fn write_mirror(
+        &self,
+        record: &AttemptRecord,
+        audit: Option<&str>,
+    ) -> Result<(), ClusterError> {
+        self.cluster
+            .merge_patch(
+                PIPELINERUNS,
+                &record.namespace,
+                &record.name,
+                mirror::patch(record, None),
+                audit,
+            )
+            .await
+            .map(|_| ())
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn child(name: &str, uid: &str, created: &str) -> Value {
-        json!({"metadata": {"name": name, "uid": uid, "creationTimestamp": created}})
+/// The `kind` of a child run resource.
+fn kind_name(resource: &str) -> &'static str {
+    match resource {
+        "taskruns" => "TaskRun",
+        "customruns" => "CustomRun",
+        _ => "PipelineRun",
     }
+}
 
-    #[test]
-    fn a_run_recreated_under_the_same_name_is_new_even_within_the_same_second() {
-        let record = LastRetry {
-            attempt: 2,
-            start: "2026-11-26T20:00:00Z".into(),
-            deleted_runs: vec![run_ref("TaskRun", "r-b", "uid-old")],
-            ..Default::default()
-        };
-        let claim = ClaimedRuns::of(&record);
-        assert!(!claim.is_new(&child("r-b", "uid-old", "2026-11-26T19:59:00Z")));
-        assert!(claim.is_new(&child("r-b", "uid-new", "2026-11-26T20:00:00Z")));
-        // A kept run created in the claim's second is not mistaken for a new one.
-        assert!(!claim.is_new(&child("r-a", "uid-a", "2026-11-26T20:00:00Z")));
-    }
-
-    #[test]
-    fn references_without_uid_fall_back_to_the_creation_time() {
-        let record = LastRetry {
-            attempt: 2,
-            start: "2026-11-26T20:00:00Z".into(),
-            deleted_runs: vec!["TaskRun/r-b".into()],
-            ..Default::default()
-        };
-        let claim = ClaimedRuns::of(&record);
-        assert!(claim.is_new(&child("r-c", "u", "2026-11-26T20:00:01Z")));
-        assert!(!claim.is_new(&child("r-c", "u", "2026-11-26T20:00:00Z")));
-        assert_eq!(split_ref("TaskRun/r-b"), Some(("TaskRun", "r-b", None)));
-        assert_eq!(
-            split_ref("TaskRun/r-b/u1"),
-            Some(("TaskRun", "r-b", Some("u1")))
-        );
-    }
+fn replaced(ns: &str, name: &str) -> ApiError {
+    ApiError::conflict(format!(
+        "pipelinerun {ns}/{name} was deleted and re-created while it was being retried; nothing more was done"
+    ))
 }

@@ -1,13 +1,13 @@
 //! The retry engine: a pure [`planner`] decides (objects in, [`Plan`] or refusal out), the
-//! executor performs the plan through the Kubernetes API with preconditions, and records keep what
-//! happened (DESIGN §2–§3).
+//! [`executor`] performs the plan through the Kubernetes API with preconditions, and the
+//! [`record`] keeps what happened where only the server can write it.
 
 pub mod cluster;
 pub mod engine;
 pub mod executor;
 pub mod plan;
 pub mod planner;
-pub mod records;
+pub mod record;
 
 use futures::future::BoxFuture;
 
@@ -32,4 +32,12 @@ pub struct RetryRequest {
 /// What the server's retry route calls. The engine implements it; tests may substitute it.
 pub trait RetryService: Send + Sync + 'static {
     fn retry(&self, req: RetryRequest) -> BoxFuture<'static, Result<PipelineRunRetry, ApiError>>;
+
+    /// The attempt history of the run `namespace/name` (a `PipelineRunRetryHistory` object).
+    fn history(
+        &self,
+        namespace: String,
+        name: String,
+        audit_id: Option<String>,
+    ) -> BoxFuture<'static, Result<serde_json::Value, ApiError>>;
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::record::AttemptRecord;
 use crate::api::{RetriedTask, RetrySpec};
 
 /// Everything the planner looks at. No I/O happens in the planner: the executor gathers this.
@@ -14,7 +15,8 @@ pub struct PlanInput<'a> {
     /// The PipelineRun as read (full JSON, unknown fields included).
     pub pipeline_run: &'a Value,
     /// Its child runs: TaskRuns, CustomRuns and child PipelineRuns labelled
-    /// `tekton.dev/pipelineRun=<name>` in the run's namespace (full JSON).
+    /// `tekton.dev/pipelineRun=<name>` in the run's namespace (full JSON). Only those the run
+    /// controls (ownerReference) count; the planner ignores the others.
     pub children: &'a [Value],
     /// The referenced Pipeline, when the run uses `pipelineRef` and it could be read.
     pub pipeline: Option<&'a Value>,
@@ -22,6 +24,9 @@ pub struct PlanInput<'a> {
     /// (`None`: not checked).
     pub existing_pvcs: Option<&'a BTreeSet<String>>,
     pub spec: &'a RetrySpec,
+    /// The run's attempt record (`None`: never retried). The current attempt and the original
+    /// times come from it, never from the run's annotations, which anyone may write.
+    pub record: Option<&'a AttemptRecord>,
     pub now: DateTime<Utc>,
     pub limits: PlanLimits,
 }
@@ -73,9 +78,9 @@ pub struct Plan {
     pub clear_spec_status: bool,
     /// Pipeline timeout budget left, measured from the original `startTime`. `None`: no timeout.
     pub remaining_timeout: Option<Duration>,
-    /// `status.startTime` of attempt 1 (from the annotation when already retried).
+    /// `status.startTime` of attempt 1 (from the record when already retried).
     pub original_start_time: Option<String>,
-    /// `status.completionTime` of attempt 1 (from the annotation when already retried).
+    /// `status.completionTime` of attempt 1 (from the record when already retried).
     pub original_completion_time: Option<String>,
     /// Annotations removed from the run by the claim (`chains.tekton.dev/*`, so the final attempt
     /// is attested again).

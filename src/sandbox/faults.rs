@@ -71,6 +71,11 @@ impl FaultRule {
         self.name = Some(name.into());
         self
     }
+    /// Only requests in `namespace` (any name).
+    pub fn in_namespace(mut self, namespace: &str) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
     pub fn trigger(mut self, t: Trigger) -> Self {
         self.trigger = t;
         self

@@ -216,7 +216,8 @@ impl Policy {
     /// The built-in policy:
     /// - group `system:masters` (user `admin`): everything;
     /// - user `viewer`: get/list/watch of everything (so no `create` of `pipelineruns/retry`);
-    /// - the retry server's service account: exactly [`crate::rbac::SERVER_API_CALLS`], create
+    /// - the retry server's service account: exactly [`crate::rbac::SERVER_API_CALLS`],
+    ///   [`crate::rbac::OWN_NAMESPACE_CALLS`] in its own namespace, create
     ///   tokenreviews and subjectaccessreviews, get/list/watch configmaps in `kube-system`;
     /// - every authenticated user: discovery, version, health and OpenAPI URLs, and
     ///   selfsubjectaccessreviews and selfsubjectreviews (kube's `system:discovery`, `system:public-info-viewer`,
@@ -257,6 +258,11 @@ impl Policy {
                 .in_namespaces(&["kube-system"])
                 .named(&["extension-apiserver-authentication"]),
         );
+        // The Role in the server's own namespace (`deploy/base/role-server.yaml`).
+        server_rules.extend(crate::rbac::OWN_NAMESPACE_CALLS.iter().map(|c| {
+            Rule::resources(&[c.group], &[c.resource], c.verbs)
+                .in_namespaces(&[SERVER_SA_NAMESPACE])
+        }));
         p.bind(
             Subject::User(server_user().username),
             "tekton-retry-server",

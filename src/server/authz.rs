@@ -50,6 +50,19 @@ impl Attributes {
         }
     }
 
+    /// `get` on `pipelineruns/history` of `retry.tekton.dev` for the run `namespace/name`.
+    pub fn history(namespace: &str, name: &str) -> Self {
+        Attributes::Resource {
+            verb: "get".into(),
+            group: crate::api::GROUP.into(),
+            version: crate::api::VERSION.into(),
+            resource: crate::api::RESOURCE.into(),
+            subresource: crate::api::HISTORY_SUBRESOURCE.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
     /// The message of kube-apiserver's 403 (`staging/src/k8s.io/apiserver/pkg/endpoints/handlers/
     /// responsewriters/errors.go` `Forbidden`/`forbiddenMessage`, wrapped by `apierrors.NewForbidden`).
     pub fn forbidden_message(&self, user: &str, reason: &str) -> String {

@@ -69,6 +69,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TEKTON_RETRY_MIN_TIMEOUT_BUDGET", default_value = "1m", value_parser = parse_duration)]
     pub min_timeout_budget: Duration,
 
+    /// The namespace the server runs in. Its attempt records live there, in ConfigMaps only the
+    /// server may write (the Role `tekton-retry-server` grants them in this namespace only).
+    #[arg(long, env = "POD_NAMESPACE", default_value = crate::rbac::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+
     /// Retries worked on at once; more requests wait their turn (within --request-timeout; a
     /// retry that has waited past it still runs). Each retry polls the API while Tekton resets
     /// the run, so this bounds the load on kube-apiserver and the server's memory.

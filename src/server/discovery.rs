@@ -11,7 +11,9 @@
 
 use serde_json::{json, Value};
 
-use crate::api::{API_VERSION, GROUP, KIND, RESOURCE, SUBRESOURCE, VERSION};
+use crate::api::{
+    API_VERSION, GROUP, HISTORY_KIND, HISTORY_SUBRESOURCE, KIND, RESOURCE, SUBRESOURCE, VERSION,
+};
 
 /// Content type of an aggregated discovery v2 answer (`staging/src/k8s.io/apiserver/pkg/endpoints/
 /// discovery/aggregated/negotiation.go`).
@@ -102,6 +104,13 @@ pub fn api_resource_list() -> Value {
                 "namespaced": true,
                 "kind": KIND,
                 "verbs": ["create"],
+            },
+            {
+                "name": format!("{RESOURCE}/{HISTORY_SUBRESOURCE}"),
+                "singularName": "",
+                "namespaced": true,
+                "kind": HISTORY_KIND,
+                "verbs": ["get"],
             }
         ]
     })
@@ -128,6 +137,10 @@ pub fn aggregated_v2() -> Value {
                         "responseKind": gvk,
                         "acceptedTypes": [gvk],
                         "verbs": ["create"],
+                    }, {
+                        "subresource": HISTORY_SUBRESOURCE,
+                        "responseKind": {"group": GROUP, "version": VERSION, "kind": HISTORY_KIND},
+                        "verbs": ["get"],
                     }],
                 }],
                 "freshness": "Current",

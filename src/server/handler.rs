@@ -212,6 +212,22 @@ where
                 .map_err(|e| ApiError::internal(format!("encoding the answer failed: {e}")))?;
             Ok(json_response(code, &value, "application/json"))
         }
+        Route::History { namespace, name } => {
+            if !routes::is_dns1123_subdomain(&namespace) || !routes::is_dns1123_subdomain(&name) {
+                return Err(ApiError::bad_request(format!(
+                    "invalid namespace {namespace:?} or PipelineRun name {name:?} in the URL: names are lowercase DNS subdomains"
+                )));
+            }
+            shared
+                .authz
+                .authorize(&user, &Attributes::history(&namespace, &name), audit_id)
+                .await?;
+            let value = shared
+                .retry
+                .history(namespace, name, Some(audit_id.to_string()))
+                .await?;
+            Ok(json_response(200, &value, "application/json"))
+        }
         Route::Health { .. } | Route::NotFound => Err(ApiError::not_found(
             "the server could not find the requested resource",
         )),

@@ -332,6 +332,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let engine_opts = crate::retry::EngineOptions {
         claim_grace: args.retry_claim_grace,
         max_concurrent: usize::from(args.max_concurrent_retries),
+        namespace: args.namespace.clone(),
         limits: crate::retry::PlanLimits {
             min_timeout_budget: args.min_timeout_budget,
         },

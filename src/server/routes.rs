@@ -6,7 +6,10 @@ use http::Method;
 
 use super::body;
 use crate::api::UserInfo;
-use crate::api::{ApiError, PipelineRunRetry, StatusReason, GROUP, RESOURCE, SUBRESOURCE, VERSION};
+use crate::api::{
+    ApiError, PipelineRunRetry, StatusReason, GROUP, HISTORY_SUBRESOURCE, RESOURCE, SUBRESOURCE,
+    VERSION,
+};
 use crate::retry::{RetryRequest, RetryService};
 
 /// Health endpoints (`/healthz`, `/livez`, `/readyz`).
@@ -49,6 +52,11 @@ pub enum Route {
     Metrics,
     Public(PublicDoc),
     Retry {
+        namespace: String,
+        name: String,
+    },
+    /// `GET …/pipelineruns/{name}/history`: the run's attempt history.
+    History {
         namespace: String,
         name: String,
     },
@@ -105,6 +113,17 @@ impl Route {
                     name: name.to_string(),
                 }
             }
+            [ns, res, name, sub]
+                if *res == RESOURCE
+                    && *sub == HISTORY_SUBRESOURCE
+                    && !ns.is_empty()
+                    && !name.is_empty() =>
+            {
+                Route::History {
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                }
+            }
             _ => Route::NotFound,
         }
     }
@@ -119,6 +138,7 @@ impl Route {
             ) => "openapi",
             Route::Public(_) => "discovery",
             Route::Retry { .. } => "retry",
+            Route::History { .. } => "history",
             Route::NotFound => "unknown",
         }
     }
@@ -245,6 +265,18 @@ mod tests {
             Route::parse("/apis/retry.tekton.dev/v1alpha1/namespaces//pipelineruns/x/retry"),
             Route::NotFound
         );
+        assert_eq!(
+            Route::parse("/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/x/history"),
+            Route::History {
+                namespace: "demo".into(),
+                name: "x".into()
+            }
+        );
+        assert!(!Route::History {
+            namespace: "demo".into(),
+            name: "x".into()
+        }
+        .allows(&Method::POST));
         assert_eq!(Route::parse("/apis"), Route::Public(PublicDoc::Apis));
         assert_eq!(
             Route::parse("/apis/retry.tekton.dev/"),

@@ -65,6 +65,7 @@ pub fn input<'a>(
         pipeline: None,
         existing_pvcs: None,
         spec,
+        record: None,
         now,
         limits: PlanLimits::default(),
     }
@@ -167,6 +168,11 @@ impl Sim {
                     "tekton.dev/pipelineRun": self.name,
                     "tekton.dev/pipelineTask": task,
                 },
+                // Tekton's controller reference (`createTaskRun`: `kmeta.NewControllerRef`).
+                "ownerReferences": [{
+                    "apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "name": self.name,
+                    "uid": "run-uid", "controller": true, "blockOwnerDeletion": true,
+                }],
             },
             "spec": {},
             "status": {"conditions": [{"type": "Succeeded", "status": status, "reason": reason}]},

@@ -1,7 +1,7 @@
 //! Writes the [`Plan`] once the checks passed: retried and preserved tasks, the deletions in
 //! their two phases, the status patch and the records.
 
-use crate::api::{annotations, RetriedTask};
+use crate::api::RetriedTask;
 use crate::tekton::reasons::{pipelinerun_spec_status, CHAINS_ANNOTATION_PREFIX};
 use crate::tekton::PipelineRunView;
 
@@ -89,11 +89,10 @@ pub(super) fn build_plan(
                 .collect()
         })
         .unwrap_or_default();
-    let original = |key: &str, field: &str| {
-        run.obj
-            .annotation(key)
-            .or_else(|| run.obj.status_time_str(field))
-            .map(str::to_string)
+    // Attempt 1's times: from the record once retried (the run's status then holds later ones).
+    let original = |recorded: Option<&String>, field: &str| match input.record {
+        Some(_) => recorded.cloned(),
+        None => run.obj.status_time_str(field).map(str::to_string),
     };
     Plan {
         attempt,
@@ -104,8 +103,16 @@ pub(super) fn build_plan(
         delete_after_spec_clear,
         clear_spec_status: cancelled,
         remaining_timeout: budget.map(|b| b.remaining),
-        original_start_time: original(annotations::ORIGINAL_START_TIME, "startTime"),
-        original_completion_time: original(annotations::ORIGINAL_COMPLETION_TIME, "completionTime"),
+        original_start_time: original(
+            input.record.and_then(|r| r.original_start_time.as_ref()),
+            "startTime",
+        ),
+        original_completion_time: original(
+            input
+                .record
+                .and_then(|r| r.original_completion_time.as_ref()),
+            "completionTime",
+        ),
         remove_annotations,
         status_message: message,
         dangling_references,

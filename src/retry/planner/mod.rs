@@ -68,7 +68,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
             return Err(refuse::uid_mismatch(name, uid, run.obj.uid()));
         }
     }
-    let current_attempt = current_attempt(&run.obj)?;
+    let current_attempt = crate::retry::record::current_attempt(input.record);
     if let Some(want) = spec.preconditions.as_ref().and_then(|p| p.attempt) {
         if want != current_attempt {
             return Err(refuse::attempt_mismatch(name, want, current_attempt));
@@ -207,19 +207,6 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
         current_attempt,
         budget,
     ))
-}
-
-/// The current attempt: annotation `retry.tekton.dev/attempt`, absent = 1 (DESIGN §3).
-fn current_attempt(run: &ObjectView<'_>) -> Result<u32, ApiError> {
-    match run.annotation(annotations::ATTEMPT) {
-        None => Ok(1),
-        Some(v) => v
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| refuse::bad_attempt_annotation(run.name(), v)),
-    }
 }
 
 /// `restartTasks` and `acknowledgeNonIdempotent` must name pipeline tasks.

@@ -49,18 +49,6 @@ pub fn attempt_mismatch(run: &str, wanted: u32, actual: u32) -> ApiError {
     )
 }
 
-pub fn bad_attempt_annotation(run: &str, value: &str) -> ApiError {
-    conflict(
-        run,
-        "PreconditionFailed",
-        format!(
-            "PipelineRun \"{run}\" has annotation {}={value:?}, which is not a positive number: \
-             fix or remove the annotation (absent means attempt 1), then retry.",
-            annotations::ATTEMPT
-        ),
-    )
-}
-
 pub fn pending(run: &str) -> ApiError {
     conflict(
         run,

@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
+use crate::retry::record::controlled_by;
 use crate::tekton::child::PIPELINE_RUN_LABEL;
 use crate::tekton::{ChildOutcome, ChildView, PipelineRunView, PipelineSpecView, PipelineTask};
 
@@ -84,6 +85,7 @@ impl<'a> RunState<'a> {
         cancel_counts: bool,
     ) -> Self {
         let run_name = run.obj.name();
+        let run_uid = run.obj.uid();
         let refs = run.child_references();
         // The kind of a listed child without `kind` comes from its reference (built only when
         // some child lacks one).
@@ -103,9 +105,14 @@ impl<'a> RunState<'a> {
                 continue;
             };
             // Every object the API lists has a name; one without cannot be deleted by name
-            // (an empty name would address the collection), so it is not a child here. The
-            // executor lists children by label; a child labelled for another run is not ours.
-            if !c.name.is_empty() && c.label(PIPELINE_RUN_LABEL).is_none_or(|l| l == run_name) {
+            // (an empty name would address the collection), so it is not a child here. A child
+            // labelled for another run is not ours, and neither is one the run does not control:
+            // Tekton counts only children whose first ownerReference is the run
+            // (pipelinerun.go `filterTaskRunsForPipelineRunStatus`), and labels can be forged.
+            if !c.name.is_empty()
+                && c.label(PIPELINE_RUN_LABEL).is_none_or(|l| l == run_name)
+                && controlled_by(j, run_uid)
+            {
                 by_name.insert(c.name, c);
             }
         }

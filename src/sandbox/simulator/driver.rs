@@ -12,6 +12,7 @@
 //! that window is followed by the stale `False/Cancelled` status.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,6 +55,10 @@ pub struct SimulatorOptions {
     pub kubelet: bool,
     /// Trigger passes from watch events (else only the resync period).
     pub watch: bool,
+    /// How long a PipelineRun reconcile that does work takes before its deferred
+    /// `syncMetadata` runs: a label or annotation someone else writes in that window is written
+    /// back to its reconcile-start value (the issue real Tekton shows ~0.5 s after a write).
+    pub metadata_sync_lag: Option<Duration>,
 }
 
 impl Default for SimulatorOptions {
@@ -63,6 +68,7 @@ impl Default for SimulatorOptions {
             stale_read_lag: None,
             kubelet: true,
             watch: true,
+            metadata_sync_lag: None,
         }
     }
 }
@@ -97,11 +103,14 @@ pub struct Simulator {
     client: Client,
     options: Arc<Mutex<SimulatorOptions>>,
     kubelet: FakeKubelet,
+    /// Metadata writes of `syncMetadata` that put back a value someone else had changed.
+    reverts: Arc<AtomicU64>,
 }
 
 /// Handle of a running simulator loop.
 pub struct SimulatorHandle {
     options: Arc<Mutex<SimulatorOptions>>,
+    reverts: Arc<AtomicU64>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     watchers: Vec<JoinHandle<()>>,
@@ -113,6 +122,18 @@ impl SimulatorHandle {
         if let Ok(mut o) = self.options.lock() {
             o.stale_read_lag = lag;
         }
+    }
+
+    /// Changes the metadata-sync lag knob at runtime.
+    pub fn set_metadata_sync_lag(&self, lag: Option<Duration>) {
+        if let Ok(mut o) = self.options.lock() {
+            o.metadata_sync_lag = lag;
+        }
+    }
+
+    /// How many times `syncMetadata` wrote back a label or annotation someone else had changed.
+    pub fn metadata_reverts(&self) -> u64 {
+        self.reverts.load(Ordering::Relaxed)
     }
 
     /// Turns the fake kubelet on or off.
@@ -153,6 +174,7 @@ impl Simulator {
             client,
             options: Arc::new(Mutex::new(options)),
             kubelet: FakeKubelet::new(),
+            reverts: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -181,6 +203,7 @@ impl Simulator {
         }
         let mut sim = Simulator::new(client, options);
         let opts = sim.options.clone();
+        let reverts = sim.reverts.clone();
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
@@ -209,6 +232,7 @@ impl Simulator {
         });
         SimulatorHandle {
             options: opts,
+            reverts,
             stop,
             task,
             watchers,
@@ -368,6 +392,73 @@ impl Simulator {
         Ok(writes)
     }
 
+    /// `syncMetadata` (pr.go, deferred in every PipelineRun reconcile, done runs included): reads
+    /// the run again (the informer's copy) and, when its labels or annotations differ from the
+    /// reconcile's copy, writes `Union(current, reconciled)` with the reconcile's copy winning on
+    /// conflicting keys (`updateLabelsAndAnnotations`, `kmap.Union`), by an Update fenced by the
+    /// resourceVersion just read. A key someone else changed while the reconcile ran goes back to
+    /// its reconcile-start value; a key someone else added survives.
+    async fn sync_metadata(&self, reconciled: &Value) -> Result<usize, SimulatorError> {
+        let ar = tekton("PipelineRun", "pipelineruns");
+        let api = self.api(util::namespace(reconciled), &ar);
+        let current = match api.get(util::name(reconciled)).await {
+            Ok(o) => to_value(&o, &ar)?,
+            Err(e) if is_status(&e, kube::core::Status::is_not_found) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        if util::uid(&current) != util::uid(reconciled) {
+            return Ok(0);
+        }
+        let mut body = current.clone();
+        let mut reverted = false;
+        for field in ["labels", "annotations"] {
+            let theirs = util::get(reconciled, &["metadata", field])
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            let now = util::get(&current, &["metadata", field])
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            if theirs == now {
+                continue;
+            }
+            let mut merged = now.clone();
+            for (k, v) in theirs {
+                if now.get(&k).is_some_and(|n| *n != v) {
+                    reverted = true;
+                }
+                merged.insert(k, v);
+            }
+            body["metadata"][field] = Value::Object(merged);
+        }
+        if body == current {
+            return Ok(0);
+        }
+        match api
+            .replace(
+                util::name(reconciled),
+                &PostParams::default(),
+                &from_value(body)?,
+            )
+            .await
+        {
+            Ok(_) => {
+                if reverted {
+                    self.reverts.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        pipelinerun = util::name(reconciled),
+                        "simulator: syncMetadata wrote back older metadata"
+                    );
+                }
+                Ok(1)
+            }
+            // A conflict or a refusal: the real Update fails the same way and the key is requeued.
+            Err(kube::Error::Api(_)) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// One pass over the cluster: TaskRuns, PipelineRuns, then the kubelet. Returns the number of
     /// writes. Only a failed LIST fails the pass; a failed write is logged and retried by a later
     /// pass (the controller requeues the key), so injected API faults do not stop the simulator.
@@ -423,6 +514,13 @@ impl Simulator {
                 .collect();
             let actions =
                 reconcile_pipelinerun(pr, pipeline.as_ref(), &ns_tasks, &children, Utc::now());
+            // The reconcile's own copy of the metadata: as read at its start, plus the labels it
+            // added (pr.go `propagatePipelineNameLabelToPipelineRun`).
+            let mut reconciled = pr.clone();
+            for (k, v) in &actions.add_labels {
+                reconciled["metadata"]["labels"][k] = Value::String(v.clone());
+            }
+            let did_work = !actions.is_empty();
             if !actions.is_empty() {
                 match self
                     .apply_pipelinerun(pr, actions, opts.stale_read_lag)
@@ -432,6 +530,17 @@ impl Simulator {
                     Err(e) => {
                         tracing::warn!(pipelinerun = util::name(pr), error = %e, "simulator: PipelineRun writes failed")
                     }
+                }
+            }
+            if did_work {
+                if let Some(lag) = opts.metadata_sync_lag {
+                    tokio::time::sleep(lag).await;
+                }
+            }
+            match self.sync_metadata(&reconciled).await {
+                Ok(w) => writes += w,
+                Err(e) => {
+                    tracing::debug!(pipelinerun = util::name(pr), error = %e, "simulator: metadata sync failed")
                 }
             }
         }

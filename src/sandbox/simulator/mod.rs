@@ -62,6 +62,13 @@
 //!     the pipeline timeout counts as failed. completionTime = the condition's transition time.
 //! 16. startTime is pulled back to the earliest child TaskRun's creationTimestamp
 //!     [`AdjustStartTime`; timeout-within, timeout-startreset].
+//! 18. `syncMetadata` after every reconcile, done runs included: labels and annotations become
+//!     `Union(current, reconcile copy)` with the reconcile's copy (as read at its start) winning, by
+//!     an Update fenced by the resourceVersion just read — a key changed by someone else during the
+//!     reconcile is written back \[`updateLabelsAndAnnotations`, `kmap.Union`\]. The driver models it
+//!     ([`SimulatorOptions::metadata_sync_lag`] widens the window); the memory cluster does not.
+//! 19. Only children whose first ownerReference is the run are adopted into childReferences
+//!     \[`filterTaskRunsForPipelineRunStatus`\]; a labelled TaskRun of another owner is ignored.
 //! 17. childReferences rebuilt from existing TaskRuns in task order (dangling refs dropped);
 //!     skippedTasks with whenExpressions; results from task results when done, a result whose
 //!     reference cannot be resolved is omitted [`GetChildReferences`, `GetSkippedTasks`,

@@ -1,12 +1,14 @@
-//! What a retry leaves behind (DESIGN §3): the claim annotations on the run and the attempt-history
-//! ConfigMap. Pure builders; the executor writes them.
+//! The attempt history: per attempt, the child runs it replaced (whole objects, unknown fields
+//! included) and the tail of their step logs, plus an index of every attempt's summary. Kept in a
+//! ConfigMap beside the run's record in the server's namespace ([`super::store`]); served to users
+//! by the `history` subresource. Pure builders; the store writes them.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::api::{annotations, LastRetry};
+use crate::api::LastRetry;
 
 /// Most a history ConfigMap may hold (a ConfigMap is capped at 1 MiB by the API server).
 pub const HISTORY_CAP_BYTES: usize = 900 * 1024;
@@ -14,76 +16,6 @@ pub const HISTORY_CAP_BYTES: usize = 900 * 1024;
 pub const LOG_TAIL_BYTES: usize = 64 * 1024;
 /// Key of the attempt index in the history ConfigMap.
 pub const INDEX_KEY: &str = "attempts.json";
-
-/// Name of the history ConfigMap of a run.
-pub fn history_name(run: &str) -> String {
-    // ConfigMap names are DNS subdomains (253); PipelineRun names are too, so trim if needed.
-    let suffix = "-retry-history";
-    let max = 253 - suffix.len();
-    let base: String = run.chars().take(max).collect();
-    format!("{base}{suffix}")
-}
-
-/// The attempt the run is in: the `retry.tekton.dev/attempt` annotation, 1 when absent.
-pub fn current_attempt(run: &Value) -> u32 {
-    annotation(run, annotations::ATTEMPT)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
-}
-
-/// The parsed `last-retry` annotation, if any.
-pub fn last_retry(run: &Value) -> Option<LastRetry> {
-    annotation(run, annotations::LAST_RETRY).and_then(|s| serde_json::from_str(s).ok())
-}
-
-pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.pointer("/metadata/annotations")
-        .and_then(|a| a.get(key))
-        .and_then(Value::as_str)
-}
-
-/// The metadata merge patch that claims `record.attempt`, fenced by `resource_version`.
-/// Writes the original times only when absent, and removes `remove` annotations.
-pub fn claim_patch(
-    run: &Value,
-    resource_version: &str,
-    record: &LastRetry,
-    original_start: Option<&str>,
-    original_completion: Option<&str>,
-    remove: &[String],
-) -> Value {
-    let mut ann = Map::new();
-    ann.insert(
-        annotations::ATTEMPT.into(),
-        json!(record.attempt.to_string()),
-    );
-    ann.insert(
-        annotations::LAST_RETRY.into(),
-        json!(serde_json::to_string(record).unwrap_or_default()),
-    );
-    if annotation(run, annotations::ORIGINAL_START_TIME).is_none() {
-        if let Some(t) = original_start {
-            ann.insert(annotations::ORIGINAL_START_TIME.into(), json!(t));
-        }
-    }
-    if annotation(run, annotations::ORIGINAL_COMPLETION_TIME).is_none() {
-        if let Some(t) = original_completion {
-            ann.insert(annotations::ORIGINAL_COMPLETION_TIME.into(), json!(t));
-        }
-    }
-    for key in remove {
-        ann.insert(key.clone(), Value::Null);
-    }
-    json!({"metadata": {"resourceVersion": resource_version, "annotations": Value::Object(ann)}})
-}
-
-/// A metadata merge patch that rewrites only `last-retry`, fenced by `resource_version`.
-pub fn last_retry_patch(resource_version: &str, record: &LastRetry) -> Value {
-    json!({"metadata": {
-        "resourceVersion": resource_version,
-        "annotations": {annotations::LAST_RETRY: serde_json::to_string(record).unwrap_or_default()},
-    }})
-}
 
 /// One archived child run with the log tails of its steps.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -199,48 +131,27 @@ pub fn add_to_history(data: &mut Map<String, Value>, archive: &AttemptArchive, r
     }
 }
 
-/// Writes `end` and `outcome` into the index entry of `attempt`. Returns whether it changed.
-pub fn set_index_outcome(
-    data: &mut Map<String, Value>,
-    attempt: u32,
-    end: &str,
-    outcome: &str,
-) -> bool {
+/// Writes `summary` as the index entry of its attempt (its end, outcome and phase), adding it
+/// when the index has none. Returns whether anything changed.
+pub fn set_index_entry(data: &mut Map<String, Value>, summary: &LastRetry) -> bool {
     let mut index: Vec<LastRetry> = data
         .get(INDEX_KEY)
         .and_then(Value::as_str)
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or_default();
-    let Some(entry) = index.iter_mut().find(|r| r.attempt == attempt) else {
-        return false;
-    };
-    if entry.end.as_deref() == Some(end) && entry.outcome.as_deref() == Some(outcome) {
-        return false;
+    match index.iter_mut().find(|r| r.attempt == summary.attempt) {
+        Some(entry) if entry == summary => return false,
+        Some(entry) => *entry = summary.clone(),
+        None => {
+            index.push(summary.clone());
+            index.sort_by_key(|r| r.attempt);
+        }
     }
-    entry.end = Some(end.to_string());
-    entry.outcome = Some(outcome.to_string());
     data.insert(
         INDEX_KEY.into(),
         json!(serde_json::to_string(&index).unwrap_or_default()),
     );
     true
-}
-
-/// The history ConfigMap for a run that has none yet, owned by the run so it goes with it.
-pub fn new_history(namespace: &str, run: &str, run_uid: &str, data: Map<String, Value>) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": history_name(run),
-            "namespace": namespace,
-            "labels": {"app.kubernetes.io/managed-by": "tekton-retry", "tekton.dev/pipelineRun": run},
-            "ownerReferences": [{
-                "apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "name": run, "uid": run_uid,
-            }],
-        },
-        "data": Value::Object(data),
-    })
 }
 
 #[cfg(test)]
@@ -254,38 +165,6 @@ mod tests {
             by: "alice".into(),
             ..Default::default()
         }
-    }
-
-    #[test]
-    fn attempt_defaults_to_one() {
-        assert_eq!(current_attempt(&json!({"metadata": {}})), 1);
-        let run = json!({"metadata": {"annotations": {annotations::ATTEMPT: "3"}}});
-        assert_eq!(current_attempt(&run), 3);
-    }
-
-    #[test]
-    fn claim_keeps_existing_original_times_and_removes_chains() {
-        let run = json!({"metadata": {"annotations": {annotations::ORIGINAL_START_TIME: "T0"}}});
-        let p = claim_patch(
-            &run,
-            "42",
-            &record(2),
-            Some("T1"),
-            Some("T2"),
-            &["chains.tekton.dev/signed".into()],
-        );
-        let ann = &p["metadata"]["annotations"];
-        assert_eq!(p["metadata"]["resourceVersion"], "42");
-        assert!(
-            ann.get(annotations::ORIGINAL_START_TIME).is_none(),
-            "already set: not rewritten"
-        );
-        assert_eq!(ann[annotations::ORIGINAL_COMPLETION_TIME], "T2");
-        assert_eq!(ann["chains.tekton.dev/signed"], Value::Null);
-        let lr: LastRetry =
-            serde_json::from_str(ann[annotations::LAST_RETRY].as_str().expect("str"))
-                .expect("json");
-        assert_eq!(lr.attempt, 2);
     }
 
     #[test]
@@ -356,24 +235,16 @@ mod tests {
             truncated: false,
         };
         add_to_history(&mut data, &archive, &record(2));
-        assert!(set_index_outcome(&mut data, 2, "T9", "Succeeded"));
-        assert!(
-            !set_index_outcome(&mut data, 2, "T9", "Succeeded"),
-            "idempotent"
-        );
-        assert!(
-            !set_index_outcome(&mut data, 7, "T9", "Succeeded"),
-            "no such attempt"
-        );
+        let mut ended = record(2);
+        ended.end = Some("T9".into());
+        ended.outcome = Some("Succeeded".into());
+        assert!(set_index_entry(&mut data, &ended));
+        assert!(!set_index_entry(&mut data, &ended), "idempotent");
+        ended.attempt = 7;
+        assert!(set_index_entry(&mut data, &ended), "a new attempt is added");
         let index: Vec<LastRetry> =
             serde_json::from_str(data[INDEX_KEY].as_str().expect("s")).expect("index");
         assert_eq!(index[0].outcome.as_deref(), Some("Succeeded"));
         assert_eq!(index[0].end.as_deref(), Some("T9"));
-    }
-
-    #[test]
-    fn history_name_fits_a_dns_subdomain() {
-        assert_eq!(history_name("demo"), "demo-retry-history");
-        assert!(history_name(&"a".repeat(253)).len() <= 253);
     }
 }

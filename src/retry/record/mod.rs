@@ -1,0 +1,267 @@
+//! The attempt record: the one authoritative account of a run's retries.
+//!
+//! A run's annotations can be written by anyone who may patch PipelineRuns, and Tekton's
+//! `syncMetadata` (pkg/reconciler/pipelinerun/pipelinerun.go, deferred in every reconcile) writes
+//! the reconcile-start copy of them back. So nothing that decides what is deleted lives there. The
+//! record lives in a ConfigMap in the server's own namespace, named after the run's uid, that only
+//! the server's ServiceAccount may write; every change to it is fenced by its resourceVersion.
+//! The run's `retry.tekton.dev/*` annotations are a [`mirror`] of it for people and dashboards,
+//! written by the server and never read back as input.
+//!
+//! This module owns the record's types and rules; [`store`] reads and writes it, [`history`] is
+//! the archive of replaced runs kept beside it.
+
+pub mod history;
+pub mod mirror;
+pub mod store;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::{FinallyPolicy, LastRetry};
+use crate::tekton::str_at;
+
+pub use store::RecordStore;
+
+/// Where an attempt is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The attempt is claimed; replaced runs may be partly archived or deleted, the status is not
+    /// reset yet. The next request or the recorder completes it ("roll forward").
+    Claimed,
+    /// The status was reset and Tekton took the run up again.
+    Started,
+    /// The attempt ended; `end` and `outcome` are set.
+    Ended,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Claimed => "claimed",
+            Phase::Started => "started",
+            Phase::Ended => "ended",
+        }
+    }
+}
+
+/// One child run an attempt replaces, by kind, name and uid. The uid is what makes it this run:
+/// a run re-created under the same name has another uid and is never touched.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RunRef {
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+}
+
+impl RunRef {
+    pub fn new(kind: &str, name: &str, uid: &str) -> Self {
+        RunRef {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            uid: uid.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for RunRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} (uid {})", self.kind, self.name, self.uid)
+    }
+}
+
+/// The state of a run's latest attempt, as only the server writes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptRecord {
+    /// The run this record is about. The record's name carries the uid; the namespace and name
+    /// say where the run is (checked against the run on every read).
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// The attempt claimed last (2 after the first retry).
+    pub attempt: u32,
+    pub phase: Option<Phase>,
+    /// RFC 3339 time of the claim.
+    pub start: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Who asked for the attempt (the authenticated user).
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Pipeline tasks the attempt runs again.
+    #[serde(default)]
+    pub tasks: Vec<String>,
+    /// Child runs deleted before the status reset.
+    #[serde(default)]
+    pub replace_now: Vec<RunRef>,
+    /// Child runs deleted only after `spec.status` is cleared (finally runs of a gracefully
+    /// cancelled or stopped run).
+    #[serde(default)]
+    pub replace_after_spec_clear: Vec<RunRef>,
+    /// `status.childReferences` names the reset drops besides the replaced runs' (dangling ones of
+    /// tasks that run again).
+    #[serde(default)]
+    pub drop_references: Vec<String>,
+    /// Annotations of other controllers removed once the run is running again
+    /// (`chains.tekton.dev/*`, so Tekton Chains signs the new outcome).
+    #[serde(default)]
+    pub remove_annotations: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finally: Option<FinallyPolicy>,
+    /// `status.startTime` and `status.completionTime` of attempt 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_completion_time: Option<String>,
+}
+
+impl AttemptRecord {
+    pub fn phase(&self) -> Phase {
+        self.phase.unwrap_or(Phase::Claimed)
+    }
+
+    /// Every replaced run, in the order they are deleted.
+    pub fn replaced(&self) -> impl Iterator<Item = &RunRef> {
+        self.replace_now
+            .iter()
+            .chain(self.replace_after_spec_clear.iter())
+    }
+
+    /// Whether `uid` is one of the runs this attempt replaces.
+    pub fn replaces_uid(&self, uid: &str) -> bool {
+        !uid.is_empty() && self.replaced().any(|r| r.uid == uid)
+    }
+
+    /// Whether `child` was created for this attempt: it has the name of a replaced run and another
+    /// uid (Tekton re-created it). Kept runs and replaced runs not yet re-created are not new.
+    pub fn is_new(&self, child: &Value) -> bool {
+        let name = str_at(child, "/metadata/name").unwrap_or_default();
+        let uid = str_at(child, "/metadata/uid").unwrap_or_default();
+        let mut same_name = self.replaced().filter(|r| r.name == name).peekable();
+        same_name.peek().is_some() && same_name.all(|r| r.uid != uid)
+    }
+
+    /// The user-facing summary written to the run's `retry.tekton.dev/last-retry` annotation and
+    /// the history index.
+    pub fn summary(&self) -> LastRetry {
+        LastRetry {
+            attempt: self.attempt,
+            start: self.start.clone(),
+            end: self.end.clone(),
+            outcome: self.outcome.clone(),
+            by: self.by.clone(),
+            reason: self.reason.clone(),
+            tasks: self.tasks.clone(),
+            phase: Some(self.phase().as_str().to_string()),
+            finally: self.finally,
+        }
+    }
+}
+
+/// The attempt a run is in: the record's, 1 when it has never been retried.
+pub fn current_attempt(record: Option<&AttemptRecord>) -> u32 {
+    record.map_or(1, |r| r.attempt)
+}
+
+/// The outcome word recorded for a done run: `Succeeded`, or the `Succeeded` condition's reason.
+pub fn outcome_of(run: &Value) -> Option<String> {
+    let view = crate::tekton::ObjectView::new(run);
+    match view.succeeded_status() {
+        crate::tekton::ConditionStatus::True => Some("Succeeded".to_string()),
+        crate::tekton::ConditionStatus::False => {
+            Some(view.reason().unwrap_or("Failed").to_string())
+        }
+        crate::tekton::ConditionStatus::Unknown => None,
+    }
+}
+
+/// Whether `child` is controlled by the run with uid `run_uid`: its controller ownerReference
+/// names that uid. Tekton creates every child run with exactly that reference (`createTaskRun`,
+/// pkg/reconciler/pipelinerun/pipelinerun.go, `*kmeta.NewControllerRef(pr)`), and counts only
+/// children whose first ownerReference is the run (`filterTaskRunsForPipelineRunStatus`).
+/// Labels are not ownership: anyone who may create TaskRuns can set them.
+pub fn controlled_by(child: &Value, run_uid: &str) -> bool {
+    if run_uid.is_empty() {
+        return false;
+    }
+    let Some(owners) = child
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+    else {
+        return false;
+    };
+    let first = owners.first();
+    let controller = owners
+        .iter()
+        .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true));
+    match (first, controller) {
+        (Some(f), Some(c)) => {
+            f.get("uid").and_then(Value::as_str) == Some(run_uid)
+                && c.get("uid").and_then(Value::as_str) == Some(run_uid)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn child(name: &str, uid: &str) -> Value {
+        json!({"metadata": {"name": name, "uid": uid}})
+    }
+
+    #[test]
+    fn a_run_recreated_under_the_same_name_is_new() {
+        let record = AttemptRecord {
+            replace_now: vec![RunRef::new("TaskRun", "r-b", "uid-old")],
+            ..Default::default()
+        };
+        assert!(!record.is_new(&child("r-b", "uid-old")));
+        assert!(record.is_new(&child("r-b", "uid-new")));
+        assert!(!record.is_new(&child("r-a", "uid-a")), "a kept run");
+    }
+
+    #[test]
+    fn ownership_is_the_controller_reference_not_a_label() {
+        let owned = json!({"metadata": {"ownerReferences": [
+            {"kind": "PipelineRun", "uid": "run", "controller": true}]}});
+        assert!(controlled_by(&owned, "run"));
+        assert!(!controlled_by(&owned, "other"));
+        assert!(!controlled_by(&owned, ""));
+        let labelled = json!({"metadata": {"labels": {"tekton.dev/pipelineRun": "r"}}});
+        assert!(!controlled_by(&labelled, "run"));
+        let not_controller = json!({"metadata": {"ownerReferences": [
+            {"kind": "PipelineRun", "uid": "run"}]}});
+        assert!(!controlled_by(&not_controller, "run"));
+        let other_first = json!({"metadata": {"ownerReferences": [
+            {"kind": "PipelineRun", "uid": "x"},
+            {"kind": "PipelineRun", "uid": "run", "controller": true}]}});
+        assert!(
+            !controlled_by(&other_first, "run"),
+            "Tekton reads the first reference"
+        );
+    }
+
+    #[test]
+    fn the_record_round_trips_with_its_phase() {
+        let r = AttemptRecord {
+            attempt: 3,
+            phase: Some(Phase::Started),
+            replace_now: vec![RunRef::new("TaskRun", "a", "u")],
+            ..Default::default()
+        };
+        let text = serde_json::to_string(&r).expect("json");
+        assert!(text.contains("\"phase\":\"started\""), "{text}");
+        let back: AttemptRecord = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back, r);
+        assert_eq!(current_attempt(Some(&back)), 3);
+        assert_eq!(current_attempt(None), 1);
+    }
+}
