@@ -145,6 +145,12 @@ impl ServerHandle {
         true
     }
 
+    /// Readiness turns false; the listener stays open (the shutdown delay before
+    /// [`ServerHandle::shutdown`]).
+    pub fn begin_shutdown(&self) {
+        self.health.begin_shutdown();
+    }
+
     /// Readiness turns false, the listener closes, and requests in flight get `grace` to finish
     /// (connections still open after that are dropped).
     pub async fn shutdown(self, grace: Duration) {
@@ -263,6 +269,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     opts.authz_ttl = args.authorization_cache_ttl;
     opts.authn_ttl = args.authentication_cache_ttl;
     opts.request_timeout = args.request_timeout;
+    opts.max_requests_in_flight = args.max_requests_inflight as usize;
+    opts.conn.max_connections = args.max_connections as usize;
+    opts.conn.first_request_timeout = args.first_request_timeout;
+    opts.conn.idle_timeout = args.idle_timeout;
     opts.auth_config_resync = args.authentication_config_resync;
     let metrics = Arc::new(Metrics::new());
     let retry_metrics = crate::recorder::RetryMetrics::default();
@@ -293,7 +303,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let handle = Server::start(opts, retry, metrics).await?;
     shutdown_signal().await;
     recorder_task.abort();
-    tracing::info!(grace = ?args.shutdown_grace_period, "shutting down: readiness is false, no new connections");
+    handle.begin_shutdown();
+    tracing::info!(delay = ?args.shutdown_delay, "shutting down: readiness is false; still accepting connections during the shutdown delay");
+    tokio::time::sleep(args.shutdown_delay).await;
+    tracing::info!(grace = ?args.shutdown_grace_period, "shutting down: no new connections");
     handle.shutdown(args.shutdown_grace_period).await;
     Ok(())
 }
