@@ -722,6 +722,10 @@ mod tests {
             r#"["X-Remote-User"]"#.to_string(),
         );
         data.insert(
+            "requestheader-uid-headers".to_string(),
+            r#"["X-Remote-Uid"]"#.to_string(),
+        );
+        data.insert(
             "requestheader-group-headers".to_string(),
             r#"["X-Remote-Group"]"#.to_string(),
         );
@@ -730,6 +734,128 @@ mod tests {
             r#"["X-Remote-Extra-"]"#.to_string(),
         );
         AuthConfig::from_configmap_data(&data).expect("config")
+    }
+
+    // Identity rules of k8s.io/apiserver, one test each.
+
+    /// `requestheader_controller.go` `loadRequestHeaderFor`: no `requestheader-uid-headers` key,
+    /// no uid header.
+    #[test]
+    fn no_uid_header_unless_the_configmap_names_one() {
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
+        let mut data = BTreeMap::new();
+        data.insert(
+            "requestheader-client-ca-file".to_string(),
+            front.pem.cert.clone(),
+        );
+        let cfg = AuthConfig::from_configmap_data(&data).expect("config");
+        assert!(cfg
+            .requestheader
+            .as_ref()
+            .is_some_and(|rh| rh.uid_headers.is_empty()));
+        let cert = front.issue_client("front-proxy", &[]).expect("cert");
+        let (user, _) =
+            authenticate_certificate(&cfg, &chain(&cert.cert), &proxied()).expect("user");
+        assert_eq!(user.uid, None, "X-Remote-Uid from an unlisted header");
+        let cfg = config(&front, &client, "[]");
+        let (user, _) =
+            authenticate_certificate(&cfg, &chain(&cert.cert), &proxied()).expect("user");
+        assert_eq!(user.uid.as_deref(), Some("u-1"), "listed: used");
+    }
+
+    /// Go's `pkix.Name.FillFromRDNSequence` keeps the last CN: `CN=front-proxy-client,
+    /// CN=mallory` is mallory, for the allowed names and for the user name.
+    #[test]
+    fn the_last_cn_counts_as_in_go() {
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
+        let cfg = config(&front, &client, r#"["front-proxy-client"]"#);
+        let sneaky = front
+            .issue_client_two_cns("front-proxy-client", "mallory")
+            .expect("cert");
+        assert!(
+            authenticate_certificate(&cfg, &chain(&sneaky.cert), &proxied()).is_none(),
+            "not trusted as the front proxy"
+        );
+        let honest = front
+            .issue_client_two_cns("mallory", "front-proxy-client")
+            .expect("cert");
+        assert!(authenticate_certificate(&cfg, &chain(&honest.cert), &proxied()).is_some());
+        let user = client
+            .issue_client_two_cns("alice", "bob")
+            .expect("cert");
+        let (u, how) = authenticate_certificate(&cfg, &chain(&user.cert), &HeaderMap::new())
+            .expect("user");
+        assert_eq!((u.username.as_str(), how), ("bob", AuthMethod::ClientCert));
+    }
+
+    /// `AuthenticatedGroupAdder.AuthenticateRequest` skips `system:anonymous` and members of
+    /// `system:unauthenticated`.
+    #[test]
+    fn anonymous_users_get_no_authenticated_group() {
+        let anon = with_authenticated_group(UserInfo::new(ANONYMOUS, &[]));
+        assert!(anon.groups.is_empty(), "{:?}", anon.groups);
+        let unauth = with_authenticated_group(UserInfo::new("x", &[ALL_UNAUTHENTICATED]));
+        assert_eq!(unauth.groups, vec![ALL_UNAUTHENTICATED]);
+        let once = with_authenticated_group(UserInfo::new("y", &[ALL_AUTHENTICATED]));
+        assert_eq!(once.groups, vec![ALL_AUTHENTICATED]);
+        let alice = with_authenticated_group(UserInfo::new("alice", &["dev"]));
+        assert_eq!(alice.groups, vec!["dev", ALL_AUTHENTICATED]);
+        // Through the front proxy as well.
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
+        let cfg = config(&front, &client, "[]");
+        let cert = front.issue_client("p", &[]).expect("cert");
+        let mut h = HeaderMap::new();
+        h.insert("x-remote-user", ANONYMOUS.parse().expect("v"));
+        h.insert("x-remote-group", ALL_UNAUTHENTICATED.parse().expect("v"));
+        let (user, _) = authenticate_certificate(&cfg, &chain(&cert.cert), &h).expect("user");
+        assert_eq!(user.groups, vec![ALL_UNAUTHENTICATED]);
+    }
+
+    #[tokio::test]
+    async fn tokens_over_the_limit_are_refused_without_a_review() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let svc = tower::service_fn(move |_req: http::Request<kube::client::Body>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {
+                Err::<http::Response<kube::client::Body>, std::io::Error>(std::io::Error::other(
+                    "no API in this test",
+                ))
+            }
+        });
+        let state = Arc::new(AuthState::default());
+        state.set(AuthConfig::default());
+        let authn = Authenticator::with_limits(
+            state,
+            kube::Client::new(svc, "default"),
+            Duration::from_secs(60),
+            TokenLimits {
+                max_token_bytes: 100,
+                ..TokenLimits::default()
+            },
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            format!("Bearer {}", "t".repeat(101)).parse().expect("v"),
+        );
+        assert!(authn.authenticate(&[], &h).await.is_none());
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "no TokenReview");
+        h.insert(
+            "authorization",
+            format!("Bearer {}", "t".repeat(100)).parse().expect("v"),
+        );
+        assert!(authn.authenticate(&[], &h).await.is_none());
+        assert!(calls.load(Ordering::SeqCst) > 0, "at the limit: reviewed");
     }
 
     fn proxied() -> HeaderMap {
