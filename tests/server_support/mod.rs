@@ -380,6 +380,8 @@ pub struct Knobs {
     pub tls: Option<TlsSource>,
     pub resync: Duration,
     pub tls_recheck: Duration,
+    pub conn: tekton_retry::server::ConnLimits,
+    pub max_in_flight: usize,
 }
 
 impl Default for Knobs {
@@ -390,6 +392,8 @@ impl Default for Knobs {
             tls: None,
             resync: Duration::from_millis(100),
             tls_recheck: Duration::from_millis(200),
+            conn: tekton_retry::server::ConnLimits::default(),
+            max_in_flight: 400,
         }
     }
 }
@@ -419,6 +423,8 @@ impl Harness {
         opts.request_timeout = knobs.request_timeout;
         opts.auth_config_resync = knobs.resync;
         opts.tls_recheck = knobs.tls_recheck;
+        opts.conn = knobs.conn;
+        opts.max_requests_in_flight = knobs.max_in_flight;
         let engine = RecordingEngine::new();
         let metrics = Arc::new(Metrics::new());
         let handle = Server::start(opts, Arc::new(Shared(engine.clone())), metrics.clone())
@@ -574,6 +580,17 @@ impl TestClient {
             config: Arc::new(config),
             http2,
         }
+    }
+
+    /// A new TLS connection to the server (ALPN as the client was made).
+    pub async fn connect(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let tcp = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        tokio_rustls::TlsConnector::from(self.config.clone())
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await
+            .expect("handshake")
     }
 
     /// The server's certificate chain as seen in a fresh handshake.
