@@ -71,9 +71,10 @@ async fn an_idle_connection_is_closed_after_a_request() {
     );
     // HTTP/2: GOAWAY and close.
     let io = TokioIo::new(h.client_h2(None).connect().await);
-    let (_sender, conn) = hyper::client::conn::http2::handshake::<_, _, Full<Bytes>>(TokioExecutor::new(), io)
-        .await
-        .expect("h2");
+    let (_sender, conn) =
+        hyper::client::conn::http2::handshake::<_, _, Full<Bytes>>(TokioExecutor::new(), io)
+            .await
+            .expect("h2");
     assert!(
         tokio::time::timeout(Duration::from_secs(10), conn)
             .await

@@ -108,7 +108,11 @@ impl Serve {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    fn tls_config(&self, cert: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
+    fn tls_config(
+        &self,
+        cert: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+        alpn: &[u8],
+    ) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         for c in rustls_pemfile::certs(&mut self.serving_ca.pem.cert.as_bytes()) {
             roots.add(c.expect("ca")).expect("root");

@@ -61,6 +61,19 @@ pub struct Kind {
 }
 
 impl Kind {
+    /// The URL of the object `namespace/name`: the one place an object name goes into a URL, so
+    /// both names are checked here ([`object_name`]) for every verb.
+    fn object_url(
+        &self,
+        verb: &'static str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<String, ClusterError> {
+        object_name("namespaces", verb, namespace)?;
+        object_name(self.resource, verb, name)?;
+        Ok(format!("{}/{}", self.base(namespace), name))
+    }
+
     fn base(&self, namespace: &str) -> String {
         if self.group.is_empty() {
             format!(
@@ -232,7 +245,7 @@ impl Cluster {
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
         Self::permit(kind, None, "get")?;
-        let uri = format!("{}/{}", kind.base(ns), name);
+        let uri = kind.object_url("get", ns, name)?;
         self.send(
             format!("get {} {ns}/{name}", kind.resource),
             Method::GET,
@@ -253,7 +266,7 @@ impl Cluster {
         audit: Option<&str>,
     ) -> Result<Vec<Value>, ClusterError> {
         Self::permit(kind, None, "list")?;
-        let mut uri = kind.base(ns);
+        let mut uri = kind.base(object_name("namespaces", "list", ns)?);
         if !selector.is_empty() {
             uri.push_str("?labelSelector=");
             uri.push_str(
@@ -290,7 +303,7 @@ impl Cluster {
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
         Self::permit(kind, None, "patch")?;
-        let uri = format!("{}/{}", kind.base(ns), name);
+        let uri = kind.object_url("patch", ns, name)?;
         self.send(
             format!("patch {} {ns}/{name}", kind.resource),
             Method::PATCH,
@@ -312,7 +325,7 @@ impl Cluster {
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
         Self::permit(kind, Some("status"), "patch")?;
-        let uri = format!("{}/{}/status", kind.base(ns), name);
+        let uri = format!("{}/status", kind.object_url("patch", ns, name)?);
         self.send(
             format!("patch {}/status {ns}/{name}", kind.resource),
             Method::PATCH,
@@ -335,8 +348,7 @@ impl Cluster {
         audit: Option<&str>,
     ) -> Result<(), ClusterError> {
         Self::permit(kind, None, "delete")?;
-        object_name(kind.resource, "delete", name)?;
-        let uri = format!("{}/{}", kind.base(ns), name);
+        let uri = kind.object_url("delete", ns, name)?;
         let body = json!({
             "apiVersion": "v1", "kind": "DeleteOptions",
             "propagationPolicy": "Foreground",
@@ -370,10 +382,12 @@ impl Cluster {
         let mut text = String::new();
         for lines in [2_000, max_bytes.max(1)] {
             let uri = format!(
-                "{}/{}/log?container={}&tailLines={lines}",
-                PODS.base(ns),
-                pod,
-                container
+                "{}/log?container={}&tailLines={lines}",
+                PODS.object_url("get", ns, pod)?,
+                percent_encoding::utf8_percent_encode(
+                    container,
+                    percent_encoding::NON_ALPHANUMERIC
+                )
             );
             text = self
                 .send_text(
@@ -401,7 +415,7 @@ impl Cluster {
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
         Self::permit(kind, None, "create")?;
-        let uri = kind.base(ns);
+        let uri = kind.base(object_name("namespaces", "create", ns)?);
         self.send(
             format!("create {} in {ns}", kind.resource),
             Method::POST,
@@ -423,7 +437,7 @@ impl Cluster {
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
         Self::permit(kind, None, "update")?;
-        let uri = format!("{}/{}", kind.base(ns), name);
+        let uri = kind.object_url("update", ns, name)?;
         self.send(
             format!("update {} {ns}/{name}", kind.resource),
             Method::PUT,
@@ -514,6 +528,60 @@ mod tests {
             object_name("taskruns", "delete", "demo-run-b").ok(),
             Some("demo-run-b")
         );
+    }
+
+    #[test]
+    fn every_object_url_checks_both_names() {
+        assert_eq!(
+            PODS.object_url("get", "demo", "p-1").ok().as_deref(),
+            Some("/api/v1/namespaces/demo/pods/p-1")
+        );
+        for (ns, name) in [
+            ("demo", "../x"),
+            ("demo", ""),
+            ("..", "p"),
+            ("a/b", "p"),
+            ("demo", "a%2F"),
+        ] {
+            assert!(
+                matches!(
+                    TASKRUNS.object_url("patch", ns, name),
+                    Err(ClusterError::BadName { .. })
+                ),
+                "{ns:?}/{name:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn get_patch_replace_and_log_refuse_bad_names_before_any_call() {
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let svc = tower::service_fn(move |_req: http::Request<kube::client::Body>| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async {
+                Err::<http::Response<kube::client::Body>, std::io::Error>(std::io::Error::other(
+                    "no API in this test",
+                ))
+            }
+        });
+        let c = Cluster::new(kube::Client::new(svc, "default"));
+        let bad = "../../api/v1/secrets";
+        let r = c.get(PIPELINERUNS, "demo", bad, None).await;
+        assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
+        let r = c
+            .merge_patch(PIPELINERUNS, "demo", bad, json!({}), None)
+            .await;
+        assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
+        let r = c
+            .merge_patch_status(PIPELINERUNS, "demo", bad, json!({}), None)
+            .await;
+        assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
+        let r = c.replace(CONFIGMAPS, "demo", bad, json!({}), None).await;
+        assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
+        let r = c.pod_log_tail("demo", bad, "step", 100, None).await;
+        assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     #[test]

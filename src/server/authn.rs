@@ -786,11 +786,9 @@ mod tests {
             .issue_client_two_cns("mallory", "front-proxy-client")
             .expect("cert");
         assert!(authenticate_certificate(&cfg, &chain(&honest.cert), &proxied()).is_some());
-        let user = client
-            .issue_client_two_cns("alice", "bob")
-            .expect("cert");
-        let (u, how) = authenticate_certificate(&cfg, &chain(&user.cert), &HeaderMap::new())
-            .expect("user");
+        let user = client.issue_client_two_cns("alice", "bob").expect("cert");
+        let (u, how) =
+            authenticate_certificate(&cfg, &chain(&user.cert), &HeaderMap::new()).expect("user");
         assert_eq!((u.username.as_str(), how), ("bob", AuthMethod::ClientCert));
     }
 

@@ -212,9 +212,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for CountedIo<T> {
         {
             // Over budget: try again a little later (the first-request or header timeout ends a
             // connection that stays stuck here).
-            let sleep = this.stall.get_or_insert_with(|| {
-                Box::pin(tokio::time::sleep(Duration::from_millis(100)))
-            });
+            let sleep = this
+                .stall
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(100))));
             if sleep.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
@@ -340,22 +340,20 @@ impl Connection {
     async fn serve(mut self, tcp: TcpStream, peer: SocketAddr) {
         tcp_setup(&tcp, self.limits.tcp_keepalive);
         let acceptor = tokio_rustls::TlsAcceptor::from(self.tls_state.config());
-        let tls = match tokio::time::timeout(
-            self.limits.tls_handshake_timeout,
-            acceptor.accept(tcp),
-        )
-        .await
-        {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "TLS handshake timed out");
-                return;
-            }
-        };
+        let tls =
+            match tokio::time::timeout(self.limits.tls_handshake_timeout, acceptor.accept(tcp))
+                .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
         let session = tls.get_ref().1;
         let http2 = session.alpn_protocol() == Some(b"h2");
         let info = Arc::new(ConnInfo {
@@ -394,8 +392,12 @@ impl Connection {
         };
         let conn = builder.serve_connection(TokioIo::new(io), service);
         let mut conn = std::pin::pin!(conn);
-        let tick = (self.limits.first_request_timeout.min(self.limits.idle_timeout) / 4)
-            .clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let tick = (self
+            .limits
+            .first_request_timeout
+            .min(self.limits.idle_timeout)
+            / 4)
+        .clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut closing: Option<tokio::time::Instant> = None;
         let why: OnceLock<&'static str> = OnceLock::new();
         loop {

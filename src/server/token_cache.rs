@@ -98,8 +98,8 @@ impl TokenCache {
         while let Some(&(k, at)) = inner.order.front() {
             let live = inner.map.get(&k).is_some_and(|e| e.at == at);
             let expired = at.elapsed() >= self.ttl;
-            let over = inner.map.len() + 1 > self.max_entries
-                || inner.bytes + bytes > self.max_bytes;
+            let over =
+                inner.map.len() + 1 > self.max_entries || inner.bytes + bytes > self.max_bytes;
             if live && !expired && !over {
                 break;
             }
