@@ -45,8 +45,10 @@ pub struct FakeState {
     pub tokens: HashMap<String, UserInfo>,
     pub token_calls: usize,
     pub configmap_gets: usize,
-    /// `Audit-ID` headers of the review requests, in order.
+    /// `Audit-ID` headers of the SubjectAccessReview requests, in order.
     pub review_audit_ids: Vec<String>,
+    /// `Audit-ID` headers of the TokenReview requests, in order ("" when absent).
+    pub token_review_audit_ids: Vec<String>,
 }
 
 /// A fake Kubernetes API answering the server's own calls.
@@ -63,6 +65,7 @@ impl FakeKube {
             token_calls: 0,
             configmap_gets: 0,
             review_audit_ids: Vec::new(),
+            token_review_audit_ids: Vec::new(),
         })))
     }
 
@@ -80,6 +83,9 @@ impl FakeKube {
     }
     pub fn review_audit_ids(&self) -> Vec<String> {
         self.0.lock().expect("lock").review_audit_ids.clone()
+    }
+    pub fn token_review_audit_ids(&self) -> Vec<String> {
+        self.0.lock().expect("lock").token_review_audit_ids.clone()
     }
     pub fn configmap_gets(&self) -> usize {
         self.0.lock().expect("lock").configmap_gets
@@ -152,7 +158,12 @@ impl FakeKube {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();
-            self.0.lock().expect("lock").review_audit_ids.push(id);
+            let mut st = self.0.lock().expect("lock");
+            if path.ends_with("tokenreviews") {
+                st.token_review_audit_ids.push(id);
+            } else {
+                st.review_audit_ids.push(id);
+            }
         }
         match (parts.method.as_str(), path.as_str()) {
             (
