@@ -129,7 +129,7 @@ fn bench_auth(c: &mut Criterion) {
     let attrs = Attributes::retry("demo", "demo-failed");
     let audit = "6d1a4c07-8d84-4b2e-9a56-0f3ad1a1f7a1";
     let (user, _) = rt
-        .block_on(authn.authenticate(&front, &headers, audit))
+        .block_on(authn.authenticate(&front, &headers))
         .expect("the front proxy's user");
     rt.block_on(authz.authorize(&user, &attrs, audit))
         .expect("allowed");
@@ -137,7 +137,7 @@ fn bench_auth(c: &mut Criterion) {
     group.bench_function("authn+authz/warm", |b| {
         b.to_async(&rt).iter(|| async {
             let (user, _) = authn
-                .authenticate(black_box(&front), black_box(&headers), audit)
+                .authenticate(black_box(&front), black_box(&headers))
                 .await
                 .expect("user");
             authz
@@ -154,9 +154,11 @@ fn bench_auth(c: &mut Criterion) {
         metrics,
         health: Arc::new(Health::new(state)),
         request_timeout: Duration::from_secs(60),
+        in_flight: tokio::sync::Semaphore::new(400),
     });
     let conn = Arc::new(ConnInfo {
         peer_certs: front.clone(),
+        http2: false,
     });
     group.bench_function("handle/discovery", |b| {
         b.to_async(&rt).iter(|| {

@@ -99,6 +99,20 @@ impl Ca {
         self.sign(params, not_before, lifetime)
     }
 
+    /// A client certificate whose subject has two CN attributes, `first` then `last` (for the
+    /// tests of which CN counts; rcgen keeps one value per attribute type, so the second is
+    /// written under the CN OID 2.5.4.3 as a "custom" type).
+    pub fn issue_client_two_cns(&self, first: &str, last: &str) -> Result<CertPem, PkiError> {
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, first);
+        dn.push(DnType::CustomDnType(vec![2, 5, 4, 3]), last);
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let not_before = OffsetDateTime::now_utc() - Duration::hours(1);
+        self.sign(params, not_before, Duration::days(365))
+    }
+
     fn sign(
         &self,
         mut params: CertificateParams,

@@ -441,6 +441,20 @@ fn deployment_is_probed_on_real_endpoints_and_locked_down() {
         &pdb["spec"]["selector"],
         &dep["spec"]["template"]["metadata"]["labels"]
     ));
+
+    // Ingress to the server pods: TCP 8443 only.
+    let np = find(&objs, "NetworkPolicy", "tekton-retry");
+    assert!(selects(
+        &np["spec"]["podSelector"],
+        &dep["spec"]["template"]["metadata"]["labels"]
+    ));
+    assert_eq!(np["spec"]["policyTypes"], serde_json::json!(["Ingress"]));
+    let rules = np["spec"]["ingress"].as_array().expect("ingress rules");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0]["ports"],
+        serde_json::json!([{"protocol": "TCP", "port": 8443}])
+    );
 }
 
 #[test]

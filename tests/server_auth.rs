@@ -172,7 +172,10 @@ async fn bearer_token_goes_through_token_review_and_is_cached() {
     carol.uid = Some("sa-uid".into());
     h.kube.add_token("good-token", carol.clone());
     let c = h.client(None);
-    let auth = [("Authorization", "Bearer good-token")];
+    let auth = [
+        ("Authorization", "Bearer good-token"),
+        ("Audit-ID", "caller-chosen-id"),
+    ];
     assert_eq!(c.post(&retry_path("ci", "r1"), &auth, "").await.status, 201);
     assert_eq!(c.post(&retry_path("ci", "r2"), &auth, "").await.status, 201);
     assert_eq!(
@@ -182,8 +185,15 @@ async fn bearer_token_goes_through_token_review_and_is_cached() {
     );
     let ids = h.kube.review_audit_ids();
     assert!(
-        !ids.is_empty() && ids.iter().all(|id| !id.is_empty()),
-        "reviews carry an Audit-ID: {ids:?}"
+        !ids.is_empty() && ids.iter().all(|id| id == "caller-chosen-id"),
+        "SubjectAccessReviews (made for an authenticated caller) carry its Audit-ID: {ids:?}"
+    );
+    // The caller is not authenticated when its token is reviewed: its Audit-ID must not label
+    // the TokenReview (kube-apiserver gives the review its own).
+    assert_eq!(
+        h.kube.token_review_audit_ids(),
+        vec![String::new()],
+        "the TokenReview carries no Audit-ID"
     );
     let users: Vec<_> = h.engine.calls().into_iter().map(|c| c.user).collect();
     assert_eq!(users, vec![carol.clone(), carol]);

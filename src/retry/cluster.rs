@@ -61,6 +61,19 @@ pub struct Kind {
 }
 
 impl Kind {
+    /// The URL of the object `namespace/name`: the one place an object name goes into a URL, so
+    /// both names are checked here ([`object_name`]) for every verb.
+    fn object_url(
+        &self,
+        verb: &'static str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<String, ClusterError> {
+        object_name("namespaces", verb, namespace)?;
+        object_name(self.resource, verb, name)?;
+        Ok(format!("{}/{}", self.base(namespace), name))
+    }
+
     fn base(&self, namespace: &str) -> String {
         if self.group.is_empty() {
             format!(
@@ -265,7 +278,7 @@ impl Cluster {
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
         self.permit(kind, ns, None, "get")?;
-        let uri = format!("{}/{}", kind.base(ns), name);
+        let uri = kind.object_url("get", ns, name)?;
         self.send(
             format!("get {} {ns}/{name}", kind.resource),
             Method::GET,
@@ -286,7 +299,7 @@ impl Cluster {
         audit: Option<&str>,
     ) -> Result<Vec<Value>, ClusterError> {
         self.permit(kind, ns, None, "list")?;
-        let mut uri = kind.base(ns);
+        let mut uri = kind.base(object_name("namespaces", "list", ns)?);
         if !selector.is_empty() {
             uri.push_str("?labelSelector=");
             uri.push_str(
@@ -323,7 +336,7 @@ impl Cluster {
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
         self.permit(kind, ns, None, "patch")?;
-        let uri = format!("{}/{}", kind.base(ns), name);
+        let uri = kind.object_url("patch", ns, name)?;
         self.send(
             format!("patch {} {ns}/{name}", kind.resource),
             Method::PATCH,
@@ -345,7 +358,7 @@ impl Cluster {
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
         self.permit(kind, ns, Some("status"), "patch")?;
-        let uri = format!("{}/{}/status", kind.base(ns), name);
+        let uri = format!("{}/status", kind.object_url("patch", ns, name)?);
         self.send(
             format!("patch {}/status {ns}/{name}", kind.resource),
             Method::PATCH,
@@ -368,8 +381,7 @@ impl Cluster {
         audit: Option<&str>,
     ) -> Result<(), ClusterError> {
         self.permit(kind, ns, None, "delete")?;
-        object_name(kind.resource, "delete", name)?;
-        let uri = format!("{}/{}", kind.base(ns), name);
+        let uri = kind.object_url("delete", ns, name)?;
         let body = json!({
             "apiVersion": "v1", "kind": "DeleteOptions",
             "propagationPolicy": "Foreground",
@@ -390,8 +402,7 @@ impl Cluster {
     /// Plain DELETE of a ConfigMap in the server's own namespace (a record whose run is gone).
     pub async fn delete_configmap(&self, ns: &str, name: &str) -> Result<(), ClusterError> {
         self.permit(CONFIGMAPS, ns, None, "delete")?;
-        object_name(CONFIGMAPS.resource, "delete", name)?;
-        let uri = format!("{}/{}", CONFIGMAPS.base(ns), name);
+        let uri = CONFIGMAPS.object_url("delete", ns, name)?;
         self.send(
             format!("delete configmaps {ns}/{name}"),
             Method::DELETE,
@@ -420,10 +431,12 @@ impl Cluster {
         let mut text = String::new();
         for lines in [2_000, max_bytes.max(1)] {
             let uri = format!(
-                "{}/{}/log?container={}&tailLines={lines}",
-                PODS.base(ns),
-                pod,
-                container
+                "{}/log?container={}&tailLines={lines}",
+                PODS.object_url("get", ns, pod)?,
+                percent_encoding::utf8_percent_encode(
+                    container,
+                    percent_encoding::NON_ALPHANUMERIC
+                )
             );
             text = self
                 .send_text(
@@ -451,7 +464,7 @@ impl Cluster {
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
         self.permit(kind, ns, None, "create")?;
-        let uri = kind.base(ns);
+        let uri = kind.base(object_name("namespaces", "create", ns)?);
         self.send(
             format!("create {} in {ns}", kind.resource),
             Method::POST,
@@ -473,7 +486,7 @@ impl Cluster {
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
         self.permit(kind, ns, None, "update")?;
-        let uri = format!("{}/{}", kind.base(ns), name);
+        let uri = kind.object_url("update", ns, name)?;
         self.send(
             format!("update {} {ns}/{name}", kind.resource),
             Method::PUT,
@@ -564,6 +577,60 @@ mod tests {
             object_name("taskruns", "delete", "demo-run-b").ok(),
             Some("demo-run-b")
         );
+    }
+
+    #[test]
+    fn every_object_url_checks_both_names() {
+        assert_eq!(
+            PODS.object_url("get", "demo", "p-1").ok().as_deref(),
+            Some("/api/v1/namespaces/demo/pods/p-1")
+        );
+        for (ns, name) in [
+            ("demo", "../x"),
+            ("demo", ""),
+            ("..", "p"),
+            ("a/b", "p"),
+            ("demo", "a%2F"),
+        ] {
+            assert!(
+                matches!(
+                    TASKRUNS.object_url("patch", ns, name),
+                    Err(ClusterError::BadName { .. })
+                ),
+                "{ns:?}/{name:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn get_patch_replace_and_log_refuse_bad_names_before_any_call() {
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let svc = tower::service_fn(move |_req: http::Request<kube::client::Body>| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async {
+                Err::<http::Response<kube::client::Body>, std::io::Error>(std::io::Error::other(
+                    "no API in this test",
+                ))
+            }
+        });
+        let c = Cluster::new(kube::Client::new(svc, "default"));
+        let bad = "../../api/v1/secrets";
+        let r = c.get(PIPELINERUNS, "demo", bad, None).await;
+        assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
+        let r = c
+            .merge_patch(PIPELINERUNS, "demo", bad, json!({}), None)
+            .await;
+        assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
+        let r = c
+            .merge_patch_status(PIPELINERUNS, "demo", bad, json!({}), None)
+            .await;
+        assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
+        let r = c.replace(CONFIGMAPS, "demo", bad, json!({}), None).await;
+        assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
+        let r = c.pod_log_tail("demo", bad, "step", 100, None).await;
+        assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     #[test]

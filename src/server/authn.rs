@@ -11,7 +11,14 @@
 //! 3. `Authorization: Bearer <token>` goes through a TokenReview (cached for the authentication TTL).
 //!
 //! Every authenticated user also gets `system:authenticated` (`group.NewAuthenticatedGroupAdder`,
-//! used by the delegating authenticator). Nothing else is a user.
+//! used by the delegating authenticator), except `system:anonymous` and members of
+//! `system:unauthenticated` (`AuthenticatedGroupAdder.AuthenticateRequest` skips them). Nothing
+//! else is a user.
+//!
+//! A certificate's user name and the allowed-names check read the subject's *last* CN, as Go does
+//! (`crypto/x509/pkix` `(*Name).FillFromRDNSequence` overwrites `CommonName` for each CN
+//! attribute; `x509.CommonNameUserConversion` and `request/x509` `verifier.verifySubject` read
+//! that field).
 //!
 //! The CAs, allowed names and header names come from the ConfigMap
 //! `kube-system/extension-apiserver-authentication` (list values are JSON arrays inside strings),
@@ -31,9 +38,10 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{DistinguishedName, RootCertStore};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 use super::tls::{parse_certs, provider, TlsState};
+use super::token_cache::TokenCache;
 use crate::api::UserInfo;
 
 /// Namespace of the authentication ConfigMap.
@@ -42,6 +50,10 @@ pub const AUTH_CONFIGMAP_NAMESPACE: &str = "kube-system";
 pub const AUTH_CONFIGMAP_NAME: &str = "extension-apiserver-authentication";
 /// Group every authenticated user belongs to.
 pub const ALL_AUTHENTICATED: &str = "system:authenticated";
+/// Group of unauthenticated requests (`user.AllUnauthenticated`).
+pub const ALL_UNAUTHENTICATED: &str = "system:unauthenticated";
+/// User name of unauthenticated requests (`user.Anonymous`).
+pub const ANONYMOUS: &str = "system:anonymous";
 
 /// A problem in the authentication ConfigMap.
 #[derive(Debug, thiserror::Error)]
@@ -117,9 +129,12 @@ pub struct AuthConfig {
 impl AuthConfig {
     /// Parses the ConfigMap's `data`. Keys as kube-apiserver writes them
     /// (`pkg/controlplane/controller/clusterauthenticationtrust/cluster_authentication_trust_controller.go`).
-    /// Missing header-name lists default to kube-apiserver's own proxy headers (`X-Remote-User`,
-    /// `X-Remote-Uid`, `X-Remote-Group`, `X-Remote-Extra-`), which kube-apiserver strips from
-    /// incoming requests before proxying.
+    /// Missing user, group and extra header lists default to kube-apiserver's own proxy headers
+    /// (`X-Remote-User`, `X-Remote-Group`, `X-Remote-Extra-`), which kube-apiserver strips from
+    /// incoming requests before proxying. The uid header list has no default, as in
+    /// `headerrequest/requestheader_controller.go` (`loadRequestHeaderFor` reads
+    /// `requestheader-uid-headers` and an absent key is an empty list): an aggregator too old to
+    /// publish the key does not strip `X-Remote-Uid` either, so a caller could set it.
     pub fn from_configmap_data(data: &BTreeMap<String, String>) -> Result<Self, AuthConfigError> {
         let client_ca = match data.get("client-ca-file") {
             Some(pem) => CaVerifier::from_pem("client-ca-file", pem)?,
@@ -135,7 +150,7 @@ impl AuthConfig {
                         "requestheader-username-headers",
                         &["X-Remote-User"],
                     )?,
-                    uid_headers: json_list(data, "requestheader-uid-headers", &["X-Remote-Uid"])?,
+                    uid_headers: json_list(data, "requestheader-uid-headers", &[])?,
                     group_headers: json_list(
                         data,
                         "requestheader-group-headers",
@@ -291,7 +306,9 @@ pub struct Authenticator {
     state: Arc<AuthState>,
     client: kube::Client,
     token_ttl: Duration,
-    tokens: Mutex<HashMap<String, (Instant, Option<UserInfo>)>>,
+    tokens: TokenCache,
+    reviews: Semaphore,
+    max_token_bytes: usize,
     certs: Mutex<HashMap<Vec<CertificateDer<'static>>, CachedVerdict>>,
 }
 
@@ -302,19 +319,59 @@ struct CachedVerdict {
     verdict: CertVerdict,
 }
 
-const TOKEN_CACHE_MAX: usize = 4096;
+/// Bounds of the bearer-token path.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenLimits {
+    /// Longer tokens are refused (401) without a TokenReview. Service account tokens are about
+    /// 1 KiB, OIDC ID tokens a few KiB.
+    pub max_token_bytes: usize,
+    /// TokenReview answers kept.
+    pub cache_entries: usize,
+    /// Bytes the kept answers may take (user names, groups, extra).
+    pub cache_bytes: usize,
+    /// TokenReviews in flight at once; more requests wait for a slot (within the request timeout).
+    pub max_concurrent_reviews: usize,
+}
+
+impl Default for TokenLimits {
+    fn default() -> Self {
+        TokenLimits {
+            max_token_bytes: 16 * 1024,
+            cache_entries: 4096,
+            cache_bytes: 8 << 20,
+            max_concurrent_reviews: 32,
+        }
+    }
+}
+
 /// Distinct client certificate chains whose verdicts are kept.
 const CERT_CACHE_MAX: usize = 1024;
 
 impl Authenticator {
     pub fn new(state: Arc<AuthState>, client: kube::Client, token_ttl: Duration) -> Self {
+        Self::with_limits(state, client, token_ttl, TokenLimits::default())
+    }
+
+    pub fn with_limits(
+        state: Arc<AuthState>,
+        client: kube::Client,
+        token_ttl: Duration,
+        limits: TokenLimits,
+    ) -> Self {
         Authenticator {
             state,
             client,
             token_ttl,
-            tokens: Mutex::new(HashMap::new()),
+            tokens: TokenCache::new(token_ttl, limits.cache_entries, limits.cache_bytes),
+            reviews: Semaphore::new(limits.max_concurrent_reviews.max(1)),
+            max_token_bytes: limits.max_token_bytes,
             certs: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The TokenReview answers held now (entries, bytes).
+    pub fn token_cache_size(&self) -> (usize, usize) {
+        (self.tokens.len(), self.tokens.bytes())
     }
 
     /// The verdict on `peer`, reused from an earlier request while the authentication
@@ -363,7 +420,6 @@ impl Authenticator {
         &self,
         peer: &[CertificateDer<'static>],
         headers: &HeaderMap,
-        audit_id: &str,
     ) -> Option<(UserInfo, AuthMethod)> {
         let config = self.state.config();
         if let Some(verdict) = self.verdict(&config, peer) {
@@ -372,17 +428,28 @@ impl Authenticator {
             }
         }
         let token = bearer_token(headers)?;
-        let user = self.token_review(token, audit_id).await?;
+        let user = self.token_review(token).await?;
         Some((with_authenticated_group(user), AuthMethod::Token))
     }
 
-    async fn token_review(&self, token: &str, audit_id: &str) -> Option<UserInfo> {
-        if let Ok(cache) = self.tokens.lock() {
-            if let Some((at, user)) = cache.get(token) {
-                if at.elapsed() < self.token_ttl {
-                    return user.clone();
-                }
-            }
+    /// The user a TokenReview says `token` is. The request carries no `Audit-ID`: the caller is
+    /// not authenticated yet, so its header must not label an entry in the cluster's audit log
+    /// (kube-apiserver gives the review its own id).
+    async fn token_review(&self, token: &str) -> Option<UserInfo> {
+        if token.len() > self.max_token_bytes {
+            tracing::debug!(
+                bytes = token.len(),
+                "bearer token longer than the limit; refused without a TokenReview"
+            );
+            return None;
+        }
+        if let Some(answer) = self.tokens.get(token) {
+            return answer;
+        }
+        let _slot = self.reviews.acquire().await.ok()?;
+        // Another request may have asked for the same token while this one waited.
+        if let Some(answer) = self.tokens.get(token) {
+            return answer;
         }
         let review = TokenReview {
             spec: TokenReviewSpec {
@@ -391,21 +458,17 @@ impl Authenticator {
             },
             ..Default::default()
         };
-        let answer = match super::review::create(
-            &self.client,
-            super::review::TOKEN_REVIEWS,
-            &review,
-            audit_id,
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                // As kube-apiserver: an authenticator error is a 401; not cached.
-                tracing::warn!(error = %e, "TokenReview failed");
-                return None;
-            }
-        };
+        let answer =
+            match super::review::create(&self.client, super::review::TOKEN_REVIEWS, &review, None)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    // As kube-apiserver: an authenticator error is a 401; not cached.
+                    tracing::warn!(error = %e, "TokenReview failed");
+                    return None;
+                }
+            };
         let user = answer.status.and_then(|s| {
             if s.authenticated != Some(true) {
                 return None;
@@ -419,16 +482,7 @@ impl Authenticator {
                 extra: u.extra.unwrap_or_default().into_iter().collect(),
             })
         });
-        if let Ok(mut cache) = self.tokens.lock() {
-            if cache.len() >= TOKEN_CACHE_MAX {
-                let ttl = self.token_ttl;
-                cache.retain(|_, (at, _)| at.elapsed() < ttl);
-                if cache.len() >= TOKEN_CACHE_MAX {
-                    cache.clear();
-                }
-            }
-            cache.insert(token.to_string(), (Instant::now(), user.clone()));
-        }
+        self.tokens.insert(token, user.clone());
         user
     }
 }
@@ -596,21 +650,31 @@ pub fn unescape_extra_key(encoded: &str) -> String {
         .unwrap_or_else(|_| encoded.to_string())
 }
 
-fn with_authenticated_group(mut user: UserInfo) -> UserInfo {
-    if !user.in_group(ALL_AUTHENTICATED) {
-        user.groups.push(ALL_AUTHENTICATED.to_string());
+/// Adds `system:authenticated` as `group.AuthenticatedGroupAdder.AuthenticateRequest`
+/// (`staging/src/k8s.io/apiserver/pkg/authentication/group/authenticated_group_adder.go`) does:
+/// not to `system:anonymous`, not to a user already in `system:authenticated` or in
+/// `system:unauthenticated`.
+pub fn with_authenticated_group(mut user: UserInfo) -> UserInfo {
+    if user.username == ANONYMOUS
+        || user.in_group(ALL_AUTHENTICATED)
+        || user.in_group(ALL_UNAUTHENTICATED)
+    {
+        return user;
     }
+    user.groups.push(ALL_AUTHENTICATED.to_string());
     user
 }
 
-/// CN and O values of a certificate's subject.
+/// The CN and O values of a certificate's subject. The CN is the *last* CN attribute, as Go's
+/// `(*pkix.Name).FillFromRDNSequence` leaves it: a subject `CN=front-proxy-client, CN=mallory` is
+/// `mallory` here as in kube-apiserver, for the allowed-names check and the user name alike.
 pub fn subject_of(der: &CertificateDer<'_>) -> Option<(String, Vec<String>)> {
     let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
     let subject = cert.subject();
     let cn = subject
         .iter_common_name()
-        .next()
-        .and_then(|a| a.as_str().ok())
+        .filter_map(|a| a.as_str().ok())
+        .last()
         .unwrap_or("")
         .to_string();
     let orgs = subject
@@ -658,6 +722,10 @@ mod tests {
             r#"["X-Remote-User"]"#.to_string(),
         );
         data.insert(
+            "requestheader-uid-headers".to_string(),
+            r#"["X-Remote-Uid"]"#.to_string(),
+        );
+        data.insert(
             "requestheader-group-headers".to_string(),
             r#"["X-Remote-Group"]"#.to_string(),
         );
@@ -666,6 +734,126 @@ mod tests {
             r#"["X-Remote-Extra-"]"#.to_string(),
         );
         AuthConfig::from_configmap_data(&data).expect("config")
+    }
+
+    // Identity rules of k8s.io/apiserver, one test each.
+
+    /// `requestheader_controller.go` `loadRequestHeaderFor`: no `requestheader-uid-headers` key,
+    /// no uid header.
+    #[test]
+    fn no_uid_header_unless_the_configmap_names_one() {
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
+        let mut data = BTreeMap::new();
+        data.insert(
+            "requestheader-client-ca-file".to_string(),
+            front.pem.cert.clone(),
+        );
+        let cfg = AuthConfig::from_configmap_data(&data).expect("config");
+        assert!(cfg
+            .requestheader
+            .as_ref()
+            .is_some_and(|rh| rh.uid_headers.is_empty()));
+        let cert = front.issue_client("front-proxy", &[]).expect("cert");
+        let (user, _) =
+            authenticate_certificate(&cfg, &chain(&cert.cert), &proxied()).expect("user");
+        assert_eq!(user.uid, None, "X-Remote-Uid from an unlisted header");
+        let cfg = config(&front, &client, "[]");
+        let (user, _) =
+            authenticate_certificate(&cfg, &chain(&cert.cert), &proxied()).expect("user");
+        assert_eq!(user.uid.as_deref(), Some("u-1"), "listed: used");
+    }
+
+    /// Go's `pkix.Name.FillFromRDNSequence` keeps the last CN: `CN=front-proxy-client,
+    /// CN=mallory` is mallory, for the allowed names and for the user name.
+    #[test]
+    fn the_last_cn_counts_as_in_go() {
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
+        let cfg = config(&front, &client, r#"["front-proxy-client"]"#);
+        let sneaky = front
+            .issue_client_two_cns("front-proxy-client", "mallory")
+            .expect("cert");
+        assert!(
+            authenticate_certificate(&cfg, &chain(&sneaky.cert), &proxied()).is_none(),
+            "not trusted as the front proxy"
+        );
+        let honest = front
+            .issue_client_two_cns("mallory", "front-proxy-client")
+            .expect("cert");
+        assert!(authenticate_certificate(&cfg, &chain(&honest.cert), &proxied()).is_some());
+        let user = client.issue_client_two_cns("alice", "bob").expect("cert");
+        let (u, how) =
+            authenticate_certificate(&cfg, &chain(&user.cert), &HeaderMap::new()).expect("user");
+        assert_eq!((u.username.as_str(), how), ("bob", AuthMethod::ClientCert));
+    }
+
+    /// `AuthenticatedGroupAdder.AuthenticateRequest` skips `system:anonymous` and members of
+    /// `system:unauthenticated`.
+    #[test]
+    fn anonymous_users_get_no_authenticated_group() {
+        let anon = with_authenticated_group(UserInfo::new(ANONYMOUS, &[]));
+        assert!(anon.groups.is_empty(), "{:?}", anon.groups);
+        let unauth = with_authenticated_group(UserInfo::new("x", &[ALL_UNAUTHENTICATED]));
+        assert_eq!(unauth.groups, vec![ALL_UNAUTHENTICATED]);
+        let once = with_authenticated_group(UserInfo::new("y", &[ALL_AUTHENTICATED]));
+        assert_eq!(once.groups, vec![ALL_AUTHENTICATED]);
+        let alice = with_authenticated_group(UserInfo::new("alice", &["dev"]));
+        assert_eq!(alice.groups, vec!["dev", ALL_AUTHENTICATED]);
+        // Through the front proxy as well.
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
+        let cfg = config(&front, &client, "[]");
+        let cert = front.issue_client("p", &[]).expect("cert");
+        let mut h = HeaderMap::new();
+        h.insert("x-remote-user", ANONYMOUS.parse().expect("v"));
+        h.insert("x-remote-group", ALL_UNAUTHENTICATED.parse().expect("v"));
+        let (user, _) = authenticate_certificate(&cfg, &chain(&cert.cert), &h).expect("user");
+        assert_eq!(user.groups, vec![ALL_UNAUTHENTICATED]);
+    }
+
+    #[tokio::test]
+    async fn tokens_over_the_limit_are_refused_without_a_review() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let svc = tower::service_fn(move |_req: http::Request<kube::client::Body>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {
+                Err::<http::Response<kube::client::Body>, std::io::Error>(std::io::Error::other(
+                    "no API in this test",
+                ))
+            }
+        });
+        let state = Arc::new(AuthState::default());
+        state.set(AuthConfig::default());
+        let authn = Authenticator::with_limits(
+            state,
+            kube::Client::new(svc, "default"),
+            Duration::from_secs(60),
+            TokenLimits {
+                max_token_bytes: 100,
+                ..TokenLimits::default()
+            },
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            format!("Bearer {}", "t".repeat(101)).parse().expect("v"),
+        );
+        assert!(authn.authenticate(&[], &h).await.is_none());
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "no TokenReview");
+        h.insert(
+            "authorization",
+            format!("Bearer {}", "t".repeat(100)).parse().expect("v"),
+        );
+        assert!(authn.authenticate(&[], &h).await.is_none());
+        assert!(calls.load(Ordering::SeqCst) > 0, "at the limit: reviewed");
     }
 
     fn proxied() -> HeaderMap {
@@ -787,7 +975,7 @@ mod tests {
         );
         for name in ["alice", "bob", "alice"] {
             let (user, how) = authn
-                .authenticate(&proxy, &as_user(name), "a")
+                .authenticate(&proxy, &as_user(name))
                 .await
                 .expect("user");
             assert_eq!(user.username, name);
@@ -800,12 +988,12 @@ mod tests {
         );
         // Without the headers the front proxy's own certificate is no user (not the client CA's).
         assert!(authn
-            .authenticate(&proxy, &HeaderMap::new(), "a")
+            .authenticate(&proxy, &HeaderMap::new())
             .await
             .is_none());
         let bob = chain(&client.issue_client("bob", &["dev"]).expect("cert").cert);
         let (user, how) = authn
-            .authenticate(&bob, &as_user("mallory"), "a")
+            .authenticate(&bob, &as_user("mallory"))
             .await
             .expect("user");
         assert_eq!(
@@ -830,20 +1018,20 @@ mod tests {
                 .cert,
         );
         assert!(authn
-            .authenticate(&proxy, &as_user("alice"), "a")
+            .authenticate(&proxy, &as_user("alice"))
             .await
             .is_some());
         // The requestheader CA rotates to another one: the old chain is refused at once.
         let rotated = Ca::new("front-2").expect("ca");
         state.set(config(&rotated, &client, "[]"));
         assert!(authn
-            .authenticate(&proxy, &as_user("alice"), "a")
+            .authenticate(&proxy, &as_user("alice"))
             .await
             .is_none());
         // Only allowed names may send the headers once the list is set.
         state.set(config(&front, &client, r#"["someone-else"]"#));
         assert!(authn
-            .authenticate(&proxy, &as_user("alice"), "a")
+            .authenticate(&proxy, &as_user("alice"))
             .await
             .is_none());
     }

@@ -277,7 +277,7 @@ impl Authorizer {
             spec: attrs.to_spec(user),
             ..Default::default()
         };
-        let answer = review::create(&self.client, review::SUBJECT_ACCESS_REVIEWS, &sar, audit_id)
+        let answer = review::create(&self.client, review::SUBJECT_ACCESS_REVIEWS, &sar, Some(audit_id))
             .await
             .map_err(|e| {
             tracing::warn!(error = %e, "SubjectAccessReview failed");

@@ -9,6 +9,10 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::api::{ApiError, PipelineRunRetry, StatusReason, API_VERSION, KIND, MAX_BODY_BYTES};
 
+/// Longest `spec.reason` accepted: it is written into an annotation of the run and into the
+/// message of an Event (whose `note` kube-apiserver limits to 1 KiB).
+pub const MAX_REASON_BYTES: usize = 1024;
+
 fn too_large() -> ApiError {
     ApiError::too_large(format!(
         "the request body is larger than {MAX_BODY_BYTES} bytes (1 MiB); a PipelineRunRetry is a few hundred bytes: send only apiVersion, kind, metadata and spec"
@@ -89,6 +93,18 @@ pub fn decode(bytes: &[u8], namespace: &str, name: &str) -> Result<PipelineRunRe
             );
         }
     }
+    if let Some(reason) = &req.spec.reason {
+        if reason.len() > MAX_REASON_BYTES {
+            return Err(ApiError::invalid(
+                format!("{KIND}.retry.tekton.dev {name:?} is invalid: spec.reason: Too long: may not be more than {MAX_REASON_BYTES} bytes"),
+                vec![crate::api::Cause::invalid(
+                    "spec.reason",
+                    format!("Too long: may not be more than {MAX_REASON_BYTES} bytes (it has {}); it is recorded on the run and in an Event, so keep it to a sentence", reason.len()),
+                )],
+            )
+            .with_name(name));
+        }
+    }
     if let Some(n) = &req.metadata.name {
         if !n.is_empty() && n != name {
             return Err(ApiError::bad_request(format!(
@@ -156,6 +172,23 @@ mod tests {
             let e = decode(body, "ns", "n").expect_err("refused");
             assert_eq!(e.code(), 400, "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn a_long_reason_is_422_naming_the_limit() {
+        let ok = format!(
+            r#"{{"spec":{{"reason":"{}"}}}}"#,
+            "r".repeat(MAX_REASON_BYTES)
+        );
+        assert!(decode(ok.as_bytes(), "ns", "n").is_ok());
+        let long = format!(
+            r#"{{"spec":{{"reason":"{}"}}}}"#,
+            "r".repeat(MAX_REASON_BYTES + 1)
+        );
+        let e = decode(long.as_bytes(), "ns", "n").expect_err("refused");
+        assert_eq!(e.code(), 422);
+        assert!(e.message.contains("1024 bytes"), "{}", e.message);
+        assert_eq!(e.causes[0].field, "spec.reason");
     }
 
     #[test]

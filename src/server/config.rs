@@ -54,10 +54,33 @@ pub struct ServeArgs {
     #[arg(long, env = "TEKTON_RETRY_SHUTDOWN_GRACE_PERIOD", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace_period: Duration,
 
-    /// A request that takes longer is answered 504 Timeout (kube-apiserver's proxy gives up at 60 s).
-    /// A retry already started keeps going and is completed or resumable.
-    #[arg(long, env = "TEKTON_RETRY_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    /// A request that takes longer is answered 504 Timeout. Keep it below kube-apiserver's 60 s, so
+    /// that the caller gets this message rather than the aggregator's own timeout. A retry
+    /// already started keeps going and is completed or resumable.
+    #[arg(long, env = "TEKTON_RETRY_REQUEST_TIMEOUT", default_value = "50s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+
+    /// On SIGTERM/SIGINT, readiness turns false at once but the listener keeps accepting for this
+    /// long, so that requests routed before the Service endpoints update are still answered.
+    #[arg(long, env = "TEKTON_RETRY_SHUTDOWN_DELAY", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+
+    /// Requests answered at once (health probes and system:masters aside); more are answered 429
+    /// with Retry-After (kube-apiserver's --max-requests-inflight).
+    #[arg(long, env = "TEKTON_RETRY_MAX_REQUESTS_INFLIGHT", default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_requests_inflight: u32,
+
+    /// Connections open at once; more wait in the listen backlog.
+    #[arg(long, env = "TEKTON_RETRY_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// A connection must send its first request within this long after the TLS handshake.
+    #[arg(long, env = "TEKTON_RETRY_FIRST_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub first_request_timeout: Duration,
+
+    /// A connection without a request for this long is closed (HTTP/2: GOAWAY).
+    #[arg(long, env = "TEKTON_RETRY_IDLE_TIMEOUT", default_value = "90s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
 
     /// A retry claimed on a run but not finished within this long (the server crashed, the API
     /// failed) is completed by the next retry request; the recorder completes it after twice this.
@@ -131,7 +154,9 @@ mod tests {
         assert_eq!(cli.serve.secure_port, 8443);
         assert_eq!(cli.serve.bind_address.to_string(), "0.0.0.0");
         assert_eq!(cli.serve.authorization_cache_ttl, Duration::from_secs(10));
-        assert_eq!(cli.serve.request_timeout, Duration::from_secs(60));
+        assert_eq!(cli.serve.request_timeout, Duration::from_secs(50));
+        assert_eq!(cli.serve.idle_timeout, Duration::from_secs(90));
+        assert_eq!(cli.serve.max_requests_inflight, 400);
         assert_eq!(cli.serve.log_format, LogFormat::Text);
         assert!(
             Cli::try_parse_from(["x"]).is_err(),

@@ -29,6 +29,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub request_timeout: Duration,
+    /// Slots for requests being answered (`--max-requests-inflight`).
+    pub in_flight: tokio::sync::Semaphore,
 }
 
 /// What the TLS connection tells about its client.
@@ -36,6 +38,8 @@ pub struct Shared {
 pub struct ConnInfo {
     /// The client certificate chain presented at the handshake (leaf first), empty without one.
     pub peer_certs: Vec<CertificateDer<'static>>,
+    /// Whether the connection speaks HTTP/2 (ALPN `h2`).
+    pub http2: bool,
 }
 
 /// The response type of the server.
@@ -64,9 +68,11 @@ where
         route: "unknown",
         user: None,
     };
+    let (parts, body) = req.into_parts();
+    let mut body = Some(body);
     let result = tokio::time::timeout(
         shared.request_timeout,
-        dispatch(&shared, &conn, req, &audit_id, &mut outcome),
+        dispatch(&shared, &conn, parts, &mut body, &audit_id, &mut outcome),
     )
     .await;
     let mut resp = match result {
@@ -77,6 +83,9 @@ where
             shared.request_timeout.as_secs()
         ))),
     };
+    if let Some(unread) = body {
+        drain_small_body(unread).await;
+    }
     if let Ok(v) = HeaderValue::from_str(&audit_id) {
         resp.headers_mut().insert("audit-id", v);
     }
@@ -118,10 +127,30 @@ fn audit_id(v: Option<&HeaderValue>) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// Most body bytes read (and dropped) from a request answered without reading its body.
+pub const DRAIN_MAX_BYTES: usize = 64 * 1024;
+/// Longest wait for such a body.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Reads and drops what is left of a request body the answer did not need (a 401 or 403 before a
+/// POST body was read), up to [`DRAIN_MAX_BYTES`] within [`DRAIN_TIMEOUT`]. Over HTTP/2 an answer
+/// that ends the stream while the client is still sending makes the server reset the stream, and
+/// a client such as curl then reports the reset instead of the answer; a small body read to its
+/// end first lets the answer through. A larger or slower body is given up (and reset).
+async fn drain_small_body<B>(body: B)
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let limited = http_body_util::Limited::new(body, DRAIN_MAX_BYTES);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, http_body_util::BodyExt::collect(limited)).await;
+}
+
 async fn dispatch<B>(
     shared: &Shared,
     conn: &ConnInfo,
-    req: Request<B>,
+    parts: http::request::Parts,
+    body: &mut Option<B>,
     audit_id: &str,
     outcome: &mut Outcome,
 ) -> Result<Resp, ApiError>
@@ -129,7 +158,6 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (parts, body) = req.into_parts();
     let route = Route::parse(parts.uri.path());
     outcome.route = route.label();
     if matches!(route, Route::Retry { .. }) && parts.method == Method::POST {
@@ -149,12 +177,29 @@ where
 
     let Some((user, _how)) = shared
         .authn
-        .authenticate(&conn.peer_certs, &parts.headers, audit_id)
+        .authenticate(&conn.peer_certs, &parts.headers)
         .await
     else {
         return Err(ApiError::unauthorized("Unauthorized"));
     };
     outcome.user = Some(user.username.clone());
+
+    // `filters.WithMaxInFlightLimit` (`staging/src/k8s.io/apiserver/pkg/server/filters/maxinflight.go`):
+    // after authentication, `system:masters` exempt, a 429 with `Retry-After: 1` when full.
+    let _slot = if user.in_group(super::authz::SYSTEM_MASTERS) {
+        None
+    } else {
+        match shared.in_flight.try_acquire() {
+            Ok(slot) => Some(slot),
+            Err(_) => {
+                return Err(ApiError::new(
+                    crate::api::StatusReason::TooManyRequests,
+                    "Too many requests, please try again later: the server is answering as many requests as --max-requests-inflight allows",
+                )
+                .with_retry_after(1));
+            }
+        }
+    };
 
     if route == Route::NotFound {
         return Err(ApiError::not_found(
@@ -198,6 +243,9 @@ where
                 .authz
                 .authorize(&user, &Attributes::retry(&namespace, &name), audit_id)
                 .await?;
+            let body = body
+                .take()
+                .ok_or_else(|| ApiError::internal("the request body was already read"))?;
             let (code, object) = routes::retry(
                 shared.retry.clone(),
                 namespace,

@@ -11,6 +11,7 @@ pub mod authn;
 pub mod authz;
 pub mod body;
 pub mod config;
+pub mod conn;
 pub mod discovery;
 pub mod documents;
 pub mod handler;
@@ -21,28 +22,26 @@ pub mod openapi;
 pub mod review;
 pub mod routes;
 pub mod tls;
+pub mod token_cache;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{LogFormat, ServeArgs};
+pub use conn::{ConnLimits, MAX_HTTP1_HEADERS};
 pub use metrics::Metrics;
 pub use tls::TlsSource;
 
 use crate::retry::RetryService;
-use authn::{AuthState, Authenticator};
+use authn::{AuthState, Authenticator, TokenLimits};
 use authz::Authorizer;
-use handler::{ConnInfo, Shared};
+use handler::Shared;
 use health::Health;
 
 /// Errors starting the server.
@@ -56,6 +55,13 @@ pub enum ServerError {
         source: std::io::Error,
     },
 }
+
+/// Default `--request-timeout`: below kube-apiserver's own 60 s, so that the caller gets this
+/// server's message rather than the aggregator's bare timeout.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(50);
+
+/// Default `--max-requests-inflight` (kube-apiserver's `--max-requests-inflight` default).
+pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT: usize = 400;
 
 /// Everything [`Server::start`] needs.
 #[derive(Clone)]
@@ -71,6 +77,12 @@ pub struct ServerOptions {
     pub authn_ttl: Duration,
     /// Requests taking longer are answered 504.
     pub request_timeout: Duration,
+    /// Requests answered at once (health probes aside); more are answered 429.
+    pub max_requests_in_flight: usize,
+    /// Connection limits and timeouts.
+    pub conn: ConnLimits,
+    /// Bounds of bearer-token authentication.
+    pub tokens: TokenLimits,
     /// How often the authentication ConfigMap is re-read.
     pub auth_config_resync: Duration,
     /// How often certificate files are re-checked besides file-change events.
@@ -86,7 +98,10 @@ impl ServerOptions {
             bind,
             authz_ttl: Duration::from_secs(10),
             authn_ttl: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(60),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_requests_in_flight: DEFAULT_MAX_REQUESTS_IN_FLIGHT,
+            conn: ConnLimits::default(),
+            tokens: TokenLimits::default(),
             auth_config_resync: Duration::from_secs(10),
             tls_recheck: Duration::from_secs(60),
         }
@@ -128,6 +143,12 @@ impl ServerHandle {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         true
+    }
+
+    /// Readiness turns false; the listener stays open (the shutdown delay before
+    /// [`ServerHandle::shutdown`]).
+    pub fn begin_shutdown(&self) {
+        self.health.begin_shutdown();
     }
 
     /// Readiness turns false, the listener closes, and requests in flight get `grace` to finish
@@ -201,14 +222,26 @@ impl Server {
             ));
         }
         let shared = Arc::new(Shared {
-            authn: Authenticator::new(auth_state, opts.client.clone(), opts.authn_ttl),
+            authn: Authenticator::with_limits(
+                auth_state,
+                opts.client.clone(),
+                opts.authn_ttl,
+                opts.tokens,
+            ),
             authz: Authorizer::new(opts.client.clone(), opts.authz_ttl, metrics.clone()),
             retry,
             metrics,
             health: health.clone(),
             request_timeout: opts.request_timeout,
+            in_flight: tokio::sync::Semaphore::new(opts.max_requests_in_flight.max(1)),
         });
-        let accept_loop = tokio::spawn(accept_loop(listener, tls_state, shared, stop_rx));
+        let accept_loop = tokio::spawn(conn::accept_loop(
+            listener,
+            tls_state,
+            shared,
+            opts.conn.clone(),
+            stop_rx,
+        ));
         tracing::info!(%addr, "serving retry.tekton.dev/v1alpha1");
         Ok(ServerHandle {
             addr,
@@ -218,95 +251,6 @@ impl Server {
             background,
         })
     }
-}
-
-/// Most header lines an HTTP/1 request may have: room for a user in 1,250 groups (the front
-/// proxy sends one `X-Remote-Group` line per group) besides the usual headers.
-///
-/// hyper allocates and fills 64 bytes per allowed line for every request head it parses, however
-/// few lines the request has: at 8,192 that was 512 KiB per request and capped discovery at
-/// ~9,500 requests/s on one core (issue 8). HTTP/2 has no count limit (bytes only).
-pub const MAX_HTTP1_HEADERS: usize = 1280;
-
-fn http_builder() -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        // The front proxy sends one `X-Remote-Group` line per group; a user in a thousand groups
-        // must not be a 431. Go's net/http (kube-apiserver, kube-aggregator) limits header
-        // bytes only (`DefaultMaxHeaderBytes`, 1 MiB), so the count is limited generously and
-        // `max_buf_size` bounds the bytes. Checked by `tests/hardening_auth.rs`.
-        .max_headers(MAX_HTTP1_HEADERS)
-        .max_buf_size(2 << 20);
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(1 << 20)
-        .max_concurrent_streams(250)
-        .keep_alive_interval(Duration::from_secs(30));
-    b
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    tls_state: Arc<tls::TlsState>,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let graceful = GracefulShutdown::new();
-    let builder = Arc::new(http_builder());
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.changed() => break,
-            a = listener.accept() => a,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls_state.config());
-        let watcher = graceful.watcher();
-        let shared = shared.clone();
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-            let conn = Arc::new(ConnInfo {
-                peer_certs: tls
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .map(|c| c.to_vec())
-                    .unwrap_or_default(),
-            });
-            let service = hyper::service::service_fn(move |req| {
-                let shared = shared.clone();
-                let conn = conn.clone();
-                async move { Ok::<_, Infallible>(handler::handle(shared, conn, req).await) }
-            });
-            let connection = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
 }
 
 /// `tekton-retry serve`: logging, kube client, the retry engine and recorder, the server, and
@@ -325,6 +269,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     opts.authz_ttl = args.authorization_cache_ttl;
     opts.authn_ttl = args.authentication_cache_ttl;
     opts.request_timeout = args.request_timeout;
+    opts.max_requests_in_flight = args.max_requests_inflight as usize;
+    opts.conn.max_connections = args.max_connections as usize;
+    opts.conn.first_request_timeout = args.first_request_timeout;
+    opts.conn.idle_timeout = args.idle_timeout;
     opts.auth_config_resync = args.authentication_config_resync;
     let metrics = Arc::new(Metrics::new());
     let retry_metrics = crate::recorder::RetryMetrics::default();
@@ -356,7 +304,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let handle = Server::start(opts, retry, metrics).await?;
     shutdown_signal().await;
     recorder_task.abort();
-    tracing::info!(grace = ?args.shutdown_grace_period, "shutting down: readiness is false, no new connections");
+    handle.begin_shutdown();
+    tracing::info!(delay = ?args.shutdown_delay, "shutting down: readiness is false; still accepting connections during the shutdown delay");
+    tokio::time::sleep(args.shutdown_delay).await;
+    tracing::info!(grace = ?args.shutdown_grace_period, "shutting down: no new connections");
     handle.shutdown(args.shutdown_grace_period).await;
     Ok(())
 }

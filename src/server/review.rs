@@ -1,5 +1,6 @@
-//! POSTs a TokenReview or SubjectAccessReview to the Kubernetes API with the caller's `Audit-ID`,
-//! so that the review shows up in the cluster's audit log next to the request that caused it.
+//! POSTs a TokenReview or SubjectAccessReview to the Kubernetes API. A SubjectAccessReview carries
+//! the authenticated caller's `Audit-ID`, so that it shows up in the cluster's audit log next to the
+//! request that caused it; a TokenReview carries none (its caller is not authenticated yet).
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -14,11 +15,11 @@ pub async fn create<T: Serialize + DeserializeOwned>(
     client: &kube::Client,
     path: &str,
     review: &T,
-    audit_id: &str,
+    audit_id: Option<&str>,
 ) -> Result<T, kube::Error> {
     let body = serde_json::to_vec(review).map_err(kube::Error::SerdeError)?;
     let mut req = http::Request::post(path).header(http::header::CONTENT_TYPE, "application/json");
-    if let Ok(v) = http::HeaderValue::from_str(audit_id) {
+    if let Some(v) = audit_id.and_then(|id| http::HeaderValue::from_str(id).ok()) {
         req = req.header("Audit-ID", v);
     }
     let req = req.body(body).map_err(kube::Error::HttpError)?;

@@ -26,6 +26,14 @@ use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 use tokio::sync::watch;
 
+/// Largest client certificate chain accepted at the handshake. Go's TLS stack accepts a
+/// Certificate message up to 64 KiB; the chain is held for the life of the connection, so a
+/// thousand idle clients with 60 KB chains would hold 60 MB (twice, counting the copy the
+/// request path reads). Real client chains (a leaf and an intermediate or two) are 1–5 KB.
+pub const MAX_CLIENT_CHAIN_BYTES: usize = 16 * 1024;
+/// Most certificates in a client chain accepted at the handshake.
+pub const MAX_CLIENT_CHAIN_CERTS: usize = 8;
+
 /// Where the serving certificate and key come from.
 #[derive(Clone, Debug)]
 pub enum TlsSource {
@@ -110,11 +118,19 @@ impl ClientCertVerifier for RequestClientCert {
     }
     fn verify_client_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         // The chain is verified per request against the CAs current at that time (authn.rs).
+        // Only its size is checked here: the chain is kept for the life of the connection.
+        let bytes = end_entity.len() + intermediates.iter().map(|c| c.len()).sum::<usize>();
+        if bytes > MAX_CLIENT_CHAIN_BYTES || intermediates.len() > MAX_CLIENT_CHAIN_CERTS - 1 {
+            return Err(rustls::Error::General(format!(
+                "client certificate chain of {} certificates and {bytes} bytes: at most {MAX_CLIENT_CHAIN_CERTS} and {MAX_CLIENT_CHAIN_BYTES} bytes are accepted",
+                intermediates.len() + 1
+            )));
+        }
         Ok(ClientCertVerified::assertion())
     }
     fn verify_tls12_signature(

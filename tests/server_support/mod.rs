@@ -45,8 +45,10 @@ pub struct FakeState {
     pub tokens: HashMap<String, UserInfo>,
     pub token_calls: usize,
     pub configmap_gets: usize,
-    /// `Audit-ID` headers of the review requests, in order.
+    /// `Audit-ID` headers of the SubjectAccessReview requests, in order.
     pub review_audit_ids: Vec<String>,
+    /// `Audit-ID` headers of the TokenReview requests, in order ("" when absent).
+    pub token_review_audit_ids: Vec<String>,
 }
 
 /// A fake Kubernetes API answering the server's own calls.
@@ -63,6 +65,7 @@ impl FakeKube {
             token_calls: 0,
             configmap_gets: 0,
             review_audit_ids: Vec::new(),
+            token_review_audit_ids: Vec::new(),
         })))
     }
 
@@ -80,6 +83,9 @@ impl FakeKube {
     }
     pub fn review_audit_ids(&self) -> Vec<String> {
         self.0.lock().expect("lock").review_audit_ids.clone()
+    }
+    pub fn token_review_audit_ids(&self) -> Vec<String> {
+        self.0.lock().expect("lock").token_review_audit_ids.clone()
     }
     pub fn configmap_gets(&self) -> usize {
         self.0.lock().expect("lock").configmap_gets
@@ -152,7 +158,12 @@ impl FakeKube {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();
-            self.0.lock().expect("lock").review_audit_ids.push(id);
+            let mut st = self.0.lock().expect("lock");
+            if path.ends_with("tokenreviews") {
+                st.token_review_audit_ids.push(id);
+            } else {
+                st.review_audit_ids.push(id);
+            }
         }
         match (parts.method.as_str(), path.as_str()) {
             (
@@ -397,6 +408,8 @@ pub struct Knobs {
     pub tls: Option<TlsSource>,
     pub resync: Duration,
     pub tls_recheck: Duration,
+    pub conn: tekton_retry::server::ConnLimits,
+    pub max_in_flight: usize,
 }
 
 impl Default for Knobs {
@@ -407,6 +420,8 @@ impl Default for Knobs {
             tls: None,
             resync: Duration::from_millis(100),
             tls_recheck: Duration::from_millis(200),
+            conn: tekton_retry::server::ConnLimits::default(),
+            max_in_flight: 400,
         }
     }
 }
@@ -436,6 +451,8 @@ impl Harness {
         opts.request_timeout = knobs.request_timeout;
         opts.auth_config_resync = knobs.resync;
         opts.tls_recheck = knobs.tls_recheck;
+        opts.conn = knobs.conn;
+        opts.max_requests_in_flight = knobs.max_in_flight;
         let engine = RecordingEngine::new();
         let metrics = Arc::new(Metrics::new());
         let handle = Server::start(opts, Arc::new(Shared(engine.clone())), metrics.clone())
@@ -591,6 +608,17 @@ impl TestClient {
             config: Arc::new(config),
             http2,
         }
+    }
+
+    /// A new TLS connection to the server (ALPN as the client was made).
+    pub async fn connect(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let tcp = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        tokio_rustls::TlsConnector::from(self.config.clone())
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await
+            .expect("handshake")
     }
 
     /// The server's certificate chain as seen in a fresh handshake.
