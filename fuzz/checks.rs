@@ -89,6 +89,11 @@ fn requestheader_config() -> &'static RequestHeaderConfig {
         let ca = tekton_retry::pki::Ca::new("front-proxy-ca").expect("a CA");
         let mut data = std::collections::BTreeMap::new();
         data.insert("requestheader-client-ca-file".to_string(), ca.pem.cert);
+        // The uid header is read only when the ConfigMap names it (as kube-apiserver publishes it).
+        data.insert(
+            "requestheader-uid-headers".to_string(),
+            "[\"X-Remote-Uid\"]".to_string(),
+        );
         AuthConfig::from_configmap_data(&data)
             .expect("config")
             .requestheader

@@ -232,14 +232,46 @@ async fn a_replay_with_the_attempt_precondition_is_refused() {
         is_failed(v) && last_retry(v)["outcome"].is_string()
     })
     .await;
+    // What a replay could change: the record (a claim), the children (deletes), the status (a
+    // reset). The run's metadata may still move: the recorder re-writes the mirror whenever the
+    // simulated controller's metadata sync writes an older copy back.
+    let records: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(admin.clone(), "tekton-retry");
+    let record_name = format!("retry-{}", again["metadata"]["uid"].as_str().expect("uid"));
+    let record_before = records.get(&record_name).await.expect("record");
+    let children_before = taskruns(&admin)
+        .list(&kube::api::ListParams::default().labels("tekton.dev/pipelineRun=replayed"))
+        .await
+        .expect("list");
     let (code, replay) = retry(&admin, "replayed", body, "").await;
     assert_eq!(code, 409, "{replay:#}");
     let message = replay["message"].as_str().unwrap_or_default();
     assert!(message.contains("is at attempt 2, not 1"), "{replay:#}");
     let after = get(&runs(&admin), "replayed").await;
+    assert_eq!(after["status"], again["status"], "the replay reset nothing");
     assert_eq!(
-        after["metadata"]["resourceVersion"], again["metadata"]["resourceVersion"],
-        "the replay wrote nothing"
+        records
+            .get(&record_name)
+            .await
+            .expect("record")
+            .metadata
+            .resource_version,
+        record_before.metadata.resource_version,
+        "the replay claimed nothing"
+    );
+    let children_after = taskruns(&admin)
+        .list(&kube::api::ListParams::default().labels("tekton.dev/pipelineRun=replayed"))
+        .await
+        .expect("list");
+    let uids = |l: &kube::api::ObjectList<kube::api::DynamicObject>| {
+        let mut u: Vec<_> = l.items.iter().map(|o| o.metadata.uid.clone()).collect();
+        u.sort();
+        u
+    };
+    assert_eq!(
+        uids(&children_after),
+        uids(&children_before),
+        "the replay deleted nothing"
     );
     let uid = get(&runs(&admin), "demo-failed").await["metadata"]["uid"].clone();
     let (code, wrong_uid) = retry(

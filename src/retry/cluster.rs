@@ -626,7 +626,15 @@ mod tests {
             .merge_patch_status(PIPELINERUNS, "demo", bad, json!({}), None)
             .await;
         assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
-        let r = c.replace(CONFIGMAPS, "demo", bad, json!({}), None).await;
+        let r = c
+            .replace(
+                CONFIGMAPS,
+                crate::rbac::DEFAULT_NAMESPACE,
+                bad,
+                json!({}),
+                None,
+            )
+            .await;
         assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
         let r = c.pod_log_tail("demo", bad, "step", 100, None).await;
         assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
