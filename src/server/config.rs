@@ -18,13 +18,25 @@ pub struct ServeArgs {
     pub secure_port: u16,
 
     /// PEM serving certificate (chain). Re-read without restart when the file or the directory
-    /// holding it changes (a mounted Secret swaps its `..data` symlink).
-    #[arg(long, env = "TEKTON_RETRY_TLS_CERT_FILE")]
-    pub tls_cert_file: PathBuf,
+    /// holding it changes (a mounted Secret swaps its `..data` symlink). Without it the server
+    /// makes and rotates its own certificate (see the `--cert-*` flags).
+    #[arg(
+        long,
+        env = "TEKTON_RETRY_TLS_CERT_FILE",
+        requires = "tls_private_key_file"
+    )]
+    pub tls_cert_file: Option<PathBuf>,
 
     /// PEM private key of the serving certificate, reloaded together with it.
-    #[arg(long, env = "TEKTON_RETRY_TLS_PRIVATE_KEY_FILE")]
-    pub tls_private_key_file: PathBuf,
+    #[arg(
+        long,
+        env = "TEKTON_RETRY_TLS_PRIVATE_KEY_FILE",
+        requires = "tls_cert_file"
+    )]
+    pub tls_private_key_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub self_cert: super::selfcert::SelfCertArgs,
 
     /// kubeconfig for the server's own API calls (TokenReview, SubjectAccessReview, the
     /// authentication ConfigMap, the retry engine). Without it: in-cluster config, then $KUBECONFIG.
@@ -128,9 +140,12 @@ mod tests {
         assert_eq!(cli.serve.authorization_cache_ttl, Duration::from_secs(10));
         assert_eq!(cli.serve.request_timeout, Duration::from_secs(60));
         assert_eq!(cli.serve.log_format, LogFormat::Text);
+        let selfcert = Cli::try_parse_from(["x"]).expect("no files: self-managed certificate");
+        assert_eq!(selfcert.serve.tls_cert_file, None);
+        assert_eq!(selfcert.serve.self_cert.namespace, "tekton-retry");
         assert!(
-            Cli::try_parse_from(["x"]).is_err(),
-            "cert and key are required"
+            Cli::try_parse_from(["x", "--tls-cert-file", "c"]).is_err(),
+            "a certificate file needs its key file"
         );
     }
 }

@@ -124,6 +124,7 @@ fn priority(group: &str) -> u32 {
         "authentication.k8s.io" => 17700,
         "authorization.k8s.io" => 17600,
         "coordination.k8s.io" => 16500,
+        "apiregistration.k8s.io" => 18200,
         _ => 1000,
     }
 }
