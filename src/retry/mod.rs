@@ -2,6 +2,7 @@
 //! executor performs the plan through the Kubernetes API with preconditions, and records keep what
 //! happened (DESIGN §2–§3).
 
+pub mod api_calls;
 pub mod cluster;
 pub mod engine;
 pub mod executor;

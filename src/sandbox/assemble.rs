@@ -143,7 +143,10 @@ impl Sandbox {
         let server_client = kube::Client::try_from(emulator.server_kube_config()?)?;
         let metrics = Arc::new(Metrics::new());
         let retry_metrics = RetryMetrics::default();
-        metrics.with_registry(|r| retry_metrics.register(r));
+        metrics.with_registry(|r| {
+            retry_metrics.register(r);
+            crate::retry::api_calls::register(r);
+        });
         let engine = Engine::with_observer(
             server_client.clone(),
             opts.engine.clone(),

@@ -380,7 +380,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     opts.request_timeout = args.request_timeout;
     opts.auth_config_resync = args.authentication_config_resync;
     let retry_metrics = crate::recorder::RetryMetrics::default();
-    metrics.with_registry(|r| retry_metrics.register(r));
+    metrics.with_registry(|r| {
+        retry_metrics.register(r);
+        crate::retry::api_calls::register(r);
+    });
     let engine_opts = crate::retry::EngineOptions {
         claim_grace: args.retry_claim_grace,
         max_concurrent: usize::from(args.max_concurrent_retries),

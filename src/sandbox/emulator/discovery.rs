@@ -125,6 +125,9 @@ fn priority(group: &str) -> u32 {
         "authorization.k8s.io" => 17600,
         "coordination.k8s.io" => 16500,
         "apiregistration.k8s.io" => 18200,
+        "apps" => 17800,
+        "policy" => 17600,
+        "rbac.authorization.k8s.io" => 17000,
         _ => 1000,
     }
 }
