@@ -4,6 +4,7 @@
 //! and each panel has queries, and docs/monitoring.md has a runbook section per alert and a
 //! description per panel.
 
+#[allow(dead_code)]
 mod deploy_support;
 mod sandbox_support;
 
@@ -109,6 +110,13 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
             '{' => brace += 1,
             '}' => brace -= 1,
             ')' => paren_list = false,
+            // Range and subquery durations (`[5m]`, `[$__rate_interval]`).
+            '[' => {
+                while i < chars.len() && chars[i] != ']' {
+                    i += 1;
+                }
+                continue;
+            }
             _ => {}
         }
         if c.is_ascii_alphabetic() || c == '_' || c == ':' {
@@ -190,7 +198,6 @@ fn metric_names_are_found_in_promql() {
 async fn every_metric_in_the_rules_and_the_dashboard_is_exported() {
     // The sandbox's serve with the self-managed certificate, as the default install runs it.
     let sb = sandbox_support::start_with(SandboxOptions {
-        seed: false,
         engine: sandbox_support::quick_engine(),
         self_cert: Some(SandboxOptions::self_cert_options(
             Duration::from_secs(3600),
@@ -200,7 +207,23 @@ async fn every_metric_in_the_rules_and_the_dashboard_is_exported() {
         ..Default::default()
     })
     .await;
-    let mut cfg = sb.emulator.kube_config("admin").expect("config");
+    // Some work first, so that every labelled metric has samples: a retry that runs (retries,
+    // the engine's API requests) and one that is refused (refusals).
+    let admin = sb.client("admin").expect("admin");
+    let (code, body) = sandbox_support::retry(&admin, "demo-failed", serde_json::json!({}), "").await;
+    assert_eq!(code, 201, "{body}");
+    let (code, body) =
+        sandbox_support::retry(&admin, "demo-succeeded", serde_json::json!({}), "").await;
+    assert_eq!(code, 409, "{body}");
+    // Scrape as Prometheus does: a user outside system:masters, allowed `get` on /metrics, so the
+    // scrape is authorized with a SubjectAccessReview (the authorization cache counts it).
+    sb.emulator.add_user("prometheus", &[]);
+    sb.emulator.policy().bind(
+        tekton_retry::sandbox::policy::Subject::User("prometheus".into()),
+        "prometheus",
+        vec![tekton_retry::sandbox::policy::Rule::urls(&["/metrics"], &["get"])],
+    );
+    let mut cfg = sb.emulator.kube_config("prometheus").expect("config");
     cfg.cluster_url = sb.retry_url().parse().expect("url");
     cfg.root_cert = Some(
         rustls_pemfile::certs(&mut sb.retry_ca_bundle().as_bytes())
