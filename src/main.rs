@@ -22,7 +22,7 @@ struct Cli {
 enum Command {
     /// Run the aggregated API server serving retry.tekton.dev/v1alpha1 (with the retry engine and
     /// the recorder).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run a sandbox cluster on 127.0.0.1 with seeded demo runs, for trying it out and for tests.
     #[cfg(feature = "sandbox")]
     Sandbox(tekton_retry::sandbox::cli::SandboxArgs),
@@ -32,7 +32,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
-        Command::Serve(args) => server::run(args).await,
+        Command::Serve(args) => server::run(*args).await,
         #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => tekton_retry::sandbox::cli::run(args).await,
     }

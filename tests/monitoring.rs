@@ -210,7 +210,8 @@ async fn every_metric_in_the_rules_and_the_dashboard_is_exported() {
     // Some work first, so that every labelled metric has samples: a retry that runs (retries,
     // the engine's API requests) and one that is refused (refusals).
     let admin = sb.client("admin").expect("admin");
-    let (code, body) = sandbox_support::retry(&admin, "demo-failed", serde_json::json!({}), "").await;
+    let (code, body) =
+        sandbox_support::retry(&admin, "demo-failed", serde_json::json!({}), "").await;
     assert_eq!(code, 201, "{body}");
     let (code, body) =
         sandbox_support::retry(&admin, "demo-succeeded", serde_json::json!({}), "").await;
@@ -221,7 +222,10 @@ async fn every_metric_in_the_rules_and_the_dashboard_is_exported() {
     sb.emulator.policy().bind(
         tekton_retry::sandbox::policy::Subject::User("prometheus".into()),
         "prometheus",
-        vec![tekton_retry::sandbox::policy::Rule::urls(&["/metrics"], &["get"])],
+        vec![tekton_retry::sandbox::policy::Rule::urls(
+            &["/metrics"],
+            &["get"],
+        )],
     );
     let mut cfg = sb.emulator.kube_config("prometheus").expect("config");
     cfg.cluster_url = sb.retry_url().parse().expect("url");

@@ -161,7 +161,7 @@ mod tests {
         let Command::Pipelinerun(args) = cli.command else {
             panic!("expected the pipelinerun command");
         };
-        assert_eq!(args.name, "demo");
+        assert_eq!(args.name.as_deref(), Some("demo"));
         assert_eq!(args.restart_tasks, vec!["a", "b"]);
         assert_eq!(args.acknowledge, vec!["deploy"]);
         assert_eq!(args.finally, Some(FinallyArg::Keep));

@@ -101,7 +101,7 @@ pub enum SandboxError {
     #[error("{0}")]
     NotReady(String),
     #[error("self-managed serving certificate: {0}")]
-    SelfCert(#[from] crate::server::selfcert::SelfCertError),
+    SelfCert(#[from] Box<crate::server::selfcert::SelfCertError>),
     #[error("registering the APIService: {0}")]
     ApiService(String),
 }
@@ -176,7 +176,8 @@ impl Sandbox {
                     Duration::from_secs(20),
                     stop_rx,
                 )
-                .await?;
+                .await
+                .map_err(Box::new)?;
                 let (cert, key) = managed.serving.borrow().clone();
                 let tls = TlsSource::Pem {
                     cert: String::from_utf8_lossy(&cert).into_owned(),

@@ -58,7 +58,7 @@ fn hint(e: &kube::Error) -> &'static str {
 /// What a write of the Secret found.
 #[derive(Debug)]
 pub enum Written {
-    Ok(Secret),
+    Ok(Box<Secret>),
     /// Someone else wrote first (409): read again.
     Conflict,
 }
@@ -127,7 +127,7 @@ impl CertStore {
             }
         };
         match result {
-            Ok(s) => Ok(Written::Ok(s)),
+            Ok(s) => Ok(Written::Ok(Box::new(s))),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(Written::Conflict),
             Err(e) => Err(self.secret_error(if prev.is_none() { "create" } else { "update" }, e)),
         }
