@@ -14,8 +14,10 @@
 //!    again and decides again, so replicas racing converge on the Secret one of them wrote;
 //! 5. serves the Secret's serving certificate from the next TLS handshake on.
 //!
-//! kube-apiserver's `apiserver.DynamicServingCertificateController` and knative's certificate
-//! reconciler (`knative.dev/pkg/webhook/certificates/certificates.go`) do the same kind of work.
+//! knative's webhook certificate reconciler (`knative.dev/pkg/webhook/certificates/certificates.go`)
+//! does the same kind of work for Tekton's webhook, swapping CA and certificate in one step; serving
+//! a new certificate without restart is what `k8s.io/apiserver/pkg/server/dynamiccertificates`
+//! (`DynamicServingCertificateController`) does for kube-apiserver.
 
 pub mod args;
 pub mod material;
