@@ -103,7 +103,7 @@ metadata:
 spec:
   version: ${VERSION}
   homepage: ${HOMEPAGE}
-  shortDescription: Retry failed or cancelled Tekton PipelineRuns in place
+  shortDescription: Retry failed Tekton PipelineRuns in place
   description: |
     Retries a failed or cancelled Tekton PipelineRun in place: same name and uid, only the
     failed, cancelled and skipped tasks run again. The plugin calls the retry subresource that
