@@ -101,3 +101,49 @@ pub fn allowed(group: &str, resource: &str, verb: &str) -> bool {
         .iter()
         .any(|c| c.group == group && c.resource == resource && c.verbs.contains(&verb))
 }
+
+/// A permission limited to named objects and, for namespaced resources, to the server's own
+/// namespace: a rule of a Role (namespaced) or ClusterRole with `resourceNames`. `names` empty =
+/// any name (RBAC cannot limit `create` by name: the name is not known when it is authorized).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScopedApiCall {
+    pub group: &'static str,
+    pub resource: &'static str,
+    pub verbs: &'static [&'static str],
+    pub names: &'static [&'static str],
+    /// In the server's namespace only (Role `tekton-retry-certificate`), else cluster-wide
+    /// (ClusterRole `tekton-retry-apiservice`).
+    pub namespaced: bool,
+}
+
+/// Secret holding the self-managed CA and serving certificate (`serve --cert-secret`).
+pub const CERT_SECRET: &str = "tekton-retry-serving-cert";
+
+/// What the self-managed serving certificate needs (`src/server/selfcert`); granted by
+/// `deploy/base/rbac-certificate.yaml`.
+pub const CERT_API_CALLS: &[ScopedApiCall] = &[
+    // Read and rotate the one certificate Secret.
+    ScopedApiCall {
+        group: "",
+        resource: "secrets",
+        verbs: &["get", "update"],
+        names: &[CERT_SECRET],
+        namespaced: true,
+    },
+    // Create it on first start.
+    ScopedApiCall {
+        group: "",
+        resource: "secrets",
+        verbs: &["create"],
+        names: &[],
+        namespaced: true,
+    },
+    // Keep the caBundle of the server's own APIService current.
+    ScopedApiCall {
+        group: "apiregistration.k8s.io",
+        resource: "apiservices",
+        verbs: &["patch"],
+        names: &[crate::api::APISERVICE_NAME],
+        namespaced: false,
+    },
+];

@@ -304,6 +304,8 @@ fn server_service_account_has_no_other_bindings() {
         ("ClusterRole", "system:auth-delegator"),
         ("Role", "extension-apiserver-authentication-reader"),
         ("Role", "tekton-retry-server"),
+        ("Role", "tekton-retry-certificate"),
+        ("ClusterRole", "tekton-retry-apiservice"),
     ];
     let mut bound: Vec<(String, String)> = ["ClusterRoleBinding", "RoleBinding"]
         .into_iter()
@@ -342,10 +344,14 @@ fn namespaced_objects_live_in_the_tekton_retry_namespace() {
         let ns = o["metadata"].get("namespace").and_then(Value::as_str);
         if cluster_scoped.contains(&kind) {
             assert_eq!(ns, None, "{kind} is cluster-scoped");
-        } else if kind == "RoleBinding" && ns == Some("kube-system") {
+        } else if kind == "RoleBinding"
+            && o["roleRef"]["kind"] == "Role"
+            && o["roleRef"]["name"] == "extension-apiserver-authentication-reader"
+        {
             assert_eq!(
-                o["roleRef"]["name"], "extension-apiserver-authentication-reader",
-                "the only RoleBinding in kube-system reads the authentication ConfigMap"
+                ns,
+                Some("kube-system"),
+                "the authentication reader is in kube-system"
             );
         } else {
             assert_eq!(ns, Some(NAMESPACE), "{kind} {}", o["metadata"]["name"]);
@@ -417,23 +423,19 @@ fn deployment_is_probed_on_real_endpoints_and_locked_down() {
         "terminationGracePeriodSeconds {termination} <= server grace {grace}"
     );
 
-    // TLS files come from the Secret both certificate paths create.
-    let cert = arg(c, "--tls-cert-file").expect("--tls-cert-file");
-    let key = arg(c, "--tls-private-key-file").expect("--tls-private-key-file");
-    let mount = c["volumeMounts"]
-        .as_array()
-        .expect("volumeMounts")
+    // No certificate files: the server makes its own certificate, in the namespace the pod runs
+    // in (the downward API), which is where the certificate Role grants its Secret.
+    assert!(arg(c, "--tls-cert-file").is_none());
+    assert!(c.get("volumeMounts").is_none() && pod.get("volumes").is_none());
+    let env = c["env"].as_array().expect("env");
+    let ns_env = env
         .iter()
-        .find(|m| cert.starts_with(s(&m["mountPath"], "mountPath")))
-        .expect("the certificate is under a mounted volume");
-    assert!(Path::new(key).starts_with(s(&mount["mountPath"], "mountPath")));
-    let volume = pod["volumes"]
-        .as_array()
-        .expect("volumes")
-        .iter()
-        .find(|v| v["name"] == mount["name"])
-        .expect("the mounted volume");
-    assert_eq!(volume["secret"]["secretName"], "tekton-retry-tls");
+        .find(|e| e["name"] == "TEKTON_RETRY_NAMESPACE")
+        .expect("TEKTON_RETRY_NAMESPACE");
+    assert_eq!(
+        ns_env["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
 
     let pdb = find(&objs, "PodDisruptionBudget", "tekton-retry");
     assert_eq!(pdb["spec"]["minAvailable"], 1);
@@ -763,4 +765,225 @@ async fn tls_handshake_verifies_against_the_generated_ca() {
     let wrong_ca =
         deploy_support::tls::get_over_tls(addr, &other.join("ca.crt"), SERVICE_DNS, "/livez").await;
     assert!(wrong_ca.is_err(), "another CA must fail: {wrong_ca:?}");
+}
+
+/// (group, resource, verb, names) of every rule of a Role or ClusterRole.
+fn scoped_perms(role: &Value) -> BTreeSet<(String, String, String, Vec<String>)> {
+    let mut out = BTreeSet::new();
+    for rule in role["rules"].as_array().expect("rules") {
+        let mut names: Vec<String> = rule
+            .get("resourceNames")
+            .and_then(Value::as_array)
+            .map(|n| n.iter().map(|v| s(v, "name").to_owned()).collect())
+            .unwrap_or_default();
+        names.sort();
+        for g in rule["apiGroups"].as_array().expect("apiGroups") {
+            for r in rule["resources"].as_array().expect("resources") {
+                for v in rule["verbs"].as_array().expect("verbs") {
+                    out.insert((
+                        s(g, "group").into(),
+                        s(r, "resource").into(),
+                        s(v, "verb").into(),
+                        names.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn certificate_rbac_is_exactly_what_the_self_managed_certificate_calls() {
+    use tekton_retry::rbac::CERT_API_CALLS;
+    let Some(objs) = render_repo("deploy/base") else {
+        return;
+    };
+    let want = |namespaced: bool| -> BTreeSet<(String, String, String, Vec<String>)> {
+        CERT_API_CALLS
+            .iter()
+            .filter(|c| c.namespaced == namespaced)
+            .flat_map(|c| {
+                let mut names: Vec<String> = c.names.iter().map(|n| (*n).to_owned()).collect();
+                names.sort();
+                c.verbs.iter().map(move |v| {
+                    (
+                        c.group.to_owned(),
+                        c.resource.to_owned(),
+                        (*v).to_owned(),
+                        names.clone(),
+                    )
+                })
+            })
+            .collect()
+    };
+    let role = find(&objs, "Role", "tekton-retry-certificate");
+    assert_eq!(role["metadata"]["namespace"], NAMESPACE);
+    assert_eq!(scoped_perms(role), want(true));
+    let cluster = find(&objs, "ClusterRole", "tekton-retry-apiservice");
+    assert_eq!(scoped_perms(cluster), want(false));
+    // Only the one Secret and the one APIService may be read or changed.
+    for (g, r, v, names) in scoped_perms(role).into_iter().chain(scoped_perms(cluster)) {
+        assert!(
+            v == "create" || !names.is_empty(),
+            "{v} on {g}/{r} must be limited by resourceNames"
+        );
+    }
+    assert!(scoped_perms(cluster)
+        .iter()
+        .all(|(_, _, _, n)| n == &vec![APISERVICE_NAME.to_owned()]));
+    for (kind, name) in [
+        ("RoleBinding", "tekton-retry-certificate"),
+        ("ClusterRoleBinding", "tekton-retry-apiservice"),
+    ] {
+        let b = find(&objs, kind, name);
+        assert!(binds_server_sa(b), "{kind} {name} binds the server");
+        assert_eq!(b["roleRef"]["name"], name);
+    }
+    // The Secret the Role names is the one serve uses by default.
+    assert!(scoped_perms(role).iter().any(
+        |(_, r, _, n)| r == "secrets" && n == &vec![tekton_retry::rbac::CERT_SECRET.to_owned()]
+    ));
+}
+
+#[test]
+fn certificate_file_overlays_mount_the_secret_they_make() {
+    for overlay in [
+        "deploy/overlays/cert-manager",
+        "deploy/overlays/self-signed",
+    ] {
+        let Some(objs) = render_repo(overlay) else {
+            return;
+        };
+        let c = container(&objs);
+        let pod = &deployment(&objs)["spec"]["template"]["spec"];
+        let cert = arg(c, "--tls-cert-file").expect("--tls-cert-file");
+        let key = arg(c, "--tls-private-key-file").expect("--tls-private-key-file");
+        let mount = c["volumeMounts"]
+            .as_array()
+            .expect("volumeMounts")
+            .iter()
+            .find(|m| cert.starts_with(s(&m["mountPath"], "mountPath")))
+            .expect("the certificate is under a mounted volume");
+        assert!(Path::new(key).starts_with(s(&mount["mountPath"], "mountPath")));
+        let volume = pod["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .expect("the mounted volume");
+        assert_eq!(
+            volume["secret"]["secretName"], "tekton-retry-tls",
+            "{overlay}"
+        );
+        // The rest of the arguments are the base's.
+        for flag in ["--log-format", "--shutdown-grace-period"] {
+            assert!(arg(c, flag).is_some(), "{overlay} keeps {flag}");
+        }
+    }
+}
+
+/// kubectl for tests that must run it: fails when there is none unless
+/// `TEKTON_RETRY_SKIP_KUBECTL=1` says to skip.
+fn kubectl_required() -> Option<std::path::PathBuf> {
+    if let Some(k) = deploy_support::kubectl() {
+        return Some(k);
+    }
+    assert!(
+        std::env::var("TEKTON_RETRY_SKIP_KUBECTL").is_ok_and(|v| v == "1"),
+        "kubectl is needed (install it, or set TEKTON_RETRY_SKIP_KUBECTL=1 to skip)"
+    );
+    None
+}
+
+fn parse_docs(text: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    serde_yaml::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).expect("valid YAML"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+#[test]
+fn release_yaml_is_the_rendered_base() {
+    let Some(kubectl) = kubectl_required() else {
+        return;
+    };
+    let committed =
+        std::fs::read_to_string(deploy_support::repo().join("release.yaml")).expect("release.yaml");
+    let rendered = deploy_support::render(&kubectl, &deploy_support::repo().join("deploy/base"));
+    assert_eq!(
+        parse_docs(&committed),
+        rendered,
+        "release.yaml is stale: run hack/release.sh"
+    );
+    // The one-file install is complete: the APIService, the server and what it needs to make
+    // its certificate, with no cert-manager object and no key material.
+    let objs = parse_docs(&committed);
+    find(&objs, "APIService", APISERVICE_NAME);
+    find(&objs, "Deployment", "tekton-retry");
+    find(&objs, "Role", "tekton-retry-certificate");
+    assert!(objs
+        .iter()
+        .all(|o| !s(&o["apiVersion"], "apiVersion").starts_with("cert-manager.io")));
+    assert!(all(&objs, "Secret").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_yaml_passes_kubectl_apply_dry_run() {
+    let Some(kubectl) = kubectl_required() else {
+        return;
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let emu = tekton_retry::sandbox::emulator::Emulator::start(Default::default())
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        emu.kubeconfig_yaml("admin").expect("kubeconfig"),
+    )
+    .expect("write");
+    let release = deploy_support::repo().join("release.yaml");
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(&kubectl)
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .arg(format!(
+                "--cache-dir={}",
+                dir.path().join("cache").display()
+            ))
+            .args(["apply", "--dry-run=client", "-f"])
+            .arg(&release)
+            .args(extra)
+            .env("HOME", dir.path())
+            .output()
+            .expect("run kubectl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // kubectl maps every object through the API server's discovery (the sandbox's emulator here,
+    // which does not serve OpenAPI schemas for built-in kinds, so schema validation is off).
+    // (Blocking one runtime worker; the emulator answers on the other.)
+    let (ok, stdout, stderr) = run(&["--validate=false"]);
+    assert!(ok, "kubectl apply --dry-run=client failed: {stderr}");
+    for line in [
+        "apiservice.apiregistration.k8s.io/v1alpha1.retry.tekton.dev created (dry run)",
+        "deployment.apps/tekton-retry created (dry run)",
+        "role.rbac.authorization.k8s.io/tekton-retry-certificate created (dry run)",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    assert!(
+        !emu.store().exists(
+            &tekton_retry::sandbox::emulator::Gvr::apiservices(),
+            "",
+            APISERVICE_NAME
+        ),
+        "a dry run creates nothing"
+    );
+    emu.shutdown();
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::plugin::cli::{Cli, Command, HistoryArgs, RetryArgs};
 use crate::plugin::client::Cluster;
 use crate::plugin::errors::{Failure, EXIT_FAILED, EXIT_OK};
-use crate::plugin::{duration, follow, history, output, request};
+use crate::plugin::{duration, follow, history, output, request, select};
 
 /// How often `--follow` reads the run and its TaskRuns.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -54,13 +54,27 @@ async fn retry(
     out: &mut dyn Write,
     tty: bool,
 ) -> Result<i32, Failure> {
+    let mut args = args.clone();
+    if args.last_failed {
+        let selector = args.selector.clone().unwrap_or_default();
+        let runs = cluster.pipelineruns(namespace, &selector).await?;
+        let picked = select::last_failed(&runs).ok_or_else(|| {
+            Failure::new(format!(
+                "error: no failed or cancelled pipelinerun matches {selector:?} in namespace {namespace} ({} match{})",
+                runs.len(),
+                if runs.len() == 1 { "es" } else { "" }
+            ))
+        })?;
+        eprintln!("retrying pipelinerun {namespace}/{picked}, the most recent failed or cancelled run matching {selector}");
+        args.name = Some(picked);
+    }
+    let name = args.name.clone().unwrap_or_default();
+    let args = &args;
     let body = request::retry_body(namespace, args);
-    let answer = cluster
-        .retry(namespace, &args.name, &body, args.dry_run)
-        .await?;
+    let answer = cluster.retry(namespace, &name, &body, args.dry_run).await?;
     write(
         out,
-        &output::render_answer(&answer, args.output, namespace, &args.name)?,
+        &output::render_answer(&answer, args.output, namespace, &name)?,
     )?;
     if !args.follow {
         return Ok(EXIT_OK);
@@ -70,12 +84,12 @@ async fn retry(
     let attempt = if status.attempt > 0 {
         status.attempt
     } else {
-        crate::plugin::history::shown_attempt(&cluster.pipelinerun(namespace, &args.name).await?)
+        crate::plugin::history::shown_attempt(&cluster.pipelinerun(namespace, &name).await?)
     };
     follow_run(
         cluster,
         namespace,
-        &args.name,
+        &name,
         attempt,
         status.start_time.as_deref(),
         args.timeout,

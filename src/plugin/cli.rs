@@ -80,8 +80,18 @@ pub enum HistoryFormat {
 
 #[derive(Clone, Debug, Args)]
 pub struct RetryArgs {
-    /// Name of the PipelineRun.
-    pub name: String,
+    /// Name of the PipelineRun (or pick one with --selector and --last-failed).
+    #[arg(
+        required_unless_present = "last_failed",
+        conflicts_with = "last_failed"
+    )]
+    pub name: Option<String>,
+    /// Label selector of the PipelineRuns to pick from (e.g. `tekton.dev/pipeline=build`).
+    #[arg(short = 'l', long, requires = "last_failed")]
+    pub selector: Option<String>,
+    /// Retry the most recent failed or cancelled PipelineRun matching --selector.
+    #[arg(long, requires = "selector")]
+    pub last_failed: bool,
     /// Why you retry (recorded on the run and in its Event).
     #[arg(long)]
     pub reason: Option<String>,
@@ -151,7 +161,7 @@ mod tests {
         let Command::Pipelinerun(args) = cli.command else {
             panic!("expected the pipelinerun command");
         };
-        assert_eq!(args.name, "demo");
+        assert_eq!(args.name.as_deref(), Some("demo"));
         assert_eq!(args.restart_tasks, vec!["a", "b"]);
         assert_eq!(args.acknowledge, vec!["deploy"]);
         assert_eq!(args.finally, Some(FinallyArg::Keep));

@@ -139,6 +139,20 @@ impl Cluster {
             })
     }
 
+    /// The PipelineRuns of `namespace` matching the label `selector` (all when empty).
+    pub async fn pipelineruns(
+        &self,
+        namespace: &str,
+        selector: &str,
+    ) -> Result<Vec<Value>, Failure> {
+        let list = self
+            .get(&request::pipelineruns_path(namespace, selector))
+            .await?;
+        Ok(list
+            .and_then(|l| l.get("items").and_then(Value::as_array).cloned())
+            .unwrap_or_default())
+    }
+
     /// The TaskRuns labelled `tekton.dev/pipelineRun=<run>`.
     pub async fn taskruns(&self, namespace: &str, run: &str) -> Result<Vec<Value>, Failure> {
         let list = self.get(&request::taskruns_path(namespace, run)).await?;

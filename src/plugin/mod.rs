@@ -8,11 +8,14 @@
 pub mod app;
 pub mod cli;
 pub mod client;
+pub mod complete;
 pub mod duration;
 pub mod errors;
+pub mod flavour;
 pub mod follow;
 pub mod history;
 pub mod output;
 pub mod request;
+pub mod select;
 
 pub use errors::Failure;

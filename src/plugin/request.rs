@@ -49,6 +49,20 @@ pub fn taskruns_path(namespace: &str, run: &str) -> String {
     )
 }
 
+/// `GET` path listing a namespace's PipelineRuns that match a label selector (all when empty).
+pub fn pipelineruns_path(namespace: &str, selector: &str) -> String {
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
+    let mut path = format!(
+        "/apis/tekton.dev/v1/namespaces/{}/pipelineruns",
+        enc(namespace)
+    );
+    if !selector.is_empty() {
+        path.push_str("?labelSelector=");
+        path.push_str(&enc(selector));
+    }
+    path
+}
+
 /// `GET` path of a run's attempt history: the `history` subresource, authorized like the run
 /// (`get` on `pipelineruns/history` in its namespace).
 pub fn history_path(namespace: &str, run: &str) -> String {
@@ -66,7 +80,7 @@ pub fn retry_body(namespace: &str, args: &RetryArgs) -> PipelineRunRetry {
         api_version: Some(API_VERSION.to_string()),
         kind: Some(KIND.to_string()),
         metadata: RetryMeta {
-            name: Some(args.name.clone()),
+            name: args.name.clone(),
             namespace: Some(namespace.to_string()),
             ..Default::default()
         },
@@ -91,7 +105,9 @@ mod tests {
 
     fn args(name: &str) -> RetryArgs {
         RetryArgs {
-            name: name.into(),
+            name: Some(name.into()),
+            selector: None,
+            last_failed: false,
             reason: None,
             finally: None,
             restart_tasks: vec![],

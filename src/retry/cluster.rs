@@ -247,6 +247,7 @@ impl Cluster {
         body: Option<Value>,
         audit_id: Option<&str>,
     ) -> Result<String, ClusterError> {
+        let counted = method.clone();
         let mut builder = Request::builder().method(method).uri(uri);
         if let Some(ct) = content_type {
             builder = builder.header(header::CONTENT_TYPE, ct);
@@ -262,7 +263,15 @@ impl Cluster {
             what: what.clone(),
             message: e.to_string(),
         })?;
-        match tokio::time::timeout(self.timeout, self.client.request_text(req)).await {
+        let answer = tokio::time::timeout(self.timeout, self.client.request_text(req)).await;
+        let result = match &answer {
+            Err(_) => "timeout",
+            Ok(Ok(_)) => "ok",
+            Ok(Err(kube::Error::Api(s))) if (400..500).contains(&s.code) => "client_error",
+            Ok(Err(_)) => "server_error",
+        };
+        super::api_calls::count(&counted, result);
+        match answer {
             Err(_) => Err(ClusterError::Timeout { what }),
             Ok(Ok(text)) => Ok(text),
             Ok(Err(e)) => Err(classify(what, e)),

@@ -2,6 +2,7 @@
 //! [`executor`] performs the plan through the Kubernetes API with preconditions, and the
 //! [`record`] keeps what happened where only the server can write it.
 
+pub mod api_calls;
 pub mod cluster;
 pub mod engine;
 pub mod executor;

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::emulator::{Emulator, EmulatorError, EmulatorOptions};
+use super::emulator::{Emulator, EmulatorError, EmulatorOptions, Gvr};
 use super::seed;
 use super::simulator::{Simulator, SimulatorHandle, SimulatorOptions};
 use crate::pki::Ca;
 use crate::recorder::{Recorder, RecorderOptions, RetryMetrics};
 use crate::retry::engine::{Engine, EngineOptions};
 use crate::server::metrics::Metrics;
+use crate::server::selfcert::{CertMetrics, SelfCert, SelfCertArgs, SelfCertOptions};
 use crate::server::{Server, ServerHandle, ServerOptions, TlsSource};
 
 /// How to start the sandbox.
@@ -32,6 +33,40 @@ pub struct SandboxOptions {
     pub simulator: SimulatorOptions,
     /// Run the recorder inside `serve` (as in production).
     pub recorder_enabled: bool,
+    /// Let `serve` make and rotate its own certificate, as it does in a cluster when no
+    /// `--tls-cert-file` is given: the APIService of `apiservice/apiservice.yaml` is created
+    /// without a `caBundle`, the server keeps its CA in a Secret and the bundle in the
+    /// APIService, and the front proxy trusts only that `caBundle`. None: a fixed CA made here.
+    pub self_cert: Option<SelfCertOptions>,
+}
+
+/// The APIService the install registers (`apiservice/apiservice.yaml`).
+pub const APISERVICE_YAML: &str = include_str!("../../apiservice/apiservice.yaml");
+
+impl SandboxOptions {
+    /// Self-managed certificate options as `serve` derives them from its default flags, with
+    /// the given timing.
+    pub fn self_cert_options(
+        validity: Duration,
+        propagation_delay: Duration,
+        resync: Duration,
+    ) -> SelfCertOptions {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Flags {
+            #[command(flatten)]
+            cert: SelfCertArgs,
+        }
+        // Parsing no arguments gives the defaults; it only fails on a clap definition error.
+        let mut opts = match Flags::try_parse_from(["serve"]) {
+            Ok(f) => f.cert.options(),
+            Err(e) => panic!("self-managed certificate flags: {e}"),
+        };
+        opts.validity = validity;
+        opts.propagation_delay = propagation_delay;
+        opts.resync = resync;
+        opts
+    }
 }
 
 impl Default for SandboxOptions {
@@ -44,6 +79,7 @@ impl Default for SandboxOptions {
             recorder: RecorderOptions::default(),
             simulator: SimulatorOptions::default(),
             recorder_enabled: true,
+            self_cert: None,
         }
     }
 }
@@ -64,6 +100,21 @@ pub enum SandboxError {
     Write(PathBuf, std::io::Error),
     #[error("{0}")]
     NotReady(String),
+    #[error("self-managed serving certificate: {0}")]
+    SelfCert(#[from] Box<crate::server::selfcert::SelfCertError>),
+    #[error("registering the APIService: {0}")]
+    ApiService(String),
+}
+
+/// Creates the APIService of `apiservice/apiservice.yaml` (no `caBundle` yet) as the install does.
+fn register_apiservice(emulator: &Emulator) -> Result<(), SandboxError> {
+    let obj: serde_json::Value = serde_yaml::from_str(APISERVICE_YAML)
+        .map_err(|e| SandboxError::ApiService(e.to_string()))?;
+    emulator
+        .store()
+        .create(&Gvr::apiservices(), obj)
+        .map_err(|e| SandboxError::ApiService(e.to_string()))?;
+    Ok(())
 }
 
 /// A running sandbox.
@@ -76,6 +127,8 @@ pub struct Sandbox {
     serving_ca: String,
     retry_addr: SocketAddr,
     recorder_task: Option<tokio::task::JoinHandle<()>>,
+    self_cert: Option<SelfCert>,
+    _stop_self_cert: tokio::sync::watch::Sender<bool>,
 }
 
 impl Sandbox {
@@ -87,29 +140,70 @@ impl Sandbox {
         })
         .await?;
 
-        // The retry server, with its own serving CA (the APIService caBundle in a cluster).
-        let ca = Ca::new("tekton-retry-serving-ca")?;
-        let cert = ca.issue_server(&["127.0.0.1", "localhost", "tekton-retry.tekton-retry.svc"])?;
         let server_client = kube::Client::try_from(emulator.server_kube_config()?)?;
         let metrics = Arc::new(Metrics::new());
         let retry_metrics = RetryMetrics::default();
-        metrics.with_registry(|r| retry_metrics.register(r));
+        metrics.with_registry(|r| {
+            retry_metrics.register(r);
+            crate::retry::api_calls::register(r);
+        });
         let engine = Engine::with_observer(
             server_client.clone(),
             opts.engine.clone(),
             Arc::new(retry_metrics.clone()),
         );
-        let server_opts = ServerOptions::new(
+        let (stop_self_cert, stop_rx) = tokio::sync::watch::channel(false);
+        let (tls, serving_ca, self_cert) = match &opts.self_cert {
+            None => {
+                // A serving CA made here (the APIService caBundle in a cluster).
+                let ca = Ca::new("tekton-retry-serving-ca")?;
+                let cert =
+                    ca.issue_server(&["127.0.0.1", "localhost", "tekton-retry.tekton-retry.svc"])?;
+                let tls = TlsSource::Pem {
+                    cert: cert.cert,
+                    key: cert.key,
+                };
+                (tls, ca.pem.cert, None)
+            }
+            Some(cert_opts) => {
+                register_apiservice(&emulator)?;
+                let cert_metrics = CertMetrics::default();
+                metrics.with_registry(|r| cert_metrics.register(r));
+                let managed = SelfCert::start(
+                    server_client.clone(),
+                    cert_opts.clone(),
+                    cert_metrics,
+                    Duration::from_secs(20),
+                    stop_rx,
+                )
+                .await
+                .map_err(Box::new)?;
+                let (cert, key) = managed.serving.borrow().clone();
+                let tls = TlsSource::Pem {
+                    cert: String::from_utf8_lossy(&cert).into_owned(),
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                };
+                let bundle = managed.bundle.borrow().clone();
+                (tls, bundle, Some(managed))
+            }
+        };
+        let mut server_opts = ServerOptions::new(
             server_client.clone(),
-            TlsSource::Pem {
-                cert: cert.cert,
-                key: cert.key,
-            },
+            tls,
             SocketAddr::from(([127, 0, 0, 1], 0)),
         );
+        server_opts.tls_feed = self_cert.as_ref().map(|c| c.serving.clone());
         let server = Server::start(server_opts, Arc::new(engine.clone()), metrics).await?;
         let retry_addr = server.addr();
-        emulator.set_aggregated_backend(&format!("https://{retry_addr}"), &ca.pem.cert)?;
+        match &self_cert {
+            None => {
+                emulator.set_aggregated_backend(&format!("https://{retry_addr}"), &serving_ca)?
+            }
+            Some(_) => emulator.set_aggregated_backend_from_apiservice(
+                &format!("https://{retry_addr}"),
+                crate::api::APISERVICE_NAME,
+            )?,
+        }
 
         let recorder_task = if opts.recorder_enabled {
             let recorder =
@@ -129,9 +223,11 @@ impl Sandbox {
             simulator: Some(simulator),
             engine,
             metrics: retry_metrics,
-            serving_ca: ca.pem.cert.clone(),
+            serving_ca,
             retry_addr,
             recorder_task,
+            self_cert,
+            _stop_self_cert: stop_self_cert,
         };
         if !sandbox.server.as_ref().is_some_and(|s| s.ready()) {
             let ready = match &sandbox.server {
@@ -173,9 +269,19 @@ impl Sandbox {
         format!("https://{}", self.retry_addr)
     }
 
-    /// The CA that signed the retry server's serving certificate.
+    /// The CA that signed the retry server's serving certificate (with a self-managed
+    /// certificate: the bundle when the server started; see [`Sandbox::retry_ca_bundle`]).
     pub fn retry_ca_pem(&self) -> &str {
         &self.serving_ca
+    }
+
+    /// The CAs the retry server's certificate chains to now: the self-managed bundle as last
+    /// written, else the fixed CA.
+    pub fn retry_ca_bundle(&self) -> String {
+        match &self.self_cert {
+            Some(c) => c.bundle.borrow().clone(),
+            None => self.serving_ca.clone(),
+        }
     }
 
     /// A kube-rs client for `user` through the front door.
@@ -216,6 +322,9 @@ impl Sandbox {
         }
         if let Some(t) = self.recorder_task.take() {
             t.abort();
+        }
+        if let Some(c) = self.self_cert.take() {
+            c.task.abort();
         }
         if let Some(s) = self.simulator.take() {
             s.shutdown().await;

@@ -19,11 +19,14 @@ use crate::sandbox::emulator::http::{Body, BoxError};
 /// Idle connections kept at most.
 const MAX_IDLE: usize = 64;
 
-/// What a pooled connection was made for: backend URL, backend CA and client certificate.
+/// What a pooled connection was made for: backend URL, backend CA, the name verified and the
+/// client certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolKey {
     pub url: String,
     pub ca_pem: String,
+    /// The name the backend's certificate must be valid for (sent as SNI).
+    pub server_name: String,
     pub client_cert_pem: String,
 }
 
@@ -91,7 +94,7 @@ impl BackendPool {
             },
             None => req,
         };
-        let mut sender = self.connect(cfg, host, port).await?;
+        let mut sender = self.connect(cfg, host, &key.server_name, port).await?;
         let resp = sender.send_request(req).await?;
         self.checkin(key, sender);
         Ok(resp)
@@ -126,13 +129,14 @@ impl BackendPool {
         &self,
         cfg: Arc<rustls::ClientConfig>,
         host: &str,
+        server_name: &str,
         port: u16,
     ) -> Result<SendRequest<Body>, BoxError> {
         self.connects
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tcp = tokio::net::TcpStream::connect((host, port)).await?;
         let _ = tcp.set_nodelay(true);
-        let name = rustls::pki_types::ServerName::try_from(host.to_string())?;
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_string())?;
         let tls = tokio_rustls::TlsConnector::from(cfg)
             .connect(name, tcp)
             .await?;

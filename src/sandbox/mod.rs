@@ -16,4 +16,4 @@ pub mod proxy;
 pub mod seed;
 pub mod simulator;
 
-pub use assemble::{Sandbox, SandboxError, SandboxOptions};
+pub use assemble::{Sandbox, SandboxError, SandboxOptions, APISERVICE_YAML};

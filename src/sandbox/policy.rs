@@ -217,8 +217,9 @@ impl Policy {
     /// - group `system:masters` (user `admin`): everything;
     /// - user `viewer`: get/list/watch of everything (so no `create` of `pipelineruns/retry`);
     /// - the retry server's service account: exactly [`crate::rbac::SERVER_API_CALLS`],
-    ///   [`crate::rbac::OWN_NAMESPACE_CALLS`] in its own namespace, create
-    ///   tokenreviews and subjectaccessreviews, get/list/watch configmaps in `kube-system`;
+    ///   [`crate::rbac::OWN_NAMESPACE_CALLS`] and [`crate::rbac::CERT_API_CALLS`] (its certificate
+    ///   Secret in its namespace, its APIService), create tokenreviews and subjectaccessreviews,
+    ///   get/list/watch configmaps in `kube-system`;
     /// - every authenticated user: discovery, version, health and OpenAPI URLs, and
     ///   selfsubjectaccessreviews and selfsubjectreviews (kube's `system:discovery`, `system:public-info-viewer`,
     ///   `system:basic-user`).
@@ -243,6 +244,14 @@ impl Policy {
             .iter()
             .map(|c| Rule::resources(&[c.group], &[c.resource], c.verbs))
             .collect();
+        server_rules.extend(crate::rbac::CERT_API_CALLS.iter().map(|c| {
+            let rule = Rule::resources(&[c.group], &[c.resource], c.verbs).named(c.names);
+            if c.namespaced {
+                rule.in_namespaces(&[SERVER_SA_NAMESPACE])
+            } else {
+                rule
+            }
+        }));
         server_rules.push(Rule::resources(
             &["authentication.k8s.io"],
             &["tokenreviews"],

@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use base64::Engine;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response, Uri};
@@ -95,7 +96,12 @@ pub struct Availability {
 #[derive(Clone)]
 struct Backend {
     url: url::Url,
+    /// CAs the backend's certificate must chain to.
     ca_pem: String,
+    /// The name the certificate must be valid for (the URL's host unless the APIService says).
+    server_name: String,
+    /// Read `ca_pem` and `server_name` from this APIService at each probe.
+    apiservice: Option<String>,
 }
 
 struct Identity {
@@ -130,6 +136,14 @@ const HOP_BY_HOP: &[&str] = &[
     "transfer-encoding",
     "upgrade",
 ];
+
+/// The host of a backend URL, without IPv6 brackets.
+fn host_of(u: &url::Url) -> String {
+    u.host_str()
+        .unwrap_or_default()
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_string()
+}
 
 /// `client-go/transport` `headerKeyEscape`: percent-encode bytes that are not legal in a header
 /// key (and `%` itself).
@@ -213,12 +227,83 @@ impl FrontProxy {
             return Err(ProxyError::Url(url.into()));
         }
         tls::roots(ca_pem)?;
+        let server_name = host_of(&u);
         *self.backend.write().unwrap_or_else(|e| e.into_inner()) = Some(Backend {
             url: u,
             ca_pem: ca_pem.into(),
+            server_name,
+            apiservice: None,
         });
         self.wake.notify_one();
         Ok(())
+    }
+
+    /// Point the group at `url`, trusting what the stored APIService `apiservice` says, as
+    /// kube-aggregator does (`handler_proxy.go` `updateAPIService`): its `spec.caBundle` is the only
+    /// CA the backend's certificate may chain to, and the certificate must be valid for
+    /// `<spec.service.name>.<spec.service.namespace>.svc`. The APIService is re-read at each probe
+    /// (kube-aggregator's informer also sees a change some time after it is written); without a
+    /// `caBundle` the backend is unavailable.
+    pub fn set_backend_from_apiservice(
+        &self,
+        url: &str,
+        apiservice: &str,
+    ) -> Result<(), ProxyError> {
+        let u = url::Url::parse(url).map_err(|_| ProxyError::Url(url.into()))?;
+        if u.host_str().is_none() {
+            return Err(ProxyError::Url(url.into()));
+        }
+        *self.backend.write().unwrap_or_else(|e| e.into_inner()) = Some(Backend {
+            server_name: host_of(&u),
+            url: u,
+            ca_pem: String::new(),
+            apiservice: Some(apiservice.into()),
+        });
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Refreshes the backend's trust from its APIService; `Err` says why it cannot be trusted.
+    fn refresh_from_apiservice(&self) -> Result<(), String> {
+        let Some(b) = self.backend() else {
+            return Ok(());
+        };
+        let Some(name) = &b.apiservice else {
+            return Ok(());
+        };
+        let obj = self
+            .store
+            .get(&Gvr::apiservices(), "", name)
+            .map_err(|_| format!("APIService {name} not found"))?;
+        let spec = &obj["spec"];
+        let ca_pem = spec["caBundle"]
+            .as_str()
+            .filter(|b| !b.is_empty())
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| {
+                format!("failing or missing response from {}: APIService {name} has no valid caBundle: x509: certificate signed by unknown authority", b.url)
+            })?;
+        tls::roots(&ca_pem).map_err(|e| format!("APIService {name} caBundle: {e}"))?;
+        let server_name = match (
+            spec["service"]["name"].as_str(),
+            spec["service"]["namespace"].as_str(),
+        ) {
+            (Some(svc), Some(ns)) => format!("{svc}.{ns}.svc"),
+            _ => host_of(&b.url),
+        };
+        let mut g = self.backend.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(cur) = g.as_mut().filter(|c| c.apiservice.as_ref() == Some(name)) {
+            cur.ca_pem = ca_pem;
+            cur.server_name = server_name;
+        }
+        Ok(())
+    }
+
+    /// The CAs (PEM) and the name the proxy verifies the backend with now (as last refreshed
+    /// from the APIService, when it trusts one).
+    pub fn backend_trust(&self) -> Option<(String, String)> {
+        self.backend().map(|b| (b.ca_pem, b.server_name))
     }
 
     /// Remove the backend: the group answers 503 and leaves discovery.
@@ -328,16 +413,12 @@ impl FrontProxy {
         backend: &Backend,
         req: Request<Body>,
     ) -> Result<Response<Incoming>, BoxError> {
-        let host = backend
-            .url
-            .host_str()
-            .ok_or("backend URL has no host")?
-            .trim_matches(|c| c == '[' || c == ']')
-            .to_string();
+        let host = host_of(&backend.url);
         let port = backend.url.port_or_known_default().unwrap_or(443);
         let key = PoolKey {
             url: backend.url.to_string(),
             ca_pem: backend.ca_pem.clone(),
+            server_name: backend.server_name.clone(),
             client_cert_pem: self.identity().client.cert,
         };
         self.pool
@@ -365,6 +446,17 @@ impl FrontProxy {
 
     /// One probe: discovery and OpenAPI as `system:kube-aggregator` with no groups.
     pub async fn probe(&self) -> Availability {
+        if let Err(message) = self.refresh_from_apiservice() {
+            let mut a = self.availability();
+            a.probes += 1;
+            a.available = false;
+            a.message = message;
+            a.discovery = None;
+            if self.backend().is_some() {
+                *self.availability.write().unwrap_or_else(|e| e.into_inner()) = a.clone();
+            }
+            return a;
+        }
         let Some(b) = self.backend() else {
             return self.availability();
         };

@@ -18,13 +18,25 @@ pub struct ServeArgs {
     pub secure_port: u16,
 
     /// PEM serving certificate (chain). Re-read without restart when the file or the directory
-    /// holding it changes (a mounted Secret swaps its `..data` symlink).
-    #[arg(long, env = "TEKTON_RETRY_TLS_CERT_FILE")]
-    pub tls_cert_file: PathBuf,
+    /// holding it changes (a mounted Secret swaps its `..data` symlink). Without it the server
+    /// makes and rotates its own certificate (see the `--cert-*` flags).
+    #[arg(
+        long,
+        env = "TEKTON_RETRY_TLS_CERT_FILE",
+        requires = "tls_private_key_file"
+    )]
+    pub tls_cert_file: Option<PathBuf>,
 
     /// PEM private key of the serving certificate, reloaded together with it.
-    #[arg(long, env = "TEKTON_RETRY_TLS_PRIVATE_KEY_FILE")]
-    pub tls_private_key_file: PathBuf,
+    #[arg(
+        long,
+        env = "TEKTON_RETRY_TLS_PRIVATE_KEY_FILE",
+        requires = "tls_cert_file"
+    )]
+    pub tls_private_key_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub self_cert: super::selfcert::SelfCertArgs,
 
     /// kubeconfig for the server's own API calls (TokenReview, SubjectAccessReview, the
     /// authentication ConfigMap, the retry engine). Without it: in-cluster config, then $KUBECONFIG.
@@ -92,11 +104,6 @@ pub struct ServeArgs {
     #[arg(long, env = "TEKTON_RETRY_MIN_TIMEOUT_BUDGET", default_value = "1m", value_parser = parse_duration)]
     pub min_timeout_budget: Duration,
 
-    /// The namespace the server runs in. Its attempt records live there, in ConfigMaps only the
-    /// server may write (the Role `tekton-retry-server` grants them in this namespace only).
-    #[arg(long, env = "POD_NAMESPACE", default_value = crate::rbac::DEFAULT_NAMESPACE)]
-    pub namespace: String,
-
     /// Retries worked on at once; more requests wait their turn (within --request-timeout; a
     /// retry that has waited past it still runs). Each retry polls the API while Tekton resets
     /// the run, so this bounds the load on kube-apiserver and the server's memory.
@@ -158,9 +165,12 @@ mod tests {
         assert_eq!(cli.serve.idle_timeout, Duration::from_secs(90));
         assert_eq!(cli.serve.max_requests_inflight, 400);
         assert_eq!(cli.serve.log_format, LogFormat::Text);
+        let selfcert = Cli::try_parse_from(["x"]).expect("no files: self-managed certificate");
+        assert_eq!(selfcert.serve.tls_cert_file, None);
+        assert_eq!(selfcert.serve.self_cert.namespace, "tekton-retry");
         assert!(
-            Cli::try_parse_from(["x"]).is_err(),
-            "cert and key are required"
+            Cli::try_parse_from(["x", "--tls-cert-file", "c"]).is_err(),
+            "a certificate file needs its key file"
         );
     }
 }

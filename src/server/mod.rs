@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod review;
 pub mod routes;
+pub mod selfcert;
 pub mod tls;
 pub mod token_cache;
 
@@ -87,6 +88,8 @@ pub struct ServerOptions {
     pub auth_config_resync: Duration,
     /// How often certificate files are re-checked besides file-change events.
     pub tls_recheck: Duration,
+    /// Later serving certificates (PEM pair) from elsewhere, e.g. [`selfcert::SelfCert`].
+    pub tls_feed: Option<watch::Receiver<tls::PemPair>>,
 }
 
 impl ServerOptions {
@@ -104,6 +107,7 @@ impl ServerOptions {
             tokens: TokenLimits::default(),
             auth_config_resync: Duration::from_secs(10),
             tls_recheck: Duration::from_secs(60),
+            tls_feed: None,
         }
     }
 }
@@ -221,6 +225,9 @@ impl Server {
                 stop_rx.clone(),
             ));
         }
+        if let Some(feed) = opts.tls_feed.clone() {
+            background.push(spawn_feed(tls_state.clone(), feed));
+        }
         let shared = Arc::new(Shared {
             authn: Authenticator::with_limits(
                 auth_state,
@@ -253,19 +260,65 @@ impl Server {
     }
 }
 
+/// Serves each certificate `feed` yields from the next handshake on (one that does not parse is
+/// logged and the current one kept).
+fn spawn_feed(
+    state: Arc<tls::TlsState>,
+    mut feed: watch::Receiver<tls::PemPair>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while feed.changed().await.is_ok() {
+            let (cert, key) = feed.borrow_and_update().clone();
+            match tls::certified_key(&cert, &key) {
+                Ok(ck) => state.set_cert(ck),
+                Err(e) => {
+                    tracing::warn!(error = %e, "new serving certificate invalid; keeping the current one")
+                }
+            }
+        }
+    })
+}
+
 /// `tekton-retry serve`: logging, kube client, the retry engine and recorder, the server, and
 /// graceful shutdown on SIGTERM/SIGINT.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     logging::init(args.log_format);
     let client = kube_client(args.kubeconfig.clone()).await?;
+    let metrics = Arc::new(Metrics::new());
+    let (_stop_certs, stop_certs_rx) = watch::channel(false);
+    let (tls, tls_feed) = match (&args.tls_cert_file, &args.tls_private_key_file) {
+        (Some(cert), Some(key)) => (
+            TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            None,
+        ),
+        _ => {
+            let cert_metrics = selfcert::CertMetrics::default();
+            metrics.with_registry(|r| cert_metrics.register(r));
+            let managed = selfcert::SelfCert::start(
+                client.clone(),
+                args.self_cert.options(),
+                cert_metrics,
+                Duration::from_secs(120),
+                stop_certs_rx,
+            )
+            .await?;
+            let (cert, key) = managed.serving.borrow().clone();
+            let tls = TlsSource::Pem {
+                cert: String::from_utf8_lossy(&cert).into_owned(),
+                key: String::from_utf8_lossy(&key).into_owned(),
+            };
+            (tls, Some(managed.serving.clone()))
+        }
+    };
     let mut opts = ServerOptions::new(
         client,
-        TlsSource::Files {
-            cert: args.tls_cert_file.clone(),
-            key: args.tls_private_key_file.clone(),
-        },
+        tls,
         SocketAddr::new(args.bind_address, args.secure_port),
     );
+    opts.tls_feed = tls_feed;
     opts.authz_ttl = args.authorization_cache_ttl;
     opts.authn_ttl = args.authentication_cache_ttl;
     opts.request_timeout = args.request_timeout;
@@ -274,13 +327,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     opts.conn.first_request_timeout = args.first_request_timeout;
     opts.conn.idle_timeout = args.idle_timeout;
     opts.auth_config_resync = args.authentication_config_resync;
-    let metrics = Arc::new(Metrics::new());
     let retry_metrics = crate::recorder::RetryMetrics::default();
-    metrics.with_registry(|r| retry_metrics.register(r));
+    metrics.with_registry(|r| {
+        retry_metrics.register(r);
+        crate::retry::api_calls::register(r);
+    });
     let engine_opts = crate::retry::EngineOptions {
         claim_grace: args.retry_claim_grace,
         max_concurrent: usize::from(args.max_concurrent_retries),
-        namespace: args.namespace.clone(),
+        namespace: args.self_cert.namespace.clone(),
         limits: crate::retry::PlanLimits {
             min_timeout_budget: args.min_timeout_budget,
         },

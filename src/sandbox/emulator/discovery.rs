@@ -124,6 +124,10 @@ fn priority(group: &str) -> u32 {
         "authentication.k8s.io" => 17700,
         "authorization.k8s.io" => 17600,
         "coordination.k8s.io" => 16500,
+        "apiregistration.k8s.io" => 18200,
+        "apps" => 17800,
+        "policy" => 17600,
+        "rbac.authorization.k8s.io" => 17000,
         _ => 1000,
     }
 }

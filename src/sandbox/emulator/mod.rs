@@ -347,6 +347,16 @@ impl Emulator {
         Ok(self.proxy.set_backend(url, backend_ca_pem)?)
     }
 
+    /// Send the aggregated group to `url`, trusting the `caBundle` of the stored APIService
+    /// `apiservice` and verifying the name `<service>.<namespace>.svc` it names, as kube-aggregator.
+    pub fn set_aggregated_backend_from_apiservice(
+        &self,
+        url: &str,
+        apiservice: &str,
+    ) -> Result<(), EmulatorError> {
+        Ok(self.proxy.set_backend_from_apiservice(url, apiservice)?)
+    }
+
     /// The requestheader CA and the front-proxy client certificate.
     pub fn front_proxy_client(&self) -> FrontProxyIdentity {
         self.proxy.identity()

@@ -48,6 +48,14 @@ impl Gvr {
     pub fn events() -> Gvr {
         Gvr::new("", "v1", "events")
     }
+    /// core `v1 secrets`.
+    pub fn secrets() -> Gvr {
+        Gvr::new("", "v1", "secrets")
+    }
+    /// `apiregistration.k8s.io/v1 apiservices`.
+    pub fn apiservices() -> Gvr {
+        Gvr::new("apiregistration.k8s.io", "v1", "apiservices")
+    }
     /// core `v1 namespaces`.
     pub fn namespaces() -> Gvr {
         Gvr::new("", "v1", "namespaces")
@@ -203,6 +211,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         categories: &["all"],
         ..stored("", "v1", "pods", "pod", "Pod", true, &["po"], true)
     },
+    stored("", "v1", "secrets", "secret", "Secret", true, &[], false),
     stored(
         "",
         "v1",
@@ -221,6 +230,90 @@ pub static RESOURCES: &[ResourceDef] = &[
         "PersistentVolumeClaim",
         true,
         &["pvc"],
+        true,
+    ),
+    // What the install (`release.yaml`) creates besides, so that kubectl can map every object of
+    // it against the emulator (`kubectl apply --dry-run=client -f release.yaml`).
+    stored(
+        "",
+        "v1",
+        "services",
+        "service",
+        "Service",
+        true,
+        &["svc"],
+        true,
+    ),
+    stored(
+        "apps",
+        "v1",
+        "deployments",
+        "deployment",
+        "Deployment",
+        true,
+        &["deploy"],
+        true,
+    ),
+    stored(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        "PodDisruptionBudget",
+        true,
+        &["pdb"],
+        true,
+    ),
+    stored(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "role",
+        "Role",
+        true,
+        &[],
+        false,
+    ),
+    stored(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "rolebinding",
+        "RoleBinding",
+        true,
+        &[],
+        false,
+    ),
+    stored(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        false,
+        &[],
+        false,
+    ),
+    stored(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        false,
+        &[],
+        false,
+    ),
+    // The aggregation layer's own objects (`kube-aggregator/pkg/apis/apiregistration/v1`): the
+    // retry server keeps the `caBundle` of its APIService current, and the front proxy reads it.
+    stored(
+        "apiregistration.k8s.io",
+        "v1",
+        "apiservices",
+        "apiservice",
+        "APIService",
+        false,
+        &[],
         true,
     ),
     stored(
