@@ -92,7 +92,27 @@ impl Recorder {
         let (ns, name) = (record.namespace.as_str(), record.name.as_str());
         match decide(run, record, Utc::now(), self.opts.grace) {
             Action::Nothing => {}
-            Action::RecordOutcome { end, outcome } => {
+            Action::RecordOutcome { .. } => {
+                // The watch caches of runs and records move apart: decide again on the run as it
+                // is now, so a cached copy of the old failure is never taken for this attempt's end.
+                let fresh = match self
+                    .engine
+                    .executor()
+                    .cluster()
+                    .get(PIPELINERUNS, ns, name, None)
+                    .await
+                {
+                    Ok(v) => v,
+                    Err(e) => {
+                        debug!(%ns, %name, error = %e, "could not re-read the run; next event");
+                        return;
+                    }
+                };
+                let Action::RecordOutcome { end, outcome } =
+                    decide(&fresh, record, Utc::now(), self.opts.grace)
+                else {
+                    return;
+                };
                 let attempt = record.attempt;
                 let (end2, outcome2) = (end.clone(), outcome.clone());
                 let wrote = self

@@ -265,6 +265,16 @@ pub static RESOURCES: &[ResourceDef] = &[
         true,
     ),
     stored(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "networkpolicy",
+        "NetworkPolicy",
+        true,
+        &[],
+        false,
+    ),
+    stored(
         "rbac.authorization.k8s.io",
         "v1",
         "roles",
