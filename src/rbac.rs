@@ -26,11 +26,12 @@ pub const SERVER_API_CALLS: &[ApiCall] = &[
         resource: "pipelineruns/status",
         verbs: &["patch"],
     },
-    // Child runs: read, and delete the ones that re-run.
+    // Child runs: read, delete the ones that re-run, and watch them go and come back (the
+    // executor waits on watches, not polls).
     ApiCall {
         group: "tekton.dev",
         resource: "taskruns",
-        verbs: &["get", "list", "delete"],
+        verbs: &["get", "list", "watch", "delete"],
     },
     ApiCall {
         group: "tekton.dev",
@@ -52,7 +53,7 @@ pub const SERVER_API_CALLS: &[ApiCall] = &[
     ApiCall {
         group: "",
         resource: "pods",
-        verbs: &["get", "list"],
+        verbs: &["get", "list", "watch"],
     },
     ApiCall {
         group: "",

@@ -622,3 +622,45 @@ async fn retries_beyond_the_concurrency_limit_wait_their_turn() {
         "b waited although a turn was free: a {a:?}, b {b:?}"
     );
 }
+
+/// What one retry of a `demo-failed`-shaped run (two TaskRuns replaced, three tasks re-run) costs
+/// kube-apiserver: requests and watches by the server's identity, the recorder off. Waits are
+/// watches, so the count does not grow with how long Tekton or the garbage collector take.
+#[tokio::test]
+async fn a_retry_costs_at_most_twenty_requests_and_three_watches() {
+    let sb = start_with(SandboxOptions {
+        engine: quick_engine(),
+        recorder_enabled: false,
+        ..Default::default()
+    })
+    .await;
+    let admin = sb.client("admin").expect("client");
+    failed_run(&admin, "counted", "b").await;
+    sb.emulator.faults().clear_log();
+    let (code, body) = retry(&admin, "counted", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    assert_eq!(
+        body["status"]["retriedTasks"].as_array().map(Vec::len),
+        Some(3),
+        "{body:#}"
+    );
+    let server = "system:serviceaccount:tekton-retry:tekton-retry";
+    let mine: Vec<_> = sb
+        .emulator
+        .faults()
+        .requests()
+        .into_iter()
+        .filter(|r| r.user == server && r.resource != "subjectaccessreviews")
+        .collect();
+    let watches = mine.iter().filter(|r| r.verb == "watch").count();
+    let requests = mine.len() - watches;
+    let shown: Vec<String> = mine
+        .iter()
+        .map(|r| format!("{} {} {}/{}", r.verb, r.resource, r.namespace, r.name))
+        .collect();
+    println!("one retry: {requests} requests, {watches} watches: {shown:#?}");
+    assert!(requests <= 20, "{requests} requests: {shown:#?}");
+    assert!(watches <= 3, "{watches} watches: {shown:#?}");
+    wait_run(&admin, "counted", 30, is_succeeded).await;
+    sb.shutdown(Duration::from_secs(2)).await;
+}

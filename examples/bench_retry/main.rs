@@ -16,7 +16,10 @@
 //!    makes, without the front proxy and `serve` hops. Both in alternating batches of C.
 //! 4. Keep-alive load on discovery straight at the retry server; RSS of the server process.
 //!
-//! Ends with `ratio_median=R ratio_p99=R discovery_rps=N rss_idle_mib=N rss_peak_mib=N`.
+//! Ends with `ratio_median=R ratio_p99=R discovery_rps=N rss_idle_mib=N rss_peak_mib=N
+//! api_calls_per_retry=N watches_per_retry=N latency_p50_ms=N latency_p99_ms=N`: the requests the
+//! server's identity made per retry during the retries (both paths, the server's recorder
+//! included; reviews of callers not counted), and the server path's request latency.
 
 mod child;
 mod discovery;
@@ -54,6 +57,10 @@ struct Args {
     /// The `tekton-retry` binary to run as the server (default: next to this example).
     #[arg(long)]
     serve_bin: Option<PathBuf>,
+    /// PipelineRuns never retried (pending, so the simulator leaves them alone) to create before
+    /// the retries, to show that the server's memory and the recorder's work do not grow with them.
+    #[arg(long, default_value_t = 0)]
+    never_retried: usize,
     /// Use the sandbox's in-process server instead of a `serve` process (RSS is then the whole
     /// process's, emulator and simulator included).
     #[arg(long)]
@@ -215,6 +222,30 @@ async fn main() -> anyhow::Result<()> {
     // Runs.
     let admin = sb.client("admin")?;
     runs::seed_pipeline(&admin).await?;
+    if args.never_retried > 0 {
+        let events = |text: &str| {
+            text.lines()
+                .find(|l| l.starts_with("tekton_retry_recorder_events_total"))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let metrics = scrape(&sb, retry_addr, &retry_ca).await?;
+        let (rss_before, _) = rss_mib(&server_pid).unwrap_or_default();
+        let t = std::time::Instant::now();
+        runs::create_pending(&admin, args.never_retried).await?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (rss_after, _) = rss_mib(&server_pid).unwrap_or_default();
+        let after = scrape(&sb, retry_addr, &retry_ca).await?;
+        println!(
+            "never retried: {} runs created in {:.1} s; serve RSS {rss_before:.1} -> {rss_after:.1} MiB; \
+             recorder events {} -> {}",
+            args.never_retried,
+            t.elapsed().as_secs_f64(),
+            events(&metrics),
+            events(&after)
+        );
+    }
     let n = args.retries.max(1);
     let c = args.concurrency.max(1);
     let server_names: Vec<String> = (0..n).map(|i| format!("srv-{i}")).collect();
@@ -246,6 +277,7 @@ async fn main() -> anyhow::Result<()> {
         async move { runs::retry_direct(&engine, &user, &name).await }
     });
     let (mut srv_lat, mut floor_lat, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    sb.emulator.faults().clear_log();
     for (round, (s, f)) in server_names
         .chunks(c)
         .zip(floor_names.chunks(c))
@@ -269,6 +301,24 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let (_, rss_peak_retries) = rss_mib(&server_pid).unwrap_or_default();
+    let server_user = "system:serviceaccount:tekton-retry:tekton-retry";
+    let (mut calls, mut watches) = (0usize, 0usize);
+    for r in sb.emulator.faults().requests() {
+        if r.user != server_user || r.resource.ends_with("reviews") {
+            continue;
+        }
+        if r.verb == "watch" {
+            watches += 1;
+        } else {
+            calls += 1;
+        }
+    }
+    let retried = (2 * n) as f64;
+    let (calls_per_retry, watches_per_retry) = (calls as f64 / retried, watches as f64 / retried);
+    println!(
+        "kube-apiserver load: {calls} requests and {watches} watches by the server's identity for {} retries",
+        2 * n
+    );
     let srv = summarize(&mut srv_lat);
     let floor = summarize(&mut floor_lat);
     let ratio = |a: Duration, b: Duration| {
@@ -316,9 +366,26 @@ async fn main() -> anyhow::Result<()> {
         println!("ready_ms={:.0}", ms(p.ready_after));
     }
     println!(
-        "ratio_median={ratio_median:.3} ratio_p99={ratio_p99:.3} discovery_rps={rps:.0} rss_idle_mib={rss_idle:.1} rss_peak_mib={rss_hwm:.1}"
+        "ratio_median={ratio_median:.3} ratio_p99={ratio_p99:.3} discovery_rps={rps:.0} rss_idle_mib={rss_idle:.1} rss_peak_mib={rss_hwm:.1} \
+         api_calls_per_retry={calls_per_retry:.1} watches_per_retry={watches_per_retry:.1} latency_p50_ms={:.0} latency_p99_ms={:.0}",
+        ms(srv.p50),
+        ms(srv.p99)
     );
     drop(serve);
     sb.shutdown(Duration::from_secs(1)).await;
     Ok(())
+}
+
+/// `GET /metrics` of the retry server as the sandbox's admin.
+async fn scrape(sb: &Sandbox, addr: std::net::SocketAddr, ca_pem: &str) -> anyhow::Result<String> {
+    let mut cfg = sb.emulator.kube_config("admin")?;
+    cfg.cluster_url = format!("https://{addr}").parse()?;
+    let der: Vec<Vec<u8>> = rustls_pemfile::certs(&mut ca_pem.as_bytes())
+        .filter_map(Result::ok)
+        .map(|c| c.to_vec())
+        .collect();
+    cfg.root_cert = Some(der);
+    let client = kube::Client::try_from(cfg)?;
+    let req = http::Request::get("/metrics").body(Vec::new())?;
+    Ok(client.request_text(req).await?)
 }

@@ -110,6 +110,40 @@ pub async fn create_failed(admin: &kube::Client, names: &[String]) -> anyhow::Re
     }
 }
 
+/// Creates `n` pending runs (`spec.status: PipelineRunPending`): runs that exist but are never
+/// retried, and that the simulator does not start.
+pub async fn create_pending(admin: &kube::Client, n: usize) -> anyhow::Result<()> {
+    let api = runs(admin);
+    let results: Vec<anyhow::Result<()>> = stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let name = format!("idle-{i}");
+                let obj: DynamicObject = serde_json::from_value(json!({
+                    "apiVersion": "tekton.dev/v1",
+                    "kind": "PipelineRun",
+                    "metadata": {"name": name, "namespace": NS},
+                    "spec": {
+                        "status": "PipelineRunPending",
+                        "pipelineRef": {"name": "build-and-deploy"},
+                        "params": [{"name": "repo-url", "value": "https://git.example.com/app.git"}],
+                    },
+                }))?;
+                api.create(&PostParams::default(), &obj)
+                    .await
+                    .with_context(|| format!("creating {name}"))?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    for r in results {
+        r?;
+    }
+    Ok(())
+}
+
 fn succeeded_status(v: &Value) -> String {
     v.pointer("/status/conditions")
         .and_then(Value::as_array)

@@ -9,8 +9,8 @@ use crate::plugin::client::Cluster;
 use crate::plugin::errors::{Failure, EXIT_FAILED, EXIT_OK};
 use crate::plugin::{duration, follow, history, output, request, select};
 
-/// How often `--follow` reads the run and its TaskRuns.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How often `--follow` redraws while nothing changes (running durations count up).
+pub const REDRAW_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs the command; prints results on stdout and failures on stderr; returns the exit code.
 pub async fn run(cli: Cli) -> i32 {
@@ -99,7 +99,7 @@ async fn retry(
     .await
 }
 
-/// Polls the run and its TaskRuns until `attempt` ends; exit 0 only if it succeeded.
+/// Watches the run and its TaskRuns until `attempt` ends; exit 0 only if it succeeded.
 #[allow(clippy::too_many_arguments)]
 pub async fn follow_run(
     cluster: &Cluster,
@@ -117,10 +117,9 @@ pub async fn follow_run(
     if !tty {
         write(out, "\n")?;
     }
+    let mut followed = crate::plugin::watch::Followed::read(cluster, namespace, name).await?;
     loop {
-        let run = cluster.pipelinerun(namespace, name).await?;
-        let taskruns = cluster.taskruns(namespace, name).await?;
-        let snapshot = follow::view(&run, &taskruns, chrono::Utc::now());
+        let snapshot = follow::view(&followed.run, &followed.taskruns(), chrono::Utc::now());
         let (view, finished) = follow::for_attempt(snapshot, attempt, attempt_start);
         if tty {
             let screen = follow::render_screen(&view);
@@ -160,7 +159,7 @@ pub async fn follow_run(
                 )));
             }
         }
-        tokio::time::sleep(POLL_INTERVAL).await;
+        followed.changed(REDRAW_INTERVAL).await?;
     }
 }
 

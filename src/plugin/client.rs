@@ -12,6 +12,11 @@ use crate::plugin::cli::Connection;
 use crate::plugin::errors::{self, Failure};
 use crate::plugin::request;
 
+/// The events of a watch.
+pub type EventStream = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<kube::core::WatchEvent<Value>, kube::Error>> + Send>,
+>;
+
 /// A connected client and the namespace to use when `-n` is not given.
 pub struct Cluster {
     client: kube::Client,
@@ -88,6 +93,23 @@ impl Cluster {
             .map_err(|e| errors::transport(&e))?
             .to_bytes();
         Ok((code, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// Opens the watch at `path`; `None` when the server does not answer with a watch stream
+    /// (the caller then reads again instead).
+    pub async fn watch(&self, path: &str) -> Option<EventStream> {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .body(Vec::new())
+            .ok()?;
+        match self.client.request_events::<Value>(req).await {
+            Ok(stream) => Some(Box::pin(stream)),
+            Err(e) => {
+                tracing::debug!(error = %e, %path, "cannot watch; reading again instead");
+                None
+            }
+        }
     }
 
     /// `POST …/pipelineruns/NAME/retry[?dryRun=All]` with `body`; the server's answer, or the failure

@@ -1,8 +1,8 @@
-//! The `kubectl retry` plugin (DESIGN §4, issue 7): command-line parsing, the retry request, and the
+//! The `kubectl retry` plugin: command-line parsing, the retry request, and the
 //! pure renderers (dry-run plan, follow view, history table, error messages). The binary
 //! `src/bin/kubectl-retry.rs` only parses the arguments and hands them to [`app::run`].
 //!
-//! Everything except [`client`] and [`app`] is pure: objects in, text out, so each piece is unit-tested
+//! Everything except [`client`], [`watch`] and [`app`] is pure: objects in, text out, so each piece is unit-tested
 //! from the recorded Tekton fixtures.
 
 pub mod app;
@@ -17,5 +17,6 @@ pub mod history;
 pub mod output;
 pub mod request;
 pub mod select;
+pub mod watch;
 
 pub use errors::Failure;

@@ -63,6 +63,38 @@ pub fn pipelineruns_path(namespace: &str, selector: &str) -> String {
     path
 }
 
+/// The PipelineRuns of a namespace (for a watch).
+pub fn pipelinerun_collection_path(namespace: &str) -> String {
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
+    format!(
+        "/apis/tekton.dev/v1/namespaces/{}/pipelineruns",
+        enc(namespace)
+    )
+}
+
+/// The TaskRuns of a namespace (for a watch).
+pub fn taskrun_collection_path(namespace: &str) -> String {
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
+    format!("/apis/tekton.dev/v1/namespaces/{}/taskruns", enc(namespace))
+}
+
+/// A watch of `collection` from `resource_version`, ended by the server after five minutes (the
+/// plugin opens it again), with bookmarks.
+pub fn watch_path(collection: &str, fields: &str, labels: &str, resource_version: &str) -> String {
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
+    let mut path = format!("{collection}?watch=true&allowWatchBookmarks=true&timeoutSeconds=300");
+    for (key, value) in [
+        ("fieldSelector", fields),
+        ("labelSelector", labels),
+        ("resourceVersion", resource_version),
+    ] {
+        if !value.is_empty() {
+            path.push_str(&format!("&{key}={}", enc(value)));
+        }
+    }
+    path
+}
+
 /// `GET` path of a run's attempt history: the `history` subresource, authorized like the run
 /// (`get` on `pipelineruns/history` in its namespace).
 pub fn history_path(namespace: &str, run: &str) -> String {

@@ -21,6 +21,9 @@ pub enum Action {
     },
     /// The claim was interrupted before the reset and is older than the grace period.
     RollForward,
+    /// The attempt started, but the run shows its old outcome again (a stale controller write
+    /// after the request answered): reset it again.
+    Repair,
     /// The run runs the attempt but still carries annotations of other controllers the attempt
     /// removes (Tekton's `syncMetadata` wrote them back).
     RemoveAnnotations,
@@ -66,6 +69,12 @@ pub fn decide(run: &Value, record: &AttemptRecord, now: DateTime<Utc>, grace: Du
                             outcome,
                         };
                     }
+                }
+            }
+            if phase == Phase::Started && outcome.is_some() {
+                let old = completion.and_then(parse).is_some_and(|end| end < start);
+                if old {
+                    return Action::Repair;
                 }
             }
             if phase == Phase::Claimed && outcome.is_some() {
@@ -183,6 +192,20 @@ mod tests {
         assert_eq!(
             decide(&v, &r, at("2026-11-26T20:00:31Z"), Duration::from_secs(30)),
             Action::RollForward
+        );
+    }
+
+    #[test]
+    fn a_started_attempt_flipped_back_to_the_old_outcome_is_repaired() {
+        let r = record(Phase::Started);
+        let v = run(
+            &r,
+            Some(("False", "Cancelled")),
+            Some("2026-11-26T19:59:00Z"),
+        );
+        assert_eq!(
+            decide(&v, &r, at(LATER), Duration::from_secs(30)),
+            Action::Repair
         );
     }
 

@@ -33,6 +33,9 @@ pub struct RetryMetrics {
     pub time_to_recovery: Histogram,
     /// `tekton_retry_request_duration_seconds`: how long the engine took to answer a retry request.
     pub request_duration: Histogram,
+    /// `tekton_retry_recorder_events_total`: watch events the recorder handled (retried runs and
+    /// attempt records only: runs never retried are not watched).
+    pub recorder_events: Counter,
 }
 
 impl Default for RetryMetrics {
@@ -43,6 +46,7 @@ impl Default for RetryMetrics {
             attempt_duration: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
             time_to_recovery: Histogram::new(exponential_buckets(10.0, 2.0, 16)),
             request_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+            recorder_events: Counter::default(),
         }
     }
 }
@@ -70,6 +74,11 @@ impl RetryMetrics {
             "time_to_recovery_seconds",
             "Time from a run's original failure to the end of the successful retry",
             self.time_to_recovery.clone(),
+        );
+        registry.register(
+            "recorder_events",
+            "Watch events the recorder handled (retried runs and their attempt records)",
+            self.recorder_events.clone(),
         );
         registry.register(
             "request_duration_seconds",

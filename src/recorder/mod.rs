@@ -66,6 +66,35 @@ pub struct Recorder {
     metrics: RetryMetrics,
     opts: RecorderOptions,
     tries: Mutex<HashMap<String, u32>>,
+    /// Runs (uid) a spawned roll-forward or repair is working on: one at a time per run.
+    busy: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+/// Takes the run `uid` for a spawned task; released when dropped.
+struct Busy {
+    set: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    uid: String,
+}
+
+impl Busy {
+    fn take(
+        set: &Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+        uid: &str,
+    ) -> Option<Busy> {
+        let mut s = set.lock().ok()?;
+        s.insert(uid.to_string()).then(|| Busy {
+            set: set.clone(),
+            uid: uid.to_string(),
+        })
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.set.lock() {
+            s.remove(&self.uid);
+        }
+    }
 }
 
 fn seconds_between(a: &str, b: &str) -> Option<f64> {
@@ -84,11 +113,12 @@ impl Recorder {
             metrics,
             opts,
             tries: Mutex::new(HashMap::new()),
+            busy: Arc::default(),
         })
     }
 
     /// Examines one run with its record and acts on it.
-    pub async fn handle(&self, run: &Value, record: &AttemptRecord) {
+    pub async fn handle(self: &Arc<Self>, run: &Value, record: &AttemptRecord) {
         let (ns, name) = (record.namespace.as_str(), record.name.as_str());
         match decide(run, record, Utc::now(), self.opts.grace) {
             Action::Nothing => {}
@@ -135,7 +165,36 @@ impl Recorder {
                     Err(e) => warn!(%ns, %name, error = %e, "could not record the retry outcome"),
                 }
             }
-            Action::RollForward => self.roll_forward(run, record).await,
+            // Both can take seconds: off the watch loop, so other runs' outcomes do not wait.
+            Action::RollForward => {
+                let Some(busy) = Busy::take(&self.busy, &record.uid) else {
+                    return;
+                };
+                let (me, run, record) = (self.clone(), run.clone(), record.clone());
+                tokio::spawn(async move {
+                    me.roll_forward(&run, &record).await;
+                    drop(busy);
+                });
+            }
+            Action::Repair => {
+                let Some(busy) = Busy::take(&self.busy, &record.uid) else {
+                    return;
+                };
+                let (engine, record) = (self.engine.clone(), record.clone());
+                tokio::spawn(async move {
+                    let _busy = busy;
+                    let (ns, name) = (&record.namespace, &record.name);
+                    match engine.repair(ns, name, &record.uid).await {
+                        Ok(true) => {
+                            info!(%ns, %name, attempt = record.attempt, "reset again after a stale write")
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            warn!(%ns, %name, error = %e, "could not reset again after a stale write; next event")
+                        }
+                    }
+                });
+            }
             Action::RemoveAnnotations => {
                 if let Some(patch) = mirror::removal_patch(run, record) {
                     match self
@@ -348,6 +407,7 @@ impl Recorder {
             tokio::select! {
                 ev = run_events.next() => match ev {
                     Some(Ok(obj)) => {
+                        self.metrics.recorder_events.inc();
                         if let Ok(v) = serde_json::to_value(&obj) {
                             if let Some(s) = record_for(&records, self.engine.store().namespace(), &v) {
                                 self.handle(&v, &s.record).await;
@@ -359,6 +419,7 @@ impl Recorder {
                 },
                 ev = record_events.next() => match ev {
                     Some(Ok(cm)) => {
+                        self.metrics.recorder_events.inc();
                         if let Some(s) = parse_record(&cm) {
                             if let Some(v) = run_for(&runs, &s.record) {
                                 self.handle(&v, &s.record).await;

@@ -278,6 +278,102 @@ impl Cluster {
         }
     }
 
+    /// LIST with a label selector; returns the items and the list's resourceVersion (to watch
+    /// from).
+    pub async fn list_at(
+        &self,
+        kind: Kind,
+        ns: &str,
+        selector: &str,
+        audit: Option<&str>,
+    ) -> Result<(Vec<Value>, String), ClusterError> {
+        self.permit(kind, ns, None, "list")?;
+        let mut uri = kind.base(object_name("namespaces", "list", ns)?);
+        if !selector.is_empty() {
+            uri.push_str("?labelSelector=");
+            uri.push_str(&encode(selector));
+        }
+        let v = self
+            .send(
+                format!("list {} in {ns}", kind.resource),
+                Method::GET,
+                uri,
+                None,
+                None,
+                audit,
+            )
+            .await?;
+        let rv = v
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let items = v
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok((items, rv))
+    }
+
+    /// WATCH objects of `kind` in `ns` matching `labels` / `fields` from `resource_version` (empty:
+    /// the current state first, as ADDED events), ending after `timeout`. Counted once, as the
+    /// request that opens it.
+    pub async fn watch(
+        &self,
+        kind: Kind,
+        ns: &str,
+        query: &WatchQuery<'_>,
+        audit: Option<&str>,
+    ) -> Result<WatchStream, ClusterError> {
+        let WatchQuery {
+            labels,
+            fields,
+            resource_version,
+            timeout,
+        } = *query;
+        self.permit(kind, ns, None, "watch")?;
+        let mut uri = format!(
+            "{}?watch=true&timeoutSeconds={}",
+            kind.base(object_name("namespaces", "watch", ns)?),
+            timeout.as_secs().max(1)
+        );
+        for (key, value) in [
+            ("labelSelector", labels),
+            ("fieldSelector", fields),
+            ("resourceVersion", resource_version),
+        ] {
+            if !value.is_empty() {
+                uri.push_str(&format!("&{key}={}", encode(value)));
+            }
+        }
+        let mut builder = Request::builder().method(Method::GET).uri(uri);
+        if let Some(id) = audit {
+            builder = builder.header("Audit-ID", id);
+        }
+        let what = format!("watch {} in {ns}", kind.resource);
+        let req = builder
+            .body(Vec::new())
+            .map_err(|e| ClusterError::Transport {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
+        let opened =
+            tokio::time::timeout(self.timeout, self.client.request_events::<Value>(req)).await;
+        let result = match &opened {
+            Err(_) => "timeout",
+            Ok(Ok(_)) => "ok",
+            Ok(Err(kube::Error::Api(s))) if (400..500).contains(&s.code) => "client_error",
+            Ok(Err(_)) => "server_error",
+        };
+        super::api_calls::count(&Method::GET, result);
+        match opened {
+            Err(_) => Err(ClusterError::Timeout { what }),
+            Ok(Ok(stream)) => Ok(Box::pin(stream)),
+            Ok(Err(e)) => Err(classify(what, e)),
+        }
+    }
+
     /// GET one object.
     pub async fn get(
         &self,
@@ -307,32 +403,9 @@ impl Cluster {
         selector: &str,
         audit: Option<&str>,
     ) -> Result<Vec<Value>, ClusterError> {
-        self.permit(kind, ns, None, "list")?;
-        let mut uri = kind.base(object_name("namespaces", "list", ns)?);
-        if !selector.is_empty() {
-            uri.push_str("?labelSelector=");
-            uri.push_str(
-                &percent_encoding::utf8_percent_encode(
-                    selector,
-                    percent_encoding::NON_ALPHANUMERIC,
-                )
-                .to_string(),
-            );
-        }
-        let v = self
-            .send(
-                format!("list {} in {ns}", kind.resource),
-                Method::GET,
-                uri,
-                None,
-                None,
-                audit,
-            )
-            .await?;
-        Ok(v.get("items")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default())
+        self.list_at(kind, ns, selector, audit)
+            .await
+            .map(|(items, _)| items)
     }
 
     /// JSON merge patch of the main resource. Put `metadata.resourceVersion` in the patch to fence it.
@@ -507,6 +580,29 @@ impl Cluster {
         .await
     }
 }
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// What a watch selects and where it starts.
+#[derive(Clone, Copy, Debug)]
+pub struct WatchQuery<'a> {
+    /// Label selector (empty: all).
+    pub labels: &'a str,
+    /// Field selector (empty: all).
+    pub fields: &'a str,
+    /// Where to start (empty: the current state first, as ADDED events).
+    pub resource_version: &'a str,
+    /// When the server ends the watch.
+    pub timeout: Duration,
+}
+
+/// The events of a watch.
+pub type WatchStream = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<kube::core::WatchEvent<Value>, kube::Error>> + Send>,
+>;
 
 /// The last `max` bytes of `text`, starting at a line boundary when one is near.
 pub fn tail_bytes(text: &str, max: usize) -> &str {

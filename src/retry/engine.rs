@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use super::cluster::{Cluster, ClusterError, EVENTS, PIPELINERUNS, PIPELINES, PVCS};
-use super::executor::{cluster_error, rfc3339, Executor, ExecutorOptions};
+use super::executor::{cluster_error, rfc3339, Children, Executor, ExecutorOptions};
 use super::planner;
 use super::record::store::Stored;
 use super::record::{AttemptRecord, Phase, RecordStore, RunRef};
@@ -157,22 +157,7 @@ impl Engine {
     async fn retry_inner(&self, req: &RetryRequest) -> Result<PipelineRunRetry, ApiError> {
         let inner = &self.inner;
         let key = format!("{}/{}", req.namespace, req.name);
-        let _guard = {
-            let mut set = inner
-                .in_flight
-                .lock()
-                .map_err(|_| ApiError::internal("engine state poisoned"))?;
-            if !set.insert(key.clone()) {
-                return Err(ApiError::conflict(format!(
-                    "another retry of pipelinerun {key} is in progress on this server; wait for it and check the run"
-                ))
-                .with_refusal("InFlight"));
-            }
-            FlightGuard {
-                set: &inner.in_flight,
-                key,
-            }
-        };
+        let _guard = inner.enter(key)?;
         // Wait for a turn (a request for a run already queued was refused above).
         let _permit = inner
             .permits
@@ -208,7 +193,7 @@ impl Engine {
                 }
             }
 
-            let plan = self
+            let (plan, children) = self
                 .plan(req, &run, stored.as_ref().map(|s| &s.record))
                 .await?;
             if req.dry_run {
@@ -246,21 +231,24 @@ impl Engine {
                     info!(%ns, %name, attempt = plan.attempt, by = %record.by, tasks = ?record.tasks, "retry claimed");
                     // The mirror on the run; the webhook may refuse even a metadata write of a
                     // run that no longer validates: then the claim is taken back.
-                    if let Err(e) = inner.executor.write_mirror(&record, audit).await {
-                        let answer = match e {
-                            ClusterError::Api {
-                                code: 400 | 422,
-                                message,
-                                ..
-                            } => {
-                                super::executor::rejected_by_admission(ns, name, "claim", &message)
-                            }
-                            other => cluster_error("recording the retry on the run", other),
-                        };
-                        self.release(&claimed, stored.as_ref(), audit).await;
-                        return Err(answer);
-                    }
-                    let run = self.execute(req, &run, claimed).await?;
+                    let run = match inner.executor.write_mirror(&record, audit).await {
+                        Ok(mirrored) => mirrored,
+                        Err(e) => {
+                            let answer = match e {
+                                ClusterError::Api {
+                                    code: 400 | 422,
+                                    message,
+                                    ..
+                                } => super::executor::rejected_by_admission(
+                                    ns, name, "claim", &message,
+                                ),
+                                other => cluster_error("recording the retry on the run", other),
+                            };
+                            self.release(&claimed, stored.as_ref(), audit).await;
+                            return Err(answer);
+                        }
+                    };
+                    let run = self.execute(req, &run, claimed, Some(children)).await?;
                     inner.observer.started(ns, plan.attempt);
                     return Ok(response(req, &run, &plan, Some(&record), false));
                 }
@@ -310,7 +298,7 @@ impl Engine {
         req: &RetryRequest,
         run: &Value,
         record: Option<&AttemptRecord>,
-    ) -> Result<Plan, ApiError> {
+    ) -> Result<(Plan, Children), ApiError> {
         let inner = &self.inner;
         let (ns, audit) = (req.namespace.as_str(), req.audit_id.as_deref());
         let children = inner
@@ -344,7 +332,7 @@ impl Engine {
         };
         let input = PlanInput {
             pipeline_run: run,
-            children: &children,
+            children: &children.owned,
             pipeline: pipeline.as_ref(),
             existing_pvcs: pvcs.as_ref(),
             spec: &req.spec,
@@ -352,7 +340,8 @@ impl Engine {
             now: Utc::now(),
             limits: inner.opts.limits,
         };
-        planner::plan(&input)
+        let plan = planner::plan(&input)?;
+        Ok((plan, children))
     }
 
     /// The steps after the claim and the final record, for a fresh claim or a roll-forward.
@@ -361,6 +350,7 @@ impl Engine {
         req: &RetryRequest,
         run: &Value,
         claimed: Stored,
+        children: Option<Children>,
     ) -> Result<Value, ApiError> {
         let inner = &self.inner;
         let (ns, name, audit) = (
@@ -371,26 +361,38 @@ impl Engine {
         let record = &claimed.record;
         let key = format!("{}/{}", record.uid, record.attempt);
         let outcome = async {
-            let run = inner.executor.complete(ns, run, record, audit).await?;
+            let run = inner
+                .executor
+                .complete(ns, run, record, children, audit)
+                .await?;
             let attempt = record.attempt;
-            let started = self
-                .store()
-                .update(&record.uid, audit, |r| {
-                    if r.attempt == attempt && r.phase() == Phase::Claimed {
-                        r.phase = Some(Phase::Started);
-                        true
-                    } else {
-                        false
-                    }
-                })
-                .await
-                .map_err(|e| cluster_error("recording the retry", e))?;
-            if let Some(s) = started {
+            let mark_started = |r: &mut AttemptRecord| {
+                if r.attempt == attempt && r.phase() == Phase::Claimed {
+                    r.phase = Some(Phase::Started);
+                    true
+                } else {
+                    false
+                }
+            };
+            // Fenced by the claim's own resourceVersion; read again only if something else wrote
+            // the record since (the recorder, another replica's roll-forward).
+            let mut started = record.clone();
+            let written = if mark_started(&mut started) {
+                match self.store().put(&started, Some(&claimed), audit).await {
+                    Ok(s) => Some(s),
+                    Err(e) if e.is_conflict() => self
+                        .store()
+                        .update(&record.uid, audit, mark_started)
+                        .await
+                        .map_err(|e| cluster_error("recording the retry", e))?,
+                    Err(e) => return Err(cluster_error("recording the retry", e)),
+                }
+            } else {
+                None
+            };
+            if let Some(s) = written {
                 if let Err(e) = inner.executor.write_mirror(&s.record, audit).await {
                     warn!(%ns, %name, error = %e, "could not update the run's retry annotations; the recorder does");
-                }
-                if let Err(e) = self.store().index(&s.record, audit).await {
-                    warn!(%ns, %name, error = %e, "could not add the attempt to the history index");
                 }
             }
             Ok::<Value, ApiError>(run)
@@ -502,7 +504,7 @@ impl Engine {
         {
             warn!(%ns, %name, error = %e, "could not re-assert the run's retry annotations");
         }
-        let done = self.execute(req, run, stored).await?;
+        let done = self.execute(req, run, stored, None).await?;
         let mut resp = response(req, &done, &plan, Some(&summary), false);
         if let Some(s) = resp.status.as_mut() {
             s.message = Some(format!(
@@ -510,6 +512,48 @@ impl Engine {
             ));
         }
         Ok(resp)
+    }
+
+    /// Resets again a run whose started attempt a stale controller write turned back into its old
+    /// outcome after the request had answered (the recorder calls this). Does nothing unless the
+    /// run with `uid` is done with an outcome older than the attempt's claim.
+    pub async fn repair(&self, ns: &str, name: &str, uid: &str) -> Result<bool, ApiError> {
+        let inner = &self.inner;
+        let _guard = inner.enter(format!("{ns}/{name}"))?;
+        let _permit = inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ApiError::internal("the engine is shutting down"))?;
+        let run = inner.executor_get_run(ns, name, None).await?;
+        if str_at(&run, "/metadata/uid") != Some(uid) {
+            return Ok(false);
+        }
+        let Some(stored) = self
+            .store()
+            .get(uid, None)
+            .await
+            .map_err(|e| cluster_error("reading the attempt record", e))?
+        else {
+            return Ok(false);
+        };
+        let record = &stored.record;
+        let view = crate::tekton::ObjectView::new(&run);
+        let stale = record.phase() == Phase::Started
+            && view.is_done()
+            && str_at(&run, "/status/completionTime")
+                .and_then(parse_time)
+                .zip(parse_time(&record.start))
+                .is_some_and(|(c, s)| c < s);
+        if !stale {
+            return Ok(false);
+        }
+        warn!(%ns, %name, attempt = record.attempt, "the run went back to its old outcome after the retry started; resetting it again");
+        inner
+            .executor
+            .complete(ns, &run, record, None, None)
+            .await?;
+        Ok(true)
     }
 
     /// The attempt history of the run `ns/name`, found by the run's uid: a
@@ -574,6 +618,24 @@ impl Engine {
 }
 
 impl Inner {
+    /// Marks the run `key` (`ns/name`) as worked on by this server; 409 if it already is.
+    fn enter(&self, key: String) -> Result<FlightGuard<'_>, ApiError> {
+        let mut set = self
+            .in_flight
+            .lock()
+            .map_err(|_| ApiError::internal("engine state poisoned"))?;
+        if !set.insert(key.clone()) {
+            return Err(ApiError::conflict(format!(
+                "another retry of pipelinerun {key} is in progress on this server; wait for it and check the run"
+            ))
+            .with_refusal("InFlight"));
+        }
+        Ok(FlightGuard {
+            set: &self.in_flight,
+            key,
+        })
+    }
+
     async fn executor_get_run(
         &self,
         ns: &str,

@@ -22,6 +22,7 @@ use super::cluster::{child_kind, Cluster, ClusterError, CUSTOMRUNS, PIPELINERUNS
 use super::planner;
 use super::record::history::{self, ArchivedRun, AttemptArchive};
 use super::record::{controlled_by, mirror, AttemptRecord, RecordStore, RunRef};
+use super::tracked::Tracked;
 use crate::api::ApiError;
 
 /// Tunables of the executor.
@@ -131,59 +132,52 @@ impl Executor {
         ns: &str,
         run: &Value,
         audit: Option<&str>,
-    ) -> Result<Vec<Value>, ClusterError> {
+    ) -> Result<Children, ClusterError> {
         let name = str_at(run, "/metadata/name").unwrap_or_default();
         let uid = str_at(run, "/metadata/uid").unwrap_or_default();
         let selector = format!("tekton.dev/pipelineRun={name}");
-        let mut children = Vec::new();
+        let mut out = Children::default();
         for kind in [TASKRUNS, CUSTOMRUNS, PIPELINERUNS] {
-            match self.cluster.list(kind, ns, &selector, audit).await {
-                Ok(items) => {
-                    children.extend(items.into_iter().filter(|c| controlled_by(c, uid)).map(
-                        |mut c| {
+            match self.cluster.list_at(kind, ns, &selector, audit).await {
+                Ok((items, rv)) => {
+                    let items: Vec<Value> = items
+                        .into_iter()
+                        .map(|mut c| {
                             // List items may lack `kind`; the planner and archive need it.
                             if c.get("kind").is_none() {
                                 c["kind"] = json!(kind_name(kind.resource));
                             }
                             c
-                        },
-                    ))
+                        })
+                        .collect();
+                    out.owned
+                        .extend(items.iter().filter(|c| controlled_by(c, uid)).cloned());
+                    if kind == TASKRUNS {
+                        out.taskruns = items;
+                        out.taskruns_rv = rv;
+                    }
                 }
                 // CustomRuns may not be installed; a missing resource means there are none.
                 Err(ClusterError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(children)
+        Ok(out)
     }
 
-    /// The runs `record` replaces that still exist as the very runs it recorded: controlled by
-    /// the retried run and with the recorded uid. Anything else of the same name (a run Tekton
-    /// re-created, an object someone else made) is never touched.
-    async fn still_there(
-        &self,
-        ns: &str,
-        run: &Value,
-        record: &AttemptRecord,
-        audit: Option<&str>,
-    ) -> Result<Vec<Value>, ApiError> {
-        let children = self
-            .owned_children(ns, run, audit)
-            .await
-            .map_err(|e| cluster_error("listing the child runs", e))?;
-        Ok(children
-            .into_iter()
-            .filter(|c| record.replaces_uid(str_at(c, "/metadata/uid").unwrap_or_default()))
-            .collect())
-    }
-
-    /// The steps after the claim for the attempt `record` on `run`. Safe to call again after any
-    /// failure. Returns the run as last read, running the new attempt.
+    /// The steps after the claim for the attempt `record` on `run` (as last read). `children`
+    /// are the run's children as listed for the plan; a roll-forward passes `None` and they are
+    /// listed again. Safe to call again after any failure. Returns the run as last seen, running
+    /// the new attempt (or already done with its outcome).
+    ///
+    /// Waits are watches: the run's TaskRuns and the run itself are watched from the state read,
+    /// the pods of the deleted TaskRuns from a list; nothing is polled.
     pub async fn complete(
         &self,
         ns: &str,
         run: &Value,
         record: &AttemptRecord,
+        children: Option<Children>,
         audit: Option<&str>,
     ) -> Result<Value, ApiError> {
         let name = record.name.as_str();
@@ -191,9 +185,46 @@ impl Executor {
         if str_at(run, "/metadata/uid") != Some(uid) {
             return Err(replaced(ns, name));
         }
+        let children = match children {
+            Some(c) => c,
+            None => self
+                .owned_children(ns, run, audit)
+                .await
+                .map_err(|e| cluster_error("listing the child runs", e))?,
+        };
+        let selector = format!("tekton.dev/pipelineRun={name}");
+        let mut taskruns = Tracked::from_list(
+            &self.cluster,
+            TASKRUNS,
+            ns,
+            &selector,
+            "",
+            children.taskruns,
+            children.taskruns_rv,
+        );
+        // Open before anything is deleted, so no deletion or re-creation goes unseen.
+        taskruns
+            .watch(audit)
+            .await
+            .map_err(|e| cluster_error("watching the child runs", e))?;
+        let mut runs = Tracked::from_list(
+            &self.cluster,
+            PIPELINERUNS,
+            ns,
+            "",
+            &format!("metadata.name={name}"),
+            vec![run.clone()],
+            str_at(run, "/metadata/resourceVersion")
+                .unwrap_or_default()
+                .to_string(),
+        );
 
         // Archive every run the attempt replaces, before anything is deleted.
-        let present = self.still_there(ns, run, record, audit).await?;
+        let present: Vec<Value> = children
+            .owned
+            .into_iter()
+            .filter(|c| record.replaces_uid(str_at(c, "/metadata/uid").unwrap_or_default()))
+            .collect();
         let archivable: Vec<&Value> = present
             .iter()
             .filter(|c| str_at(c, "/metadata/deletionTimestamp").is_none() || is_done(c))
@@ -202,42 +233,58 @@ impl Executor {
             self.archive(record, &archivable, audit).await?;
         }
 
-        // Delete (foreground, uid precondition) and wait until the runs and pods are gone.
-        let now_refs: HashSet<&str> = record.replace_now.iter().map(|r| r.uid.as_str()).collect();
-        for r in &record.replace_now {
-            let obj = present
-                .iter()
-                .find(|c| str_at(c, "/metadata/uid") == Some(r.uid.as_str()));
-            self.delete_and_wait(ns, r, obj, audit).await?;
-        }
+        // Delete (foreground, uid precondition, all at once) and wait until the runs and their
+        // pods are gone.
+        let now_refs: Vec<&RunRef> = record.replace_now.iter().collect();
+        self.delete_all(ns, &now_refs, &present, audit).await?;
+        self.wait_gone(ns, &now_refs, &mut taskruns, audit).await?;
 
-        // Status write, spec.status clear, verification, repeated on races.
+        // Status write, spec.status clear, acknowledgement by the controller; repeated on races.
         let dropped: HashSet<&str> = record
             .replace_now
             .iter()
             .map(|r| r.name.as_str())
             .chain(record.drop_references.iter().map(String::as_str))
             .collect();
+        let message = reset_message(record);
         let mut deferred_done = record.replace_after_spec_clear.is_empty();
         let mut rounds = 0;
+        let mut verify_until: Option<tokio::time::Instant> = None;
         loop {
-            rounds += 1;
-            if rounds > self.opts.max_reset_rounds {
-                return Err(ApiError::timeout(format!(
-                    "the Tekton controller kept setting pipelinerun {ns}/{name} back to done after {} status writes; \
-                     the attempt stays recorded and is completed by the next retry request",
-                    self.opts.max_reset_rounds
+            let Some(current) = runs.named(name).cloned() else {
+                return Err(ApiError::not_found(format!(
+                    "pipelineruns.tekton.dev \"{name}\" not found in namespace \"{ns}\": it was deleted while it was being retried"
                 )));
-            }
-            let current = self.get_run(ns, name, audit).await?;
+            };
             if str_at(&current, "/metadata/uid") != Some(uid) {
                 return Err(replaced(ns, name));
             }
-            let needs_reset = is_done(&current) && !self.started_since(&current, record).await;
-            if needs_reset {
-                self.reset_status(ns, name, &current, &dropped, record, audit)
-                    .await?;
-                continue; // re-read: the spec clear and verification act on the fresh object
+            let new_child = taskruns
+                .objects
+                .values()
+                .any(|c| controlled_by(c, uid) && record.is_new(c));
+            if is_done(&current) && shows_old_outcome(&current, record, new_child) {
+                rounds += 1;
+                if rounds > self.opts.max_reset_rounds {
+                    return Err(ApiError::timeout(format!(
+                        "the Tekton controller kept setting pipelinerun {ns}/{name} back to done after {} status writes; \
+                         the attempt stays recorded and is completed by the next retry request",
+                        self.opts.max_reset_rounds
+                    )));
+                }
+                match self
+                    .reset_status(ns, name, &current, &dropped, &message, record, audit)
+                    .await?
+                {
+                    Some(written) => {
+                        runs.objects.insert(uid.to_string(), written);
+                    }
+                    None => {
+                        self.next_event(&mut runs, &mut taskruns, None, audit)
+                            .await?;
+                    }
+                }
+                continue;
             }
             if spec_status(&current).is_some() && !is_done(&current) {
                 // The webhook refuses spec changes on a done run, so this follows the reset.
@@ -248,15 +295,22 @@ impl Executor {
                     .merge_patch(PIPELINERUNS, ns, name, patch, audit)
                     .await
                 {
-                    Ok(_) => debug!(%ns, %name, "cleared spec.status"),
+                    Ok(written) => {
+                        debug!(%ns, %name, "cleared spec.status");
+                        runs.objects.insert(uid.to_string(), written);
+                    }
                     Err(e) if e.is_conflict() => {
-                        debug!(%ns, %name, "spec.status clear lost a race; repeating")
+                        debug!(%ns, %name, "spec.status clear lost a race; waiting for the controller");
+                        self.next_event(&mut runs, &mut taskruns, None, audit)
+                            .await?;
                     }
                     Err(ClusterError::Api {
                         code: 400, message, ..
                     }) => {
                         // Done again between our reads (race 1, fixtures cancelled/04–06).
-                        debug!(%ns, %name, %message, "spec.status clear refused; repeating the reset")
+                        debug!(%ns, %name, %message, "spec.status clear refused; waiting for the controller");
+                        self.next_event(&mut runs, &mut taskruns, None, audit)
+                            .await?;
                     }
                     Err(e) => return Err(cluster_error("clearing spec.status", e)),
                 }
@@ -264,42 +318,64 @@ impl Executor {
             }
             if !deferred_done {
                 // Finally runs of a gracefully cancelled run: only now (fixture cancelled-finally-trap).
-                let present = self.still_there(ns, &current, record, audit).await?;
-                for r in &record.replace_after_spec_clear {
-                    if now_refs.contains(r.uid.as_str()) {
-                        continue;
-                    }
-                    let obj = present
-                        .iter()
-                        .find(|c| str_at(c, "/metadata/uid") == Some(r.uid.as_str()));
-                    self.delete_and_wait(ns, r, obj, audit).await?;
-                }
+                let refs: Vec<&RunRef> = record
+                    .replace_after_spec_clear
+                    .iter()
+                    .filter(|r| !record.replace_now.contains(r))
+                    .collect();
+                let still: Vec<Value> = taskruns
+                    .objects
+                    .values()
+                    .filter(|c| controlled_by(c, uid))
+                    .cloned()
+                    .chain(
+                        present
+                            .iter()
+                            .filter(|c| str_at(c, "/kind") != Some("TaskRun"))
+                            .cloned(),
+                    )
+                    .collect();
+                self.delete_all(ns, &refs, &still, audit).await?;
+                self.wait_gone(ns, &refs, &mut taskruns, audit).await?;
                 deferred_done = true;
+                continue;
             }
-            // Watch for a flip back to the old outcome.
-            match self.verify(ns, name, record, audit).await? {
-                Some(run) => {
-                    self.remove_annotations(ns, name, &run, record, audit).await;
-                    return Ok(run);
-                }
-                None => {
-                    info!(%ns, %name, "run flipped back to its old outcome after the reset; writing the status again");
-                    continue;
-                }
+            if acknowledged(&current, new_child, &message) {
+                self.remove_annotations(ns, name, &current, record, audit)
+                    .await;
+                return Ok(current);
+            }
+            // Not taken up yet: wait for the controller, at most the verification window.
+            let until = *verify_until
+                .get_or_insert_with(|| tokio::time::Instant::now() + self.opts.verify_window);
+            if !self
+                .next_event(&mut runs, &mut taskruns, Some(until), audit)
+                .await?
+            {
+                info!(%ns, %name, "the controller did not react within the verification window; the run is running");
+                self.remove_annotations(ns, name, &current, record, audit)
+                    .await;
+                return Ok(current);
             }
         }
     }
 
-    async fn get_run(&self, ns: &str, name: &str, audit: Option<&str>) -> Result<Value, ApiError> {
-        self.cluster
-            .get(PIPELINERUNS, ns, name, audit)
-            .await
-            .map_err(|e| match e {
-                ClusterError::NotFound { .. } => ApiError::not_found(format!(
-                    "pipelineruns.tekton.dev \"{name}\" not found in namespace \"{ns}\""
-                )),
-                other => cluster_error("reading the pipelinerun", other),
-            })
+    /// Waits for the next change of the run or its TaskRuns; `false` when `until` passed first.
+    async fn next_event(
+        &self,
+        runs: &mut Tracked,
+        taskruns: &mut Tracked,
+        until: Option<tokio::time::Instant>,
+        audit: Option<&str>,
+    ) -> Result<bool, ApiError> {
+        let until =
+            until.unwrap_or_else(|| tokio::time::Instant::now() + self.opts.wait_gone_timeout);
+        tokio::select! {
+            r = runs.next(audit) => r.map_err(|e| cluster_error("watching the pipelinerun", e))?,
+            r = taskruns.next(audit) => r.map_err(|e| cluster_error("watching the child runs", e))?,
+            _ = tokio::time::sleep_until(until) => return Ok(false),
+        }
+        Ok(true)
     }
 
     async fn archive(
@@ -362,98 +438,141 @@ impl Executor {
             .map_err(|e| cluster_error("writing the attempt history", e))
     }
 
-    /// Deletes `obj` (the run `r` as it still exists, if it does) and waits until it and its pods
-    /// are gone.
-    async fn delete_and_wait(
+    /// Deletes, all at once (foreground, uid precondition), the runs of `refs` that are still in
+    /// `present` and not already being deleted.
+    async fn delete_all(
         &self,
         ns: &str,
-        r: &RunRef,
-        obj: Option<&Value>,
+        refs: &[&RunRef],
+        present: &[Value],
         audit: Option<&str>,
     ) -> Result<(), ApiError> {
-        let Some(k) = child_kind(&r.kind) else {
-            return Ok(());
-        };
-        if let Some(obj) = obj {
-            if str_at(obj, "/metadata/deletionTimestamp").is_none() {
+        let deletes = refs.iter().filter_map(|r| {
+            let obj = present
+                .iter()
+                .find(|c| str_at(c, "/metadata/uid") == Some(r.uid.as_str()))?;
+            if str_at(obj, "/metadata/deletionTimestamp").is_some() {
+                return None;
+            }
+            let k = child_kind(&r.kind)?;
+            Some(async move {
                 match self
                     .cluster
                     .delete_foreground(k, ns, &r.name, &r.uid, audit)
                     .await
                 {
-                    Ok(()) => info!(%ns, run = %r, "deleted child run"),
-                    Err(e) if e.is_not_found() || e.is_conflict() => {}
-                    Err(e) => return Err(cluster_error(&format!("deleting {r}"), e)),
-                }
-            }
-            let deadline = tokio::time::Instant::now() + self.opts.wait_gone_timeout;
-            loop {
-                match self.cluster.get(k, ns, &r.name, audit).await {
-                    Err(e) if e.is_not_found() => break,
-                    Ok(o) if str_at(&o, "/metadata/uid") != Some(r.uid.as_str()) => break,
-                    Ok(_) => {}
-                    Err(e) => {
-                        return Err(cluster_error(&format!("waiting for {r} to be deleted"), e))
+                    Ok(()) => {
+                        info!(%ns, run = %r, "deleted child run");
+                        Ok(())
                     }
+                    Err(e) if e.is_not_found() || e.is_conflict() => Ok(()),
+                    Err(e) => Err(cluster_error(&format!("deleting {r}"), e)),
                 }
-                if tokio::time::Instant::now() > deadline {
-                    return Err(ApiError::timeout(format!(
-                        "{r} in {ns} was not gone {:?} after its deletion (a finalizer?); the retry resumes on the next request",
-                        self.opts.wait_gone_timeout
-                    )));
-                }
-                tokio::time::sleep(self.opts.poll_interval).await;
-            }
+            })
+        });
+        for result in futures::future::join_all(deletes).await {
+            result?;
         }
-        self.wait_pods_gone(ns, r, audit).await
+        Ok(())
     }
 
-    /// A leftover `<taskrun>-pod` is adopted by the re-created TaskRun, which then fails at once
-    /// with the old result (fixture orphan-pod): wait until the TaskRun's pods are gone too.
-    /// A pod counts as left over when it is owned by the deleted TaskRun (its recorded uid) or by
+    /// Waits until the runs of `refs` are gone (their recorded uids no longer exist) and so are
+    /// the pods of the TaskRuns among them: a leftover `<taskrun>-pod` is adopted by the
+    /// re-created TaskRun, which then fails at once with the old result (fixture orphan-pod). A pod
+    /// counts as left over when it is owned by the deleted TaskRun (its recorded uid) or by
     /// nothing; the pod of a TaskRun Tekton already re-created (another owner uid) does not.
-    async fn wait_pods_gone(
+    async fn wait_gone(
+        &self,
+        ns: &str,
+        refs: &[&RunRef],
+        taskruns: &mut Tracked,
+        audit: Option<&str>,
+    ) -> Result<(), ApiError> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + self.opts.wait_gone_timeout;
+        // CustomRuns and child PipelineRuns (rare) are waited for by reading them.
+        for r in refs.iter().filter(|r| r.kind != "TaskRun") {
+            self.wait_gone_by_reading(ns, r, deadline, audit).await?;
+        }
+        let trs: Vec<&RunRef> = refs
+            .iter()
+            .copied()
+            .filter(|r| r.kind == "TaskRun")
+            .collect();
+        if trs.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = trs.iter().map(|r| r.name.as_str()).collect();
+        let mut pods = Tracked::list(
+            &self.cluster,
+            PODS,
+            ns,
+            &format!("tekton.dev/taskRun in ({})", names.join(",")),
+            audit,
+        )
+        .await
+        .map_err(|e| cluster_error("listing the pods of the deleted runs", e))?;
+        loop {
+            let runs_left: Vec<String> = trs
+                .iter()
+                .filter(|r| taskruns.objects.contains_key(&r.uid))
+                .map(|r| r.to_string())
+                .collect();
+            let pods_left: Vec<String> = pods
+                .objects
+                .values()
+                .filter(|p| leftover_pod(p, &trs))
+                .filter_map(|p| str_at(p, "/metadata/name"))
+                .map(str::to_string)
+                .collect();
+            if runs_left.is_empty() && pods_left.is_empty() {
+                return Ok(());
+            }
+            let progressed = tokio::select! {
+                r = taskruns.next(audit) => { r.map_err(|e| cluster_error("watching the child runs", e))?; true }
+                r = pods.next(audit) => { r.map_err(|e| cluster_error("watching the pods of the deleted runs", e))?; true }
+                _ = tokio::time::sleep_until(deadline) => false,
+            };
+            if !progressed {
+                return Err(if runs_left.is_empty() {
+                    ApiError::timeout(format!(
+                        "the pods {pods_left:?} in {ns} are still there {:?} after their TaskRuns were deleted; a re-created TaskRun would adopt them \
+                         and fail at once, so the run was not reset. Delete them, then retry again",
+                        self.opts.wait_gone_timeout
+                    ))
+                } else {
+                    ApiError::timeout(format!(
+                        "{} in {ns} not gone {:?} after deletion (a finalizer?); the retry resumes on the next request",
+                        runs_left.join(", "),
+                        self.opts.wait_gone_timeout
+                    ))
+                });
+            }
+        }
+    }
+
+    async fn wait_gone_by_reading(
         &self,
         ns: &str,
         r: &RunRef,
+        deadline: tokio::time::Instant,
         audit: Option<&str>,
     ) -> Result<(), ApiError> {
-        if r.kind != "TaskRun" {
+        let Some(k) = child_kind(&r.kind) else {
             return Ok(());
-        }
-        let selector = format!("tekton.dev/taskRun={}", r.name);
-        let pod_prefix = format!("{}-pod", r.name);
-        let deadline = tokio::time::Instant::now() + self.opts.wait_gone_timeout;
+        };
         loop {
-            let pods = self
-                .cluster
-                .list(PODS, ns, &selector, audit)
-                .await
-                .map_err(|e| cluster_error(&format!("waiting for the pods of {r}"), e))?;
-            let left: Vec<&str> = pods
-                .iter()
-                .filter(|p| {
-                    let owners: Vec<&str> = p
-                        .pointer("/metadata/ownerReferences")
-                        .and_then(Value::as_array)
-                        .map(|os| {
-                            os.iter()
-                                .filter_map(|o| o.get("uid").and_then(Value::as_str))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    owners.is_empty() || owners.contains(&r.uid.as_str())
-                })
-                .filter_map(|p| str_at(p, "/metadata/name"))
-                .filter(|n| n.starts_with(&pod_prefix))
-                .collect();
-            if left.is_empty() {
-                return Ok(());
+            match self.cluster.get(k, ns, &r.name, audit).await {
+                Err(e) if e.is_not_found() => return Ok(()),
+                Ok(o) if str_at(&o, "/metadata/uid") != Some(r.uid.as_str()) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(cluster_error(&format!("waiting for {r} to be deleted"), e)),
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(ApiError::timeout(format!(
-                    "the pods {left:?} of {r} in {ns} are still there {:?} after its deletion; a re-created TaskRun would adopt them \
-                     and fail at once, so the run was not reset. Delete them, then retry again",
+                    "{r} in {ns} was not gone {:?} after its deletion (a finalizer?); the retry resumes on the next request",
                     self.opts.wait_gone_timeout
                 )));
             }
@@ -461,49 +580,32 @@ impl Executor {
         }
     }
 
-    /// Whether the run's current outcome comes from this attempt: a replaced run exists again under a
-    /// new uid, controlled by the run (a flip back without one is the old failure re-written:
-    /// informer lag or a stale write).
-    async fn started_since(&self, run: &Value, record: &AttemptRecord) -> bool {
-        let ns = str_at(run, "/metadata/namespace").unwrap_or_default();
-        match self.owned_children(ns, run, None).await {
-            Ok(children) => children.iter().any(|c| record.is_new(c)),
-            Err(_) => false,
-        }
-    }
-
+    /// Writes the status reset fenced by `run`'s resourceVersion. `Some(run)` as written; `None`
+    /// when it lost a race (the run changed: decide again on its next event).
+    #[allow(clippy::too_many_arguments)]
     async fn reset_status(
         &self,
         ns: &str,
         name: &str,
         run: &Value,
         dropped: &HashSet<&str>,
+        message: &str,
         record: &AttemptRecord,
         audit: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Option<Value>, ApiError> {
         let rv = resource_version(run)?;
-        let message = format!(
-            "Retry attempt {} started by {}: re-running {}",
-            record.attempt,
-            record.by,
-            if record.tasks.is_empty() {
-                "the remaining tasks".to_string()
-            } else {
-                record.tasks.join(", ")
-            }
-        );
-        let status = planner::status_reset(run, |n| dropped.contains(n), Utc::now(), &message);
+        let status = planner::status_reset(run, |n| dropped.contains(n), Utc::now(), message);
         let patch = json!({"metadata": {"resourceVersion": rv}, "status": status});
         match self
             .cluster
             .merge_patch_status(PIPELINERUNS, ns, name, patch, audit)
             .await
         {
-            Ok(_) => {
+            Ok(written) => {
                 debug!(%ns, %name, attempt = record.attempt, "status reset written");
-                Ok(())
+                Ok(Some(written))
             }
-            Err(e) if e.is_conflict() => Ok(()), // the loop re-reads and decides again
+            Err(e) if e.is_conflict() => Ok(None),
             Err(ClusterError::Api {
                 code: 400, message, ..
             })
@@ -514,31 +616,6 @@ impl Executor {
                 Err(rejected_by_admission(ns, name, "status reset", &message))
             }
             Err(e) => Err(cluster_error("writing the status reset", e)),
-        }
-    }
-
-    /// Watches the run for the verification window. `Some(run)` when it stays running (or ends with
-    /// an outcome of this attempt); `None` when it flipped back to the old outcome.
-    async fn verify(
-        &self,
-        ns: &str,
-        name: &str,
-        record: &AttemptRecord,
-        audit: Option<&str>,
-    ) -> Result<Option<Value>, ApiError> {
-        let deadline = tokio::time::Instant::now() + self.opts.verify_window;
-        loop {
-            let run = self.get_run(ns, name, audit).await?;
-            if is_done(&run) && !self.started_since(&run, record).await {
-                return Ok(None);
-            }
-            if spec_status(&run).is_some() {
-                return Ok(None);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(Some(run));
-            }
-            tokio::time::sleep(self.opts.poll_interval).await;
         }
     }
 
@@ -578,7 +655,7 @@ impl Executor {
         &self,
         record: &AttemptRecord,
         audit: Option<&str>,
-    ) -> Result<(), ClusterError> {
+    ) -> Result<Value, ClusterError> {
         self.cluster
             .merge_patch(
                 PIPELINERUNS,
@@ -588,7 +665,6 @@ impl Executor {
                 audit,
             )
             .await
-            .map(|_| ())
     }
 }
 
@@ -599,6 +675,77 @@ fn kind_name(resource: &str) -> &'static str {
         "customruns" => "CustomRun",
         _ => "PipelineRun",
     }
+}
+
+/// A run's child runs as listed: those it controls (every kind), and the TaskRuns the label
+/// selected with the list's resourceVersion (where the executor's watch starts).
+#[derive(Clone, Debug, Default)]
+pub struct Children {
+    pub owned: Vec<Value>,
+    pub taskruns: Vec<Value>,
+    pub taskruns_rv: String,
+}
+
+/// The `Succeeded` condition message of a reset.
+fn reset_message(record: &AttemptRecord) -> String {
+    format!(
+        "Retry attempt {} started by {}: re-running {}",
+        record.attempt,
+        record.by,
+        if record.tasks.is_empty() {
+            "the remaining tasks".to_string()
+        } else {
+            record.tasks.join(", ")
+        }
+    )
+}
+
+/// Whether a done run still shows the outcome of an earlier attempt (never reset, or a stale
+/// controller write after the reset — informer lag, race 2 of fixtures/cancelled) rather than this
+/// attempt's. The reset removes `completionTime` and Tekton sets a new one when the run ends
+/// (`MarkSucceeded`/`MarkFailed`), so an earlier completion is an earlier outcome; in the claim's
+/// own second (times have one-second precision) a run Tekton re-created for this attempt decides.
+pub fn shows_old_outcome(run: &Value, record: &AttemptRecord, new_child: bool) -> bool {
+    let completion = str_at(run, "/status/completionTime").and_then(crate::tekton::parse_time);
+    let start = crate::tekton::parse_time(&record.start);
+    match (completion, start) {
+        (Some(c), Some(s)) if c < s => true,
+        (Some(c), Some(s)) if c > s => false,
+        _ => !new_child,
+    }
+}
+
+/// Whether the controller has taken the reset run up: it created a run of this attempt, rewrote
+/// the condition of the reset (its first reconcile does), or already ended the attempt.
+fn acknowledged(run: &Value, new_child: bool, reset_message: &str) -> bool {
+    if new_child {
+        return true;
+    }
+    let view = crate::tekton::ObjectView::new(run);
+    if view.is_done() {
+        // Ended since the reset (not an old outcome, or the loop would have reset it).
+        return true;
+    }
+    view.message().is_some_and(|m| m != reset_message)
+}
+
+/// A pod of one of `deleted` TaskRuns that a re-created TaskRun would adopt: named after the
+/// TaskRun (`<taskrun>-pod…`) and owned by the deleted TaskRun's uid or by nothing.
+fn leftover_pod(pod: &Value, deleted: &[&RunRef]) -> bool {
+    let owners: Vec<&str> = pod
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|os| {
+            os.iter()
+                .filter_map(|o| o.get("uid").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    let name = str_at(pod, "/metadata/name").unwrap_or_default();
+    deleted.iter().any(|r| {
+        name.starts_with(&format!("{}-pod", r.name))
+            && (owners.is_empty() || owners.contains(&r.uid.as_str()))
+    })
 }
 
 fn replaced(ns: &str, name: &str) -> ApiError {

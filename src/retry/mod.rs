@@ -9,6 +9,7 @@ pub mod executor;
 pub mod plan;
 pub mod planner;
 pub mod record;
+pub mod tracked;
 
 use futures::future::BoxFuture;
 

@@ -238,7 +238,9 @@ impl RecordStore {
         audit: Option<&str>,
     ) -> Result<(), ClusterError> {
         let summary = record.summary();
-        self.change_history(record, audit, |data| {
+        // The first retry has no history yet: create it without reading first.
+        let expect_new = record.attempt <= 2;
+        self.change_history(record, audit, expect_new, |data| {
             if data.contains_key(&history::archive_key(archive.attempt)) {
                 return false;
             }
@@ -255,7 +257,7 @@ impl RecordStore {
         audit: Option<&str>,
     ) -> Result<(), ClusterError> {
         let summary: LastRetry = record.summary();
-        self.change_history(record, audit, |data| {
+        self.change_history(record, audit, false, |data| {
             history::set_index_entry(data, &summary)
         })
         .await
@@ -265,9 +267,26 @@ impl RecordStore {
         &self,
         record: &AttemptRecord,
         audit: Option<&str>,
+        expect_new: bool,
         mut change: impl FnMut(&mut Map<String, Value>) -> bool,
     ) -> Result<(), ClusterError> {
         let name = history_name(&record.uid);
+        if expect_new {
+            let mut data = Map::new();
+            if !change(&mut data) {
+                return Ok(());
+            }
+            let cm = self.config_map(name.clone(), "history", record, data);
+            match self
+                .cluster
+                .create(CONFIGMAPS, &self.namespace, cm, audit)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_conflict() => {} // it exists after all: merge into it below
+                Err(e) => return Err(e),
+            }
+        }
         for _ in 0..5 {
             match self
                 .cluster

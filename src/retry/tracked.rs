@@ -1,0 +1,158 @@
+//! Objects of one kind kept current by a watch, so the executor waits for events instead of
+//! polling: a list (or the state the caller already read) and a watch from its resourceVersion,
+//! as client-go's reflector does. A watch that ends is opened again from the last resourceVersion
+//! seen; one the API server expired (410 Gone) starts over from a fresh list.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::core::WatchEvent;
+use serde_json::Value;
+
+use super::cluster::{Cluster, ClusterError, Kind, WatchQuery, WatchStream};
+use crate::tekton::str_at;
+
+/// How long one watch request may stay open before it is renewed.
+const WATCH_SECONDS: Duration = Duration::from_secs(60);
+
+/// The objects of `kind` in a namespace that match a label and a field selector, by uid.
+pub struct Tracked {
+    cluster: Cluster,
+    kind: Kind,
+    namespace: String,
+    labels: String,
+    fields: String,
+    resource_version: String,
+    stream: Option<WatchStream>,
+    /// uid → object.
+    pub objects: BTreeMap<String, Value>,
+}
+
+fn uid(obj: &Value) -> String {
+    str_at(obj, "/metadata/uid").unwrap_or_default().to_string()
+}
+
+impl Tracked {
+    /// Starts from `items` as listed at `resource_version` (no request).
+    pub fn from_list(
+        cluster: &Cluster,
+        kind: Kind,
+        namespace: &str,
+        labels: &str,
+        fields: &str,
+        items: Vec<Value>,
+        resource_version: String,
+    ) -> Self {
+        Tracked {
+            cluster: cluster.clone(),
+            kind,
+            namespace: namespace.to_string(),
+            labels: labels.to_string(),
+            fields: fields.to_string(),
+            resource_version,
+            stream: None,
+            objects: items.into_iter().map(|o| (uid(&o), o)).collect(),
+        }
+    }
+
+    /// Lists, then keeps current.
+    pub async fn list(
+        cluster: &Cluster,
+        kind: Kind,
+        namespace: &str,
+        labels: &str,
+        audit: Option<&str>,
+    ) -> Result<Self, ClusterError> {
+        let (items, rv) = cluster.list_at(kind, namespace, labels, audit).await?;
+        Ok(Self::from_list(
+            cluster, kind, namespace, labels, "", items, rv,
+        ))
+    }
+
+    /// Opens the watch now (it is otherwise opened by the first [`Tracked::next`]).
+    pub async fn watch(&mut self, audit: Option<&str>) -> Result<(), ClusterError> {
+        if self.stream.is_none() {
+            self.stream = Some(
+                self.cluster
+                    .watch(
+                        self.kind,
+                        &self.namespace,
+                        &WatchQuery {
+                            labels: &self.labels,
+                            fields: &self.fields,
+                            resource_version: &self.resource_version,
+                            timeout: WATCH_SECONDS,
+                        },
+                        audit,
+                    )
+                    .await?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Waits for the next change and applies it.
+    pub async fn next(&mut self, audit: Option<&str>) -> Result<(), ClusterError> {
+        loop {
+            self.watch(audit).await?;
+            let Some(stream) = self.stream.as_mut() else {
+                continue;
+            };
+            match stream.next().await {
+                Some(Ok(WatchEvent::Added(o))) | Some(Ok(WatchEvent::Modified(o))) => {
+                    self.seen(&o);
+                    self.objects.insert(uid(&o), o);
+                    return Ok(());
+                }
+                Some(Ok(WatchEvent::Deleted(o))) => {
+                    self.seen(&o);
+                    self.objects.remove(&uid(&o));
+                    return Ok(());
+                }
+                Some(Ok(WatchEvent::Bookmark(b))) => {
+                    self.resource_version = b.metadata.resource_version;
+                }
+                Some(Ok(WatchEvent::Error(e))) if e.code == 410 => {
+                    // Expired: start over from the current state.
+                    self.stream = None;
+                    let (items, rv) = self
+                        .cluster
+                        .list_at(self.kind, &self.namespace, &self.labels, audit)
+                        .await?;
+                    self.objects = items.into_iter().map(|o| (uid(&o), o)).collect();
+                    self.resource_version = rv;
+                    return Ok(());
+                }
+                Some(Ok(WatchEvent::Error(e))) => {
+                    return Err(ClusterError::Api {
+                        what: format!("watch {} in {}", self.kind.resource, self.namespace),
+                        code: e.code,
+                        message: e.message,
+                        reason: e.reason,
+                    })
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, resource = self.kind.resource, "watch broke; opening it again");
+                    self.stream = None;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                // The watch timed out: open it again from where it was.
+                None => self.stream = None,
+            }
+        }
+    }
+
+    fn seen(&mut self, obj: &Value) {
+        if let Some(rv) = str_at(obj, "/metadata/resourceVersion") {
+            self.resource_version = rv.to_string();
+        }
+    }
+
+    /// The object named `name`, if there is one.
+    pub fn named(&self, name: &str) -> Option<&Value> {
+        self.objects
+            .values()
+            .find(|o| str_at(o, "/metadata/name") == Some(name))
+    }
+}
