@@ -482,14 +482,15 @@ fn deployment_is_probed_on_real_endpoints_and_locked_down() {
                 &dep["spec"]["template"]["metadata"]["labels"]
             )));
 
-    // The kubelet must wait longer than the server drains.
+    // The kubelet must wait longer than the server keeps answering and then drains.
     let grace = seconds(arg(c, "--shutdown-grace-period").expect("--shutdown-grace-period"));
+    let delay = seconds(arg(c, "--shutdown-delay").unwrap_or("5s"));
     let termination = pod["terminationGracePeriodSeconds"]
         .as_u64()
         .expect("terminationGracePeriodSeconds");
     assert!(
-        termination > grace,
-        "terminationGracePeriodSeconds {termination} <= server grace {grace}"
+        termination > delay + grace,
+        "terminationGracePeriodSeconds {termination} <= server delay {delay} + grace {grace}"
     );
 
     // No certificate files: the server makes its own certificate, in the namespace the pod runs
