@@ -152,7 +152,7 @@ fn bench_auth(c: &mut Criterion) {
         authz,
         retry: Arc::new(Instant),
         metrics,
-        health: Arc::new(Health::new(state)),
+        health: Arc::new(Health::new(state, Duration::from_secs(300))),
         request_timeout: Duration::from_secs(60),
         in_flight: tokio::sync::Semaphore::new(400),
     });

@@ -49,17 +49,13 @@ pub const SERVER_API_CALLS: &[ApiCall] = &[
         resource: "tasks",
         verbs: &["get"],
     },
-    // Wait until a deleted TaskRun's pod is gone; archive the tail of step logs.
+    // Wait until a deleted TaskRun's pod is gone.
     ApiCall {
         group: "",
         resource: "pods",
         verbs: &["get", "list", "watch"],
     },
-    ApiCall {
-        group: "",
-        resource: "pods/log",
-        verbs: &["get"],
-    },
+    LOG_ARCHIVE_CALL,
     // Workspace data still there?
     ApiCall {
         group: "",
@@ -73,6 +69,26 @@ pub const SERVER_API_CALLS: &[ApiCall] = &[
         verbs: &["create"],
     },
 ];
+
+/// Read step logs: the one right only the log archive needs. Before a retry deletes the TaskRuns
+/// that re-run, the server keeps the last 64 KiB of each step's log in the run's attempt history
+/// (the pods, and with them the logs, go with the TaskRuns). Tenants' pods live in any namespace,
+/// so this is granted cluster-wide, and it lets the server read every pod log in the cluster.
+/// It can go when logs are kept elsewhere (a log collector) or not wanted: `serve
+/// --archive-logs=false` makes no such call, and `deploy/components/no-log-archive` (applied by
+/// `deploy/overlays/no-log-archive`) sets that flag and drops this rule.
+pub const LOG_ARCHIVE_CALL: ApiCall = ApiCall {
+    group: "",
+    resource: "pods/log",
+    verbs: &["get"],
+};
+
+/// [`SERVER_API_CALLS`], without [`LOG_ARCHIVE_CALL`] when logs are not archived.
+pub fn server_api_calls(archive_logs: bool) -> impl Iterator<Item = &'static ApiCall> {
+    SERVER_API_CALLS
+        .iter()
+        .filter(move |c| archive_logs || **c != LOG_ARCHIVE_CALL)
+}
 
 /// The namespace the server runs in unless told otherwise (`--namespace`, `POD_NAMESPACE`).
 pub const DEFAULT_NAMESPACE: &str = "tekton-retry";

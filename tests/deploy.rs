@@ -12,7 +12,7 @@ use base64::Engine;
 use deploy_support::{all, find, generated, render_repo, s};
 use serde_json::Value;
 use tekton_retry::api::{APISERVICE_NAME, GROUP, RESOURCE, SUBRESOURCE, VERSION};
-use tekton_retry::rbac::{OWN_NAMESPACE_CALLS, SERVER_API_CALLS};
+use tekton_retry::rbac::{server_api_calls, OWN_NAMESPACE_CALLS, SERVER_API_CALLS};
 
 const NAMESPACE: &str = "tekton-retry";
 const SERVER_SA: &str = "tekton-retry";
@@ -191,50 +191,88 @@ fn the_apiservice_file_is_the_one_deployed() {
     assert_eq!(a, b);
 }
 
+/// Whether the rendered server archives step logs: `--archive-logs=…` if given, else
+/// `TEKTON_RETRY_ARCHIVE_LOGS`, else the default (true), as clap reads them.
+fn archives_logs(c: &Value) -> bool {
+    let env = c["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == "TEKTON_RETRY_ARCHIVE_LOGS")
+        .map(|e| s(&e["value"], "TEKTON_RETRY_ARCHIVE_LOGS value"));
+    arg(c, "--archive-logs")
+        .or(env)
+        .is_none_or(|v| v != "false")
+}
+
 #[test]
 fn server_clusterrole_is_exactly_the_calls_the_code_makes() {
-    let Some(objs) = render_repo("deploy/base") else {
+    let Some(installs) = deploy_support::render_user_installs() else {
         return;
     };
-    let role = find(&objs, "ClusterRole", "tekton-retry-server");
-    let granted = rule_perms(role);
-    let used: BTreeSet<Perm> = SERVER_API_CALLS
-        .iter()
-        .flat_map(|c| {
-            c.verbs
+    let mut without_logs = 0;
+    for (install, objs) in &installs {
+        let archive = archives_logs(container(objs));
+        if install.contains("no-log-archive") {
+            assert!(
+                !archive,
+                "{install} runs the server with --archive-logs=false"
+            );
+            without_logs += 1;
+        }
+        let role = find(objs, "ClusterRole", "tekton-retry-server");
+        let granted = rule_perms(role);
+        let used: BTreeSet<Perm> = server_api_calls(archive)
+            .flat_map(|c| {
+                c.verbs
+                    .iter()
+                    .map(move |v| (c.group.to_owned(), c.resource.to_owned(), (*v).to_owned()))
+            })
+            .collect();
+        let missing: Vec<_> = used.difference(&granted).collect();
+        let extra: Vec<_> = granted.difference(&used).collect();
+        assert!(
+            missing.is_empty(),
+            "{install}: the server calls these but the ClusterRole lacks them: {missing:?}"
+        );
+        assert!(
+            extra.is_empty(),
+            "{install}: the ClusterRole grants these but the server never calls them: {extra:?}"
+        );
+        assert_eq!(
+            role["rules"].as_array().expect("rules").len(),
+            server_api_calls(archive).count(),
+            "{install}: one rule per SERVER_API_CALLS entry"
+        );
+        assert_eq!(
+            granted
                 .iter()
-                .map(move |v| (c.group.to_owned(), c.resource.to_owned(), (*v).to_owned()))
-        })
-        .collect();
-    let missing: Vec<_> = used.difference(&granted).collect();
-    let extra: Vec<_> = granted.difference(&used).collect();
-    assert!(
-        missing.is_empty(),
-        "the server calls these but the ClusterRole lacks them: {missing:?}"
-    );
-    assert!(
-        extra.is_empty(),
-        "the ClusterRole grants these but the server never calls them: {extra:?}"
-    );
-    assert_eq!(
-        role["rules"].as_array().expect("rules").len(),
-        SERVER_API_CALLS.len(),
-        "one rule per SERVER_API_CALLS entry"
-    );
+                .any(|(g, r, _)| g.is_empty() && r == "pods/log"),
+            archive,
+            "{install}: pods/log exactly when logs are archived"
+        );
 
-    // Bound to the ServiceAccount the pods run as, cluster-wide.
-    let binding = all(&objs, "ClusterRoleBinding")
-        .into_iter()
-        .find(|b| {
-            b["roleRef"]["kind"] == "ClusterRole" && b["roleRef"]["name"] == "tekton-retry-server"
-        })
-        .expect("a ClusterRoleBinding to tekton-retry-server");
-    assert!(binds_server_sa(binding));
+        // Bound to the ServiceAccount the pods run as, cluster-wide.
+        let binding = all(objs, "ClusterRoleBinding")
+            .into_iter()
+            .find(|b| {
+                b["roleRef"]["kind"] == "ClusterRole"
+                    && b["roleRef"]["name"] == "tekton-retry-server"
+            })
+            .expect("a ClusterRoleBinding to tekton-retry-server");
+        assert!(binds_server_sa(binding));
+        assert_eq!(
+            deployment(objs)["spec"]["template"]["spec"]["serviceAccountName"],
+            SERVER_SA
+        );
+        find(objs, "ServiceAccount", SERVER_SA);
+    }
+    assert_eq!(without_logs, 2, "the overlay and the combined component");
     assert_eq!(
-        deployment(&objs)["spec"]["template"]["spec"]["serviceAccountName"],
-        SERVER_SA
+        SERVER_API_CALLS.len(),
+        server_api_calls(false).count() + 1,
+        "only pods/log depends on --archive-logs"
     );
-    find(&objs, "ServiceAccount", SERVER_SA);
 }
 
 #[test]
@@ -296,20 +334,51 @@ fn server_role_in_its_own_namespace_is_exactly_the_calls_the_code_makes_there() 
 
 #[test]
 fn server_service_account_has_no_other_bindings() {
-    let Some(objs) = render_repo("deploy/base") else {
+    let Some(installs) = deploy_support::render_user_installs() else {
         return;
     };
-    let allowed = [
+    let mut with_files = 0;
+    for (install, objs) in &installs {
+        service_account_bindings_are(install, objs);
+        if arg(container(objs), "--tls-cert-file").is_some() {
+            with_files += 1;
+            for (kind, name) in [
+                ("Role", "tekton-retry-certificate"),
+                ("ClusterRole", "tekton-retry-apiservice"),
+            ] {
+                assert!(
+                    all(objs, kind)
+                        .iter()
+                        .all(|r| r["metadata"]["name"] != name),
+                    "{install}: no {kind} {name} without a self-managed certificate"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        with_files, 3,
+        "cert-manager, self-signed and the combined install serve certificate files"
+    );
+}
+
+/// The server's ServiceAccount is bound to exactly the roles it needs in `objs`: the rights of
+/// the self-managed certificate only where it makes one (no `--tls-cert-file`).
+fn service_account_bindings_are(install: &str, objs: &[Value]) {
+    let mut allowed = vec![
         ("ClusterRole", "tekton-retry-server"),
         ("ClusterRole", "system:auth-delegator"),
         ("Role", "extension-apiserver-authentication-reader"),
         ("Role", "tekton-retry-server"),
-        ("Role", "tekton-retry-certificate"),
-        ("ClusterRole", "tekton-retry-apiservice"),
     ];
+    if arg(container(objs), "--tls-cert-file").is_none() {
+        allowed.extend([
+            ("Role", "tekton-retry-certificate"),
+            ("ClusterRole", "tekton-retry-apiservice"),
+        ]);
+    }
     let mut bound: Vec<(String, String)> = ["ClusterRoleBinding", "RoleBinding"]
         .into_iter()
-        .flat_map(|k| all(&objs, k))
+        .flat_map(|k| all(objs, k))
         .filter(|b| binds_server_sa(b))
         .map(|b| {
             (
@@ -324,7 +393,7 @@ fn server_service_account_has_no_other_bindings() {
         .map(|(k, n)| ((*k).to_owned(), (*n).to_owned()))
         .collect();
     want.sort();
-    assert_eq!(bound, want);
+    assert_eq!(bound, want, "{install}");
 }
 
 #[test]
@@ -413,14 +482,15 @@ fn deployment_is_probed_on_real_endpoints_and_locked_down() {
                 &dep["spec"]["template"]["metadata"]["labels"]
             )));
 
-    // The kubelet must wait longer than the server drains.
+    // The kubelet must wait longer than the server keeps answering and then drains.
     let grace = seconds(arg(c, "--shutdown-grace-period").expect("--shutdown-grace-period"));
+    let delay = seconds(arg(c, "--shutdown-delay").unwrap_or("5s"));
     let termination = pod["terminationGracePeriodSeconds"]
         .as_u64()
         .expect("terminationGracePeriodSeconds");
     assert!(
-        termination > grace,
-        "terminationGracePeriodSeconds {termination} <= server grace {grace}"
+        termination > delay + grace,
+        "terminationGracePeriodSeconds {termination} <= server delay {delay} + grace {grace}"
     );
 
     // No certificate files: the server makes its own certificate, in the namespace the pod runs

@@ -38,6 +38,10 @@ fn help_explains_every_flag() {
         "--log-format",
         "--shutdown-grace-period",
         "--request-timeout",
+        "--shutdown-delay",
+        "--authentication-config-resync",
+        "--authentication-config-max-staleness",
+        "--archive-logs",
         "TEKTON_RETRY_SECURE_PORT",
     ] {
         assert!(help.contains(flag), "--help mentions {flag}:\n{help}");

@@ -88,6 +88,7 @@ fn quick_engine() -> EngineOptions {
             verify_window: Duration::from_millis(600),
             poll_interval: Duration::from_millis(25),
             max_reset_rounds: 8,
+            ..Default::default()
         },
         ..Default::default()
     }

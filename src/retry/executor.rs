@@ -35,6 +35,9 @@ pub struct ExecutorOptions {
     pub poll_interval: Duration,
     /// Bound on status-write rounds (races with the controller).
     pub max_reset_rounds: u32,
+    /// Archive the tail of each step's log (`get pods/log`) with the replaced runs; without it
+    /// the history keeps the runs only.
+    pub archive_logs: bool,
 }
 
 impl Default for ExecutorOptions {
@@ -44,6 +47,7 @@ impl Default for ExecutorOptions {
             verify_window: Duration::from_secs(2),
             poll_interval: Duration::from_millis(50),
             max_reset_rounds: 6,
+            archive_logs: true,
         }
     }
 }
@@ -395,7 +399,7 @@ impl Executor {
                 .unwrap_or_default()
                 .to_string();
             let mut logs = std::collections::BTreeMap::new();
-            if kind == "TaskRun" {
+            if kind == "TaskRun" && self.opts.archive_logs {
                 if let Some(pod) = str_at(child, "/status/podName").filter(|p| !p.is_empty()) {
                     let steps = child
                         .pointer("/status/steps")

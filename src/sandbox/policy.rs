@@ -197,6 +197,8 @@ pub const AUTHENTICATED: &str = "system:authenticated";
 pub const MASTERS: &str = "system:masters";
 /// Namespace of the retry server's service account in the sandbox.
 pub const SERVER_SA_NAMESPACE: &str = "tekton-retry";
+/// Name of the binding that grants the retry server its rights ([`Policy::server_rules`]).
+pub const SERVER_BINDING: &str = "tekton-retry-server";
 /// Name of the retry server's service account in the sandbox.
 pub const SERVER_SA_NAME: &str = "tekton-retry";
 
@@ -240,42 +242,10 @@ impl Policy {
             "view",
             vec![Rule::resources(&["*"], &["*"], &["get", "list", "watch"])],
         );
-        let mut server_rules: Vec<Rule> = crate::rbac::SERVER_API_CALLS
-            .iter()
-            .map(|c| Rule::resources(&[c.group], &[c.resource], c.verbs))
-            .collect();
-        server_rules.extend(crate::rbac::CERT_API_CALLS.iter().map(|c| {
-            let rule = Rule::resources(&[c.group], &[c.resource], c.verbs).named(c.names);
-            if c.namespaced {
-                rule.in_namespaces(&[SERVER_SA_NAMESPACE])
-            } else {
-                rule
-            }
-        }));
-        server_rules.push(Rule::resources(
-            &["authentication.k8s.io"],
-            &["tokenreviews"],
-            &["create"],
-        ));
-        server_rules.push(Rule::resources(
-            &["authorization.k8s.io"],
-            &["subjectaccessreviews"],
-            &["create"],
-        ));
-        server_rules.push(
-            Rule::resources(&[""], &["configmaps"], &["get", "list", "watch"])
-                .in_namespaces(&["kube-system"])
-                .named(&["extension-apiserver-authentication"]),
-        );
-        // The Role in the server's own namespace (`deploy/base/role-server.yaml`).
-        server_rules.extend(crate::rbac::OWN_NAMESPACE_CALLS.iter().map(|c| {
-            Rule::resources(&[c.group], &[c.resource], c.verbs)
-                .in_namespaces(&[SERVER_SA_NAMESPACE])
-        }));
         p.bind(
             Subject::User(server_user().username),
-            "tekton-retry-server",
-            server_rules,
+            SERVER_BINDING,
+            Policy::server_rules(true),
         );
         p.bind(
             Subject::Group(AUTHENTICATED.into()),
@@ -310,6 +280,43 @@ impl Policy {
             ],
         );
         p
+    }
+
+    /// The retry server's rights as `deploy/` grants them (`archive_logs`: with the `pods/log`
+    /// rule, as `deploy/base`; without, as `deploy/overlays/no-log-archive`).
+    pub fn server_rules(archive_logs: bool) -> Vec<Rule> {
+        let mut server_rules: Vec<Rule> = crate::rbac::server_api_calls(archive_logs)
+            .map(|c| Rule::resources(&[c.group], &[c.resource], c.verbs))
+            .collect();
+        server_rules.extend(crate::rbac::CERT_API_CALLS.iter().map(|c| {
+            let rule = Rule::resources(&[c.group], &[c.resource], c.verbs).named(c.names);
+            if c.namespaced {
+                rule.in_namespaces(&[SERVER_SA_NAMESPACE])
+            } else {
+                rule
+            }
+        }));
+        server_rules.push(Rule::resources(
+            &["authentication.k8s.io"],
+            &["tokenreviews"],
+            &["create"],
+        ));
+        server_rules.push(Rule::resources(
+            &["authorization.k8s.io"],
+            &["subjectaccessreviews"],
+            &["create"],
+        ));
+        server_rules.push(
+            Rule::resources(&[""], &["configmaps"], &["get", "list", "watch"])
+                .in_namespaces(&["kube-system"])
+                .named(&["extension-apiserver-authentication"]),
+        );
+        // The Role in the server's own namespace (`deploy/base/role-server.yaml`).
+        server_rules.extend(crate::rbac::OWN_NAMESPACE_CALLS.iter().map(|c| {
+            Rule::resources(&[c.group], &[c.resource], c.verbs)
+                .in_namespaces(&[SERVER_SA_NAMESPACE])
+        }));
+        server_rules
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {

@@ -22,7 +22,7 @@
 //!
 //! The CAs, allowed names and header names come from the ConfigMap
 //! `kube-system/extension-apiserver-authentication` (list values are JSON arrays inside strings),
-//! which is re-read periodically so that rotations take effect without restart.
+//! which is watched (`authn_configmap`) so that rotations take effect without restart.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,15 +32,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use http::HeaderMap;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Api;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{DistinguishedName, RootCertStore};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 
-use super::tls::{parse_certs, provider, TlsState};
+use super::tls::{parse_certs, provider};
 use super::token_cache::TokenCache;
 use crate::api::UserInfo;
 
@@ -200,12 +198,16 @@ fn json_list(
     }
 }
 
-/// The live authentication configuration and whether it was ever loaded.
+/// The live authentication configuration, whether it was ever loaded, and when the Kubernetes
+/// API last answered for it. A configuration once loaded is kept through API errors, however long
+/// (as `headerrequest.RequestHeaderAuthRequestController` and `dynamiccertificates.ConfigMapCAController`
+/// keep their last content); readiness looks at [`AuthState::loaded`] and
+/// [`AuthState::confirmed_within`].
 #[derive(Default)]
 pub struct AuthState {
     config: ArcSwap<AuthConfig>,
     loaded: AtomicBool,
-    api_reachable: AtomicBool,
+    confirmed_at: Mutex<Option<Instant>>,
     last_error: Mutex<Option<String>>,
 }
 
@@ -223,74 +225,33 @@ impl AuthState {
     pub fn loaded(&self) -> bool {
         self.loaded.load(Ordering::SeqCst)
     }
-    /// Whether the last read of the ConfigMap reached the Kubernetes API.
-    pub fn api_reachable(&self) -> bool {
-        self.api_reachable.load(Ordering::SeqCst)
+    /// Whether the Kubernetes API answered a read or watch of the ConfigMap within `bound`.
+    pub fn confirmed_within(&self, bound: Duration) -> bool {
+        self.confirmed_at
+            .lock()
+            .map(|g| g.is_some_and(|t| t.elapsed() <= bound))
+            .unwrap_or(false)
     }
     /// The last error reading or parsing the ConfigMap, if the last attempt failed.
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().map(|g| g.clone()).unwrap_or(None)
     }
-    fn record(&self, reachable: bool, error: Option<String>) {
-        self.api_reachable.store(reachable, Ordering::SeqCst);
+    /// The API answered (`error`: the ConfigMap it returned did not parse, if so).
+    pub(crate) fn confirm(&self, error: Option<String>) {
+        if let Ok(mut g) = self.confirmed_at.lock() {
+            *g = Some(Instant::now());
+        }
+        self.set_error(error);
+    }
+    /// A read or watch of the ConfigMap failed; the configuration loaded before stays in use.
+    pub(crate) fn fail(&self, error: String) {
+        self.set_error(Some(error));
+    }
+    fn set_error(&self, error: Option<String>) {
         if let Ok(mut g) = self.last_error.lock() {
             *g = error;
         }
     }
-}
-
-/// Re-reads the authentication ConfigMap every `resync` (every second until it is first loaded)
-/// until `stop` turns true, updating `state` and the TLS CA hints when its data changes.
-pub fn spawn_config_poller(
-    client: kube::Client,
-    state: Arc<AuthState>,
-    tls: Arc<TlsState>,
-    resync: Duration,
-    mut stop: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let api: Api<ConfigMap> = Api::namespaced(client, AUTH_CONFIGMAP_NAMESPACE);
-        let mut last: Option<BTreeMap<String, String>> = None;
-        loop {
-            match api.get(AUTH_CONFIGMAP_NAME).await {
-                Ok(cm) => {
-                    let data = cm.data.unwrap_or_default();
-                    if last.as_ref() != Some(&data) {
-                        match AuthConfig::from_configmap_data(&data) {
-                            Ok(cfg) => {
-                                if let Err(e) = tls.set_client_ca_hints(cfg.hint_subjects()) {
-                                    tracing::warn!(error = %e, "cannot advertise the new client CAs");
-                                }
-                                state.set(cfg);
-                                state.record(true, None);
-                                tracing::info!("authentication configuration loaded from {AUTH_CONFIGMAP_NAMESPACE}/{AUTH_CONFIGMAP_NAME}");
-                                last = Some(data);
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "invalid {AUTH_CONFIGMAP_NAMESPACE}/{AUTH_CONFIGMAP_NAME}; keeping the previous configuration");
-                                state.record(true, Some(e.to_string()));
-                            }
-                        }
-                    } else {
-                        state.record(true, None);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read {AUTH_CONFIGMAP_NAMESPACE}/{AUTH_CONFIGMAP_NAME}");
-                    state.record(false, Some(e.to_string()));
-                }
-            }
-            let wait = if state.loaded() {
-                resync
-            } else {
-                resync.min(Duration::from_secs(1))
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => { if *stop.borrow() { return; } }
-            }
-        }
-    })
 }
 
 /// How a request was authenticated (for logs).

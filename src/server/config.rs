@@ -52,10 +52,24 @@ pub struct ServeArgs {
     #[arg(long, env = "TEKTON_RETRY_AUTHENTICATION_CACHE_TTL", default_value = "10s", value_parser = parse_duration)]
     pub authentication_cache_ttl: Duration,
 
-    /// How often the ConfigMap kube-system/extension-apiserver-authentication (requestheader CA,
-    /// allowed names, client CA) is re-read to pick up rotations.
-    #[arg(long, env = "TEKTON_RETRY_AUTHENTICATION_CONFIG_RESYNC", default_value = "10s", value_parser = parse_duration)]
+    /// The ConfigMap kube-system/extension-apiserver-authentication (requestheader CA, allowed
+    /// names, client CA) is watched, so rotations take effect at once; besides, it is re-read this
+    /// often in case a watch stalls without an error.
+    #[arg(long, env = "TEKTON_RETRY_AUTHENTICATION_CONFIG_RESYNC", default_value = "1m", value_parser = parse_duration)]
     pub authentication_config_resync: Duration,
+
+    /// Readiness fails when the Kubernetes API has not answered a read or watch of that ConfigMap
+    /// for this long. Shorter API errors leave the server ready with the configuration it loaded
+    /// last; before a first valid configuration is loaded it is never ready.
+    #[arg(long, env = "TEKTON_RETRY_AUTHENTICATION_CONFIG_MAX_STALENESS", default_value = "5m", value_parser = parse_duration)]
+    pub authentication_config_max_staleness: Duration,
+
+    /// Archive the last 64 KiB of each step's log in a run's attempt history before its TaskRun
+    /// is deleted for a re-run. Needs `get pods/log` in every namespace; with
+    /// `--archive-logs=false` the history keeps the runs without logs and that right can go
+    /// (deploy/components/no-log-archive).
+    #[arg(long, env = "TEKTON_RETRY_ARCHIVE_LOGS", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub archive_logs: bool,
 
     /// Log format: `text` for people, `json` (one object per line) for log collectors.
     #[arg(long, env = "TEKTON_RETRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -165,6 +179,17 @@ mod tests {
         assert_eq!(cli.serve.idle_timeout, Duration::from_secs(90));
         assert_eq!(cli.serve.max_requests_inflight, 400);
         assert_eq!(cli.serve.log_format, LogFormat::Text);
+        assert_eq!(
+            cli.serve.authentication_config_resync,
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            cli.serve.authentication_config_max_staleness,
+            Duration::from_secs(300)
+        );
+        assert!(cli.serve.archive_logs);
+        let no_logs = Cli::try_parse_from(["x", "--archive-logs=false"]).expect("parse");
+        assert!(!no_logs.serve.archive_logs);
         let selfcert = Cli::try_parse_from(["x"]).expect("no files: self-managed certificate");
         assert_eq!(selfcert.serve.tls_cert_file, None);
         assert_eq!(selfcert.serve.self_cert.namespace, "tekton-retry");

@@ -6,21 +6,30 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::authn::AuthState;
 use super::routes::HealthKind;
 
-/// The state the checks read.
+/// The state the checks read. Readiness checks:
+/// - `extension-apiserver-authentication`: a valid authentication configuration was loaded once
+///   (it stays in use through later API errors, so this never turns false again);
+/// - `kubernetes-api`: the API answered a read or watch of that ConfigMap within `max_staleness`
+///   (a short API outage leaves every replica ready; one cut off from the API for long leaves
+///   the Service endpoints);
+/// - `shutdown`: no shutdown has begun.
 pub struct Health {
     shutting_down: AtomicBool,
     auth: Arc<AuthState>,
+    max_staleness: Duration,
 }
 
 impl Health {
-    pub fn new(auth: Arc<AuthState>) -> Self {
+    pub fn new(auth: Arc<AuthState>, max_staleness: Duration) -> Self {
         Health {
             shutting_down: AtomicBool::new(false),
             auth,
+            max_staleness,
         }
     }
 
@@ -38,7 +47,10 @@ impl Health {
         let mut checks = vec![("ping", true)];
         if kind == HealthKind::Readyz {
             checks.push(("extension-apiserver-authentication", self.auth.loaded()));
-            checks.push(("kubernetes-api", self.auth.api_reachable()));
+            checks.push((
+                "kubernetes-api",
+                self.auth.confirmed_within(self.max_staleness),
+            ));
             checks.push(("shutdown", !self.shutting_down.load(Ordering::SeqCst)));
         }
         checks
@@ -100,7 +112,7 @@ mod tests {
     #[test]
     fn readyz_follows_config_and_shutdown() {
         let auth = Arc::new(AuthState::default());
-        let h = Health::new(auth.clone());
+        let h = Health::new(auth.clone(), Duration::from_secs(60));
         assert_eq!(
             h.respond(HealthKind::Livez, None, None),
             (200, "ok".to_string())
@@ -114,6 +126,16 @@ mod tests {
         assert!(body.ends_with("readyz check failed\n"));
         auth.set(AuthConfig::default());
         assert!(!h.ready(), "the API was never reached");
+        auth.confirm(None);
+        assert!(h.ready());
+        auth.fail("connection refused".into());
+        assert!(
+            h.ready(),
+            "an API error leaves a loaded configuration ready"
+        );
+        let strict = Health::new(auth.clone(), Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!strict.ready(), "not confirmed within the bound");
         let (code, body) = h.respond(
             HealthKind::Readyz,
             None,

@@ -8,6 +8,7 @@
 //! integration tests use in-process.
 
 pub mod authn;
+pub mod authn_configmap;
 pub mod authz;
 pub mod body;
 pub mod config;
@@ -64,6 +65,13 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(50);
 /// Default `--max-requests-inflight` (kube-apiserver's `--max-requests-inflight` default).
 pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT: usize = 400;
 
+/// Default `--authentication-config-resync`: the watch carries changes; this re-read is the
+/// fallback should a watch stall without an error.
+pub const DEFAULT_AUTH_CONFIG_RESYNC: Duration = Duration::from_secs(60);
+
+/// Default `--authentication-config-max-staleness`: five missed re-reads in a row.
+pub const DEFAULT_AUTH_CONFIG_MAX_STALENESS: Duration = Duration::from_secs(300);
+
 /// Everything [`Server::start`] needs.
 #[derive(Clone)]
 pub struct ServerOptions {
@@ -84,8 +92,11 @@ pub struct ServerOptions {
     pub conn: ConnLimits,
     /// Bounds of bearer-token authentication.
     pub tokens: TokenLimits,
-    /// How often the authentication ConfigMap is re-read.
+    /// How often the authentication ConfigMap is re-read besides the watch.
     pub auth_config_resync: Duration,
+    /// Readiness fails when the Kubernetes API has not answered for the authentication ConfigMap
+    /// for longer than this (the configuration loaded before is used all the same).
+    pub auth_config_max_staleness: Duration,
     /// How often certificate files are re-checked besides file-change events.
     pub tls_recheck: Duration,
     /// Later serving certificates (PEM pair) from elsewhere, e.g. [`selfcert::SelfCert`].
@@ -105,7 +116,8 @@ impl ServerOptions {
             max_requests_in_flight: DEFAULT_MAX_REQUESTS_IN_FLIGHT,
             conn: ConnLimits::default(),
             tokens: TokenLimits::default(),
-            auth_config_resync: Duration::from_secs(10),
+            auth_config_resync: DEFAULT_AUTH_CONFIG_RESYNC,
+            auth_config_max_staleness: DEFAULT_AUTH_CONFIG_MAX_STALENESS,
             tls_recheck: Duration::from_secs(60),
             tls_feed: None,
         }
@@ -207,8 +219,11 @@ impl Server {
         let (stop, stop_rx) = watch::channel(false);
 
         let auth_state = Arc::new(AuthState::default());
-        let health = Arc::new(Health::new(auth_state.clone()));
-        let mut background = vec![authn::spawn_config_poller(
+        let health = Arc::new(Health::new(
+            auth_state.clone(),
+            opts.auth_config_max_staleness,
+        ));
+        let mut background = vec![authn_configmap::spawn_config_watcher(
             opts.client.clone(),
             auth_state.clone(),
             tls_state.clone(),
@@ -327,6 +342,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     opts.conn.first_request_timeout = args.first_request_timeout;
     opts.conn.idle_timeout = args.idle_timeout;
     opts.auth_config_resync = args.authentication_config_resync;
+    opts.auth_config_max_staleness = args.authentication_config_max_staleness;
     let retry_metrics = crate::recorder::RetryMetrics::default();
     metrics.with_registry(|r| {
         retry_metrics.register(r);
@@ -338,6 +354,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         namespace: args.self_cert.namespace.clone(),
         limits: crate::retry::PlanLimits {
             min_timeout_budget: args.min_timeout_budget,
+        },
+        executor: crate::retry::executor::ExecutorOptions {
+            archive_logs: args.archive_logs,
+            ..Default::default()
         },
         ..Default::default()
     };

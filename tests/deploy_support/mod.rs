@@ -133,3 +133,39 @@ pub fn generated() -> Option<(tempfile::TempDir, PathBuf)> {
     gen_certs(&out, &[]);
     Some((dir, out))
 }
+
+/// Every install users apply, rendered: `deploy/base` (release.yaml), each directory of
+/// `deploy/overlays/`, and `deploy/overlays/cert-manager` combined with the component
+/// `deploy/components/no-log-archive` (as a user's own kustomization would). `None`: no kubectl.
+pub fn render_user_installs() -> Option<Vec<(String, Vec<Value>)>> {
+    let kubectl = kubectl()?;
+    let mut dirs: Vec<String> = std::fs::read_dir(repo().join("deploy/overlays"))
+        .expect("deploy/overlays")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .map(|name| format!("deploy/overlays/{name}"))
+        .collect();
+    dirs.sort();
+    dirs.insert(0, "deploy/base".to_owned());
+    let mut out: Vec<(String, Vec<Value>)> = dirs
+        .into_iter()
+        .map(|d| {
+            let objs = render(&kubectl, &repo().join(&d));
+            (d, objs)
+        })
+        .collect();
+    // kustomize refuses absolute paths to bases: the combining kustomization sits under deploy/.
+    let user = tempfile::Builder::new()
+        .prefix(".user-kustomization-")
+        .tempdir_in(repo().join("deploy"))
+        .expect("tempdir");
+    std::fs::write(
+        user.path().join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../overlays/cert-manager\ncomponents:\n  - ../components/no-log-archive\n",
+    )
+    .expect("write kustomization");
+    out.push((
+        "deploy/overlays/cert-manager + deploy/components/no-log-archive".to_owned(),
+        render(&kubectl, user.path()),
+    ));
+    Some(out)
+}

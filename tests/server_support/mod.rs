@@ -49,7 +49,23 @@ pub struct FakeState {
     pub review_audit_ids: Vec<String>,
     /// `Audit-ID` headers of the TokenReview requests, in order ("" when absent).
     pub token_review_audit_ids: Vec<String>,
+    /// Query strings of the watches of the authentication ConfigMap, in order.
+    pub configmap_watches: Vec<String>,
+    /// While true, every read and watch of the authentication ConfigMap fails (HTTP 500) and
+    /// open watches end: the API is down for the server.
+    pub configmap_fails: bool,
+    /// Bumped by every change of the ConfigMap (its resourceVersion) or of `configmap_fails`.
+    pub configmap_changes: tokio::sync::watch::Sender<u64>,
 }
+
+/// Response body of the fake: whole, or a stream of watch events.
+pub type FakeBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+
+/// Namespace-scoped URL of ConfigMaps in kube-system (list and watch).
+const KUBE_SYSTEM_CONFIGMAPS: &str = "/api/v1/namespaces/kube-system/configmaps";
+/// The field selector the server must list and watch the ConfigMap with: RBAC grants
+/// `extension-apiserver-authentication-reader` list/watch of that name only.
+const BY_NAME: &str = "metadata.name=extension-apiserver-authentication";
 
 /// A fake Kubernetes API answering the server's own calls.
 #[derive(Clone)]
@@ -66,6 +82,9 @@ impl FakeKube {
             configmap_gets: 0,
             review_audit_ids: Vec::new(),
             token_review_audit_ids: Vec::new(),
+            configmap_watches: Vec::new(),
+            configmap_fails: false,
+            configmap_changes: tokio::sync::watch::channel(1).0,
         })))
     }
 
@@ -98,7 +117,109 @@ impl FakeKube {
             .insert(token.to_string(), user);
     }
     pub fn set_configmap(&self, data: BTreeMap<String, String>) {
-        self.0.lock().expect("lock").configmap = Some(data);
+        let st = &mut *self.0.lock().expect("lock");
+        st.configmap = Some(data);
+        st.configmap_changes.send_modify(|v| *v += 1);
+    }
+    /// Query strings of the watches of the authentication ConfigMap so far.
+    pub fn configmap_watches(&self) -> Vec<String> {
+        self.0.lock().expect("lock").configmap_watches.clone()
+    }
+    /// From now on reads and watches of the authentication ConfigMap fail (`true`) or work.
+    pub fn set_configmap_fails(&self, fails: bool) {
+        let st = &mut *self.0.lock().expect("lock");
+        st.configmap_fails = fails;
+        st.configmap_changes.send_modify(|_| {});
+    }
+
+    /// The authentication ConfigMap as the API returns it, if it exists.
+    fn configmap_object(st: &FakeState) -> Option<Value> {
+        st.configmap.as_ref().map(|data| {
+            json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {
+                    "name": "extension-apiserver-authentication", "namespace": "kube-system",
+                    "resourceVersion": st.configmap_changes.borrow().to_string(),
+                },
+                "data": data,
+            })
+        })
+    }
+
+    /// A list (or, with `watch=true`, a watch) of ConfigMaps in kube-system.
+    fn configmap_collection(&self, query: &str) -> Response<FakeBody> {
+        let param = |name: &str| {
+            url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        if param("fieldSelector").as_deref() != Some(BY_NAME) {
+            return reply(
+                403,
+                status(403, "Forbidden", "configmaps is forbidden: list and watch only by metadata.name=extension-apiserver-authentication"),
+            );
+        }
+        let mut st = self.0.lock().expect("lock");
+        if st.configmap_fails {
+            return reply(500, status(500, "InternalError", "etcd is on fire"));
+        }
+        if param("watch").is_some_and(|w| w == "true" || w == "1") {
+            st.configmap_watches.push(query.to_string());
+            let from: u64 = param("resourceVersion")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            return self.configmap_watch(st.configmap_changes.subscribe(), from);
+        }
+        let rv = st.configmap_changes.borrow().to_string();
+        let items: Vec<Value> = Self::configmap_object(&st).into_iter().collect();
+        reply(
+            200,
+            json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {"resourceVersion": rv}, "items": items}),
+        )
+    }
+
+    /// Watch events for each change after resourceVersion `from`, until the API "fails".
+    fn configmap_watch(
+        &self,
+        changes: tokio::sync::watch::Receiver<u64>,
+        from: u64,
+    ) -> Response<FakeBody> {
+        let me = self.clone();
+        let events = futures::stream::unfold((changes, from), move |(mut changes, mut sent)| {
+            let me = me.clone();
+            async move {
+                loop {
+                    {
+                        let st = me.0.lock().expect("lock");
+                        if st.configmap_fails {
+                            return None;
+                        }
+                        let now = *changes.borrow_and_update();
+                        if now > sent {
+                            sent = now;
+                            let event = match Self::configmap_object(&st) {
+                                Some(obj) => json!({"type": "MODIFIED", "object": obj}),
+                                None => json!({"type": "DELETED", "object": {
+                                    "apiVersion": "v1", "kind": "ConfigMap",
+                                    "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system", "resourceVersion": now.to_string()},
+                                }}),
+                            };
+                            let mut line = serde_json::to_vec(&event).expect("json");
+                            line.push(b'\n');
+                            let frame = http_body::Frame::data(Bytes::from(line));
+                            return Some((Ok::<_, Infallible>(frame), (changes, sent)));
+                        }
+                    }
+                    if changes.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            }
+        });
+        let mut r = Response::new(FakeBody::new(http_body_util::StreamBody::new(events)));
+        r.headers_mut()
+            .insert("content-type", "application/json".parse().expect("ct"));
+        r
     }
 
     /// Serves this fake over plain HTTP/1 on 127.0.0.1 (for a `tekton-retry serve` process).
@@ -139,7 +260,7 @@ impl FakeKube {
         kube::Client::new(svc, "default")
     }
 
-    async fn answer<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
+    async fn answer<B>(&self, req: Request<B>) -> Response<FakeBody>
     where
         B: http_body::Body<Data = Bytes>,
     {
@@ -166,21 +287,20 @@ impl FakeKube {
             }
         }
         match (parts.method.as_str(), path.as_str()) {
+            ("GET", KUBE_SYSTEM_CONFIGMAPS) => {
+                self.configmap_collection(parts.uri.query().unwrap_or(""))
+            }
             (
                 "GET",
                 "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication",
             ) => {
                 let mut st = self.0.lock().expect("lock");
                 st.configmap_gets += 1;
-                match &st.configmap {
-                    Some(data) => reply(
-                        200,
-                        json!({
-                            "apiVersion": "v1", "kind": "ConfigMap",
-                            "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"},
-                            "data": data,
-                        }),
-                    ),
+                if st.configmap_fails {
+                    return reply(500, status(500, "InternalError", "etcd is on fire"));
+                }
+                match Self::configmap_object(&st) {
+                    Some(obj) => reply(200, obj),
                     None => reply(
                         404,
                         status(
@@ -245,10 +365,10 @@ fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": reason, "message": message, "code": code})
 }
 
-fn reply(code: u16, v: Value) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(
+fn reply(code: u16, v: Value) -> Response<FakeBody> {
+    let mut r = Response::new(FakeBody::new(Full::new(Bytes::from(
         serde_json::to_vec(&v).expect("json"),
-    )));
+    ))));
     *r.status_mut() = StatusCode::from_u16(code).expect("code");
     r.headers_mut()
         .insert("content-type", "application/json".parse().expect("ct"));
@@ -410,6 +530,12 @@ pub struct Knobs {
     pub tls_recheck: Duration,
     pub conn: tekton_retry::server::ConnLimits,
     pub max_in_flight: usize,
+    /// Readiness fails when the API has not answered for the authentication ConfigMap this long.
+    pub max_staleness: Duration,
+    /// Whether [`Harness::start_with`] waits until the server is ready (and fails if it is not).
+    pub wait_ready: bool,
+    /// The fake API: reads of the authentication ConfigMap fail from the start.
+    pub configmap_fails: bool,
 }
 
 impl Default for Knobs {
@@ -422,6 +548,9 @@ impl Default for Knobs {
             tls_recheck: Duration::from_millis(200),
             conn: tekton_retry::server::ConnLimits::default(),
             max_in_flight: 400,
+            max_staleness: Duration::from_secs(300),
+            wait_ready: true,
+            configmap_fails: false,
         }
     }
 }
@@ -436,6 +565,7 @@ impl Harness {
         let client_ca = Ca::new("client-ca").expect("ca");
         let serving_ca = Ca::new("serving-ca").expect("ca");
         let kube = FakeKube::new(auth_configmap(&front_ca, &client_ca, &[FRONT_PROXY_CN]));
+        kube.set_configmap_fails(knobs.configmap_fails);
         let tls = knobs.tls.unwrap_or_else(|| {
             let s = serving_ca
                 .issue_server(&["localhost", "127.0.0.1"])
@@ -450,6 +580,7 @@ impl Harness {
         opts.authn_ttl = Duration::from_secs(60);
         opts.request_timeout = knobs.request_timeout;
         opts.auth_config_resync = knobs.resync;
+        opts.auth_config_max_staleness = knobs.max_staleness;
         opts.tls_recheck = knobs.tls_recheck;
         opts.conn = knobs.conn;
         opts.max_requests_in_flight = knobs.max_in_flight;
@@ -459,7 +590,7 @@ impl Harness {
             .await
             .expect("start");
         assert!(
-            handle.wait_ready(Duration::from_secs(20)).await,
+            !knobs.wait_ready || handle.wait_ready(Duration::from_secs(20)).await,
             "server became ready"
         );
         let addr = handle.addr();
