@@ -108,6 +108,12 @@ async fn success_is_recorded_once_with_events_and_metrics() {
     let (code, _) = retry(&admin, "demo-succeeded", json!({}), "").await;
     assert_eq!(code, 409);
     let text = scrape(&sb).await;
+    // The recorder saw the retried run's and its record's changes (and only those: the seeded
+    // runs never retried are not watched at all).
+    assert!(
+        metric(&text, "tekton_retry_recorder_events_total") >= 2.0,
+        "{text}"
+    );
     assert_eq!(
         metric(
             &text,

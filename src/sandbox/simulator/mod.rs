@@ -62,7 +62,8 @@
 //!     the pipeline timeout counts as failed. completionTime = the condition's transition time.
 //! 16. startTime is pulled back to the earliest child TaskRun's creationTimestamp
 //!     [`AdjustStartTime`; timeout-within, timeout-startreset].
-//! 18. `syncMetadata` after every reconcile, done runs included: labels and annotations become
+//! 18. `syncMetadata` after every reconcile that does work (Tekton runs it after every reconcile,
+//!     but one of a done or pending run returns at once, leaving no window): labels and annotations become
 //!     `Union(current, reconcile copy)` with the reconcile's copy (as read at its start) winning, by
 //!     an Update fenced by the resourceVersion just read — a key changed by someone else during the
 //!     reconcile is written back \[`updateLabelsAndAnnotations`, `kmap.Union`\]. The driver models it
