@@ -147,6 +147,8 @@ pub struct Cluster {
     timeout: Duration,
     /// The server's own namespace, where [`rbac::OWN_NAMESPACE_CALLS`] are granted.
     own_namespace: std::sync::Arc<str>,
+    /// Client-side rate limit toward kube-apiserver (shared by clones).
+    bucket: std::sync::Arc<super::ratelimit::TokenBucket>,
 }
 
 const MERGE_PATCH: &str = "application/merge-patch+json";
@@ -157,7 +159,16 @@ impl Cluster {
             client,
             timeout: Duration::from_secs(15),
             own_namespace: rbac::DEFAULT_NAMESPACE.into(),
+            bucket: std::sync::Arc::new(super::ratelimit::TokenBucket::new(
+                super::ratelimit::RateLimit::default(),
+            )),
         }
+    }
+
+    /// Limits the requests toward kube-apiserver to `limit` (shared by every clone made after).
+    pub fn with_rate_limit(mut self, limit: super::ratelimit::RateLimit) -> Self {
+        self.bucket = std::sync::Arc::new(super::ratelimit::TokenBucket::new(limit));
+        self
     }
 
     /// The namespace the server runs in (its records live there).
@@ -248,6 +259,7 @@ impl Cluster {
         audit_id: Option<&str>,
     ) -> Result<String, ClusterError> {
         let counted = method.clone();
+        self.bucket.acquire().await;
         let mut builder = Request::builder().method(method).uri(uri);
         if let Some(ct) = content_type {
             builder = builder.header(header::CONTENT_TYPE, ct);
@@ -351,6 +363,7 @@ impl Cluster {
         if let Some(id) = audit {
             builder = builder.header("Audit-ID", id);
         }
+        self.bucket.acquire().await;
         let what = format!("watch {} in {ns}", kind.resource);
         let req = builder
             .body(Vec::new())

@@ -35,6 +35,8 @@ pub struct EngineOptions {
     pub max_concurrent: usize,
     /// The server's own namespace: where the attempt records are kept.
     pub namespace: String,
+    /// Client-side rate limit of the engine's requests to kube-apiserver.
+    pub api_rate: super::ratelimit::RateLimit,
 }
 
 impl Default for EngineOptions {
@@ -46,6 +48,7 @@ impl Default for EngineOptions {
             check_pvcs: true,
             max_concurrent: 32,
             namespace: crate::rbac::DEFAULT_NAMESPACE.to_string(),
+            api_rate: super::ratelimit::RateLimit::default(),
         }
     }
 }
@@ -108,7 +111,9 @@ impl Engine {
         opts: EngineOptions,
         observer: Arc<dyn EngineObserver>,
     ) -> Self {
-        let cluster = Cluster::new(client).with_own_namespace(&opts.namespace);
+        let cluster = Cluster::new(client)
+            .with_own_namespace(&opts.namespace)
+            .with_rate_limit(opts.api_rate);
         let store = RecordStore::new(cluster.clone(), opts.namespace.clone());
         let executor = Executor::new(cluster.clone(), store, opts.executor.clone());
         let permits = tokio::sync::Semaphore::new(opts.max_concurrent.max(1));

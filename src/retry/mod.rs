@@ -8,6 +8,7 @@ pub mod engine;
 pub mod executor;
 pub mod plan;
 pub mod planner;
+pub mod ratelimit;
 pub mod record;
 pub mod tracked;
 

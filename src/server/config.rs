@@ -118,6 +118,16 @@ pub struct ServeArgs {
     #[arg(long, env = "TEKTON_RETRY_MIN_TIMEOUT_BUDGET", default_value = "1m", value_parser = parse_duration)]
     pub min_timeout_budget: Duration,
 
+    /// Requests per second the retry engine and recorder send to kube-apiserver on average
+    /// (client-go's `QPS`); more wait their turn.
+    #[arg(long, env = "TEKTON_RETRY_KUBE_API_QPS", default_value_t = 50.0)]
+    pub kube_api_qps: f64,
+
+    /// Requests the retry engine and recorder may send at once after a quiet spell (client-go's
+    /// `Burst`).
+    #[arg(long, env = "TEKTON_RETRY_KUBE_API_BURST", default_value_t = 100)]
+    pub kube_api_burst: u32,
+
     /// Retries worked on at once; more requests wait their turn (within --request-timeout; a
     /// retry that has waited past it still runs). Each retry polls the API while Tekton resets
     /// the run, so this bounds the load on kube-apiserver and the server's memory.

@@ -352,6 +352,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         claim_grace: args.retry_claim_grace,
         max_concurrent: usize::from(args.max_concurrent_retries),
         namespace: args.self_cert.namespace.clone(),
+        api_rate: crate::retry::ratelimit::RateLimit {
+            qps: args.kube_api_qps,
+            burst: args.kube_api_burst,
+        },
         limits: crate::retry::PlanLimits {
             min_timeout_budget: args.min_timeout_budget,
         },
