@@ -16,8 +16,8 @@ pub struct RateLimit {
 impl Default for RateLimit {
     fn default() -> Self {
         RateLimit {
-            qps: 50.0,
-            burst: 100,
+            qps: 100.0,
+            burst: 200,
         }
     }
 }

@@ -120,12 +120,12 @@ pub struct ServeArgs {
 
     /// Requests per second the retry engine and recorder send to kube-apiserver on average
     /// (client-go's `QPS`); more wait their turn.
-    #[arg(long, env = "TEKTON_RETRY_KUBE_API_QPS", default_value_t = 50.0)]
+    #[arg(long, env = "TEKTON_RETRY_KUBE_API_QPS", default_value_t = 100.0)]
     pub kube_api_qps: f64,
 
     /// Requests the retry engine and recorder may send at once after a quiet spell (client-go's
     /// `Burst`).
-    #[arg(long, env = "TEKTON_RETRY_KUBE_API_BURST", default_value_t = 100)]
+    #[arg(long, env = "TEKTON_RETRY_KUBE_API_BURST", default_value_t = 200)]
     pub kube_api_burst: u32,
 
     /// Retries worked on at once; more requests wait their turn (within --request-timeout; a
