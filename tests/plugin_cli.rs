@@ -2,6 +2,7 @@
 //! answers the retry POST and serves the recorded dag-failed objects: argument handling, output and
 //! exit codes. Also once through the real kubectl finding the plugin on PATH.
 
+mod kubectl_support;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -691,17 +692,11 @@ fn path_with_plugin() -> std::ffi::OsString {
 
 #[test]
 fn real_kubectl_finds_the_plugin() {
-    if Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        eprintln!("kubectl not installed: skipped");
+    if kubectl_support::kubectl().is_none() {
         return;
     }
     let fake = Fake::start();
-    let out = Command::new("kubectl")
+    let out = Command::new(kubectl_support::kubectl().unwrap_or_else(|| "kubectl".into()))
         .args(["retry", "pr", "done-run", "-n", NS])
         .env("PATH", path_with_plugin())
         .env("KUBECONFIG", &fake.kubeconfig)
@@ -710,7 +705,7 @@ fn real_kubectl_finds_the_plugin() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(text(&out.stderr)
         .starts_with("Error from server (Conflict): pipelinerun dag-failed/done-run succeeded"));
-    let out = Command::new("kubectl")
+    let out = Command::new(kubectl_support::kubectl().unwrap_or_else(|| "kubectl".into()))
         .args(["retry", "pr", "demo-run", "--dry-run"])
         .env("PATH", path_with_plugin())
         .env("KUBECONFIG", &fake.kubeconfig)

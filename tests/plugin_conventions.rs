@@ -6,6 +6,7 @@
 
 mod sandbox_support;
 
+mod kubectl_support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -16,18 +17,7 @@ use tekton_retry::sandbox::{Sandbox, SandboxOptions};
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-retry");
 
 fn kubectl_present() -> bool {
-    let found = Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("TEKTON_RETRY_SKIP_KUBECTL").is_ok_and(|v| v == "1"),
-            "kubectl is needed (or set TEKTON_RETRY_SKIP_KUBECTL=1 to skip)"
-        );
-        eprintln!("SKIPPED: kubectl not found and TEKTON_RETRY_SKIP_KUBECTL=1");
-    }
-    found
+    kubectl_support::kubectl().is_some()
 }
 
 /// A directory as a user sets it up: `kubectl-retry`, `tkn-retry` (the same program) and

@@ -2,9 +2,10 @@
 //! PATH and talks to the sandbox's aggregator front proxy, which proxies the retry to the real server
 //! code; the Tekton simulator runs the tasks.
 //!
-//! They need the real `kubectl`; where it is absent each test prints that it is skipped.
+//! They need the real `kubectl`: without it they fail unless `TEKTON_RETRY_SKIP_KUBECTL=1`.
 //! `TEKTON_RETRY_BIN=/path/to/tekton-retry` runs them against another build of the server binary.
 
+mod kubectl_support;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -30,15 +31,7 @@ impl Sandbox {
     /// `sandbox ready: KUBECONFIG=DIR/kubeconfig` line.
     /// `None` (with a printed reason) when kubectl is not installed.
     fn start() -> Option<Sandbox> {
-        let found = Command::new("kubectl")
-            .arg("version")
-            .arg("--client")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            eprintln!("SKIPPED: kubectl is not on PATH; install kubectl to run the plugin end-to-end tests");
-            return None;
-        }
+        kubectl_support::kubectl()?;
         let dir = tempfile::tempdir().expect("tempdir");
         let bin = std::env::var_os("TEKTON_RETRY_BIN")
             .map(PathBuf::from)
@@ -95,7 +88,7 @@ fn path_with_plugin(plugin: &Path) -> std::ffi::OsString {
 /// Runs the real `kubectl` with `args` against `kubeconfig`, the plugin findable on PATH.
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
     let plugin = Path::new(env!("CARGO_BIN_EXE_kubectl-retry"));
-    Command::new("kubectl")
+    Command::new(kubectl_support::kubectl().unwrap_or_else(|| "kubectl".into()))
         .args(args)
         .env("KUBECONFIG", kubeconfig)
         .env("PATH", path_with_plugin(plugin))

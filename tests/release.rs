@@ -5,6 +5,7 @@
 //! same archive. Needs kubectl (the script renders release.yaml) and tar: fails without them
 //! unless `TEKTON_RETRY_SKIP_KUBECTL=1`.
 
+mod kubectl_support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -15,18 +16,7 @@ fn repo() -> PathBuf {
 }
 
 fn have_kubectl() -> bool {
-    let found = Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("TEKTON_RETRY_SKIP_KUBECTL").is_ok_and(|v| v == "1"),
-            "kubectl is needed (or set TEKTON_RETRY_SKIP_KUBECTL=1 to skip)"
-        );
-        eprintln!("SKIPPED: kubectl not found and TEKTON_RETRY_SKIP_KUBECTL=1");
-    }
-    found
+    kubectl_support::kubectl().is_some()
 }
 
 fn release(out: &Path) {

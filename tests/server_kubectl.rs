@@ -1,6 +1,7 @@
-//! Error shapes as real kubectl renders them (DESIGN §1): kubectl talks straight to the server with
-//! a client-CA certificate. Skipped (with a message) when `/usr/bin/kubectl` is absent.
+//! Error shapes as real kubectl renders them: kubectl talks straight to the server with a client-CA
+//! certificate. Fails without kubectl unless `TEKTON_RETRY_SKIP_KUBECTL=1`.
 
+mod kubectl_support;
 mod server_support;
 
 use std::path::Path;
@@ -8,10 +9,9 @@ use std::path::Path;
 use server_support::*;
 use tekton_retry::api::{ApiError, Cause};
 
-const KUBECTL: &str = "/usr/bin/kubectl";
-
 async fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::process::Command::new(KUBECTL)
+    let bin = kubectl_support::kubectl().unwrap_or_else(|| "kubectl".into());
+    let out = tokio::process::Command::new(bin)
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(args)
@@ -28,8 +28,7 @@ async fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_renders_the_error_shapes() {
-    if !Path::new(KUBECTL).exists() {
-        eprintln!("skipped: {KUBECTL} not found");
+    if kubectl_support::kubectl().is_none() {
         return;
     }
     let mut h = Harness::start().await;

@@ -14,25 +14,13 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The kubectl to render with: `$KUBECTL`, else `/usr/bin/kubectl`, else `kubectl` on `PATH`.
-/// `None` (after printing why) when there is none, so the rendering tests skip.
+#[path = "../kubectl_support/mod.rs"]
+mod kubectl_support;
+
+/// The kubectl to render with (see `tests/kubectl_support`): missing, the test fails unless
+/// `TEKTON_RETRY_SKIP_KUBECTL=1`.
 pub fn kubectl() -> Option<PathBuf> {
-    let candidates = std::env::var_os("KUBECTL")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([PathBuf::from("/usr/bin/kubectl")])
-        .chain(std::env::var_os("PATH").into_iter().flat_map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("kubectl"))
-                .collect::<Vec<_>>()
-        }));
-    for c in candidates {
-        if c.is_file() {
-            return Some(c);
-        }
-    }
-    eprintln!("SKIPPED: no kubectl found ($KUBECTL, /usr/bin/kubectl, PATH): cannot render kustomize manifests");
-    None
+    kubectl_support::kubectl()
 }
 
 /// `kubectl kustomize DIR`, parsed into one JSON value per YAML document. Panics with kubectl's
