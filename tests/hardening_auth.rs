@@ -139,6 +139,18 @@ async fn a_user_in_a_thousand_groups_is_reviewed_with_all_of_them() {
     );
     let a = h2.post(&dry(NS, "demo-failed"), &headers, "").await;
     assert_eq!(a.status, 200, "HTTP/2: {}", a.text());
+    // Past the HTTP/1.1 header-line limit (`MAX_HTTP1_HEADERS`) the request is refused whole
+    // with 431, never cut short (a user with groups silently dropped would be a different user);
+    // HTTP/2 has no line limit.
+    let many: Vec<String> = (0..tekton_retry::server::MAX_HTTP1_HEADERS)
+        .map(|i| format!("group-{i}"))
+        .collect();
+    let mut too_many = vec![("X-Remote-User", "dave")];
+    too_many.extend(many.iter().map(|g| ("X-Remote-Group", g.as_str())));
+    let a = c.post(&dry(NS, "demo-failed"), &too_many, "").await;
+    assert_eq!(a.status, 431, "{}", a.text());
+    let a = h2.post(&dry(NS, "demo-failed"), &too_many, "").await;
+    assert_eq!(a.status, 200, "HTTP/2 has no line limit: {}", a.text());
     // The same user without the last group is refused: no group was lost or invented.
     let last = headers.pop();
     let a = c.post(&dry(NS, "demo-failed"), &headers, "").await;
