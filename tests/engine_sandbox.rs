@@ -664,3 +664,76 @@ async fn a_retry_costs_at_most_twenty_requests_and_three_watches() {
     wait_run(&admin, "counted", 30, is_succeeded).await;
     sb.shutdown(Duration::from_secs(2)).await;
 }
+
+/// Two replicas (two independent engines, so no in-process guard between them) both read the
+/// run's record before either claims: the record's fence alone lets exactly one start the
+/// attempt, and each replaced TaskRun is deleted once.
+#[tokio::test]
+async fn two_replicas_planning_from_the_same_state_start_one_attempt() {
+    use tekton_retry::api::{RetrySpec, UserInfo};
+    use tekton_retry::retry::{Engine, RetryRequest};
+    let sb = start_with(SandboxOptions {
+        engine: quick_engine(),
+        recorder_enabled: false,
+        ..Default::default()
+    })
+    .await;
+    let admin = sb.client("admin").expect("client");
+    failed_run(&admin, "raced", "b").await;
+    let server = sb.emulator.server_kube_config().expect("config");
+    let replicas = [
+        Engine::new(
+            kube::Client::try_from(server.clone()).expect("client"),
+            quick_engine(),
+        ),
+        Engine::new(
+            kube::Client::try_from(server).expect("client"),
+            quick_engine(),
+        ),
+    ];
+    // Hold both replicas' first read of the record, so both plan from "never retried".
+    let held = sb.emulator.faults().add(
+        FaultRule::new(
+            "get",
+            "configmaps",
+            FaultAction::Latency(Duration::from_millis(400)),
+        )
+        .in_namespace("tekton-retry")
+        .trigger(Trigger::FirstN(2)),
+    );
+    sb.emulator.faults().clear_log();
+    let request = || RetryRequest {
+        namespace: NS.into(),
+        name: "raced".into(),
+        spec: RetrySpec::default(),
+        dry_run: false,
+        user: UserInfo::new("alice", &[]),
+        audit_id: None,
+    };
+    let (a, b) = tokio::join!(replicas[0].retry(request()), replicas[1].retry(request()));
+    assert!(
+        sb.emulator.faults().matched(held) >= 2,
+        "both first reads were held"
+    );
+    let (won, lost) = match (a, b) {
+        (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
+        other => panic!("exactly one replica must start the attempt: {other:?}"),
+    };
+    assert_eq!(won.status.as_ref().map(|s| s.attempt), Some(2));
+    assert_eq!(
+        (lost.code(), lost.refusal),
+        (409, Some("AlreadyStarted")),
+        "{lost:?}"
+    );
+    for tr in ["raced-b", "raced-report"] {
+        assert_eq!(
+            sb.emulator
+                .faults()
+                .count_named("delete", "taskruns", NS, tr),
+            1,
+            "{tr} deleted once"
+        );
+    }
+    wait_run(&admin, "raced", 30, is_succeeded).await;
+    sb.shutdown(Duration::from_secs(2)).await;
+}
