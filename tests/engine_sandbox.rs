@@ -737,3 +737,55 @@ async fn two_replicas_planning_from_the_same_state_start_one_attempt() {
     wait_run(&admin, "raced", 30, is_succeeded).await;
     sb.shutdown(Duration::from_secs(2)).await;
 }
+
+/// A dry run of a run whose attempt was interrupted says so and writes nothing: it neither
+/// completes the attempt nor touches the record, the children or the status.
+#[tokio::test]
+async fn a_dry_run_of_an_interrupted_attempt_writes_nothing() {
+    let sb = start_with(SandboxOptions {
+        engine: quick_engine(),
+        recorder_enabled: false,
+        ..Default::default()
+    })
+    .await;
+    let admin = client_no_replay(&sb, "admin");
+    failed_run(&admin, "paused", "b").await;
+    let id = sb.emulator.faults().add(
+        FaultRule::new("patch", "pipelineruns", err(500))
+            .subresource("status")
+            .named(NS, "paused")
+            .trigger(Trigger::FirstN(1)),
+    );
+    let (code, body) = retry(&admin, "paused", json!({}), "").await;
+    assert_eq!(code, 500, "{body:#}");
+    sb.emulator.faults().remove(id);
+    let before = get(&runs(&admin), "paused").await;
+    sb.emulator.faults().clear_log();
+    let (code, dry) = retry(&admin, "paused", json!({}), "?dryRun=All").await;
+    assert_eq!(code, 200, "{dry:#}");
+    assert!(
+        dry["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("interrupted"),
+        "{dry:#}"
+    );
+    let server = "system:serviceaccount:tekton-retry:tekton-retry";
+    let writes: Vec<String> = sb
+        .emulator
+        .faults()
+        .requests()
+        .into_iter()
+        .filter(|r| r.user == server && !matches!(r.verb.as_str(), "get" | "list" | "watch"))
+        .filter(|r| !r.resource.ends_with("reviews"))
+        .map(|r| format!("{} {} {}/{}", r.verb, r.resource, r.namespace, r.name))
+        .collect();
+    assert_eq!(writes, Vec::<String>::new(), "a dry run writes nothing");
+    let after = get(&runs(&admin), "paused").await;
+    assert_eq!(after["status"], before["status"], "still the old failure");
+    // The real retry then completes the attempt.
+    let (code, done) = retry(&admin, "paused", json!({}), "").await;
+    assert_eq!(code, 201, "{done:#}");
+    wait_run(&admin, "paused", 30, is_succeeded).await;
+    sb.shutdown(Duration::from_secs(2)).await;
+}
