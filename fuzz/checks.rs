@@ -16,7 +16,7 @@ use tekton_retry::server::authn::{
     from_request_headers, unescape_extra_key, AuthConfig, RequestHeaderConfig,
 };
 use tekton_retry::server::body;
-use tekton_retry::server::routes::{dry_run, Route};
+use tekton_retry::server::routes::{dry_run, is_dns1123_subdomain, Route};
 
 /// The body decoder (`server::body`): a body is a `PipelineRunRetry` or a 400, never anything
 /// else; what decodes re-encodes to something that decodes to the same request.
@@ -65,11 +65,13 @@ pub fn route_parse(input: &str) {
     for m in [Method::GET, Method::POST, Method::HEAD, Method::DELETE] {
         let _ = route.allows(&m);
     }
-    if let Route::Retry { namespace, name } = &route {
+    if let Route::Retry { namespace, name } | Route::History { namespace, name } = &route {
+        // The router lets through only names the API server cannot decode into another path.
         for part in [namespace, name] {
-            assert!(!part.is_empty(), "{input:?} -> {route:?}");
-            assert!(!part.contains('/'), "{input:?} -> {route:?}");
+            assert!(is_dns1123_subdomain(part), "{input:?} -> {route:?}");
         }
+    }
+    if let Route::Retry { .. } = &route {
         assert!(
             path.ends_with("/retry"),
             "only the retry subresource is a retry: {input:?}"

@@ -235,6 +235,21 @@ proptest! {
         checks::route_parse(&p);
     }
 
+    /// The router's gate on names: well-formed retry and history paths whose namespace and
+    /// name segments are anything (URL-encoded slashes, dots, capitals, empty).
+    #[test]
+    fn router_on_subresource_paths_with_any_names(
+        ns in prop_oneof![Just(String::new()), Just("..".to_string()), Just("%2F".to_string()),
+                          Just("demo".to_string()), "[a-zA-Z0-9.%-]{1,12}"],
+        name in prop_oneof![Just(String::new()), Just(".".to_string()), Just("a%2F..%2Fb".to_string()),
+                            Just("demo-failed".to_string()), "[a-zA-Z0-9.%-]{1,12}"],
+        sub in prop_oneof![Just("retry"), Just("history")],
+    ) {
+        checks::route_parse(&format!(
+            "/apis/retry.tekton.dev/v1alpha1/namespaces/{ns}/pipelineruns/{name}/{sub}"
+        ));
+    }
+
     #[test]
     fn requestheader_parser_on_header_sets(
         lines in prop::collection::vec(

@@ -206,6 +206,11 @@ where
             "the server could not find the requested resource",
         ));
     }
+    if let Route::BadName { namespace, name } = &route {
+        return Err(ApiError::bad_request(format!(
+            "invalid namespace {namespace:?} or PipelineRun name {name:?} in the URL: names are lowercase DNS subdomains"
+        )));
+    }
     if !route.allows(&parts.method) {
         return Err(routes::method_not_allowed(&parts.method, &route));
     }
@@ -234,11 +239,6 @@ where
             Ok(r)
         }
         Route::Retry { namespace, name } => {
-            if !routes::is_dns1123_subdomain(&namespace) || !routes::is_dns1123_subdomain(&name) {
-                return Err(ApiError::bad_request(format!(
-                    "invalid namespace {namespace:?} or PipelineRun name {name:?} in the URL: names are lowercase DNS subdomains"
-                )));
-            }
             shared
                 .authz
                 .authorize(&user, &Attributes::retry(&namespace, &name), audit_id)
@@ -261,11 +261,6 @@ where
             Ok(json_response(code, &value, "application/json"))
         }
         Route::History { namespace, name } => {
-            if !routes::is_dns1123_subdomain(&namespace) || !routes::is_dns1123_subdomain(&name) {
-                return Err(ApiError::bad_request(format!(
-                    "invalid namespace {namespace:?} or PipelineRun name {name:?} in the URL: names are lowercase DNS subdomains"
-                )));
-            }
             shared
                 .authz
                 .authorize(&user, &Attributes::history(&namespace, &name), audit_id)
@@ -276,7 +271,7 @@ where
                 .await?;
             Ok(json_response(200, &value, "application/json"))
         }
-        Route::Health { .. } | Route::NotFound => Err(ApiError::not_found(
+        Route::Health { .. } | Route::BadName { .. } | Route::NotFound => Err(ApiError::not_found(
             "the server could not find the requested resource",
         )),
     }

@@ -60,6 +60,13 @@ pub enum Route {
         namespace: String,
         name: String,
     },
+    /// A retry or history path whose namespace or run name is not a DNS subdomain: answered
+    /// 400 before anything is reviewed or read. kube-apiserver would decode such a segment
+    /// (`x%2F..%2F..`) into another path, so the object reviewed would not be the one acted on.
+    BadName {
+        namespace: String,
+        name: String,
+    },
     NotFound,
 }
 
@@ -101,6 +108,15 @@ impl Route {
             return Route::NotFound;
         };
         let parts: Vec<&str> = rest.split('/').collect();
+        if let [ns, res, name, sub] = parts.as_slice() {
+            let ours = *res == RESOURCE && (*sub == SUBRESOURCE || *sub == HISTORY_SUBRESOURCE);
+            if ours && !(is_dns1123_subdomain(ns) && is_dns1123_subdomain(name)) {
+                return Route::BadName {
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                };
+            }
+        }
         match parts.as_slice() {
             [ns, res, name, sub]
                 if *res == RESOURCE
@@ -139,7 +155,7 @@ impl Route {
             Route::Public(_) => "discovery",
             Route::Retry { .. } => "retry",
             Route::History { .. } => "history",
-            Route::NotFound => "unknown",
+            Route::BadName { .. } | Route::NotFound => "unknown",
         }
     }
 
@@ -147,7 +163,7 @@ impl Route {
     pub fn allows(&self, method: &Method) -> bool {
         match self {
             Route::Retry { .. } => method == Method::POST,
-            Route::NotFound => true,
+            Route::BadName { .. } | Route::NotFound => true,
             _ => method == Method::GET || method == Method::HEAD,
         }
     }
@@ -263,7 +279,10 @@ mod tests {
         );
         assert_eq!(
             Route::parse("/apis/retry.tekton.dev/v1alpha1/namespaces//pipelineruns/x/retry"),
-            Route::NotFound
+            Route::BadName {
+                namespace: "".into(),
+                name: "x".into()
+            }
         );
         assert_eq!(
             Route::parse("/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/x/history"),
@@ -305,6 +324,15 @@ mod tests {
             }
         );
         assert_eq!(Route::parse("/metrics"), Route::Metrics);
+        assert_eq!(
+            Route::parse(
+                "/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/x%2F..%2Fy/retry"
+            ),
+            Route::BadName {
+                namespace: "demo".into(),
+                name: "x%2F..%2Fy".into()
+            }
+        );
         assert_eq!(Route::parse("/api"), Route::NotFound);
         assert_eq!(Route::parse("/apis/other.group"), Route::NotFound);
     }
