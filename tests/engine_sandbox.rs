@@ -358,6 +358,16 @@ async fn a_cancelled_run_is_resumed_despite_stale_controller_writes() {
             .is_none_or(|s| s.as_str().unwrap_or_default().is_empty()),
         "{run:#}"
     );
+    // The race happened: the simulated controller wrote a status computed before our writes
+    // over them at least once, and the run still ended Succeeded.
+    assert!(
+        sb.simulator
+            .as_ref()
+            .expect("simulator")
+            .stale_status_writes()
+            >= 1,
+        "no stale controller write happened: the test showed nothing"
+    );
     sb.shutdown(Duration::from_secs(2)).await;
 }
 

@@ -105,12 +105,16 @@ pub struct Simulator {
     kubelet: FakeKubelet,
     /// Metadata writes of `syncMetadata` that put back a value someone else had changed.
     reverts: Arc<AtomicU64>,
+    /// PipelineRun status writes that landed after a conflict: the desired status computed from
+    /// an older read, written over someone else's change (knative's retry on conflict; race 2).
+    stale_writes: Arc<AtomicU64>,
 }
 
 /// Handle of a running simulator loop.
 pub struct SimulatorHandle {
     options: Arc<Mutex<SimulatorOptions>>,
     reverts: Arc<AtomicU64>,
+    stale_writes: Arc<AtomicU64>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     watchers: Vec<JoinHandle<()>>,
@@ -134,6 +138,11 @@ impl SimulatorHandle {
     /// How many times `syncMetadata` wrote back a label or annotation someone else had changed.
     pub fn metadata_reverts(&self) -> u64 {
         self.reverts.load(Ordering::Relaxed)
+    }
+
+    /// How many status writes landed after a conflict, over someone else's change.
+    pub fn stale_status_writes(&self) -> u64 {
+        self.stale_writes.load(Ordering::Relaxed)
     }
 
     /// Turns the fake kubelet on or off.
@@ -175,6 +184,7 @@ impl Simulator {
             options: Arc::new(Mutex::new(options)),
             kubelet: FakeKubelet::new(),
             reverts: Arc::new(AtomicU64::new(0)),
+            stale_writes: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -204,6 +214,7 @@ impl Simulator {
         let mut sim = Simulator::new(client, options);
         let opts = sim.options.clone();
         let reverts = sim.reverts.clone();
+        let stale_writes = sim.stale_writes.clone();
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
@@ -233,6 +244,7 @@ impl Simulator {
         SimulatorHandle {
             options: opts,
             reverts,
+            stale_writes,
             stop,
             task,
             watchers,
@@ -268,13 +280,20 @@ impl Simulator {
         let name = util::name(read);
         let mut body = read.clone();
         body["status"] = status.clone();
+        let mut conflicted = false;
         for _ in 0..5 {
             match api
                 .replace_status(name, &PostParams::default(), &from_value(body.clone())?)
                 .await
             {
-                Ok(_) => return Ok(true),
+                Ok(_) => {
+                    if conflicted && ar.kind == "PipelineRun" {
+                        self.stale_writes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Ok(true);
+                }
                 Err(e) if is_status(&e, kube::core::Status::is_conflict) => {
+                    conflicted = true;
                     let latest = match api.get(name).await {
                         Ok(o) => to_value(&o, ar)?,
                         Err(e) if is_status(&e, kube::core::Status::is_not_found) => {
