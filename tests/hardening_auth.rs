@@ -489,10 +489,12 @@ async fn the_decision_cache_never_answers_for_another_user_group_extra_namespace
         assert_eq!(a.status, 200, "{what}: {}", a.text());
         assert_eq!(reviews(&sb), before + 1, "{what}: reviewed, not cached");
     }
-    // Percent-encoding of an extra key is decoded before it is a key: `%2F` and `%2f` are the
-    // same user, so the second is a cache hit.
+    // Percent-encoding of an extra key is decoded before it is a key (kube-apiserver's
+    // `unescapeExtraKey`): `%61cme.com%2Fteam` is `acme.com/team` as `Acme.com%2Fteam` is, the same
+    // user, so the second is a cache hit. (The two header names differ even lowercased, so a cache
+    // keyed on the raw header would miss here.)
     let mut h = allowed.clone();
-    h.push(("X-Remote-Extra-Acme.com%2fteam", "view"));
+    h.push(("X-Remote-Extra-%61cme.com%2Fteam", "view"));
     let before = reviews(&sb);
     let a = c.post(&dry(NS, "demo-failed"), &h, "").await;
     assert_eq!(a.status, 200, "{}", a.text());
