@@ -219,6 +219,14 @@ async fn two_recorders_racing_record_the_outcome_once() {
         &text,
         "tekton_retry_retries_total{namespace=\"demo\",outcome=\"succeeded\"}",
     );
+    // Both replicas were alive and saw the run end: each handled the events of the run that
+    // reached the outcome (a dead second recorder would leave this at 0).
+    let seen_there = metric(&text, "tekton_retry_recorder_events_total");
+    let seen_here = metric(&scrape(&sb).await, "tekton_retry_recorder_events_total");
+    assert!(
+        seen_here >= 2.0 && seen_there >= 2.0,
+        "both recorders handled events ({seen_here}, {seen_there})"
+    );
     assert_eq!(
         here + there,
         1.0,
