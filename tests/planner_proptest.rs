@@ -4,7 +4,7 @@ mod planner_common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use planner_common::{input, time, Out, Sim, NOW};
+use planner_common::{input, reset_patch, time, Out, Sim, NOW};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use tekton_retry::api::{FinallyPolicy, RetrySpec};
@@ -262,18 +262,18 @@ proptest! {
     fn status_patch_touches_only_the_reset_fields(case in gen_case()) {
         let (run, children, spec) = build(&case);
         let Ok(p) = plan(&input(&run, &children, &spec, time(NOW))) else { return Ok(()); };
-        let patch = p.status_patch(&run);
+        let patch = reset_patch(&p, &run, time(NOW));
         let keys: BTreeSet<&str> = patch.as_object().expect("object").keys().map(String::as_str).collect();
         let allowed: BTreeSet<&str> = ["conditions", "completionTime", "finallyStartTime", "skippedTasks", "results", "childReferences"].into();
         prop_assert!(keys.is_subset(&allowed), "{keys:?}");
         let mut after = run.clone();
-        json_patch::merge(&mut after, &json!({"status": p.status_patch(&run)}));
+        json_patch::merge(&mut after, &json!({"status": reset_patch(&p, &run, time(NOW))}));
         for keep in ["startTime", "pipelineSpec", "provenance", "futureField"] {
             prop_assert_eq!(&after["status"][keep], &run["status"][keep]);
         }
         prop_assert_eq!(&after["metadata"], &run["metadata"]);
         prop_assert_eq!(&after["spec"], &run["spec"]);
-        let deleted: BTreeSet<&str> = p.all_deletions().map(|c| c.name.as_str()).collect();
+        let deleted: BTreeSet<&str> = p.delete_now.iter().map(|c| c.name.as_str()).collect();
         for r in after["status"]["childReferences"].as_array().expect("refs") {
             prop_assert!(!deleted.contains(r["name"].as_str().unwrap_or_default()));
         }

@@ -13,10 +13,11 @@ use tracing::{info, warn};
 
 use super::cluster::{Cluster, ClusterError, EVENTS, PIPELINERUNS, PIPELINES, PVCS};
 use super::executor::{cluster_error, rfc3339, Executor, ExecutorOptions};
+use super::plan::Claim;
 use super::planner;
 use super::record::store::Stored;
-use super::record::{AttemptRecord, Phase, RecordStore, RunRef};
-use super::{ChildRun, Plan, PlanInput, PlanLimits, RetryRequest, RetryService};
+use super::record::{AttemptRecord, Phase, RecordStore};
+use super::{Plan, PlanInput, PlanLimits, RetryRequest, RetryService};
 use crate::api::{ApiError, PipelineRunRetry, RetriedTask, RetryStatus};
 
 /// Tunables of the engine.
@@ -217,30 +218,14 @@ impl Engine {
 
             // The claim: the record, fenced by the resourceVersion it was read at (created when
             // there is none). Exactly one of concurrent retries, on any replica, wins.
-            let record = AttemptRecord {
-                namespace: ns.to_string(),
-                name: name.to_string(),
-                uid: uid.clone(),
-                attempt: plan.attempt,
-                phase: Some(Phase::Claimed),
-                start: rfc3339(Utc::now()),
-                end: None,
-                outcome: None,
-                by: req.user.username.clone(),
+            let record = plan.record(Claim {
+                namespace: ns,
+                name,
+                by: &req.user.username,
                 reason: req.spec.reason.clone(),
-                tasks: plan.retried.iter().map(|t| t.name.clone()).collect(),
-                replace_now: plan.delete_now.iter().map(run_ref).collect(),
-                replace_after_spec_clear: plan
-                    .delete_after_spec_clear
-                    .iter()
-                    .map(run_ref)
-                    .collect(),
-                drop_references: plan.dangling_references.clone(),
-                remove_annotations: plan.remove_annotations.clone(),
                 finally: req.spec.finally,
-                original_start_time: plan.original_start_time.clone(),
-                original_completion_time: plan.original_completion_time.clone(),
-            };
+                start: rfc3339(Utc::now()),
+            });
             match self.store().put(&record, stored.as_ref(), audit).await {
                 Ok(claimed) => {
                     info!(%ns, %name, attempt = plan.attempt, by = %record.by, tasks = ?record.tasks, "retry claimed");
@@ -478,9 +463,7 @@ impl Engine {
             original_start_time: record.original_start_time.clone(),
             original_completion_time: record.original_completion_time.clone(),
             remove_annotations: Vec::new(),
-            status_message: String::new(),
             dangling_references: Vec::new(),
-            planned_at: Utc::now(),
         };
         if req.dry_run {
             let mut resp = response(req, run, &plan, Some(record), true);
@@ -588,10 +571,6 @@ impl Inner {
             other => cluster_error("reading the pipelinerun", other),
         })
     }
-}
-
-fn run_ref(c: &ChildRun) -> RunRef {
-    RunRef::new(&c.kind, &c.name, &c.uid)
 }
 
 fn started_message(record: &AttemptRecord) -> String {

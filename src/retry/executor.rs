@@ -212,12 +212,6 @@ impl Executor {
         }
 
         // Status write, spec.status clear, verification, repeated on races.
-        let dropped: HashSet<&str> = record
-            .replace_now
-            .iter()
-            .map(|r| r.name.as_str())
-            .chain(record.drop_references.iter().map(String::as_str))
-            .collect();
         let mut deferred_done = record.replace_after_spec_clear.is_empty();
         let mut rounds = 0;
         loop {
@@ -235,8 +229,7 @@ impl Executor {
             }
             let needs_reset = is_done(&current) && !self.started_since(&current, record).await;
             if needs_reset {
-                self.reset_status(ns, name, &current, &dropped, record, audit)
-                    .await?;
+                self.reset_status(ns, name, &current, record, audit).await?;
                 continue; // re-read: the spec clear and verification act on the fresh object
             }
             if spec_status(&current).is_some() && !is_done(&current) {
@@ -477,22 +470,11 @@ impl Executor {
         ns: &str,
         name: &str,
         run: &Value,
-        dropped: &HashSet<&str>,
         record: &AttemptRecord,
         audit: Option<&str>,
     ) -> Result<(), ApiError> {
         let rv = resource_version(run)?;
-        let message = format!(
-            "Retry attempt {} started by {}: re-running {}",
-            record.attempt,
-            record.by,
-            if record.tasks.is_empty() {
-                "the remaining tasks".to_string()
-            } else {
-                record.tasks.join(", ")
-            }
-        );
-        let status = planner::status_reset(run, |n| dropped.contains(n), Utc::now(), &message);
+        let status = planner::attempt_status_reset(run, record, Utc::now());
         let patch = json!({"metadata": {"resourceVersion": rv}, "status": status});
         match self
             .cluster

@@ -74,11 +74,6 @@ pub(super) fn build_plan(
         .flat_map(|(_, t)| t.missing.iter().map(|m| m.to_string()))
         .collect();
     let attempt = current_attempt.saturating_add(1);
-    let rerun_names: Vec<&str> = retried.iter().map(|r| r.name.as_str()).collect();
-    let message = format!(
-        "Retry attempt {attempt} (tekton-retry): running again {}",
-        rerun_names.join(", ")
-    );
     let remove_annotations = run
         .obj
         .annotations()
@@ -114,8 +109,6 @@ pub(super) fn build_plan(
             "completionTime",
         ),
         remove_annotations,
-        status_message: message,
         dangling_references,
-        planned_at: input.now,
     }
 }

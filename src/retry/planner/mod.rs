@@ -1,7 +1,7 @@
 //! The planner: every Tekton rule the reset depends on, in one place. Pure: no I/O.
 //!
 //! [`plan`] turns a done PipelineRun and its child runs into a [`Plan`] (DESIGN §2 steps 1–2) or a
-//! refusal (DESIGN §1 table); [`status_reset`] is the status merge patch of step 5. Each rule cites
+//! refusal; [`attempt_status_reset`] is the status merge patch of the reset. Each rule cites
 //! the recorded real-Tekton fixture (`tests/fixtures/tekton/`) or the tektoncd/pipeline source
 //! (v1.15, commit 3ee1745ae) it comes from.
 //!
@@ -41,7 +41,7 @@ use crate::tekton::{ChildView, ConditionStatus, ObjectView, PipelineRunView, Pip
 
 use super::plan::{Plan, PlanInput};
 
-pub use reset::status_reset;
+pub use reset::{attempt_status_reset, reset_message};
 
 /// The refusal to answer when the Tekton webhook rejected a write to the run because inline specs
 /// were disabled after it was created (`disable-inline-spec`). The planner cannot see the flag, so
