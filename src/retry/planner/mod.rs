@@ -43,6 +43,10 @@ use super::plan::{Plan, PlanInput};
 
 pub use reset::{attempt_status_reset, reset_message};
 
+/// The `spec.managedBy` value of runs the Tekton controller reconciles
+/// (pkg/apis/pipeline/v1/pipelinerun_types.go `ManagedBy`, controller.go `pipelineRunFilterManagedBy`).
+pub const TEKTON_MANAGED_BY: &str = "tekton.dev/pipeline";
+
 /// The refusal to answer when the Tekton webhook rejected a write to the run because inline specs
 /// were disabled after it was created (`disable-inline-spec`). The planner cannot see the flag, so
 /// the executor calls this with the webhook's message; `None` when the message is about
@@ -106,6 +110,16 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
         }
     }
 
+    if let Some(m) = run
+        .obj
+        .json()
+        .pointer("/spec/managedBy")
+        .and_then(serde_json::Value::as_str)
+        .filter(|m| !m.is_empty() && *m != TEKTON_MANAGED_BY)
+    {
+        return Err(refuse::managed_elsewhere(name, m));
+    }
+
     if let Some(r) = reason.filter(|r| DETERMINISTIC_RUN_FAILURES.contains(r)) {
         return Err(refuse::deterministic(name, r, run.obj.message()));
     }
@@ -114,7 +128,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
         .timeouts()
         .map_err(|e| refuse::bad_timeout(name, &e.to_string()))?;
     if reason == Some(pipelinerun_reason::TIMED_OUT) {
-        let b = budget::remaining(&run, timeouts, &[], true, input.now);
+        let b = budget::remaining(&run, timeouts, &[], input.now);
         return Err(refuse::timed_out(name, b.as_ref()));
     }
 
@@ -182,12 +196,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
         .filter(|(i, _)| !sel.is_rerun(*i))
         .flat_map(|(_, t)| t.runs.iter().copied())
         .collect();
-    let dag_reruns = state
-        .tasks
-        .iter()
-        .enumerate()
-        .any(|(i, t)| !t.task.is_finally && sel.runs_again(i));
-    let budget = budget::remaining(&run, timeouts, &kept, dag_reruns, input.now);
+    let budget = budget::remaining(&run, timeouts, &kept, input.now);
     if let Some(b) = &budget {
         if b.remaining < input.limits.min_timeout_budget {
             return Err(refuse::budget_spent(

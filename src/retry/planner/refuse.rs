@@ -147,20 +147,49 @@ pub fn timed_out(run: &str, budget: Option<&Budget>) -> ApiError {
     )
 }
 
+/// `spec.managedBy` names another controller: Tekton filters the run out of its work queue
+/// (pkg/reconciler/pipelinerun/controller.go `pipelineRunFilterManagedBy`) and would never act on
+/// a reset; it would stay `Unknown/Running` with no TaskRun.
+pub fn managed_elsewhere(run: &str, managed_by: &str) -> ApiError {
+    invalid(
+        run,
+        "ManagedElsewhere",
+        format!("it is managed by {managed_by:?}, not by Tekton"),
+        vec![Cause::forbidden(
+            "spec.managedBy",
+            format!(
+                "spec.managedBy is {managed_by:?}: the Tekton controller never reconciles this run, \
+                 so a reset would leave it running with nothing scheduled. Retry it with the \
+                 controller that manages it"
+            ),
+        )],
+    )
+}
+
 pub fn budget_spent(run: &str, budget: &Budget, minimum: Duration) -> ApiError {
+    let (field, effect) = if budget.which == "tasks" {
+        (
+            "spec.timeouts.tasks",
+            "Tekton ends the run PipelineRunTimeout once the tasks timeout has passed, even when              only finally tasks run again",
+        )
+    } else {
+        ("spec.timeouts.pipeline", "Tekton would time the retry out")
+    };
     invalid(
         run,
         "TimeoutBudget",
         format!(
-            "only {} of the pipeline timeout is left",
-            format_go_duration(budget.remaining)
+            "only {} of the {} timeout is left",
+            format_go_duration(budget.remaining),
+            budget.which
         ),
         vec![Cause::forbidden(
-            "spec.timeouts.pipeline",
+            field,
             format!(
-                "the timeout of {} is measured from the original start {}: only {} is left, \
-                 less than the {} a retry needs, and Tekton would time the retry out. Create a \
-                 new PipelineRun (with a longer timeouts.pipeline if needed)",
+                "the {} timeout of {} is measured from the original start {}: only {} is left, \
+                 less than the {} a retry needs, and {effect}. Create a new PipelineRun (with \
+                 longer timeouts if needed)",
+                budget.which,
                 format_go_duration(budget.limit),
                 format_time(budget.start),
                 format_go_duration(budget.remaining),

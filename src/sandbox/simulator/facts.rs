@@ -76,19 +76,10 @@ impl Rpt {
         get_str(&self.task, &["onError"]) == Some("continue")
     }
 
-    /// The task's `$(tasks.<t>.results.<r>)` references (params, when, matrix).
+    /// The task's `$(tasks.<t>.results.<r>)` references (params, when, matrix, and the steps and
+    /// sidecars of an embedded taskSpec: [`substitution_expressions`]).
     pub fn result_refs(&self) -> Vec<(String, String)> {
-        let mut exprs = Vec::new();
-        for key in ["params", "when", "matrix"] {
-            if let Some(v) = self.task.get(key) {
-                util::references(v, &mut exprs);
-            }
-        }
-        exprs
-            .iter()
-            .filter_map(|e| util::result_ref(e))
-            .map(|(t, r)| (t.to_string(), r.to_string()))
-            .collect()
+        substitution_expressions(&self.task)
     }
 }
 
@@ -642,19 +633,35 @@ impl Facts {
             .filter_map(Value::as_str)
             .map(str::to_string)
             .collect();
-        let mut exprs = Vec::new();
-        for key in ["params", "when", "matrix"] {
-            if let Some(v) = get(task, &[key]) {
-                util::references(v, &mut exprs);
-            }
-        }
-        for e in exprs {
-            if let Some((t, _)) = util::result_ref(&e) {
-                if !deps.iter().any(|d| d == t) {
-                    deps.push(t.to_string());
-                }
+        for (t, _) in substitution_expressions(task) {
+            if !deps.iter().any(|d| *d == t) {
+                deps.push(t);
             }
         }
         deps
     }
+}
+
+/// Every `$(tasks.<t>.results.<r>)` a pipeline task uses, as `(t, r)`: in its params, `when`,
+/// matrix, and the steps and sidecars of an embedded `taskSpec`
+/// (pipeline_validation.go `PipelineTask.GetVarSubstitutionExpressions`, resultref.go
+/// `PipelineTaskResultRefs`; confirmed on a real cluster: a step script referencing
+/// `$(tasks.a.results.x)` makes the task wait for `a`).
+pub fn substitution_expressions(task: &Value) -> Vec<(String, String)> {
+    let mut exprs = Vec::new();
+    for key in ["params", "when", "matrix"] {
+        if let Some(v) = get(task, &[key]) {
+            util::references(v, &mut exprs);
+        }
+    }
+    for key in ["steps", "sidecars"] {
+        if let Some(v) = get(task, &["taskSpec", key]) {
+            util::references(v, &mut exprs);
+        }
+    }
+    exprs
+        .iter()
+        .filter_map(|e| util::result_ref(e))
+        .map(|(t, r)| (t.to_string(), r.to_string()))
+        .collect()
 }

@@ -432,6 +432,13 @@ fn make_taskrun(
         if let Some(o) = s.as_object_mut() {
             o.remove("metadata");
             o.remove("spec");
+            // `PropagateResults` (resources/apply.go `ApplyTaskResults`) replaces task results in
+            // the embedded spec's steps and sidecars too.
+            for key in ["steps", "sidecars"] {
+                if let Some(v) = o.get_mut(key) {
+                    util::substitute_value(v, &resolve);
+                }
+            }
         }
         spec.insert("taskSpec".into(), s);
     }
@@ -496,6 +503,10 @@ pub fn reconcile_pipelinerun(
     now: DateTime<Utc>,
 ) -> PipelineRunActions {
     let mut actions = PipelineRunActions::default();
+    // Another controller's run never reaches the work queue.
+    if !rules::managed_by_tekton(pr) {
+        return actions;
+    }
     // ReconcileKind: "If the PipelineRun is already done on entry, perform only the lightweight
     // post-completion work" — no writes (fixtures: no controller write while done).
     if util::is_done(pr) {
@@ -729,14 +740,13 @@ pub fn reconcile_pipelinerun(
         };
         let mut trs = Vec::new();
         for (k, n) in rpt.run_names.iter().enumerate() {
-            // Matrix names from kept references map to their combination by the `-<i>` suffix.
-            let idx = n
-                .rsplit('-')
-                .next()
-                .and_then(|s| s.parse::<usize>().ok())
-                .filter(|_| combos.len() > 1)
-                .unwrap_or(k);
-            let combo = combos.get(idx).cloned().unwrap_or_default();
+            // The k-th name gets the k-th combination, whatever its `-<i>` suffix: names left in
+            // childReferences are taken in their (sorted) order, so after a partial drop
+            // `<run>-<task>-2` may run combination 0 (pipelinerun.go `createTaskRuns` indexes
+            // `Matrix.FanOut()` by the position in `rpt.TaskRunNames`).
+            let Some(combo) = combos.get(k).cloned() else {
+                continue;
+            };
             if rpt.runs.iter().any(|r| util::name(r) == n.as_str()) {
                 continue;
             }
@@ -1047,6 +1057,34 @@ mod tests {
         let st = a.status.expect("status");
         assert_eq!(cond(&st).1, "CouldntGetTask");
         assert!(a.create_taskruns.is_empty());
+    }
+
+    #[test]
+    fn matrix_names_left_in_references_take_combinations_by_position() {
+        let task = json!({"name": "m", "taskSpec": {"steps": [{"name": "s", "image": "x"}]},
+            "matrix": {"params": [{"name": "os", "value": ["linux", "mac", "windows"]}]}});
+        let reference = |n: &str| json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": n, "pipelineTaskName": "m"});
+        let pr = json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+            "metadata": {"name": "mx", "namespace": "demo", "uid": "u1",
+                "creationTimestamp": "2026-11-26T19:27:00Z"},
+            "spec": {"pipelineSpec": {"tasks": [task.clone()]}},
+            "status": {"startTime": "2026-11-26T19:27:10Z",
+                "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
+                "pipelineSpec": {"tasks": [task]},
+                "childReferences": [reference("mx-m-1"), reference("mx-m-2")]}});
+        let a = reconcile_pipelinerun(&pr, None, &BTreeMap::new(), &[], now());
+        let made: Vec<(&str, &str)> = a
+            .create_taskruns
+            .iter()
+            .map(|t| {
+                (
+                    util::name(t),
+                    t["spec"]["params"][0]["value"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        // Only the listed names, combinations 0 and 1: windows is never run.
+        assert_eq!(made, [("mx-m-1", "linux"), ("mx-m-2", "mac")]);
     }
 
     #[test]

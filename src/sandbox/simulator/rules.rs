@@ -23,6 +23,18 @@ pub const LABEL_TASK_RUN: &str = "tekton.dev/taskRun";
 pub const LABEL_TASK_RUN_UID: &str = "tekton.dev/taskRunUID";
 /// `app.kubernetes.io/managed-by: tekton-pipelines` (fixture TaskRuns and pods).
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// The only `spec.managedBy` the controller reconciles; runs naming another controller are
+/// filtered out of its work queue (pipelinerun/controller.go `pipelineRunFilterManagedBy`,
+/// taskrun/controller.go `taskRunFilterManagedBy`).
+pub const SPEC_MANAGED_BY: &str = "tekton.dev/pipeline";
+
+/// Whether the Tekton controller reconciles `run` at all (no `spec.managedBy`, or Tekton's).
+pub fn managed_by_tekton(run: &serde_json::Value) -> bool {
+    run.pointer("/spec/managedBy")
+        .and_then(serde_json::Value::as_str)
+        .is_none_or(|m| m.is_empty() || m == SPEC_MANAGED_BY)
+}
+
 /// Value of [`LABEL_MANAGED_BY`].
 pub const MANAGED_BY: &str = "tekton-pipelines";
 

@@ -429,6 +429,9 @@ pub fn reconcile_taskrun(
     now: DateTime<Utc>,
 ) -> TaskRunActions {
     let mut actions = TaskRunActions::default();
+    if !rules::managed_by_tekton(tr) {
+        return actions;
+    }
     // Being deleted (e.g. foreground deletion waiting for its pod): knative's generated reconciler
     // skips ReconcileKind, so no pod is re-created for it.
     if get(tr, &["metadata", "deletionTimestamp"]).is_some() {
