@@ -60,6 +60,18 @@ fn opt_timeout(pr: &Value, key: &str) -> Option<TimeDelta> {
     get_str(pr, &["spec", "timeouts", key]).and_then(util::parse_duration)
 }
 
+/// `TasksTimeout` / `FinallyTimeout` (pipelinerun_types.go): the explicit value, else
+/// `pipeline − other` when both `timeouts.pipeline` and the other one are set and non-zero
+/// (`timeouts: {pipeline: 1h, finally: 10m}` gives the tasks 50m), else none.
+fn phase_timeout(pr: &Value, key: &str, other: &str) -> Option<TimeDelta> {
+    if let Some(t) = opt_timeout(pr, key) {
+        return Some(t);
+    }
+    let pipeline = opt_timeout(pr, "pipeline").filter(|t| *t > TimeDelta::zero())?;
+    let other = opt_timeout(pr, other).filter(|t| *t > TimeDelta::zero())?;
+    Some(pipeline - other)
+}
+
 fn timeout_message(pr: &Value) -> String {
     format!(
         "PipelineRun {} failed to finish within {}",
@@ -668,8 +680,8 @@ pub fn reconcile_pipelinerun(
         start: util::time_at(&Value::Object(status.clone()), &["startTime"]),
         finally_start: util::time_at(&Value::Object(status.clone()), &["finallyStartTime"]),
         pipeline: Some(timeout).filter(|t| *t > TimeDelta::zero()),
-        tasks: opt_timeout(pr, "tasks"),
-        finally: opt_timeout(pr, "finally"),
+        tasks: phase_timeout(pr, "tasks", "finally"),
+        finally: phase_timeout(pr, "finally", "tasks"),
     };
     let mut facts = Facts::new(state, &spec_status, now, timeouts);
 
@@ -1085,6 +1097,21 @@ mod tests {
             .collect();
         // Only the listed names, combinations 0 and 1: windows is never run.
         assert_eq!(made, [("mx-m-1", "linux"), ("mx-m-2", "mac")]);
+    }
+
+    #[test]
+    fn tasks_and_finally_timeouts_derive_from_the_pipeline_timeout() {
+        let pr = |t: Value| json!({"spec": {"timeouts": t}});
+        let secs = |d: Option<TimeDelta>| d.map(|d| d.num_seconds());
+        let both = pr(json!({"pipeline": "1h0m0s", "finally": "10m0s"}));
+        assert_eq!(secs(phase_timeout(&both, "tasks", "finally")), Some(3000));
+        assert_eq!(secs(phase_timeout(&both, "finally", "tasks")), Some(600));
+        let explicit = pr(json!({"pipeline": "1h0m0s", "tasks": "5m0s"}));
+        assert_eq!(secs(phase_timeout(&explicit, "tasks", "finally")), Some(300));
+        assert_eq!(secs(phase_timeout(&explicit, "finally", "tasks")), Some(3300));
+        let unbounded = pr(json!({"pipeline": "0s", "finally": "10m0s"}));
+        assert_eq!(phase_timeout(&unbounded, "tasks", "finally"), None);
+        assert_eq!(phase_timeout(&pr(json!({"pipeline": "1h0m0s"})), "tasks", "finally"), None);
     }
 
     #[test]

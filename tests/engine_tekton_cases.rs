@@ -1,0 +1,337 @@
+//! Shapes where the real Tekton controller disagrees with a naive reset, against the whole
+//! sandbox (the simulator models each rule from Tekton's source): matrix combinations by
+//! position, failed finally runs under `finally: Keep`, result references in an embedded
+//! taskSpec, the tasks timeout of a finally-only retry, runs managed by another controller, the
+//! affinity assistant of tasks without PVC workspaces.
+
+mod sandbox_support;
+
+use std::time::Duration;
+
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use sandbox_support::*;
+use serde_json::{json, Value};
+
+/// Creates a PipelineRun with an inline pipeline spec and the given annotations and extra spec
+/// fields; waits until it is done (`wait_done`) and returns it.
+async fn inline_run(
+    client: &kube::Client,
+    name: &str,
+    pipeline_spec: Value,
+    annotations: Value,
+    extra_spec: Value,
+    wait_done: bool,
+) -> Value {
+    let mut spec = json!({"pipelineSpec": pipeline_spec, "timeouts": {"pipeline": "1h0m0s"}});
+    if let (Some(s), Some(extra)) = (spec.as_object_mut(), extra_spec.as_object()) {
+        for (k, v) in extra {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "tekton.dev/v1",
+        "kind": "PipelineRun",
+        "metadata": {"name": name, "namespace": NS, "annotations": annotations},
+        "spec": spec,
+    }))
+    .expect("object");
+    runs(client)
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect("create run");
+    if wait_done {
+        wait_run(client, name, 30, |v| is_failed(v) || is_succeeded(v)).await
+    } else {
+        get(&runs(client), name).await
+    }
+}
+
+/// A task with an inline spec of one step (and the given results).
+fn task(name: &str, extra: Value) -> Value {
+    let mut t = json!({"name": name, "taskSpec": {"steps": [{"name": "main", "image": "busybox", "script": "true"}]}});
+    if let (Some(o), Some(e)) = (t.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    t
+}
+
+/// The run's TaskRuns by name.
+async fn taskruns_of(client: &kube::Client, run: &str) -> Vec<Value> {
+    let lp = ListParams::default().labels(&format!("tekton.dev/pipelineRun={run}"));
+    let mut out: Vec<Value> = taskruns(client)
+        .list(&lp)
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .map(|o| serde_json::to_value(o).expect("json"))
+        .collect();
+    out.sort_by_key(|t| t["metadata"]["name"].as_str().unwrap_or_default().to_string());
+    out
+}
+
+fn retried_names(body: &Value) -> Vec<String> {
+    body["status"]["retriedTasks"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn uid(v: &Value) -> String {
+    v["metadata"]["uid"].as_str().unwrap_or_default().to_string()
+}
+
+async fn wait_gone(client: &kube::Client, name: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while try_get(&taskruns(client), name).await.is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A matrix task with one failed combination and one deleted by hand: every combination runs
+/// again with its own parameters. Tekton gives the i-th name left in `childReferences` the i-th
+/// combination, so a dangling reference left by the reset would re-create one TaskRun with
+/// combination 0's parameters and the run would end `Succeeded` with two combinations never run.
+#[tokio::test]
+async fn matrix_with_a_failed_and_a_deleted_combination_reruns_every_combination() {
+    let sb = start().await;
+    let admin = sb.client("admin").expect("client");
+    let spec = json!({"tasks": [task("m", json!({
+        "taskSpec": {"params": [{"name": "os", "type": "string"}],
+            "steps": [{"name": "main", "image": "busybox", "script": "echo $(params.os)"}]},
+        "matrix": {"params": [{"name": "os", "value": ["linux", "mac", "windows"]}]},
+    }))]});
+    let run = inline_run(
+        &admin,
+        "mx",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "mx-m-1"}),
+        json!({}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    taskruns(&admin)
+        .delete("mx-m-2", &DeleteParams::default())
+        .await
+        .expect("delete a combination by hand");
+    wait_gone(&admin, "mx-m-2").await;
+
+    let (code, body) = retry(&admin, "mx", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    let after = wait_run(&admin, "mx", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    let trs = taskruns_of(&admin, "mx").await;
+    let got: Vec<(String, String)> = trs
+        .iter()
+        .map(|t| {
+            (
+                t["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                t["spec"]["params"][0]["value"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("mx-m-0".to_string(), "linux".to_string()),
+            ("mx-m-1".to_string(), "mac".to_string()),
+            ("mx-m-2".to_string(), "windows".to_string()),
+        ],
+        "every combination, each with its own parameters"
+    );
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// `finally: Keep` with a failed finally run: the failed finally run runs again (Tekton counts a
+/// kept failed finally run into the new outcome), the succeeded one is kept, the run succeeds.
+#[tokio::test]
+async fn keep_finally_reruns_a_failed_finally_run_and_keeps_the_succeeded_one() {
+    let sb = start().await;
+    let admin = sb.client("admin").expect("client");
+    let spec = json!({
+        "tasks": [task("a", json!({})), task("b", json!({"runAfter": ["a"]}))],
+        "finally": [task("report", json!({})), task("notify", json!({}))],
+    });
+    let run = inline_run(
+        &admin,
+        "fk",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "b,report"}),
+        json!({}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    let notify = get(&taskruns(&admin), "fk-notify").await;
+    let report = get(&taskruns(&admin), "fk-report").await;
+
+    let (code, body) = retry(&admin, "fk", json!({"spec": {"finally": "Keep"}}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    assert_eq!(retried_names(&body), ["b", "report"], "{body:#}");
+    let after = wait_run(&admin, "fk", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    assert_eq!(
+        uid(&get(&taskruns(&admin), "fk-notify").await),
+        uid(&notify),
+        "the succeeded finally run is kept"
+    );
+    assert_ne!(
+        uid(&get(&taskruns(&admin), "fk-report").await),
+        uid(&report),
+        "the failed finally run ran again"
+    );
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// A task whose embedded step script uses `$(tasks.a.results.x)` depends on `a` (Tekton scans the
+/// steps and sidecars of an embedded taskSpec): restarting `a` re-runs it with the new value.
+#[tokio::test]
+async fn result_reference_in_an_embedded_step_script_is_a_dependency() {
+    let sb = start().await;
+    let admin = sb.client("admin").expect("client");
+    let spec = json!({"tasks": [
+        task("a", json!({"taskSpec": {"results": [{"name": "x"}],
+            "steps": [{"name": "main", "image": "busybox", "script": "echo v > $(results.x.path)"}]}})),
+        task("c", json!({"taskSpec": {
+            "steps": [{"name": "main", "image": "busybox", "script": "echo $(tasks.a.results.x)"}]}})),
+        task("b", json!({"runAfter": ["c"]})),
+    ]});
+    let run = inline_run(
+        &admin,
+        "sr",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "b", "sandbox.retry.tekton.dev/results": "attempt"}),
+        json!({}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    let c_before = get(&taskruns(&admin), "sr-c").await;
+    let script = |tr: &Value| {
+        tr["spec"]["taskSpec"]["steps"][0]["script"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let a_value = |tr: &Value| {
+        tr["status"]["results"][0]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let a_before = get(&taskruns(&admin), "sr-a").await;
+    assert_eq!(
+        script(&c_before),
+        format!("echo {}", a_value(&a_before)),
+        "c waited for a and got its value"
+    );
+
+    let (code, body) = retry(&admin, "sr", json!({"spec": {"restartTasks": ["a"]}}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    assert_eq!(retried_names(&body), ["a", "c", "b"], "{body:#}");
+    let after = wait_run(&admin, "sr", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    let a_after = get(&taskruns(&admin), "sr-a").await;
+    let c_after = get(&taskruns(&admin), "sr-c").await;
+    assert_ne!(a_value(&a_after), a_value(&a_before), "a produced a new value");
+    assert_eq!(
+        script(&c_after),
+        format!("echo {}", a_value(&a_after)),
+        "c ran again with a's new value"
+    );
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// The DAG succeeded, a finally task failed, and `timeouts.tasks` (here `pipeline − finally`) has
+/// passed: Tekton would end a finally-only retry `PipelineRunTimeout`, so it is refused up front
+/// and the run is left as it was.
+#[tokio::test]
+async fn a_finally_only_retry_after_the_tasks_timeout_is_refused() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let spec = json!({
+        "tasks": [task("a", json!({}))],
+        "finally": [task("report", json!({}))],
+    });
+    let run = inline_run(
+        &admin,
+        "tt",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "report"}),
+        json!({"timeouts": {"pipeline": "1h0m0s", "finally": "59m57s"}}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    assert_eq!(succeeded(&run).1, "Failed", "{run:#}");
+    // Let the 3 s tasks budget pass.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (code, body) = retry(&admin, "tt", json!({}), "").await;
+    assert_eq!(code, 422, "{body:#}");
+    assert_eq!(body["reason"], "Invalid", "{body:#}");
+    assert_eq!(body["details"]["causes"][0]["field"], "spec.timeouts.tasks", "{body:#}");
+    let same = get(&runs(&admin), "tt").await;
+    assert_eq!(
+        same["status"]["completionTime"], run["status"]["completionTime"],
+        "not reset"
+    );
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// `spec.managedBy` names another controller: Tekton never reconciles the run, so a reset would
+/// leave it running forever with nothing scheduled. Refused.
+#[tokio::test]
+async fn a_run_managed_by_another_controller_is_refused() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let spec = json!({"tasks": [task("a", json!({}))]});
+    inline_run(
+        &admin,
+        "mb",
+        spec.clone(),
+        json!({}),
+        json!({"managedBy": "example.dev/other-controller"}),
+        false,
+    )
+    .await;
+    // The other controller ran it and failed it (Tekton never touches it).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let untouched = get(&runs(&admin), "mb").await;
+    assert!(
+        untouched.get("status").is_none_or(|s| s.get("conditions").is_none()),
+        "the simulator does not reconcile it: {untouched:#}"
+    );
+    let now = chrono::Utc::now();
+    let t = |ago: i64| (now - chrono::TimeDelta::seconds(ago)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let status = json!({"status": {
+        "startTime": t(60),
+        "completionTime": t(30),
+        "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed",
+            "message": "Tasks Completed: 1 (Failed: 1, Cancelled 0), Skipped: 0",
+            "lastTransitionTime": t(30)}],
+        "pipelineSpec": spec,
+    }});
+    runs(&admin)
+        .patch_status("mb", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("status written by the other controller");
+    let (code, body) = retry(&admin, "mb", json!({}), "").await;
+    assert_eq!(code, 422, "{body:#}");
+    assert_eq!(body["details"]["causes"][0]["field"], "spec.managedBy", "{body:#}");
+    assert!(is_failed(&get(&runs(&admin), "mb").await), "not reset");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
