@@ -68,7 +68,12 @@ async fn taskruns_of(client: &kube::Client, run: &str) -> Vec<Value> {
         .into_iter()
         .map(|o| serde_json::to_value(o).expect("json"))
         .collect();
-    out.sort_by_key(|t| t["metadata"]["name"].as_str().unwrap_or_default().to_string());
+    out.sort_by_key(|t| {
+        t["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    });
     out
 }
 
@@ -84,16 +89,16 @@ fn retried_names(body: &Value) -> Vec<String> {
 }
 
 fn uid(v: &Value) -> String {
-    v["metadata"]["uid"].as_str().unwrap_or_default().to_string()
+    v["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 async fn wait_gone(client: &kube::Client, name: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while try_get(&taskruns(client), name).await.is_some() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} not deleted"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "{name} not deleted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -136,7 +141,10 @@ async fn matrix_with_a_failed_and_a_deleted_combination_reruns_every_combination
         .iter()
         .map(|t| {
             (
-                t["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                t["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
                 t["spec"]["params"][0]["value"]
                     .as_str()
                     .unwrap_or_default()
@@ -247,7 +255,11 @@ async fn result_reference_in_an_embedded_step_script_is_a_dependency() {
     assert!(is_succeeded(&after), "{after:#}");
     let a_after = get(&taskruns(&admin), "sr-a").await;
     let c_after = get(&taskruns(&admin), "sr-c").await;
-    assert_ne!(a_value(&a_after), a_value(&a_before), "a produced a new value");
+    assert_ne!(
+        a_value(&a_after),
+        a_value(&a_before),
+        "a produced a new value"
+    );
     assert_eq!(
         script(&c_after),
         format!("echo {}", a_value(&a_after)),
@@ -283,7 +295,10 @@ async fn a_finally_only_retry_after_the_tasks_timeout_is_refused() {
     let (code, body) = retry(&admin, "tt", json!({}), "").await;
     assert_eq!(code, 422, "{body:#}");
     assert_eq!(body["reason"], "Invalid", "{body:#}");
-    assert_eq!(body["details"]["causes"][0]["field"], "spec.timeouts.tasks", "{body:#}");
+    assert_eq!(
+        body["details"]["causes"][0]["field"], "spec.timeouts.tasks",
+        "{body:#}"
+    );
     let same = get(&runs(&admin), "tt").await;
     assert_eq!(
         same["status"]["completionTime"], run["status"]["completionTime"],
@@ -312,11 +327,17 @@ async fn a_run_managed_by_another_controller_is_refused() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let untouched = get(&runs(&admin), "mb").await;
     assert!(
-        untouched.get("status").is_none_or(|s| s.get("conditions").is_none()),
+        untouched
+            .get("status")
+            .is_none_or(|s| s.get("conditions").is_none()),
         "the simulator does not reconcile it: {untouched:#}"
     );
     let now = chrono::Utc::now();
-    let t = |ago: i64| (now - chrono::TimeDelta::seconds(ago)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let t = |ago: i64| {
+        (now - chrono::TimeDelta::seconds(ago))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
     let status = json!({"status": {
         "startTime": t(60),
         "completionTime": t(30),
@@ -331,7 +352,67 @@ async fn a_run_managed_by_another_controller_is_refused() {
         .expect("status written by the other controller");
     let (code, body) = retry(&admin, "mb", json!({}), "").await;
     assert_eq!(code, 422, "{body:#}");
-    assert_eq!(body["details"]["causes"][0]["field"], "spec.managedBy", "{body:#}");
+    assert_eq!(
+        body["details"]["causes"][0]["field"], "spec.managedBy",
+        "{body:#}"
+    );
     assert!(is_failed(&get(&runs(&admin), "mb").await), "not reset");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// A producer under `onError: continue` failed without its result: Tekton fails the consumer's
+/// validation and the run ends `PipelineValidationFailed` ("Failed Validation: 1 (…)"), a runtime
+/// outcome. A retry that keeps the producer would fail the same way (422 naming it); one that
+/// restarts the producer recovers the run.
+#[tokio::test]
+async fn a_runtime_validation_failure_is_recovered_by_restarting_the_producer() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let spec = json!({"tasks": [
+        task("a", json!({"onError": "continue", "taskSpec": {"results": [{"name": "x"}],
+            "steps": [{"name": "main", "image": "busybox", "script": "echo v > $(results.x.path)"}]}})),
+        task("c", json!({"params": [{"name": "p", "value": "$(tasks.a.results.x)"}],
+            "taskSpec": {"params": [{"name": "p", "type": "string"}],
+                "steps": [{"name": "main", "image": "busybox", "script": "echo $(params.p)"}]}})),
+    ]});
+    let run = inline_run(
+        &admin,
+        "pv",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "a"}),
+        json!({}),
+        true,
+    )
+    .await;
+    let (status, reason) = succeeded(&run);
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "PipelineValidationFailed"),
+        "{run:#}"
+    );
+    let message = run["status"]["conditions"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains(", Failed Validation: 1 ("), "{message}");
+    assert!(
+        try_get(&taskruns(&admin), "pv-c").await.is_none(),
+        "c was never created"
+    );
+
+    let (code, body) = retry(&admin, "pv", json!({}), "").await;
+    assert_eq!(code, 422, "{body:#}");
+    let cause = body["details"]["causes"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        cause.contains("\"a\"") && cause.contains("restartTasks"),
+        "{body:#}"
+    );
+
+    let (code, body) = retry(&admin, "pv", json!({"spec": {"restartTasks": ["a"]}}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    assert_eq!(retried_names(&body), ["a", "c"], "{body:#}");
+    let after = wait_run(&admin, "pv", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
     sb.shutdown(Duration::from_secs(2)).await;
 }

@@ -80,6 +80,35 @@ impl<'a> PipelineTask<'a> {
         })
     }
 
+    /// Every `(task, result)` this task references, in the fields [`PipelineTask::result_refs`]
+    /// reads (params, matrix, `when`, embedded steps and sidecars, …), each once.
+    pub fn result_references(&self) -> Vec<(&'a str, &'a str)> {
+        let mut strings = Vec::new();
+        if let Some(o) = self.json.as_object() {
+            for (k, v) in o {
+                match k.as_str() {
+                    "taskSpec" => {
+                        for part in ["steps", "sidecars"] {
+                            if let Some(x) = v.get(part) {
+                                collect_strings(x, &mut strings);
+                            }
+                        }
+                    }
+                    "pipelineSpec" => {}
+                    _ => collect_strings(v, &mut strings),
+                }
+            }
+        }
+        let mut out: Vec<(&'a str, &'a str)> = strings
+            .into_iter()
+            .flat_map(result_references_in)
+            .filter(|(t, _)| *t != self.name)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Every task this one depends on (Tekton's DAG edges), sorted, each once.
     pub fn deps(&self) -> Vec<&'a str> {
         let mut deps: Vec<&'a str> = self
@@ -158,6 +187,44 @@ fn collect_result_refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
         Value::Object(o) => o.values().for_each(|x| collect_result_refs(x, out)),
         _ => {}
     }
+}
+
+fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| collect_strings(x, out)),
+        _ => {}
+    }
+}
+
+/// `(task, result)` of every `$(tasks.<task>.results.<result>…)` in `s` (the result name ends at
+/// `.`, `[` or `)`; the bracket form `results["x"]` gives `x`).
+fn result_references_in(s: &str) -> Vec<(&str, &str)> {
+    const OPEN: &str = "$(tasks.";
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(i) = rest.find(OPEN) {
+        let after = &rest[i + OPEN.len()..];
+        let end = after.find(')').unwrap_or(after.len());
+        let expr = &after[..end];
+        if let Some((task, tail)) = expr.split_once('.') {
+            let result = if let Some(r) = tail.strip_prefix("results.") {
+                r.split(['.', '[']).next()
+            } else if let Some(r) = tail.strip_prefix("results[") {
+                r.trim_start_matches(['"', '\''])
+                    .split(['"', '\'', ']'])
+                    .next()
+            } else {
+                None
+            };
+            if let Some(r) = result.filter(|r| !r.is_empty() && !task.is_empty()) {
+                out.push((task, r));
+            }
+        }
+        rest = &after[end..];
+    }
+    out
 }
 
 /// The task names in `$(tasks.<name>.results.<result>…)` references of one string (Tekton's
@@ -276,6 +343,14 @@ mod tests {
         assert_eq!(deps("b"), vec!["a"]);
         assert_eq!(deps("w"), vec!["x"]);
         assert_eq!(deps("m"), vec!["y"]);
+        assert_eq!(
+            v.get("c").expect("c").result_references(),
+            vec![("s", "y"), ("zz", "x")]
+        );
+        assert_eq!(
+            v.get("b").expect("b").result_references(),
+            vec![("a", "commit")]
+        );
         // Steps and sidecars of an embedded taskSpec are edges; its other fields are not.
         assert_eq!(deps("c"), vec!["b", "s", "zz"]);
         assert!(deps("report").is_empty());

@@ -7,6 +7,7 @@ use crate::api::annotations::IDEMPOTENT;
 use crate::tekton::reasons::{AFFINITY_ASSISTANT_ANNOTATION, AUTO_CLEANUP_PVC_ANNOTATION};
 use crate::tekton::PipelineRunView;
 
+use super::refuse::MissingResult;
 use super::select::Selection;
 use super::state::RunState;
 
@@ -192,4 +193,40 @@ pub fn lost_affinity_assistant(state: &RunState<'_>, sel: &Selection) -> Option<
         .enumerate()
         .any(|(i, t)| !t.runs.is_empty() && !sel.is_rerun(i));
     keeps_a_run.then(|| assistant.to_string())
+}
+
+/// Result references of the tasks that run again that a kept producer run cannot satisfy.
+///
+/// Before creating a DAG task Tekton checks that every result it references exists
+/// (pipelinerunresolution.go `CheckMissingResultReferences`); if not, the task is not created and
+/// the run ends `PipelineValidationFailed` with "Failed Validation: N (…)" — a runtime outcome,
+/// e.g. of a producer that failed under `onError: continue` or succeeded without writing the
+/// result. Re-running the consumer while keeping such a producer fails the same way; re-running
+/// the producer (in `restartTasks`) can recover it.
+pub fn missing_results(state: &RunState<'_>, sel: &Selection) -> Vec<MissingResult> {
+    let mut out = Vec::new();
+    for (i, t) in state.tasks.iter().enumerate() {
+        // A finally task, or one under `onError: continue`, with a missing result is skipped
+        // ("Results were missing"), not failed (pipelinerunresolution.go `skip`, `IsFinallySkipped`).
+        if !sel.runs_again(i) || t.task.is_finally || t.task.on_error_continue() {
+            continue;
+        }
+        for (producer, result) in t.task.result_references() {
+            let Some(&j) = state.index.get(producer) else {
+                continue;
+            };
+            if sel.runs_again(j) {
+                continue;
+            }
+            if let Some(run) = state.tasks[j].runs.iter().find(|c| !c.has_result(result)) {
+                out.push(MissingResult {
+                    consumer: t.task.name.to_string(),
+                    producer: producer.to_string(),
+                    result: result.to_string(),
+                    producer_run: run.name().to_string(),
+                });
+            }
+        }
+    }
+    out
 }

@@ -120,7 +120,18 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
         return Err(refuse::managed_elsewhere(name, m));
     }
 
-    if let Some(r) = reason.filter(|r| DETERMINISTIC_RUN_FAILURES.contains(r)) {
+    // `PipelineValidationFailed` is also the runtime outcome of a missing task result: the
+    // condition message then carries ", Failed Validation: N (…)" (pipelinerunstate.go
+    // `GetPipelineConditionStatus`), and re-running the producer can recover it.
+    let runtime_validation = reason == Some(pipelinerun_reason::VALIDATION_FAILED)
+        && run
+            .obj
+            .message()
+            .is_some_and(|m| m.contains(", Failed Validation: "));
+    if let Some(r) = reason
+        .filter(|r| DETERMINISTIC_RUN_FAILURES.contains(r))
+        .filter(|_| !runtime_validation)
+    {
         return Err(refuse::deterministic(name, r, run.obj.message()));
     }
 
@@ -180,6 +191,10 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
     let gone = hazards::gone_claims(&run, &state, &sel, input.existing_pvcs);
     if !gone.is_empty() {
         return Err(refuse::workspace_gone(name, &gone));
+    }
+    let missing_results = hazards::missing_results(&state, &sel);
+    if !missing_results.is_empty() {
+        return Err(refuse::missing_results(name, &missing_results));
     }
     if let Some(assistant) = hazards::lost_affinity_assistant(&state, &sel) {
         return Err(refuse::affinity_assistant(name, &assistant));

@@ -281,6 +281,39 @@ pub fn missing_children(run: &str, missing: &[(&str, &str)]) -> ApiError {
     )
 }
 
+/// A task that runs again references a result its kept producer never wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingResult {
+    pub consumer: String,
+    pub producer: String,
+    pub result: String,
+    /// The kept run of the producer.
+    pub producer_run: String,
+}
+
+pub fn missing_results(run: &str, missing: &[MissingResult]) -> ApiError {
+    let causes = missing
+        .iter()
+        .map(|m| {
+            Cause::invalid(
+                "spec.restartTasks",
+                format!(
+                    "task \"{}\" uses the result \"{}\" of task \"{}\", whose kept run \"{}\" \
+                     did not write it: Tekton would fail the run PipelineValidationFailed again \
+                     (\"Failed Validation\"); add \"{}\" to spec.restartTasks to run it again",
+                    m.consumer, m.result, m.producer, m.producer_run, m.producer
+                ),
+            )
+        })
+        .collect();
+    invalid(
+        run,
+        "MissingResult",
+        "tasks it would run again use results that kept runs never wrote".to_string(),
+        causes,
+    )
+}
+
 pub fn non_idempotent(run: &str, tasks: &[NonIdempotent]) -> ApiError {
     let causes = tasks
         .iter()

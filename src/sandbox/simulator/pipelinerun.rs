@@ -718,8 +718,21 @@ pub fn reconcile_pipelinerun(
         }
     }
 
-    // runNextSchedulableTask.
+    // runNextSchedulableTask. `CheckMissingResultReferences` first: a DAG candidate referencing a
+    // result that does not exist is put on the validation-failed list, and no DAG task is created
+    // in this reconcile (`nextRpts = nil`); the run stops and ends `PipelineValidationFailed`
+    // (confirmed on a real cluster with an `onError: continue` producer).
     let mut next = facts.dag_queue();
+    let invalid: Vec<(usize, String)> = next
+        .iter()
+        .filter_map(|&i| facts.missing_result_error(i).map(|e| (i, e)))
+        .collect();
+    if !invalid.is_empty() {
+        next.clear();
+        for (i, e) in invalid {
+            facts.fail_validation(i, e);
+        }
+    }
     let finals = facts.final_queue();
     let statuses = facts.pipeline_task_status();
     for i in finals {
@@ -1107,11 +1120,54 @@ mod tests {
         assert_eq!(secs(phase_timeout(&both, "tasks", "finally")), Some(3000));
         assert_eq!(secs(phase_timeout(&both, "finally", "tasks")), Some(600));
         let explicit = pr(json!({"pipeline": "1h0m0s", "tasks": "5m0s"}));
-        assert_eq!(secs(phase_timeout(&explicit, "tasks", "finally")), Some(300));
-        assert_eq!(secs(phase_timeout(&explicit, "finally", "tasks")), Some(3300));
+        assert_eq!(
+            secs(phase_timeout(&explicit, "tasks", "finally")),
+            Some(300)
+        );
+        assert_eq!(
+            secs(phase_timeout(&explicit, "finally", "tasks")),
+            Some(3300)
+        );
         let unbounded = pr(json!({"pipeline": "0s", "finally": "10m0s"}));
         assert_eq!(phase_timeout(&unbounded, "tasks", "finally"), None);
-        assert_eq!(phase_timeout(&pr(json!({"pipeline": "1h0m0s"})), "tasks", "finally"), None);
+        assert_eq!(
+            phase_timeout(&pr(json!({"pipeline": "1h0m0s"})), "tasks", "finally"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_missing_result_fails_the_consumers_validation_and_the_run() {
+        let a = json!({"name": "a", "onError": "continue",
+            "taskSpec": {"results": [{"name": "x"}], "steps": [{"name": "s", "image": "x"}]}});
+        let c = json!({"name": "c", "params": [{"name": "p", "value": "$(tasks.a.results.x)"}],
+            "taskSpec": {"steps": [{"name": "s", "image": "x"}]}});
+        let pr = json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+            "metadata": {"name": "pv", "namespace": "demo", "uid": "u1",
+                "creationTimestamp": "2026-11-26T19:27:00Z"},
+            "spec": {"pipelineSpec": {"tasks": [a.clone(), c.clone()]}},
+            "status": {"startTime": "2026-11-26T19:27:10Z",
+                "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
+                "pipelineSpec": {"tasks": [a, c]},
+                "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "pv-a", "pipelineTaskName": "a"}]}});
+        let failed_a = json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+            "metadata": {"name": "pv-a", "creationTimestamp": "2026-11-26T19:27:11Z",
+                "labels": {"tekton.dev/pipelineRun": "pv", "tekton.dev/pipelineTask": "a"},
+                "ownerReferences": [{"kind": "PipelineRun", "name": "pv", "uid": "u1", "controller": true}]},
+            "status": {"conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed"}]}});
+        let out = reconcile_pipelinerun(&pr, None, &BTreeMap::new(), &[failed_a], now());
+        assert!(out.create_taskruns.is_empty(), "c is not created");
+        let st = out.status.expect("status");
+        assert_eq!(
+            cond(&st),
+            (
+                "False".into(),
+                "PipelineValidationFailed".into(),
+                "Tasks Completed: 1 (Failed: 1 (Ignored: 1), Cancelled 0), Skipped: 0, Failed Validation: 1 \
+                 (Invalid task result reference: Could not find result with name x for pipeline task a)"
+                    .into()
+            )
+        );
     }
 
     #[test]

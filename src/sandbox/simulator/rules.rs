@@ -88,6 +88,8 @@ pub mod pr_reason {
     pub const COULDNT_GET_TASK: &str = "CouldntGetTask";
     /// `PipelineRunReasonInvalidGraph`.
     pub const INVALID_GRAPH: &str = "PipelineInvalidGraph";
+    /// `PipelineRunReasonFailedValidation`: also the runtime outcome of a missing task result.
+    pub const VALIDATION_FAILED: &str = "PipelineValidationFailed";
 }
 
 /// Skipping reasons (`SkippingReason` constants in `pipelinerun_types.go`).
