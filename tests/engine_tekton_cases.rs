@@ -416,3 +416,55 @@ async fn a_runtime_validation_failure_is_recovered_by_restarting_the_producer() 
     assert!(is_succeeded(&after), "{after:#}");
     sb.shutdown(Duration::from_secs(2)).await;
 }
+
+/// Default `coschedule: workspaces`: only tasks binding a PVC workspace are pinned to the affinity
+/// assistant Tekton deleted when the run finished. A retry that re-runs only a task without such a
+/// workspace (while keeping the one with it) gets no affinity, so it is not refused.
+#[tokio::test]
+async fn a_rerun_task_without_claim_workspaces_is_not_pinned_to_the_gone_assistant() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let pvcs: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        kube::Api::namespaced(admin.clone(), NS);
+    let pvc = serde_json::from_value(json!({"metadata": {"name": "shared-data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}}}))
+    .expect("pvc");
+    pvcs.create(&PostParams::default(), &pvc)
+        .await
+        .expect("pvc");
+    let spec = json!({
+        "workspaces": [{"name": "src"}],
+        "tasks": [
+            task("a", json!({"workspaces": [{"name": "w", "workspace": "src"}],
+                "taskSpec": {"workspaces": [{"name": "w"}],
+                    "steps": [{"name": "main", "image": "busybox", "script": "true"}]}})),
+            task("b", json!({"runAfter": ["a"]})),
+        ],
+    });
+    let run = inline_run(
+        &admin,
+        "aa",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "b"}),
+        json!({"workspaces": [{"name": "src", "persistentVolumeClaim": {"claimName": "shared-data"}}]}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    let a = get(&taskruns(&admin), "aa-a").await;
+    let b = get(&taskruns(&admin), "aa-b").await;
+    assert!(
+        annotation(&a, "pipeline.tekton.dev/affinity-assistant").is_some(),
+        "a binds the PVC: pinned"
+    );
+    assert!(
+        annotation(&b, "pipeline.tekton.dev/affinity-assistant").is_none(),
+        "b does not: not pinned"
+    );
+    let (code, body) = retry(&admin, "aa", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    assert_eq!(retried_names(&body), ["b"], "{body:#}");
+    let after = wait_run(&admin, "aa", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    sb.shutdown(Duration::from_secs(2)).await;
+}

@@ -301,6 +301,57 @@ fn affinity_assistant_run_is_refused_unless_started_over() {
 }
 
 #[test]
+fn affinity_refusal_follows_the_coschedule_mode_the_runs_show() {
+    // The affinity scenario with b binding no workspace.
+    let (mut run, mut children) = moment("affinity", "01-failed");
+    run["status"]["pipelineSpec"]["tasks"][1]
+        .as_object_mut()
+        .expect("b")
+        .remove("workspaces");
+    let now = time("2026-11-26T19:34:00Z");
+    let spec = RetrySpec::default();
+    // b's run still carries the annotation: every task is pinned (coschedule per pipelinerun),
+    // so re-running b next to the gone assistant is refused.
+    let e = plan(&input(&run, &children, &spec, now)).expect_err("per pipelinerun");
+    assert_eq!(e.refusal, Some("AffinityAssistantGone"));
+    // b's run without it: coschedule workspaces, b is not pinned and runs anywhere.
+    let b = children
+        .iter_mut()
+        .find(|c| c["metadata"]["name"] == "ws-run-b")
+        .expect("b");
+    b["metadata"]["annotations"]
+        .as_object_mut()
+        .expect("annotations")
+        .remove("pipeline.tekton.dev/affinity-assistant");
+    let p = plan(&input(&run, &children, &spec, now)).expect("a plan");
+    assert_eq!(names(&p.delete_now), ["ws-run-b"]);
+    // … but a task that binds the claim and runs again would be pinned: refused.
+    let again_a = RetrySpec {
+        restart_tasks: vec!["a".into()],
+        ..Default::default()
+    };
+    let mut kept_c = children.clone();
+    let mut c = kept_c[1].clone();
+    c["metadata"]["name"] = json!("ws-run-c");
+    c["metadata"]["uid"] = json!("uid-c");
+    c["metadata"]["labels"]["tekton.dev/pipelineTask"] = json!("c");
+    c["status"]["conditions"][0]["status"] = json!("True");
+    c["status"]["conditions"][0]["reason"] = json!("Succeeded");
+    kept_c.push(c);
+    let mut run_c = run.clone();
+    let tasks = run_c["status"]["pipelineSpec"]["tasks"]
+        .as_array_mut()
+        .expect("tasks");
+    tasks.push(json!({"name": "c", "taskSpec": {"steps": [{"name": "s", "image": "x"}]}}));
+    run_c["status"]["childReferences"]
+        .as_array_mut()
+        .expect("refs")
+        .push(json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "ws-run-c", "pipelineTaskName": "c"}));
+    let e = plan(&input(&run_c, &kept_c, &again_a, now)).expect_err("a is pinned");
+    assert_eq!(e.refusal, Some("AffinityAssistantGone"));
+}
+
+#[test]
 fn template_claim_gone_with_kept_runs_is_refused() {
     // The affinity scenario without an affinity assistant (coschedule disabled): a is kept, so
     // Tekton will not create the claim again and a's data is gone.

@@ -196,7 +196,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
     if !missing_results.is_empty() {
         return Err(refuse::missing_results(name, &missing_results));
     }
-    if let Some(assistant) = hazards::lost_affinity_assistant(&state, &sel) {
+    if let Some(assistant) = hazards::lost_affinity_assistant(&run, &state, &sel) {
         return Err(refuse::affinity_assistant(name, &assistant));
     }
     // Tasks named in restartTasks are work by request.

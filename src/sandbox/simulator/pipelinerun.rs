@@ -413,6 +413,9 @@ fn make_taskrun(
         .cloned()
         .unwrap_or_default();
     annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    if let Some(assistant) = affinity_assistant_of(pr, task) {
+        annotations.insert(rules::ANN_AFFINITY_ASSISTANT.into(), assistant.into());
+    }
 
     let resolve = |e: &str| -> Option<String> {
         if let Some((t, r)) = util::result_ref(e) {
@@ -502,6 +505,36 @@ fn make_taskrun(
         },
         "spec": spec,
     })
+}
+
+/// The affinity assistant a new TaskRun of `task` is pinned to under the default
+/// `coschedule: workspaces`: for a task that binds a `persistentVolumeClaim` or
+/// `volumeClaimTemplate` workspace, `affinity-assistant-` + the first 10 hex digits of
+/// sha256(workspace + run name) (pipelinerun.go `createTaskRun`, affinity_assistant.go
+/// `getAffinityAssistantAnnotationVal`, `GetAffinityAssistantName`; fixture affinity:
+/// `affinity-assistant-9e9e0199da` for workspace `src` of `ws-run`). Tasks without such a
+/// workspace get none. The StatefulSet and the pods' required affinity are not modelled.
+pub fn affinity_assistant_of(pr: &Value, task: &Value) -> Option<String> {
+    let bindings = array(pr, &["spec", "workspaces"]);
+    let ws = array(task, &["workspaces"]).iter().find_map(|w| {
+        let from = str_or_empty(w, &["workspace"]);
+        bindings
+            .iter()
+            .find(|b| str_or_empty(b, &["name"]) == from)
+            .filter(|b| {
+                b.get("persistentVolumeClaim").is_some() || b.get("volumeClaimTemplate").is_some()
+            })
+            .map(|_| from)
+    })?;
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{ws}{}", util::name(pr)).as_bytes(),
+    );
+    let hex: String = digest.as_ref()[..5]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Some(format!("affinity-assistant-{hex}"))
 }
 
 /// One PipelineRun reconcile, as the real controller does it. `children` are the TaskRuns of the
@@ -1168,6 +1201,22 @@ mod tests {
                     .into()
             )
         );
+    }
+
+    #[test]
+    fn affinity_assistant_only_for_tasks_with_claim_workspaces() {
+        let pr = json!({"metadata": {"name": "ws-run"}, "spec": {"workspaces": [
+            {"name": "src", "volumeClaimTemplate": {"spec": {}}},
+            {"name": "tmp", "emptyDir": {}}]}});
+        let with = json!({"name": "a", "workspaces": [{"name": "w", "workspace": "src"}]});
+        let scratch = json!({"name": "b", "workspaces": [{"name": "w", "workspace": "tmp"}]});
+        // The recorded name (fixture affinity/01-failed-taskrun-ws-run-a.json).
+        assert_eq!(
+            affinity_assistant_of(&pr, &with).as_deref(),
+            Some("affinity-assistant-9e9e0199da")
+        );
+        assert_eq!(affinity_assistant_of(&pr, &scratch), None);
+        assert_eq!(affinity_assistant_of(&pr, &json!({"name": "c"})), None);
     }
 
     #[test]

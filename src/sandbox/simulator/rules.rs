@@ -35,6 +35,9 @@ pub fn managed_by_tekton(run: &serde_json::Value) -> bool {
         .is_none_or(|m| m.is_empty() || m == SPEC_MANAGED_BY)
 }
 
+/// Annotation naming the affinity assistant a TaskRun's pod must run next to.
+pub const ANN_AFFINITY_ASSISTANT: &str = "pipeline.tekton.dev/affinity-assistant";
+
 /// Value of [`LABEL_MANAGED_BY`].
 pub const MANAGED_BY: &str = "tekton-pipelines";
 
