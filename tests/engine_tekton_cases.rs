@@ -11,6 +11,7 @@ use std::time::Duration;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use sandbox_support::*;
 use serde_json::{json, Value};
+use tekton_retry::sandbox::faults::{FaultAction, FaultRule};
 
 /// Creates a PipelineRun with an inline pipeline spec and the given annotations and extra spec
 /// fields; waits until it is done (`wait_done`) and returns it.
@@ -466,5 +467,61 @@ async fn a_rerun_task_without_claim_workspaces_is_not_pinned_to_the_gone_assista
     assert_eq!(retried_names(&body), ["b"], "{body:#}");
     let after = wait_run(&admin, "aa", 30, |v| is_failed(v) || is_succeeded(v)).await;
     assert!(is_succeeded(&after), "{after:#}");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// A gracefully stopped run (`StoppedRunFinally`) whose remaining DAG task was only skipped: the
+/// retry resumes it (201) and it succeeds. Until `spec.status` is cleared every reconcile
+/// completes the reset run again, so the retry must not answer 504 after a few quick rounds.
+#[tokio::test]
+async fn a_gracefully_stopped_run_is_resumed_without_a_504() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let spec = json!({
+        "tasks": [task("a", json!({})), task("b", json!({"runAfter": ["a"]})),
+            task("c", json!({"runAfter": ["b"]}))],
+        "finally": [task("report", json!({}))],
+    });
+    inline_run(
+        &admin,
+        "gs",
+        spec,
+        json!({"sandbox.retry.tekton.dev/duration": "b=2s"}),
+        json!({}),
+        false,
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while try_get(&taskruns(&admin), "gs-b").await.is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "b never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    runs(&admin)
+        .patch(
+            "gs",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"status": "StoppedRunFinally"}})),
+        )
+        .await
+        .expect("graceful stop");
+    let run = wait_run(&admin, "gs", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert_eq!(succeeded(&run), ("False".into(), "Cancelled".into()), "{run:#}");
+    assert!(try_get(&taskruns(&admin), "gs-c").await.is_none(), "c was skipped");
+
+    // The real controller completes the reset run again faster than the server reads it back
+    // (six rounds lost in 0.5 s on a real cluster): the server's reads of the run are slowed
+    // so that the simulator's reconcile always comes first.
+    let slow = FaultRule::new("get", "pipelineruns", FaultAction::Latency(Duration::from_millis(150)))
+        .named(NS, "gs")
+        .subresource("")
+        .by_user(&tekton_retry::sandbox::policy::server_user().username);
+    let id = sb.emulator.faults().add(slow);
+    let (code, body) = retry(&admin, "gs", json!({}), "").await;
+    assert!(sb.emulator.faults().matched(id) >= 1, "the latency applied");
+    sb.emulator.faults().remove(id);
+    assert_eq!(code, 201, "{body:#}");
+    let after = wait_run(&admin, "gs", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    assert!(try_get(&taskruns(&admin), "gs-c").await.is_some(), "c ran");
     sb.shutdown(Duration::from_secs(2)).await;
 }

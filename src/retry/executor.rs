@@ -229,30 +229,20 @@ impl Executor {
             }
             let needs_reset = is_done(&current) && !self.started_since(&current, record).await;
             if needs_reset {
-                self.reset_status(ns, name, &current, record, audit).await?;
-                continue; // re-read: the spec clear and verification act on the fresh object
+                let reset_rv = self.reset_status(ns, name, &current, record, audit).await?;
+                if let (Some(rv), Some(_)) = (reset_rv, spec_status(&current)) {
+                    // At once, with the reset's resourceVersion: while spec.status is set, every
+                    // Tekton reconcile completes the reset run again (a gracefully stopped run
+                    // whose remaining tasks were skipped is done again within milliseconds), and
+                    // a re-read first loses that race every round.
+                    self.clear_spec_status(ns, name, &rv, audit).await?;
+                }
+                continue; // re-read: the verification acts on the fresh object
             }
             if spec_status(&current).is_some() && !is_done(&current) {
                 // The webhook refuses spec changes on a done run, so this follows the reset.
                 let rv = resource_version(&current)?;
-                let patch = json!({"metadata": {"resourceVersion": rv}, "spec": {"status": null}});
-                match self
-                    .cluster
-                    .merge_patch(PIPELINERUNS, ns, name, patch, audit)
-                    .await
-                {
-                    Ok(_) => debug!(%ns, %name, "cleared spec.status"),
-                    Err(e) if e.is_conflict() => {
-                        debug!(%ns, %name, "spec.status clear lost a race; repeating")
-                    }
-                    Err(ClusterError::Api {
-                        code: 400, message, ..
-                    }) => {
-                        // Done again between our reads (race 1, fixtures cancelled/04–06).
-                        debug!(%ns, %name, %message, "spec.status clear refused; repeating the reset")
-                    }
-                    Err(e) => return Err(cluster_error("clearing spec.status", e)),
-                }
+                self.clear_spec_status(ns, name, &rv, audit).await?;
                 continue;
             }
             if !deferred_done {
@@ -465,6 +455,38 @@ impl Executor {
         }
     }
 
+    /// Clears `spec.status` of the run at resourceVersion `rv`. A lost race (409, or 400 when the
+    /// run is done again: race 1, fixtures cancelled/04–06) is no error: the loop re-reads and
+    /// decides again.
+    async fn clear_spec_status(
+        &self,
+        ns: &str,
+        name: &str,
+        rv: &str,
+        audit: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let patch = json!({"metadata": {"resourceVersion": rv}, "spec": {"status": null}});
+        match self
+            .cluster
+            .merge_patch(PIPELINERUNS, ns, name, patch, audit)
+            .await
+        {
+            Ok(_) => debug!(%ns, %name, "cleared spec.status"),
+            Err(e) if e.is_conflict() => {
+                debug!(%ns, %name, "spec.status clear lost a race; repeating")
+            }
+            Err(ClusterError::Api {
+                code: 400, message, ..
+            }) => {
+                debug!(%ns, %name, %message, "spec.status clear refused; repeating the reset")
+            }
+            Err(e) => return Err(cluster_error("clearing spec.status", e)),
+        }
+        Ok(())
+    }
+
+    /// Writes the status reset; returns the run's new resourceVersion, or `None` when the write
+    /// lost a race (the loop re-reads and decides again).
     async fn reset_status(
         &self,
         ns: &str,
@@ -472,7 +494,7 @@ impl Executor {
         run: &Value,
         record: &AttemptRecord,
         audit: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Option<String>, ApiError> {
         let rv = resource_version(run)?;
         let status = planner::attempt_status_reset(run, record, Utc::now());
         let patch = json!({"metadata": {"resourceVersion": rv}, "status": status});
@@ -481,11 +503,11 @@ impl Executor {
             .merge_patch_status(PIPELINERUNS, ns, name, patch, audit)
             .await
         {
-            Ok(_) => {
+            Ok(written) => {
                 debug!(%ns, %name, attempt = record.attempt, "status reset written");
-                Ok(())
+                Ok(str_at(&written, "/metadata/resourceVersion").map(str::to_string))
             }
-            Err(e) if e.is_conflict() => Ok(()), // the loop re-reads and decides again
+            Err(e) if e.is_conflict() => Ok(None), // the loop re-reads and decides again
             Err(ClusterError::Api {
                 code: 400, message, ..
             })
