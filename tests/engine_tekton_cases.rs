@@ -505,16 +505,27 @@ async fn a_gracefully_stopped_run_is_resumed_without_a_504() {
         .await
         .expect("graceful stop");
     let run = wait_run(&admin, "gs", 30, |v| is_failed(v) || is_succeeded(v)).await;
-    assert_eq!(succeeded(&run), ("False".into(), "Cancelled".into()), "{run:#}");
-    assert!(try_get(&taskruns(&admin), "gs-c").await.is_none(), "c was skipped");
+    assert_eq!(
+        succeeded(&run),
+        ("False".into(), "Cancelled".into()),
+        "{run:#}"
+    );
+    assert!(
+        try_get(&taskruns(&admin), "gs-c").await.is_none(),
+        "c was skipped"
+    );
 
     // The real controller completes the reset run again faster than the server reads it back
     // (six rounds lost in 0.5 s on a real cluster): the server's reads of the run are slowed
     // so that the simulator's reconcile always comes first.
-    let slow = FaultRule::new("get", "pipelineruns", FaultAction::Latency(Duration::from_millis(150)))
-        .named(NS, "gs")
-        .subresource("")
-        .by_user(&tekton_retry::sandbox::policy::server_user().username);
+    let slow = FaultRule::new(
+        "get",
+        "pipelineruns",
+        FaultAction::Latency(Duration::from_millis(150)),
+    )
+    .named(NS, "gs")
+    .subresource("")
+    .by_user(&tekton_retry::sandbox::policy::server_user().username);
     let id = sb.emulator.faults().add(slow);
     let (code, body) = retry(&admin, "gs", json!({}), "").await;
     assert!(sb.emulator.faults().matched(id) >= 1, "the latency applied");
@@ -523,5 +534,56 @@ async fn a_gracefully_stopped_run_is_resumed_without_a_504() {
     let after = wait_run(&admin, "gs", 30, |v| is_failed(v) || is_succeeded(v)).await;
     assert!(is_succeeded(&after), "{after:#}");
     assert!(try_get(&taskruns(&admin), "gs-c").await.is_some(), "c ran");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// The Task of the failed task was deleted after the failure: Tekton fails the reset run
+/// `CouldntGetTask` at once and creates nothing. That is the attempt's outcome (201, then
+/// recorded), not a reason to write the reset again and again until a 504.
+#[tokio::test]
+async fn a_task_deleted_after_the_failure_is_an_outcome_not_a_write_loop() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    failed_run(&admin, "gone-task", "b").await;
+    let tasks: kube::Api<DynamicObject> =
+        kube::Api::namespaced_with(admin.clone(), NS, &resource("Task", "tasks"));
+    tasks
+        .delete("build", &DeleteParams::default())
+        .await
+        .expect("delete the Task of b");
+    sb.emulator.faults().clear_log();
+    let (code, body) = retry(&admin, "gone-task", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    let run = wait_run(&admin, "gone-task", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert_eq!(succeeded(&run).1, "CouldntGetTask", "{run:#}");
+    let server = tekton_retry::sandbox::policy::server_user().username;
+    let status_writes = sb
+        .emulator
+        .faults()
+        .requests()
+        .iter()
+        .filter(|q| {
+            q.user == server
+                && q.verb == "patch"
+                && q.resource == "pipelineruns"
+                && q.subresource == "status"
+                && q.name == "gone-task"
+        })
+        .count();
+    assert_eq!(status_writes, 1, "one reset, no write loop");
+    // The recorder records the outcome of attempt 2.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let run = get(&runs(&admin), "gone-task").await;
+        if last_retry(&run)["outcome"].as_str().is_some() {
+            assert_eq!(last_retry(&run)["attempt"], 2, "{run:#}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "outcome not recorded: {run:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     sb.shutdown(Duration::from_secs(2)).await;
 }

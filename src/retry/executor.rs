@@ -213,6 +213,7 @@ impl Executor {
 
         // Status write, spec.status clear, verification, repeated on races.
         let mut deferred_done = record.replace_after_spec_clear.is_empty();
+        let mut reset_written = false;
         let mut rounds = 0;
         loop {
             rounds += 1;
@@ -227,9 +228,14 @@ impl Executor {
             if str_at(&current, "/metadata/uid") != Some(uid) {
                 return Err(replaced(ns, name));
             }
+            if is_done(&current) && refailed_by_tekton(&current, record, reset_written) {
+                info!(%ns, %name, "Tekton failed the reset run before creating any child; that is the attempt's outcome");
+                return Ok(current);
+            }
             let needs_reset = is_done(&current) && !self.started_since(&current, record).await;
             if needs_reset {
                 let reset_rv = self.reset_status(ns, name, &current, record, audit).await?;
+                reset_written |= reset_rv.is_some();
                 if let (Some(rv), Some(_)) = (reset_rv, spec_status(&current)) {
                     // At once, with the reset's resourceVersion: while spec.status is set, every
                     // Tekton reconcile completes the reset run again (a gracefully stopped run
@@ -533,6 +539,10 @@ impl Executor {
         let deadline = tokio::time::Instant::now() + self.opts.verify_window;
         loop {
             let run = self.get_run(ns, name, audit).await?;
+            // Verification follows a reset, so a run-level failure now is this attempt's.
+            if is_done(&run) && refailed_by_tekton(&run, record, true) {
+                return Ok(Some(run));
+            }
             if is_done(&run) && !self.started_since(&run, record).await {
                 return Ok(None);
             }
@@ -602,6 +612,34 @@ fn kind_name(resource: &str) -> &'static str {
         "taskruns" => "TaskRun",
         "customruns" => "CustomRun",
         _ => "PipelineRun",
+    }
+}
+
+/// Whether a done run was failed by Tekton itself for this attempt, without creating any child: a
+/// run-level failure (`CouldntGetTask` after the Task was deleted, `PipelineValidationFailed` for
+/// a missing result, `CreateRunFailed`, …; pkg/reconciler/pipelinerun/pipelinerun.go
+/// `MarkFailed` in `prepare`, `reconcile`, `runNextSchedulableTask`). That is a legitimate
+/// outcome to report, never a reason to write the reset again (a real cluster answered six such
+/// writes with six more failures and a 504). It is this attempt's when a reset was written in this
+/// call (`after_reset`), or when Tekton set the condition no earlier than the claim.
+pub fn refailed_by_tekton(run: &Value, record: &AttemptRecord, after_reset: bool) -> bool {
+    let view = crate::tekton::ObjectView::new(run);
+    let run_level = view.reason().is_some_and(|r| {
+        crate::tekton::reasons::DETERMINISTIC_RUN_FAILURES.contains(&r) || r == "CreateRunFailed"
+    });
+    if !run_level {
+        return false;
+    }
+    if after_reset {
+        return true;
+    }
+    let changed_at = view
+        .succeeded_condition()
+        .and_then(|c| c["lastTransitionTime"].as_str())
+        .and_then(crate::tekton::parse_time);
+    match (changed_at, crate::tekton::parse_time(&record.start)) {
+        (Some(at), Some(claimed)) => at >= claimed,
+        _ => false,
     }
 }
 
