@@ -587,3 +587,47 @@ async fn a_task_deleted_after_the_failure_is_an_outcome_not_a_write_loop() {
     }
     sb.shutdown(Duration::from_secs(2)).await;
 }
+
+/// A finalizer of another controller (here Tekton Chains') holds the failed TaskRun past the
+/// wait: the answer names the finalizer, and once it is released the next request completes
+/// the attempt.
+#[tokio::test]
+async fn a_finalizer_holding_a_run_is_named_in_the_answer() {
+    let mut engine = quick_engine();
+    engine.executor.wait_gone_timeout = Duration::from_secs(2);
+    let sb = start_with(tekton_retry::sandbox::SandboxOptions {
+        engine,
+        ..Default::default()
+    })
+    .await;
+    let admin = client_no_replay(&sb, "admin");
+    failed_run(&admin, "fin", "b").await;
+    taskruns(&admin)
+        .patch(
+            "fin-b",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"finalizers": ["chains.tekton.dev/taskrun"]}})),
+        )
+        .await
+        .expect("Chains' finalizer");
+    let (code, body) = retry(&admin, "fin", json!({}), "").await;
+    assert_eq!(code, 504, "{body:#}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("chains.tekton.dev/taskrun") && message.contains("fin-b"),
+        "{message}"
+    );
+    // Chains is done with it.
+    taskruns(&admin)
+        .patch(
+            "fin-b",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .expect("finalizer released");
+    let (code, body) = retry(&admin, "fin", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    wait_run(&admin, "fin", 30, is_succeeded).await;
+    sb.shutdown(Duration::from_secs(2)).await;
+}

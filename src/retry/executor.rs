@@ -376,20 +376,18 @@ impl Executor {
                 }
             }
             let deadline = tokio::time::Instant::now() + self.opts.wait_gone_timeout;
+            let mut last_seen: Option<Value>;
             loop {
                 match self.cluster.get(k, ns, &r.name, audit).await {
                     Err(e) if e.is_not_found() => break,
                     Ok(o) if str_at(&o, "/metadata/uid") != Some(r.uid.as_str()) => break,
-                    Ok(_) => {}
+                    Ok(o) => last_seen = Some(o),
                     Err(e) => {
                         return Err(cluster_error(&format!("waiting for {r} to be deleted"), e))
                     }
                 }
                 if tokio::time::Instant::now() > deadline {
-                    return Err(ApiError::timeout(format!(
-                        "{r} in {ns} was not gone {:?} after its deletion (a finalizer?); the retry resumes on the next request",
-                        self.opts.wait_gone_timeout
-                    )));
+                    return Err(not_gone(ns, r, last_seen.as_ref(), self.opts.wait_gone_timeout));
                 }
                 tokio::time::sleep(self.opts.poll_interval).await;
             }
@@ -641,6 +639,32 @@ pub fn refailed_by_tekton(run: &Value, record: &AttemptRecord, after_reset: bool
         (Some(at), Some(claimed)) => at >= claimed,
         _ => false,
     }
+}
+
+/// The answer when a deleted run is still there after the wait. Finalizers of other controllers
+/// (Tekton Chains `chains.tekton.dev/taskrun`, Tekton Results `results.tekton.dev/taskrun`) hold
+/// a run until they have handled it (chains pkg/reconciler, results pkg/watcher): the answer names
+/// them, so the user knows whom to wait for.
+pub fn not_gone(ns: &str, r: &RunRef, seen: Option<&Value>, waited: Duration) -> ApiError {
+    let finalizers: Vec<&str> = seen
+        .and_then(|o| o.pointer("/metadata/finalizers"))
+        .and_then(Value::as_array)
+        .map(|f| f.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let message = if finalizers.is_empty() {
+        format!(
+            "{r} in {ns} was not gone {waited:?} after its deletion; the retry resumes on the next request"
+        )
+    } else {
+        format!(
+            "{r} in {ns} is being deleted but its finalizers {} still hold it after {waited:?}: the \
+             controllers that own them (e.g. Tekton Chains or Results) have not released it yet. \
+             The attempt is recorded; retry again once they have (or remove a finalizer whose \
+             controller is gone)",
+            finalizers.join(", ")
+        )
+    };
+    ApiError::timeout(message).with_retry_after(5)
 }
 
 fn replaced(ns: &str, name: &str) -> ApiError {
