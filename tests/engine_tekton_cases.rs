@@ -631,3 +631,53 @@ async fn a_finalizer_holding_a_run_is_named_in_the_answer() {
     wait_run(&admin, "fin", 30, is_succeeded).await;
     sb.shutdown(Duration::from_secs(2)).await;
 }
+
+/// A task with `retries: 1` failed twice: the history keeps the log of both attempts' pods
+/// (`-pod` from `status.retriesStatus`, `-pod-retry1` the last), not only the last.
+#[tokio::test]
+async fn the_logs_of_every_automatic_retry_are_archived() {
+    let sb = start().await;
+    let admin = sb.client("admin").expect("client");
+    let spec = json!({"tasks": [task("a", json!({})), task("b", json!({"runAfter": ["a"], "retries": 1}))]});
+    let run = inline_run(
+        &admin,
+        "lg",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "b:2"}),
+        json!({}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    let b = get(&taskruns(&admin), "lg-b").await;
+    let first = b["status"]["retriesStatus"][0]["podName"]
+        .as_str()
+        .expect("first attempt's pod")
+        .to_string();
+    let last = b["status"]["podName"].as_str().expect("last pod").to_string();
+    assert_eq!((first.as_str(), last.as_str()), ("lg-b-pod", "lg-b-pod-retry1"));
+    let store = sb.emulator.store();
+    store.set_pod_log(NS, &first, Some("step-main"), "attempt 1: flaky network\n");
+    store.set_pod_log(NS, &last, Some("step-main"), "attempt 2: flaky again\n");
+
+    let (code, body) = retry(&admin, "lg", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    let uid = run["metadata"]["uid"].as_str().expect("uid");
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(admin.clone(), "tekton-retry");
+    let cm = cms.get(&format!("retry-{uid}-history")).await.expect("history");
+    let archive: Value =
+        serde_json::from_str(&cm.data.expect("data")["attempt-1.json"]).expect("archive json");
+    let archived_b = archive["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .find(|r| r["name"] == "lg-b")
+        .expect("b archived");
+    assert_eq!(archived_b["logs"]["step-main"], "attempt 2: flaky again\n", "{archived_b:#}");
+    assert_eq!(
+        archived_b["logs"]["lg-b-pod/step-main"], "attempt 1: flaky network\n",
+        "{archived_b:#}"
+    );
+    sb.shutdown(Duration::from_secs(2)).await;
+}

@@ -309,16 +309,8 @@ impl Executor {
                 .to_string();
             let mut logs = std::collections::BTreeMap::new();
             if kind == "TaskRun" {
-                if let Some(pod) = str_at(child, "/status/podName").filter(|p| !p.is_empty()) {
-                    let steps = child
-                        .pointer("/status/steps")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default();
-                    for step in steps {
-                        let Some(container) = step.get("container").and_then(Value::as_str) else {
-                            continue;
-                        };
+                for (key_prefix, pod, steps) in attempt_pods(child) {
+                    for container in steps {
                         let text = match self
                             .cluster
                             .pod_log_tail(ns, pod, container, history::LOG_TAIL_BYTES, audit)
@@ -327,7 +319,7 @@ impl Executor {
                             Ok(t) => t,
                             Err(e) => format!("(log not archived: {e})"),
                         };
-                        logs.insert(container.to_string(), text);
+                        logs.insert(format!("{key_prefix}{container}"), text);
                     }
                 }
             }
@@ -639,6 +631,41 @@ pub fn refailed_by_tekton(run: &Value, record: &AttemptRecord, after_reset: bool
         (Some(at), Some(claimed)) => at >= claimed,
         _ => false,
     }
+}
+
+/// The pods of every attempt of a TaskRun with their step containers, as `(log key prefix, pod,
+/// containers)`: the automatic retries Tekton archived in `status.retriesStatus` (pods `-pod`,
+/// `-pod-retry1`, …, each entry with its own `podName` and `steps`; taskrun.go `retryTaskRun`)
+/// keyed `<pod>/<container>`, then the last attempt (`status.podName`) keyed by the container
+/// alone.
+fn attempt_pods(taskrun: &Value) -> Vec<(String, &str, Vec<&str>)> {
+    fn containers(status: &Value) -> Vec<&str> {
+        status["steps"]
+            .as_array()
+            .map(|steps| {
+                steps
+                    .iter()
+                    .filter_map(|s| s.get("container").and_then(Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    let mut out = Vec::new();
+    let earlier = taskrun
+        .pointer("/status/retriesStatus")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for status in earlier {
+        if let Some(pod) = status["podName"].as_str().filter(|p| !p.is_empty()) {
+            out.push((format!("{pod}/"), pod, containers(status)));
+        }
+    }
+    let status = &taskrun["status"];
+    if let Some(pod) = status["podName"].as_str().filter(|p| !p.is_empty()) {
+        out.push((String::new(), pod, containers(status)));
+    }
+    out
 }
 
 /// The answer when a deleted run is still there after the wait. Finalizers of other controllers
