@@ -654,8 +654,14 @@ async fn the_logs_of_every_automatic_retry_are_archived() {
         .as_str()
         .expect("first attempt's pod")
         .to_string();
-    let last = b["status"]["podName"].as_str().expect("last pod").to_string();
-    assert_eq!((first.as_str(), last.as_str()), ("lg-b-pod", "lg-b-pod-retry1"));
+    let last = b["status"]["podName"]
+        .as_str()
+        .expect("last pod")
+        .to_string();
+    assert_eq!(
+        (first.as_str(), last.as_str()),
+        ("lg-b-pod", "lg-b-pod-retry1")
+    );
     let store = sb.emulator.store();
     store.set_pod_log(NS, &first, Some("step-main"), "attempt 1: flaky network\n");
     store.set_pod_log(NS, &last, Some("step-main"), "attempt 2: flaky again\n");
@@ -665,7 +671,10 @@ async fn the_logs_of_every_automatic_retry_are_archived() {
     let uid = run["metadata"]["uid"].as_str().expect("uid");
     let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
         kube::Api::namespaced(admin.clone(), "tekton-retry");
-    let cm = cms.get(&format!("retry-{uid}-history")).await.expect("history");
+    let cm = cms
+        .get(&format!("retry-{uid}-history"))
+        .await
+        .expect("history");
     let archive: Value =
         serde_json::from_str(&cm.data.expect("data")["attempt-1.json"]).expect("archive json");
     let archived_b = archive["runs"]
@@ -674,10 +683,47 @@ async fn the_logs_of_every_automatic_retry_are_archived() {
         .iter()
         .find(|r| r["name"] == "lg-b")
         .expect("b archived");
-    assert_eq!(archived_b["logs"]["step-main"], "attempt 2: flaky again\n", "{archived_b:#}");
+    assert_eq!(
+        archived_b["logs"]["step-main"], "attempt 2: flaky again\n",
+        "{archived_b:#}"
+    );
     assert_eq!(
         archived_b["logs"]["lg-b-pod/step-main"], "attempt 1: flaky network\n",
         "{archived_b:#}"
+    );
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// A task skipped by a `when` that reads no result of a re-run task is skipped again by Tekton:
+/// the answer lists it as kept, not as retried.
+#[tokio::test]
+async fn a_task_tekton_will_skip_again_is_not_reported_as_retried() {
+    let sb = start().await;
+    let admin = sb.client("admin").expect("client");
+    let spec = json!({"tasks": [
+        task("a", json!({})),
+        task("w", json!({"when": [{"input": "no", "operator": "in", "values": ["yes"]}]})),
+    ]});
+    let run = inline_run(
+        &admin,
+        "ws",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "a"}),
+        json!({}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    assert_eq!(run["status"]["skippedTasks"][0]["name"], "w", "{run:#}");
+    let (code, body) = retry(&admin, "ws", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    assert_eq!(retried_names(&body), ["a"], "{body:#}");
+    assert_eq!(body["status"]["preservedTasks"], json!(["w"]), "{body:#}");
+    let after = wait_run(&admin, "ws", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    assert_eq!(
+        after["status"]["skippedTasks"][0]["name"], "w",
+        "skipped again: {after:#}"
     );
     sb.shutdown(Duration::from_secs(2)).await;
 }

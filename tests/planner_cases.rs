@@ -100,9 +100,24 @@ fn when_skipped_task_is_evaluated_again_but_is_not_work_alone() {
         .skipped("w", "When Expressions evaluated to false");
     let p = ok(&sim, &dflt());
     assert_eq!(names(&p.delete_now), ["run-x"]);
-    assert_eq!(p.retried[0].name, "w");
+    // Its `when` reads only a param: Tekton skips it again, so it is not reported as retried.
+    assert_eq!(retried_names(&p), ["x"]);
+    assert_eq!(p.preserved, ["a", "w"]);
+
+    // A `when` reading a result of a task that runs again may now be true: retried.
+    let on_x =
+        json!({"when": [{"input": "$(tasks.x.results.go)", "operator": "in", "values": ["true"]}]});
+    let sim = Sim::new()
+        .task("a", json!({}))
+        .task("x", json!({}))
+        .task("w", on_x)
+        .ran("a", Out::Succeeded)
+        .ran("x", Out::Failed)
+        .skipped("w", "When Expressions evaluated to false");
+    let p = ok(&sim, &dflt());
+    assert_eq!(retried_names(&p), ["x", "w"]);
     assert_eq!(
-        p.retried[0].previous_reason.as_deref(),
+        p.retried[1].previous_reason.as_deref(),
         Some("When Expressions evaluated to false")
     );
 

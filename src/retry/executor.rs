@@ -379,7 +379,12 @@ impl Executor {
                     }
                 }
                 if tokio::time::Instant::now() > deadline {
-                    return Err(not_gone(ns, r, last_seen.as_ref(), self.opts.wait_gone_timeout));
+                    return Err(not_gone(
+                        ns,
+                        r,
+                        last_seen.as_ref(),
+                        self.opts.wait_gone_timeout,
+                    ));
                 }
                 tokio::time::sleep(self.opts.poll_interval).await;
             }
