@@ -13,7 +13,7 @@ use crate::retry::record::AttemptRecord;
 use crate::tekton::format_time;
 
 /// The `status` object of the merge patch that resets `pipeline_run` for the attempt `record`
-/// claims: [`status_reset`] dropping the `childReferences` of every run the attempt replaces
+/// claims: the reset (`status_reset`) dropping the `childReferences` of every run the attempt replaces
 /// before the reset (`replace_now`) **and** the dangling references of the tasks that run again
 /// (`drop_references`). Tekton re-creates runs from the names left in `childReferences` and, for a
 /// matrix task, gives the i-th listed name the i-th combination
