@@ -727,3 +727,48 @@ async fn a_task_tekton_will_skip_again_is_not_reported_as_retried() {
     );
     sb.shutdown(Duration::from_secs(2)).await;
 }
+
+/// The failed TaskRun was deleted elsewhere with `--cascade=orphan`: its failed pod stays, without
+/// an owner. Tekton would re-create the TaskRun under the same name and adopt that pod, failing at
+/// once; the server waits for it and says so, and completes the attempt once it is gone.
+#[tokio::test]
+async fn an_orphaned_pod_of_a_run_deleted_by_hand_blocks_the_reset_until_it_is_gone() {
+    let mut engine = quick_engine();
+    engine.executor.wait_gone_timeout = Duration::from_secs(2);
+    let sb = start_with(tekton_retry::sandbox::SandboxOptions {
+        engine,
+        ..Default::default()
+    })
+    .await;
+    let admin = client_no_replay(&sb, "admin");
+    failed_run(&admin, "op", "b").await;
+    taskruns(&admin)
+        .delete("op-b", &DeleteParams::orphan())
+        .await
+        .expect("delete b, orphaning its pod");
+    wait_gone(&admin, "op-b").await;
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(admin.clone(), NS);
+    let pod = pods.get("op-b-pod").await.expect("the orphaned pod stays");
+    assert!(pod.metadata.owner_references.unwrap_or_default().is_empty());
+
+    let (code, body) = retry(&admin, "op", json!({"spec": {"restartTasks": ["b"]}}), "").await;
+    assert_eq!(code, 504, "{body:#}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("op-b-pod"),
+        "{body:#}"
+    );
+    assert!(
+        is_failed(&get(&runs(&admin), "op").await),
+        "not reset while the pod is there"
+    );
+    pods.delete("op-b-pod", &DeleteParams::default())
+        .await
+        .expect("delete the orphan");
+    let (code, body) = retry(&admin, "op", json!({"spec": {"restartTasks": ["b"]}}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    wait_run(&admin, "op", 30, is_succeeded).await;
+    sb.shutdown(Duration::from_secs(2)).await;
+}

@@ -210,6 +210,12 @@ impl Executor {
                 .find(|c| str_at(c, "/metadata/uid") == Some(r.uid.as_str()));
             self.delete_and_wait(ns, r, obj, audit).await?;
         }
+        // A run deleted by hand with `--cascade=orphan` left its pod without an owner: Tekton
+        // re-creates the run under the same name and adopts that pod (fixture orphan-pod).
+        for name in &record.drop_references {
+            self.wait_pods_gone(ns, &RunRef::new("TaskRun", name, ""), audit)
+                .await?;
+        }
 
         // Status write, spec.status clear, verification, repeated on races.
         let mut deferred_done = record.replace_after_spec_clear.is_empty();
@@ -406,7 +412,6 @@ impl Executor {
             return Ok(());
         }
         let selector = format!("tekton.dev/taskRun={}", r.name);
-        let pod_prefix = format!("{}-pod", r.name);
         let deadline = tokio::time::Instant::now() + self.opts.wait_gone_timeout;
         loop {
             let pods = self
@@ -429,7 +434,7 @@ impl Executor {
                     owners.is_empty() || owners.contains(&r.uid.as_str())
                 })
                 .filter_map(|p| str_at(p, "/metadata/name"))
-                .filter(|n| n.starts_with(&pod_prefix))
+                .filter(|n| is_attempt_pod_name(n))
                 .collect();
             if left.is_empty() {
                 return Ok(());
@@ -638,6 +643,19 @@ pub fn refailed_by_tekton(run: &Value, record: &AttemptRecord, after_reset: bool
     }
 }
 
+/// Whether `pod` has the form of a TaskRun attempt's pod name: `…-pod` or `…-pod-retry<N>`
+/// (pkg/pod/pod.go). Tekton builds it with `kmeta.ChildName(taskRun, suffix)`, which replaces the
+/// tail of a long TaskRun name by its md5 (`<first 27 characters><32 hex>-pod` for a 63-character
+/// name), so the name need not start with the TaskRun's; the `tekton.dev/taskRun` label the pods
+/// are listed by ties it to the run.
+pub fn is_attempt_pod_name(pod: &str) -> bool {
+    if pod.ends_with("-pod") {
+        return true;
+    }
+    pod.rsplit_once("-pod-retry")
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The pods of every attempt of a TaskRun with their step containers, as `(log key prefix, pod,
 /// containers)`: the automatic retries Tekton archived in `status.retriesStatus` (pods `-pod`,
 /// `-pod-retry1`, …, each entry with its own `podName` and `steps`; taskrun.go `retryTaskRun`)
@@ -703,4 +721,72 @@ fn replaced(ns: &str, name: &str) -> ApiError {
     ApiError::conflict(format!(
         "pipelinerun {ns}/{name} was deleted and re-created while it was being retried; nothing more was done"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempt_pod_names_plain_and_hashed() {
+        assert!(is_attempt_pod_name("demo-run-b-pod"));
+        assert!(is_attempt_pod_name("demo-run-b-pod-retry2"));
+        // kmeta.ChildName form for a 63-character TaskRun name: 27 characters, md5, suffix.
+        assert!(is_attempt_pod_name(
+            "a-very-long-pipelinerun-na4b3a6a8d1e0f2c9b7d5e3f1a2b4c6d8-pod"
+        ));
+        assert!(!is_attempt_pod_name("demo-run-b-pod-leftover"));
+        assert!(!is_attempt_pod_name("demo-run-b-pod-retry"));
+        assert!(!is_attempt_pod_name("affinity-assistant-9e9e0199da-0"));
+    }
+
+    #[test]
+    fn every_attempt_pod_is_listed_last_one_unprefixed() {
+        let tr = json!({"status": {
+            "podName": "r-b-pod-retry1",
+            "steps": [{"container": "step-main"}],
+            "retriesStatus": [{"podName": "r-b-pod", "steps": [{"container": "step-main"}]}]}});
+        let pods = attempt_pods(&tr);
+        assert_eq!(
+            pods,
+            vec![
+                ("r-b-pod/".to_string(), "r-b-pod", vec!["step-main"]),
+                (String::new(), "r-b-pod-retry1", vec!["step-main"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_run_level_failure_after_the_reset_or_the_claim_is_the_attempts() {
+        let record = AttemptRecord {
+            start: "2026-12-05T10:00:00Z".into(),
+            ..Default::default()
+        };
+        let run = |reason: &str, at: &str| {
+            json!({"status": {"conditions": [{"type": "Succeeded", "status": "False",
+                "reason": reason, "lastTransitionTime": at}]}})
+        };
+        assert!(refailed_by_tekton(
+            &run("CouldntGetTask", "2026-12-05T09:00:00Z"),
+            &record,
+            true
+        ));
+        assert!(refailed_by_tekton(
+            &run("CouldntGetTask", "2026-12-05T10:00:01Z"),
+            &record,
+            false
+        ));
+        // The old failure, seen before any reset of this call.
+        assert!(!refailed_by_tekton(
+            &run("PipelineValidationFailed", "2026-12-05T09:00:00Z"),
+            &record,
+            false
+        ));
+        // A task failure is decided by the runs, never here.
+        assert!(!refailed_by_tekton(
+            &run("Failed", "2026-12-05T10:00:01Z"),
+            &record,
+            true
+        ));
+    }
 }
