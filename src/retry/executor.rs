@@ -234,7 +234,7 @@ impl Executor {
             if str_at(&current, "/metadata/uid") != Some(uid) {
                 return Err(replaced(ns, name));
             }
-            if is_done(&current) && refailed_by_tekton(&current, record, reset_written) {
+            if is_done(&current) && refailed_by_tekton(&current, reset_written) {
                 info!(%ns, %name, "Tekton failed the reset run before creating any child; that is the attempt's outcome");
                 return Ok(current);
             }
@@ -412,6 +412,8 @@ impl Executor {
             return Ok(());
         }
         let selector = format!("tekton.dev/taskRun={}", r.name);
+        // `<taskrun>-pod…`, or the hashed form of a long TaskRun name ([`is_attempt_pod_name`]).
+        let pod_prefix = format!("{}-pod", r.name);
         let deadline = tokio::time::Instant::now() + self.opts.wait_gone_timeout;
         loop {
             let pods = self
@@ -434,7 +436,7 @@ impl Executor {
                     owners.is_empty() || owners.contains(&r.uid.as_str())
                 })
                 .filter_map(|p| str_at(p, "/metadata/name"))
-                .filter(|n| is_attempt_pod_name(n))
+                .filter(|n| n.starts_with(&pod_prefix) || is_attempt_pod_name(n))
                 .collect();
             if left.is_empty() {
                 return Ok(());
@@ -540,7 +542,7 @@ impl Executor {
         loop {
             let run = self.get_run(ns, name, audit).await?;
             // Verification follows a reset, so a run-level failure now is this attempt's.
-            if is_done(&run) && refailed_by_tekton(&run, record, true) {
+            if is_done(&run) && refailed_by_tekton(&run, true) {
                 return Ok(Some(run));
             }
             if is_done(&run) && !self.started_since(&run, record).await {
@@ -618,29 +620,20 @@ fn kind_name(resource: &str) -> &'static str {
 /// Whether a done run was failed by Tekton itself for this attempt, without creating any child: a
 /// run-level failure (`CouldntGetTask` after the Task was deleted, `PipelineValidationFailed` for
 /// a missing result, `CreateRunFailed`, …; pkg/reconciler/pipelinerun/pipelinerun.go
-/// `MarkFailed` in `prepare`, `reconcile`, `runNextSchedulableTask`). That is a legitimate
+/// `MarkFailed` in `prepare`, `reconcile`, `runNextSchedulableTask`) seen after a reset
+/// (`after_reset`: written in this call, or the run was seen running since). That is a legitimate
 /// outcome to report, never a reason to write the reset again (a real cluster answered six such
-/// writes with six more failures and a 504). It is this attempt's when a reset was written in this
-/// call (`after_reset`), or when Tekton set the condition no earlier than the claim.
-pub fn refailed_by_tekton(run: &Value, record: &AttemptRecord, after_reset: bool) -> bool {
-    let view = crate::tekton::ObjectView::new(run);
-    let run_level = view.reason().is_some_and(|r| {
-        crate::tekton::reasons::DETERMINISTIC_RUN_FAILURES.contains(&r) || r == "CreateRunFailed"
-    });
-    if !run_level {
-        return false;
-    }
-    if after_reset {
-        return true;
-    }
-    let changed_at = view
-        .succeeded_condition()
-        .and_then(|c| c["lastTransitionTime"].as_str())
-        .and_then(crate::tekton::parse_time);
-    match (changed_at, crate::tekton::parse_time(&record.start)) {
-        (Some(at), Some(claimed)) => at >= claimed,
-        _ => false,
-    }
+/// writes with six more failures and a 504). Before any reset the same reasons may be the old
+/// failure (a runtime `PipelineValidationFailed` is retried), so they say nothing then; times are
+/// not compared, the claim and Tekton's failure can fall in the same second.
+pub fn refailed_by_tekton(run: &Value, after_reset: bool) -> bool {
+    after_reset
+        && crate::tekton::ObjectView::new(run)
+            .reason()
+            .is_some_and(|r| {
+                crate::tekton::reasons::DETERMINISTIC_RUN_FAILURES.contains(&r)
+                    || r == "CreateRunFailed"
+            })
 }
 
 /// Whether `pod` has the form of a TaskRun attempt's pod name: `…-pod` or `…-pod-retry<N>`
@@ -757,36 +750,16 @@ mod tests {
     }
 
     #[test]
-    fn a_run_level_failure_after_the_reset_or_the_claim_is_the_attempts() {
-        let record = AttemptRecord {
-            start: "2026-12-05T10:00:00Z".into(),
-            ..Default::default()
-        };
-        let run = |reason: &str, at: &str| {
+    fn a_run_level_failure_counts_only_after_a_reset() {
+        let run = |reason: &str| {
             json!({"status": {"conditions": [{"type": "Succeeded", "status": "False",
-                "reason": reason, "lastTransitionTime": at}]}})
+                "reason": reason}]}})
         };
-        assert!(refailed_by_tekton(
-            &run("CouldntGetTask", "2026-12-05T09:00:00Z"),
-            &record,
-            true
-        ));
-        assert!(refailed_by_tekton(
-            &run("CouldntGetTask", "2026-12-05T10:00:01Z"),
-            &record,
-            false
-        ));
+        assert!(refailed_by_tekton(&run("CouldntGetTask"), true));
+        assert!(refailed_by_tekton(&run("CreateRunFailed"), true));
         // The old failure, seen before any reset of this call.
-        assert!(!refailed_by_tekton(
-            &run("PipelineValidationFailed", "2026-12-05T09:00:00Z"),
-            &record,
-            false
-        ));
+        assert!(!refailed_by_tekton(&run("PipelineValidationFailed"), false));
         // A task failure is decided by the runs, never here.
-        assert!(!refailed_by_tekton(
-            &run("Failed", "2026-12-05T10:00:01Z"),
-            &record,
-            true
-        ));
+        assert!(!refailed_by_tekton(&run("Failed"), true));
     }
 }

@@ -1,6 +1,6 @@
 //! The planner: every Tekton rule the reset depends on, in one place. Pure: no I/O.
 //!
-//! [`plan`] turns a done PipelineRun and its child runs into a [`Plan`] (DESIGN §2 steps 1–2) or a
+//! [`plan`] turns a done PipelineRun and its child runs into a [`Plan`] or a
 //! refusal; [`attempt_status_reset`] is the status merge patch of the reset. Each rule cites
 //! the recorded real-Tekton fixture (`tests/fixtures/tekton/`) or the tektoncd/pipeline source
 //! (v1.15, commit 3ee1745ae) it comes from.
@@ -9,10 +9,12 @@
 //!
 //! **Re-run** (child runs deleted, Tekton creates them again under the same names): DAG tasks
 //! that failed, were cancelled or timed out; `restartTasks`; every DAG task downstream of those
-//! (by `runAfter` and by result references in params, matrix and `when`); all finally tasks
-//! (`finally: Rerun`, the default) or only those in `restartTasks` (`Keep`). A matrix task goes
-//! whole. Tasks without a run (skipped, never scheduled) are listed as retried with their skip
-//! reason: Tekton schedules or skips them again by itself.
+//! (by `runAfter` and by result references in params, matrix, `when` and the steps and sidecars of
+//! an embedded taskSpec); all finally tasks (`finally: Rerun`, the default) or, with `Keep`, those
+//! in `restartTasks` and those whose run did not succeed. A matrix task goes whole. Tasks without a
+//! run (skipped, never scheduled) are listed as retried with their skip reason: Tekton schedules or
+//! skips them again by itself; a task whose `when` Tekton will evaluate to false again is listed
+//! as kept.
 //!
 //! **Kept**: every other run, including a failure ignored by `onError: continue` (Tekton already
 //! went on past it; name it in `restartTasks` to run it again).
@@ -23,7 +25,9 @@
 //! timed out or has less than the minimum budget left (the timeout is measured from the original
 //! start), names unknown tasks, would keep a task whose run is gone, would re-run a task marked
 //! `retry.tekton.dev/idempotent: "false"` without acknowledgement, needs a PVC that is gone,
-//! depends on an affinity assistant Tekton deleted, or would change nothing.
+//! would run a task pinned to an affinity assistant Tekton deleted, would run a task whose
+//! referenced result its kept producer never wrote, is managed by another controller
+//! (`spec.managedBy`), or would change nothing.
 
 mod assemble;
 mod budget;
@@ -79,7 +83,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
         }
     }
 
-    // The run must be done and not successful (DESIGN §1; retrying a success is a TEP-0065
+    // The run must be done and not successful (retrying a success is a TEP-0065
     // non-goal). A pending run never started (pipelinerun_types.go `PipelineRunSpecStatusPending`).
     let spec_status = run.obj.spec_status();
     let reason = run.obj.reason();

@@ -1,4 +1,4 @@
-//! The re-run set (DESIGN §2 step 2): which pipeline tasks run again and which runs are kept.
+//! The re-run set: which pipeline tasks run again and which runs are kept.
 
 use std::collections::{HashSet, VecDeque};
 
