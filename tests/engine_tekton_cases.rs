@@ -772,3 +772,50 @@ async fn an_orphaned_pod_of_a_run_deleted_by_hand_blocks_the_reset_until_it_is_g
     wait_run(&admin, "op", 30, is_succeeded).await;
     sb.shutdown(Duration::from_secs(2)).await;
 }
+
+/// A TaskRun name over 59 characters gets a hashed pod name (`kmeta.ChildName`:
+/// `<27 characters><md5>-pod`). A leftover pod of that name (its owner reference removed, so the
+/// garbage collector leaves it) would be adopted by the re-created TaskRun: the server must
+/// recognise it although its name does not start with the TaskRun's.
+#[tokio::test]
+async fn a_leftover_pod_with_a_hashed_name_is_waited_for() {
+    let mut engine = quick_engine();
+    engine.executor.wait_gone_timeout = Duration::from_secs(2);
+    let sb = start_with(tekton_retry::sandbox::SandboxOptions {
+        engine,
+        ..Default::default()
+    })
+    .await;
+    let admin = client_no_replay(&sb, "admin");
+    let run = "nightly-release-build-for-the-payments-service-eu-west-1-a";
+    failed_run(&admin, run, "b").await;
+    let b = get(&taskruns(&admin), &format!("{run}-b")).await;
+    // md5("nightly-release-build-for-the-payments-service-eu-west-1-a-b"), from Python's hashlib.
+    let hashed = "nightly-release-build-for-t63ae731b6ccd2beb9b3b84896bb0eec2-pod";
+    assert_eq!(b["status"]["podName"], hashed, "{b:#}");
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(admin.clone(), NS);
+    pods.patch(
+        hashed,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"ownerReferences": null}})),
+    )
+    .await
+    .expect("the pod loses its owner");
+
+    let (code, body) = retry(&admin, run, json!({}), "").await;
+    assert_eq!(code, 504, "{body:#}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(hashed),
+        "{body:#}"
+    );
+    pods.delete(hashed, &DeleteParams::default())
+        .await
+        .expect("delete the leftover");
+    let (code, body) = retry(&admin, run, json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    wait_run(&admin, run, 30, is_succeeded).await;
+    sb.shutdown(Duration::from_secs(2)).await;
+}

@@ -132,8 +132,9 @@
 //! Not modelled: custom tasks, pipelines in pipelines, CEL when expressions, array/object params
 //! and results, `matrix.include`, onError annotations on pods, sidecars (only their result
 //! references), the affinity assistant's StatefulSet and pod affinity, template PVCs (workspaces
-//! are passed through unchanged), the `coschedule` modes other than `workspaces`, resolvers,
-//! hashed (`kmeta.ChildName`) names of long TaskRuns and pods.
+//! are passed through unchanged), the `coschedule` modes other than `workspaces`, resolvers.
+//! Names of TaskRuns and pods follow `kmeta.ChildName` (hashed when too long,
+//! [`crate::tekton::names`]).
 
 pub mod driver;
 pub mod facts;

@@ -2,6 +2,7 @@
 //! the writes the real controller would make (`pkg/reconciler/pipelinerun/pipelinerun.go`
 //! `ReconcileKind` → `reconcile` → `runNextSchedulableTask`). No I/O.
 
+use crate::tekton::names::{child_name, matrix_run_name};
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -355,7 +356,7 @@ pub fn matrix_combinations(task: &Value) -> Vec<Vec<(String, String)>> {
 }
 
 /// `GetNamesOfTaskRuns`: names from `childReferences` for the task, else `<run>-<task>` or, for a
-/// matrix, `<run>-<task>-<i>` (`getNewRunNames`; `kmeta.ChildName` length limits are not modelled).
+/// matrix, `<run>-<task>-<i>` (`getNewRunNames`, with `kmeta.ChildName`'s hashing of long names).
 fn run_names(status: &Map<String, Value>, run: &str, task: &Value) -> Vec<String> {
     let tname = str_or_empty(task, &["name"]);
     let from_refs: Vec<String> = status
@@ -375,10 +376,10 @@ fn run_names(status: &Map<String, Value>, run: &str, task: &Value) -> Vec<String
     if task.get("matrix").is_some() {
         let n = matrix_combinations(task).len();
         if n != 1 {
-            return (0..n).map(|i| format!("{run}-{tname}-{i}")).collect();
+            return (0..n).map(|i| matrix_run_name(run, tname, i, n)).collect();
         }
     }
-    vec![format!("{run}-{tname}")]
+    vec![child_name(run, &format!("-{tname}"))]
 }
 
 /// Builds a child TaskRun (`createTaskRun`): labels, annotations, owner reference, params, task
