@@ -285,14 +285,21 @@ async fn a_finally_only_retry_after_the_tasks_timeout_is_refused() {
         "tt",
         spec,
         json!({"sandbox.retry.tekton.dev/fail": "report"}),
-        json!({"timeouts": {"pipeline": "1h0m0s", "finally": "59m57s"}}),
+        json!({"timeouts": {"pipeline": "1h0m0s", "finally": "59m52s"}}),
         true,
     )
     .await;
     assert!(is_failed(&run), "{run:#}");
     assert_eq!(succeeded(&run).1, "Failed", "{run:#}");
-    // Let the 3 s tasks budget pass.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Let the 8 s tasks budget (pipeline − finally) pass, counted from the run's start.
+    let started =
+        chrono::DateTime::parse_from_rfc3339(run["status"]["startTime"].as_str().expect("start"))
+            .expect("time");
+    let until = started + chrono::TimeDelta::seconds(9);
+    let wait = (until.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(wait).await;
     let (code, body) = retry(&admin, "tt", json!({}), "").await;
     assert_eq!(code, 422, "{body:#}");
     assert_eq!(body["reason"], "Invalid", "{body:#}");
