@@ -544,11 +544,12 @@ async fn a_gracefully_stopped_run_is_resumed_without_a_504() {
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
-/// The Task of the failed task was deleted after the failure: Tekton fails the reset run
-/// `CouldntGetTask` at once and creates nothing. That is the attempt's outcome (201, then
-/// recorded), not a reason to write the reset again and again until a 504.
+/// The Task of the failed task was deleted after the failure: Tekton would fail the reset run
+/// `CouldntGetTask` at once and create nothing. Known up front, the retry is refused (422); when
+/// the server cannot read the Task, that failure is the attempt's outcome (201, then recorded),
+/// not a reason to write the reset again and again until a 504.
 #[tokio::test]
-async fn a_task_deleted_after_the_failure_is_an_outcome_not_a_write_loop() {
+async fn a_task_deleted_after_the_failure_is_refused_or_an_outcome_never_a_write_loop() {
     let sb = start().await;
     let admin = client_no_replay(&sb, "admin");
     failed_run(&admin, "gone-task", "b").await;
@@ -558,12 +559,36 @@ async fn a_task_deleted_after_the_failure_is_an_outcome_not_a_write_loop() {
         .delete("build", &DeleteParams::default())
         .await
         .expect("delete the Task of b");
+
+    let (code, body) = retry(&admin, "gone-task", json!({}), "").await;
+    assert_eq!(code, 422, "{body:#}");
+    let cause = body["details"]["causes"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        cause.contains("\"build\"") && cause.contains("CouldntGetTask"),
+        "{body:#}"
+    );
+    assert!(is_failed(&get(&runs(&admin), "gone-task").await));
+
+    // The server cannot read Tasks (here: refused): it cannot know, Tekton decides.
+    let server = tekton_retry::sandbox::policy::server_user().username;
+    sb.emulator.faults().add(
+        FaultRule::new(
+            "get",
+            "tasks",
+            FaultAction::Error {
+                code: 403,
+                retry_after: None,
+            },
+        )
+        .by_user(&server),
+    );
     sb.emulator.faults().clear_log();
     let (code, body) = retry(&admin, "gone-task", json!({}), "").await;
     assert_eq!(code, 201, "{body:#}");
     let run = wait_run(&admin, "gone-task", 30, |v| is_failed(v) || is_succeeded(v)).await;
     assert_eq!(succeeded(&run).1, "CouldntGetTask", "{run:#}");
-    let server = tekton_retry::sandbox::policy::server_user().username;
     let status_writes = sb
         .emulator
         .faults()

@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
-use super::cluster::{Cluster, ClusterError, EVENTS, PIPELINERUNS, PIPELINES, PVCS};
+use super::cluster::{Cluster, ClusterError, EVENTS, PIPELINERUNS, PIPELINES, PVCS, TASKS};
 use super::executor::{cluster_error, rfc3339, Executor, ExecutorOptions};
 use super::plan::Claim;
 use super::planner;
@@ -337,7 +337,24 @@ impl Engine {
             now: Utc::now(),
             limits: inner.opts.limits,
         };
-        planner::plan(&input)
+        let plan = planner::plan(&input)?;
+        // A Task deleted (or renamed) since the failure: Tekton would fail the retry
+        // CouldntGetTask at once. Known up front when the Task can be read; otherwise the
+        // executor reports that outcome after the reset.
+        let mut gone = Vec::new();
+        for (task, task_ref) in planner::local_task_refs(&input, &plan) {
+            match inner.cluster.get(TASKS, ns, &task_ref, audit).await {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => gone.push((task, task_ref)),
+                Err(e) => {
+                    warn!(%ns, task = %task_ref, error = %e, "cannot read the Task; not checking that it exists");
+                }
+            }
+        }
+        if !gone.is_empty() {
+            return Err(planner::tasks_gone_refusal(&req.name, &gone));
+        }
+        Ok(plan)
     }
 
     /// The steps after the claim and the final record, for a fresh claim or a roll-forward.

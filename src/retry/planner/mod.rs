@@ -237,6 +237,49 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
     ))
 }
 
+/// The namespace-local Tasks Tekton will fetch again for `plan`, as `(pipeline task, Task name)`:
+/// a task without a run after the reset is resolved from its `taskRef`
+/// (pipelinerunresolution.go `resolveTask`: only an existing TaskRun's `status.taskSpec` spares
+/// the fetch), and a missing Task fails the run `CouldntGetTask` at once. Only plain references
+/// (`kind: Task` or none, no resolver, no custom `apiVersion`) are listed; `children` are the
+/// run's child runs (a preserved task without one, e.g. skipped, is resolved too).
+pub fn local_task_refs(input: &PlanInput<'_>, plan: &Plan) -> Vec<(String, String)> {
+    let run = PipelineRunView::new(input.pipeline_run);
+    let Some(spec) = run.pipeline_spec(input.pipeline) else {
+        return Vec::new();
+    };
+    let spec = PipelineSpecView::from_json(spec);
+    let has_child = |task: &str| {
+        input.children.iter().any(|c| {
+            c.pointer("/metadata/labels/tekton.dev~1pipelineTask")
+                .and_then(serde_json::Value::as_str)
+                == Some(task)
+        })
+    };
+    let deleted: std::collections::HashSet<&str> = plan
+        .all_deletions()
+        .map(|c| c.pipeline_task.as_str())
+        .collect();
+    spec.all()
+        .filter(|t| deleted.contains(t.name) || !has_child(t.name))
+        .filter_map(|t| {
+            let r = &t.json["taskRef"];
+            let name = r["name"].as_str().filter(|n| !n.is_empty())?;
+            let plain = r["kind"].as_str().is_none_or(|k| k == "Task")
+                && r["resolver"].is_null()
+                && r["apiVersion"]
+                    .as_str()
+                    .is_none_or(|a| a.is_empty() || a.starts_with("tekton.dev/"));
+            plain.then(|| (t.name.to_string(), name.to_string()))
+        })
+        .collect()
+}
+
+/// The refusal when Tasks [`local_task_refs`] lists are gone (`(pipeline task, Task)` pairs).
+pub fn tasks_gone_refusal(run: &str, gone: &[(String, String)]) -> ApiError {
+    refuse::tasks_gone(run, gone)
+}
+
 /// `restartTasks` and `acknowledgeNonIdempotent` must name pipeline tasks.
 fn check_task_names(
     run: &str,

@@ -314,6 +314,29 @@ pub fn missing_results(run: &str, missing: &[MissingResult]) -> ApiError {
     )
 }
 
+/// Tasks that run again reference a Task that no longer exists.
+pub fn tasks_gone(run: &str, gone: &[(String, String)]) -> ApiError {
+    let causes = gone
+        .iter()
+        .map(|(task, task_ref)| {
+            Cause::invalid(
+                "status.pipelineSpec",
+                format!(
+                    "task \"{task}\" runs Task \"{task_ref}\", which no longer exists: Tekton \
+                     would fail the retry CouldntGetTask without running anything. Restore the \
+                     Task, or create a new PipelineRun"
+                ),
+            )
+        })
+        .collect();
+    invalid(
+        run,
+        "TaskGone",
+        "Tasks it would run again are gone".to_string(),
+        causes,
+    )
+}
+
 pub fn non_idempotent(run: &str, tasks: &[NonIdempotent]) -> ApiError {
     let causes = tasks
         .iter()
