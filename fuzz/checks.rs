@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde_json::Value;
 use tekton_retry::api::{RetrySpec, KIND, MAX_BODY_BYTES};
-use tekton_retry::retry::planner::plan;
-use tekton_retry::retry::{PlanInput, PlanLimits};
+use tekton_retry::retry::planner::{attempt_status_reset, plan};
+use tekton_retry::retry::{Claim, PlanInput, PlanLimits};
 use tekton_retry::server::authn::{
     from_request_headers, unescape_extra_key, AuthConfig, RequestHeaderConfig,
 };
@@ -244,7 +244,15 @@ pub fn planner(
                     "{kept} both kept and re-run"
                 );
             }
-            let patch = p.status_patch(run);
+            let record = p.record(Claim {
+                namespace: "fuzz",
+                name: "run",
+                by: "fuzzer",
+                reason: None,
+                finally: None,
+                start: String::new(),
+            });
+            let patch = attempt_status_reset(run, &record, chrono::Utc::now());
             assert!(patch.is_object(), "{patch:#}");
         }
     }

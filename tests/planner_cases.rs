@@ -5,7 +5,7 @@ mod planner_common;
 
 use std::time::Duration;
 
-use planner_common::{input, names, pvcs, time, Out, Sim, NOW, START};
+use planner_common::{input, names, pvcs, reset_patch, time, Out, Sim, NOW, START};
 use serde_json::{json, Value};
 use tekton_retry::api::{ApiError, FinallyPolicy, Preconditions, RetrySpec};
 use tekton_retry::retry::planner::plan;
@@ -100,9 +100,24 @@ fn when_skipped_task_is_evaluated_again_but_is_not_work_alone() {
         .skipped("w", "When Expressions evaluated to false");
     let p = ok(&sim, &dflt());
     assert_eq!(names(&p.delete_now), ["run-x"]);
-    assert_eq!(p.retried[0].name, "w");
+    // Its `when` reads only a param: Tekton skips it again, so it is not reported as retried.
+    assert_eq!(retried_names(&p), ["x"]);
+    assert_eq!(p.preserved, ["a", "w"]);
+
+    // A `when` reading a result of a task that runs again may now be true: retried.
+    let on_x =
+        json!({"when": [{"input": "$(tasks.x.results.go)", "operator": "in", "values": ["true"]}]});
+    let sim = Sim::new()
+        .task("a", json!({}))
+        .task("x", json!({}))
+        .task("w", on_x)
+        .ran("a", Out::Succeeded)
+        .ran("x", Out::Failed)
+        .skipped("w", "When Expressions evaluated to false");
+    let p = ok(&sim, &dflt());
+    assert_eq!(retried_names(&p), ["x", "w"]);
     assert_eq!(
-        p.retried[0].previous_reason.as_deref(),
+        p.retried[1].previous_reason.as_deref(),
         Some("When Expressions evaluated to false")
     );
 
@@ -235,7 +250,10 @@ fn missing_succeeded_child_is_refused_unless_restarted() {
     assert_eq!(retried_names(&p), ["a", "b"]);
     assert_eq!(p.retried[0].previous_run, None);
     // The dangling reference goes with the reset.
-    assert_eq!(p.status_patch(&sim.run())["childReferences"], json!([]));
+    assert_eq!(
+        reset_patch(&p, &sim.run(), time(NOW))["childReferences"],
+        json!([])
+    );
 }
 
 #[test]
@@ -504,28 +522,25 @@ fn stopped_run_finally_clears_spec_and_defers_finally_deletion() {
 }
 
 #[test]
-fn finally_failure_alone_is_work_with_rerun_not_with_keep() {
+fn a_failed_finally_run_is_rerun_even_with_keep() {
     let sim = Sim::new()
         .task("a", json!({}))
         .finally_task("report", json!({}))
+        .finally_task("notify", json!({}))
         .ran("a", Out::Succeeded)
-        .ran("report", Out::Failed);
+        .ran("report", Out::Failed)
+        .ran("notify", Out::Succeeded);
     let p = ok(&sim, &dflt());
-    assert_eq!(names(&p.delete_now), ["run-report"]);
+    assert_eq!(names(&p.delete_now), ["run-report", "run-notify"]);
+    // Keep keeps only the finally runs that succeeded: Tekton counts a kept failed finally run
+    // into the new outcome (getPipelineTasksCount), so keeping it would fail the retry.
     let keep = RetrySpec {
         finally: Some(FinallyPolicy::Keep),
         ..Default::default()
     };
-    assert_eq!(refused(&sim, &keep).refusal, Some("NothingToRetry"));
-    // Named explicitly, a kept finally task runs again.
-    let keep_but_report = RetrySpec {
-        restart_tasks: vec!["report".into()],
-        ..keep
-    };
-    assert_eq!(
-        names(&ok(&sim, &keep_but_report).delete_now),
-        ["run-report"]
-    );
+    let p = ok(&sim, &keep);
+    assert_eq!(names(&p.delete_now), ["run-report"]);
+    assert_eq!(p.preserved, ["a", "notify"]);
 }
 
 #[test]
@@ -622,7 +637,10 @@ fn status_patch_leaves_everything_else_alone() {
     let run = sim.run();
     let p = ok(&sim, &dflt());
     let mut after = run.clone();
-    json_patch::merge(&mut after, &json!({"status": p.status_patch(&run)}));
+    json_patch::merge(
+        &mut after,
+        &json!({"status": reset_patch(&p, &run, time(NOW))}),
+    );
     for keep in ["startTime", "pipelineSpec", "provenance", "futureField"] {
         assert_eq!(after["status"][keep], run["status"][keep], "{keep}");
     }

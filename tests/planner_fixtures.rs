@@ -5,7 +5,7 @@ mod planner_common;
 
 use std::time::Duration;
 
-use planner_common::{fixture, input, moment, names, pvcs, time};
+use planner_common::{fixture, input, moment, names, pvcs, reset_patch, time};
 use serde_json::{json, Value};
 use tekton_retry::api::{FinallyPolicy, RetriedTask, RetrySpec};
 use tekton_retry::retry::planner::plan;
@@ -92,7 +92,7 @@ fn dag_failed_status_patch_equals_the_reset_that_worked() {
     let (run, children) = moment("dag-failed", "01-failed");
     let spec = RetrySpec::default();
     let p = plan(&input(&run, &children, &spec, time("2026-11-26T19:28:01Z"))).expect("a plan");
-    let ours = merged(&run, &p.status_patch(&run));
+    let ours = merged(&run, &reset_patch(&p, &run, time("2026-11-26T19:28:01Z")));
     let mut real = fixture("dag-failed/03-reset-request-pipelinerun-demo-run.json");
     // The recorded request also carried two experimental fields (pruned or inert).
     let st = real["status"].as_object_mut().expect("status");
@@ -121,23 +121,27 @@ fn matrix_task_is_rerun_whole() {
             "matrix-run-report"
         ]
     );
-    assert_eq!(p.preserved, ["a"]);
+    // `w`'s `when` (input "false" in ["true"]) is false as stored: Tekton skipped it again
+    // ("When Expressions evaluated to false" after the reset, fixture matrix-full/03).
+    assert_eq!(p.preserved, ["a", "w"]);
     assert_eq!(
         p.retried,
         [
             retried("m", Some("matrix-run-m-0"), Some("StepFailed")),
-            retried("w", None, Some("PipelineRun was stopping")),
             retried("after-m", None, Some("PipelineRun was stopping")),
             retried("report", Some("matrix-run-report"), Some("Succeeded")),
         ]
     );
     let real = fixture("matrix-full/02-reset-request-pipelinerun-matrix-run.json");
     assert_eq!(
-        p.status_patch(&run)["childReferences"],
+        reset_patch(&p, &run, time("2026-11-26T19:33:30Z"))["childReferences"],
         real["status"]["childReferences"]
     );
     assert_eq!(
-        comparable_status(&merged(&run, &p.status_patch(&run))),
+        comparable_status(&merged(
+            &run,
+            &reset_patch(&p, &run, time("2026-11-26T19:33:30Z"))
+        )),
         comparable_status(&real)
     );
 }
@@ -174,7 +178,7 @@ fn hard_cancelled_run_reruns_cancelled_task_and_clears_spec_status() {
     // The reset that finally worked (resume 3) kept only a's reference.
     let real = fixture("cancelled/10-resume3-status-request-pipelinerun-demo-run.json");
     assert_eq!(
-        p.status_patch(&run)["childReferences"],
+        reset_patch(&p, &run, time("2026-11-26T19:29:30Z"))["childReferences"],
         real["status"]["childReferences"]
     );
 }
@@ -207,11 +211,16 @@ fn graceful_cancel_deletes_finally_after_spec_clear() {
     assert_eq!(names(&p.delete_now), ["demo-run-b"]);
     assert_eq!(names(&p.delete_after_spec_clear), ["demo-run-report"]);
     assert_eq!(p.preserved, ["a"]);
-    // Both deletions drop their references in the one status write.
-    assert_eq!(
-        p.status_patch(&run)["childReferences"],
-        json!([{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "demo-run-a", "pipelineTaskName": "a"}])
-    );
+    // The reset drops b's reference; report's run still exists when the status is written (it
+    // goes after the spec clear), and Tekton would re-add the reference of an existing run anyway.
+    let refs = reset_patch(&p, &run, time("2026-11-26T19:36:10Z"))["childReferences"].clone();
+    let ref_names: Vec<&str> = refs
+        .as_array()
+        .expect("refs")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(ref_names, ["demo-run-a", "demo-run-report"]);
 
     let keep = RetrySpec {
         finally: Some(FinallyPolicy::Keep),
@@ -236,7 +245,7 @@ fn keep_finally_keeps_the_report_run() {
     assert_eq!(p.preserved, ["a", "report"]);
     let real = fixture("keep-finally/02-reset-request-pipelinerun-demo-run.json");
     assert_eq!(
-        p.status_patch(&run)["childReferences"],
+        reset_patch(&p, &run, time("2026-11-26T19:34:00Z"))["childReferences"],
         real["status"]["childReferences"]
     );
 }
@@ -290,6 +299,57 @@ fn affinity_assistant_run_is_refused_unless_started_over() {
     let mut i = input(&run, &children, &over, now);
     i.existing_pvcs = Some(&none);
     assert!(plan(&i).is_ok());
+}
+
+#[test]
+fn affinity_refusal_follows_the_coschedule_mode_the_runs_show() {
+    // The affinity scenario with b binding no workspace.
+    let (mut run, mut children) = moment("affinity", "01-failed");
+    run["status"]["pipelineSpec"]["tasks"][1]
+        .as_object_mut()
+        .expect("b")
+        .remove("workspaces");
+    let now = time("2026-11-26T19:34:00Z");
+    let spec = RetrySpec::default();
+    // b's run still carries the annotation: every task is pinned (coschedule per pipelinerun),
+    // so re-running b next to the gone assistant is refused.
+    let e = plan(&input(&run, &children, &spec, now)).expect_err("per pipelinerun");
+    assert_eq!(e.refusal, Some("AffinityAssistantGone"));
+    // b's run without it: coschedule workspaces, b is not pinned and runs anywhere.
+    let b = children
+        .iter_mut()
+        .find(|c| c["metadata"]["name"] == "ws-run-b")
+        .expect("b");
+    b["metadata"]["annotations"]
+        .as_object_mut()
+        .expect("annotations")
+        .remove("pipeline.tekton.dev/affinity-assistant");
+    let p = plan(&input(&run, &children, &spec, now)).expect("a plan");
+    assert_eq!(names(&p.delete_now), ["ws-run-b"]);
+    // … but a task that binds the claim and runs again would be pinned: refused.
+    let again_a = RetrySpec {
+        restart_tasks: vec!["a".into()],
+        ..Default::default()
+    };
+    let mut kept_c = children.clone();
+    let mut c = kept_c[1].clone();
+    c["metadata"]["name"] = json!("ws-run-c");
+    c["metadata"]["uid"] = json!("uid-c");
+    c["metadata"]["labels"]["tekton.dev/pipelineTask"] = json!("c");
+    c["status"]["conditions"][0]["status"] = json!("True");
+    c["status"]["conditions"][0]["reason"] = json!("Succeeded");
+    kept_c.push(c);
+    let mut run_c = run.clone();
+    let tasks = run_c["status"]["pipelineSpec"]["tasks"]
+        .as_array_mut()
+        .expect("tasks");
+    tasks.push(json!({"name": "c", "taskSpec": {"steps": [{"name": "s", "image": "x"}]}}));
+    run_c["status"]["childReferences"]
+        .as_array_mut()
+        .expect("refs")
+        .push(json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "ws-run-c", "pipelineTaskName": "c"}));
+    let e = plan(&input(&run_c, &kept_c, &again_a, now)).expect_err("a is pinned");
+    assert_eq!(e.refusal, Some("AffinityAssistantGone"));
 }
 
 #[test]

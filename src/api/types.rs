@@ -87,8 +87,9 @@ pub struct Preconditions {
     pub attempt: Option<u32>,
 }
 
-/// `Rerun` (default): all finally tasks run again after the DAG. `Keep`: finally runs that already
-/// ran are kept and not run again.
+/// `Rerun` (default): all finally tasks run again after the DAG. `Keep`: finally runs that
+/// succeeded are kept and not run again; a failed, cancelled or timed-out one runs again (Tekton
+/// would count it into the new outcome).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FinallyPolicy {
     #[default]

@@ -50,7 +50,7 @@ pub enum Command {
 pub enum FinallyArg {
     /// Run all finally tasks again after the DAG (the server's default).
     Rerun,
-    /// Keep finally tasks that already ran.
+    /// Keep finally tasks that succeeded (failed ones run again).
     Keep,
 }
 

@@ -109,6 +109,11 @@ pub const PIPELINES: Kind = Kind {
     version: "v1",
     resource: "pipelines",
 };
+pub const TASKS: Kind = Kind {
+    group: "tekton.dev",
+    version: "v1",
+    resource: "tasks",
+};
 pub const PODS: Kind = Kind {
     group: "",
     version: "v1",

@@ -11,12 +11,13 @@ use futures::future::BoxFuture;
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
-use super::cluster::{Cluster, ClusterError, EVENTS, PIPELINERUNS, PIPELINES, PVCS};
+use super::cluster::{Cluster, ClusterError, EVENTS, PIPELINERUNS, PIPELINES, PVCS, TASKS};
 use super::executor::{cluster_error, rfc3339, Children, Executor, ExecutorOptions};
+use super::plan::Claim;
 use super::planner;
 use super::record::store::Stored;
-use super::record::{AttemptRecord, Phase, RecordStore, RunRef};
-use super::{ChildRun, Plan, PlanInput, PlanLimits, RetryRequest, RetryService};
+use super::record::{AttemptRecord, Phase, RecordStore};
+use super::{Plan, PlanInput, PlanLimits, RetryRequest, RetryService};
 use crate::api::{ApiError, PipelineRunRetry, RetriedTask, RetryStatus};
 
 /// Tunables of the engine.
@@ -207,30 +208,14 @@ impl Engine {
 
             // The claim: the record, fenced by the resourceVersion it was read at (created when
             // there is none). Exactly one of concurrent retries, on any replica, wins.
-            let record = AttemptRecord {
-                namespace: ns.to_string(),
-                name: name.to_string(),
-                uid: uid.clone(),
-                attempt: plan.attempt,
-                phase: Some(Phase::Claimed),
-                start: rfc3339(Utc::now()),
-                end: None,
-                outcome: None,
-                by: req.user.username.clone(),
+            let record = plan.record(Claim {
+                namespace: ns,
+                name,
+                by: &req.user.username,
                 reason: req.spec.reason.clone(),
-                tasks: plan.retried.iter().map(|t| t.name.clone()).collect(),
-                replace_now: plan.delete_now.iter().map(run_ref).collect(),
-                replace_after_spec_clear: plan
-                    .delete_after_spec_clear
-                    .iter()
-                    .map(run_ref)
-                    .collect(),
-                drop_references: plan.dangling_references.clone(),
-                remove_annotations: plan.remove_annotations.clone(),
                 finally: req.spec.finally,
-                original_start_time: plan.original_start_time.clone(),
-                original_completion_time: plan.original_completion_time.clone(),
-            };
+                start: rfc3339(Utc::now()),
+            });
             match self.store().put(&record, stored.as_ref(), audit).await {
                 Ok(claimed) => {
                     info!(%ns, %name, attempt = plan.attempt, by = %record.by, tasks = ?record.tasks, "retry claimed");
@@ -319,7 +304,18 @@ impl Engine {
             },
             None => None,
         };
-        let pvcs: Option<BTreeSet<String>> = if inner.opts.check_pvcs {
+        // Only a run that binds claims (a `persistentVolumeClaim` or `volumeClaimTemplate`
+        // workspace) can lose the data a kept task left there.
+        let binds_claims = run
+            .pointer("/spec/workspaces")
+            .and_then(Value::as_array)
+            .is_some_and(|ws| {
+                ws.iter().any(|w| {
+                    w.get("persistentVolumeClaim").is_some()
+                        || w.get("volumeClaimTemplate").is_some()
+                })
+            });
+        let pvcs: Option<BTreeSet<String>> = if inner.opts.check_pvcs && binds_claims {
             match inner.cluster.list(PVCS, ns, "", audit).await {
                 Ok(items) => Some(
                     items
@@ -346,6 +342,22 @@ impl Engine {
             limits: inner.opts.limits,
         };
         let plan = planner::plan(&input)?;
+        // A Task deleted (or renamed) since the failure: Tekton would fail the retry
+        // CouldntGetTask at once. Known up front when the Task can be read; otherwise the
+        // executor reports that outcome after the reset.
+        let mut gone = Vec::new();
+        for (task, task_ref) in planner::local_task_refs(&input, &plan) {
+            match inner.cluster.get(TASKS, ns, &task_ref, audit).await {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => gone.push((task, task_ref)),
+                Err(e) => {
+                    warn!(%ns, task = %task_ref, error = %e, "cannot read the Task; not checking that it exists");
+                }
+            }
+        }
+        if !gone.is_empty() {
+            return Err(planner::tasks_gone_refusal(&req.name, &gone));
+        }
         Ok((plan, children))
     }
 
@@ -485,9 +497,7 @@ impl Engine {
             original_start_time: record.original_start_time.clone(),
             original_completion_time: record.original_completion_time.clone(),
             remove_annotations: Vec::new(),
-            status_message: String::new(),
             dangling_references: Vec::new(),
-            planned_at: Utc::now(),
         };
         if req.dry_run {
             let mut resp = response(req, run, &plan, Some(record), true);
@@ -655,10 +665,6 @@ impl Inner {
             other => cluster_error("reading the pipelinerun", other),
         })
     }
-}
-
-fn run_ref(c: &ChildRun) -> RunRef {
-    RunRef::new(&c.kind, &c.name, &c.uid)
 }
 
 fn started_message(record: &AttemptRecord) -> String {

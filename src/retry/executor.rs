@@ -11,7 +11,6 @@
 /// Formats an RFC 3339 time the way Kubernetes does (seconds, `Z`).
 pub use crate::tekton::format_time as rfc3339;
 use crate::tekton::str_at;
-use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -141,7 +140,7 @@ impl Executor {
         let uid = str_at(run, "/metadata/uid").unwrap_or_default();
         let selector = format!("tekton.dev/pipelineRun={name}");
         let mut out = Children::default();
-        for kind in [TASKRUNS, CUSTOMRUNS, PIPELINERUNS] {
+        for kind in child_kinds(run) {
             match self.cluster.list_at(kind, ns, &selector, audit).await {
                 Ok((items, rv)) => {
                     let items: Vec<Value> = items
@@ -242,16 +241,20 @@ impl Executor {
         let now_refs: Vec<&RunRef> = record.replace_now.iter().collect();
         self.delete_all(ns, &now_refs, &present, audit).await?;
         self.wait_gone(ns, &now_refs, &mut taskruns, audit).await?;
+        // A run deleted by hand with `--cascade=orphan` left its pod without an owner: Tekton
+        // re-creates the run under its referenced name and adopts that pod (fixture orphan-pod).
+        let orphaned: Vec<RunRef> = record
+            .drop_references
+            .iter()
+            .map(|n| RunRef::new("TaskRun", n, ""))
+            .collect();
+        let orphaned: Vec<&RunRef> = orphaned.iter().collect();
+        self.wait_gone(ns, &orphaned, &mut taskruns, audit).await?;
 
         // Status write, spec.status clear, acknowledgement by the controller; repeated on races.
-        let dropped: HashSet<&str> = record
-            .replace_now
-            .iter()
-            .map(|r| r.name.as_str())
-            .chain(record.drop_references.iter().map(String::as_str))
-            .collect();
-        let message = reset_message(record);
+        let message = planner::reset_message(record);
         let mut deferred_done = record.replace_after_spec_clear.is_empty();
+        let mut reset_written = false;
         let mut rounds = 0;
         let mut verify_until: Option<tokio::time::Instant> = None;
         loop {
@@ -262,6 +265,10 @@ impl Executor {
             };
             if str_at(&current, "/metadata/uid") != Some(uid) {
                 return Err(replaced(ns, name));
+            }
+            if is_done(&current) && refailed_by_tekton(&current, reset_written) {
+                info!(%ns, %name, "Tekton failed the reset run before creating any child; that is the attempt's outcome");
+                return Ok(current);
             }
             let new_child = taskruns
                 .objects
@@ -276,11 +283,23 @@ impl Executor {
                         self.opts.max_reset_rounds
                     )));
                 }
-                match self
-                    .reset_status(ns, name, &current, &dropped, &message, record, audit)
-                    .await?
-                {
+                match self.reset_status(ns, name, &current, record, audit).await? {
                     Some(written) => {
+                        reset_written = true;
+                        if spec_status(&current).is_some() {
+                            // At once, with the reset's resourceVersion: while spec.status is
+                            // set, every Tekton reconcile completes the reset run again (a
+                            // gracefully stopped run whose remaining tasks were skipped is done
+                            // again within milliseconds), and waiting for the next event first
+                            // loses that race every round.
+                            let rv = resource_version(&written)?;
+                            if let Some(cleared) =
+                                self.clear_spec_status(ns, name, &rv, audit).await?
+                            {
+                                runs.objects.insert(uid.to_string(), cleared);
+                                continue;
+                            }
+                        }
                         runs.objects.insert(uid.to_string(), written);
                     }
                     None => {
@@ -293,30 +312,14 @@ impl Executor {
             if spec_status(&current).is_some() && !is_done(&current) {
                 // The webhook refuses spec changes on a done run, so this follows the reset.
                 let rv = resource_version(&current)?;
-                let patch = json!({"metadata": {"resourceVersion": rv}, "spec": {"status": null}});
-                match self
-                    .cluster
-                    .merge_patch(PIPELINERUNS, ns, name, patch, audit)
-                    .await
-                {
-                    Ok(written) => {
-                        debug!(%ns, %name, "cleared spec.status");
-                        runs.objects.insert(uid.to_string(), written);
+                match self.clear_spec_status(ns, name, &rv, audit).await? {
+                    Some(cleared) => {
+                        runs.objects.insert(uid.to_string(), cleared);
                     }
-                    Err(e) if e.is_conflict() => {
-                        debug!(%ns, %name, "spec.status clear lost a race; waiting for the controller");
+                    None => {
                         self.next_event(&mut runs, &mut taskruns, None, audit)
                             .await?;
                     }
-                    Err(ClusterError::Api {
-                        code: 400, message, ..
-                    }) => {
-                        // Done again between our reads (race 1, fixtures cancelled/04–06).
-                        debug!(%ns, %name, %message, "spec.status clear refused; waiting for the controller");
-                        self.next_event(&mut runs, &mut taskruns, None, audit)
-                            .await?;
-                    }
-                    Err(e) => return Err(cluster_error("clearing spec.status", e)),
                 }
                 continue;
             }
@@ -400,16 +403,8 @@ impl Executor {
                 .to_string();
             let mut logs = std::collections::BTreeMap::new();
             if kind == "TaskRun" && self.opts.archive_logs {
-                if let Some(pod) = str_at(child, "/status/podName").filter(|p| !p.is_empty()) {
-                    let steps = child
-                        .pointer("/status/steps")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default();
-                    for step in steps {
-                        let Some(container) = step.get("container").and_then(Value::as_str) else {
-                            continue;
-                        };
+                for (key_prefix, pod, steps) in attempt_pods(child) {
+                    for container in steps {
                         let text = match self
                             .cluster
                             .pod_log_tail(ns, pod, container, history::LOG_TAIL_BYTES, audit)
@@ -418,7 +413,7 @@ impl Executor {
                             Ok(t) => t,
                             Err(e) => format!("(log not archived: {e})"),
                         };
-                        logs.insert(container.to_string(), text);
+                        logs.insert(format!("{key_prefix}{container}"), text);
                     }
                 }
             }
@@ -547,11 +542,24 @@ impl Executor {
                         self.opts.wait_gone_timeout
                     ))
                 } else {
-                    ApiError::timeout(format!(
-                        "{} in {ns} not gone {:?} after deletion (a finalizer?); the retry resumes on the next request",
-                        runs_left.join(", "),
-                        self.opts.wait_gone_timeout
-                    ))
+                    // Name the finalizers holding the first run left, if any.
+                    let held = trs
+                        .iter()
+                        .find(|r| taskruns.objects.contains_key(&r.uid))
+                        .copied();
+                    match held {
+                        Some(r) => not_gone(
+                            ns,
+                            r,
+                            taskruns.objects.get(&r.uid),
+                            self.opts.wait_gone_timeout,
+                        ),
+                        None => ApiError::timeout(format!(
+                            "{} in {ns} not gone {:?} after deletion; the retry resumes on the next request",
+                            runs_left.join(", "),
+                            self.opts.wait_gone_timeout
+                        )),
+                    }
                 });
             }
         }
@@ -568,17 +576,19 @@ impl Executor {
             return Ok(());
         };
         loop {
-            match self.cluster.get(k, ns, &r.name, audit).await {
+            let last_seen = match self.cluster.get(k, ns, &r.name, audit).await {
                 Err(e) if e.is_not_found() => return Ok(()),
                 Ok(o) if str_at(&o, "/metadata/uid") != Some(r.uid.as_str()) => return Ok(()),
-                Ok(_) => {}
+                Ok(o) => o,
                 Err(e) => return Err(cluster_error(&format!("waiting for {r} to be deleted"), e)),
-            }
+            };
             if tokio::time::Instant::now() > deadline {
-                return Err(ApiError::timeout(format!(
-                    "{r} in {ns} was not gone {:?} after its deletion (a finalizer?); the retry resumes on the next request",
-                    self.opts.wait_gone_timeout
-                )));
+                return Err(not_gone(
+                    ns,
+                    r,
+                    Some(&last_seen),
+                    self.opts.wait_gone_timeout,
+                ));
             }
             tokio::time::sleep(self.opts.poll_interval).await;
         }
@@ -586,19 +596,16 @@ impl Executor {
 
     /// Writes the status reset fenced by `run`'s resourceVersion. `Some(run)` as written; `None`
     /// when it lost a race (the run changed: decide again on its next event).
-    #[allow(clippy::too_many_arguments)]
     async fn reset_status(
         &self,
         ns: &str,
         name: &str,
         run: &Value,
-        dropped: &HashSet<&str>,
-        message: &str,
         record: &AttemptRecord,
         audit: Option<&str>,
     ) -> Result<Option<Value>, ApiError> {
         let rv = resource_version(run)?;
-        let status = planner::status_reset(run, |n| dropped.contains(n), Utc::now(), message);
+        let status = planner::attempt_status_reset(run, record, Utc::now());
         let patch = json!({"metadata": {"resourceVersion": rv}, "status": status});
         match self
             .cluster
@@ -620,6 +627,40 @@ impl Executor {
                 Err(rejected_by_admission(ns, name, "status reset", &message))
             }
             Err(e) => Err(cluster_error("writing the status reset", e)),
+        }
+    }
+
+    /// Clears `spec.status` of the run at resourceVersion `rv`. `Some(run)` as written; `None`
+    /// when it lost a race (409, or 400 when the run is done again: race 1, fixtures
+    /// cancelled/04–06): the caller waits for the next event and decides again.
+    async fn clear_spec_status(
+        &self,
+        ns: &str,
+        name: &str,
+        rv: &str,
+        audit: Option<&str>,
+    ) -> Result<Option<Value>, ApiError> {
+        let patch = json!({"metadata": {"resourceVersion": rv}, "spec": {"status": null}});
+        match self
+            .cluster
+            .merge_patch(PIPELINERUNS, ns, name, patch, audit)
+            .await
+        {
+            Ok(written) => {
+                debug!(%ns, %name, "cleared spec.status");
+                Ok(Some(written))
+            }
+            Err(e) if e.is_conflict() => {
+                debug!(%ns, %name, "spec.status clear lost a race");
+                Ok(None)
+            }
+            Err(ClusterError::Api {
+                code: 400, message, ..
+            }) => {
+                debug!(%ns, %name, %message, "spec.status clear refused: done again");
+                Ok(None)
+            }
+            Err(e) => Err(cluster_error("clearing spec.status", e)),
         }
     }
 
@@ -672,6 +713,60 @@ impl Executor {
     }
 }
 
+/// The kinds of child run the run can have: TaskRuns always; CustomRuns and child PipelineRuns
+/// only when a pipeline task is a custom task (`TaskRef.IsCustomTask`: `apiVersion` and `kind`
+/// set) or a pipeline (`IsChildPipeline`: `pipelineRef` or `pipelineSpec`), or `childReferences`
+/// already names one. Tekton creates no other kind of child (pipelinerun.go
+/// `runNextSchedulableTask`), so the others are not listed.
+fn child_kinds(run: &Value) -> Vec<super::cluster::Kind> {
+    let status = run.get("status");
+    let tasks = ["tasks", "finally"].into_iter().flat_map(|k| {
+        [
+            status.and_then(|s| s.pointer(&format!("/pipelineSpec/{k}"))),
+            run.pointer(&format!("/spec/pipelineSpec/{k}")),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_array)
+        .flatten()
+    });
+    let (mut custom, mut pipelines) = (false, false);
+    for t in tasks {
+        let custom_ref = |v: Option<&Value>| {
+            v.is_some_and(|r| {
+                r.get("apiVersion")
+                    .and_then(Value::as_str)
+                    .is_some_and(|a| !a.is_empty())
+                    && r.get("kind")
+                        .and_then(Value::as_str)
+                        .is_some_and(|k| !k.is_empty())
+            })
+        };
+        custom |= custom_ref(t.get("taskRef")) || custom_ref(t.get("taskSpec"));
+        pipelines |= t.get("pipelineRef").is_some() || t.get("pipelineSpec").is_some();
+    }
+    for r in status
+        .and_then(|s| s.get("childReferences"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        match r.get("kind").and_then(Value::as_str) {
+            Some("CustomRun") => custom = true,
+            Some("PipelineRun") => pipelines = true,
+            _ => {}
+        }
+    }
+    let mut kinds = vec![TASKRUNS];
+    if custom {
+        kinds.push(CUSTOMRUNS);
+    }
+    if pipelines {
+        kinds.push(PIPELINERUNS);
+    }
+    kinds
+}
+
 /// The `kind` of a child run resource.
 fn kind_name(resource: &str) -> &'static str {
     match resource {
@@ -688,20 +783,6 @@ pub struct Children {
     pub owned: Vec<Value>,
     pub taskruns: Vec<Value>,
     pub taskruns_rv: String,
-}
-
-/// The `Succeeded` condition message of a reset.
-fn reset_message(record: &AttemptRecord) -> String {
-    format!(
-        "Retry attempt {} started by {}: re-running {}",
-        record.attempt,
-        record.by,
-        if record.tasks.is_empty() {
-            "the remaining tasks".to_string()
-        } else {
-            record.tasks.join(", ")
-        }
-    )
 }
 
 /// Whether a done run still shows the outcome of an earlier attempt (never reset, or a stale
@@ -747,13 +828,154 @@ fn leftover_pod(pod: &Value, deleted: &[&RunRef]) -> bool {
         .unwrap_or_default();
     let name = str_at(pod, "/metadata/name").unwrap_or_default();
     deleted.iter().any(|r| {
-        name.starts_with(&format!("{}-pod", r.name))
+        (name.starts_with(&format!("{}-pod", r.name)) || is_attempt_pod_name(name))
             && (owners.is_empty() || owners.contains(&r.uid.as_str()))
     })
+}
+
+/// Whether a done run was failed by Tekton itself for this attempt, without creating any child: a
+/// run-level failure (`CouldntGetTask` after the Task was deleted, `PipelineValidationFailed` for
+/// a missing result, `CreateRunFailed`, …; pkg/reconciler/pipelinerun/pipelinerun.go
+/// `MarkFailed` in `prepare`, `reconcile`, `runNextSchedulableTask`) seen after a reset
+/// (`after_reset`: written in this call, or the run was seen running since). That is a legitimate
+/// outcome to report, never a reason to write the reset again (a real cluster answered six such
+/// writes with six more failures and a 504). Before any reset the same reasons may be the old
+/// failure (a runtime `PipelineValidationFailed` is retried), so they say nothing then; times are
+/// not compared, the claim and Tekton's failure can fall in the same second.
+pub fn refailed_by_tekton(run: &Value, after_reset: bool) -> bool {
+    after_reset
+        && crate::tekton::ObjectView::new(run)
+            .reason()
+            .is_some_and(|r| {
+                crate::tekton::reasons::DETERMINISTIC_RUN_FAILURES.contains(&r)
+                    || r == "CreateRunFailed"
+            })
+}
+
+/// Whether `pod` has the form of a TaskRun attempt's pod name: `…-pod` or `…-pod-retry<N>`
+/// (pkg/pod/pod.go). Tekton builds it with `kmeta.ChildName(taskRun, suffix)`, which replaces the
+/// tail of a long TaskRun name by its md5 (`<first 27 characters><32 hex>-pod` for a 63-character
+/// name), so the name need not start with the TaskRun's; the `tekton.dev/taskRun` label the pods
+/// are listed by ties it to the run.
+pub fn is_attempt_pod_name(pod: &str) -> bool {
+    if pod.ends_with("-pod") {
+        return true;
+    }
+    pod.rsplit_once("-pod-retry")
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The pods of every attempt of a TaskRun with their step containers, as `(log key prefix, pod,
+/// containers)`: the automatic retries Tekton archived in `status.retriesStatus` (pods `-pod`,
+/// `-pod-retry1`, …, each entry with its own `podName` and `steps`; taskrun.go `retryTaskRun`)
+/// keyed `<pod>/<container>`, then the last attempt (`status.podName`) keyed by the container
+/// alone.
+fn attempt_pods(taskrun: &Value) -> Vec<(String, &str, Vec<&str>)> {
+    fn containers(status: &Value) -> Vec<&str> {
+        status["steps"]
+            .as_array()
+            .map(|steps| {
+                steps
+                    .iter()
+                    .filter_map(|s| s.get("container").and_then(Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    let mut out = Vec::new();
+    let earlier = taskrun
+        .pointer("/status/retriesStatus")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for status in earlier {
+        if let Some(pod) = status["podName"].as_str().filter(|p| !p.is_empty()) {
+            out.push((format!("{pod}/"), pod, containers(status)));
+        }
+    }
+    let status = &taskrun["status"];
+    if let Some(pod) = status["podName"].as_str().filter(|p| !p.is_empty()) {
+        out.push((String::new(), pod, containers(status)));
+    }
+    out
+}
+
+/// The answer when a deleted run is still there after the wait. Finalizers of other controllers
+/// (Tekton Chains `chains.tekton.dev/taskrun`, Tekton Results `results.tekton.dev/taskrun`) hold
+/// a run until they have handled it (chains pkg/reconciler, results pkg/watcher): the answer names
+/// them, so the user knows whom to wait for.
+pub fn not_gone(ns: &str, r: &RunRef, seen: Option<&Value>, waited: Duration) -> ApiError {
+    let finalizers: Vec<&str> = seen
+        .and_then(|o| o.pointer("/metadata/finalizers"))
+        .and_then(Value::as_array)
+        .map(|f| f.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let message = if finalizers.is_empty() {
+        format!(
+            "{r} in {ns} was not gone {waited:?} after its deletion; the retry resumes on the next request"
+        )
+    } else {
+        format!(
+            "{r} in {ns} is being deleted but its finalizers {} still hold it after {waited:?}: the \
+             controllers that own them (e.g. Tekton Chains or Results) have not released it yet. \
+             The attempt is recorded; retry again once they have (or remove a finalizer whose \
+             controller is gone)",
+            finalizers.join(", ")
+        )
+    };
+    ApiError::timeout(message).with_retry_after(5)
 }
 
 fn replaced(ns: &str, name: &str) -> ApiError {
     ApiError::conflict(format!(
         "pipelinerun {ns}/{name} was deleted and re-created while it was being retried; nothing more was done"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempt_pod_names_plain_and_hashed() {
+        assert!(is_attempt_pod_name("demo-run-b-pod"));
+        assert!(is_attempt_pod_name("demo-run-b-pod-retry2"));
+        // kmeta.ChildName form for a 63-character TaskRun name: 27 characters, md5, suffix.
+        assert!(is_attempt_pod_name(
+            "a-very-long-pipelinerun-na4b3a6a8d1e0f2c9b7d5e3f1a2b4c6d8-pod"
+        ));
+        assert!(!is_attempt_pod_name("demo-run-b-pod-leftover"));
+        assert!(!is_attempt_pod_name("demo-run-b-pod-retry"));
+        assert!(!is_attempt_pod_name("affinity-assistant-9e9e0199da-0"));
+    }
+
+    #[test]
+    fn every_attempt_pod_is_listed_last_one_unprefixed() {
+        let tr = json!({"status": {
+            "podName": "r-b-pod-retry1",
+            "steps": [{"container": "step-main"}],
+            "retriesStatus": [{"podName": "r-b-pod", "steps": [{"container": "step-main"}]}]}});
+        let pods = attempt_pods(&tr);
+        assert_eq!(
+            pods,
+            vec![
+                ("r-b-pod/".to_string(), "r-b-pod", vec!["step-main"]),
+                (String::new(), "r-b-pod-retry1", vec!["step-main"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_run_level_failure_counts_only_after_a_reset() {
+        let run = |reason: &str| {
+            json!({"status": {"conditions": [{"type": "Succeeded", "status": "False",
+                "reason": reason}]}})
+        };
+        assert!(refailed_by_tekton(&run("CouldntGetTask"), true));
+        assert!(refailed_by_tekton(&run("CreateRunFailed"), true));
+        // The old failure, seen before any reset of this call.
+        assert!(!refailed_by_tekton(&run("PipelineValidationFailed"), false));
+        // A task failure is decided by the runs, never here.
+        assert!(!refailed_by_tekton(&run("Failed"), true));
+    }
 }

@@ -1,13 +1,13 @@
 //! The planner's input and output types. The planner itself is in [`super::planner`].
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::record::AttemptRecord;
-use crate::api::{RetriedTask, RetrySpec};
+use super::record::{AttemptRecord, Phase, RunRef};
+use crate::api::{FinallyPolicy, RetriedTask, RetrySpec};
 
 /// Everything the planner looks at. No I/O happens in the planner: the executor gathers this.
 #[derive(Clone, Debug)]
@@ -85,31 +85,50 @@ pub struct Plan {
     /// Annotations removed from the run by the claim (`chains.tekton.dev/*`, so the final attempt
     /// is attested again).
     pub remove_annotations: Vec<String>,
-    /// The `Succeeded` condition message of the reset.
-    pub status_message: String,
     /// Dangling `status.childReferences` entries (no such run) of tasks that run again: the
     /// reset drops them with the references of the deleted runs.
     pub dangling_references: Vec<String>,
-    /// The time the plan was made (`lastTransitionTime` of the reset condition).
-    pub planned_at: DateTime<Utc>,
+}
+
+/// Who claims an attempt, and when: what the record adds to the plan.
+#[derive(Clone, Debug)]
+pub struct Claim<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    /// The authenticated user.
+    pub by: &'a str,
+    pub reason: Option<String>,
+    pub finally: Option<FinallyPolicy>,
+    /// RFC 3339 time of the claim.
+    pub start: String,
 }
 
 impl Plan {
-    /// The `status` object of the first status merge patch on `pipeline_run` (see
-    /// [`super::planner::status_reset`]). Built on demand: the executor writes its own from the run
-    /// as it reads it at that moment, so the planner does not copy every kept reference.
-    pub fn status_patch(&self, pipeline_run: &Value) -> Value {
-        let dropped: HashSet<&str> = self
-            .all_deletions()
-            .map(|c| c.name.as_str())
-            .chain(self.dangling_references.iter().map(String::as_str))
-            .collect();
-        super::planner::status_reset(
-            pipeline_run,
-            |name| dropped.contains(name),
-            self.planned_at,
-            &self.status_message,
-        )
+    /// The attempt record that claims this plan. The executor performs exactly this record, and
+    /// [`super::planner::attempt_status_reset`] turns it into the status write, so a test that
+    /// resets a run from a plan goes through the same two functions as production.
+    pub fn record(&self, claim: Claim<'_>) -> AttemptRecord {
+        let run_ref = |c: &ChildRun| RunRef::new(&c.kind, &c.name, &c.uid);
+        AttemptRecord {
+            namespace: claim.namespace.to_string(),
+            name: claim.name.to_string(),
+            uid: self.pipeline_run_uid.clone(),
+            attempt: self.attempt,
+            phase: Some(Phase::Claimed),
+            start: claim.start,
+            end: None,
+            outcome: None,
+            by: claim.by.to_string(),
+            reason: claim.reason,
+            tasks: self.retried.iter().map(|t| t.name.clone()).collect(),
+            replace_now: self.delete_now.iter().map(run_ref).collect(),
+            replace_after_spec_clear: self.delete_after_spec_clear.iter().map(run_ref).collect(),
+            drop_references: self.dangling_references.clone(),
+            remove_annotations: self.remove_annotations.clone(),
+            finally: claim.finally,
+            original_start_time: self.original_start_time.clone(),
+            original_completion_time: self.original_completion_time.clone(),
+        }
     }
 
     /// Every child run the plan deletes, in order.

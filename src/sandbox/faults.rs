@@ -45,6 +45,8 @@ pub struct FaultRule {
     pub subresource: Option<String>,
     pub namespace: Option<String>,
     pub name: Option<String>,
+    /// The authenticated user making the request (e.g. only the retry server's calls).
+    pub user: Option<String>,
     pub action: FaultAction,
     pub trigger: Trigger,
 }
@@ -58,9 +60,15 @@ impl FaultRule {
             subresource: None,
             namespace: None,
             name: None,
+            user: None,
             action,
             trigger: Trigger::Always,
         }
+    }
+    /// Only requests by `user`.
+    pub fn by_user(mut self, user: &str) -> Self {
+        self.user = Some(user.into());
+        self
     }
     pub fn subresource(mut self, s: &str) -> Self {
         self.subresource = Some(s.into());
@@ -118,6 +126,7 @@ fn matches(r: &FaultRule, q: &RequestRecord) -> bool {
         && eq(&r.subresource, &q.subresource)
         && eq(&r.namespace, &q.namespace)
         && eq(&r.name, &q.name)
+        && eq(&r.user, &q.user)
 }
 
 impl Faults {

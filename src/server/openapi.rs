@@ -44,7 +44,7 @@ fn schema() -> Value {
                             "attempt": {"type": "integer", "format": "int32", "description": "Refuse (409) unless this is the current attempt."},
                         },
                     },
-                    "finally": {"type": "string", "enum": ["Rerun", "Keep"], "description": "Rerun (default) or Keep the finally tasks that already ran."},
+                    "finally": {"type": "string", "enum": ["Rerun", "Keep"], "description": "Rerun (default) or Keep the finally tasks that succeeded (failed ones run again)."},
                     "restartTasks": strings.clone(),
                     "acknowledgeNonIdempotent": strings.clone(),
                 },

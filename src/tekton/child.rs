@@ -267,6 +267,13 @@ impl<'a> ChildView<'a> {
             .unwrap_or_default()
     }
 
+    /// Whether the run wrote the result `name` (`status.results`; a CustomRun's too).
+    pub fn has_result(&self, name: &str) -> bool {
+        self.obj.json()["status"]["results"]
+            .as_array()
+            .is_some_and(|rs| rs.iter().any(|r| r["name"].as_str() == Some(name)))
+    }
+
     /// `status.retriesStatus` entries: automatic retries Tekton already made.
     pub fn automatic_retries(&self) -> usize {
         self.obj.json()["status"]["retriesStatus"]

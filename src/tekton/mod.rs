@@ -5,6 +5,7 @@
 //! the upstream source it comes from.
 
 pub mod child;
+pub mod names;
 pub mod object;
 pub mod pipeline;
 pub mod pipelinerun;

@@ -23,7 +23,8 @@ pub struct PipelineTask<'a> {
     /// Names from `runAfter`.
     pub run_after: Vec<&'a str>,
     /// Tasks whose results this task references (`$(tasks.X.results.Y)`) in params, matrix,
-    /// `when` or other substituted fields: sorted, each once, never the task itself.
+    /// `when`, the steps and sidecars of an embedded `taskSpec`, or other substituted fields:
+    /// sorted, each once, never the task itself.
     pub result_refs: Vec<&'a str>,
     /// `workspaces` (bindings to pipeline workspaces), when present.
     workspaces: Option<&'a Value>,
@@ -35,8 +36,10 @@ impl<'a> PipelineTask<'a> {
         // Tekton: `PipelineTask.Deps` = result references (`PipelineTaskResultRefs`: params, matrix
         // params/include, `when`, and the task's other substitution expressions) ∪ `runAfter`
         // (tektoncd/pipeline pkg/apis/pipeline/v1/pipeline_types.go `Deps`, resultref.go
-        // `PipelineTaskResultRefs`). The embedded `taskSpec`/`pipelineSpec` is not substituted with
-        // pipeline-level task results, so it is not scanned. One pass over the task's fields.
+        // `PipelineTaskResultRefs`). Of an embedded `taskSpec`, the steps and sidecars count
+        // (pipeline_validation.go `PipelineTask.GetVarSubstitutionExpressions`: a step script
+        // `echo $(tasks.a.results.x)` makes the task depend on `a`); the rest of it and an embedded
+        // `pipelineSpec` are not scanned. One pass over the task's fields.
         let mut name = None;
         let mut run_after = Vec::new();
         let mut result_refs = Vec::new();
@@ -45,7 +48,15 @@ impl<'a> PipelineTask<'a> {
             match k.as_str() {
                 "name" => name = v.as_str(),
                 "workspaces" => workspaces = Some(v),
-                "taskSpec" | "pipelineSpec" => continue,
+                "taskSpec" => {
+                    for part in ["steps", "sidecars"] {
+                        if let Some(x) = v.get(part) {
+                            collect_result_refs(x, &mut result_refs);
+                        }
+                    }
+                    continue;
+                }
+                "pipelineSpec" => continue,
                 "runAfter" => {
                     if let Some(a) = v.as_array() {
                         run_after.extend(a.iter().filter_map(Value::as_str));
@@ -67,6 +78,35 @@ impl<'a> PipelineTask<'a> {
             result_refs,
             workspaces,
         })
+    }
+
+    /// Every `(task, result)` this task references, in the fields [`PipelineTask::result_refs`]
+    /// reads (params, matrix, `when`, embedded steps and sidecars, …), each once.
+    pub fn result_references(&self) -> Vec<(&'a str, &'a str)> {
+        let mut strings = Vec::new();
+        if let Some(o) = self.json.as_object() {
+            for (k, v) in o {
+                match k.as_str() {
+                    "taskSpec" => {
+                        for part in ["steps", "sidecars"] {
+                            if let Some(x) = v.get(part) {
+                                collect_strings(x, &mut strings);
+                            }
+                        }
+                    }
+                    "pipelineSpec" => {}
+                    _ => collect_strings(v, &mut strings),
+                }
+            }
+        }
+        let mut out: Vec<(&'a str, &'a str)> = strings
+            .into_iter()
+            .flat_map(result_references_in)
+            .filter(|(t, _)| *t != self.name)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// Every task this one depends on (Tekton's DAG edges), sorted, each once.
@@ -147,6 +187,44 @@ fn collect_result_refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
         Value::Object(o) => o.values().for_each(|x| collect_result_refs(x, out)),
         _ => {}
     }
+}
+
+fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| collect_strings(x, out)),
+        _ => {}
+    }
+}
+
+/// `(task, result)` of every `$(tasks.<task>.results.<result>…)` in `s` (the result name ends at
+/// `.`, `[` or `)`; the bracket form `results["x"]` gives `x`).
+fn result_references_in(s: &str) -> Vec<(&str, &str)> {
+    const OPEN: &str = "$(tasks.";
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(i) = rest.find(OPEN) {
+        let after = &rest[i + OPEN.len()..];
+        let end = after.find(')').unwrap_or(after.len());
+        let expr = &after[..end];
+        if let Some((task, tail)) = expr.split_once('.') {
+            let result = if let Some(r) = tail.strip_prefix("results.") {
+                r.split(['.', '[']).next()
+            } else if let Some(r) = tail.strip_prefix("results[") {
+                r.trim_start_matches(['"', '\''])
+                    .split(['"', '\'', ']'])
+                    .next()
+            } else {
+                None
+            };
+            if let Some(r) = result.filter(|r| !r.is_empty() && !task.is_empty()) {
+                out.push((task, r));
+            }
+        }
+        rest = &after[end..];
+    }
+    out
 }
 
 /// The task names in `$(tasks.<name>.results.<result>…)` references of one string (Tekton's
@@ -245,7 +323,9 @@ mod tests {
                 {"name": "b", "params": [{"name": "c", "value": "$(tasks.a.results.commit)"}]},
                 {"name": "w", "when": [{"input": "$(tasks.x.results.flag)", "operator": "in", "values": ["true"]}]},
                 {"name": "m", "matrix": {"params": [{"name": "p", "value": ["$(tasks.y.results.list[*])"]}]}},
-                {"name": "c", "runAfter": ["b"], "taskSpec": {"steps": [{"script": "$(tasks.zz.results.no)"}]}},
+                {"name": "c", "runAfter": ["b"], "taskSpec": {"steps": [{"script": "echo $(tasks.zz.results.x)"}],
+                    "sidecars": [{"args": ["$(tasks.s.results.y)"]}],
+                    "results": [{"name": "$(tasks.no.results.z)"}]}},
                 {"name": "custom", "taskRef": {"apiVersion": "example.dev/v1", "kind": "Wait"}},
                 {"name": "child", "pipelineRef": {"name": "p"}}
             ],
@@ -263,7 +343,16 @@ mod tests {
         assert_eq!(deps("b"), vec!["a"]);
         assert_eq!(deps("w"), vec!["x"]);
         assert_eq!(deps("m"), vec!["y"]);
-        assert_eq!(deps("c"), vec!["b"]);
+        assert_eq!(
+            v.get("c").expect("c").result_references(),
+            vec![("s", "y"), ("zz", "x")]
+        );
+        assert_eq!(
+            v.get("b").expect("b").result_references(),
+            vec![("a", "commit")]
+        );
+        // Steps and sidecars of an embedded taskSpec are edges; its other fields are not.
+        assert_eq!(deps("c"), vec!["b", "s", "zz"]);
         assert!(deps("report").is_empty());
         assert_eq!(v.get("custom").map(|t| t.kind()), Some(TaskKind::Custom));
         assert_eq!(v.get("child").map(|t| t.kind()), Some(TaskKind::Pipeline));

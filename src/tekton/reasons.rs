@@ -15,6 +15,8 @@ pub mod pipelinerun_reason {
     pub const CANCELLED: &str = "Cancelled";
     pub const PENDING: &str = "PipelineRunPending";
     pub const TIMED_OUT: &str = "PipelineRunTimeout";
+    /// `PipelineRunReasonFailedValidation`: a spec error, or at run time a missing task result.
+    pub const VALIDATION_FAILED: &str = "PipelineValidationFailed";
 }
 
 /// PipelineRun failure reasons that come from the spec or its resolution, not from running a task:

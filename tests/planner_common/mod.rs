@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tekton_retry::api::RetrySpec;
-use tekton_retry::retry::{PlanInput, PlanLimits};
+use tekton_retry::retry::plan::Claim;
+use tekton_retry::retry::planner::attempt_status_reset;
+use tekton_retry::retry::{Plan, PlanInput, PlanLimits};
 
 /// `tests/fixtures/tekton/<rel>` parsed as JSON.
 pub fn fixture(rel: &str) -> Value {
@@ -69,6 +71,20 @@ pub fn input<'a>(
         now,
         limits: PlanLimits::default(),
     }
+}
+
+/// The status patch production writes for `plan` on `run` at `now`: the attempt record the engine
+/// claims ([`Plan::record`]) turned into the reset by the executor's own function.
+pub fn reset_patch(plan: &Plan, run: &Value, now: DateTime<Utc>) -> Value {
+    let record = plan.record(Claim {
+        namespace: "ns",
+        name: "run",
+        by: "tester",
+        reason: None,
+        finally: None,
+        start: now.to_rfc3339(),
+    });
+    attempt_status_reset(run, &record, now)
 }
 
 pub fn pvcs(names: &[&str]) -> BTreeSet<String> {

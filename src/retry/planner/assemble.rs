@@ -10,6 +10,65 @@ use super::budget::Budget;
 use super::select::Selection;
 use super::state::RunState;
 
+/// Task `i` has no run and Tekton will skip it again: its `when` expressions are false and read
+/// nothing that can change (pipelinerunresolution.go `skip` →
+/// `skipBecauseWhenExpressionsEvaluatedToFalse`, `WhenExpressions.AllowsExecution`). Either
+/// `status.skippedTasks` says the `when` was false and it reads no result of a task that runs
+/// again, or (skipped for another reason first, e.g. "PipelineRun was stopping", which overrides
+/// a when-skip) one of its expressions is false as written: `in`/`notin` over strings without any
+/// `$(…)` left in the stored spec (parameters are already applied there). Such a task is reported
+/// as kept, not as retried.
+fn skipped_again(state: &RunState<'_>, sel: &Selection, i: usize) -> bool {
+    let t = &state.tasks[i];
+    let when = t.task.json["when"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if when.iter().any(statically_false) {
+        return true;
+    }
+    if t.skip_reason != Some(crate::tekton::reasons::skip_reason::WHEN_EXPRESSIONS) {
+        return false;
+    }
+    let mut refs = Vec::new();
+    let mut stack: Vec<&serde_json::Value> = when.iter().collect();
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::String(s) => {
+                refs.extend(crate::tekton::pipeline::result_ref_tasks(s))
+            }
+            serde_json::Value::Array(a) => stack.extend(a),
+            serde_json::Value::Object(o) => stack.extend(o.values()),
+            _ => {}
+        }
+    }
+    refs.iter()
+        .all(|r| state.index.get(r).is_none_or(|&j| !sel.runs_again(j)))
+}
+
+/// A `when` expression that is false whatever runs: no CEL, no variable left, `in` or `notin`.
+fn statically_false(w: &serde_json::Value) -> bool {
+    if !w["cel"].is_null() {
+        return false;
+    }
+    let (Some(input), Some(values)) = (w["input"].as_str(), w["values"].as_array()) else {
+        return false;
+    };
+    let values: Option<Vec<&str>> = values.iter().map(serde_json::Value::as_str).collect();
+    let Some(values) = values else {
+        return false;
+    };
+    if input.contains("$(") || values.iter().any(|v| v.contains("$(")) {
+        return false;
+    }
+    let contains = values.contains(&input);
+    match w["operator"].as_str() {
+        Some("in") => !contains,
+        Some("notin") => contains,
+        _ => false,
+    }
+}
+
 pub(super) fn build_plan(
     input: &PlanInput<'_>,
     run: &PipelineRunView<'_>,
@@ -54,7 +113,7 @@ pub(super) fn build_plan(
                 uid: c.uid().to_string(),
                 pipeline_task: name.to_string(),
             }));
-        } else if sel.is_not_run(i) {
+        } else if sel.is_not_run(i) && !skipped_again(state, sel, i) {
             retried.push(RetriedTask {
                 name: name.to_string(),
                 previous_run: None,
@@ -74,11 +133,6 @@ pub(super) fn build_plan(
         .flat_map(|(_, t)| t.missing.iter().map(|m| m.to_string()))
         .collect();
     let attempt = current_attempt.saturating_add(1);
-    let rerun_names: Vec<&str> = retried.iter().map(|r| r.name.as_str()).collect();
-    let message = format!(
-        "Retry attempt {attempt} (tekton-retry): running again {}",
-        rerun_names.join(", ")
-    );
     let remove_annotations = run
         .obj
         .annotations()
@@ -114,8 +168,6 @@ pub(super) fn build_plan(
             "completionTime",
         ),
         remove_annotations,
-        status_message: message,
         dangling_references,
-        planned_at: input.now,
     }
 }

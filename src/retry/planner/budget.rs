@@ -6,6 +6,12 @@
 //! kept child's `creationTimestamp` in the same reconcile (fixtures timeout-within,
 //! timeout-startreset). A retry after the budget ends `PipelineRunTimeout` at once (fixtures
 //! timeout, timeout-long).
+//!
+//! The tasks budget binds every retry, one that re-runs only finally tasks included:
+//! `GetPipelineConditionStatus` (pipelinerunstate.go) ends the run `PipelineRunTimeout` ("failed
+//! due to tasks failed to finish within …") once `HaveTasksTimedOut`, measured from `startTime`
+//! whether or not the DAG already finished (confirmed on a real cluster: a finally-only retry after
+//! `timeouts.tasks` elapsed ended `PipelineRunTimeout` although the finally task succeeded).
 
 use std::time::Duration;
 
@@ -18,19 +24,19 @@ use crate::tekton::{ChildView, PipelineRunView, Timeouts};
 pub struct Budget {
     /// The limit that binds (`timeouts.pipeline`, or `timeouts.tasks` when it is tighter).
     pub limit: Duration,
+    /// Which one: `"pipeline"` or `"tasks"` (explicit, or pipeline − finally).
+    pub which: &'static str,
     /// The start Tekton measures from.
     pub start: DateTime<Utc>,
     pub remaining: Duration,
 }
 
 /// The budget left at `now`, or `None` when the run has no timeout. `kept` are the child runs
-/// that stay (their creation can pull the start back); `dag_reruns`: whether DAG tasks run again
-/// (only they are bound by `timeouts.tasks`).
+/// that stay (their creation can pull the start back).
 pub fn remaining(
     run: &PipelineRunView<'_>,
     timeouts: Timeouts,
     kept: &[ChildView<'_>],
-    dag_reruns: bool,
     now: DateTime<Utc>,
 ) -> Option<Budget> {
     // No startTime yet: Tekton stamps it on the first reconcile, the whole budget is left.
@@ -40,15 +46,13 @@ pub fn remaining(
         .filter_map(|c| c.creation_timestamp())
         .fold(recorded, |a, b| a.min(b));
     let elapsed = (now - start).to_std().unwrap_or(Duration::ZERO);
-    let candidates = [
-        timeouts.pipeline,
-        if dag_reruns { timeouts.tasks } else { None },
-    ];
+    let candidates = [("pipeline", timeouts.pipeline), ("tasks", timeouts.tasks)];
     candidates
         .into_iter()
-        .flatten()
-        .map(|limit| Budget {
+        .filter_map(|(which, limit)| Some((which, limit?)))
+        .map(|(which, limit)| Budget {
             limit,
+            which,
             start,
             remaining: limit.saturating_sub(elapsed),
         })

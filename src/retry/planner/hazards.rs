@@ -7,6 +7,7 @@ use crate::api::annotations::IDEMPOTENT;
 use crate::tekton::reasons::{AFFINITY_ASSISTANT_ANNOTATION, AUTO_CLEANUP_PVC_ANNOTATION};
 use crate::tekton::PipelineRunView;
 
+use super::refuse::MissingResult;
 use super::select::Selection;
 use super::state::RunState;
 
@@ -172,7 +173,8 @@ pub fn gone_claims(
     out
 }
 
-/// The affinity assistant the run's pods were pinned to, when a retry would keep some child runs.
+/// The affinity assistant the run's pods were pinned to, when a retry would keep some child runs
+/// and a task that runs again would be pinned to it.
 ///
 /// Tekton deletes the assistant's StatefulSet when the run completes and creates it only before
 /// the first child run exists (pipelinerun.go `reconcile`: `createOrUpdateAffinityAssistantsAndPVCs`
@@ -180,7 +182,19 @@ pub fn gone_claims(
 /// TaskRuns still carry the annotation and their pods the required `podAffinity` (fixture
 /// affinity/03), so with any child kept they can never be scheduled. With no child kept, Tekton
 /// starts over and creates a new assistant.
-pub fn lost_affinity_assistant(state: &RunState<'_>, sel: &Selection) -> Option<String> {
+///
+/// Which TaskRuns get the annotation depends on the `coschedule` feature flag, which the planner
+/// cannot read (pipelinerun.go `createTaskRun`, affinity_assistant.go
+/// `getAffinityAssistantAnnotationVal`): with `workspaces` (the default) only tasks that bind a PVC
+/// or `volumeClaimTemplate` workspace, with `pipelineruns`/`isolate-pipelinerun` every task. The
+/// runs tell: an annotated run of a task without such a workspace means per-pipelinerun; a run
+/// without the annotation means per-workspace. Only when per-workspace is certain does a retry that
+/// re-runs just tasks without claim workspaces go ahead.
+pub fn lost_affinity_assistant(
+    run: &PipelineRunView<'_>,
+    state: &RunState<'_>,
+    sel: &Selection,
+) -> Option<String> {
     let assistant = state
         .tasks
         .iter()
@@ -191,5 +205,73 @@ pub fn lost_affinity_assistant(state: &RunState<'_>, sel: &Selection) -> Option<
         .iter()
         .enumerate()
         .any(|(i, t)| !t.runs.is_empty() && !sel.is_rerun(i));
-    keeps_a_run.then(|| assistant.to_string())
+    if !keeps_a_run {
+        return None;
+    }
+    let claim_workspaces: BTreeSet<&str> = run
+        .workspace_bindings()
+        .into_iter()
+        .filter(|(_, b)| {
+            !b["persistentVolumeClaim"].is_null() || !b["volumeClaimTemplate"].is_null()
+        })
+        .map(|(n, _)| n)
+        .collect();
+    let binds_claim = |t: &super::state::TaskState<'_>| {
+        t.task
+            .workspace_bindings()
+            .iter()
+            .any(|(_, ws)| claim_workspaces.contains(ws))
+    };
+    let runs = || {
+        state
+            .tasks
+            .iter()
+            .flat_map(|t| t.runs.iter().map(move |c| (t, c)))
+    };
+    let per_pipelinerun = runs()
+        .any(|(t, c)| c.annotation(AFFINITY_ASSISTANT_ANNOTATION).is_some() && !binds_claim(t));
+    let per_workspace = runs().any(|(_, c)| c.annotation(AFFINITY_ASSISTANT_ANNOTATION).is_none());
+    let pinned_again = state
+        .tasks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| sel.runs_again(*i))
+        .any(|(_, t)| per_pipelinerun || !per_workspace || binds_claim(t));
+    pinned_again.then(|| assistant.to_string())
+}
+
+/// Result references of the tasks that run again that a kept producer run cannot satisfy.
+///
+/// Before creating a DAG task Tekton checks that every result it references exists
+/// (pipelinerunresolution.go `CheckMissingResultReferences`); if not, the task is not created and
+/// the run ends `PipelineValidationFailed` with "Failed Validation: N (…)" — a runtime outcome,
+/// e.g. of a producer that failed under `onError: continue` or succeeded without writing the
+/// result. Re-running the consumer while keeping such a producer fails the same way; re-running
+/// the producer (in `restartTasks`) can recover it.
+pub fn missing_results(state: &RunState<'_>, sel: &Selection) -> Vec<MissingResult> {
+    let mut out = Vec::new();
+    for (i, t) in state.tasks.iter().enumerate() {
+        // A finally task, or one under `onError: continue`, with a missing result is skipped
+        // ("Results were missing"), not failed (pipelinerunresolution.go `skip`, `IsFinallySkipped`).
+        if !sel.runs_again(i) || t.task.is_finally || t.task.on_error_continue() {
+            continue;
+        }
+        for (producer, result) in t.task.result_references() {
+            let Some(&j) = state.index.get(producer) else {
+                continue;
+            };
+            if sel.runs_again(j) {
+                continue;
+            }
+            if let Some(run) = state.tasks[j].runs.iter().find(|c| !c.has_result(result)) {
+                out.push(MissingResult {
+                    consumer: t.task.name.to_string(),
+                    producer: producer.to_string(),
+                    result: result.to_string(),
+                    producer_run: run.name().to_string(),
+                });
+            }
+        }
+    }
+    out
 }

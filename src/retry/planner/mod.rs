@@ -1,7 +1,7 @@
 //! The planner: every Tekton rule the reset depends on, in one place. Pure: no I/O.
 //!
-//! [`plan`] turns a done PipelineRun and its child runs into a [`Plan`] (DESIGN §2 steps 1–2) or a
-//! refusal (DESIGN §1 table); [`status_reset`] is the status merge patch of step 5. Each rule cites
+//! [`plan`] turns a done PipelineRun and its child runs into a [`Plan`] or a
+//! refusal; [`attempt_status_reset`] is the status merge patch of the reset. Each rule cites
 //! the recorded real-Tekton fixture (`tests/fixtures/tekton/`) or the tektoncd/pipeline source
 //! (v1.15, commit 3ee1745ae) it comes from.
 //!
@@ -9,10 +9,12 @@
 //!
 //! **Re-run** (child runs deleted, Tekton creates them again under the same names): DAG tasks
 //! that failed, were cancelled or timed out; `restartTasks`; every DAG task downstream of those
-//! (by `runAfter` and by result references in params, matrix and `when`); all finally tasks
-//! (`finally: Rerun`, the default) or only those in `restartTasks` (`Keep`). A matrix task goes
-//! whole. Tasks without a run (skipped, never scheduled) are listed as retried with their skip
-//! reason: Tekton schedules or skips them again by itself.
+//! (by `runAfter` and by result references in params, matrix, `when` and the steps and sidecars of
+//! an embedded taskSpec); all finally tasks (`finally: Rerun`, the default) or, with `Keep`, those
+//! in `restartTasks` and those whose run did not succeed. A matrix task goes whole. Tasks without a
+//! run (skipped, never scheduled) are listed as retried with their skip reason: Tekton schedules or
+//! skips them again by itself; a task whose `when` Tekton will evaluate to false again is listed
+//! as kept.
 //!
 //! **Kept**: every other run, including a failure ignored by `onError: continue` (Tekton already
 //! went on past it; name it in `restartTasks` to run it again).
@@ -23,7 +25,9 @@
 //! timed out or has less than the minimum budget left (the timeout is measured from the original
 //! start), names unknown tasks, would keep a task whose run is gone, would re-run a task marked
 //! `retry.tekton.dev/idempotent: "false"` without acknowledgement, needs a PVC that is gone,
-//! depends on an affinity assistant Tekton deleted, or would change nothing.
+//! would run a task pinned to an affinity assistant Tekton deleted, would run a task whose
+//! referenced result its kept producer never wrote, is managed by another controller
+//! (`spec.managedBy`), or would change nothing.
 
 mod assemble;
 mod budget;
@@ -41,7 +45,11 @@ use crate::tekton::{ChildView, ConditionStatus, ObjectView, PipelineRunView, Pip
 
 use super::plan::{Plan, PlanInput};
 
-pub use reset::status_reset;
+pub use reset::{attempt_status_reset, reset_message};
+
+/// The `spec.managedBy` value of runs the Tekton controller reconciles
+/// (pkg/apis/pipeline/v1/pipelinerun_types.go `ManagedBy`, controller.go `pipelineRunFilterManagedBy`).
+pub const TEKTON_MANAGED_BY: &str = "tekton.dev/pipeline";
 
 /// The refusal to answer when the Tekton webhook rejected a write to the run because inline specs
 /// were disabled after it was created (`disable-inline-spec`). The planner cannot see the flag, so
@@ -75,7 +83,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
         }
     }
 
-    // The run must be done and not successful (DESIGN §1; retrying a success is a TEP-0065
+    // The run must be done and not successful (retrying a success is a TEP-0065
     // non-goal). A pending run never started (pipelinerun_types.go `PipelineRunSpecStatusPending`).
     let spec_status = run.obj.spec_status();
     let reason = run.obj.reason();
@@ -106,7 +114,28 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
         }
     }
 
-    if let Some(r) = reason.filter(|r| DETERMINISTIC_RUN_FAILURES.contains(r)) {
+    if let Some(m) = run
+        .obj
+        .json()
+        .pointer("/spec/managedBy")
+        .and_then(serde_json::Value::as_str)
+        .filter(|m| !m.is_empty() && *m != TEKTON_MANAGED_BY)
+    {
+        return Err(refuse::managed_elsewhere(name, m));
+    }
+
+    // `PipelineValidationFailed` is also the runtime outcome of a missing task result: the
+    // condition message then carries ", Failed Validation: N (…)" (pipelinerunstate.go
+    // `GetPipelineConditionStatus`), and re-running the producer can recover it.
+    let runtime_validation = reason == Some(pipelinerun_reason::VALIDATION_FAILED)
+        && run
+            .obj
+            .message()
+            .is_some_and(|m| m.contains(", Failed Validation: "));
+    if let Some(r) = reason
+        .filter(|r| DETERMINISTIC_RUN_FAILURES.contains(r))
+        .filter(|_| !runtime_validation)
+    {
         return Err(refuse::deterministic(name, r, run.obj.message()));
     }
 
@@ -114,7 +143,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
         .timeouts()
         .map_err(|e| refuse::bad_timeout(name, &e.to_string()))?;
     if reason == Some(pipelinerun_reason::TIMED_OUT) {
-        let b = budget::remaining(&run, timeouts, &[], true, input.now);
+        let b = budget::remaining(&run, timeouts, &[], input.now);
         return Err(refuse::timed_out(name, b.as_ref()));
     }
 
@@ -167,7 +196,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
     if !gone.is_empty() {
         return Err(refuse::workspace_gone(name, &gone));
     }
-    if let Some(assistant) = hazards::lost_affinity_assistant(&state, &sel) {
+    let missing_results = hazards::missing_results(&state, &sel);
+    if !missing_results.is_empty() {
+        return Err(refuse::missing_results(name, &missing_results));
+    }
+    if let Some(assistant) = hazards::lost_affinity_assistant(&run, &state, &sel) {
         return Err(refuse::affinity_assistant(name, &assistant));
     }
     // Tasks named in restartTasks are work by request.
@@ -182,12 +215,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
         .filter(|(i, _)| !sel.is_rerun(*i))
         .flat_map(|(_, t)| t.runs.iter().copied())
         .collect();
-    let dag_reruns = state
-        .tasks
-        .iter()
-        .enumerate()
-        .any(|(i, t)| !t.task.is_finally && sel.runs_again(i));
-    let budget = budget::remaining(&run, timeouts, &kept, dag_reruns, input.now);
+    let budget = budget::remaining(&run, timeouts, &kept, input.now);
     if let Some(b) = &budget {
         if b.remaining < input.limits.min_timeout_budget {
             return Err(refuse::budget_spent(
@@ -207,6 +235,49 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
         current_attempt,
         budget,
     ))
+}
+
+/// The namespace-local Tasks Tekton will fetch again for `plan`, as `(pipeline task, Task name)`:
+/// a task without a run after the reset is resolved from its `taskRef`
+/// (pipelinerunresolution.go `resolveTask`: only an existing TaskRun's `status.taskSpec` spares
+/// the fetch), and a missing Task fails the run `CouldntGetTask` at once. Only plain references
+/// (`kind: Task` or none, no resolver, no custom `apiVersion`) are listed; `children` are the
+/// run's child runs (a preserved task without one, e.g. skipped, is resolved too).
+pub fn local_task_refs(input: &PlanInput<'_>, plan: &Plan) -> Vec<(String, String)> {
+    let run = PipelineRunView::new(input.pipeline_run);
+    let Some(spec) = run.pipeline_spec(input.pipeline) else {
+        return Vec::new();
+    };
+    let spec = PipelineSpecView::from_json(spec);
+    let has_child = |task: &str| {
+        input.children.iter().any(|c| {
+            c.pointer("/metadata/labels/tekton.dev~1pipelineTask")
+                .and_then(serde_json::Value::as_str)
+                == Some(task)
+        })
+    };
+    let deleted: std::collections::HashSet<&str> = plan
+        .all_deletions()
+        .map(|c| c.pipeline_task.as_str())
+        .collect();
+    spec.all()
+        .filter(|t| deleted.contains(t.name) || !has_child(t.name))
+        .filter_map(|t| {
+            let r = &t.json["taskRef"];
+            let name = r["name"].as_str().filter(|n| !n.is_empty())?;
+            let plain = r["kind"].as_str().is_none_or(|k| k == "Task")
+                && r["resolver"].is_null()
+                && r["apiVersion"]
+                    .as_str()
+                    .is_none_or(|a| a.is_empty() || a.starts_with("tekton.dev/"));
+            plain.then(|| (t.name.to_string(), name.to_string()))
+        })
+        .collect()
+}
+
+/// The refusal when Tasks [`local_task_refs`] lists are gone (`(pipeline task, Task)` pairs).
+pub fn tasks_gone_refusal(run: &str, gone: &[(String, String)]) -> ApiError {
+    refuse::tasks_gone(run, gone)
 }
 
 /// `restartTasks` and `acknowledgeNonIdempotent` must name pipeline tasks.

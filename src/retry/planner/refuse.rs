@@ -147,20 +147,49 @@ pub fn timed_out(run: &str, budget: Option<&Budget>) -> ApiError {
     )
 }
 
+/// `spec.managedBy` names another controller: Tekton filters the run out of its work queue
+/// (pkg/reconciler/pipelinerun/controller.go `pipelineRunFilterManagedBy`) and would never act on
+/// a reset; it would stay `Unknown/Running` with no TaskRun.
+pub fn managed_elsewhere(run: &str, managed_by: &str) -> ApiError {
+    invalid(
+        run,
+        "ManagedElsewhere",
+        format!("it is managed by {managed_by:?}, not by Tekton"),
+        vec![Cause::forbidden(
+            "spec.managedBy",
+            format!(
+                "spec.managedBy is {managed_by:?}: the Tekton controller never reconciles this run, \
+                 so a reset would leave it running with nothing scheduled. Retry it with the \
+                 controller that manages it"
+            ),
+        )],
+    )
+}
+
 pub fn budget_spent(run: &str, budget: &Budget, minimum: Duration) -> ApiError {
+    let (field, effect) = if budget.which == "tasks" {
+        (
+            "spec.timeouts.tasks",
+            "Tekton ends the run PipelineRunTimeout once the tasks timeout has passed, even when              only finally tasks run again",
+        )
+    } else {
+        ("spec.timeouts.pipeline", "Tekton would time the retry out")
+    };
     invalid(
         run,
         "TimeoutBudget",
         format!(
-            "only {} of the pipeline timeout is left",
-            format_go_duration(budget.remaining)
+            "only {} of the {} timeout is left",
+            format_go_duration(budget.remaining),
+            budget.which
         ),
         vec![Cause::forbidden(
-            "spec.timeouts.pipeline",
+            field,
             format!(
-                "the timeout of {} is measured from the original start {}: only {} is left, \
-                 less than the {} a retry needs, and Tekton would time the retry out. Create a \
-                 new PipelineRun (with a longer timeouts.pipeline if needed)",
+                "the {} timeout of {} is measured from the original start {}: only {} is left, \
+                 less than the {} a retry needs, and {effect}. Create a new PipelineRun (with \
+                 longer timeouts if needed)",
+                budget.which,
                 format_go_duration(budget.limit),
                 format_time(budget.start),
                 format_go_duration(budget.remaining),
@@ -248,6 +277,62 @@ pub fn missing_children(run: &str, missing: &[(&str, &str)]) -> ApiError {
         run,
         "MissingChild",
         "child runs of tasks it would keep are gone".to_string(),
+        causes,
+    )
+}
+
+/// A task that runs again references a result its kept producer never wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingResult {
+    pub consumer: String,
+    pub producer: String,
+    pub result: String,
+    /// The kept run of the producer.
+    pub producer_run: String,
+}
+
+pub fn missing_results(run: &str, missing: &[MissingResult]) -> ApiError {
+    let causes = missing
+        .iter()
+        .map(|m| {
+            Cause::invalid(
+                "spec.restartTasks",
+                format!(
+                    "task \"{}\" uses the result \"{}\" of task \"{}\", whose kept run \"{}\" \
+                     did not write it: Tekton would fail the run PipelineValidationFailed again \
+                     (\"Failed Validation\"); add \"{}\" to spec.restartTasks to run it again",
+                    m.consumer, m.result, m.producer, m.producer_run, m.producer
+                ),
+            )
+        })
+        .collect();
+    invalid(
+        run,
+        "MissingResult",
+        "tasks it would run again use results that kept runs never wrote".to_string(),
+        causes,
+    )
+}
+
+/// Tasks that run again reference a Task that no longer exists.
+pub fn tasks_gone(run: &str, gone: &[(String, String)]) -> ApiError {
+    let causes = gone
+        .iter()
+        .map(|(task, task_ref)| {
+            Cause::invalid(
+                "status.pipelineSpec",
+                format!(
+                    "task \"{task}\" runs Task \"{task_ref}\", which no longer exists: Tekton \
+                     would fail the retry CouldntGetTask without running anything. Restore the \
+                     Task, or create a new PipelineRun"
+                ),
+            )
+        })
+        .collect();
+    invalid(
+        run,
+        "TaskGone",
+        "Tasks it would run again are gone".to_string(),
         causes,
     )
 }

@@ -1,11 +1,64 @@
 //! The status half of a reset: the JSON merge patch that makes Tekton run the run again.
+//!
+//! [`attempt_status_reset`] is the only way to build it: the executor writes what it returns for
+//! the claimed attempt record, and the fixture tests build the record from a plan with
+//! [`crate::retry::Plan::record`] and call the same function.
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
+use crate::retry::record::AttemptRecord;
 use crate::tekton::format_time;
 
-/// The `status` object of a JSON merge patch that resets a done PipelineRun (DESIGN §2 step 5).
+/// The `status` object of the merge patch that resets `pipeline_run` for the attempt `record`
+/// claims: the reset (`status_reset`) dropping the `childReferences` of every run the attempt replaces
+/// before the reset (`replace_now`) **and** the dangling references of the tasks that run again
+/// (`drop_references`). Tekton re-creates runs from the names left in `childReferences` and, for a
+/// matrix task, gives the i-th listed name the i-th combination
+/// (pipelinerunresolution.go `GetNamesOfTaskRuns`, pipelinerun.go `createTaskRuns`): a reference
+/// left behind would re-create only the listed names, with the wrong parameters.
+///
+/// The runs replaced after `spec.status` is cleared (finally runs of a gracefully cancelled run)
+/// still exist at this point: Tekton re-adds the reference of an existing owned run on its next
+/// reconcile (`updatePipelineRunStatusFromChildRefs`), so their references stay, and Tekton
+/// re-creates them under the same names once they are deleted (fixture childrefs v2).
+pub fn attempt_status_reset(
+    pipeline_run: &Value,
+    record: &AttemptRecord,
+    now: DateTime<Utc>,
+) -> Value {
+    let dropped: HashSet<&str> = record
+        .replace_now
+        .iter()
+        .map(|r| r.name.as_str())
+        .chain(record.drop_references.iter().map(String::as_str))
+        .collect();
+    status_reset(
+        pipeline_run,
+        |n| dropped.contains(n),
+        now,
+        &reset_message(record),
+    )
+}
+
+/// The `Succeeded` message of the reset condition (Tekton replaces it with its own
+/// `Tasks Completed: …` on the next reconcile).
+pub fn reset_message(record: &AttemptRecord) -> String {
+    format!(
+        "Retry attempt {} started by {}: re-running {}",
+        record.attempt,
+        record.by,
+        if record.tasks.is_empty() {
+            "the remaining tasks".to_string()
+        } else {
+            record.tasks.join(", ")
+        }
+    )
+}
+
+/// The `status` object of a JSON merge patch that resets a done PipelineRun.
 ///
 /// - `conditions`: the current list with the `Succeeded` condition replaced by
 ///   `Unknown`/`Running` (other conditions kept; appended when absent);
@@ -17,7 +70,7 @@ use crate::tekton::format_time;
 ///
 /// Nothing else is written, so `startTime` (Tekton measures the timeout from it), `pipelineSpec`,
 /// `provenance` and fields this code does not know are left as they are by the merge.
-pub fn status_reset(
+fn status_reset(
     pipeline_run: &Value,
     is_deleted: impl Fn(&str) -> bool,
     now: DateTime<Utc>,
@@ -77,11 +130,23 @@ mod tests {
             "pipelineSpec": {"tasks": []},
             "somethingNew": 1
         }});
-        let deleted = ["r-b", "r-m-0"];
+        // r-b is replaced now, r-m-0 is a dangling reference of a task that runs again.
+        let record = AttemptRecord {
+            attempt: 2,
+            by: "alice".into(),
+            tasks: vec!["b".into(), "m".into()],
+            replace_now: vec![crate::retry::record::RunRef::new("TaskRun", "r-b", "u-b")],
+            drop_references: vec!["r-m-0".into()],
+            ..Default::default()
+        };
         let now = DateTime::parse_from_rfc3339("2026-11-26T20:00:00Z")
             .expect("time")
             .with_timezone(&Utc);
-        let p = status_reset(&run, |n| deleted.contains(&n), now, "retry");
+        let p = attempt_status_reset(&run, &record, now);
+        assert_eq!(
+            p["conditions"][1]["message"],
+            "Retry attempt 2 started by alice: re-running b, m"
+        );
         assert_eq!(
             p["conditions"][0],
             json!({"type": "Ready", "status": "True"})

@@ -1,4 +1,4 @@
-//! The re-run set (DESIGN §2 step 2): which pipeline tasks run again and which runs are kept.
+//! The re-run set: which pipeline tasks run again and which runs are kept.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -47,8 +47,10 @@ impl Selection {
 ///   result references in params, matrix and `when`, pipeline_types.go `Deps`): its inputs may
 ///   change, so a kept run of it would be stale;
 /// - finally tasks: all of them with `Rerun` (fixture dag-failed: `report` deleted and re-run);
-///   with `Keep` only those in `restartTasks` (fixture keep-finally: a kept finally run is not
-///   re-run).
+///   with `Keep` those in `restartTasks` and those whose run failed, was cancelled or timed out:
+///   only succeeded finally runs are kept (fixture keep-finally: a kept finally run is not re-run;
+///   Tekton counts a kept failed finally run into the new outcome, pipelinerunstate.go
+///   `getPipelineTasksCount`, so the run would end `Failed` after the DAG succeeded).
 ///
 /// A matrix task is one entry: all its runs go (fixture matrix: deleting only the failed
 /// combination leaves it never re-created; matrix-full: deleting all three re-creates all three).
@@ -94,7 +96,11 @@ pub fn select(state: &RunState<'_>, restart: &[String], finally: FinallyPolicy) 
         queue.extend(dependents(i).filter(|&d| !rerun[d]));
     }
     for (i, t) in state.tasks.iter().enumerate() {
-        if t.task.is_finally && (finally == FinallyPolicy::Rerun || restart.contains(t.task.name)) {
+        if t.task.is_finally
+            && (finally == FinallyPolicy::Rerun
+                || restart.contains(t.task.name)
+                || t.outcome.needs_rerun())
+        {
             rerun[i] = true;
         }
     }

@@ -26,7 +26,8 @@ pub struct ArchivedRun {
     pub pipeline_task: String,
     /// The full object as it was before deletion (unknown fields included).
     pub object: Value,
-    /// container name → tail of its log (or why it could not be read).
+    /// container name → tail of its log (or why it could not be read), for the run's last pod;
+    /// `<pod>/<container>` for the pods of earlier automatic retries (`status.retriesStatus`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub logs: BTreeMap<String, String>,
 }

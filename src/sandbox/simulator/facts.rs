@@ -76,19 +76,10 @@ impl Rpt {
         get_str(&self.task, &["onError"]) == Some("continue")
     }
 
-    /// The task's `$(tasks.<t>.results.<r>)` references (params, when, matrix).
+    /// The task's `$(tasks.<t>.results.<r>)` references (params, when, matrix, and the steps and
+    /// sidecars of an embedded taskSpec: [`substitution_expressions`]).
     pub fn result_refs(&self) -> Vec<(String, String)> {
-        let mut exprs = Vec::new();
-        for key in ["params", "when", "matrix"] {
-            if let Some(v) = self.task.get(key) {
-                util::references(v, &mut exprs);
-            }
-        }
-        exprs
-            .iter()
-            .filter_map(|e| util::result_ref(e))
-            .map(|(t, r)| (t.to_string(), r.to_string()))
-            .collect()
+        substitution_expressions(&self.task)
     }
 }
 
@@ -117,6 +108,9 @@ pub struct Facts {
     pub now: DateTime<Utc>,
     /// Timing inputs.
     pub timeouts: Timeouts,
+    /// `ValidationFailedTask` / `ValidationFailedErrors`: DAG tasks not created because a result
+    /// they reference does not exist, with the error (set by [`Facts::fail_validation`]).
+    validation_failed: BTreeMap<usize, String>,
     cache: RefCell<HashMap<usize, Option<&'static str>>>,
 }
 
@@ -139,8 +133,37 @@ impl Facts {
             spec_status: spec_status.to_string(),
             now,
             timeouts,
+            validation_failed: BTreeMap::new(),
             cache: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// `CheckMissingResultReferences` (pipelinerunresolution.go) for a DAG candidate: the error
+    /// when a result it references does not exist — the producer failed (e.g. under `onError:
+    /// continue`) or succeeded without writing it.
+    pub fn missing_result_error(&self, i: usize) -> Option<String> {
+        let (task, result) = self.missing_result(i)?;
+        let producer = &self.state[self.index(&task)?];
+        Some(if producer.is_successful() {
+            format!(
+                "task {task:?} completed successfully but did not emit the result {result:?}, which is referenced by task {:?}",
+                self.state[i].name
+            )
+        } else {
+            format!("Invalid task result reference: Could not find result with name {result} for pipeline task {task}")
+        })
+    }
+
+    /// Puts DAG task `i` on the validation-failed list (pipelinerun.go `runNextSchedulableTask`):
+    /// not created, done, and the run stops and ends `PipelineValidationFailed`.
+    pub fn fail_validation(&mut self, i: usize, error: String) {
+        self.validation_failed.insert(i, error);
+        self.reset_cache();
+    }
+
+    /// `isValidationFailed`.
+    pub fn is_validation_failed(&self, i: usize) -> bool {
+        self.validation_failed.contains_key(&i)
     }
 
     /// `ResetSkippedCache` – needed after TaskRuns were created in this reconcile.
@@ -152,11 +175,13 @@ impl Facts {
         self.state.iter().position(|t| t.name == name)
     }
 
-    /// `IsStopping`: a DAG task failed (without `onError: continue`).
+    /// `IsStopping`: a DAG task failed or failed validation (without `onError: continue`).
     pub fn is_stopping(&self) -> bool {
-        self.state
-            .iter()
-            .any(|t| !t.is_final && t.is_failure() && !t.on_error_continue())
+        self.state.iter().enumerate().any(|(i, t)| {
+            !t.is_final
+                && (t.is_failure() || self.is_validation_failed(i))
+                && !t.on_error_continue()
+        })
     }
 
     /// `IsRunning`: a DAG task is running.
@@ -172,10 +197,13 @@ impl Facts {
         self.spec_status == rules::PR_SPEC_STOPPED_RUN_FINALLY
     }
 
-    /// `isDone` of a task: skipped, successful or failed.
+    /// `isDone` of a task: skipped, successful, failed or validation-failed.
     pub fn task_done(&self, i: usize) -> bool {
         let t = &self.state[i];
-        self.skip(i).is_some() || t.is_successful() || t.is_failure()
+        self.skip(i).is_some()
+            || t.is_successful()
+            || t.is_failure()
+            || self.is_validation_failed(i)
     }
 
     fn parents_done(&self, i: usize) -> bool {
@@ -214,12 +242,12 @@ impl Facts {
         }
     }
 
-    fn missing_result(&self, i: usize) -> Option<String> {
+    /// The first `(task, result)` reference of task `i` that cannot be resolved.
+    fn missing_result(&self, i: usize) -> Option<(String, String)> {
         self.state[i]
             .result_refs()
             .into_iter()
             .find(|(t, r)| self.result_value(t, r).is_none())
-            .map(|(t, _)| t)
     }
 
     /// Evaluates `when` expressions (`WhenExpressions.AllowsExecution`; `in` / `notin`).
@@ -263,7 +291,7 @@ impl Facts {
 
     fn skip_uncached(&self, i: usize) -> Option<&'static str> {
         let t = &self.state[i];
-        if t.is_final || t.is_scheduled() {
+        if t.is_final || t.is_scheduled() || self.is_validation_failed(i) {
             return None;
         }
         if self.is_stopping() {
@@ -288,7 +316,7 @@ impl Facts {
             return Some(skip::PARENT);
         }
         if parents_done {
-            if let Some(producer) = self.missing_result(i) {
+            if let Some((producer, _)) = self.missing_result(i) {
                 let producer_when_skipped = self
                     .index(&producer)
                     .and_then(|j| self.skip(j))
@@ -443,10 +471,13 @@ impl Facts {
             mut skipped_timeout,
         ) = (0, 0, 0, 0, 0, 0);
         let mut ignored = 0;
+        let mut validation_failed = 0;
         for (i, t) in self.state.iter().enumerate() {
             let sk = self.skip(i);
             let fsk = self.finally_skip(i);
-            if t.is_successful() {
+            if self.is_validation_failed(i) {
+                validation_failed += 1;
+            } else if t.is_successful() {
                 succeeded += 1;
             } else if t.is_cancelled_for_timeout() {
                 failed += 1;
@@ -494,13 +525,31 @@ impl Facts {
             } else {
                 format!("Tasks Completed: {completed} (Failed: {total_failed}, Cancelled {cancelled}), Skipped: {skipped}")
             };
+            // "…, Failed Validation: N (errors sorted by task name, joined by "; ")"
+            // (pipelinerunstate.go `GetPipelineConditionStatus`).
+            if validation_failed > 0 {
+                let mut errors: Vec<(&str, &str)> = self
+                    .validation_failed
+                    .iter()
+                    .map(|(i, e)| (self.state[*i].name.as_str(), e.as_str()))
+                    .collect();
+                errors.sort();
+                let joined: Vec<&str> = errors.into_iter().map(|(_, e)| e).collect();
+                message.push_str(&format!(
+                    ", Failed Validation: {validation_failed} ({})",
+                    joined.join("; ")
+                ));
+            }
             let mut status = "True";
             let mut reason = if skipped > 0 {
                 rules::pr_reason::COMPLETED
             } else {
                 rules::pr_reason::SUCCEEDED
             };
-            if failed > 0 || skipped_timeout > 0 {
+            if validation_failed > 0 {
+                reason = rules::pr_reason::VALIDATION_FAILED;
+                status = "False";
+            } else if failed > 0 || skipped_timeout > 0 {
                 reason = rules::pr_reason::FAILED;
                 status = "False";
             } else if spec_status == rules::PR_SPEC_CANCELLED_RUN_FINALLY
@@ -642,19 +691,35 @@ impl Facts {
             .filter_map(Value::as_str)
             .map(str::to_string)
             .collect();
-        let mut exprs = Vec::new();
-        for key in ["params", "when", "matrix"] {
-            if let Some(v) = get(task, &[key]) {
-                util::references(v, &mut exprs);
-            }
-        }
-        for e in exprs {
-            if let Some((t, _)) = util::result_ref(&e) {
-                if !deps.iter().any(|d| d == t) {
-                    deps.push(t.to_string());
-                }
+        for (t, _) in substitution_expressions(task) {
+            if !deps.contains(&t) {
+                deps.push(t);
             }
         }
         deps
     }
+}
+
+/// Every `$(tasks.<t>.results.<r>)` a pipeline task uses, as `(t, r)`: in its params, `when`,
+/// matrix, and the steps and sidecars of an embedded `taskSpec`
+/// (pipeline_validation.go `PipelineTask.GetVarSubstitutionExpressions`, resultref.go
+/// `PipelineTaskResultRefs`; confirmed on a real cluster: a step script referencing
+/// `$(tasks.a.results.x)` makes the task wait for `a`).
+pub fn substitution_expressions(task: &Value) -> Vec<(String, String)> {
+    let mut exprs = Vec::new();
+    for key in ["params", "when", "matrix"] {
+        if let Some(v) = get(task, &[key]) {
+            util::references(v, &mut exprs);
+        }
+    }
+    for key in ["steps", "sidecars"] {
+        if let Some(v) = get(task, &["taskSpec", key]) {
+            util::references(v, &mut exprs);
+        }
+    }
+    exprs
+        .iter()
+        .filter_map(|e| util::result_ref(e))
+        .map(|(t, r)| (t.to_string(), r.to_string()))
+        .collect()
 }

@@ -33,7 +33,9 @@
 //! 8. TaskRun names: from childReferences for the task, else `<run>-<task>` / matrix
 //!    `<run>-<task>-<i>`; TaskRuns are looked up by those names [`GetNamesOfTaskRuns`; matrix:
 //!    a deleted combination whose reference was kept is never re-created, dangling non-matrix refs
-//!    are re-created under the same name (childrefs v2)].
+//!    are re-created under the same name (childrefs v2)]. A matrix name gets its combination by
+//!    its **position** in that list, not by its `-<i>` suffix \[`createTaskRuns`\]: refs left for
+//!    `-1`, `-2` only re-create those two, with combinations 0 and 1.
 //! 9. Skip reasons, recomputed every reconcile, first match wins: scheduled/finally → none;
 //!    stopping; gracefully cancelled; gracefully stopped; when false (parents done); parent skipped
 //!    (not for when-skipped parents); missing results; pipeline timeout; tasks timeout; empty matrix.
@@ -50,7 +52,9 @@
 //!     `taskSpec`, `serviceAccountName` from `taskRunTemplate`, `timeout` default `1h0m0s`,
 //!     `retries` [`createTaskRun`; dag-failed/06, matrix/01, timeout-within/03].
 //! 12. Graceful cancel while DAG tasks run cancels every referenced TaskRun \[`gracefullyCancelPipelineRun`\].
-//! 13. `timeouts.tasks` / `timeouts.finally` exceeded: running TaskRuns of that phase are cancelled
+//! 13. Tasks timeout = `timeouts.tasks`, else `pipeline − finally` when both are set and non-zero;
+//!     finally timeout symmetrically \[`TasksTimeout`, `FinallyTimeout`\].
+//!     `timeouts.tasks` / `timeouts.finally` exceeded: running TaskRuns of that phase are cancelled
 //!     with the timeout message.
 //! 14. `now - startTime > timeouts.pipeline`: cancel referenced TaskRuns with "…has timed out.",
 //!     `False/PipelineRunTimeout` [`timeoutPipelineRun`; timeout/03, timeout-startreset].
@@ -68,6 +72,20 @@
 //!     an Update fenced by the resourceVersion just read — a key changed by someone else during the
 //!     reconcile is written back \[`updateLabelsAndAnnotations`, `kmap.Union`\]. The driver models it
 //!     ([`SimulatorOptions::metadata_sync_lag`] widens the window); the memory cluster does not.
+//! 20. A run whose `spec.managedBy` is not `tekton.dev/pipeline` is never reconciled (nor such a
+//!     TaskRun) \[`pipelineRunFilterManagedBy`\].
+//! 21. A created TaskRun of a task binding a PVC or `volumeClaimTemplate` workspace carries
+//!     `pipeline.tekton.dev/affinity-assistant: affinity-assistant-<sha256(ws+run)[:10]>`
+//!     (`coschedule: workspaces`) \[`getAffinityAssistantAnnotationVal`; affinity fixture\]; the
+//!     StatefulSet, template PVCs and pod scheduling are not modelled.
+//! 22. DAG edges: `runAfter` and `$(tasks.X.results.…)` in params, `when`, matrix and the steps
+//!     and sidecars of an embedded taskSpec, whose results are substituted into the created
+//!     TaskRun too \[`PipelineTask.Deps`, `GetVarSubstitutionExpressions`, `ApplyTaskResults`\].
+//! 23. A DAG candidate referencing a result that does not exist (producer failed under `onError:
+//!     continue`, or succeeded without it) is not created: it is validation-failed (done, makes the
+//!     run stop), no DAG task is created in that reconcile, and the run ends
+//!     `False/PipelineValidationFailed` with `…, Failed Validation: N (error)` in the message
+//!     \[`CheckMissingResultReferences`, `GetPipelineConditionStatus`\].
 //! 19. Only children whose first ownerReference is the run are adopted into childReferences
 //!     \[`filterTaskRunsForPipelineRunStatus`\]; a labelled TaskRun of another owner is ignored.
 //! 17. childReferences rebuilt from existing TaskRuns in task order (dangling refs dropped);
@@ -109,9 +127,15 @@
 //!   Task results get `<result>-from-<pod name>`, the recorded kubelet's values, so the fixtures'
 //!   result values and the params derived from them compare exactly.
 //!
+//! Finalizers that delay deletion are the emulator's (an object with `metadata.finalizers` stays,
+//! with its deletionTimestamp, until they are removed).
+//!
 //! Not modelled: custom tasks, pipelines in pipelines, CEL when expressions, array/object params
-//! and results, `matrix.include`, onError annotations on pods, sidecars, affinity assistants
-//! (workspaces are passed through unchanged), resolvers, result validation failures.
+//! and results, `matrix.include`, onError annotations on pods, sidecars (only their result
+//! references), the affinity assistant's StatefulSet and pod affinity, template PVCs (workspaces
+//! are passed through unchanged), the `coschedule` modes other than `workspaces`, resolvers.
+//! Names of TaskRuns and pods follow `kmeta.ChildName` (hashed when too long,
+//! [`crate::tekton::names`]).
 
 pub mod driver;
 pub mod facts;

@@ -2,6 +2,7 @@
 //! the writes the real controller would make (`pkg/reconciler/pipelinerun/pipelinerun.go`
 //! `ReconcileKind` → `reconcile` → `runNextSchedulableTask`). No I/O.
 
+use crate::tekton::names::{child_name, matrix_run_name};
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -58,6 +59,18 @@ pub fn pipeline_timeout(pr: &Value) -> TimeDelta {
 
 fn opt_timeout(pr: &Value, key: &str) -> Option<TimeDelta> {
     get_str(pr, &["spec", "timeouts", key]).and_then(util::parse_duration)
+}
+
+/// `TasksTimeout` / `FinallyTimeout` (pipelinerun_types.go): the explicit value, else
+/// `pipeline − other` when both `timeouts.pipeline` and the other one are set and non-zero
+/// (`timeouts: {pipeline: 1h, finally: 10m}` gives the tasks 50m), else none.
+fn phase_timeout(pr: &Value, key: &str, other: &str) -> Option<TimeDelta> {
+    if let Some(t) = opt_timeout(pr, key) {
+        return Some(t);
+    }
+    let pipeline = opt_timeout(pr, "pipeline").filter(|t| *t > TimeDelta::zero())?;
+    let other = opt_timeout(pr, other).filter(|t| *t > TimeDelta::zero())?;
+    Some(pipeline - other)
 }
 
 fn timeout_message(pr: &Value) -> String {
@@ -343,7 +356,7 @@ pub fn matrix_combinations(task: &Value) -> Vec<Vec<(String, String)>> {
 }
 
 /// `GetNamesOfTaskRuns`: names from `childReferences` for the task, else `<run>-<task>` or, for a
-/// matrix, `<run>-<task>-<i>` (`getNewRunNames`; `kmeta.ChildName` length limits are not modelled).
+/// matrix, `<run>-<task>-<i>` (`getNewRunNames`, with `kmeta.ChildName`'s hashing of long names).
 fn run_names(status: &Map<String, Value>, run: &str, task: &Value) -> Vec<String> {
     let tname = str_or_empty(task, &["name"]);
     let from_refs: Vec<String> = status
@@ -363,10 +376,10 @@ fn run_names(status: &Map<String, Value>, run: &str, task: &Value) -> Vec<String
     if task.get("matrix").is_some() {
         let n = matrix_combinations(task).len();
         if n != 1 {
-            return (0..n).map(|i| format!("{run}-{tname}-{i}")).collect();
+            return (0..n).map(|i| matrix_run_name(run, tname, i, n)).collect();
         }
     }
-    vec![format!("{run}-{tname}")]
+    vec![child_name(run, &format!("-{tname}"))]
 }
 
 /// Builds a child TaskRun (`createTaskRun`): labels, annotations, owner reference, params, task
@@ -401,6 +414,9 @@ fn make_taskrun(
         .cloned()
         .unwrap_or_default();
     annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    if let Some(assistant) = affinity_assistant_of(pr, task) {
+        annotations.insert(rules::ANN_AFFINITY_ASSISTANT.into(), assistant.into());
+    }
 
     let resolve = |e: &str| -> Option<String> {
         if let Some((t, r)) = util::result_ref(e) {
@@ -432,6 +448,13 @@ fn make_taskrun(
         if let Some(o) = s.as_object_mut() {
             o.remove("metadata");
             o.remove("spec");
+            // `PropagateResults` (resources/apply.go `ApplyTaskResults`) replaces task results in
+            // the embedded spec's steps and sidecars too.
+            for key in ["steps", "sidecars"] {
+                if let Some(v) = o.get_mut(key) {
+                    util::substitute_value(v, &resolve);
+                }
+            }
         }
         spec.insert("taskSpec".into(), s);
     }
@@ -485,6 +508,36 @@ fn make_taskrun(
     })
 }
 
+/// The affinity assistant a new TaskRun of `task` is pinned to under the default
+/// `coschedule: workspaces`: for a task that binds a `persistentVolumeClaim` or
+/// `volumeClaimTemplate` workspace, `affinity-assistant-` + the first 10 hex digits of
+/// sha256(workspace + run name) (pipelinerun.go `createTaskRun`, affinity_assistant.go
+/// `getAffinityAssistantAnnotationVal`, `GetAffinityAssistantName`; fixture affinity:
+/// `affinity-assistant-9e9e0199da` for workspace `src` of `ws-run`). Tasks without such a
+/// workspace get none. The StatefulSet and the pods' required affinity are not modelled.
+pub fn affinity_assistant_of(pr: &Value, task: &Value) -> Option<String> {
+    let bindings = array(pr, &["spec", "workspaces"]);
+    let ws = array(task, &["workspaces"]).iter().find_map(|w| {
+        let from = str_or_empty(w, &["workspace"]);
+        bindings
+            .iter()
+            .find(|b| str_or_empty(b, &["name"]) == from)
+            .filter(|b| {
+                b.get("persistentVolumeClaim").is_some() || b.get("volumeClaimTemplate").is_some()
+            })
+            .map(|_| from)
+    })?;
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{ws}{}", util::name(pr)).as_bytes(),
+    );
+    let hex: String = digest.as_ref()[..5]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Some(format!("affinity-assistant-{hex}"))
+}
+
 /// One PipelineRun reconcile, as the real controller does it. `children` are the TaskRuns of the
 /// namespace labelled `tekton.dev/pipelineRun=<run>` (TaskRuns are looked up among them by name);
 /// `tasks` are the namespace's Tasks by name. A done run is left alone.
@@ -496,6 +549,10 @@ pub fn reconcile_pipelinerun(
     now: DateTime<Utc>,
 ) -> PipelineRunActions {
     let mut actions = PipelineRunActions::default();
+    // Another controller's run never reaches the work queue.
+    if !rules::managed_by_tekton(pr) {
+        return actions;
+    }
     // ReconcileKind: "If the PipelineRun is already done on entry, perform only the lightweight
     // post-completion work" — no writes (fixtures: no controller write while done).
     if util::is_done(pr) {
@@ -657,8 +714,8 @@ pub fn reconcile_pipelinerun(
         start: util::time_at(&Value::Object(status.clone()), &["startTime"]),
         finally_start: util::time_at(&Value::Object(status.clone()), &["finallyStartTime"]),
         pipeline: Some(timeout).filter(|t| *t > TimeDelta::zero()),
-        tasks: opt_timeout(pr, "tasks"),
-        finally: opt_timeout(pr, "finally"),
+        tasks: phase_timeout(pr, "tasks", "finally"),
+        finally: phase_timeout(pr, "finally", "tasks"),
     };
     let mut facts = Facts::new(state, &spec_status, now, timeouts);
 
@@ -695,8 +752,21 @@ pub fn reconcile_pipelinerun(
         }
     }
 
-    // runNextSchedulableTask.
+    // runNextSchedulableTask. `CheckMissingResultReferences` first: a DAG candidate referencing a
+    // result that does not exist is put on the validation-failed list, and no DAG task is created
+    // in this reconcile (`nextRpts = nil`); the run stops and ends `PipelineValidationFailed`
+    // (confirmed on a real cluster with an `onError: continue` producer).
     let mut next = facts.dag_queue();
+    let invalid: Vec<(usize, String)> = next
+        .iter()
+        .filter_map(|&i| facts.missing_result_error(i).map(|e| (i, e)))
+        .collect();
+    if !invalid.is_empty() {
+        next.clear();
+        for (i, e) in invalid {
+            facts.fail_validation(i, e);
+        }
+    }
     let finals = facts.final_queue();
     let statuses = facts.pipeline_task_status();
     for i in finals {
@@ -729,14 +799,13 @@ pub fn reconcile_pipelinerun(
         };
         let mut trs = Vec::new();
         for (k, n) in rpt.run_names.iter().enumerate() {
-            // Matrix names from kept references map to their combination by the `-<i>` suffix.
-            let idx = n
-                .rsplit('-')
-                .next()
-                .and_then(|s| s.parse::<usize>().ok())
-                .filter(|_| combos.len() > 1)
-                .unwrap_or(k);
-            let combo = combos.get(idx).cloned().unwrap_or_default();
+            // The k-th name gets the k-th combination, whatever its `-<i>` suffix: names left in
+            // childReferences are taken in their (sorted) order, so after a partial drop
+            // `<run>-<task>-2` may run combination 0 (pipelinerun.go `createTaskRuns` indexes
+            // `Matrix.FanOut()` by the position in `rpt.TaskRunNames`).
+            let Some(combo) = combos.get(k).cloned() else {
+                continue;
+            };
             if rpt.runs.iter().any(|r| util::name(r) == n.as_str()) {
                 continue;
             }
@@ -1047,6 +1116,108 @@ mod tests {
         let st = a.status.expect("status");
         assert_eq!(cond(&st).1, "CouldntGetTask");
         assert!(a.create_taskruns.is_empty());
+    }
+
+    #[test]
+    fn matrix_names_left_in_references_take_combinations_by_position() {
+        let task = json!({"name": "m", "taskSpec": {"steps": [{"name": "s", "image": "x"}]},
+            "matrix": {"params": [{"name": "os", "value": ["linux", "mac", "windows"]}]}});
+        let reference = |n: &str| json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": n, "pipelineTaskName": "m"});
+        let pr = json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+            "metadata": {"name": "mx", "namespace": "demo", "uid": "u1",
+                "creationTimestamp": "2026-11-26T19:27:00Z"},
+            "spec": {"pipelineSpec": {"tasks": [task.clone()]}},
+            "status": {"startTime": "2026-11-26T19:27:10Z",
+                "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
+                "pipelineSpec": {"tasks": [task]},
+                "childReferences": [reference("mx-m-1"), reference("mx-m-2")]}});
+        let a = reconcile_pipelinerun(&pr, None, &BTreeMap::new(), &[], now());
+        let made: Vec<(&str, &str)> = a
+            .create_taskruns
+            .iter()
+            .map(|t| {
+                (
+                    util::name(t),
+                    t["spec"]["params"][0]["value"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        // Only the listed names, combinations 0 and 1: windows is never run.
+        assert_eq!(made, [("mx-m-1", "linux"), ("mx-m-2", "mac")]);
+    }
+
+    #[test]
+    fn tasks_and_finally_timeouts_derive_from_the_pipeline_timeout() {
+        let pr = |t: Value| json!({"spec": {"timeouts": t}});
+        let secs = |d: Option<TimeDelta>| d.map(|d| d.num_seconds());
+        let both = pr(json!({"pipeline": "1h0m0s", "finally": "10m0s"}));
+        assert_eq!(secs(phase_timeout(&both, "tasks", "finally")), Some(3000));
+        assert_eq!(secs(phase_timeout(&both, "finally", "tasks")), Some(600));
+        let explicit = pr(json!({"pipeline": "1h0m0s", "tasks": "5m0s"}));
+        assert_eq!(
+            secs(phase_timeout(&explicit, "tasks", "finally")),
+            Some(300)
+        );
+        assert_eq!(
+            secs(phase_timeout(&explicit, "finally", "tasks")),
+            Some(3300)
+        );
+        let unbounded = pr(json!({"pipeline": "0s", "finally": "10m0s"}));
+        assert_eq!(phase_timeout(&unbounded, "tasks", "finally"), None);
+        assert_eq!(
+            phase_timeout(&pr(json!({"pipeline": "1h0m0s"})), "tasks", "finally"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_missing_result_fails_the_consumers_validation_and_the_run() {
+        let a = json!({"name": "a", "onError": "continue",
+            "taskSpec": {"results": [{"name": "x"}], "steps": [{"name": "s", "image": "x"}]}});
+        let c = json!({"name": "c", "params": [{"name": "p", "value": "$(tasks.a.results.x)"}],
+            "taskSpec": {"steps": [{"name": "s", "image": "x"}]}});
+        let pr = json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+            "metadata": {"name": "pv", "namespace": "demo", "uid": "u1",
+                "creationTimestamp": "2026-11-26T19:27:00Z"},
+            "spec": {"pipelineSpec": {"tasks": [a.clone(), c.clone()]}},
+            "status": {"startTime": "2026-11-26T19:27:10Z",
+                "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
+                "pipelineSpec": {"tasks": [a, c]},
+                "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "pv-a", "pipelineTaskName": "a"}]}});
+        let failed_a = json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+            "metadata": {"name": "pv-a", "creationTimestamp": "2026-11-26T19:27:11Z",
+                "labels": {"tekton.dev/pipelineRun": "pv", "tekton.dev/pipelineTask": "a"},
+                "ownerReferences": [{"kind": "PipelineRun", "name": "pv", "uid": "u1", "controller": true}]},
+            "status": {"conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed"}]}});
+        let out = reconcile_pipelinerun(&pr, None, &BTreeMap::new(), &[failed_a], now());
+        assert!(out.create_taskruns.is_empty(), "c is not created");
+        let st = out.status.expect("status");
+        assert_eq!(
+            cond(&st),
+            (
+                "False".into(),
+                "PipelineValidationFailed".into(),
+                "Tasks Completed: 1 (Failed: 1 (Ignored: 1), Cancelled 0), Skipped: 0, Failed Validation: 1 \
+                 (Invalid task result reference: Could not find result with name x for pipeline task a)"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn affinity_assistant_only_for_tasks_with_claim_workspaces() {
+        let pr = json!({"metadata": {"name": "ws-run"}, "spec": {"workspaces": [
+            {"name": "src", "volumeClaimTemplate": {"spec": {}}},
+            {"name": "tmp", "emptyDir": {}}]}});
+        let with = json!({"name": "a", "workspaces": [{"name": "w", "workspace": "src"}]});
+        let scratch = json!({"name": "b", "workspaces": [{"name": "w", "workspace": "tmp"}]});
+        // The recorded name (fixture affinity/01-failed-taskrun-ws-run-a.json).
+        assert_eq!(
+            affinity_assistant_of(&pr, &with).as_deref(),
+            Some("affinity-assistant-9e9e0199da")
+        );
+        assert_eq!(affinity_assistant_of(&pr, &scratch), None);
+        assert_eq!(affinity_assistant_of(&pr, &json!({"name": "c"})), None);
     }
 
     #[test]

@@ -23,6 +23,21 @@ pub const LABEL_TASK_RUN: &str = "tekton.dev/taskRun";
 pub const LABEL_TASK_RUN_UID: &str = "tekton.dev/taskRunUID";
 /// `app.kubernetes.io/managed-by: tekton-pipelines` (fixture TaskRuns and pods).
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// The only `spec.managedBy` the controller reconciles; runs naming another controller are
+/// filtered out of its work queue (pipelinerun/controller.go `pipelineRunFilterManagedBy`,
+/// taskrun/controller.go `taskRunFilterManagedBy`).
+pub const SPEC_MANAGED_BY: &str = "tekton.dev/pipeline";
+
+/// Whether the Tekton controller reconciles `run` at all (no `spec.managedBy`, or Tekton's).
+pub fn managed_by_tekton(run: &serde_json::Value) -> bool {
+    run.pointer("/spec/managedBy")
+        .and_then(serde_json::Value::as_str)
+        .is_none_or(|m| m.is_empty() || m == SPEC_MANAGED_BY)
+}
+
+/// Annotation naming the affinity assistant a TaskRun's pod must run next to.
+pub const ANN_AFFINITY_ASSISTANT: &str = "pipeline.tekton.dev/affinity-assistant";
+
 /// Value of [`LABEL_MANAGED_BY`].
 pub const MANAGED_BY: &str = "tekton-pipelines";
 
@@ -76,6 +91,8 @@ pub mod pr_reason {
     pub const COULDNT_GET_TASK: &str = "CouldntGetTask";
     /// `PipelineRunReasonInvalidGraph`.
     pub const INVALID_GRAPH: &str = "PipelineInvalidGraph";
+    /// `PipelineRunReasonFailedValidation`: also the runtime outcome of a missing task result.
+    pub const VALIDATION_FAILED: &str = "PipelineValidationFailed";
 }
 
 /// Skipping reasons (`SkippingReason` constants in `pipelinerun_types.go`).

@@ -1,6 +1,7 @@
 //! The pure TaskRun reconcile (`pkg/reconciler/taskrun/taskrun.go` `ReconcileKind` → `reconcile`,
 //! `pkg/pod/status.go` `MakeTaskRunStatus`): the pod to create or delete and the new status. No I/O.
 
+use crate::tekton::names::child_name;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Map, Value};
 
@@ -25,7 +26,8 @@ impl TaskRunActions {
     }
 }
 
-/// The pod a TaskRun uses: `status.podName`, else `<taskrun>-pod`, with `-retry<N>` once N attempts
+/// The pod a TaskRun uses: `status.podName`, else `<taskrun>-pod` (`kmeta.ChildName`: hashed for
+/// long names, [`child_name`]), with `-retry<N>` once N attempts
 /// are archived in `retriesStatus` (`pkg/pod/pod.go` `podNameSuffix`; fixture `retries`:
 /// `retry-run-b-pod`, `-pod-retry1`, `-pod-retry2`). The caller passes the pod of that name if it
 /// exists: Tekton adopts an existing pod on AlreadyExists (`createPod`; fixture `orphan-pod`).
@@ -33,11 +35,12 @@ pub fn pod_name_for(tr: &Value) -> String {
     match get_str(tr, &["status", "podName"]) {
         Some(p) if !p.is_empty() => p.to_string(),
         _ => {
+            // `kmeta.ChildName`: hashed for a TaskRun name over 59 characters.
             let n = array(tr, &["status", "retriesStatus"]).len();
             if n > 0 {
-                format!("{}-pod-retry{n}", util::name(tr))
+                child_name(util::name(tr), &format!("-pod-retry{n}"))
             } else {
-                format!("{}-pod", util::name(tr))
+                child_name(util::name(tr), "-pod")
             }
         }
     }
@@ -429,6 +432,9 @@ pub fn reconcile_taskrun(
     now: DateTime<Utc>,
 ) -> TaskRunActions {
     let mut actions = TaskRunActions::default();
+    if !rules::managed_by_tekton(tr) {
+        return actions;
+    }
     // Being deleted (e.g. foreground deletion waiting for its pod): knative's generated reconciler
     // skips ReconcileKind, so no pod is re-created for it.
     if get(tr, &["metadata", "deletionTimestamp"]).is_some() {
