@@ -1,6 +1,6 @@
 //! The per-request authentication and authorization path of `serve` with a warm
 //! SubjectAccessReview cache, and the whole request pipeline (`handler::handle`) without the
-//! network: what every request through kube-apiserver's front proxy pays in the server (issue 8).
+//! network: what every request through kube-apiserver's front proxy pays in the server.
 //!
 //! The authentication ConfigMap and the SubjectAccessReview come from the server tests' fake
 //! Kubernetes API (`tests/server_support`), answered in-process; one review warms the cache before

@@ -1,5 +1,5 @@
 //! The planner on generated runs of 10, 100 and 1000 pipeline tasks with one child run each
-//! (issue 8, goal 4: linear in the number of tasks; 1000 tasks with 1000 children in ≤ 2 ms).
+//! (the goal: linear in the number of tasks; 1000 tasks with 1000 children in ≤ 2 ms).
 //!
 //! The runs are built with the same synthetic-run builder as the planner property tests
 //! (`tests/planner_common`): ten parallel chains joined by result references, every task ran

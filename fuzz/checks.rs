@@ -1,5 +1,4 @@
-//! The properties every input parser of tekton-retry must keep, whatever the input (issue 9
-//! item 5). Shared by the cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`, nightly, long runs) and
+//! The properties every input parser of tekton-retry must keep, whatever the input. Shared by the cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`, nightly, long runs) and
 //! the proptest properties in CI (`tests/hardening_props.rs`, stable): each function panics when a
 //! property is broken, and a panic inside the code under test is a finding as well.
 #![allow(dead_code)]

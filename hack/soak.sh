@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A 10-minute mixed-traffic soak of tekton-retry on the in-process sandbox (issue 9 item 4).
+# A 10-minute mixed-traffic soak of tekton-retry on the in-process sandbox.
 # Not part of CI. Everything listens on 127.0.0.1 only and every loop stops at the deadline.
 #
 #   hack/soak.sh                 # 10 minutes, 6 workers

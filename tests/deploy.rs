@@ -439,7 +439,7 @@ fn deployment_is_probed_on_real_endpoints_and_locked_down() {
     let c = container(&objs);
     assert_eq!(c["args"][0], "serve");
 
-    // The server implements /readyz and /livez over HTTPS on its secure port (DESIGN §1).
+    // The server implements /readyz and /livez over HTTPS on its secure port.
     for (probe, path) in [("readinessProbe", "/readyz"), ("livenessProbe", "/livez")] {
         let get = &c[probe]["httpGet"];
         assert_eq!(get["path"], path, "{probe}");

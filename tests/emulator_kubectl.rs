@@ -344,7 +344,7 @@ async fn kubectl_create_raw_goes_through_the_front_proxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggregated_group_priority_decides_what_kubectl_get_pipelineruns_means() {
-    // DESIGN §1: at groupPriorityMinimum >= 1000 (Tekton's CRD groups), `kubectl get pipelineruns`
+    // At groupPriorityMinimum >= 1000 (Tekton's CRD groups), `kubectl get pipelineruns`
     // resolves to retry.tekton.dev (named before tekton.dev) and fails.
     if !kubectl_present() {
         return;

@@ -1,5 +1,5 @@
 //! The retry engine against the whole sandbox: real TLS, the front proxy, `serve`, the engine and
-//! the Tekton simulator (issue 4).
+//! the Tekton simulator.
 
 mod sandbox_support;
 

@@ -1,4 +1,4 @@
-//! Authentication and authorization bypass attempts against the real sandbox (issue 9 items 1–2):
+//! Authentication and authorization bypass attempts against the real sandbox:
 //! the real `serve` code with the real engine, the emulator's SubjectAccessReview and policy, and
 //! requests sent either through the front proxy or straight at the retry server with the
 //! front-proxy client certificate (which makes the `X-Remote-*` headers trusted). Every retry here

@@ -1,4 +1,4 @@
-//! Faults beyond one API error per executor step (issue 9 items 3 and 6), against the whole
+//! Faults beyond one API error per executor step, against the whole
 //! sandbox: the serve process killed in the middle of a retry (its own tokio runtime, shut down
 //! at once, as a crashed pod), 409 Conflict injected on the claim and on the status write, and a
 //! graceful shutdown of `serve` with retries in flight. After each: the attempt completes (on the

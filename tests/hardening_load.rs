@@ -1,4 +1,4 @@
-//! Load (issue 9 item 4): many concurrent retries spread over many failed runs, through the front
+//! Load: many concurrent retries spread over many failed runs, through the front
 //! proxy, with a client that never replays: exactly one 201 per run, every other answer a 409
 //! Conflict `Status`, no 5xx, and afterwards every run succeeded at attempt 2 with each failed
 //! run deleted once and no succeeded run deleted.

@@ -1,4 +1,4 @@
-//! The mixed-traffic soak (issue 9 item 4), not run in CI: `hack/soak.sh` runs it for 10 minutes
+//! The mixed-traffic soak, not run in CI: `hack/soak.sh` runs it for 10 minutes
 //! (`SOAK_SECONDS`, default 600; `SOAK_WORKERS`, default 6). Everything is in this process on
 //! 127.0.0.1: the sandbox (emulator, front proxy, serve with the real engine and recorder, Tekton
 //! simulator) and the callers.

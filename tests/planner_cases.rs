@@ -1,4 +1,4 @@
-//! Hand-made planner cases: one per rule of DESIGN §1–§2, on synthetic runs shaped like the
+//! Hand-made planner cases: one per refusal and re-run rule of the planner, on synthetic runs shaped like the
 //! recorded fixtures.
 
 mod planner_common;

@@ -63,7 +63,7 @@ fn retried(mut run: Value, name: &str, start: &str) -> Value {
     run
 }
 
-/// The run right after the reset: a kept, b re-created and running (DESIGN §2 step 5 on fixture 01).
+/// The run right after the reset: a kept, b re-created and running.
 fn mid_snapshot() -> (Value, Vec<Value>) {
     let mut run = retried(
         fixture("01-failed-pipelinerun-demo-run.json"),

@@ -1,4 +1,4 @@
-//! `kubectl retry` end to end against the sandbox (DESIGN §5): the real kubectl finds the plugin on
+//! `kubectl retry` end to end against the sandbox: the real kubectl finds the plugin on
 //! PATH and talks to the sandbox's aggregator front proxy, which proxies the retry to the real server
 //! code; the Tekton simulator runs the tasks.
 //!
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// A running cluster the tests can point kubectl at.
 trait Cluster {
-    /// Kubeconfig of a user who may retry (DESIGN §5: `DIR/kubeconfig`, an admin).
+    /// Kubeconfig of a user who may retry.
     fn kubeconfig(&self) -> PathBuf;
     /// Kubeconfig of a read-only user without the retry right (`DIR/kubeconfig-viewer`).
     fn viewer_kubeconfig(&self) -> PathBuf;

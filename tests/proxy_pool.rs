@@ -1,5 +1,5 @@
 //! The sandbox's front proxy keeps connections to the retry server alive between requests, as
-//! kube-aggregator's pooled transport does (issue 8: no TLS handshake per proxied request).
+//! kube-aggregator's pooled transport does.
 
 mod sandbox_support;
 

@@ -1,4 +1,4 @@
-//! The recorder against the whole sandbox (issue 5): outcomes recorded once, Events, metrics, and
+//! The recorder against the whole sandbox: outcomes recorded once, Events, metrics, and
 //! interrupted claims completed without another request.
 
 mod sandbox_support;

@@ -1,5 +1,5 @@
 //! The served API over real TLS: discovery (also through kube-rs), OpenAPI, request bodies,
-//! routing, HTTP/2, error shapes, the request timeout and graceful shutdown (DESIGN §1, issue 2).
+//! routing, HTTP/2, error shapes, the request timeout and graceful shutdown.
 
 mod server_support;
 

@@ -1,5 +1,4 @@
-//! Authentication and authorization of the server over real TLS (DESIGN §4, issue 2 items 2–3,
-//! issue 9 items 1–2), against a fake Kubernetes API at the HTTP boundary.
+//! Authentication and authorization of the server over real TLS, against a fake Kubernetes API at the HTTP boundary.
 
 mod server_support;
 

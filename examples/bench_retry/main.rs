@@ -1,4 +1,4 @@
-//! `bench_retry`: the performance goals of issue 8, measured side by side in one run.
+//! `bench_retry`: the performance goals, measured side by side in one run.
 //!
 //! ```text
 //! cargo build --release --bin tekton-retry --example bench_retry

@@ -90,7 +90,7 @@ impl Cause {
     }
 }
 
-/// An error answered as a `metav1.Status` (DESIGN §1). The message says what to do next.
+/// An error answered as a `metav1.Status`. The message says what to do next.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct ApiError {
     pub reason: StatusReason,

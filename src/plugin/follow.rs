@@ -326,7 +326,7 @@ pub fn view(run: &Value, taskruns: &[Value], now: DateTime<Utc>) -> FollowView {
 /// Whether `view` shows the end of `attempt` (started at `attempt_start`, RFC 3339): the run is done,
 /// is in that attempt, and completed after it started. A done state left over from before the retry
 /// (a stale read) is not the end: the reset clears `completionTime` and the claim is written while the
-/// run is done, so the previous completion is before the attempt's start (DESIGN §2 step 5, §3).
+/// run is done, so the previous completion is before the attempt's start.
 pub fn attempt_finished(view: &FollowView, attempt: u32, attempt_start: Option<&str>) -> bool {
     if view.outcome == Outcome::Running || view.attempt != attempt {
         return false;
@@ -507,7 +507,7 @@ mod tests {
         )
     }
 
-    /// The run just after the reset of attempt 2 (fixture 01 with the reset of DESIGN §2 step 5
+    /// The run just after the reset of attempt 2 (fixture 01 with the status reset
     /// applied, as in 04-reset-response) and the new `demo-run-b` running: b's 06-final TaskRun with
     /// its condition back to Running and no completionTime.
     fn mid_attempt() -> (Value, Vec<Value>) {

@@ -1,4 +1,4 @@
-//! The retry request: its path and its `PipelineRunRetry` body (DESIGN §1).
+//! The retry request: its path and its `PipelineRunRetry` body.
 
 use crate::api::{
     PipelineRunRetry, Preconditions, RetryMeta, RetrySpec, API_VERSION, GROUP, HISTORY_SUBRESOURCE,

@@ -1,4 +1,4 @@
-//! The retry metrics (issue 5), registered into the server's Prometheus registry.
+//! The retry metrics, registered into the server's Prometheus registry.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

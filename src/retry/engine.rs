@@ -32,7 +32,7 @@ pub struct EngineOptions {
     pub check_pvcs: bool,
     /// Retry requests worked on at once; more wait their turn. Each retry polls the API while
     /// it waits for Tekton, so this bounds the load on kube-apiserver, the connections to it and
-    /// the server's memory (issue 8, goal 3).
+    /// the server's memory.
     pub max_concurrent: usize,
     /// The server's own namespace: where the attempt records are kept.
     pub namespace: String,

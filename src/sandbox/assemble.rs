@@ -1,4 +1,4 @@
-//! The whole sandbox in one process (DESIGN §5): API emulator + aggregator front proxy, the real
+//! The whole sandbox in one process: API emulator + aggregator front proxy, the real
 //! `serve` code with the real engine and recorder, and the Tekton simulator; seeded on request.
 //! Integration tests start exactly this.
 

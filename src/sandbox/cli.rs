@@ -1,4 +1,4 @@
-//! `tekton-retry sandbox`: the sandbox as a command (DESIGN §5).
+//! `tekton-retry sandbox`: the sandbox as a command.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The sandbox: an in-process cluster for trying tekton-retry and for tests (DESIGN §5).
+//! The sandbox: an in-process cluster for trying tekton-retry and for tests.
 //!
 //! [`emulator`] is the Kubernetes API (with [`policy`] for users and RBAC-like rules, [`faults`]
 //! for injected failures, and [`proxy`], the aggregator front proxy in front of `serve`);

@@ -1,4 +1,4 @@
-//! Authentication, as a delegated Kubernetes API server does it (DESIGN §4):
+//! Authentication, as a delegated Kubernetes API server does it:
 //!
 //! 1. A client certificate chaining to the requestheader CA, whose CN is in the allowed names (any
 //!    CN when the list is empty), makes the requestheader headers trusted (`X-Remote-User`, repeated

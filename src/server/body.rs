@@ -1,6 +1,6 @@
 //! The request body of `POST …/retry`: read with a size limit while streaming (chunked bodies have
 //! no Content-Length; `kubectl create --raw` sends neither a length nor a Content-Type), then decoded
-//! strictly into a [`PipelineRunRetry`] (DESIGN §1).
+//! strictly into a [`PipelineRunRetry`].
 
 use bytes::Bytes;
 use http::HeaderMap;

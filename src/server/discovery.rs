@@ -1,4 +1,4 @@
-//! Discovery documents (DESIGN §1): `/apis` (legacy `APIGroupList`, or aggregated discovery v2
+//! Discovery documents: `/apis` (legacy `APIGroupList`, or aggregated discovery v2
 //! `APIGroupDiscoveryList` when the Accept header asks for it), `/apis/retry.tekton.dev`
 //! (`APIGroup`) and `/apis/retry.tekton.dev/v1alpha1` (`APIResourceList`).
 //!

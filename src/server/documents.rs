@@ -1,6 +1,6 @@
 //! The public documents (discovery and OpenAPI), each serialized once per process: they never
 //! change while it runs, and kube-apiserver's discovery refreshes and availability probes ask for
-//! them constantly (issue 8, goal 2). A request clones the cached bytes (a reference count).
+//! them constantly. A request clones the cached bytes (a reference count).
 
 use std::sync::OnceLock;
 

@@ -1,5 +1,4 @@
-//! Small, valid OpenAPI documents for `PipelineRunRetry` (DESIGN §1: the aggregator logs an error
-//! for every 404, and `kubectl explain` reads v3). `/openapi/v3` is the index of group-versions
+//! Small, valid OpenAPI documents for `PipelineRunRetry`. `/openapi/v3` is the index of group-versions
 //! (`staging/src/k8s.io/kube-openapi/pkg/handler3`), `/openapi/v3/apis/retry.tekton.dev/v1alpha1`
 //! the document, `/openapi/v2` the Swagger 2.0 document.
 

@@ -30,7 +30,7 @@ impl HealthKind {
     }
 }
 
-/// A public document (no SubjectAccessReview; DESIGN §1).
+/// A public document (no SubjectAccessReview).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PublicDoc {
     Apis,
@@ -184,7 +184,7 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
         })
 }
 
-/// `?dryRun=All` → true; absent → false; anything else is a 400 (DESIGN §1).
+/// `?dryRun=All` → true; absent → false; anything else is a 400.
 pub fn dry_run(query: Option<&str>) -> Result<bool, ApiError> {
     let mut dry = false;
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {

@@ -13,7 +13,7 @@ const SCAN_LIMIT: usize = 16;
 ///
 /// serde_json's map (`preserve_order`) hashes every lookup with SipHash; for the small objects
 /// of Kubernetes metadata, child references and conditions, one pass comparing keys is several
-/// times cheaper than one hashed lookup per key (issue 8: the planner reads thousands of them).
+/// times cheaper than one hashed lookup per key.
 /// Larger objects are looked up key by key. Non-objects give all `None`.
 pub fn fields<'a, const N: usize>(v: &'a Value, keys: [&str; N]) -> [Option<&'a Value>; N] {
     let mut out = [None; N];

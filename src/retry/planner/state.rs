@@ -2,7 +2,7 @@
 //! Tekton would read from them.
 //!
 //! Built once per plan; every later step reads it by task index, so each child object is looked up
-//! only here (issue 8: the planner is linear in the number of tasks).
+//! only here.
 
 use std::collections::{BTreeSet, HashMap};
 

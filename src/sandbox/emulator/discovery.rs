@@ -135,7 +135,7 @@ fn priority(group: &str) -> u32 {
 /// Groups in discovery order: by `groupPriorityMinimum` descending, then by name
 /// (`apiservice_helper.go` `SortedByGroupAndVersion`). kubectl resolves a bare resource name to the
 /// first group that has it, so an aggregated group at 1000 or more named before `tekton.dev` takes
-/// `pipelineruns` over (DESIGN §1).
+/// `pipelineruns` over.
 fn all_groups(agg: Option<&AggregatedGroup>) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(u32, String, Vec<String>)> = groups()
         .into_iter()

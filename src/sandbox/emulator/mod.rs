@@ -101,8 +101,8 @@ pub struct EmulatorOptions {
     pub aggregated_group: String,
     /// Its version (default `v1alpha1`).
     pub aggregated_version: String,
-    /// The APIService's `groupPriorityMinimum` (default 100, as DESIGN §1 requires: below the
-    /// 1000 of Tekton's CRD groups).
+    /// The APIService's `groupPriorityMinimum` (default 100: it must be below the
+    /// 1000 of Tekton's CRD groups, or `kubectl get pipelineruns` resolves to this group).
     pub aggregated_group_priority: u32,
 }
 

@@ -1,6 +1,6 @@
 //! The Tekton simulator: reconciles PipelineRuns and TaskRuns the way the real Tekton controller
 //! did on the recorded fixtures (`tests/fixtures/tekton/`), so that an in-place retry engine tested
-//! against it behaves as it would on real Tekton (DESIGN §5, issue 3 item 5).
+//! against it behaves as it would on real Tekton.
 //!
 //! Layout (pure logic separated from plumbing): [`pipelinerun`] and [`taskrun`] are pure reconcile
 //! functions over JSON objects, [`facts`] holds Tekton's questions about a run's state, [`kubelet`]
