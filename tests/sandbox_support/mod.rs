@@ -183,3 +183,23 @@ pub fn client_no_replay(sb: &Sandbox, user: &str) -> kube::Client {
     cfg.default_retry = false;
     kube::Client::try_from(cfg).expect("client")
 }
+
+/// The server's identity as the emulator logs it.
+pub const SERVER_USER: &str = "system:serviceaccount:tekton-retry:tekton-retry";
+
+/// The requests the server's identity made since the emulator's log was last cleared, as
+/// `verb resource namespace/name`, reviews of callers left out.
+pub fn server_requests(sb: &Sandbox) -> Vec<(String, String)> {
+    sb.emulator
+        .faults()
+        .requests()
+        .into_iter()
+        .filter(|r| r.user == SERVER_USER && !r.resource.ends_with("reviews"))
+        .map(|r| {
+            (
+                r.verb.clone(),
+                format!("{} {} {}/{}", r.verb, r.resource, r.namespace, r.name),
+            )
+        })
+        .collect()
+}

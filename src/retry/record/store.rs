@@ -271,65 +271,50 @@ impl RecordStore {
         mut change: impl FnMut(&mut Map<String, Value>) -> bool,
     ) -> Result<(), ClusterError> {
         let name = history_name(&record.uid);
-        if expect_new {
-            let mut data = Map::new();
+        // What is known of the history before reading it: nothing, or (`expect_new`) that it
+        // does not exist yet, which saves the read.
+        let mut known: Option<Option<Value>> = expect_new.then_some(None);
+        for _ in 0..5 {
+            let existing = match known.take() {
+                Some(k) => k,
+                None => match self
+                    .cluster
+                    .get(CONFIGMAPS, &self.namespace, &name, audit)
+                    .await
+                {
+                    Ok(cm) => Some(cm),
+                    Err(e) if e.is_not_found() => None,
+                    Err(e) => return Err(e),
+                },
+            };
+            let mut data = existing
+                .as_ref()
+                .and_then(|cm| cm.get("data"))
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             if !change(&mut data) {
                 return Ok(());
             }
-            let cm = self.config_map(name.clone(), "history", record, data);
-            match self
-                .cluster
-                .create(CONFIGMAPS, &self.namespace, cm, audit)
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if e.is_conflict() => {} // it exists after all: merge into it below
-                Err(e) => return Err(e),
-            }
-        }
-        for _ in 0..5 {
-            match self
-                .cluster
-                .get(CONFIGMAPS, &self.namespace, &name, audit)
-                .await
-            {
-                Err(e) if e.is_not_found() => {
-                    let mut data = Map::new();
-                    if !change(&mut data) {
-                        return Ok(());
-                    }
+            let written = match existing {
+                None => {
                     let cm = self.config_map(name.clone(), "history", record, data);
-                    match self
-                        .cluster
+                    self.cluster
                         .create(CONFIGMAPS, &self.namespace, cm, audit)
                         .await
-                    {
-                        Ok(_) => return Ok(()),
-                        Err(e) if e.is_conflict() => continue,
-                        Err(e) => return Err(e),
-                    }
                 }
-                Err(e) => return Err(e),
-                Ok(mut cm) => {
-                    let mut data = cm
-                        .get("data")
-                        .and_then(Value::as_object)
-                        .cloned()
-                        .unwrap_or_default();
-                    if !change(&mut data) {
-                        return Ok(());
-                    }
+                Some(mut cm) => {
                     cm["data"] = Value::Object(data);
-                    match self
-                        .cluster
+                    self.cluster
                         .replace(CONFIGMAPS, &self.namespace, &name, cm, audit)
                         .await
-                    {
-                        Ok(_) => return Ok(()),
-                        Err(e) if e.is_conflict() => continue,
-                        Err(e) => return Err(e),
-                    }
                 }
+            };
+            match written {
+                Ok(_) => return Ok(()),
+                // Created or changed by someone else meanwhile: read it and merge again.
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => return Err(e),
             }
         }
         Err(ClusterError::Conflict {
