@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::retry::record::{mirror, outcome_of, AttemptRecord, Phase};
+use crate::retry::record::{mirror, outcome_of, shows_old_outcome, AttemptRecord, Phase};
 use crate::tekton::str_at;
 
 /// The recorder's decision for a run.
@@ -72,8 +72,8 @@ pub fn decide(run: &Value, record: &AttemptRecord, now: DateTime<Utc>, grace: Du
                 }
             }
             if phase == Phase::Started && outcome.is_some() {
-                let old = completion.and_then(parse).is_some_and(|end| end < start);
-                if old {
+                // Only a completion before the claim is surely old: `new_child: true`.
+                if shows_old_outcome(run, record, true) {
                     return Action::Repair;
                 }
             }

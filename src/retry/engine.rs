@@ -553,13 +553,11 @@ impl Engine {
             return Ok(false);
         };
         let record = &stored.record;
-        let view = crate::tekton::ObjectView::new(&run);
+        // Only a completion before the claim is surely old (in the claim's own second the
+        // request's verification decided); hence `new_child: true`.
         let stale = record.phase() == Phase::Started
-            && view.is_done()
-            && str_at(&run, "/status/completionTime")
-                .and_then(parse_time)
-                .zip(parse_time(&record.start))
-                .is_some_and(|(c, s)| c < s);
+            && crate::tekton::ObjectView::new(&run).is_done()
+            && super::record::shows_old_outcome(&run, record, true);
         if !stale {
             return Ok(false);
         }

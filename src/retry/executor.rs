@@ -20,7 +20,7 @@ use tracing::{debug, info};
 use super::cluster::{child_kind, Cluster, ClusterError, CUSTOMRUNS, PIPELINERUNS, PODS, TASKRUNS};
 use super::planner;
 use super::record::history::{self, ArchivedRun, AttemptArchive};
-use super::record::{controlled_by, mirror, AttemptRecord, RecordStore, RunRef};
+use super::record::{controlled_by, mirror, shows_old_outcome, AttemptRecord, RecordStore, RunRef};
 use super::tracked::Tracked;
 use crate::api::ApiError;
 
@@ -783,21 +783,6 @@ pub struct Children {
     pub owned: Vec<Value>,
     pub taskruns: Vec<Value>,
     pub taskruns_rv: String,
-}
-
-/// Whether a done run still shows the outcome of an earlier attempt (never reset, or a stale
-/// controller write after the reset — informer lag, race 2 of fixtures/cancelled) rather than this
-/// attempt's. The reset removes `completionTime` and Tekton sets a new one when the run ends
-/// (`MarkSucceeded`/`MarkFailed`), so an earlier completion is an earlier outcome; in the claim's
-/// own second (times have one-second precision) a run Tekton re-created for this attempt decides.
-pub fn shows_old_outcome(run: &Value, record: &AttemptRecord, new_child: bool) -> bool {
-    let completion = str_at(run, "/status/completionTime").and_then(crate::tekton::parse_time);
-    let start = crate::tekton::parse_time(&record.start);
-    match (completion, start) {
-        (Some(c), Some(s)) if c < s => true,
-        (Some(c), Some(s)) if c > s => false,
-        _ => !new_child,
-    }
 }
 
 /// Whether the controller has taken the reset run up: it created a run of this attempt, rewrote

@@ -180,6 +180,21 @@ pub fn outcome_of(run: &Value) -> Option<String> {
     }
 }
 
+/// Whether a done run still shows the outcome of an earlier attempt (never reset, or a stale
+/// controller write after the reset — informer lag, race 2 of fixtures/cancelled) rather than this
+/// attempt's. The reset removes `completionTime` and Tekton sets a new one when the run ends
+/// (`MarkSucceeded`/`MarkFailed`), so an earlier completion is an earlier outcome; in the claim's
+/// own second (times have one-second precision) a run Tekton re-created for this attempt decides.
+pub fn shows_old_outcome(run: &Value, record: &AttemptRecord, new_child: bool) -> bool {
+    let completion = str_at(run, "/status/completionTime").and_then(crate::tekton::parse_time);
+    let start = crate::tekton::parse_time(&record.start);
+    match (completion, start) {
+        (Some(c), Some(s)) if c < s => true,
+        (Some(c), Some(s)) if c > s => false,
+        _ => !new_child,
+    }
+}
+
 /// Whether `child` is controlled by the run with uid `run_uid`: its controller ownerReference
 /// names that uid. Tekton creates every child run with exactly that reference (`createTaskRun`,
 /// pkg/reconciler/pipelinerun/pipelinerun.go, `*kmeta.NewControllerRef(pr)`), and counts only
