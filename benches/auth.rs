@@ -3,11 +3,10 @@
 //! network: what every request through kube-apiserver's front proxy pays in the server.
 //!
 //! The authentication ConfigMap and the SubjectAccessReview come from the server tests' fake
-//! Kubernetes API (`tests/server_support`), answered in-process; one review warms the cache before
+//! Kubernetes API (`tekton-retry-test-support`), answered in-process; one review warms the cache before
 //! timing, and the bench checks that no further review is made while it runs.
 
-#[path = "../tests/server_support/mod.rs"]
-mod server_support;
+use tekton_retry_test_support::server as server_support;
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -21,13 +20,13 @@ use http_body_util::Full;
 use rustls::pki_types::CertificateDer;
 use server_support::{auth_configmap, success, FakeKube, FRONT_PROXY_CN};
 use tekton_retry::api::{ApiError, PipelineRunRetry};
-use tekton_retry::pki::Ca;
 use tekton_retry::retry::{RetryRequest, RetryService};
 use tekton_retry::server::authn::{authenticate_certificate, AuthConfig, AuthState, Authenticator};
 use tekton_retry::server::authz::{Attributes, Authorizer};
 use tekton_retry::server::handler::{self, ConnInfo, Shared};
 use tekton_retry::server::health::Health;
 use tekton_retry::server::Metrics;
+use tekton_retry_pki::Ca;
 
 const RETRY_PATH: &str =
     "/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/demo-failed/retry";

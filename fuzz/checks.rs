@@ -87,7 +87,7 @@ pub fn route_parse(input: &str) {
 fn requestheader_config() -> &'static RequestHeaderConfig {
     static CONFIG: OnceLock<RequestHeaderConfig> = OnceLock::new();
     CONFIG.get_or_init(|| {
-        let ca = tekton_retry::pki::Ca::new("front-proxy-ca").expect("a CA");
+        let ca = tekton_retry_pki::Ca::new("front-proxy-ca").expect("a CA");
         let mut data = std::collections::BTreeMap::new();
         data.insert("requestheader-client-ca-file".to_string(), ca.pem.cert);
         // The uid header is read only when the ConfigMap names it (as kube-apiserver publishes it).

@@ -25,7 +25,7 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Run a sandbox cluster on 127.0.0.1 with seeded demo runs, for trying it out and for tests.
     #[cfg(feature = "sandbox")]
-    Sandbox(tekton_retry::sandbox::cli::SandboxArgs),
+    Sandbox(tekton_retry_sandbox::cli::SandboxArgs),
 }
 
 #[tokio::main]
@@ -34,6 +34,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => server::run(*args).await,
         #[cfg(feature = "sandbox")]
-        Command::Sandbox(args) => tekton_retry::sandbox::cli::run(args).await,
+        Command::Sandbox(args) => tekton_retry_sandbox::cli::run(args).await,
     }
 }

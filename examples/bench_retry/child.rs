@@ -13,9 +13,9 @@ use http::Request;
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use tekton_retry::pki::Ca;
-use tekton_retry::sandbox::policy::server_user;
-use tekton_retry::sandbox::Sandbox;
+use tekton_retry_pki::Ca;
+use tekton_retry_sandbox::policy::server_user;
+use tekton_retry_sandbox::Sandbox;
 
 /// A running `serve` process.
 pub struct ServeProcess {

@@ -13,7 +13,7 @@ use http::Request;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use tekton_retry::pki::CertPem;
+use tekton_retry_pki::CertPem;
 
 pub const PATH: &str = "/apis/retry.tekton.dev/v1alpha1";
 

@@ -35,7 +35,7 @@ use clap::Parser;
 use tekton_retry::retry::engine::EngineOptions;
 use tekton_retry::retry::executor::ExecutorOptions;
 use tekton_retry::retry::Engine;
-use tekton_retry::sandbox::{Sandbox, SandboxOptions};
+use tekton_retry_sandbox::{Sandbox, SandboxOptions};
 
 use stats::{ms, rss_mib, summarize, Summary};
 

@@ -13,7 +13,7 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
 use serde_json::{json, Value};
 use tekton_retry::api::{RetrySpec, UserInfo};
 use tekton_retry::retry::{Engine, RetryRequest};
-use tekton_retry::sandbox::seed;
+use tekton_retry_sandbox::seed;
 
 pub const NS: &str = "bench";
 

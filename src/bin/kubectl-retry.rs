@@ -1,9 +1,9 @@
 //! `kubectl-retry`: the kubectl plugin of tekton-retry. On PATH, `kubectl retry …` runs it; named
 //! `tkn-retry`, `tkn retry …` does. `kubectl-retry __complete …` answers shell completion
 //! (`kubectl_complete-retry`). Thin main: parse (usage errors exit 2), run, exit with the
-//! command's code (`tekton_retry::plugin`).
+//! command's code (`tekton_retry_plugin`).
 
-use tekton_retry::plugin::{app, complete, flavour};
+use tekton_retry_plugin::{app, complete, flavour};
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();

@@ -1,0 +1,337 @@
+//! WATCH through the real kube-rs client and `kube::runtime::watcher`: events, resume from a
+//! resourceVersion, 410 Gone for expired versions, bookmarks, selectors, watch-list.
+
+use tekton_retry_test_support::emulator as emulator_support;
+
+use std::time::Duration;
+
+use emulator_support::*;
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::runtime::watcher::{self, Event};
+use kube::ResourceExt;
+use serde_json::json;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn runtime_watcher_sees_create_update_delete() {
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let api = prs(&c, "demo");
+    api.create(&PostParams::default(), &dynamic(pipelinerun("before")))
+        .await
+        .expect("create");
+    let mut stream = watcher::watcher(api.clone(), watcher::Config::default()).boxed();
+    // Initial list.
+    let mut initial = Vec::new();
+    loop {
+        match tokio::time::timeout(LIMIT, stream.try_next())
+            .await
+            .expect("no hang")
+            .expect("ok")
+            .expect("event")
+        {
+            Event::Init => {}
+            Event::InitApply(o) => initial.push(o.metadata.name.expect("name")),
+            Event::InitDone => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(initial, ["before"]);
+    api.create(&PostParams::default(), &dynamic(pipelinerun("after")))
+        .await
+        .expect("create");
+    api.patch(
+        "after",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"x": "1"}}})),
+    )
+    .await
+    .expect("patch");
+    api.delete("after", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        match tokio::time::timeout(LIMIT, stream.try_next())
+            .await
+            .expect("no hang")
+            .expect("ok")
+            .expect("event")
+        {
+            Event::Apply(o) => {
+                seen.push(format!("apply {} {:?}", o.name_any(), o.labels().get("x")))
+            }
+            Event::Delete(o) => seen.push(format!("delete {}", o.metadata.name.expect("n"))),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "apply after None",
+            "apply after Some(\"1\")",
+            "delete after"
+        ]
+    );
+    emu.shutdown();
+}
+
+#[tokio::test]
+async fn watch_resumes_after_a_resource_version_and_filters_by_label() {
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let api = prs(&c, "demo");
+    let a = api
+        .create(&PostParams::default(), &dynamic(pipelinerun("a")))
+        .await
+        .expect("create");
+    let rv = a.metadata.resource_version.expect("rv");
+    let mut b = pipelinerun("b");
+    b["metadata"]["labels"] = json!({"app": "other"});
+    api.create(&PostParams::default(), &dynamic(b))
+        .await
+        .expect("create");
+    api.create(&PostParams::default(), &dynamic(pipelinerun("c")))
+        .await
+        .expect("create");
+    let wp = WatchParams::default().labels("app=demo").timeout(5);
+    let mut s = api.watch(&wp, &rv).await.expect("watch").boxed();
+    let first = tokio::time::timeout(LIMIT, s.try_next())
+        .await
+        .expect("no hang")
+        .expect("ok")
+        .expect("event");
+    match first {
+        WatchEvent::Added(o) => assert_eq!(
+            o.metadata.name.as_deref(),
+            Some("c"),
+            "a is not replayed, b is filtered"
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+    emu.shutdown();
+}
+
+#[tokio::test]
+async fn expired_resource_version_is_410_gone() {
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let api = prs(&c, "demo");
+    let a = api
+        .create(&PostParams::default(), &dynamic(pipelinerun("a")))
+        .await
+        .expect("create");
+    let old_rv = a.metadata.resource_version.expect("rv");
+    api.create(&PostParams::default(), &dynamic(pipelinerun("b")))
+        .await
+        .expect("create");
+    emu.store().compact();
+    let mut s = api
+        .watch(&WatchParams::default(), &old_rv)
+        .await
+        .expect("watch starts")
+        .boxed();
+    match tokio::time::timeout(LIMIT, s.try_next())
+        .await
+        .expect("no hang")
+        .expect("ok")
+        .expect("event")
+    {
+        WatchEvent::Error(e) => {
+            assert_eq!((e.code, e.reason.as_str()), (410, "Expired"));
+            assert!(
+                e.message
+                    .starts_with(&format!("too old resource version: {old_rv} (")),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("expected 410, got {other:?}"),
+    }
+    // A watch from the current version works and delivers later events.
+    let cur = emu.store().resource_version().to_string();
+    let mut s = api
+        .watch(&WatchParams::default(), &cur)
+        .await
+        .expect("watch from now")
+        .boxed();
+    api.create(&PostParams::default(), &dynamic(pipelinerun("c")))
+        .await
+        .expect("create");
+    match tokio::time::timeout(LIMIT, s.try_next())
+        .await
+        .expect("no hang")
+        .expect("ok")
+        .expect("event")
+    {
+        WatchEvent::Added(o) => assert_eq!(o.metadata.name.as_deref(), Some("c")),
+        other => panic!("unexpected {other:?}"),
+    }
+    emu.shutdown();
+}
+
+#[tokio::test]
+async fn bounded_history_expires_old_versions() {
+    let emu = start_with(tekton_retry_sandbox::emulator::EmulatorOptions {
+        watch_history: 3,
+        ..Default::default()
+    })
+    .await;
+    let c = client(&emu, "admin");
+    let api = prs(&c, "demo");
+    let a = api
+        .create(&PostParams::default(), &dynamic(pipelinerun("a")))
+        .await
+        .expect("create");
+    let rv = a.metadata.resource_version.expect("rv");
+    for i in 0..5 {
+        api.create(
+            &PostParams::default(),
+            &dynamic(pipelinerun(&format!("n{i}"))),
+        )
+        .await
+        .expect("create");
+    }
+    let mut s = api
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    let ev = tokio::time::timeout(LIMIT, s.try_next())
+        .await
+        .expect("no hang")
+        .expect("ok")
+        .expect("event");
+    assert!(
+        matches!(ev, WatchEvent::Error(ref e) if e.code == 410),
+        "{ev:?}"
+    );
+    emu.shutdown();
+}
+
+#[tokio::test]
+async fn bookmarks_carry_the_latest_resource_version() {
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let api = prs(&c, "demo");
+    let cur = emu.store().resource_version().to_string();
+    // A write elsewhere moves the version on; the bookmark reports it.
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(c.clone(), "demo");
+    let cm = serde_json::from_value(json!({"metadata": {"name": "x"}})).expect("cm");
+    let created = cms
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("create");
+    let mut s = api
+        .watch(&WatchParams::default().timeout(10), &cur)
+        .await
+        .expect("watch")
+        .boxed();
+    let ev = tokio::time::timeout(LIMIT, s.try_next())
+        .await
+        .expect("no hang")
+        .expect("ok")
+        .expect("event");
+    match ev {
+        WatchEvent::Bookmark(b) => {
+            assert_eq!(
+                b.metadata.resource_version,
+                created.metadata.resource_version.expect("rv")
+            );
+            assert_eq!(b.types.kind, "PipelineRun");
+        }
+        other => panic!("expected a bookmark, got {other:?}"),
+    }
+    emu.shutdown();
+}
+
+#[tokio::test]
+async fn streaming_list_watcher_works() {
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let api = prs(&c, "demo");
+    api.create(&PostParams::default(), &dynamic(pipelinerun("a")))
+        .await
+        .expect("create");
+    let mut stream =
+        watcher::watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut initial = Vec::new();
+    loop {
+        match tokio::time::timeout(LIMIT, stream.try_next())
+            .await
+            .expect("no hang")
+            .expect("ok")
+            .expect("event")
+        {
+            Event::Init => {}
+            Event::InitApply(o) => initial.push(o.metadata.name.expect("name")),
+            Event::InitDone => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(initial, ["a"]);
+    api.create(&PostParams::default(), &dynamic(pipelinerun("b")))
+        .await
+        .expect("create");
+    match tokio::time::timeout(LIMIT, stream.try_next())
+        .await
+        .expect("no hang")
+        .expect("ok")
+        .expect("event")
+    {
+        Event::Apply(o) => assert_eq!(o.metadata.name.as_deref(), Some("b")),
+        other => panic!("unexpected {other:?}"),
+    }
+    emu.shutdown();
+}
+
+#[tokio::test]
+async fn label_changes_move_objects_in_and_out_of_a_selective_watch() {
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    let api = prs(&c, "demo");
+    api.create(&PostParams::default(), &dynamic(pipelinerun("x")))
+        .await
+        .expect("create");
+    let cur = emu.store().resource_version().to_string();
+    let mut s = api
+        .watch(&WatchParams::default().labels("stage=a").timeout(10), &cur)
+        .await
+        .expect("watch")
+        .boxed();
+    for stage in ["a", "b"] {
+        api.patch(
+            "x",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"stage": stage}}})),
+        )
+        .await
+        .expect("patch");
+    }
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        match tokio::time::timeout(LIMIT, s.try_next())
+            .await
+            .expect("no hang")
+            .expect("ok")
+            .expect("event")
+        {
+            WatchEvent::Added(_) => kinds.push("ADDED"),
+            WatchEvent::Deleted(o) => {
+                assert_eq!(
+                    o.labels().get("stage").map(String::as_str),
+                    Some("b"),
+                    "DELETED carries the new object"
+                );
+                kinds.push("DELETED")
+            }
+            WatchEvent::Bookmark(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(kinds, ["ADDED", "DELETED"]);
+    emu.shutdown();
+}

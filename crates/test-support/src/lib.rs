@@ -1,0 +1,9 @@
+//! What the tests of tekton-retry share, one module a concern:
+//! [`sandbox`] starts the whole in-process cluster and reads runs; [`server`] puts the real server
+//! in front of a fake Kubernetes API and a recording engine, with a TLS test client;
+//! [`emulator`] starts the API emulator alone; [`kubectl`] finds the real kubectl.
+
+pub mod emulator;
+pub mod kubectl;
+pub mod sandbox;
+pub mod server;

@@ -1,0 +1,204 @@
+//! Shared helpers for tests that run against the whole sandbox (emulator + front proxy + serve +
+//! engine + recorder + Tekton simulator).
+
+use std::time::Duration;
+
+use http::{Method, Request};
+use http_body_util::BodyExt;
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use serde_json::{json, Value};
+use tekton_retry::retry::engine::EngineOptions;
+use tekton_retry::retry::executor::ExecutorOptions;
+use tekton_retry_sandbox::{Sandbox, SandboxOptions};
+
+pub const NS: &str = "demo";
+
+/// Engine options that keep tests quick: short verification window and waits.
+pub fn quick_engine() -> EngineOptions {
+    EngineOptions {
+        executor: ExecutorOptions {
+            wait_gone_timeout: Duration::from_secs(20),
+            verify_window: Duration::from_millis(600),
+            poll_interval: Duration::from_millis(25),
+            max_reset_rounds: 8,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// [`quick_engine`] with a generous wait (30 s) for deleted runs and their pods to be gone, for
+/// tests that must not get a 504 when a loaded machine slows the garbage collector down.
+pub fn patient_engine() -> EngineOptions {
+    let mut o = quick_engine();
+    o.executor.wait_gone_timeout = Duration::from_secs(30);
+    o
+}
+
+pub async fn start() -> Sandbox {
+    start_with(SandboxOptions {
+        engine: quick_engine(),
+        ..Default::default()
+    })
+    .await
+}
+
+pub async fn start_with(opts: SandboxOptions) -> Sandbox {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Sandbox::start(opts).await.expect("sandbox starts")
+}
+
+pub fn resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: "tekton.dev".into(),
+        version: "v1".into(),
+        api_version: "tekton.dev/v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+pub fn runs(client: &kube::Client) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), NS, &resource("PipelineRun", "pipelineruns"))
+}
+
+pub fn taskruns(client: &kube::Client) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), NS, &resource("TaskRun", "taskruns"))
+}
+
+pub async fn get(api: &Api<DynamicObject>, name: &str) -> Value {
+    serde_json::to_value(api.get(name).await.expect("object exists")).expect("json")
+}
+
+pub async fn try_get(api: &Api<DynamicObject>, name: &str) -> Option<Value> {
+    api.get_opt(name)
+        .await
+        .expect("get")
+        .map(|o| serde_json::to_value(o).expect("json"))
+}
+
+/// `Succeeded` condition (status, reason).
+pub fn succeeded(v: &Value) -> (String, String) {
+    let c = v
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Succeeded"))
+        .cloned()
+        .unwrap_or_default();
+    (
+        c["status"].as_str().unwrap_or_default().to_string(),
+        c["reason"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// Polls until `ok` holds for the run, at most `secs` seconds; returns the run.
+pub async fn wait_run(
+    client: &kube::Client,
+    name: &str,
+    secs: u64,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let api = runs(client);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = get(&api, name).await;
+        if ok(&v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "run {name} did not reach the expected state: {v:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn is_succeeded(v: &Value) -> bool {
+    succeeded(v).0 == "True"
+}
+
+pub fn is_failed(v: &Value) -> bool {
+    succeeded(v).0 == "False"
+}
+
+/// Creates a copy of the seed pipeline run `name` with the given sandbox annotations and waits
+/// until it has failed.
+pub async fn failed_run(client: &kube::Client, name: &str, fail: &str) -> Value {
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "tekton.dev/v1",
+        "kind": "PipelineRun",
+        "metadata": {"name": name, "namespace": NS, "annotations": {"sandbox.retry.tekton.dev/fail": fail}},
+        "spec": {
+            "pipelineRef": {"name": "build-and-deploy"},
+            "params": [{"name": "repo-url", "value": "https://git.example.com/app.git"}],
+            "timeouts": {"pipeline": "1h0m0s"},
+        },
+    }))
+    .expect("object");
+    runs(client)
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect("create run");
+    wait_run(client, name, 30, is_failed).await
+}
+
+/// POSTs a retry through the front door; returns (HTTP code, JSON body).
+pub async fn retry(client: &kube::Client, name: &str, body: Value, query: &str) -> (u16, Value) {
+    let path =
+        format!("/apis/retry.tekton.dev/v1alpha1/namespaces/{NS}/pipelineruns/{name}/retry{query}");
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(kube::client::Body::from(
+            serde_json::to_vec(&body).expect("body"),
+        ))
+        .expect("request");
+    let resp = client.send(req).await.expect("the front door answers");
+    let code = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)}));
+    (code, v)
+}
+
+pub fn annotation(v: &Value, key: &str) -> Option<String> {
+    v.pointer("/metadata/annotations")
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+pub fn last_retry(v: &Value) -> Value {
+    annotation(v, "retry.tekton.dev/last-retry")
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// A client for `user` that does not replay requests on 429/503/504 (kube-rs does by default), so
+/// a test sees each answer of the server as it was sent.
+pub fn client_no_replay(sb: &Sandbox, user: &str) -> kube::Client {
+    let mut cfg = sb.emulator.kube_config(user).expect("config");
+    cfg.default_retry = false;
+    kube::Client::try_from(cfg).expect("client")
+}
+
+/// The server's identity as the emulator logs it.
+pub const SERVER_USER: &str = "system:serviceaccount:tekton-retry:tekton-retry";
+
+/// The requests the server's identity made since the emulator's log was last cleared, as
+/// `verb resource namespace/name`, reviews of callers left out.
+pub fn server_requests(sb: &Sandbox) -> Vec<(String, String)> {
+    sb.emulator
+        .faults()
+        .requests()
+        .into_iter()
+        .filter(|r| r.user == SERVER_USER && !r.resource.ends_with("reviews"))
+        .map(|r| {
+            (
+                r.verb.clone(),
+                format!("{} {} {}/{}", r.verb, r.resource, r.namespace, r.name),
+            )
+        })
+        .collect()
+}

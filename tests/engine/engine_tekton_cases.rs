@@ -1,0 +1,853 @@
+//! Shapes where the real Tekton controller disagrees with a naive reset, against the whole
+//! sandbox (the simulator models each rule from Tekton's source): matrix combinations by
+//! position, failed finally runs under `finally: Keep`, result references in an embedded
+//! taskSpec, the tasks timeout of a finally-only retry, runs managed by another controller, the
+//! affinity assistant of tasks without PVC workspaces.
+
+use tekton_retry_test_support::sandbox as sandbox_support;
+
+use std::time::Duration;
+
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use sandbox_support::*;
+use serde_json::{json, Value};
+use tekton_retry_sandbox::faults::{FaultAction, FaultRule};
+
+/// Creates a PipelineRun with an inline pipeline spec and the given annotations and extra spec
+/// fields; waits until it is done (`wait_done`) and returns it.
+async fn inline_run(
+    client: &kube::Client,
+    name: &str,
+    pipeline_spec: Value,
+    annotations: Value,
+    extra_spec: Value,
+    wait_done: bool,
+) -> Value {
+    let mut spec = json!({"pipelineSpec": pipeline_spec, "timeouts": {"pipeline": "1h0m0s"}});
+    if let (Some(s), Some(extra)) = (spec.as_object_mut(), extra_spec.as_object()) {
+        for (k, v) in extra {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "tekton.dev/v1",
+        "kind": "PipelineRun",
+        "metadata": {"name": name, "namespace": NS, "annotations": annotations},
+        "spec": spec,
+    }))
+    .expect("object");
+    runs(client)
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect("create run");
+    if wait_done {
+        wait_run(client, name, 30, |v| is_failed(v) || is_succeeded(v)).await
+    } else {
+        get(&runs(client), name).await
+    }
+}
+
+/// A task with an inline spec of one step (and the given results).
+fn task(name: &str, extra: Value) -> Value {
+    let mut t = json!({"name": name, "taskSpec": {"steps": [{"name": "main", "image": "busybox", "script": "true"}]}});
+    if let (Some(o), Some(e)) = (t.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    t
+}
+
+/// The run's TaskRuns by name.
+async fn taskruns_of(client: &kube::Client, run: &str) -> Vec<Value> {
+    let lp = ListParams::default().labels(&format!("tekton.dev/pipelineRun={run}"));
+    let mut out: Vec<Value> = taskruns(client)
+        .list(&lp)
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .map(|o| serde_json::to_value(o).expect("json"))
+        .collect();
+    out.sort_by_key(|t| {
+        t["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    });
+    out
+}
+
+fn retried_names(body: &Value) -> Vec<String> {
+    body["status"]["retriedTasks"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn uid(v: &Value) -> String {
+    v["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn wait_gone(client: &kube::Client, name: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while try_get(&taskruns(client), name).await.is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "{name} not deleted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A matrix task with one failed combination and one deleted by hand: every combination runs
+/// again with its own parameters. Tekton gives the i-th name left in `childReferences` the i-th
+/// combination, so a dangling reference left by the reset would re-create one TaskRun with
+/// combination 0's parameters and the run would end `Succeeded` with two combinations never run.
+#[tokio::test]
+async fn matrix_with_a_failed_and_a_deleted_combination_reruns_every_combination() {
+    let sb = start().await;
+    let admin = sb.client("admin").expect("client");
+    let spec = json!({"tasks": [task("m", json!({
+        "taskSpec": {"params": [{"name": "os", "type": "string"}],
+            "steps": [{"name": "main", "image": "busybox", "script": "echo $(params.os)"}]},
+        "matrix": {"params": [{"name": "os", "value": ["linux", "mac", "windows"]}]},
+    }))]});
+    let run = inline_run(
+        &admin,
+        "mx",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "mx-m-1"}),
+        json!({}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    taskruns(&admin)
+        .delete("mx-m-2", &DeleteParams::default())
+        .await
+        .expect("delete a combination by hand");
+    wait_gone(&admin, "mx-m-2").await;
+
+    let (code, body) = retry(&admin, "mx", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    let after = wait_run(&admin, "mx", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    let trs = taskruns_of(&admin, "mx").await;
+    let got: Vec<(String, String)> = trs
+        .iter()
+        .map(|t| {
+            (
+                t["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                t["spec"]["params"][0]["value"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("mx-m-0".to_string(), "linux".to_string()),
+            ("mx-m-1".to_string(), "mac".to_string()),
+            ("mx-m-2".to_string(), "windows".to_string()),
+        ],
+        "every combination, each with its own parameters"
+    );
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// `finally: Keep` with a failed finally run: the failed finally run runs again (Tekton counts a
+/// kept failed finally run into the new outcome), the succeeded one is kept, the run succeeds.
+#[tokio::test]
+async fn keep_finally_reruns_a_failed_finally_run_and_keeps_the_succeeded_one() {
+    let sb = start().await;
+    let admin = sb.client("admin").expect("client");
+    let spec = json!({
+        "tasks": [task("a", json!({})), task("b", json!({"runAfter": ["a"]}))],
+        "finally": [task("report", json!({})), task("notify", json!({}))],
+    });
+    let run = inline_run(
+        &admin,
+        "fk",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "b,report"}),
+        json!({}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    let notify = get(&taskruns(&admin), "fk-notify").await;
+    let report = get(&taskruns(&admin), "fk-report").await;
+
+    let (code, body) = retry(&admin, "fk", json!({"spec": {"finally": "Keep"}}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    assert_eq!(retried_names(&body), ["b", "report"], "{body:#}");
+    let after = wait_run(&admin, "fk", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    assert_eq!(
+        uid(&get(&taskruns(&admin), "fk-notify").await),
+        uid(&notify),
+        "the succeeded finally run is kept"
+    );
+    assert_ne!(
+        uid(&get(&taskruns(&admin), "fk-report").await),
+        uid(&report),
+        "the failed finally run ran again"
+    );
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// A task whose embedded step script uses `$(tasks.a.results.x)` depends on `a` (Tekton scans the
+/// steps and sidecars of an embedded taskSpec): restarting `a` re-runs it with the new value.
+#[tokio::test]
+async fn result_reference_in_an_embedded_step_script_is_a_dependency() {
+    let sb = start().await;
+    let admin = sb.client("admin").expect("client");
+    let spec = json!({"tasks": [
+        task("a", json!({"taskSpec": {"results": [{"name": "x"}],
+            "steps": [{"name": "main", "image": "busybox", "script": "echo v > $(results.x.path)"}]}})),
+        task("c", json!({"taskSpec": {
+            "steps": [{"name": "main", "image": "busybox", "script": "echo $(tasks.a.results.x)"}]}})),
+        task("b", json!({"runAfter": ["c"]})),
+    ]});
+    let run = inline_run(
+        &admin,
+        "sr",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "b", "sandbox.retry.tekton.dev/results": "attempt"}),
+        json!({}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    let c_before = get(&taskruns(&admin), "sr-c").await;
+    let script = |tr: &Value| {
+        tr["spec"]["taskSpec"]["steps"][0]["script"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let a_value = |tr: &Value| {
+        tr["status"]["results"][0]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let a_before = get(&taskruns(&admin), "sr-a").await;
+    assert_eq!(
+        script(&c_before),
+        format!("echo {}", a_value(&a_before)),
+        "c waited for a and got its value"
+    );
+
+    let (code, body) = retry(&admin, "sr", json!({"spec": {"restartTasks": ["a"]}}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    assert_eq!(retried_names(&body), ["a", "c", "b"], "{body:#}");
+    let after = wait_run(&admin, "sr", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    let a_after = get(&taskruns(&admin), "sr-a").await;
+    let c_after = get(&taskruns(&admin), "sr-c").await;
+    assert_ne!(
+        a_value(&a_after),
+        a_value(&a_before),
+        "a produced a new value"
+    );
+    assert_eq!(
+        script(&c_after),
+        format!("echo {}", a_value(&a_after)),
+        "c ran again with a's new value"
+    );
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// The DAG succeeded, a finally task failed, and `timeouts.tasks` (here `pipeline − finally`) has
+/// passed: Tekton would end a finally-only retry `PipelineRunTimeout`, so it is refused up front
+/// and the run is left as it was.
+#[tokio::test]
+async fn a_finally_only_retry_after_the_tasks_timeout_is_refused() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let spec = json!({
+        "tasks": [task("a", json!({}))],
+        "finally": [task("report", json!({}))],
+    });
+    let run = inline_run(
+        &admin,
+        "tt",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "report"}),
+        json!({"timeouts": {"pipeline": "1h0m0s", "finally": "59m52s"}}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    assert_eq!(succeeded(&run).1, "Failed", "{run:#}");
+    // Let the 8 s tasks budget (pipeline − finally) pass, counted from the run's start.
+    let started =
+        chrono::DateTime::parse_from_rfc3339(run["status"]["startTime"].as_str().expect("start"))
+            .expect("time");
+    let until = started + chrono::TimeDelta::seconds(9);
+    let wait = (until.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(wait).await;
+    let (code, body) = retry(&admin, "tt", json!({}), "").await;
+    assert_eq!(code, 422, "{body:#}");
+    assert_eq!(body["reason"], "Invalid", "{body:#}");
+    assert_eq!(
+        body["details"]["causes"][0]["field"], "spec.timeouts.tasks",
+        "{body:#}"
+    );
+    let same = get(&runs(&admin), "tt").await;
+    assert_eq!(
+        same["status"]["completionTime"], run["status"]["completionTime"],
+        "not reset"
+    );
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// `spec.managedBy` names another controller: Tekton never reconciles the run, so a reset would
+/// leave it running forever with nothing scheduled. Refused.
+#[tokio::test]
+async fn a_run_managed_by_another_controller_is_refused() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let spec = json!({"tasks": [task("a", json!({}))]});
+    inline_run(
+        &admin,
+        "mb",
+        spec.clone(),
+        json!({}),
+        json!({"managedBy": "example.dev/other-controller"}),
+        false,
+    )
+    .await;
+    // The other controller ran it and failed it (Tekton never touches it).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let untouched = get(&runs(&admin), "mb").await;
+    assert!(
+        untouched
+            .get("status")
+            .is_none_or(|s| s.get("conditions").is_none()),
+        "the simulator does not reconcile it: {untouched:#}"
+    );
+    let now = chrono::Utc::now();
+    let t = |ago: i64| {
+        (now - chrono::TimeDelta::seconds(ago))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let status = json!({"status": {
+        "startTime": t(60),
+        "completionTime": t(30),
+        "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed",
+            "message": "Tasks Completed: 1 (Failed: 1, Cancelled 0), Skipped: 0",
+            "lastTransitionTime": t(30)}],
+        "pipelineSpec": spec,
+    }});
+    runs(&admin)
+        .patch_status("mb", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("status written by the other controller");
+    let (code, body) = retry(&admin, "mb", json!({}), "").await;
+    assert_eq!(code, 422, "{body:#}");
+    assert_eq!(
+        body["details"]["causes"][0]["field"], "spec.managedBy",
+        "{body:#}"
+    );
+    assert!(is_failed(&get(&runs(&admin), "mb").await), "not reset");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// A producer under `onError: continue` failed without its result: Tekton fails the consumer's
+/// validation and the run ends `PipelineValidationFailed` ("Failed Validation: 1 (…)"), a runtime
+/// outcome. A retry that keeps the producer would fail the same way (422 naming it); one that
+/// restarts the producer recovers the run.
+#[tokio::test]
+async fn a_runtime_validation_failure_is_recovered_by_restarting_the_producer() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let spec = json!({"tasks": [
+        task("a", json!({"onError": "continue", "taskSpec": {"results": [{"name": "x"}],
+            "steps": [{"name": "main", "image": "busybox", "script": "echo v > $(results.x.path)"}]}})),
+        task("c", json!({"params": [{"name": "p", "value": "$(tasks.a.results.x)"}],
+            "taskSpec": {"params": [{"name": "p", "type": "string"}],
+                "steps": [{"name": "main", "image": "busybox", "script": "echo $(params.p)"}]}})),
+    ]});
+    let run = inline_run(
+        &admin,
+        "pv",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "a"}),
+        json!({}),
+        true,
+    )
+    .await;
+    let (status, reason) = succeeded(&run);
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "PipelineValidationFailed"),
+        "{run:#}"
+    );
+    let message = run["status"]["conditions"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains(", Failed Validation: 1 ("), "{message}");
+    assert!(
+        try_get(&taskruns(&admin), "pv-c").await.is_none(),
+        "c was never created"
+    );
+
+    let (code, body) = retry(&admin, "pv", json!({}), "").await;
+    assert_eq!(code, 422, "{body:#}");
+    let cause = body["details"]["causes"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        cause.contains("\"a\"") && cause.contains("restartTasks"),
+        "{body:#}"
+    );
+
+    let (code, body) = retry(&admin, "pv", json!({"spec": {"restartTasks": ["a"]}}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    assert_eq!(retried_names(&body), ["a", "c"], "{body:#}");
+    let after = wait_run(&admin, "pv", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// Default `coschedule: workspaces`: only tasks binding a PVC workspace are pinned to the affinity
+/// assistant Tekton deleted when the run finished. A retry that re-runs only a task without such a
+/// workspace (while keeping the one with it) gets no affinity, so it is not refused.
+#[tokio::test]
+async fn a_rerun_task_without_claim_workspaces_is_not_pinned_to_the_gone_assistant() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let pvcs: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        kube::Api::namespaced(admin.clone(), NS);
+    let pvc = serde_json::from_value(json!({"metadata": {"name": "shared-data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}}}))
+    .expect("pvc");
+    pvcs.create(&PostParams::default(), &pvc)
+        .await
+        .expect("pvc");
+    let spec = json!({
+        "workspaces": [{"name": "src"}],
+        "tasks": [
+            task("a", json!({"workspaces": [{"name": "w", "workspace": "src"}],
+                "taskSpec": {"workspaces": [{"name": "w"}],
+                    "steps": [{"name": "main", "image": "busybox", "script": "true"}]}})),
+            task("b", json!({"runAfter": ["a"]})),
+        ],
+    });
+    let run = inline_run(
+        &admin,
+        "aa",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "b"}),
+        json!({"workspaces": [{"name": "src", "persistentVolumeClaim": {"claimName": "shared-data"}}]}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    let a = get(&taskruns(&admin), "aa-a").await;
+    let b = get(&taskruns(&admin), "aa-b").await;
+    assert!(
+        annotation(&a, "pipeline.tekton.dev/affinity-assistant").is_some(),
+        "a binds the PVC: pinned"
+    );
+    assert!(
+        annotation(&b, "pipeline.tekton.dev/affinity-assistant").is_none(),
+        "b does not: not pinned"
+    );
+    let (code, body) = retry(&admin, "aa", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    assert_eq!(retried_names(&body), ["b"], "{body:#}");
+    let after = wait_run(&admin, "aa", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// A gracefully stopped run (`StoppedRunFinally`) whose remaining DAG task was only skipped: the
+/// retry resumes it (201) and it succeeds. Until `spec.status` is cleared every reconcile
+/// completes the reset run again, so the retry must not answer 504 after a few quick rounds.
+#[tokio::test]
+async fn a_gracefully_stopped_run_is_resumed_without_a_504() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let spec = json!({
+        "tasks": [task("a", json!({})), task("b", json!({"runAfter": ["a"]})),
+            task("c", json!({"runAfter": ["b"]}))],
+        "finally": [task("report", json!({}))],
+    });
+    inline_run(
+        &admin,
+        "gs",
+        spec,
+        json!({"sandbox.retry.tekton.dev/duration": "b=2s"}),
+        json!({}),
+        false,
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while try_get(&taskruns(&admin), "gs-b").await.is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "b never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    runs(&admin)
+        .patch(
+            "gs",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"status": "StoppedRunFinally"}})),
+        )
+        .await
+        .expect("graceful stop");
+    let run = wait_run(&admin, "gs", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert_eq!(
+        succeeded(&run),
+        ("False".into(), "Cancelled".into()),
+        "{run:#}"
+    );
+    assert!(
+        try_get(&taskruns(&admin), "gs-c").await.is_none(),
+        "c was skipped"
+    );
+
+    // The real controller completes the reset run again faster than the server reads it back
+    // (six rounds lost in 0.5 s on a real cluster): the server's reads of the run are slowed
+    // so that the simulator's reconcile always comes first.
+    let slow = FaultRule::new(
+        "get",
+        "pipelineruns",
+        FaultAction::Latency(Duration::from_millis(150)),
+    )
+    .named(NS, "gs")
+    .subresource("")
+    .by_user(&tekton_retry_sandbox::policy::server_user().username);
+    let id = sb.emulator.faults().add(slow);
+    let (code, body) = retry(&admin, "gs", json!({}), "").await;
+    assert!(sb.emulator.faults().matched(id) >= 1, "the latency applied");
+    sb.emulator.faults().remove(id);
+    assert_eq!(code, 201, "{body:#}");
+    let after = wait_run(&admin, "gs", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    assert!(try_get(&taskruns(&admin), "gs-c").await.is_some(), "c ran");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// The Task of the failed task was deleted after the failure: Tekton would fail the reset run
+/// `CouldntGetTask` at once and create nothing. Known up front, the retry is refused (422); when
+/// the server cannot read the Task, that failure is the attempt's outcome (201, then recorded),
+/// not a reason to write the reset again and again until a 504.
+#[tokio::test]
+async fn a_task_deleted_after_the_failure_is_refused_or_an_outcome_never_a_write_loop() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    failed_run(&admin, "gone-task", "b").await;
+    let tasks: kube::Api<DynamicObject> =
+        kube::Api::namespaced_with(admin.clone(), NS, &resource("Task", "tasks"));
+    tasks
+        .delete("build", &DeleteParams::default())
+        .await
+        .expect("delete the Task of b");
+
+    let (code, body) = retry(&admin, "gone-task", json!({}), "").await;
+    assert_eq!(code, 422, "{body:#}");
+    let cause = body["details"]["causes"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        cause.contains("\"build\"") && cause.contains("CouldntGetTask"),
+        "{body:#}"
+    );
+    assert!(is_failed(&get(&runs(&admin), "gone-task").await));
+
+    // The server cannot read Tasks (here: refused): it cannot know, Tekton decides.
+    let server = tekton_retry_sandbox::policy::server_user().username;
+    sb.emulator.faults().add(
+        FaultRule::new(
+            "get",
+            "tasks",
+            FaultAction::Error {
+                code: 403,
+                retry_after: None,
+            },
+        )
+        .by_user(&server),
+    );
+    sb.emulator.faults().clear_log();
+    let (code, body) = retry(&admin, "gone-task", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    let run = wait_run(&admin, "gone-task", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert_eq!(succeeded(&run).1, "CouldntGetTask", "{run:#}");
+    let status_writes = sb
+        .emulator
+        .faults()
+        .requests()
+        .iter()
+        .filter(|q| {
+            q.user == server
+                && q.verb == "patch"
+                && q.resource == "pipelineruns"
+                && q.subresource == "status"
+                && q.name == "gone-task"
+        })
+        .count();
+    assert_eq!(status_writes, 1, "one reset, no write loop");
+    // The recorder records the outcome of attempt 2.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let run = get(&runs(&admin), "gone-task").await;
+        if last_retry(&run)["outcome"].as_str().is_some() {
+            assert_eq!(last_retry(&run)["attempt"], 2, "{run:#}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "outcome not recorded: {run:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// A finalizer of another controller (here Tekton Chains') holds the failed TaskRun past the
+/// wait: the answer names the finalizer, and once it is released the next request completes
+/// the attempt.
+#[tokio::test]
+async fn a_finalizer_holding_a_run_is_named_in_the_answer() {
+    let mut engine = quick_engine();
+    engine.executor.wait_gone_timeout = Duration::from_secs(2);
+    let sb = start_with(tekton_retry_sandbox::SandboxOptions {
+        engine,
+        ..Default::default()
+    })
+    .await;
+    let admin = client_no_replay(&sb, "admin");
+    failed_run(&admin, "fin", "b").await;
+    taskruns(&admin)
+        .patch(
+            "fin-b",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"finalizers": ["chains.tekton.dev/taskrun"]}})),
+        )
+        .await
+        .expect("Chains' finalizer");
+    let (code, body) = retry(&admin, "fin", json!({}), "").await;
+    assert_eq!(code, 504, "{body:#}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("chains.tekton.dev/taskrun") && message.contains("fin-b"),
+        "{message}"
+    );
+    // Chains is done with it.
+    taskruns(&admin)
+        .patch(
+            "fin-b",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .expect("finalizer released");
+    let (code, body) = retry(&admin, "fin", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    wait_run(&admin, "fin", 30, is_succeeded).await;
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// A task with `retries: 1` failed twice: the history keeps the log of both attempts' pods
+/// (`-pod` from `status.retriesStatus`, `-pod-retry1` the last), not only the last.
+#[tokio::test]
+async fn the_logs_of_every_automatic_retry_are_archived() {
+    let sb = start().await;
+    let admin = sb.client("admin").expect("client");
+    let spec = json!({"tasks": [task("a", json!({})), task("b", json!({"runAfter": ["a"], "retries": 1}))]});
+    let run = inline_run(
+        &admin,
+        "lg",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "b:2"}),
+        json!({}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    let b = get(&taskruns(&admin), "lg-b").await;
+    let first = b["status"]["retriesStatus"][0]["podName"]
+        .as_str()
+        .expect("first attempt's pod")
+        .to_string();
+    let last = b["status"]["podName"]
+        .as_str()
+        .expect("last pod")
+        .to_string();
+    assert_eq!(
+        (first.as_str(), last.as_str()),
+        ("lg-b-pod", "lg-b-pod-retry1")
+    );
+    let store = sb.emulator.store();
+    store.set_pod_log(NS, &first, Some("step-main"), "attempt 1: flaky network\n");
+    store.set_pod_log(NS, &last, Some("step-main"), "attempt 2: flaky again\n");
+
+    let (code, body) = retry(&admin, "lg", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    let uid = run["metadata"]["uid"].as_str().expect("uid");
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(admin.clone(), "tekton-retry");
+    let cm = cms
+        .get(&format!("retry-{uid}-history"))
+        .await
+        .expect("history");
+    let archive: Value =
+        serde_json::from_str(&cm.data.expect("data")["attempt-1.json"]).expect("archive json");
+    let archived_b = archive["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .find(|r| r["name"] == "lg-b")
+        .expect("b archived");
+    assert_eq!(
+        archived_b["logs"]["step-main"], "attempt 2: flaky again\n",
+        "{archived_b:#}"
+    );
+    assert_eq!(
+        archived_b["logs"]["lg-b-pod/step-main"], "attempt 1: flaky network\n",
+        "{archived_b:#}"
+    );
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// A task skipped by a `when` that reads no result of a re-run task is skipped again by Tekton:
+/// the answer lists it as kept, not as retried.
+#[tokio::test]
+async fn a_task_tekton_will_skip_again_is_not_reported_as_retried() {
+    let sb = start().await;
+    let admin = sb.client("admin").expect("client");
+    let spec = json!({"tasks": [
+        task("a", json!({})),
+        task("w", json!({"when": [{"input": "no", "operator": "in", "values": ["yes"]}]})),
+    ]});
+    let run = inline_run(
+        &admin,
+        "ws",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "a"}),
+        json!({}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    assert_eq!(run["status"]["skippedTasks"][0]["name"], "w", "{run:#}");
+    let (code, body) = retry(&admin, "ws", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    assert_eq!(retried_names(&body), ["a"], "{body:#}");
+    assert_eq!(body["status"]["preservedTasks"], json!(["w"]), "{body:#}");
+    let after = wait_run(&admin, "ws", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    assert_eq!(
+        after["status"]["skippedTasks"][0]["name"], "w",
+        "skipped again: {after:#}"
+    );
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// The failed TaskRun was deleted elsewhere with `--cascade=orphan`: its failed pod stays, without
+/// an owner. Tekton would re-create the TaskRun under the same name and adopt that pod, failing at
+/// once; the server waits for it and says so, and completes the attempt once it is gone.
+#[tokio::test]
+async fn an_orphaned_pod_of_a_run_deleted_by_hand_blocks_the_reset_until_it_is_gone() {
+    let mut engine = quick_engine();
+    engine.executor.wait_gone_timeout = Duration::from_secs(2);
+    let sb = start_with(tekton_retry_sandbox::SandboxOptions {
+        engine,
+        ..Default::default()
+    })
+    .await;
+    let admin = client_no_replay(&sb, "admin");
+    failed_run(&admin, "op", "b").await;
+    taskruns(&admin)
+        .delete("op-b", &DeleteParams::orphan())
+        .await
+        .expect("delete b, orphaning its pod");
+    wait_gone(&admin, "op-b").await;
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(admin.clone(), NS);
+    let pod = pods.get("op-b-pod").await.expect("the orphaned pod stays");
+    assert!(pod.metadata.owner_references.unwrap_or_default().is_empty());
+
+    let (code, body) = retry(&admin, "op", json!({"spec": {"restartTasks": ["b"]}}), "").await;
+    assert_eq!(code, 504, "{body:#}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("op-b-pod"),
+        "{body:#}"
+    );
+    assert!(
+        is_failed(&get(&runs(&admin), "op").await),
+        "not reset while the pod is there"
+    );
+    pods.delete("op-b-pod", &DeleteParams::default())
+        .await
+        .expect("delete the orphan");
+    let (code, body) = retry(&admin, "op", json!({"spec": {"restartTasks": ["b"]}}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    wait_run(&admin, "op", 30, is_succeeded).await;
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// A TaskRun name over 59 characters gets a hashed pod name (`kmeta.ChildName`:
+/// `<27 characters><md5>-pod`). A leftover pod of that name (its owner reference removed, so the
+/// garbage collector leaves it) would be adopted by the re-created TaskRun: the server must
+/// recognise it although its name does not start with the TaskRun's.
+#[tokio::test]
+async fn a_leftover_pod_with_a_hashed_name_is_waited_for() {
+    let mut engine = quick_engine();
+    engine.executor.wait_gone_timeout = Duration::from_secs(2);
+    let sb = start_with(tekton_retry_sandbox::SandboxOptions {
+        engine,
+        ..Default::default()
+    })
+    .await;
+    let admin = client_no_replay(&sb, "admin");
+    let run = "nightly-release-build-for-the-payments-service-eu-west-1-a";
+    failed_run(&admin, run, "b").await;
+    let b = get(&taskruns(&admin), &format!("{run}-b")).await;
+    // md5("nightly-release-build-for-the-payments-service-eu-west-1-a-b"), from Python's hashlib.
+    let hashed = "nightly-release-build-for-t63ae731b6ccd2beb9b3b84896bb0eec2-pod";
+    assert_eq!(b["status"]["podName"], hashed, "{b:#}");
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(admin.clone(), NS);
+    pods.patch(
+        hashed,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"ownerReferences": null}})),
+    )
+    .await
+    .expect("the pod loses its owner");
+
+    let (code, body) = retry(&admin, run, json!({}), "").await;
+    assert_eq!(code, 504, "{body:#}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(hashed),
+        "{body:#}"
+    );
+    pods.delete(hashed, &DeleteParams::default())
+        .await
+        .expect("delete the leftover");
+    let (code, body) = retry(&admin, run, json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    wait_run(&admin, run, 30, is_succeeded).await;
+    sb.shutdown(Duration::from_secs(2)).await;
+}

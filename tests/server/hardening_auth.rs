@@ -1,0 +1,554 @@
+//! Authentication and authorization bypass attempts against the real sandbox:
+//! the real `serve` code with the real engine, the emulator's SubjectAccessReview and policy, and
+//! requests sent either through the front proxy or straight at the retry server with the
+//! front-proxy client certificate (which makes the `X-Remote-*` headers trusted). Every retry here
+//! is a dry run (`?dryRun=All`), so an answer of 200 means "authenticated and authorized".
+//! `tests/server_auth.rs` covers the same rules against a fake API (forged headers without a
+//! certificate, another CA, a CN not allowed, expired certificates, obs-fold, TLS 1.1).
+
+use tekton_retry_test_support::sandbox as sandbox_support;
+use tekton_retry_test_support::server as server_support;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sandbox_support::*;
+use serde_json::json;
+use server_support::{retry_path, TestClient};
+use tekton_retry::api::UserInfo;
+use tekton_retry_sandbox::policy::{Rule, Subject};
+use tekton_retry_sandbox::{Sandbox, SandboxOptions};
+
+/// The retry server's own address (bypassing the front proxy).
+fn retry_addr(sb: &Sandbox) -> SocketAddr {
+    sb.retry_url()
+        .trim_start_matches("https://")
+        .parse()
+        .expect("address")
+}
+
+/// A client straight to the retry server presenting the front proxy's client certificate.
+fn as_front_proxy(sb: &Sandbox) -> TestClient {
+    TestClient::new(
+        retry_addr(sb),
+        sb.retry_ca_pem(),
+        Some(&sb.emulator.front_proxy_client().client),
+        false,
+    )
+}
+
+fn dry(ns: &str, name: &str) -> String {
+    format!("{}?dryRun=All", retry_path(ns, name))
+}
+
+/// A sandbox without the Tekton simulator's seed churn mattering: seeded, recorder on.
+async fn sandbox() -> Sandbox {
+    start_with(SandboxOptions {
+        engine: patient_engine(),
+        ..Default::default()
+    })
+    .await
+}
+
+/// How many SubjectAccessReviews the retry server has sent so far.
+fn reviews(sb: &Sandbox) -> usize {
+    sb.emulator
+        .faults()
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "create" && r.resource == "subjectaccessreviews")
+        .count()
+}
+
+/// Header lines of one request.
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
+/// `create pipelineruns/retry` in `namespaces` (a RoleBinding of `tekton-retry-edit`).
+fn retry_rule(namespaces: &[&str]) -> Rule {
+    Rule::resources(&["retry.tekton.dev"], &["pipelineruns/retry"], &["create"])
+        .in_namespaces(namespaces)
+}
+
+#[tokio::test]
+async fn duplicate_user_headers_take_the_first_and_never_merge() {
+    let sb = sandbox().await;
+    sb.emulator.policy().bind(
+        Subject::User("carol".into()),
+        "carol-retry",
+        vec![retry_rule(&[NS])],
+    );
+    let c = as_front_proxy(&sb);
+    // kube-apiserver's requestheader authenticator takes `h.Get(name)`: the first value
+    // (`headerrequest/requestheader.go` `headerValue`). A second user header is never the user.
+    let a = c
+        .post(
+            &dry(NS, "demo-failed"),
+            &[("X-Remote-User", "mallory"), ("X-Remote-User", "carol")],
+            "",
+        )
+        .await;
+    let msg = a.expect_status(403, "Forbidden");
+    assert!(msg.contains("User \"mallory\""), "{msg}");
+    let a = c
+        .post(
+            &dry(NS, "demo-failed"),
+            &[("X-Remote-User", "carol"), ("X-Remote-User", "admin")],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    // An empty first value is no user at all (not the second one): the front-proxy certificate
+    // is not a client-CA user either, so 401.
+    let a = c
+        .post(
+            &dry(NS, "demo-failed"),
+            &[("X-Remote-User", ""), ("X-Remote-User", "carol")],
+            "",
+        )
+        .await;
+    a.expect_status(401, "Unauthorized");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn a_user_in_a_thousand_groups_is_reviewed_with_all_of_them() {
+    let sb = sandbox().await;
+    sb.emulator.policy().bind(
+        Subject::Group("group-999".into()),
+        "last-group-retry",
+        vec![retry_rule(&[NS])],
+    );
+    let c = as_front_proxy(&sb);
+    let names: Vec<String> = (0..1000).map(|i| format!("group-{i}")).collect();
+    let mut headers = vec![("X-Remote-User", "dave")];
+    headers.extend(names.iter().map(|g| ("X-Remote-Group", g.as_str())));
+    let a = c.post(&dry(NS, "demo-failed"), &headers, "").await;
+    assert_eq!(
+        a.status,
+        200,
+        "the 1000th group grants the retry: {}",
+        a.text()
+    );
+    // Over HTTP/2 as well.
+    let h2 = TestClient::new(
+        retry_addr(&sb),
+        sb.retry_ca_pem(),
+        Some(&sb.emulator.front_proxy_client().client),
+        true,
+    );
+    let a = h2.post(&dry(NS, "demo-failed"), &headers, "").await;
+    assert_eq!(a.status, 200, "HTTP/2: {}", a.text());
+    // Past the HTTP/1.1 header-line limit (`MAX_HTTP1_HEADERS`) the request is refused whole
+    // with 431, never cut short (a user with groups silently dropped would be a different user);
+    // HTTP/2 has no line limit.
+    let many: Vec<String> = (0..tekton_retry::server::MAX_HTTP1_HEADERS)
+        .map(|i| format!("group-{i}"))
+        .collect();
+    let mut too_many = vec![("X-Remote-User", "dave")];
+    too_many.extend(many.iter().map(|g| ("X-Remote-Group", g.as_str())));
+    let a = c.post(&dry(NS, "demo-failed"), &too_many, "").await;
+    assert_eq!(a.status, 431, "{}", a.text());
+    let a = h2.post(&dry(NS, "demo-failed"), &too_many, "").await;
+    assert_eq!(a.status, 200, "HTTP/2 has no line limit: {}", a.text());
+    // The same user without the last group is refused: no group was lost or invented.
+    let last = headers.pop();
+    let a = c.post(&dry(NS, "demo-failed"), &headers, "").await;
+    a.expect_status(403, "Forbidden");
+    assert_eq!(last, Some(("X-Remote-Group", "group-999")));
+    // End to end: a token user in 1000 groups through the front door (which sends one
+    // `X-Remote-Group` line per group over HTTP/1.1, as kube-aggregator does).
+    let group_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    sb.emulator
+        .policy()
+        .add_token("many-groups", UserInfo::new("frank", &group_refs));
+    let mut cfg = sb
+        .emulator
+        .kube_config_token("many-groups")
+        .expect("config");
+    cfg.default_retry = false;
+    let client = kube::Client::try_from(cfg).expect("client");
+    let (code, body) = retry(&client, "demo-failed", json!({}), "?dryRun=All").await;
+    assert_eq!(code, 200, "{body:#}");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn control_characters_in_an_identity_never_become_headers() {
+    let sb = sandbox().await;
+    // A token user whose name and group carry CR/LF (an authenticator that does not validate
+    // them): the front proxy cannot put them in a header, and the retry server must not end up
+    // with another identity. The emulator authorizes this user at the front door, so what is
+    // tested is what reaches the retry server.
+    let evil = "eve\r\nX-Remote-Group: system:masters";
+    let mut user = UserInfo::new(evil, &["team\r\nX-Remote-User: admin"]);
+    user.extra
+        .insert("scopes".into(), vec!["x\r\nImpersonate-User: admin".into()]);
+    sb.emulator.policy().add_token("evil-token", user);
+    sb.emulator.policy().bind(
+        Subject::User(evil.into()),
+        "evil-front-door",
+        vec![retry_rule(&[NS])],
+    );
+    let mut cfg = sb.emulator.kube_config_token("evil-token").expect("config");
+    cfg.default_retry = false;
+    let client = kube::Client::try_from(cfg).expect("client");
+    let (code, body) = retry(&client, "demo-failed", json!({}), "?dryRun=All").await;
+    assert_eq!(code, 401, "{body:#}");
+    // A user whose name is clean but whose group and extra carry CR/LF: the proxy drops those
+    // values, and the retry server sees exactly "eve" (not an injected admin or group).
+    let mut plain = UserInfo::new("eve", &["team\r\nX-Remote-User: admin"]);
+    plain
+        .extra
+        .insert("scopes".into(), vec!["x\r\nImpersonate-User: admin".into()]);
+    sb.emulator.policy().add_token("eve-token", plain);
+    sb.emulator.policy().bind(
+        Subject::User("eve".into()),
+        "eve-retry",
+        vec![retry_rule(&[NS])],
+    );
+    let mut cfg = sb.emulator.kube_config_token("eve-token").expect("config");
+    cfg.default_retry = false;
+    let client = kube::Client::try_from(cfg).expect("client");
+    let (code, body) = retry(&client, "demo-failed", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    let run = get(&runs(&sb.client("admin").expect("admin")), "demo-failed").await;
+    assert_eq!(last_retry(&run)["by"], "eve", "{run:#}");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn impersonation_headers_are_never_honoured_by_the_retry_server() {
+    let sb = sandbox().await;
+    let c = as_front_proxy(&sb);
+    let headers = [
+        ("X-Remote-User", "viewer"),
+        ("Impersonate-User", "admin"),
+        ("Impersonate-Group", "system:masters"),
+        ("Impersonate-Uid", "admin-uid"),
+        ("Impersonate-Extra-Scopes", "all"),
+    ];
+    let a = c.post(&dry(NS, "demo-failed"), &headers, "").await;
+    let msg = a.expect_status(403, "Forbidden");
+    assert!(msg.contains("User \"viewer\""), "{msg}");
+    // With a client certificate of the cluster's client CA, too.
+    let viewer = sb.emulator.client_cert("viewer").expect("cert");
+    let c = TestClient::new(retry_addr(&sb), sb.retry_ca_pem(), Some(&viewer), false);
+    let a = c.post(&dry(NS, "demo-failed"), &headers[1..], "").await;
+    let msg = a.expect_status(403, "Forbidden");
+    assert!(msg.contains("User \"viewer\""), "{msg}");
+    // And through the front door, the viewer may not impersonate (the emulator refuses first).
+    let mut cfg = sb.emulator.kube_config("viewer").expect("config");
+    cfg.auth_info.impersonate = Some("admin".into());
+    cfg.default_retry = false;
+    let client = kube::Client::try_from(cfg).expect("client");
+    let (code, body) = retry(&client, "demo-failed", json!({}), "?dryRun=All").await;
+    assert_eq!(code, 403, "{body:#}");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn remote_headers_without_the_front_proxy_certificate_are_ignored() {
+    let sb = sandbox().await;
+    let forged = [
+        ("X-Remote-User", "admin"),
+        ("X-Remote-Group", "system:masters"),
+    ];
+    // No certificate at all.
+    let c = TestClient::new(retry_addr(&sb), sb.retry_ca_pem(), None, false);
+    c.post(&retry_path(NS, "demo-failed"), &forged, "")
+        .await
+        .expect_status(401, "Unauthorized");
+    // A client-CA user's certificate: headers ignored, the user is the certificate's CN.
+    let viewer = sb.emulator.client_cert("viewer").expect("cert");
+    let c = TestClient::new(retry_addr(&sb), sb.retry_ca_pem(), Some(&viewer), false);
+    let msg = c
+        .post(&retry_path(NS, "demo-failed"), &forged, "")
+        .await
+        .expect_status(403, "Forbidden");
+    assert!(msg.contains("User \"viewer\""), "{msg}");
+    let run = get(&runs(&sb.client("admin").expect("admin")), "demo-failed").await;
+    assert!(is_failed(&run), "nothing was retried");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// A minimal ClientHello for `version` (0x0301 TLS 1.0, 0x0302 TLS 1.1, 0x0303 TLS 1.2) offering
+/// ECDHE-ECDSA-AES128-GCM-SHA256 with the extensions that suite needs (RFC 5246 §7.4.1.2).
+fn client_hello(version: [u8; 2]) -> Vec<u8> {
+    let mut hello = version.to_vec();
+    hello.extend_from_slice(&[9u8; 32]);
+    hello.push(0);
+    hello.extend_from_slice(&[0x00, 0x02, 0xc0, 0x2b]);
+    hello.extend_from_slice(&[0x01, 0x00]);
+    let ext: &[u8] = &[
+        0x00, 0x0a, 0x00, 0x06, 0x00, 0x04, 0x00, 0x1d, 0x00, 0x17, // supported_groups
+        0x00, 0x0b, 0x00, 0x02, 0x01, 0x00, // ec_point_formats
+        0x00, 0x0d, 0x00, 0x06, 0x00, 0x04, 0x04, 0x03, 0x08, 0x04, // signature_algorithms
+    ];
+    hello.extend_from_slice(&[0x00, ext.len() as u8]);
+    hello.extend_from_slice(ext);
+    let mut hs = vec![0x01, 0x00, (hello.len() >> 8) as u8, hello.len() as u8];
+    hs.extend_from_slice(&hello);
+    let mut rec = vec![0x16, 0x03, 0x01, (hs.len() >> 8) as u8, hs.len() as u8];
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+#[tokio::test]
+async fn tls_1_0_and_1_1_and_plain_http_are_refused_by_the_retry_server() {
+    let sb = sandbox().await;
+    let addr = retry_addr(&sb);
+    let replies = tokio::task::spawn_blocking(move || {
+        let exchange = |bytes: &[u8]| {
+            let mut s = std::net::TcpStream::connect(addr).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            s.write_all(bytes).expect("write");
+            let mut buf = vec![0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            buf.truncate(n);
+            buf
+        };
+        [
+            exchange(&client_hello([0x03, 0x03])),
+            exchange(&client_hello([0x03, 0x02])),
+            exchange(&client_hello([0x03, 0x01])),
+            exchange(
+                b"POST /apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/demo-failed/retry HTTP/1.1\r\nHost: x\r\nX-Remote-User: admin\r\nX-Remote-Group: system:masters\r\nContent-Length: 0\r\n\r\n",
+            ),
+        ]
+    })
+    .await
+    .expect("join");
+    let [tls12, tls11, tls10, http] = replies;
+    // TLS 1.2 gets a ServerHello (the probe itself works) ...
+    assert_eq!(
+        (tls12.first(), tls12.get(5)),
+        (Some(&22), Some(&2)),
+        "{tls12:?}"
+    );
+    // ... TLS 1.1 and 1.0 a fatal protocol_version alert (record 21, level 2, description 70).
+    for (v, reply) in [("1.1", &tls11), ("1.0", &tls10)] {
+        assert_eq!(
+            (reply.first(), reply.get(5), reply.get(6)),
+            (Some(&21), Some(&2), Some(&70)),
+            "TLS {v}: {reply:?}"
+        );
+    }
+    // Plain HTTP gets no HTTP answer at all — not even a 401, which a plaintext listener would
+    // send — only a TLS alert record (21) or a closed connection.
+    let text = String::from_utf8_lossy(&http);
+    assert!(
+        http.is_empty() || http.first() == Some(&21),
+        "no plain HTTP answer: {text}"
+    );
+    let run = get(&runs(&sb.client("admin").expect("admin")), "demo-failed").await;
+    assert!(is_failed(&run), "nothing was retried");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn allowed_in_one_namespace_denied_in_another() {
+    let sb = sandbox().await;
+    sb.emulator.add_user("carol", &["team-a"]);
+    sb.emulator.policy().bind(
+        Subject::User("carol".into()),
+        "carol-retry-demo",
+        vec![retry_rule(&[NS])],
+    );
+    // Through the front door (the emulator authorizes first, as kube-apiserver does) ...
+    let carol = client_no_replay(&sb, "carol");
+    let (code, body) = retry(&carol, "demo-failed", json!({}), "?dryRun=All").await;
+    assert_eq!(code, 200, "{body:#}");
+    // ... and straight at the retry server, whose own SubjectAccessReview decides.
+    let c = as_front_proxy(&sb);
+    let who = [("X-Remote-User", "carol"), ("X-Remote-Group", "team-a")];
+    let a = c.post(&dry(NS, "demo-failed"), &who, "").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let a = c.post(&dry("team-b", "demo-failed"), &who, "").await;
+    let msg = a.expect_status(403, "Forbidden");
+    assert_eq!(
+        msg,
+        r#"pipelineruns.retry.tekton.dev "demo-failed" is forbidden: User "carol" cannot create resource "pipelineruns/retry" in API group "retry.tekton.dev" in the namespace "team-b""#
+    );
+    // A run that does not exist where the caller may not retry is 403, not 404: the answer
+    // tells nothing about which runs exist.
+    c.post(&dry("team-b", "no-such-run"), &who, "")
+        .await
+        .expect_status(403, "Forbidden");
+    let a = c.post(&dry(NS, "no-such-run"), &who, "").await;
+    assert_eq!(a.status, 404, "{}", a.text());
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn a_rule_for_one_run_allows_only_that_run() {
+    let sb = sandbox().await;
+    sb.emulator.policy().bind(
+        Subject::User("erin".into()),
+        "erin-one-run",
+        vec![retry_rule(&[NS]).named(&["demo-failed"])],
+    );
+    let c = as_front_proxy(&sb);
+    let who = [("X-Remote-User", "erin")];
+    let a = c.post(&dry(NS, "demo-failed"), &who, "").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    c.post(&dry(NS, "demo-cancelled"), &who, "")
+        .await
+        .expect_status(403, "Forbidden");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn the_decision_cache_never_answers_for_another_user_group_extra_namespace_or_name() {
+    let sb = sandbox().await;
+    sb.emulator.policy().bind(
+        Subject::Group("retriers".into()),
+        "retriers-one-run",
+        vec![retry_rule(&[NS]).named(&["demo-failed"])],
+    );
+    let c = as_front_proxy(&sb);
+    let allowed: Vec<(&str, &str)> = vec![
+        ("X-Remote-User", "alice"),
+        ("X-Remote-Group", "retriers"),
+        ("X-Remote-Extra-Scopes", "view"),
+    ];
+    let a = c.post(&dry(NS, "demo-failed"), &allowed, "").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let after_first = reviews(&sb);
+    assert!(after_first >= 1);
+    // The identical request is answered from the cache (so the cache is on and what follows
+    // tests its key, not its absence).
+    let a = c.post(&dry(NS, "demo-failed"), &allowed, "").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(reviews(&sb), after_first, "served from the cache");
+
+    // Each differing attribute is a new review and a denial, never the cached allow.
+    let denied: Vec<(&str, Headers, &str, &str)> = vec![
+        (
+            "another user without the group",
+            vec![("X-Remote-User", "bob"), ("X-Remote-Extra-Scopes", "view")],
+            NS,
+            "demo-failed",
+        ),
+        (
+            "the same user without the group",
+            vec![
+                ("X-Remote-User", "alice"),
+                ("X-Remote-Extra-Scopes", "view"),
+            ],
+            NS,
+            "demo-failed",
+        ),
+        (
+            "the group name as the user name",
+            vec![("X-Remote-User", "retriers"), ("X-Remote-Group", "alice")],
+            NS,
+            "demo-failed",
+        ),
+        (
+            "the group as an extra",
+            vec![
+                ("X-Remote-User", "alice"),
+                ("X-Remote-Extra-Retriers", "retriers"),
+            ],
+            NS,
+            "demo-failed",
+        ),
+        (
+            "another namespace",
+            allowed.clone(),
+            "team-b",
+            "demo-failed",
+        ),
+        ("another run", allowed.clone(), NS, "demo-cancelled"),
+    ];
+    for (what, headers, ns, name) in &denied {
+        let before = reviews(&sb);
+        let a = c.post(&dry(ns, name), headers, "").await;
+        assert_eq!(a.status, 403, "{what}: {}", a.text());
+        assert_eq!(reviews(&sb), before + 1, "{what}: reviewed, not cached");
+        // Asked twice, the denial is cached too, and still a denial.
+        let a = c.post(&dry(ns, name), headers, "").await;
+        assert_eq!(a.status, 403, "{what} (again): {}", a.text());
+    }
+    // Another extra value or uid is another user: reviewed again (the policy ignores both, so
+    // it is allowed, but not from the cache).
+    for (what, extra) in [
+        ("another extra value", ("X-Remote-Extra-Scopes", "admin")),
+        ("a uid", ("X-Remote-Uid", "alice-2")),
+        (
+            "another extra key",
+            ("X-Remote-Extra-Acme.com%2Fteam", "view"),
+        ),
+    ] {
+        let mut h = allowed.clone();
+        h.push(extra);
+        let before = reviews(&sb);
+        let a = c.post(&dry(NS, "demo-failed"), &h, "").await;
+        assert_eq!(a.status, 200, "{what}: {}", a.text());
+        assert_eq!(reviews(&sb), before + 1, "{what}: reviewed, not cached");
+    }
+    // Percent-encoding of an extra key is decoded before it is a key (kube-apiserver's
+    // `unescapeExtraKey`): `%61cme.com%2Fteam` is `acme.com/team` as `Acme.com%2Fteam` is, the same
+    // user, so the second is a cache hit. (The two header names differ even lowercased, so a cache
+    // keyed on the raw header would miss here.)
+    let mut h = allowed.clone();
+    h.push(("X-Remote-Extra-%61cme.com%2Fteam", "view"));
+    let before = reviews(&sb);
+    let a = c.post(&dry(NS, "demo-failed"), &h, "").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(reviews(&sb), before, "the same decoded extra key");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn path_tricks_in_the_namespace_or_name_are_refused_before_any_review() {
+    let sb = sandbox().await;
+    sb.emulator.policy().bind(
+        Subject::User("carol".into()),
+        "carol-retry-demo",
+        vec![retry_rule(&[NS])],
+    );
+    let c = as_front_proxy(&sb);
+    let who = [("X-Remote-User", "carol")];
+    let before = reviews(&sb);
+    // A name that, decoded by the API server the engine calls, would address another namespace's
+    // run (a confused deputy: reviewed for `demo`, acted on elsewhere), and other non-names.
+    for (ns, name) in [
+        (
+            NS,
+            "x%2F..%2F..%2F..%2Fnamespaces%2Fteam-b%2Fpipelineruns%2Fdemo-failed",
+        ),
+        (NS, "demo-failed%2Fstatus"),
+        (NS, ".."),
+        (NS, "Demo-Failed"),
+        ("demo%2F..%2Fteam-b", "demo-failed"),
+        ("..", "demo-failed"),
+    ] {
+        let a = c
+            .post(
+                &format!(
+                    "/apis/retry.tekton.dev/v1alpha1/namespaces/{ns}/pipelineruns/{name}/retry?dryRun=All"
+                ),
+                &who,
+                "",
+            )
+            .await;
+        assert!(
+            a.status == 400 || a.status == 404,
+            "{ns}/{name}: {} {}",
+            a.status,
+            a.text()
+        );
+        assert_eq!(a.json()["kind"], "Status", "{ns}/{name}");
+    }
+    assert_eq!(
+        reviews(&sb),
+        before,
+        "nothing was reviewed, so nothing was done"
+    );
+    let run = get(&runs(&sb.client("admin").expect("admin")), "demo-failed").await;
+    assert!(is_failed(&run));
+    sb.shutdown(Duration::from_secs(2)).await;
+}
