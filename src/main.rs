@@ -1,7 +1,7 @@
 //! `tekton-retry`: the thin command-line front door.
 
 use clap::{Parser, Subcommand};
-use tekton_retry::server::{self, ServeArgs};
+use tekton_retry::server::ServeArgs;
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +32,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
-        Command::Serve(args) => server::run(*args).await,
+        Command::Serve(args) => tekton_retry::app::serve(*args).await,
         #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => tekton_retry_sandbox::cli::run(args).await,
     }

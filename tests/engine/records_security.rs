@@ -434,7 +434,7 @@ async fn a_child_pipelinerun_with_inherited_annotations_gets_no_events_or_metric
         2,
         "RetryStarted and RetrySucceeded about the parent"
     );
-    let labels = tekton_retry::recorder::metrics::OutcomeLabels {
+    let labels = tekton_retry::retry::metrics::OutcomeLabels {
         namespace: NS.into(),
         outcome: "succeeded".into(),
     };

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -12,11 +11,11 @@ use serde_json::json;
 use super::emulator::{Emulator, EmulatorError, EmulatorOptions, Gvr};
 use super::seed;
 use super::simulator::{Simulator, SimulatorHandle, SimulatorOptions};
-use tekton_retry::recorder::{Recorder, RecorderOptions, RetryMetrics};
+use tekton_retry::app::{App, AppOptions, ServingCert};
+use tekton_retry::recorder::{RecorderOptions, RetryMetrics};
 use tekton_retry::retry::engine::{Engine, EngineOptions};
-use tekton_retry::server::metrics::Metrics;
-use tekton_retry::server::selfcert::{CertMetrics, SelfCert, SelfCertArgs, SelfCertOptions};
-use tekton_retry::server::{Server, ServerHandle, ServerOptions, TlsSource};
+use tekton_retry::server::selfcert::{SelfCertArgs, SelfCertOptions};
+use tekton_retry::server::{ServerSettings, TlsSource};
 use tekton_retry_pki::Ca;
 
 /// How to start the sandbox.
@@ -88,8 +87,8 @@ impl Default for SandboxOptions {
 pub enum SandboxError {
     #[error(transparent)]
     Emulator(#[from] EmulatorError),
-    #[error("starting the retry server: {0}")]
-    Server(#[from] tekton_retry::server::ServerError),
+    #[error(transparent)]
+    App(#[from] tekton_retry::app::AppError),
     #[error(transparent)]
     Pki(#[from] tekton_retry_pki::PkiError),
     #[error("kube client: {0}")]
@@ -100,8 +99,6 @@ pub enum SandboxError {
     Write(PathBuf, std::io::Error),
     #[error("{0}")]
     NotReady(String),
-    #[error("self-managed serving certificate: {0}")]
-    SelfCert(#[from] Box<tekton_retry::server::selfcert::SelfCertError>),
     #[error("registering the APIService: {0}")]
     ApiService(String),
 }
@@ -120,15 +117,13 @@ fn register_apiservice(emulator: &Emulator) -> Result<(), SandboxError> {
 /// A running sandbox.
 pub struct Sandbox {
     pub emulator: Emulator,
-    server: Option<ServerHandle>,
+    /// The retry server, engine and recorder, wired exactly as `serve` wires them.
+    app: Option<App>,
     pub simulator: Option<SimulatorHandle>,
     pub engine: Engine,
     pub metrics: RetryMetrics,
     serving_ca: String,
     retry_addr: SocketAddr,
-    recorder_task: Option<tokio::task::JoinHandle<()>>,
-    self_cert: Option<SelfCert>,
-    _stop_self_cert: tokio::sync::watch::Sender<bool>,
 }
 
 impl Sandbox {
@@ -141,19 +136,7 @@ impl Sandbox {
         .await?;
 
         let server_client = kube::Client::try_from(emulator.server_kube_config()?)?;
-        let metrics = Arc::new(Metrics::new());
-        let retry_metrics = RetryMetrics::default();
-        metrics.with_registry(|r| {
-            retry_metrics.register(r);
-            tekton_retry::retry::api_calls::register(r);
-        });
-        let engine = Engine::with_observer(
-            server_client.clone(),
-            opts.engine.clone(),
-            Arc::new(retry_metrics.clone()),
-        );
-        let (stop_self_cert, stop_rx) = tokio::sync::watch::channel(false);
-        let (tls, serving_ca, self_cert) = match &opts.self_cert {
+        let (cert, fixed_ca) = match &opts.self_cert {
             None => {
                 // A serving CA made here (the APIService caBundle in a cluster).
                 let ca = Ca::new("tekton-retry-serving-ca")?;
@@ -163,54 +146,42 @@ impl Sandbox {
                     cert: cert.cert,
                     key: cert.key,
                 };
-                (tls, ca.pem.cert, None)
+                (ServingCert::Given(tls), Some(ca.pem.cert))
             }
             Some(cert_opts) => {
                 register_apiservice(&emulator)?;
-                let cert_metrics = CertMetrics::default();
-                metrics.with_registry(|r| cert_metrics.register(r));
-                let managed = SelfCert::start(
-                    server_client.clone(),
-                    cert_opts.clone(),
-                    cert_metrics,
-                    Duration::from_secs(20),
-                    stop_rx,
-                )
-                .await
-                .map_err(Box::new)?;
-                let (cert, key) = managed.serving.borrow().clone();
-                let tls = TlsSource::Pem {
-                    cert: String::from_utf8_lossy(&cert).into_owned(),
-                    key: String::from_utf8_lossy(&key).into_owned(),
+                let cert = ServingCert::SelfManaged {
+                    options: cert_opts.clone(),
+                    first_wait: Duration::from_secs(20),
                 };
-                let bundle = managed.bundle.borrow().clone();
-                (tls, bundle, Some(managed))
+                (cert, None)
             }
         };
-        let mut server_opts = ServerOptions::new(
-            server_client.clone(),
-            tls,
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-        );
-        server_opts.tls_feed = self_cert.as_ref().map(|c| c.serving.clone());
-        let server = Server::start(server_opts, Arc::new(engine.clone()), metrics).await?;
-        let retry_addr = server.addr();
-        match &self_cert {
-            None => {
-                emulator.set_aggregated_backend(&format!("https://{retry_addr}"), &serving_ca)?
+        let app = App::start(
+            server_client,
+            AppOptions {
+                bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+                cert,
+                server: ServerSettings::default(),
+                engine: opts.engine.clone(),
+                recorder: opts.recorder_enabled.then(|| opts.recorder.clone()),
+            },
+        )
+        .await?;
+        let retry_addr = app.addr();
+        let serving_ca = match (&fixed_ca, app.self_cert()) {
+            (Some(ca), _) => {
+                emulator.set_aggregated_backend(&format!("https://{retry_addr}"), ca)?;
+                ca.clone()
             }
-            Some(_) => emulator.set_aggregated_backend_from_apiservice(
-                &format!("https://{retry_addr}"),
-                tekton_retry::api::APISERVICE_NAME,
-            )?,
-        }
-
-        let recorder_task = if opts.recorder_enabled {
-            let recorder =
-                Recorder::new(engine.clone(), retry_metrics.clone(), opts.recorder.clone());
-            Some(tokio::spawn(recorder.run(server_client)))
-        } else {
-            None
+            (None, Some(managed)) => {
+                emulator.set_aggregated_backend_from_apiservice(
+                    &format!("https://{retry_addr}"),
+                    tekton_retry::api::APISERVICE_NAME,
+                )?;
+                managed.bundle.borrow().clone()
+            }
+            (None, None) => String::new(),
         };
 
         // The Tekton controller's identity is an admin here (it is not what is under test).
@@ -219,26 +190,21 @@ impl Sandbox {
 
         let sandbox = Sandbox {
             emulator,
-            server: Some(server),
+            engine: app.engine().clone(),
+            metrics: app.metrics().clone(),
+            app: Some(app),
             simulator: Some(simulator),
-            engine,
-            metrics: retry_metrics,
             serving_ca,
             retry_addr,
-            recorder_task,
-            self_cert,
-            _stop_self_cert: stop_self_cert,
         };
-        if !sandbox.server.as_ref().is_some_and(|s| s.ready()) {
-            let ready = match &sandbox.server {
-                Some(s) => s.wait_ready(Duration::from_secs(20)).await,
-                None => false,
-            };
-            if !ready {
-                return Err(SandboxError::NotReady(
-                    "the retry server did not become ready in 20s".into(),
-                ));
-            }
+        let ready = match &sandbox.app {
+            Some(app) => app.wait_ready(Duration::from_secs(20)).await,
+            None => false,
+        };
+        if !ready {
+            return Err(SandboxError::NotReady(
+                "the retry server did not become ready in 20s".into(),
+            ));
         }
         if !sandbox
             .emulator
@@ -278,7 +244,7 @@ impl Sandbox {
     /// The CAs the retry server's certificate chains to now: the self-managed bundle as last
     /// written, else the fixed CA.
     pub fn retry_ca_bundle(&self) -> String {
-        match &self.self_cert {
+        match self.app.as_ref().and_then(App::self_cert) {
             Some(c) => c.bundle.borrow().clone(),
             None => self.serving_ca.clone(),
         }
@@ -317,14 +283,9 @@ impl Sandbox {
 
     /// Stops the retry server first (readiness false, in-flight requests finish), then the rest.
     pub async fn shutdown(mut self, grace: Duration) {
-        if let Some(s) = self.server.take() {
-            s.shutdown(grace).await;
-        }
-        if let Some(t) = self.recorder_task.take() {
-            t.abort();
-        }
-        if let Some(c) = self.self_cert.take() {
-            c.task.abort();
+        if let Some(app) = self.app.take() {
+            app.begin_shutdown();
+            app.shutdown(grace).await;
         }
         if let Some(s) = self.simulator.take() {
             s.shutdown().await;

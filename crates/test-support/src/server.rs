@@ -575,14 +575,14 @@ impl Harness {
             }
         });
         let mut opts = ServerOptions::new(kube.client(), tls, "127.0.0.1:0".parse().expect("addr"));
-        opts.authz_ttl = knobs.authz_ttl;
-        opts.authn_ttl = Duration::from_secs(60);
-        opts.request_timeout = knobs.request_timeout;
-        opts.auth_config_resync = knobs.resync;
-        opts.auth_config_max_staleness = knobs.max_staleness;
-        opts.tls_recheck = knobs.tls_recheck;
-        opts.conn = knobs.conn;
-        opts.max_requests_in_flight = knobs.max_in_flight;
+        opts.settings.authz_ttl = knobs.authz_ttl;
+        opts.settings.authn_ttl = Duration::from_secs(60);
+        opts.settings.request_timeout = knobs.request_timeout;
+        opts.settings.auth_config_resync = knobs.resync;
+        opts.settings.auth_config_max_staleness = knobs.max_staleness;
+        opts.settings.tls_recheck = knobs.tls_recheck;
+        opts.settings.conn = knobs.conn;
+        opts.settings.max_requests_in_flight = knobs.max_in_flight;
         let engine = RecordingEngine::new();
         let metrics = Arc::new(Metrics::new());
         let handle = Server::start(opts, Arc::new(Shared(engine.clone())), metrics.clone())

@@ -9,7 +9,6 @@
 //! annotations claim a retry that the server never recorded is left alone.
 
 pub mod decide;
-pub mod metrics;
 pub mod slim;
 
 use crate::tekton::{parse_time as parse, str_at};
@@ -27,8 +26,8 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
+pub use crate::retry::metrics::RetryMetrics;
 pub use decide::{decide, Action};
-pub use metrics::RetryMetrics;
 
 use crate::api::{labels, UserInfo};
 use crate::retry::cluster::PIPELINERUNS;

@@ -6,6 +6,7 @@ pub mod api_calls;
 pub mod cluster;
 pub mod engine;
 pub mod executor;
+pub mod metrics;
 pub mod plan;
 pub mod planner;
 pub mod ratelimit;

@@ -4,8 +4,8 @@
 //! retry route, [`body`] decoding) with [`discovery`], [`openapi`], [`health`] and [`metrics`];
 //! [`handler`] strings the pipeline together and [`logging`] sets up tracing.
 //!
-//! [`run`] is what `main` calls; [`Server::start`] is the lower-level entry point the sandbox and
-//! integration tests use in-process.
+//! [`Server::start`] starts it; the composition root (`crate::app`) calls it for `serve` and the
+//! sandbox, and integration tests call it directly in-process.
 
 pub mod authn;
 pub mod authn_configmap;
@@ -72,7 +72,8 @@ pub const DEFAULT_AUTH_CONFIG_RESYNC: Duration = Duration::from_secs(60);
 /// Default `--authentication-config-max-staleness`: five missed re-reads in a row.
 pub const DEFAULT_AUTH_CONFIG_MAX_STALENESS: Duration = Duration::from_secs(300);
 
-/// Everything [`Server::start`] needs.
+/// Everything [`Server::start`] needs: the server's identity, its certificate and address, and
+/// its [`ServerSettings`].
 #[derive(Clone)]
 pub struct ServerOptions {
     /// Client for TokenReview, SubjectAccessReview and the authentication ConfigMap.
@@ -80,6 +81,14 @@ pub struct ServerOptions {
     pub tls: TlsSource,
     /// Address to listen on (port 0 = any free port; see [`ServerHandle::addr`]).
     pub bind: SocketAddr,
+    /// Later serving certificates (PEM pair) from elsewhere, e.g. [`selfcert::SelfCert`].
+    pub tls_feed: Option<watch::Receiver<tls::PemPair>>,
+    pub settings: ServerSettings,
+}
+
+/// How the server behaves: caches, limits, timeouts (the `serve` flags of this component).
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
     /// How long SubjectAccessReview answers are reused.
     pub authz_ttl: Duration,
     /// How long TokenReview answers are reused.
@@ -99,17 +108,12 @@ pub struct ServerOptions {
     pub auth_config_max_staleness: Duration,
     /// How often certificate files are re-checked besides file-change events.
     pub tls_recheck: Duration,
-    /// Later serving certificates (PEM pair) from elsewhere, e.g. [`selfcert::SelfCert`].
-    pub tls_feed: Option<watch::Receiver<tls::PemPair>>,
 }
 
-impl ServerOptions {
-    /// Options with the defaults of the `serve` flags.
-    pub fn new(client: kube::Client, tls: TlsSource, bind: SocketAddr) -> Self {
-        ServerOptions {
-            client,
-            tls,
-            bind,
+impl Default for ServerSettings {
+    /// The defaults of the `serve` flags.
+    fn default() -> Self {
+        ServerSettings {
             authz_ttl: Duration::from_secs(10),
             authn_ttl: Duration::from_secs(10),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -119,7 +123,19 @@ impl ServerOptions {
             auth_config_resync: DEFAULT_AUTH_CONFIG_RESYNC,
             auth_config_max_staleness: DEFAULT_AUTH_CONFIG_MAX_STALENESS,
             tls_recheck: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ServerOptions {
+    /// Options with the defaults of the `serve` flags.
+    pub fn new(client: kube::Client, tls: TlsSource, bind: SocketAddr) -> Self {
+        ServerOptions {
+            client,
+            tls,
+            bind,
             tls_feed: None,
+            settings: ServerSettings::default(),
         }
     }
 }
@@ -221,13 +237,13 @@ impl Server {
         let auth_state = Arc::new(AuthState::default());
         let health = Arc::new(Health::new(
             auth_state.clone(),
-            opts.auth_config_max_staleness,
+            opts.settings.auth_config_max_staleness,
         ));
         let mut background = vec![authn_configmap::spawn_config_watcher(
             opts.client.clone(),
             auth_state.clone(),
             tls_state.clone(),
-            opts.auth_config_resync,
+            opts.settings.auth_config_resync,
             stop_rx.clone(),
         )];
         if let (TlsSource::Files { cert, key }, Some(loaded)) = (&opts.tls, files) {
@@ -236,7 +252,7 @@ impl Server {
                 cert.clone(),
                 key.clone(),
                 loaded,
-                opts.tls_recheck,
+                opts.settings.tls_recheck,
                 stop_rx.clone(),
             ));
         }
@@ -247,21 +263,25 @@ impl Server {
             authn: Authenticator::with_limits(
                 auth_state,
                 opts.client.clone(),
-                opts.authn_ttl,
-                opts.tokens,
+                opts.settings.authn_ttl,
+                opts.settings.tokens,
             ),
-            authz: Authorizer::new(opts.client.clone(), opts.authz_ttl, metrics.clone()),
+            authz: Authorizer::new(
+                opts.client.clone(),
+                opts.settings.authz_ttl,
+                metrics.clone(),
+            ),
             retry,
             metrics,
             health: health.clone(),
-            request_timeout: opts.request_timeout,
-            in_flight: tokio::sync::Semaphore::new(opts.max_requests_in_flight.max(1)),
+            request_timeout: opts.settings.request_timeout,
+            in_flight: tokio::sync::Semaphore::new(opts.settings.max_requests_in_flight.max(1)),
         });
         let accept_loop = tokio::spawn(conn::accept_loop(
             listener,
             tls_state,
             shared,
-            opts.conn.clone(),
+            opts.settings.conn.clone(),
             stop_rx,
         ));
         tracing::info!(%addr, "serving retry.tekton.dev/v1alpha1");
@@ -294,103 +314,6 @@ fn spawn_feed(
     })
 }
 
-/// `tekton-retry serve`: logging, kube client, the retry engine and recorder, the server, and
-/// graceful shutdown on SIGTERM/SIGINT.
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    logging::init(args.log_format);
-    let client = kube_client(args.kubeconfig.clone()).await?;
-    let metrics = Arc::new(Metrics::new());
-    let (_stop_certs, stop_certs_rx) = watch::channel(false);
-    let (tls, tls_feed) = match (&args.tls_cert_file, &args.tls_private_key_file) {
-        (Some(cert), Some(key)) => (
-            TlsSource::Files {
-                cert: cert.clone(),
-                key: key.clone(),
-            },
-            None,
-        ),
-        _ => {
-            let cert_metrics = selfcert::CertMetrics::default();
-            metrics.with_registry(|r| cert_metrics.register(r));
-            let managed = selfcert::SelfCert::start(
-                client.clone(),
-                args.self_cert.options(),
-                cert_metrics,
-                Duration::from_secs(120),
-                stop_certs_rx,
-            )
-            .await?;
-            let (cert, key) = managed.serving.borrow().clone();
-            let tls = TlsSource::Pem {
-                cert: String::from_utf8_lossy(&cert).into_owned(),
-                key: String::from_utf8_lossy(&key).into_owned(),
-            };
-            (tls, Some(managed.serving.clone()))
-        }
-    };
-    let mut opts = ServerOptions::new(
-        client,
-        tls,
-        SocketAddr::new(args.bind_address, args.secure_port),
-    );
-    opts.tls_feed = tls_feed;
-    opts.authz_ttl = args.authorization_cache_ttl;
-    opts.authn_ttl = args.authentication_cache_ttl;
-    opts.request_timeout = args.request_timeout;
-    opts.max_requests_in_flight = args.max_requests_inflight as usize;
-    opts.conn.max_connections = args.max_connections as usize;
-    opts.conn.first_request_timeout = args.first_request_timeout;
-    opts.conn.idle_timeout = args.idle_timeout;
-    opts.auth_config_resync = args.authentication_config_resync;
-    opts.auth_config_max_staleness = args.authentication_config_max_staleness;
-    let retry_metrics = crate::recorder::RetryMetrics::default();
-    metrics.with_registry(|r| {
-        retry_metrics.register(r);
-        crate::retry::api_calls::register(r);
-    });
-    let engine_opts = crate::retry::EngineOptions {
-        claim_grace: args.retry_claim_grace,
-        max_concurrent: usize::from(args.max_concurrent_retries),
-        namespace: args.self_cert.namespace.clone(),
-        api_rate: crate::retry::ratelimit::RateLimit {
-            qps: args.kube_api_qps,
-            burst: args.kube_api_burst,
-        },
-        limits: crate::retry::PlanLimits {
-            min_timeout_budget: args.min_timeout_budget,
-        },
-        executor: crate::retry::executor::ExecutorOptions {
-            archive_logs: args.archive_logs,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let engine = crate::retry::Engine::with_observer(
-        opts.client.clone(),
-        engine_opts,
-        Arc::new(retry_metrics.clone()),
-    );
-    let recorder = crate::recorder::Recorder::new(
-        engine.clone(),
-        retry_metrics,
-        crate::recorder::RecorderOptions {
-            grace: args.retry_claim_grace * 2,
-            ..Default::default()
-        },
-    );
-    let recorder_task = tokio::spawn(recorder.run(opts.client.clone()));
-    let retry: Arc<dyn RetryService> = Arc::new(engine);
-    let handle = Server::start(opts, retry, metrics).await?;
-    shutdown_signal().await;
-    recorder_task.abort();
-    handle.begin_shutdown();
-    tracing::info!(delay = ?args.shutdown_delay, "shutting down: readiness is false; still accepting connections during the shutdown delay");
-    tokio::time::sleep(args.shutdown_delay).await;
-    tracing::info!(grace = ?args.shutdown_grace_period, "shutting down: no new connections");
-    handle.shutdown(args.shutdown_grace_period).await;
-    Ok(())
-}
-
 /// A kube client from `--kubeconfig`, else in-cluster config, else the usual kubeconfig lookup.
 pub async fn kube_client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
     let config = match kubeconfig {
@@ -402,28 +325,4 @@ pub async fn kube_client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Cl
         None => kube::Config::infer().await?,
     };
     Ok(kube::Client::try_from(config)?)
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only ctrl-c stops the server");
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -185,7 +185,17 @@ pub fn outcome_of(run: &Value) -> Option<String> {
 /// attempt's. The reset removes `completionTime` and Tekton sets a new one when the run ends
 /// (`MarkSucceeded`/`MarkFailed`), so an earlier completion is an earlier outcome; in the claim's
 /// own second (times have one-second precision) a run Tekton re-created for this attempt decides.
+///
+/// A cancel that `spec.status` no longer asks for is always an earlier outcome, whatever its time:
+/// Tekton writes `False/Cancelled "PipelineRun \"x\" was cancelled"` only while `spec.status` is
+/// `Cancelled`, `CancelledRunFinally` or `StoppedRunFinally` (cancel.go `cancelPipelineRun`, state.go
+/// `GetPipelineConditionStatus`), so after the attempt cleared it that status can only come from a
+/// reconcile that read the run before (race 2 of fixtures/cancelled), and its completion time may
+/// be a second or more after the claim's.
 pub fn shows_old_outcome(run: &Value, record: &AttemptRecord, new_child: bool) -> bool {
+    if shows_cancel_not_asked_for(run) {
+        return true;
+    }
     let completion = str_at(run, "/status/completionTime").and_then(crate::tekton::parse_time);
     let start = crate::tekton::parse_time(&record.start);
     match (completion, start) {
@@ -193,6 +203,21 @@ pub fn shows_old_outcome(run: &Value, record: &AttemptRecord, new_child: bool) -
         (Some(c), Some(s)) if c > s => false,
         _ => !new_child,
     }
+}
+
+/// `False/Cancelled "PipelineRun \"<name>\" was cancelled"` while `spec.status` asks for no cancel
+/// or stop.
+fn shows_cancel_not_asked_for(run: &Value) -> bool {
+    let view = crate::tekton::ObjectView::new(run);
+    let whole_run_cancel = format!("PipelineRun \"{}\" was cancelled", view.name());
+    let asked = matches!(
+        view.spec_status(),
+        Some("Cancelled" | "CancelledRunFinally" | "StoppedRunFinally")
+    );
+    view.succeeded_status() == crate::tekton::ConditionStatus::False
+        && view.reason() == Some("Cancelled")
+        && view.message() == Some(whole_run_cancel.as_str())
+        && !asked
 }
 
 /// Whether `child` is controlled by the run with uid `run_uid`: its controller ownerReference
@@ -230,6 +255,46 @@ mod tests {
 
     fn child(name: &str, uid: &str) -> Value {
         json!({"metadata": {"name": name, "uid": uid}})
+    }
+
+    fn cancelled_run(spec_status: Option<&str>, completion: &str) -> Value {
+        let mut run = json!({
+            "metadata": {"name": "demo-run"},
+            "spec": {},
+            "status": {"completionTime": completion, "conditions": [{"type": "Succeeded",
+                "status": "False", "reason": "Cancelled",
+                "message": "PipelineRun \"demo-run\" was cancelled"}]}
+        });
+        if let Some(s) = spec_status {
+            run["spec"]["status"] = json!(s);
+        }
+        run
+    }
+
+    #[test]
+    fn a_cancel_the_spec_no_longer_asks_for_is_an_earlier_outcome_whatever_its_time() {
+        let record = AttemptRecord {
+            start: "2026-11-26T19:29:45Z".into(),
+            ..Default::default()
+        };
+        // Race 2 of fixtures/cancelled, with the stale write landing seconds after the claim.
+        let stale = cancelled_run(None, "2026-11-26T19:29:47Z");
+        assert!(shows_old_outcome(&stale, &record, true));
+        assert!(shows_old_outcome(
+            &cancelled_run(Some(""), "2026-11-26T19:29:47Z"),
+            &record,
+            true
+        ));
+        // A cancel asked for during the attempt is this attempt's outcome.
+        for asked in ["Cancelled", "CancelledRunFinally", "StoppedRunFinally"] {
+            let run = cancelled_run(Some(asked), "2026-11-26T19:29:47Z");
+            assert!(!shows_old_outcome(&run, &record, true), "{asked}");
+        }
+        // A run ending Cancelled because a task was cancelled says so in its own message.
+        let mut by_task = stale.clone();
+        by_task["status"]["conditions"][0]["message"] =
+            json!("Tasks Completed: 3 (Failed: 0, Cancelled 1), Skipped: 0");
+        assert!(!shows_old_outcome(&by_task, &record, true));
     }
 
     #[test]

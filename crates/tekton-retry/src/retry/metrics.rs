@@ -53,8 +53,10 @@ impl Default for RetryMetrics {
 
 impl RetryMetrics {
     /// Registers every metric into a registry made with the prefix `tekton_retry` (as the
-    /// server's is), giving the documented names.
+    /// server's is), giving the documented names, with the engine's Kubernetes API request
+    /// counters.
     pub fn register(&self, registry: &mut Registry) {
+        crate::retry::api_calls::register(registry);
         registry.register(
             "retries",
             "Retries started and how their attempts ended, by namespace and outcome",
