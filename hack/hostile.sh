@@ -5,12 +5,12 @@
 #
 #   hack/hostile.sh
 #
-# The attacks (tests/hardening_hostile.rs):
+# The attacks (tests/server/hardening_hostile.rs):
 #   1. 1,000 TLS connections presenting a ~60 KB client certificate and sending nothing;
 #   2. 300 requests, each with a distinct 1 MB bearer token (30 at a time);
 #   3. 100 HTTP/1 connections each trickling a 1.9 MB request head that never ends.
 # The goal is a peak of at most 64 MiB under each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --locked --test hardening_hostile -- --ignored --nocapture --test-threads 1 2>&1 |
+cargo test --locked --test server hardening_hostile -- --ignored --nocapture --test-threads 1 2>&1 |
   grep -E '^hostile:|test result|panicked|FAILED'

@@ -5,7 +5,7 @@
 #   hack/soak.sh                 # 10 minutes, 6 workers
 #   SOAK_SECONDS=120 SOAK_WORKERS=4 hack/soak.sh
 #
-# It runs the ignored test `tests/hardening_soak.rs::mixed_traffic_soak`: each worker creates a
+# It runs the ignored test `tests/engine/hardening_soak.rs::mixed_traffic_soak`: each worker creates a
 # run that fails, then sends a dry run, a malformed body, a forbidden retry, three racing
 # retries and a retry of the succeeded run, reads discovery, and deletes the run. It fails on any
 # 5xx or unexpected answer, or if resident memory after the first minute's warm-up grows beyond
@@ -15,4 +15,4 @@ cd "$(dirname "$0")/.."
 export SOAK_SECONDS="${SOAK_SECONDS:-600}"
 export SOAK_WORKERS="${SOAK_WORKERS:-6}"
 echo "soak: ${SOAK_SECONDS}s with ${SOAK_WORKERS} workers (loopback only)"
-exec cargo test --locked --test hardening_soak -- --ignored --nocapture --test-threads 1 mixed_traffic_soak
+exec cargo test --locked --test engine -- --ignored --nocapture --test-threads 1 hardening_soak::mixed_traffic_soak
