@@ -997,6 +997,65 @@ mod tests {
             .is_none());
     }
 
+    /// Sleeps until the wall clock is past `t` by a second (certificate times have one-second
+    /// precision).
+    async fn sleep_past(t: time::OffsetDateTime) {
+        let wait = t + time::Duration::seconds(1) - time::OffsetDateTime::now_utc();
+        if wait.is_positive() {
+            tokio::time::sleep(wait.unsigned_abs()).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cached_verdict_ends_with_the_chain_it_was_made_for() {
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
+        let state = Arc::new(AuthState::default());
+        state.set(config(&front, &client, "[]"));
+        // A verdict cache TTL far longer than the chain's remaining validity.
+        let authn = Authenticator::new(state, offline_client(), Duration::from_secs(600));
+        let now = time::OffsetDateTime::now_utc();
+        let not_before = now - time::Duration::hours(1);
+        let validity = time::Duration::hours(1) + time::Duration::seconds(2);
+        let proxy = front
+            .issue_client_valid("front-proxy-client", &[], not_before, validity)
+            .expect("cert");
+        let proxy = chain(&proxy.cert);
+        assert!(authn.authenticate(&proxy, &as_user("alice")).await.is_some());
+        sleep_past(not_before + validity).await;
+        assert!(
+            authn.authenticate(&proxy, &as_user("alice")).await.is_none(),
+            "a cached verdict outlived the chain's notAfter"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cached_verdict_is_looked_at_again_after_the_cache_ttl() {
+        let (front, client) = (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        );
+        let state = Arc::new(AuthState::default());
+        state.set(config(&front, &client, "[]"));
+        let authn = Authenticator::new(state, offline_client(), Duration::from_millis(200));
+        // Not valid yet: refused, and that verdict is cached.
+        let not_before = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+        let proxy = front
+            .issue_client_valid("front-proxy-client", &[], not_before, time::Duration::days(1))
+            .expect("cert");
+        let proxy = chain(&proxy.cert);
+        assert!(authn.authenticate(&proxy, &as_user("alice")).await.is_none());
+        assert_eq!(authn.certs.lock().expect("lock").len(), 1, "the verdict is cached");
+        // Once valid, the refusal must not be reused beyond the TTL.
+        sleep_past(not_before).await;
+        assert!(
+            authn.authenticate(&proxy, &as_user("alice")).await.is_some(),
+            "a cached refusal outlived the cache TTL"
+        );
+    }
+
     #[test]
     fn verdict_records_the_chain_validity() {
         let (front, client) = (
