@@ -174,11 +174,26 @@ async fn a_dry_run_writes_nothing() {
             .is_some_and(|s| s.contains('m')),
         "{body:#}"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Nothing can write later either: the recorder acts only on runs labelled as retried and on
+    // attempt records, and a dry run leaves neither.
     let after = get(&runs(&admin), "demo-failed").await;
     assert_eq!(
         after["metadata"]["resourceVersion"],
         before["metadata"]["resourceVersion"]
+    );
+    assert!(after
+        .pointer("/metadata/labels/retry.tekton.dev~1retried")
+        .is_none());
+    let uid = after["metadata"]["uid"].as_str().expect("uid");
+    let records: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(admin.clone(), "tekton-retry");
+    assert!(
+        records
+            .get_opt(&format!("retry-{uid}"))
+            .await
+            .expect("read")
+            .is_none(),
+        "a dry run left an attempt record"
     );
     assert!(try_get(&taskruns(&admin), "demo-failed-b").await.is_some());
     let writes: Vec<_> = sb

@@ -1023,10 +1023,16 @@ mod tests {
             .issue_client_valid("front-proxy-client", &[], not_before, validity)
             .expect("cert");
         let proxy = chain(&proxy.cert);
-        assert!(authn.authenticate(&proxy, &as_user("alice")).await.is_some());
+        assert!(authn
+            .authenticate(&proxy, &as_user("alice"))
+            .await
+            .is_some());
         sleep_past(not_before + validity).await;
         assert!(
-            authn.authenticate(&proxy, &as_user("alice")).await.is_none(),
+            authn
+                .authenticate(&proxy, &as_user("alice"))
+                .await
+                .is_none(),
             "a cached verdict outlived the chain's notAfter"
         );
     }
@@ -1043,15 +1049,30 @@ mod tests {
         // Not valid yet: refused, and that verdict is cached.
         let not_before = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
         let proxy = front
-            .issue_client_valid("front-proxy-client", &[], not_before, time::Duration::days(1))
+            .issue_client_valid(
+                "front-proxy-client",
+                &[],
+                not_before,
+                time::Duration::days(1),
+            )
             .expect("cert");
         let proxy = chain(&proxy.cert);
-        assert!(authn.authenticate(&proxy, &as_user("alice")).await.is_none());
-        assert_eq!(authn.certs.lock().expect("lock").len(), 1, "the verdict is cached");
+        assert!(authn
+            .authenticate(&proxy, &as_user("alice"))
+            .await
+            .is_none());
+        assert_eq!(
+            authn.certs.lock().expect("lock").len(),
+            1,
+            "the verdict is cached"
+        );
         // Once valid, the refusal must not be reused beyond the TTL.
         sleep_past(not_before).await;
         assert!(
-            authn.authenticate(&proxy, &as_user("alice")).await.is_some(),
+            authn
+                .authenticate(&proxy, &as_user("alice"))
+                .await
+                .is_some(),
             "a cached refusal outlived the cache TTL"
         );
     }
