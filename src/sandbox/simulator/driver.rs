@@ -27,11 +27,13 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+use super::affinity::{self, Coschedule};
 use super::kubelet::{self, FakeKubelet, OutcomeRules};
-use super::pipelinerun::{reconcile_pipelinerun, PipelineRunActions};
+use super::pipelinerun::{reconcile_pipelinerun_with, PipelineRunActions};
 use super::rules;
 use super::taskrun::{pod_name_for, reconcile_taskrun, TaskRunActions};
-use super::util::{self, get_str};
+use super::util::{self, get_str, str_or_empty};
+use super::volumeclaim;
 
 /// Errors of one simulator pass.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +92,35 @@ fn pods() -> ApiResource {
         api_version: "v1".into(),
         kind: "Pod".into(),
         plural: "pods".into(),
+    }
+}
+
+fn core(kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+fn statefulsets() -> ApiResource {
+    ApiResource {
+        group: "apps".into(),
+        version: "v1".into(),
+        api_version: "apps/v1".into(),
+        kind: "StatefulSet".into(),
+        plural: "statefulsets".into(),
+    }
+}
+
+/// The resource of a kind the simulator creates or deletes besides runs and pods.
+fn resource_of(kind: &str) -> ApiResource {
+    match kind {
+        "StatefulSet" => statefulsets(),
+        "PersistentVolumeClaim" => core(kind, "persistentvolumeclaims"),
+        _ => pods(),
     }
 }
 
@@ -314,15 +345,58 @@ impl Simulator {
         Ok(false)
     }
 
+    /// Creates `obj` unless `existing` (this pass's listing) has it; AlreadyExists is fine.
+    async fn create_if_absent(
+        &self,
+        obj: Value,
+        existing: &[Value],
+    ) -> Result<usize, SimulatorError> {
+        let (kind, ns, name) = (util::kind(&obj), util::namespace(&obj), util::name(&obj));
+        if existing
+            .iter()
+            .any(|o| util::kind(o) == kind && util::namespace(o) == ns && util::name(o) == name)
+        {
+            return Ok(0);
+        }
+        let api = self.api(ns, &resource_of(kind));
+        match api.create(&PostParams::default(), &from_value(obj)?).await {
+            Ok(_) => Ok(1),
+            Err(e) if is_status(&e, kube::core::Status::is_already_exists) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn apply_pipelinerun(
         &self,
         pr: &Value,
         actions: PipelineRunActions,
         lag: Option<Duration>,
+        existing: &[Value],
     ) -> Result<usize, SimulatorError> {
         let ns = util::namespace(pr);
         let tr_api = self.api(ns, &tekton("TaskRun", "taskruns"));
         let mut writes = 0;
+        // Claims and assistants before the TaskRuns that use them (pr.go `reconcile`).
+        for obj in actions.ensure_objects {
+            writes += self.create_if_absent(obj, existing).await?;
+        }
+        for (kind, name) in actions.delete_objects {
+            let present = existing.iter().any(|o| {
+                util::kind(o) == kind && util::namespace(o) == ns && util::name(o) == name
+            });
+            if !present {
+                continue;
+            }
+            match self
+                .api(ns, &resource_of(kind))
+                .delete(&name, &DeleteParams::default())
+                .await
+            {
+                Ok(_) => writes += 1,
+                Err(e) if is_status(&e, kube::core::Status::is_not_found) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         for tr in actions.create_taskruns {
             match tr_api
                 .create(&PostParams::default(), &from_value(tr)?)
@@ -478,6 +552,37 @@ impl Simulator {
         }
     }
 
+    /// Writes the scheduler's `PodScheduled=False/Unschedulable` condition onto a pending pod
+    /// (once per message). Returns the number of writes.
+    async fn mark_unschedulable(&self, pod: &Value, message: &str) -> usize {
+        let already = util::array(pod, &["status", "conditions"]).iter().any(|c| {
+            str_or_empty(c, &["type"]) == "PodScheduled" && str_or_empty(c, &["message"]) == message
+        });
+        if already {
+            return 0;
+        }
+        let patch = json!({"status": {"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": message, "lastProbeTime": null,
+            "lastTransitionTime": util::fmt_time(Utc::now()),
+        }]}});
+        match self
+            .api(util::namespace(pod), &pods())
+            .patch_status(
+                util::name(pod),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => 1,
+            Err(e) => {
+                tracing::debug!(pod = util::name(pod), error = %e, "simulator: scheduling condition not written");
+                0
+            }
+        }
+    }
+
     /// One pass over the cluster: TaskRuns, PipelineRuns, then the kubelet. Returns the number of
     /// writes. Only a failed LIST fails the pass; a failed write is logged and retried by a later
     /// pass (the controller requeues the key), so injected API faults do not stop the simulator.
@@ -491,6 +596,27 @@ impl Simulator {
         let pipelines = self.list(&tekton("Pipeline", "pipelines")).await?;
         let tasks = self.list(&tekton("Task", "tasks")).await?;
         let all_pods = self.list(&pod_ar).await?;
+        let sets = self.list(&statefulsets()).await?;
+        let claims = self
+            .list(&core("PersistentVolumeClaim", "persistentvolumeclaims"))
+            .await?;
+        let (flags_ns, flags_name) = affinity::FEATURE_FLAGS;
+        let flags = match self
+            .api(flags_ns, &core("ConfigMap", "configmaps"))
+            .get_opt(flags_name)
+            .await?
+        {
+            Some(cm) => Some(to_value(&cm, &core("ConfigMap", "configmaps"))?),
+            None => None,
+        };
+        let mode = Coschedule::from_feature_flags(flags.as_ref());
+        // What the housekeeping of `ensure_objects` / `delete_objects` compares against.
+        let existing: Vec<Value> = sets
+            .iter()
+            .chain(claims.iter())
+            .chain(all_pods.iter())
+            .cloned()
+            .collect();
         let find = |list: &[Value], ns: &str, name: &str| -> Option<Value> {
             list.iter()
                 .find(|o| util::namespace(o) == ns && util::name(o) == name)
@@ -531,8 +657,25 @@ impl Simulator {
                 })
                 .cloned()
                 .collect();
-            let actions =
-                reconcile_pipelinerun(pr, pipeline.as_ref(), &ns_tasks, &children, Utc::now());
+            let actions = reconcile_pipelinerun_with(
+                pr,
+                pipeline.as_ref(),
+                &ns_tasks,
+                &children,
+                Utc::now(),
+                mode,
+            );
+            let housekeeping = actions.ensure_objects.iter().any(|o| {
+                !existing.iter().any(|e| {
+                    util::kind(e) == util::kind(o)
+                        && util::namespace(e) == util::namespace(o)
+                        && util::name(e) == util::name(o)
+                })
+            }) || actions.delete_objects.iter().any(|(k, n)| {
+                existing.iter().any(|e| {
+                    util::kind(e) == *k && util::namespace(e) == ns && util::name(e) == n.as_str()
+                })
+            });
             // The reconcile's own copy of the metadata: as read at its start, plus the labels it
             // added (pr.go `propagatePipelineNameLabelToPipelineRun`).
             let mut reconciled = pr.clone();
@@ -540,9 +683,9 @@ impl Simulator {
                 reconciled["metadata"]["labels"][k] = Value::String(v.clone());
             }
             let did_work = !actions.is_empty();
-            if !actions.is_empty() {
+            if did_work || housekeeping {
                 match self
-                    .apply_pipelinerun(pr, actions, opts.stale_read_lag)
+                    .apply_pipelinerun(pr, actions, opts.stale_read_lag, &existing)
                     .await
                 {
                     Ok(w) => writes += w,
@@ -567,11 +710,41 @@ impl Simulator {
             }
         }
 
+        // The StatefulSet controller, for the affinity assistants: pod `<set>-0` and the claims of
+        // its `volumeClaimTemplates`.
+        for set in sets
+            .iter()
+            .filter(|s| util::get(s, &["metadata", "deletionTimestamp"]).is_none())
+        {
+            for child in affinity::statefulset_children(set) {
+                match self.create_if_absent(child, &existing).await {
+                    Ok(w) => writes += w,
+                    Err(e) => {
+                        tracing::warn!(statefulset = util::name(set), error = %e, "simulator: StatefulSet child not created")
+                    }
+                }
+            }
+        }
+
         if opts.kubelet {
             let mut live = HashSet::new();
             for pod in &all_pods {
                 let ns = util::namespace(pod);
                 live.insert(util::uid(pod).to_string());
+                // The scheduler: a pod whose claim or affinity assistant is missing stays
+                // Pending with `PodScheduled=False` (kube-scheduler's VolumeBinding and
+                // InterPodAffinity filters); it is placed once they exist.
+                let phase = str_or_empty(pod, &["status", "phase"]);
+                let unplaced =
+                    (phase == "Pending" || phase.is_empty()) && !self.kubelet.knows(util::uid(pod));
+                if unplaced {
+                    let why = volumeclaim::missing_claim(pod, &claims)
+                        .or_else(|| affinity::unschedulable(pod, &all_pods));
+                    if let Some(message) = why {
+                        writes += self.mark_unschedulable(pod, &message).await;
+                        continue;
+                    }
+                }
                 let Some(tr) =
                     util::label(pod, rules::LABEL_TASK_RUN).and_then(|t| find(&taskruns, ns, t))
                 else {

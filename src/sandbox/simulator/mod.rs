@@ -74,10 +74,17 @@
 //!     ([`SimulatorOptions::metadata_sync_lag`] widens the window); the memory cluster does not.
 //! 20. A run whose `spec.managedBy` is not `tekton.dev/pipeline` is never reconciled (nor such a
 //!     TaskRun) \[`pipelineRunFilterManagedBy`\].
-//! 21. A created TaskRun of a task binding a PVC or `volumeClaimTemplate` workspace carries
-//!     `pipeline.tekton.dev/affinity-assistant: affinity-assistant-<sha256(ws+run)[:10]>`
-//!     (`coschedule: workspaces`) \[`getAffinityAssistantAnnotationVal`; affinity fixture\]; the
-//!     StatefulSet, template PVCs and pod scheduling are not modelled.
+//! 21. Workspaces, claims and the affinity assistant ([`volumeclaim`], [`affinity`]; the
+//!     `coschedule` flag read from the `tekton-pipelines/feature-flags` ConfigMap): while no child
+//!     run exists, the run's claims from `volumeClaimTemplate`s (`pvc-<sha256(ws+uid)[:10]>`, owned
+//!     by the run, reused when they exist) and its affinity-assistant StatefulSets are created;
+//!     TaskRuns bind the claim instead of the template and carry
+//!     `pipeline.tekton.dev/affinity-assistant` per mode; when the run is done the StatefulSets
+//!     (and, per mode, template claims) are deleted \[`createOrUpdateAffinityAssistantsAndPVCs`,
+//!     `cleanupAffinityAssistantsAndPVCs`, `getAffinityAssistantAnnotationVal`,
+//!     `taskWorkspaceByWorkspaceVolumeSource`; affinity fixture\]. Pods get the claims as volumes
+//!     and the required pod affinity; the driver's scheduler keeps a pod `Pending`
+//!     (`PodScheduled=False`) while its claim or its assistant's pod is missing.
 //! 22. DAG edges: `runAfter` and `$(tasks.X.results.…)` in params, `when`, matrix and the steps
 //!     and sidecars of an embedded taskSpec, whose results are substituted into the created
 //!     TaskRun too \[`PipelineTask.Deps`, `GetVarSubstitutionExpressions`, `ApplyTaskResults`\].
@@ -132,11 +139,13 @@
 //!
 //! Not modelled: custom tasks, pipelines in pipelines, CEL when expressions, array/object params
 //! and results, `matrix.include`, onError annotations on pods, sidecars (only their result
-//! references), the affinity assistant's StatefulSet and pod affinity, template PVCs (workspaces
-//! are passed through unchanged), the `coschedule` modes other than `workspaces`, resolvers.
+//! references), resolvers; the in-memory cluster ([`memory`]) creates no StatefulSet or claim and
+//! schedules every pod (like the lab the fixtures were recorded in, whose fake kubelet ran pods
+//! pinned to a deleted assistant: fixture affinity/03); TaskRun-level `volumeClaimTemplate`s.
 //! Names of TaskRuns and pods follow `kmeta.ChildName` (hashed when too long,
 //! [`crate::tekton::names`]).
 
+pub mod affinity;
 pub mod driver;
 pub mod facts;
 pub mod kubelet;
@@ -145,9 +154,13 @@ pub mod pipelinerun;
 pub mod rules;
 pub mod taskrun;
 pub mod util;
+pub mod volumeclaim;
 
+pub use affinity::Coschedule;
 pub use driver::{Simulator, SimulatorError, SimulatorHandle, SimulatorOptions};
 pub use kubelet::{FakeKubelet, OutcomeRules};
 pub use memory::{Kind, MemoryCluster, MemoryError, Propagation};
-pub use pipelinerun::{reconcile_pipelinerun, PipelineRunActions, TaskRunCancel};
+pub use pipelinerun::{
+    reconcile_pipelinerun, reconcile_pipelinerun_with, PipelineRunActions, TaskRunCancel,
+};
 pub use taskrun::{pod_name_for, reconcile_taskrun, TaskRunActions};

@@ -8,9 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Map, Value};
 
+use super::affinity::{self, Coschedule, ObjectName};
 use super::facts::{Facts, Rpt, Timeouts};
 use super::rules::{self, pr_reason};
 use super::util::{self, array, get, get_str, str_or_empty};
+use super::volumeclaim;
 
 /// Marks a child TaskRun cancelled: JSON patch `add /spec/status TaskRunCancelled` and
 /// `add /spec/statusMessage <message>` (`cancel.go` `cancelTaskRunPatchBytes`, `timeout.go`).
@@ -34,10 +36,18 @@ pub struct PipelineRunActions {
     pub add_labels: BTreeMap<String, String>,
     /// The new `status`, when it differs from the current one.
     pub status: Option<Value>,
+    /// Affinity-assistant StatefulSets and claims from `volumeClaimTemplate`s to create when they
+    /// do not exist yet (`createOrUpdateAffinityAssistantsAndPVCs`: GET, create on NotFound).
+    pub ensure_objects: Vec<Value>,
+    /// Objects of the run's namespace to delete when they exist
+    /// (`cleanupAffinityAssistantsAndPVCs`, on every reconcile of a done run).
+    pub delete_objects: Vec<ObjectName>,
 }
 
 impl PipelineRunActions {
-    /// Nothing to write.
+    /// Nothing to write to the run or its TaskRuns. The housekeeping of [`Self::ensure_objects`]
+    /// and [`Self::delete_objects`] is idempotent and not counted: the driver writes only what is
+    /// missing or still there.
     pub fn is_empty(&self) -> bool {
         self.create_taskruns.is_empty()
             && self.cancel_taskruns.is_empty()
@@ -391,6 +401,7 @@ fn make_taskrun(
     run_name: &str,
     combo: &[(String, String)],
     statuses: &BTreeMap<String, String>,
+    mode: Coschedule,
 ) -> Value {
     let task = &rpt.task;
     let mut labels: Map<String, Value> = get(pr, &["metadata", "labels"])
@@ -414,7 +425,7 @@ fn make_taskrun(
         .cloned()
         .unwrap_or_default();
     annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    if let Some(assistant) = affinity_assistant_of(pr, task) {
+    if let Some(assistant) = affinity::annotation_value(mode, pr, task) {
         annotations.insert(rules::ANN_AFFINITY_ASSISTANT.into(), assistant.into());
     }
 
@@ -467,20 +478,19 @@ fn make_taskrun(
     {
         spec.insert("retries".into(), r.into());
     }
+    // getTaskrunWorkspaces → taskWorkspaceByWorkspaceVolumeSource: a template binding becomes
+    // the claim Tekton created for the run.
     let ws: Vec<Value> = array(task, &["workspaces"])
         .iter()
         .filter_map(|w| {
-            let from = str_or_empty(w, &["workspace"]);
-            let binding = array(pr, &["spec", "workspaces"])
-                .iter()
-                .find(|b| str_or_empty(b, &["name"]) == from)?;
-            let mut b = binding.clone();
-            let o = b.as_object_mut()?;
-            o.insert("name".into(), get(w, &["name"])?.clone());
-            if let Some(sp) = w.get("subPath") {
-                o.insert("subPath".into(), sp.clone());
-            }
-            Some(b)
+            let binding = volumeclaim::run_binding(pr, volumeclaim::pipeline_workspace_of(w))?;
+            Some(volumeclaim::task_binding(
+                pr,
+                binding,
+                str_or_empty(w, &["name"]),
+                str_or_empty(w, &["subPath"]),
+                mode,
+            ))
         })
         .collect();
     if !ws.is_empty() {
@@ -508,39 +518,10 @@ fn make_taskrun(
     })
 }
 
-/// The affinity assistant a new TaskRun of `task` is pinned to under the default
-/// `coschedule: workspaces`: for a task that binds a `persistentVolumeClaim` or
-/// `volumeClaimTemplate` workspace, `affinity-assistant-` + the first 10 hex digits of
-/// sha256(workspace + run name) (pipelinerun.go `createTaskRun`, affinity_assistant.go
-/// `getAffinityAssistantAnnotationVal`, `GetAffinityAssistantName`; fixture affinity:
-/// `affinity-assistant-9e9e0199da` for workspace `src` of `ws-run`). Tasks without such a
-/// workspace get none. The StatefulSet and the pods' required affinity are not modelled.
-pub fn affinity_assistant_of(pr: &Value, task: &Value) -> Option<String> {
-    let bindings = array(pr, &["spec", "workspaces"]);
-    let ws = array(task, &["workspaces"]).iter().find_map(|w| {
-        let from = str_or_empty(w, &["workspace"]);
-        bindings
-            .iter()
-            .find(|b| str_or_empty(b, &["name"]) == from)
-            .filter(|b| {
-                b.get("persistentVolumeClaim").is_some() || b.get("volumeClaimTemplate").is_some()
-            })
-            .map(|_| from)
-    })?;
-    let digest = ring::digest::digest(
-        &ring::digest::SHA256,
-        format!("{ws}{}", util::name(pr)).as_bytes(),
-    );
-    let hex: String = digest.as_ref()[..5]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Some(format!("affinity-assistant-{hex}"))
-}
-
 /// One PipelineRun reconcile, as the real controller does it. `children` are the TaskRuns of the
 /// namespace labelled `tekton.dev/pipelineRun=<run>` (TaskRuns are looked up among them by name);
-/// `tasks` are the namespace's Tasks by name. A done run is left alone.
+/// `tasks` are the namespace's Tasks by name. A done run is left alone. The `coschedule` feature
+/// flag is its default, `workspaces`.
 pub fn reconcile_pipelinerun(
     pr: &Value,
     pipeline: Option<&Value>,
@@ -548,14 +529,30 @@ pub fn reconcile_pipelinerun(
     children: &[Value],
     now: DateTime<Utc>,
 ) -> PipelineRunActions {
+    reconcile_pipelinerun_with(pr, pipeline, tasks, children, now, Coschedule::default())
+}
+
+/// [`reconcile_pipelinerun`] under the given `coschedule` feature flag.
+pub fn reconcile_pipelinerun_with(
+    pr: &Value,
+    pipeline: Option<&Value>,
+    tasks: &BTreeMap<String, Value>,
+    children: &[Value],
+    now: DateTime<Utc>,
+    mode: Coschedule,
+) -> PipelineRunActions {
     let mut actions = PipelineRunActions::default();
     // Another controller's run never reaches the work queue.
     if !rules::managed_by_tekton(pr) {
         return actions;
     }
     // ReconcileKind: "If the PipelineRun is already done on entry, perform only the lightweight
-    // post-completion work" — no writes (fixtures: no controller write while done).
+    // post-completion work" — no writes to the run (fixtures: no controller write while done),
+    // only `cleanupAffinityAssistantsAndPVCs`.
     if util::is_done(pr) {
+        if get(pr, &["metadata", "deletionTimestamp"]).is_none() {
+            actions.delete_objects = affinity::cleanup(pr, mode);
+        }
         return actions;
     }
     // Being deleted: knative's generated reconciler does not call ReconcileKind (`reconciler.go`
@@ -727,6 +724,12 @@ pub fn reconcile_pipelinerun(
             .extend(cancels(&names, children, rules::MSG_CANCELLED_BY_PIPELINE));
     }
 
+    // IsBeforeFirstTaskRun → createOrUpdateAffinityAssistantsAndPVCs: only while no child run
+    // exists, so a retry that keeps a child gets no new assistant (affinity_assistant.go).
+    if facts.state.iter().all(|t| t.runs.is_empty()) {
+        actions.ensure_objects = affinity::assistants_and_claims(pr, mode);
+    }
+
     // Tasks / finally timeouts: cancel the running TaskRuns of that phase.
     if !status.contains_key("finallyStartTime") {
         if let (Some(start), Some(t)) = (facts.timeouts.start, facts.timeouts.tasks) {
@@ -809,7 +812,7 @@ pub fn reconcile_pipelinerun(
             if rpt.runs.iter().any(|r| util::name(r) == n.as_str()) {
                 continue;
             }
-            trs.push(make_taskrun(pr, &facts, rpt, n, &combo, &statuses));
+            trs.push(make_taskrun(pr, &facts, rpt, n, &combo, &statuses, mode));
         }
         created.push((i, trs));
     }
@@ -861,6 +864,9 @@ pub fn reconcile_pipelinerun(
         status.insert("skippedTasks".into(), Value::Array(skipped));
     }
     if cs != "Unknown" {
+        // "If the PipelineRun just transitioned to done during this reconcile, perform cleanup
+        // eagerly" (pr.go `ReconcileKind`).
+        actions.delete_objects = affinity::cleanup(pr, mode);
         let results = facts.pipeline_results(&spec);
         if results.is_empty() {
             status.remove("results");
@@ -1202,22 +1208,6 @@ mod tests {
                     .into()
             )
         );
-    }
-
-    #[test]
-    fn affinity_assistant_only_for_tasks_with_claim_workspaces() {
-        let pr = json!({"metadata": {"name": "ws-run"}, "spec": {"workspaces": [
-            {"name": "src", "volumeClaimTemplate": {"spec": {}}},
-            {"name": "tmp", "emptyDir": {}}]}});
-        let with = json!({"name": "a", "workspaces": [{"name": "w", "workspace": "src"}]});
-        let scratch = json!({"name": "b", "workspaces": [{"name": "w", "workspace": "tmp"}]});
-        // The recorded name (fixture affinity/01-failed-taskrun-ws-run-a.json).
-        assert_eq!(
-            affinity_assistant_of(&pr, &with).as_deref(),
-            Some("affinity-assistant-9e9e0199da")
-        );
-        assert_eq!(affinity_assistant_of(&pr, &scratch), None);
-        assert_eq!(affinity_assistant_of(&pr, &json!({"name": "c"})), None);
     }
 
     #[test]
