@@ -82,13 +82,6 @@ impl Coschedule {
             _ => Coschedule::Workspaces,
         }
     }
-
-    fn per_pipelinerun(self) -> bool {
-        matches!(
-            self,
-            Coschedule::PipelineRuns | Coschedule::IsolatePipelineRun
-        )
-    }
 }
 
 /// `GetAffinityAssistantName`.
@@ -315,13 +308,12 @@ pub fn statefulset_children(sts: &Value) -> Vec<Value> {
             "containers": get(sts, &["spec", "template", "spec", "containers"]).cloned().unwrap_or_else(|| json!([])),
             "volumes": volumes,
         },
-        "status": {"phase": "Running"},
     }));
     out
 }
 
-/// Why the scheduler cannot place `pod`: a required pod-affinity term that no live pod of the
-/// namespace matches (kube-scheduler's InterPodAffinity filter, one node).
+/// Why the scheduler cannot place `pod`: a required pod-affinity term that no placed (`Running`),
+/// live pod of the namespace matches (kube-scheduler's InterPodAffinity filter, one node).
 pub fn unschedulable(pod: &Value, pods: &[Value]) -> Option<String> {
     let terms = array(
         pod,
@@ -341,6 +333,7 @@ pub fn unschedulable(pod: &Value, pods: &[Value]) -> Option<String> {
             util::namespace(p) == util::namespace(pod)
                 && util::name(p) != util::name(pod)
                 && get(p, &["metadata", "deletionTimestamp"]).is_none()
+                && str_or_empty(p, &["status", "phase"]) == "Running"
                 && want
                     .iter()
                     .all(|(k, v)| get(p, &["metadata", "labels", k]) == Some(v))
@@ -348,11 +341,6 @@ pub fn unschedulable(pod: &Value, pods: &[Value]) -> Option<String> {
     });
     unmatched
         .then(|| "0/1 nodes are available: 1 node(s) didn't match pod affinity rules.".to_string())
-}
-
-/// Whether the Coschedule mode annotates TaskRuns of tasks that bind no claim.
-pub fn pins_every_task(mode: Coschedule) -> bool {
-    mode.per_pipelinerun()
 }
 
 #[cfg(test)]
@@ -515,7 +503,11 @@ mod tests {
         let pod = json!({"metadata": {"name": "p", "namespace": "ns"},
             "spec": {"affinity": pod_affinity(&tr)}});
         let aa = json!({"metadata": {"name": "affinity-assistant-x-0", "namespace": "ns",
-            "labels": {LABEL_INSTANCE: "affinity-assistant-x", LABEL_COMPONENT: COMPONENT}}});
+            "labels": {LABEL_INSTANCE: "affinity-assistant-x", LABEL_COMPONENT: COMPONENT}},
+            "status": {"phase": "Running"}});
+        let mut pending = aa.clone();
+        pending["status"]["phase"] = "Pending".into();
+        assert!(unschedulable(&pod, &[pending]).is_some(), "not placed yet");
         assert_eq!(unschedulable(&pod, std::slice::from_ref(&aa)), None);
         assert!(unschedulable(&pod, &[]).is_some());
         let mut other_ns = aa.clone();

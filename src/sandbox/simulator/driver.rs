@@ -295,6 +295,16 @@ impl Simulator {
             .collect()
     }
 
+    /// [`Self::list`], empty when the API does not serve the resource (a small fake API).
+    async fn list_if_served(&self, ar: &ApiResource) -> Result<Vec<Value>, SimulatorError> {
+        match self.list(ar).await {
+            Err(SimulatorError::Kube(e)) if is_status(&e, kube::core::Status::is_not_found) => {
+                Ok(Vec::new())
+            }
+            other => other,
+        }
+    }
+
     fn api(&self, ns: &str, ar: &ApiResource) -> Api<DynamicObject> {
         Api::namespaced_with(self.client.clone(), ns, ar)
     }
@@ -583,6 +593,30 @@ impl Simulator {
         }
     }
 
+    /// Places an affinity assistant's pod: `Running`, `PodScheduled=True`.
+    async fn mark_running(&self, pod: &Value) -> usize {
+        let now = util::fmt_time(Utc::now());
+        let patch = json!({"status": {"phase": "Running", "startTime": now, "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now},
+            {"type": "Ready", "status": "True", "lastProbeTime": null, "lastTransitionTime": now},
+        ]}});
+        match self
+            .api(util::namespace(pod), &pods())
+            .patch_status(
+                util::name(pod),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => 1,
+            Err(e) => {
+                tracing::debug!(pod = util::name(pod), error = %e, "simulator: assistant pod not placed");
+                0
+            }
+        }
+    }
+
     /// One pass over the cluster: TaskRuns, PipelineRuns, then the kubelet. Returns the number of
     /// writes. Only a failed LIST fails the pass; a failed write is logged and retried by a later
     /// pass (the controller requeues the key), so injected API faults do not stop the simulator.
@@ -596,9 +630,9 @@ impl Simulator {
         let pipelines = self.list(&tekton("Pipeline", "pipelines")).await?;
         let tasks = self.list(&tekton("Task", "tasks")).await?;
         let all_pods = self.list(&pod_ar).await?;
-        let sets = self.list(&statefulsets()).await?;
+        let sets = self.list_if_served(&statefulsets()).await?;
         let claims = self
-            .list(&core("PersistentVolumeClaim", "persistentvolumeclaims"))
+            .list_if_served(&core("PersistentVolumeClaim", "persistentvolumeclaims"))
             .await?;
         let (flags_ns, flags_name) = affinity::FEATURE_FLAGS;
         let flags = match self
@@ -742,6 +776,14 @@ impl Simulator {
                         .or_else(|| affinity::unschedulable(pod, &all_pods));
                     if let Some(message) = why {
                         writes += self.mark_unschedulable(pod, &message).await;
+                        continue;
+                    }
+                    // An affinity assistant's pod: placed and running (it only sleeps).
+                    let of_statefulset = util::array(pod, &["metadata", "ownerReferences"])
+                        .iter()
+                        .any(|o| str_or_empty(o, &["kind"]) == "StatefulSet");
+                    if of_statefulset {
+                        writes += self.mark_running(pod).await;
                         continue;
                     }
                 }
