@@ -99,15 +99,12 @@ fn binds_claim(b: &Value) -> bool {
 /// `pipelinePVCWorkspaceName` of `createTaskRun`: the (last) pipeline workspace of the task that
 /// the run binds to a claim or claim template.
 pub fn claim_workspace_of(pr: &Value, task: &Value) -> Option<String> {
-    array(task, &["workspaces"])
-        .iter()
-        .filter_map(|w| {
-            let ws = volumeclaim::pipeline_workspace_of(w);
-            volumeclaim::run_binding(pr, ws)
-                .filter(|b| binds_claim(b))
-                .map(|_| ws.to_string())
-        })
-        .last()
+    array(task, &["workspaces"]).iter().rev().find_map(|w| {
+        let ws = volumeclaim::pipeline_workspace_of(w);
+        volumeclaim::run_binding(pr, ws)
+            .filter(|b| binds_claim(b))
+            .map(|_| ws.to_string())
+    })
 }
 
 /// `getAffinityAssistantAnnotationVal` for a new TaskRun of `task`.
