@@ -417,6 +417,17 @@ impl Simulator {
                 Err(e) => return Err(e.into()),
             }
         }
+        let pr_api = self.api(ns, &tekton("PipelineRun", "pipelineruns"));
+        for child in actions.create_pipelineruns {
+            match pr_api
+                .create(&PostParams::default(), &from_value(child)?)
+                .await
+            {
+                Ok(_) => writes += 1,
+                Err(e) if is_status(&e, kube::core::Status::is_already_exists) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         for c in actions.cancel_taskruns {
             let patch = json!({"spec": {"status": rules::TR_SPEC_CANCELLED, "statusMessage": c.status_message}});
             match tr_api
@@ -683,8 +694,10 @@ impl Simulator {
                 .filter(|t| util::namespace(t) == ns)
                 .map(|t| (util::name(t).to_string(), t.clone()))
                 .collect();
+            // TaskRuns and child PipelineRuns labelled with the run (the informers' lister).
             let children: Vec<Value> = taskruns
                 .iter()
+                .chain(pipelineruns.iter())
                 .filter(|t| {
                     util::namespace(t) == ns
                         && util::label(t, rules::LABEL_PIPELINE_RUN) == Some(util::name(pr))

@@ -591,7 +591,11 @@ impl Facts {
             for tr in &t.runs {
                 let mut c = Map::new();
                 c.insert("apiVersion".into(), "tekton.dev/v1".into());
-                c.insert("kind".into(), "TaskRun".into());
+                let kind = match util::kind(tr) {
+                    "" => "TaskRun",
+                    k => k,
+                };
+                c.insert("kind".into(), kind.into());
                 c.insert("name".into(), util::name(tr).into());
                 c.insert("pipelineTaskName".into(), t.name.clone().into());
                 if let Some(w) = t.task.get("when") {

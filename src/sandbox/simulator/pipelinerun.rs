@@ -29,6 +29,9 @@ pub struct TaskRunCancel {
 pub struct PipelineRunActions {
     /// TaskRuns to create (complete objects without uid/resourceVersion).
     pub create_taskruns: Vec<Value>,
+    /// Child PipelineRuns to create, for pipeline tasks with `pipelineSpec` or `pipelineRef`
+    /// (pipelines in pipelines, `createChildPipelineRun`).
+    pub create_pipelineruns: Vec<Value>,
     /// TaskRuns to cancel.
     pub cancel_taskruns: Vec<TaskRunCancel>,
     /// Labels to add to the run's metadata (`propagatePipelineNameLabelToPipelineRun`, written by
@@ -50,6 +53,7 @@ impl PipelineRunActions {
     /// missing or still there.
     pub fn is_empty(&self) -> bool {
         self.create_taskruns.is_empty()
+            && self.create_pipelineruns.is_empty()
             && self.cancel_taskruns.is_empty()
             && self.add_labels.is_empty()
             && self.status.is_none()
@@ -198,7 +202,7 @@ fn adopt_children(pr: &Value, status: &mut Map<String, Value>, children: &[Value
         }
         refs.push(json!({
             "apiVersion": "tekton.dev/v1",
-            "kind": "TaskRun",
+            "kind": kind_of(tr),
             "name": n,
             "pipelineTaskName": util::label(tr, rules::LABEL_PIPELINE_TASK).unwrap_or(""),
         }));
@@ -365,16 +369,37 @@ pub fn matrix_combinations(task: &Value) -> Vec<Vec<(String, String)>> {
     combos
 }
 
-/// `GetNamesOfTaskRuns`: names from `childReferences` for the task, else `<run>-<task>` or, for a
+/// The kind of child run a pipeline task gets: a child PipelineRun for a task with `pipelineSpec`
+/// or `pipelineRef` (`PipelineTask.IsChildPipeline`), else a TaskRun. Custom tasks are not
+/// modelled.
+pub fn child_kind_of(task: &Value) -> &'static str {
+    if task.get("pipelineSpec").is_some() || task.get("pipelineRef").is_some() {
+        "PipelineRun"
+    } else {
+        "TaskRun"
+    }
+}
+
+/// The kind of a child object (objects without `kind` are TaskRuns).
+fn kind_of(child: &Value) -> &str {
+    match util::kind(child) {
+        "" => "TaskRun",
+        k => k,
+    }
+}
+
+/// `GetNamesOfTaskRuns` / `GetNamesOfChildPipelineRuns`: names from `childReferences` of the
+/// task's child kind, else `<run>-<task>` or, for a
 /// matrix, `<run>-<task>-<i>` (`getNewRunNames`, with `kmeta.ChildName`'s hashing of long names).
 fn run_names(status: &Map<String, Value>, run: &str, task: &Value) -> Vec<String> {
     let tname = str_or_empty(task, &["name"]);
+    let kind = child_kind_of(task);
     let from_refs: Vec<String> = status
         .get("childReferences")
         .and_then(Value::as_array)
         .map(|refs| {
             refs.iter()
-                .filter(|r| str_or_empty(r, &["kind"]) == "TaskRun")
+                .filter(|r| str_or_empty(r, &["kind"]) == kind)
                 .filter(|r| str_or_empty(r, &["pipelineTaskName"]) == tname)
                 .map(|r| str_or_empty(r, &["name"]).to_string())
                 .collect()
@@ -518,6 +543,94 @@ fn make_taskrun(
     })
 }
 
+/// Builds a child PipelineRun (`createChildPipelineRun`, `createChildResourceLabels`,
+/// `createChildResourceAnnotations`): the run's labels plus `tekton.dev/pipelineRun`,
+/// `pipelineRunUID`, `pipelineTask` and `memberOf`; the run's annotations; the run as controlling
+/// owner; the pipeline task's params (results substituted), its workspaces bound as for a
+/// TaskRun (`getChildPipelineRunWorkspaces`), the run's `taskRunTemplate`, and its `pipelineRef`
+/// or `pipelineSpec`. Its own TaskRuns are labelled with the child's name, so the child is
+/// reconciled like any run.
+fn make_child_pipelinerun(
+    pr: &Value,
+    facts: &Facts,
+    rpt: &Rpt,
+    run_name: &str,
+    statuses: &BTreeMap<String, String>,
+    mode: Coschedule,
+) -> Value {
+    let task = &rpt.task;
+    let mut labels: Map<String, Value> = get(pr, &["metadata", "labels"])
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    labels.insert(rules::LABEL_PIPELINE_RUN.into(), util::name(pr).into());
+    labels.insert(rules::LABEL_PIPELINE_RUN_UID.into(), util::uid(pr).into());
+    labels.insert(rules::LABEL_PIPELINE_TASK.into(), rpt.name.clone().into());
+    labels.insert(
+        rules::LABEL_MEMBER_OF.into(),
+        if rpt.is_final { "finally" } else { "tasks" }.into(),
+    );
+    let mut annotations: Map<String, Value> = get(pr, &["metadata", "annotations"])
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    let resolve = |e: &str| -> Option<String> {
+        if let Some((t, r)) = util::result_ref(e) {
+            return facts.result_value(t, r);
+        }
+        statuses.get(e).cloned()
+    };
+    let mut spec = Map::new();
+    let params: Vec<Value> = array(task, &["params"])
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            util::substitute_value(&mut p, &resolve);
+            p
+        })
+        .collect();
+    if !params.is_empty() {
+        spec.insert("params".into(), Value::Array(params));
+    }
+    if let Some(t) = get(pr, &["spec", "taskRunTemplate"]) {
+        spec.insert("taskRunTemplate".into(), t.clone());
+    }
+    if let Some(r) = task.get("pipelineRef") {
+        spec.insert("pipelineRef".into(), r.clone());
+    } else if let Some(s) = task.get("pipelineSpec") {
+        spec.insert("pipelineSpec".into(), s.clone());
+    }
+    let ws: Vec<Value> = array(task, &["workspaces"])
+        .iter()
+        .filter_map(|w| {
+            let binding = volumeclaim::run_binding(pr, volumeclaim::pipeline_workspace_of(w))?;
+            Some(volumeclaim::task_binding(
+                pr,
+                binding,
+                str_or_empty(w, &["name"]),
+                str_or_empty(w, &["subPath"]),
+                mode,
+            ))
+        })
+        .collect();
+    if !ws.is_empty() {
+        spec.insert("workspaces".into(), Value::Array(ws));
+    }
+    json!({
+        "apiVersion": "tekton.dev/v1",
+        "kind": "PipelineRun",
+        "metadata": {
+            "name": run_name,
+            "namespace": util::namespace(pr),
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [volumeclaim::controller_ref(pr)],
+        },
+        "spec": spec,
+    })
+}
+
 /// One PipelineRun reconcile, as the real controller does it. `children` are the TaskRuns of the
 /// namespace labelled `tekton.dev/pipelineRun=<run>` (TaskRuns are looked up among them by name);
 /// `tasks` are the namespace's Tasks by name. A done run is left alone. The `coschedule` feature
@@ -653,12 +766,13 @@ pub fn reconcile_pipelinerun_with(
                 return finish(pr, status, actions);
             }
             let names = run_names(&status, &run, t);
+            let kind = child_kind_of(t);
             let runs = names
                 .iter()
                 .filter_map(|n| {
                     children
                         .iter()
-                        .find(|c| util::name(c) == n.as_str())
+                        .find(|c| util::name(c) == n.as_str() && kind_of(c) == kind)
                         .cloned()
                 })
                 .collect::<Vec<_>>();
@@ -812,6 +926,10 @@ pub fn reconcile_pipelinerun_with(
             if rpt.runs.iter().any(|r| util::name(r) == n.as_str()) {
                 continue;
             }
+            if child_kind_of(&rpt.task) == "PipelineRun" {
+                trs.push(make_child_pipelinerun(pr, &facts, rpt, n, &statuses, mode));
+                continue;
+            }
             trs.push(make_taskrun(pr, &facts, rpt, n, &combo, &statuses, mode));
         }
         created.push((i, trs));
@@ -821,7 +939,11 @@ pub fn reconcile_pipelinerun_with(
             let mut stored = tr.clone();
             stored["metadata"]["creationTimestamp"] = util::fmt_time(now).into();
             facts.state[i].runs.push(stored);
-            actions.create_taskruns.push(tr);
+            if kind_of(&tr) == "PipelineRun" {
+                actions.create_pipelineruns.push(tr);
+            } else {
+                actions.create_taskruns.push(tr);
+            }
         }
     }
     facts.reset_cache();
@@ -1206,6 +1328,83 @@ mod tests {
                 "Tasks Completed: 1 (Failed: 1 (Ignored: 1), Cancelled 0), Skipped: 0, Failed Validation: 1 \
                  (Invalid task result reference: Could not find result with name x for pipeline task a)"
                     .into()
+            )
+        );
+    }
+
+    /// A pipeline task with `pipelineSpec` gets a child PipelineRun named like a TaskRun, with the
+    /// labels of Tekton's `TestReconcile_ChildPipelineRunHasDefaultLabels`
+    /// (pipelinerun_pinp_test.go), the run's annotations and the run as owner; the child's
+    /// outcome is the task's, and its reference has kind PipelineRun.
+    #[test]
+    fn a_child_pipeline_task_creates_a_child_pipelinerun_whose_outcome_is_the_tasks() {
+        let sub = json!({"name": "sub", "params": [{"name": "p", "value": "$(tasks.a.results.x)"}],
+            "pipelineSpec": {"params": [{"name": "p"}],
+                "tasks": [{"name": "x", "taskSpec": {"steps": [{"name": "s", "image": "x"}]}}]},
+            "runAfter": ["a"]});
+        let a = json!({"name": "a", "taskSpec": {"results": [{"name": "x"}], "steps": [{"name": "s", "image": "x"}]}});
+        let pr = json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+            "metadata": {"name": "pp", "namespace": "demo", "uid": "u1",
+                "labels": {"tekton.dev/pipeline": "pp", "team": "t"},
+                "annotations": {"example.dev/owner": "alice"},
+                "creationTimestamp": "2026-11-26T19:27:00Z"},
+            "spec": {"pipelineSpec": {"tasks": [a.clone(), sub.clone()]}},
+            "status": {"startTime": "2026-11-26T19:27:10Z",
+                "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
+                "pipelineSpec": {"tasks": [a, sub]},
+                "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "pp-a", "pipelineTaskName": "a"}]}});
+        let done_a = json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+            "metadata": {"name": "pp-a", "creationTimestamp": "2026-11-26T19:27:11Z",
+                "labels": {"tekton.dev/pipelineRun": "pp", "tekton.dev/pipelineTask": "a"},
+                "ownerReferences": [{"kind": "PipelineRun", "name": "pp", "uid": "u1", "controller": true}]},
+            "status": {"conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}],
+                "results": [{"name": "x", "value": "v"}]}});
+        let out = reconcile_pipelinerun(&pr, None, &BTreeMap::new(), &[done_a.clone()], now());
+        assert!(out.create_taskruns.is_empty());
+        assert_eq!(out.create_pipelineruns.len(), 1, "{out:?}");
+        let child = &out.create_pipelineruns[0];
+        assert_eq!(util::name(child), "pp-sub");
+        for (k, v) in [
+            ("tekton.dev/pipelineRun", "pp"),
+            ("tekton.dev/pipeline", "pp"),
+            ("tekton.dev/pipelineRunUID", "u1"),
+            ("tekton.dev/pipelineTask", "sub"),
+            ("tekton.dev/memberOf", "tasks"),
+            ("team", "t"),
+        ] {
+            assert_eq!(util::label(child, k), Some(v), "{k}: {child:#}");
+        }
+        assert_eq!(
+            child["metadata"]["annotations"]["example.dev/owner"],
+            "alice"
+        );
+        assert_eq!(child["metadata"]["ownerReferences"][0]["uid"], "u1");
+        assert_eq!(
+            child["spec"]["params"][0]["value"], "v",
+            "result substituted"
+        );
+        assert_eq!(child["spec"]["pipelineSpec"]["tasks"][0]["name"], "x");
+        let st = out.status.expect("status");
+        assert_eq!(st["childReferences"][1]["kind"], "PipelineRun", "{st:#}");
+        assert_eq!(st["childReferences"][1]["name"], "pp-sub");
+
+        // The child failed: so did the task and the run.
+        let mut failed_child = child.clone();
+        failed_child["metadata"]["creationTimestamp"] = "2026-11-26T19:27:20Z".into();
+        failed_child["status"] =
+            json!({"conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed"}]});
+        let mut pr2 = pr.clone();
+        pr2["status"] = st;
+        let out =
+            reconcile_pipelinerun(&pr2, None, &BTreeMap::new(), &[done_a, failed_child], now());
+        assert!(out.create_pipelineruns.is_empty(), "found by name and kind");
+        let st = out.status.expect("status");
+        assert_eq!(
+            cond(&st),
+            (
+                "False".into(),
+                "Failed".into(),
+                "Tasks Completed: 2 (Failed: 1, Cancelled 0), Skipped: 0".into()
             )
         );
     }
