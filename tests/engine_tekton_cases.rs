@@ -1210,3 +1210,100 @@ async fn per_pipelinerun_coscheduling_refuses_a_partial_retry_and_accepts_starti
 async fn isolated_pipelinerun_coscheduling_refuses_a_partial_retry_and_accepts_starting_over() {
     per_pipelinerun_assistant_case("isolate-pipelinerun", "ti").await;
 }
+
+/// A pipeline with a child pipeline task (`pipelineSpec`, pipelines in pipelines): Tekton runs it
+/// as a child PipelineRun owned by the run, referenced with kind PipelineRun.
+fn pipeline_in_pipeline() -> Value {
+    json!({"tasks": [
+        task("a", json!({})),
+        {"name": "sub", "runAfter": ["a"], "pipelineSpec": {"tasks": [task("x", json!({}))]}},
+    ]})
+}
+
+/// Retrying a parent whose child PipelineRun failed re-runs it: the child is replaced by a new
+/// one (Tekton re-creates it under the same name), the kept task stays, the run succeeds.
+#[tokio::test]
+async fn retrying_a_parent_whose_child_pipelinerun_failed_reruns_the_child() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let run = inline_run(
+        &admin,
+        "pp",
+        pipeline_in_pipeline(),
+        json!({"sandbox.retry.tekton.dev/fail": "x"}),
+        json!({}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    let refs = run["status"]["childReferences"].clone();
+    assert!(
+        refs.as_array().is_some_and(|r| r
+            .iter()
+            .any(|c| c["kind"] == "PipelineRun" && c["name"] == "pp-sub")),
+        "{run:#}"
+    );
+    let child = get(&runs(&admin), "pp-sub").await;
+    assert!(is_failed(&child), "{child:#}");
+    let a = get(&taskruns(&admin), "pp-a").await;
+    // The next child succeeds: the rule is copied from the parent at creation.
+    runs(&admin)
+        .patch(
+            "pp",
+            &PatchParams::default(),
+            &Patch::Merge(
+                &json!({"metadata": {"annotations": {"sandbox.retry.tekton.dev/fail": null}}}),
+            ),
+        )
+        .await
+        .expect("annotation removed");
+
+    let (code, body) = retry(&admin, "pp", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    assert_eq!(retried_names(&body), ["sub"], "{body:#}");
+    let after = wait_run(&admin, "pp", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    let again = get(&runs(&admin), "pp-sub").await;
+    assert_ne!(uid(&again), uid(&child), "a new child PipelineRun");
+    assert!(is_succeeded(&again), "{again:#}");
+    assert_eq!(
+        uid(&get(&taskruns(&admin), "pp-a").await),
+        uid(&a),
+        "a kept"
+    );
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// The re-created child PipelineRun fails again at once, in the second the attempt started: only a
+/// child re-created for the attempt tells that outcome from the old one (times have one-second
+/// precision), and a child PipelineRun must count as one. The answer is 201 and the failure is
+/// the attempt's outcome, not a loop of status writes ending in a 504.
+#[tokio::test]
+async fn a_child_pipelinerun_that_fails_again_at_once_is_the_attempts_outcome() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let run = inline_run(
+        &admin,
+        "pf",
+        pipeline_in_pipeline(),
+        json!({"sandbox.retry.tekton.dev/fail": "x:100", "sandbox.retry.tekton.dev/duration": "1ms"}),
+        json!({}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    // Start the attempt early in a second, so that the re-failure lands in the same second.
+    let ms = chrono::Utc::now().timestamp_subsec_millis();
+    tokio::time::sleep(Duration::from_millis(u64::from(1000 - ms) + 20)).await;
+    let (code, body) = retry(&admin, "pf", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    let after = wait_run(&admin, "pf", 30, |v| {
+        last_retry(v)["outcome"]
+            .as_str()
+            .is_some_and(|o| !o.is_empty())
+    })
+    .await;
+    assert!(is_failed(&after), "{after:#}");
+    assert_eq!(last_retry(&after)["attempt"], 2, "{after:#}");
+    sb.shutdown(Duration::from_secs(2)).await;
+}

@@ -93,6 +93,11 @@
 //!     run stop), no DAG task is created in that reconcile, and the run ends
 //!     `False/PipelineValidationFailed` with `…, Failed Validation: N (error)` in the message
 //!     \[`CheckMissingResultReferences`, `GetPipelineConditionStatus`\].
+//! 24. Pipelines in pipelines: a pipeline task with `pipelineSpec`/`pipelineRef` gets a child
+//!     PipelineRun named like a TaskRun (`GetNamesOfChildPipelineRuns`, references of kind
+//!     PipelineRun), with the run's labels and annotations, `tekton.dev/pipelineRun` and
+//!     `pipelineTask`, the run as owner, the task's params and workspaces; the child's condition is
+//!     the task's outcome \[`createChildPipelineRun`; pipelinerun_pinp_test.go\].
 //! 19. Only children whose first ownerReference is the run are adopted into childReferences
 //!     \[`filterTaskRunsForPipelineRunStatus`\]; a labelled TaskRun of another owner is ignored.
 //! 17. childReferences rebuilt from existing TaskRuns in task order (dangling refs dropped);
@@ -137,7 +142,9 @@
 //! Finalizers that delay deletion are the emulator's (an object with `metadata.finalizers` stays,
 //! with its deletionTimestamp, until they are removed).
 //!
-//! Not modelled: custom tasks, pipelines in pipelines, CEL when expressions, array/object params
+//! Not modelled: custom tasks, a child PipelineRun's hard cancel (Tekton answers "unknown kind"
+//! and the parent stays `PipelineRunCouldntCancel`; here the child is not cancelled), pipeline-ref
+//! cycle detection, CEL when expressions, array/object params
 //! and results, `matrix.include`, onError annotations on pods, sidecars (only their result
 //! references), resolvers; the in-memory cluster ([`memory`]) creates no StatefulSet or claim and
 //! schedules every pod (like the lab the fixtures were recorded in, whose fake kubelet ran pods
