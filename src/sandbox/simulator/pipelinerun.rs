@@ -830,6 +830,19 @@ pub fn reconcile_pipelinerun_with(
     };
     let mut facts = Facts::new(state, &spec_status, now, timeouts);
 
+    // EvaluateCEL for every task; an expression that is not a bool fails the run.
+    if let Some((_, err)) = facts.cel_error() {
+        let msg = format!("Error evaluating CEL {run}: {err}");
+        mark_done(
+            &mut status,
+            "False",
+            pr_reason::CEL_EVALUATION_FAILED,
+            &msg,
+            now,
+        );
+        return finish(pr, status, actions);
+    }
+
     // Graceful cancel while DAG tasks run: cancel the referenced TaskRuns (`gracefullyCancelPipelineRun`).
     if spec_status == rules::PR_SPEC_CANCELLED_RUN_FINALLY && facts.is_running() {
         let names = child_ref_names(&status, None);
@@ -1002,6 +1015,7 @@ pub fn reconcile_pipelinerun_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::simulator::rules::skip;
 
     const RUN: &str = include_str!(
         "../../../tests/fixtures/tekton/dag-failed/01-failed-pipelinerun-demo-run.json"
@@ -1407,6 +1421,85 @@ mod tests {
                 "Tasks Completed: 2 (Failed: 1, Cancelled 0), Skipped: 0".into()
             )
         );
+    }
+
+    fn when_run(tasks: Value, params: Value) -> Value {
+        json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+            "metadata": {"name": "wr", "namespace": "demo", "uid": "u1",
+                "creationTimestamp": "2026-11-26T19:27:00Z"},
+            "spec": {"params": params, "pipelineSpec": {
+                "params": [{"name": "deploy"}, {"name": "env", "default": "prod"}],
+                "tasks": tasks}}})
+    }
+
+    /// `when` with parameters (applied with the spec) and CEL (evaluated after substitution,
+    /// `EvaluateCEL`): only the tasks whose expressions hold are created.
+    #[test]
+    fn when_expressions_with_params_and_cel() {
+        let step = json!({"steps": [{"name": "s", "image": "x"}]});
+        let t = |name: &str, when: Value| json!({"name": name, "taskSpec": step, "when": when});
+        let pr = when_run(
+            json!([
+                t(
+                    "plain",
+                    json!([{"input": "$(params.deploy)", "operator": "in", "values": ["yes"]}])
+                ),
+                t(
+                    "notin",
+                    json!([{"input": "$(params.deploy)", "operator": "notin", "values": ["yes"]}])
+                ),
+                t("cel-no", json!([{"cel": "'$(params.deploy)' == 'yes'"}])),
+                t(
+                    "cel-yes",
+                    json!([{"cel": "'$(params.env)' in ['prod', 'staging'] && '$(params.deploy)' != 'yes'"}])
+                ),
+            ]),
+            json!([{"name": "deploy", "value": "no"}]),
+        );
+        let out = reconcile_pipelinerun(&pr, None, &BTreeMap::new(), &[], now());
+        let made: Vec<&str> = out.create_taskruns.iter().map(util::name).collect();
+        assert_eq!(made, ["wr-notin", "wr-cel-yes"]);
+        let st = out.status.expect("status");
+        let skipped: Vec<(&str, &str)> = st["skippedTasks"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| {
+                        (
+                            s["name"].as_str().unwrap_or_default(),
+                            s["reason"].as_str().unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(skipped, [("plain", skip::WHEN), ("cel-no", skip::WHEN)]);
+        assert_eq!(
+            st["pipelineSpec"]["tasks"][2]["when"][0]["cel"], "'no' == 'yes'",
+            "parameters applied to the CEL text"
+        );
+    }
+
+    /// An expression that does not evaluate to a bool fails the run `CELEvaluationFailed`
+    /// before anything is created; so does a form the simulator's evaluator does not implement.
+    #[test]
+    fn a_cel_expression_without_a_bool_value_fails_the_run() {
+        for cel in ["'$(params.deploy)'", "size('$(params.deploy)') == 2"] {
+            let pr = when_run(
+                json!([{"name": "a", "taskSpec": {"steps": [{"name": "s", "image": "x"}]}, "when": [{"cel": cel}]}]),
+                json!([{"name": "deploy", "value": "no"}]),
+            );
+            let out = reconcile_pipelinerun(&pr, None, &BTreeMap::new(), &[], now());
+            assert!(out.create_taskruns.is_empty());
+            let st = out.status.expect("status");
+            let (s, r, m) = cond(&st);
+            assert_eq!(
+                (s.as_str(), r.as_str()),
+                ("False", "CELEvaluationFailed"),
+                "{m}"
+            );
+            assert!(m.starts_with("Error evaluating CEL wr: "), "{m}");
+        }
     }
 
     #[test]

@@ -93,6 +93,8 @@ pub mod pr_reason {
     pub const INVALID_GRAPH: &str = "PipelineInvalidGraph";
     /// `PipelineRunReasonFailedValidation`: also the runtime outcome of a missing task result.
     pub const VALIDATION_FAILED: &str = "PipelineValidationFailed";
+    /// `PipelineRunReasonCELEvaluationFailed` (pipelinerun_types.go).
+    pub const CEL_EVALUATION_FAILED: &str = "CELEvaluationFailed";
 }
 
 /// Skipping reasons (`SkippingReason` constants in `pipelinerun_types.go`).
