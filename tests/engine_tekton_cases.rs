@@ -1307,3 +1307,68 @@ async fn a_child_pipelinerun_that_fails_again_at_once_is_the_attempts_outcome() 
     assert_eq!(last_retry(&after)["attempt"], 2, "{after:#}");
     sb.shutdown(Duration::from_secs(2)).await;
 }
+
+/// A task guarded by `when` that runs after a failed task: skipped "PipelineRun was stopping"
+/// (which overrides its `when`), so only its expression tells whether Tekton will skip it again.
+async fn when_guarded_after_a_failure(name: &str, when: Value) {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let spec = json!({
+        "params": [{"name": "deploy", "type": "string"}, {"name": "env", "type": "string", "default": "prod"}],
+        "tasks": [task("a", json!({})), task("w", json!({"runAfter": ["a"], "when": when}))],
+    });
+    let run = inline_run(
+        &admin,
+        name,
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "a"}),
+        json!({"params": [{"name": "deploy", "value": "no"}]}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    assert_eq!(
+        run["status"]["skippedTasks"][0],
+        json!({"name": "w", "reason": "PipelineRun was stopping", "whenExpressions": run["status"]["pipelineSpec"]["tasks"][1]["when"]}),
+        "{run:#}"
+    );
+    let (code, body) = retry(&admin, name, json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    assert_eq!(retried_names(&body), ["a"], "{body:#}");
+    assert_eq!(body["status"]["preservedTasks"], json!(["w"]), "{body:#}");
+    let after = wait_run(&admin, name, 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    assert_eq!(
+        after["status"]["skippedTasks"][0]["reason"], "When Expressions evaluated to false",
+        "skipped again, now by its when: {after:#}"
+    );
+    assert!(
+        try_get(&taskruns(&admin), &format!("{name}-w"))
+            .await
+            .is_none(),
+        "w never ran"
+    );
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// `when: [{input: "$(params.deploy)", operator: in, values: ["yes"]}]` with `deploy: no`:
+/// Tekton applies the parameter and skips `w` again; the answer lists it as kept.
+#[tokio::test]
+async fn a_params_driven_when_that_stays_false_is_not_reported_as_retried() {
+    when_guarded_after_a_failure(
+        "wp",
+        json!([{"input": "$(params.deploy)", "operator": "in", "values": ["yes"]}]),
+    )
+    .await;
+}
+
+/// The same with a CEL `when` (`'$(params.deploy)' == 'yes' && '$(params.env)' in [...]`):
+/// Tekton evaluates the substituted expression to false and skips `w` again.
+#[tokio::test]
+async fn a_cel_when_that_stays_false_is_not_reported_as_retried() {
+    when_guarded_after_a_failure(
+        "wc",
+        json!([{"cel": "'$(params.deploy)' == 'yes' && '$(params.env)' in ['prod', 'staging']"}]),
+    )
+    .await;
+}

@@ -39,6 +39,9 @@
 //! 9. Skip reasons, recomputed every reconcile, first match wins: scheduled/finally → none;
 //!    stopping; gracefully cancelled; gracefully stopped; when false (parents done); parent skipped
 //!    (not for when-skipped parents); missing results; pipeline timeout; tasks timeout; empty matrix.
+//!    `when`: `in`/`notin` over input and values, or `cel` evaluated by [`crate::tekton::cel`],
+//!    after parameters (with the spec) and task results (input, values and CEL) are substituted;
+//!    a `cel` that is not a bool fails the run `CELEvaluationFailed` \[`EvaluateCEL`\].
 //!    Finally tasks (once the DAG is done): missing results, when, pipeline timeout, finally timeout
 //!    [`skip`, `IsFinallySkipped`; matrix timeline, timeout/03].
 //! 10. Scheduling: no new DAG task when cancelled, gracefully cancelled/stopped or stopping; DAG
@@ -144,7 +147,8 @@
 //!
 //! Not modelled: custom tasks, a child PipelineRun's hard cancel (Tekton answers "unknown kind"
 //! and the parent stays `PipelineRunCouldntCancel`; here the child is not cancelled), pipeline-ref
-//! cycle detection, CEL when expressions, array/object params
+//! cycle detection, CEL beyond the forms of [`crate::tekton::cel`] (such a
+//! run fails `CELEvaluationFailed` here instead of being guessed), array/object params
 //! and results, `matrix.include`, onError annotations on pods, sidecars (only their result
 //! references), resolvers; the in-memory cluster ([`memory`]) creates no StatefulSet or claim and
 //! schedules every pod (like the lab the fixtures were recorded in, whose fake kubelet ran pods
