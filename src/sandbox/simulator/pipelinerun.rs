@@ -1373,7 +1373,13 @@ mod tests {
                 "ownerReferences": [{"kind": "PipelineRun", "name": "pp", "uid": "u1", "controller": true}]},
             "status": {"conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}],
                 "results": [{"name": "x", "value": "v"}]}});
-        let out = reconcile_pipelinerun(&pr, None, &BTreeMap::new(), &[done_a.clone()], now());
+        let out = reconcile_pipelinerun(
+            &pr,
+            None,
+            &BTreeMap::new(),
+            std::slice::from_ref(&done_a),
+            now(),
+        );
         assert!(out.create_taskruns.is_empty());
         assert_eq!(out.create_pipelineruns.len(), 1, "{out:?}");
         let child = &out.create_pipelineruns[0];
