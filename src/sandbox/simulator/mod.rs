@@ -100,7 +100,9 @@
 //!     PipelineRun named like a TaskRun (`GetNamesOfChildPipelineRuns`, references of kind
 //!     PipelineRun), with the run's labels and annotations, `tekton.dev/pipelineRun` and
 //!     `pipelineTask`, the run as owner, the task's params and workspaces; the child's condition is
-//!     the task's outcome \[`createChildPipelineRun`; pipelinerun_pinp_test.go\].
+//!     the task's outcome \[`createChildPipelineRun`; pipelinerun_pinp_test.go\]. A hard cancel
+//!     of such a run fails on the child's "unknown kind" and leaves it
+//!     `Unknown/PipelineRunCouldntCancel` \[cancel.go `getChildObjectsFromPRStatusForTaskNames`\].
 //! 19. Only children whose first ownerReference is the run are adopted into childReferences
 //!     \[`filterTaskRunsForPipelineRunStatus`\]; a labelled TaskRun of another owner is ignored.
 //! 17. childReferences rebuilt from existing TaskRuns in task order (dangling refs dropped);
@@ -145,9 +147,7 @@
 //! Finalizers that delay deletion are the emulator's (an object with `metadata.finalizers` stays,
 //! with its deletionTimestamp, until they are removed).
 //!
-//! Not modelled: custom tasks, a child PipelineRun's hard cancel (Tekton answers "unknown kind"
-//! and the parent stays `PipelineRunCouldntCancel`; here the child is not cancelled), pipeline-ref
-//! cycle detection, CEL beyond the forms of [`crate::tekton::cel`] (such a
+//! Not modelled: custom tasks, pipeline-ref cycle detection, CEL beyond the forms of [`crate::tekton::cel`] (such a
 //! run fails `CELEvaluationFailed` here instead of being guessed), array/object params
 //! and results, `matrix.include`, onError annotations on pods, sidecars (only their result
 //! references), resolvers; the in-memory cluster ([`memory`]) creates no StatefulSet or claim and

@@ -726,6 +726,31 @@ pub fn reconcile_pipelinerun_with(
     if spec_status == rules::PR_SPEC_CANCELLED {
         let names = child_ref_names(&status, None);
         actions.cancel_taskruns = cancels(&names, children, rules::MSG_CANCELLED_BY_PIPELINE);
+        // `getChildObjectsFromPRStatusForTaskNames`: a child PipelineRun is an unknown kind to
+        // the cancel, which then fails and leaves the run running (cancel.go).
+        let unknown: BTreeMap<String, String> = status
+            .get("childReferences")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|r| !matches!(str_or_empty(r, &["kind"]), "TaskRun" | "CustomRun"))
+            .map(|r| {
+                (
+                    str_or_empty(r, &["name"]).to_string(),
+                    str_or_empty(r, &["kind"]).to_string(),
+                )
+            })
+            .collect();
+        if !unknown.is_empty() {
+            let kinds: Vec<String> = unknown.iter().map(|(n, k)| format!("{n}:{k}")).collect();
+            let msg = format!(
+                "PipelineRun {} was cancelled but had errors trying to cancel TaskRuns and/or Runs: found child objects of unknown kinds: map[{}]",
+                go_quote(&run),
+                kinds.join(" ")
+            );
+            util::set_succeeded(&mut status, "Unknown", pr_reason::COULDNT_CANCEL, &msg, now);
+            return finish(pr, status, actions);
+        }
         let msg = format!("PipelineRun {} was cancelled", go_quote(&run));
         mark_done(&mut status, "False", pr_reason::CANCELLED, &msg, now);
         return finish(pr, status, actions);
@@ -1506,6 +1531,36 @@ mod tests {
             );
             assert!(m.starts_with("Error evaluating CEL wr: "), "{m}");
         }
+    }
+
+    /// A hard cancel of a run with a child PipelineRun: the cancel fails on the unknown kind
+    /// (cancel.go `getChildObjectsFromPRStatusForTaskNames`) and the run stays running
+    /// `PipelineRunCouldntCancel`; its TaskRuns are still cancelled.
+    #[test]
+    fn a_hard_cancel_with_a_child_pipelinerun_could_not_cancel() {
+        let r = |kind: &str, name: &str, task: &str| json!({"apiVersion": "tekton.dev/v1", "kind": kind, "name": name, "pipelineTaskName": task});
+        let pr = json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+            "metadata": {"name": "pc", "namespace": "demo", "uid": "u1"},
+            "spec": {"status": "Cancelled", "pipelineSpec": {"tasks": []}},
+            "status": {"startTime": "2026-11-26T19:27:10Z",
+                "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
+                "childReferences": [r("TaskRun", "pc-a", "a"), r("PipelineRun", "pc-sub", "sub")]}});
+        let running_a = json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"name": "pc-a"},
+            "status": {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]}});
+        let out = reconcile_pipelinerun(&pr, None, &BTreeMap::new(), &[running_a], now());
+        assert_eq!(out.cancel_taskruns.len(), 1);
+        let st = out.status.expect("status");
+        assert_eq!(
+            cond(&st),
+            (
+                "Unknown".into(),
+                "PipelineRunCouldntCancel".into(),
+                "PipelineRun \"pc\" was cancelled but had errors trying to cancel TaskRuns and/or Runs: \
+                 found child objects of unknown kinds: map[pc-sub:PipelineRun]"
+                    .into()
+            )
+        );
+        assert!(st.get("completionTime").is_none());
     }
 
     #[test]

@@ -89,6 +89,8 @@ pub mod pr_reason {
     pub const COULDNT_GET_PIPELINE: &str = "CouldntGetPipeline";
     /// `PipelineRunReasonCouldntGetTask`.
     pub const COULDNT_GET_TASK: &str = "CouldntGetTask";
+    /// `PipelineRunReasonCouldntCancel`: the cancel failed on some child (cancel.go).
+    pub const COULDNT_CANCEL: &str = "PipelineRunCouldntCancel";
     /// `PipelineRunReasonInvalidGraph`.
     pub const INVALID_GRAPH: &str = "PipelineInvalidGraph";
     /// `PipelineRunReasonFailedValidation`: also the runtime outcome of a missing task result.
