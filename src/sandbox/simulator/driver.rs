@@ -655,11 +655,16 @@ impl Simulator {
             None => None,
         };
         let mode = Coschedule::from_feature_flags(flags.as_ref());
-        // What the housekeeping of `ensure_objects` / `delete_objects` compares against.
+        // What the housekeeping of `ensure_objects` / `delete_objects` and the StatefulSet
+        // controller compare against: assistants, claims and the assistants' pods.
         let existing: Vec<Value> = sets
             .iter()
             .chain(claims.iter())
-            .chain(all_pods.iter())
+            .chain(all_pods.iter().filter(|p| {
+                util::array(p, &["metadata", "ownerReferences"])
+                    .iter()
+                    .any(|o| str_or_empty(o, &["kind"]) == "StatefulSet")
+            }))
             .cloned()
             .collect();
         let find = |list: &[Value], ns: &str, name: &str| -> Option<Value> {
