@@ -152,9 +152,15 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, CelError> {
     Ok(out)
 }
 
+/// Nesting (parentheses, lists, `!`) the evaluator accepts: the expression comes from a user's
+/// PipelineRun, and the parser recurses once per level (cel-go's parser also bounds recursion,
+/// `maxRecursionDepth`).
+const MAX_DEPTH: usize = 64;
+
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -170,7 +176,24 @@ impl Parser {
         false
     }
 
+    fn enter(&mut self) -> Result<(), CelError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(CelError::Unsupported(format!(
+                "nesting deeper than {MAX_DEPTH}"
+            )));
+        }
+        Ok(())
+    }
+
     fn or(&mut self) -> Result<Val, CelError> {
+        self.enter()?;
+        let v = self.or_inner();
+        self.depth -= 1;
+        v
+    }
+
+    fn or_inner(&mut self) -> Result<Val, CelError> {
         let mut left = self.and()?;
         while self.eat_op("||") {
             let right = self.and()?;
@@ -190,8 +213,10 @@ impl Parser {
 
     fn unary(&mut self) -> Result<Val, CelError> {
         if self.eat_op("!") {
-            let v = self.unary()?;
-            return Ok(Val::Bool(!as_bool(&v)?));
+            self.enter()?;
+            let v = self.unary();
+            self.depth -= 1;
+            return Ok(Val::Bool(!as_bool(&v?)?));
         }
         self.relation()
     }
@@ -297,7 +322,11 @@ fn equal(a: &Val, b: &Val) -> Result<bool, CelError> {
 /// boolean" otherwise).
 pub fn evaluate(expr: &str) -> Result<bool, CelError> {
     let toks = tokenize(expr)?;
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let v = p.or()?;
     if p.pos != p.toks.len() {
         return Err(CelError::Invalid(format!("unexpected {:?}", p.toks[p.pos])));
@@ -332,6 +361,18 @@ mod tests {
         assert!(!t("('x' == 'x' || 'a' == 'b') && 'c' == 'd'"));
         // A reference Tekton could not resolve stays a literal.
         assert!(!t("'$(tasks.a.results.x)' == 'yes'"));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let deep = format!("{}true{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(matches!(evaluate(&deep), Err(CelError::Unsupported(_))));
+        let nots = format!("{}true", "!".repeat(100_000));
+        assert!(matches!(evaluate(&nots), Err(CelError::Unsupported(_))));
+        let lists = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(evaluate(&lists).is_err());
+        let ok = format!("{}true{}", "(".repeat(20), ")".repeat(20));
+        assert_eq!(evaluate(&ok), Ok(true));
     }
 
     #[test]
