@@ -989,10 +989,22 @@ async fn a_retry_that_starts_over_keeps_the_template_claim_and_gets_a_new_assist
         uid(&pvc),
         "the same claim, its data kept"
     );
+    let pods = api_of(&admin, "", "Pod", "pods");
     for name in ["tp-a", "tp-b"] {
         let tr = get(&taskruns(&admin), name).await;
         assert_eq!(claim_of(&tr), claim, "{tr:#}");
         assert_eq!(annotation(&tr, AA).as_deref(), Some(assistant.as_str()));
+        // The pod mounts the claim and must run next to the (new) assistant.
+        let pod = get(&pods, &format!("{name}-pod")).await;
+        let volumes = pod["spec"]["volumes"].to_string();
+        assert!(volumes.contains(&claim), "{pod:#}");
+        assert_eq!(
+            pod["spec"]["affinity"]["podAffinity"]
+                ["requiredDuringSchedulingIgnoredDuringExecution"][0]["labelSelector"]
+                ["matchLabels"]["app.kubernetes.io/instance"],
+            assistant.as_str(),
+            "{pod:#}"
+        );
     }
     sb.shutdown(Duration::from_secs(2)).await;
 }
