@@ -27,13 +27,12 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use super::affinity::{self, Coschedule};
 use super::kubelet::{self, FakeKubelet, OutcomeRules};
 use super::pipelinerun::{reconcile_pipelinerun_with, PipelineRunActions};
+use super::placement::{self, Workspaces};
 use super::rules;
 use super::taskrun::{pod_name_for, reconcile_taskrun, TaskRunActions};
-use super::util::{self, get_str, str_or_empty};
-use super::volumeclaim;
+use super::util::{self, get_str};
 
 /// Errors of one simulator pass.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +84,7 @@ fn tekton(kind: &str, plural: &str) -> ApiResource {
     }
 }
 
-fn pods() -> ApiResource {
+pub(super) fn pods() -> ApiResource {
     ApiResource {
         group: String::new(),
         version: "v1".into(),
@@ -95,36 +94,7 @@ fn pods() -> ApiResource {
     }
 }
 
-fn core(kind: &str, plural: &str) -> ApiResource {
-    ApiResource {
-        group: String::new(),
-        version: "v1".into(),
-        api_version: "v1".into(),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
-}
-
-fn statefulsets() -> ApiResource {
-    ApiResource {
-        group: "apps".into(),
-        version: "v1".into(),
-        api_version: "apps/v1".into(),
-        kind: "StatefulSet".into(),
-        plural: "statefulsets".into(),
-    }
-}
-
-/// The resource of a kind the simulator creates or deletes besides runs and pods.
-fn resource_of(kind: &str) -> ApiResource {
-    match kind {
-        "StatefulSet" => statefulsets(),
-        "PersistentVolumeClaim" => core(kind, "persistentvolumeclaims"),
-        _ => pods(),
-    }
-}
-
-fn is_status(e: &kube::Error, f: fn(&kube::core::Status) -> bool) -> bool {
+pub(super) fn is_status(e: &kube::Error, f: fn(&kube::core::Status) -> bool) -> bool {
     matches!(e, kube::Error::Api(s) if f(s))
 }
 
@@ -196,14 +166,14 @@ impl SimulatorHandle {
     }
 }
 
-fn to_value(o: &DynamicObject, ar: &ApiResource) -> Result<Value, serde_json::Error> {
+pub(super) fn to_value(o: &DynamicObject, ar: &ApiResource) -> Result<Value, serde_json::Error> {
     let mut v = serde_json::to_value(o)?;
     v["apiVersion"] = ar.api_version.clone().into();
     v["kind"] = ar.kind.clone().into();
     Ok(v)
 }
 
-fn from_value(v: Value) -> Result<DynamicObject, serde_json::Error> {
+pub(super) fn from_value(v: Value) -> Result<DynamicObject, serde_json::Error> {
     serde_json::from_value(v)
 }
 
@@ -295,16 +265,6 @@ impl Simulator {
             .collect()
     }
 
-    /// [`Self::list`], empty when the API does not serve the resource (a small fake API).
-    async fn list_if_served(&self, ar: &ApiResource) -> Result<Vec<Value>, SimulatorError> {
-        match self.list(ar).await {
-            Err(SimulatorError::Kube(e)) if is_status(&e, kube::core::Status::is_not_found) => {
-                Ok(Vec::new())
-            }
-            other => other,
-        }
-    }
-
     fn api(&self, ns: &str, ar: &ApiResource) -> Api<DynamicObject> {
         Api::namespaced_with(self.client.clone(), ns, ar)
     }
@@ -355,57 +315,22 @@ impl Simulator {
         Ok(false)
     }
 
-    /// Creates `obj` unless `existing` (this pass's listing) has it; AlreadyExists is fine.
-    async fn create_if_absent(
-        &self,
-        obj: Value,
-        existing: &[Value],
-    ) -> Result<usize, SimulatorError> {
-        let (kind, ns, name) = (util::kind(&obj), util::namespace(&obj), util::name(&obj));
-        if existing
-            .iter()
-            .any(|o| util::kind(o) == kind && util::namespace(o) == ns && util::name(o) == name)
-        {
-            return Ok(0);
-        }
-        let api = self.api(ns, &resource_of(kind));
-        match api.create(&PostParams::default(), &from_value(obj)?).await {
-            Ok(_) => Ok(1),
-            Err(e) if is_status(&e, kube::core::Status::is_already_exists) => Ok(0),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     async fn apply_pipelinerun(
         &self,
         pr: &Value,
         actions: PipelineRunActions,
         lag: Option<Duration>,
-        existing: &[Value],
+        ws: &Workspaces,
     ) -> Result<usize, SimulatorError> {
         let ns = util::namespace(pr);
         let tr_api = self.api(ns, &tekton("TaskRun", "taskruns"));
         let mut writes = 0;
         // Claims and assistants before the TaskRuns that use them (pr.go `reconcile`).
         for obj in actions.ensure_objects {
-            writes += self.create_if_absent(obj, existing).await?;
+            writes += placement::create_if_absent(&self.client, ws, obj).await?;
         }
         for (kind, name) in actions.delete_objects {
-            let present = existing.iter().any(|o| {
-                util::kind(o) == kind && util::namespace(o) == ns && util::name(o) == name
-            });
-            if !present {
-                continue;
-            }
-            match self
-                .api(ns, &resource_of(kind))
-                .delete(&name, &DeleteParams::default())
-                .await
-            {
-                Ok(_) => writes += 1,
-                Err(e) if is_status(&e, kube::core::Status::is_not_found) => {}
-                Err(e) => return Err(e.into()),
-            }
+            writes += placement::delete_if_present(&self.client, ws, ns, kind, &name).await?;
         }
         for tr in actions.create_taskruns {
             match tr_api
@@ -573,61 +498,6 @@ impl Simulator {
         }
     }
 
-    /// Writes the scheduler's `PodScheduled=False/Unschedulable` condition onto a pending pod
-    /// (once per message). Returns the number of writes.
-    async fn mark_unschedulable(&self, pod: &Value, message: &str) -> usize {
-        let already = util::array(pod, &["status", "conditions"]).iter().any(|c| {
-            str_or_empty(c, &["type"]) == "PodScheduled" && str_or_empty(c, &["message"]) == message
-        });
-        if already {
-            return 0;
-        }
-        let patch = json!({"status": {"phase": "Pending", "conditions": [{
-            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-            "message": message, "lastProbeTime": null,
-            "lastTransitionTime": util::fmt_time(Utc::now()),
-        }]}});
-        match self
-            .api(util::namespace(pod), &pods())
-            .patch_status(
-                util::name(pod),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await
-        {
-            Ok(_) => 1,
-            Err(e) => {
-                tracing::debug!(pod = util::name(pod), error = %e, "simulator: scheduling condition not written");
-                0
-            }
-        }
-    }
-
-    /// Places an affinity assistant's pod: `Running`, `PodScheduled=True`.
-    async fn mark_running(&self, pod: &Value) -> usize {
-        let now = util::fmt_time(Utc::now());
-        let patch = json!({"status": {"phase": "Running", "startTime": now, "conditions": [
-            {"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now},
-            {"type": "Ready", "status": "True", "lastProbeTime": null, "lastTransitionTime": now},
-        ]}});
-        match self
-            .api(util::namespace(pod), &pods())
-            .patch_status(
-                util::name(pod),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await
-        {
-            Ok(_) => 1,
-            Err(e) => {
-                tracing::debug!(pod = util::name(pod), error = %e, "simulator: assistant pod not placed");
-                0
-            }
-        }
-    }
-
     /// One pass over the cluster: TaskRuns, PipelineRuns, then the kubelet. Returns the number of
     /// writes. Only a failed LIST fails the pass; a failed write is logged and retried by a later
     /// pass (the controller requeues the key), so injected API faults do not stop the simulator.
@@ -641,32 +511,7 @@ impl Simulator {
         let pipelines = self.list(&tekton("Pipeline", "pipelines")).await?;
         let tasks = self.list(&tekton("Task", "tasks")).await?;
         let all_pods = self.list(&pod_ar).await?;
-        let sets = self.list_if_served(&statefulsets()).await?;
-        let claims = self
-            .list_if_served(&core("PersistentVolumeClaim", "persistentvolumeclaims"))
-            .await?;
-        let (flags_ns, flags_name) = affinity::FEATURE_FLAGS;
-        let flags = match self
-            .api(flags_ns, &core("ConfigMap", "configmaps"))
-            .get_opt(flags_name)
-            .await?
-        {
-            Some(cm) => Some(to_value(&cm, &core("ConfigMap", "configmaps"))?),
-            None => None,
-        };
-        let mode = Coschedule::from_feature_flags(flags.as_ref());
-        // What the housekeeping of `ensure_objects` / `delete_objects` and the StatefulSet
-        // controller compare against: assistants, claims and the assistants' pods.
-        let existing: Vec<Value> = sets
-            .iter()
-            .chain(claims.iter())
-            .chain(all_pods.iter().filter(|p| {
-                util::array(p, &["metadata", "ownerReferences"])
-                    .iter()
-                    .any(|o| str_or_empty(o, &["kind"]) == "StatefulSet")
-            }))
-            .cloned()
-            .collect();
+        let ws = placement::read(&self.client, &all_pods).await?;
         let find = |list: &[Value], ns: &str, name: &str| -> Option<Value> {
             list.iter()
                 .find(|o| util::namespace(o) == ns && util::name(o) == name)
@@ -715,19 +560,13 @@ impl Simulator {
                 &ns_tasks,
                 &children,
                 Utc::now(),
-                mode,
+                ws.mode,
             );
-            let housekeeping = actions.ensure_objects.iter().any(|o| {
-                !existing.iter().any(|e| {
-                    util::kind(e) == util::kind(o)
-                        && util::namespace(e) == util::namespace(o)
-                        && util::name(e) == util::name(o)
-                })
-            }) || actions.delete_objects.iter().any(|(k, n)| {
-                existing.iter().any(|e| {
-                    util::kind(e) == *k && util::namespace(e) == ns && util::name(e) == n.as_str()
-                })
-            });
+            let housekeeping = actions
+                .ensure_objects
+                .iter()
+                .any(|o| !ws.has(util::kind(o), util::namespace(o), util::name(o)))
+                || actions.delete_objects.iter().any(|(k, n)| ws.has(k, ns, n));
             // The reconcile's own copy of the metadata: as read at its start, plus the labels it
             // added (pr.go `propagatePipelineNameLabelToPipelineRun`).
             let mut reconciled = pr.clone();
@@ -737,7 +576,7 @@ impl Simulator {
             let did_work = !actions.is_empty();
             if did_work || housekeeping {
                 match self
-                    .apply_pipelinerun(pr, actions, opts.stale_read_lag, &existing)
+                    .apply_pipelinerun(pr, actions, opts.stale_read_lag, &ws)
                     .await
                 {
                     Ok(w) => writes += w,
@@ -762,46 +601,18 @@ impl Simulator {
             }
         }
 
-        // The StatefulSet controller, for the affinity assistants: pod `<set>-0` and the claims of
-        // its `volumeClaimTemplates`.
-        for set in sets
-            .iter()
-            .filter(|s| util::get(s, &["metadata", "deletionTimestamp"]).is_none())
-        {
-            for child in affinity::statefulset_children(set) {
-                match self.create_if_absent(child, &existing).await {
-                    Ok(w) => writes += w,
-                    Err(e) => {
-                        tracing::warn!(statefulset = util::name(set), error = %e, "simulator: StatefulSet child not created")
-                    }
-                }
-            }
-        }
+        // The StatefulSet controller, for the affinity assistants.
+        writes += placement::run_statefulsets(&self.client, &ws).await;
 
         if opts.kubelet {
             let mut live = HashSet::new();
             for pod in &all_pods {
                 let ns = util::namespace(pod);
                 live.insert(util::uid(pod).to_string());
-                // The scheduler: a pod whose claim or affinity assistant is missing stays
-                // Pending with `PodScheduled=False` (kube-scheduler's VolumeBinding and
-                // InterPodAffinity filters); it is placed once they exist.
-                let phase = str_or_empty(pod, &["status", "phase"]);
-                let unplaced =
-                    (phase == "Pending" || phase.is_empty()) && !self.kubelet.knows(util::uid(pod));
-                if unplaced {
-                    let why = volumeclaim::missing_claim(pod, &claims)
-                        .or_else(|| affinity::unschedulable(pod, &all_pods));
-                    if let Some(message) = why {
-                        writes += self.mark_unschedulable(pod, &message).await;
-                        continue;
-                    }
-                    // An affinity assistant's pod: placed and running (it only sleeps).
-                    let of_statefulset = util::array(pod, &["metadata", "ownerReferences"])
-                        .iter()
-                        .any(|o| str_or_empty(o, &["kind"]) == "StatefulSet");
-                    if of_statefulset {
-                        writes += self.mark_running(pod).await;
+                // The scheduler: a pod not started yet must be placed first.
+                if !self.kubelet.knows(util::uid(pod)) {
+                    if let Some(w) = placement::place(&self.client, &ws, pod, &all_pods).await {
+                        writes += w;
                         continue;
                     }
                 }

@@ -162,6 +162,7 @@ pub mod facts;
 pub mod kubelet;
 pub mod memory;
 pub mod pipelinerun;
+pub mod placement;
 pub mod rules;
 pub mod taskrun;
 pub mod util;
