@@ -511,7 +511,7 @@ impl Simulator {
         let pipelines = self.list(&tekton("Pipeline", "pipelines")).await?;
         let tasks = self.list(&tekton("Task", "tasks")).await?;
         let all_pods = self.list(&pod_ar).await?;
-        let ws = placement::read(&self.client, &all_pods).await?;
+        let ws = placement::read(&self.client, &pipelineruns, &all_pods).await?;
         let find = |list: &[Value], ns: &str, name: &str| -> Option<Value> {
             list.iter()
                 .find(|o| util::namespace(o) == ns && util::name(o) == name)

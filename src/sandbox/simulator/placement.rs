@@ -86,20 +86,52 @@ async fn list_if_served(client: &Client, ar: &ApiResource) -> Result<Vec<Value>,
     }
 }
 
-/// Reads the feature flags (`tekton-pipelines/feature-flags`), StatefulSets and claims.
-pub async fn read(client: &Client, all_pods: &[Value]) -> Result<Workspaces, SimulatorError> {
-    let sets = list_if_served(client, &statefulsets()).await?;
-    let claims = list_if_served(
-        client,
-        &core("PersistentVolumeClaim", "persistentvolumeclaims"),
-    )
-    .await?;
+/// Whether anything in the cluster involves claims or assistants: a run binding a claim, a pod
+/// mounting one or pinned to an assistant, or a `coschedule` mode that gives every run an
+/// assistant. Otherwise StatefulSets and claims are not listed (a pass's cost stays one GET).
+fn involved(mode: Coschedule, pipelineruns: &[Value], all_pods: &[Value]) -> bool {
+    let binds = |pr: &Value| {
+        util::array(pr, &["spec", "workspaces"]).iter().any(|b| {
+            b.get("persistentVolumeClaim").is_some() || b.get("volumeClaimTemplate").is_some()
+        })
+    };
+    let pod_needs = |p: &Value| {
+        util::get(p, &["spec", "affinity", "podAffinity"]).is_some()
+            || util::array(p, &["spec", "volumes"])
+                .iter()
+                .any(|v| v.get("persistentVolumeClaim").is_some())
+            || owned_by_statefulset(p)
+    };
+    matches!(
+        mode,
+        Coschedule::PipelineRuns | Coschedule::IsolatePipelineRun
+    ) || pipelineruns.iter().any(binds)
+        || all_pods.iter().any(pod_needs)
+}
+
+/// Reads the feature flags (`tekton-pipelines/feature-flags`) and, when anything involves them
+/// ([`involved`]), the StatefulSets and claims.
+pub async fn read(
+    client: &Client,
+    pipelineruns: &[Value],
+    all_pods: &[Value],
+) -> Result<Workspaces, SimulatorError> {
     let (flags_ns, flags_name) = affinity::FEATURE_FLAGS;
     let cm_ar = core("ConfigMap", "configmaps");
     let cms: Api<DynamicObject> = Api::namespaced_with(client.clone(), flags_ns, &cm_ar);
     let flags = match cms.get_opt(flags_name).await? {
         Some(cm) => Some(to_value(&cm, &cm_ar)?),
         None => None,
+    };
+    let mode = Coschedule::from_feature_flags(flags.as_ref());
+    let (sets, claims) = if involved(mode, pipelineruns, all_pods) {
+        let pvcs = core("PersistentVolumeClaim", "persistentvolumeclaims");
+        (
+            list_if_served(client, &statefulsets()).await?,
+            list_if_served(client, &pvcs).await?,
+        )
+    } else {
+        (Vec::new(), Vec::new())
     };
     let existing = sets
         .iter()
@@ -108,7 +140,7 @@ pub async fn read(client: &Client, all_pods: &[Value]) -> Result<Workspaces, Sim
         .cloned()
         .collect();
     Ok(Workspaces {
-        mode: Coschedule::from_feature_flags(flags.as_ref()),
+        mode,
         sets,
         claims,
         existing,
