@@ -851,3 +851,536 @@ async fn a_leftover_pod_with_a_hashed_name_is_waited_for() {
     wait_run(&admin, run, 30, is_succeeded).await;
     sb.shutdown(Duration::from_secs(2)).await;
 }
+
+/// The namespaced API of a core or apps resource in the test namespace.
+fn api_of(
+    client: &kube::Client,
+    group: &str,
+    kind: &str,
+    plural: &str,
+) -> kube::Api<DynamicObject> {
+    let api_version = if group.is_empty() {
+        "v1".to_string()
+    } else {
+        format!("{group}/v1")
+    };
+    let ar = kube::api::ApiResource {
+        group: group.into(),
+        version: "v1".into(),
+        api_version,
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    kube::Api::namespaced_with(client.clone(), NS, &ar)
+}
+
+fn claims(client: &kube::Client) -> kube::Api<DynamicObject> {
+    api_of(
+        client,
+        "",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+    )
+}
+
+fn statefulsets(client: &kube::Client) -> kube::Api<DynamicObject> {
+    api_of(client, "apps", "StatefulSet", "statefulsets")
+}
+
+/// Sets Tekton's `coschedule` feature flag (ConfigMap `tekton-pipelines/feature-flags`).
+async fn set_coschedule(client: &kube::Client, mode: &str) {
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), "tekton-pipelines");
+    let cm = serde_json::from_value(json!({"metadata": {"name": "feature-flags"},
+        "data": {"coschedule": mode}}))
+    .expect("configmap");
+    cms.create(&PostParams::default(), &cm)
+        .await
+        .expect("feature flags");
+}
+
+/// Polls `f` every 50 ms for up to `secs` seconds until it holds.
+async fn eventually<F, Fut>(secs: u64, what: &str, f: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The pipeline workspace `src` bound to a claim template.
+fn template_binding() -> Value {
+    json!({"workspaces": [{"name": "src", "volumeClaimTemplate": {"spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}}}}]})
+}
+
+/// A task mounting pipeline workspace `src` as `w`.
+fn ws_task(name: &str, extra: Value) -> Value {
+    let mut t = task(
+        name,
+        json!({"workspaces": [{"name": "w", "workspace": "src"}],
+            "taskSpec": {"workspaces": [{"name": "w"}],
+                "steps": [{"name": "main", "image": "busybox", "script": "ls $(workspaces.w.path)"}]}}),
+    );
+    if let (Some(o), Some(e)) = (t.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    t
+}
+
+/// The claim a TaskRun's first workspace binds.
+fn claim_of(tr: &Value) -> String {
+    tr["spec"]["workspaces"][0]["persistentVolumeClaim"]["claimName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+const AA: &str = "pipeline.tekton.dev/affinity-assistant";
+
+/// A `volumeClaimTemplate` workspace: Tekton creates the claim once per run (named from the
+/// workspace and the run's uid, owned by the run) and the affinity assistant next to it, and
+/// deletes only the assistant when the run is done. A retry that keeps no child run starts over:
+/// Tekton finds the same claim (its data kept) and creates the assistant again, so the re-run
+/// pods can be scheduled.
+#[tokio::test]
+async fn a_retry_that_starts_over_keeps_the_template_claim_and_gets_a_new_assistant() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let spec = json!({"workspaces": [{"name": "src"}],
+        "tasks": [ws_task("a", json!({})), ws_task("b", json!({"runAfter": ["a"]}))]});
+    let run = inline_run(
+        &admin,
+        "tp",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "a"}),
+        template_binding(),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    let a = get(&taskruns(&admin), "tp-a").await;
+    let claim = claim_of(&a);
+    assert!(claim.starts_with("pvc-"), "{a:#}");
+    let pvc = get(&claims(&admin), &claim).await;
+    assert_eq!(
+        pvc["metadata"]["ownerReferences"][0]["uid"], run["metadata"]["uid"],
+        "the claim belongs to the run: {pvc:#}"
+    );
+    let assistant = annotation(&a, AA).expect("a is pinned to the assistant");
+    let sets = statefulsets(&admin);
+    eventually(10, "the assistant is deleted with the done run", || async {
+        try_get(&sets, &assistant).await.is_none()
+    })
+    .await;
+
+    let (code, body) = retry(&admin, "tp", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    let after = wait_run(&admin, "tp", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    assert_eq!(
+        uid(&get(&claims(&admin), &claim).await),
+        uid(&pvc),
+        "the same claim, its data kept"
+    );
+    let pods = api_of(&admin, "", "Pod", "pods");
+    for name in ["tp-a", "tp-b"] {
+        let tr = get(&taskruns(&admin), name).await;
+        assert_eq!(claim_of(&tr), claim, "{tr:#}");
+        assert_eq!(annotation(&tr, AA).as_deref(), Some(assistant.as_str()));
+        // The pod mounts the claim and must run next to the (new) assistant.
+        let pod = get(&pods, &format!("{name}-pod")).await;
+        let volumes = pod["spec"]["volumes"].to_string();
+        assert!(volumes.contains(&claim), "{pod:#}");
+        assert_eq!(
+            pod["spec"]["affinity"]["podAffinity"]
+                ["requiredDuringSchedulingIgnoredDuringExecution"][0]["labelSelector"]
+                ["matchLabels"]["app.kubernetes.io/instance"],
+            assistant.as_str(),
+            "{pod:#}"
+        );
+    }
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// With `tekton.dev/auto-cleanup-pvc: "true"` Tekton deletes the template claim with the done run.
+/// A retry that starts over is still accepted: Tekton creates the claim again under the same name
+/// (a new, empty volume; nothing kept needed the old data).
+#[tokio::test]
+async fn an_auto_cleaned_template_claim_is_created_again_when_the_retry_starts_over() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let spec = json!({"workspaces": [{"name": "src"}],
+        "tasks": [ws_task("a", json!({})), ws_task("b", json!({"runAfter": ["a"]}))]});
+    let run = inline_run(
+        &admin,
+        "tc",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "a", "tekton.dev/auto-cleanup-pvc": "true"}),
+        template_binding(),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    let claim = claim_of(&get(&taskruns(&admin), "tc-a").await);
+    let pvcs = claims(&admin);
+    eventually(10, "the claim is deleted with the done run", || async {
+        try_get(&pvcs, &claim).await.is_none()
+    })
+    .await;
+
+    let (code, body) = retry(&admin, "tc", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    let after = wait_run(&admin, "tc", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    for name in ["tc-a", "tc-b"] {
+        assert_eq!(claim_of(&get(&taskruns(&admin), name).await), claim);
+    }
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// `coschedule: disabled`: no assistant, no annotation, the template claim is never deleted. A
+/// retry that keeps the task that wrote to the claim re-runs the failed one on the same claim.
+#[tokio::test]
+async fn without_coscheduling_a_rerun_task_gets_the_same_template_claim() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    set_coschedule(&admin, "disabled").await;
+    let spec = json!({"workspaces": [{"name": "src"}],
+        "tasks": [ws_task("a", json!({})), ws_task("b", json!({"runAfter": ["a"]}))]});
+    let run = inline_run(
+        &admin,
+        "td",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "b"}),
+        template_binding(),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    let a = get(&taskruns(&admin), "td-a").await;
+    assert_eq!(annotation(&a, AA), None, "{a:#}");
+    let claim = claim_of(&a);
+    let pvc = get(&claims(&admin), &claim).await;
+    let sets = statefulsets(&admin)
+        .list(&ListParams::default())
+        .await
+        .expect("list");
+    assert!(sets.items.is_empty(), "no assistant when disabled");
+
+    let (code, body) = retry(&admin, "td", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    assert_eq!(retried_names(&body), ["b"], "{body:#}");
+    let after = wait_run(&admin, "td", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    assert_eq!(
+        uid(&get(&taskruns(&admin), "td-a").await),
+        uid(&a),
+        "a kept"
+    );
+    assert_eq!(claim_of(&get(&taskruns(&admin), "td-b").await), claim);
+    assert_eq!(
+        uid(&get(&claims(&admin), &claim).await),
+        uid(&pvc),
+        "the same claim, with what a wrote"
+    );
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// Default `coschedule: workspaces`: a re-run task that binds the claim workspace would be pinned
+/// to the assistant Tekton deleted with the done run and does not create again while a child is
+/// kept. Refused (422). Doing that reset by hand shows why: the re-created TaskRun's pod stays
+/// `Pending`, unschedulable.
+#[tokio::test]
+async fn a_rerun_task_pinned_to_the_gone_assistant_is_refused_and_would_never_be_scheduled() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let spec = json!({"workspaces": [{"name": "src"}],
+        "tasks": [ws_task("a", json!({})), ws_task("b", json!({"runAfter": ["a"]}))]});
+    let run = inline_run(
+        &admin,
+        "tw",
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "b"}),
+        template_binding(),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    let (code, body) = retry(&admin, "tw", json!({}), "").await;
+    assert_eq!(code, 422, "{body:#}");
+    assert!(body.to_string().contains("affinity assistant"), "{body:#}");
+    assert!(is_failed(&get(&runs(&admin), "tw").await), "not reset");
+
+    // The same reset by hand: delete b, drop its reference, flip the run back to running.
+    taskruns(&admin)
+        .delete("tw-b", &DeleteParams::default())
+        .await
+        .expect("delete b");
+    wait_gone(&admin, "tw-b").await;
+    let current = get(&runs(&admin), "tw").await;
+    let keep: Vec<Value> = current["status"]["childReferences"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter(|c| c["pipelineTaskName"] == "a")
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let patch = json!({"status": {"completionTime": null, "childReferences": keep,
+        "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "reset by hand"}]}});
+    runs(&admin)
+        .patch_status("tw", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("reset");
+    let api = taskruns(&admin);
+    eventually(15, "b is re-created and left unschedulable", || async {
+        try_get(&api, "tw-b").await.is_some_and(|b| {
+            b["status"]["conditions"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("didn't match pod affinity rules"))
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let b = get(&api, "tw-b").await;
+    assert_eq!(succeeded(&b), ("Unknown".into(), "Pending".into()), "{b:#}");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// `coschedule: pipelineruns` / `isolate-pipelinerun`: one assistant per run, and every TaskRun
+/// is pinned to it, a task without workspaces too. A retry that keeps a child is refused even for
+/// such a task; one that starts over is accepted and Tekton creates the assistant (and the claim,
+/// which these modes always delete with the run) again.
+async fn per_pipelinerun_assistant_case(mode: &str, run_name: &str) {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    set_coschedule(&admin, mode).await;
+    let spec = json!({"workspaces": [{"name": "src"}],
+        "tasks": [ws_task("a", json!({})), task("b", json!({"runAfter": ["a"]}))]});
+    let run = inline_run(
+        &admin,
+        run_name,
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "b"}),
+        template_binding(),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    let a = get(&taskruns(&admin), &format!("{run_name}-a")).await;
+    let b = get(&taskruns(&admin), &format!("{run_name}-b")).await;
+    let assistant = annotation(&a, AA).expect("a pinned");
+    assert_eq!(
+        annotation(&b, AA).as_deref(),
+        Some(assistant.as_str()),
+        "b is pinned although it binds no claim"
+    );
+    let claim = claim_of(&a);
+    assert!(
+        claim.ends_with(&format!("-{assistant}-0")),
+        "the StatefulSet's claim: {claim}"
+    );
+    let pvcs = claims(&admin);
+    eventually(
+        10,
+        "the assistant's claim is deleted with the run",
+        || async { try_get(&pvcs, &claim).await.is_none() },
+    )
+    .await;
+
+    let (code, body) = retry(&admin, run_name, json!({}), "").await;
+    assert_eq!(code, 422, "{body:#}");
+    assert!(body.to_string().contains("affinity assistant"), "{body:#}");
+
+    let (code, body) = retry(
+        &admin,
+        run_name,
+        json!({"spec": {"restartTasks": ["a"]}}),
+        "",
+    )
+    .await;
+    assert_eq!(code, 201, "{body:#}");
+    let after = wait_run(&admin, run_name, 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn per_pipelinerun_coscheduling_refuses_a_partial_retry_and_accepts_starting_over() {
+    per_pipelinerun_assistant_case("pipelineruns", "tr").await;
+}
+
+#[tokio::test]
+async fn isolated_pipelinerun_coscheduling_refuses_a_partial_retry_and_accepts_starting_over() {
+    per_pipelinerun_assistant_case("isolate-pipelinerun", "ti").await;
+}
+
+/// A pipeline with a child pipeline task (`pipelineSpec`, pipelines in pipelines): Tekton runs it
+/// as a child PipelineRun owned by the run, referenced with kind PipelineRun.
+fn pipeline_in_pipeline() -> Value {
+    json!({"tasks": [
+        task("a", json!({})),
+        {"name": "sub", "runAfter": ["a"], "pipelineSpec": {"tasks": [task("x", json!({}))]}},
+    ]})
+}
+
+/// Retrying a parent whose child PipelineRun failed re-runs it: the child is replaced by a new
+/// one (Tekton re-creates it under the same name), the kept task stays, the run succeeds.
+#[tokio::test]
+async fn retrying_a_parent_whose_child_pipelinerun_failed_reruns_the_child() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let run = inline_run(
+        &admin,
+        "pp",
+        pipeline_in_pipeline(),
+        json!({"sandbox.retry.tekton.dev/fail": "x"}),
+        json!({}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    let refs = run["status"]["childReferences"].clone();
+    assert!(
+        refs.as_array().is_some_and(|r| r
+            .iter()
+            .any(|c| c["kind"] == "PipelineRun" && c["name"] == "pp-sub")),
+        "{run:#}"
+    );
+    let child = get(&runs(&admin), "pp-sub").await;
+    assert!(is_failed(&child), "{child:#}");
+    let a = get(&taskruns(&admin), "pp-a").await;
+    // The next child succeeds: the rule is copied from the parent at creation.
+    runs(&admin)
+        .patch(
+            "pp",
+            &PatchParams::default(),
+            &Patch::Merge(
+                &json!({"metadata": {"annotations": {"sandbox.retry.tekton.dev/fail": null}}}),
+            ),
+        )
+        .await
+        .expect("annotation removed");
+
+    let (code, body) = retry(&admin, "pp", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    assert_eq!(retried_names(&body), ["sub"], "{body:#}");
+    let after = wait_run(&admin, "pp", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    let again = get(&runs(&admin), "pp-sub").await;
+    assert_ne!(uid(&again), uid(&child), "a new child PipelineRun");
+    assert!(is_succeeded(&again), "{again:#}");
+    assert_eq!(
+        uid(&get(&taskruns(&admin), "pp-a").await),
+        uid(&a),
+        "a kept"
+    );
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// The re-created child PipelineRun fails again at once, in the second the attempt started: only a
+/// child re-created for the attempt tells that outcome from the old one (times have one-second
+/// precision), and a child PipelineRun must count as one. The answer is 201 and the failure is
+/// the attempt's outcome, not a loop of status writes ending in a 504.
+#[tokio::test]
+async fn a_child_pipelinerun_that_fails_again_at_once_is_the_attempts_outcome() {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let run = inline_run(
+        &admin,
+        "pf",
+        pipeline_in_pipeline(),
+        json!({"sandbox.retry.tekton.dev/fail": "x:100", "sandbox.retry.tekton.dev/duration": "1ms"}),
+        json!({}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    // Start the attempt early in a second, so that the re-failure lands in the same second.
+    let ms = chrono::Utc::now().timestamp_subsec_millis();
+    tokio::time::sleep(Duration::from_millis(u64::from(1000 - ms) + 20)).await;
+    let (code, body) = retry(&admin, "pf", json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    let after = wait_run(&admin, "pf", 30, |v| {
+        last_retry(v)["outcome"]
+            .as_str()
+            .is_some_and(|o| !o.is_empty())
+    })
+    .await;
+    assert!(is_failed(&after), "{after:#}");
+    assert_eq!(last_retry(&after)["attempt"], 2, "{after:#}");
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// A task guarded by `when` that runs after a failed task: skipped "PipelineRun was stopping"
+/// (which overrides its `when`), so only its expression tells whether Tekton will skip it again.
+async fn when_guarded_after_a_failure(name: &str, when: Value) {
+    let sb = start().await;
+    let admin = client_no_replay(&sb, "admin");
+    let spec = json!({
+        "params": [{"name": "deploy", "type": "string"}, {"name": "env", "type": "string", "default": "prod"}],
+        "tasks": [task("a", json!({})), task("w", json!({"runAfter": ["a"], "when": when}))],
+    });
+    let run = inline_run(
+        &admin,
+        name,
+        spec,
+        json!({"sandbox.retry.tekton.dev/fail": "a"}),
+        json!({"params": [{"name": "deploy", "value": "no"}]}),
+        true,
+    )
+    .await;
+    assert!(is_failed(&run), "{run:#}");
+    assert_eq!(
+        run["status"]["skippedTasks"][0],
+        json!({"name": "w", "reason": "PipelineRun was stopping", "whenExpressions": run["status"]["pipelineSpec"]["tasks"][1]["when"]}),
+        "{run:#}"
+    );
+    let (code, body) = retry(&admin, name, json!({}), "").await;
+    assert_eq!(code, 201, "{body:#}");
+    assert_eq!(retried_names(&body), ["a"], "{body:#}");
+    assert_eq!(body["status"]["preservedTasks"], json!(["w"]), "{body:#}");
+    let after = wait_run(&admin, name, 30, |v| is_failed(v) || is_succeeded(v)).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    assert_eq!(
+        after["status"]["skippedTasks"][0]["reason"], "When Expressions evaluated to false",
+        "skipped again, now by its when: {after:#}"
+    );
+    assert!(
+        try_get(&taskruns(&admin), &format!("{name}-w"))
+            .await
+            .is_none(),
+        "w never ran"
+    );
+    sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// `when: [{input: "$(params.deploy)", operator: in, values: ["yes"]}]` with `deploy: no`:
+/// Tekton applies the parameter and skips `w` again; the answer lists it as kept.
+#[tokio::test]
+async fn a_params_driven_when_that_stays_false_is_not_reported_as_retried() {
+    when_guarded_after_a_failure(
+        "wp",
+        json!([{"input": "$(params.deploy)", "operator": "in", "values": ["yes"]}]),
+    )
+    .await;
+}
+
+/// The same with a CEL `when` (`'$(params.deploy)' == 'yes' && '$(params.env)' in [...]`):
+/// Tekton evaluates the substituted expression to false and skips `w` again.
+#[tokio::test]
+async fn a_cel_when_that_stays_false_is_not_reported_as_retried() {
+    when_guarded_after_a_failure(
+        "wc",
+        json!([{"cel": "'$(params.deploy)' == 'yes' && '$(params.env)' in ['prod', 'staging']"}]),
+    )
+    .await;
+}

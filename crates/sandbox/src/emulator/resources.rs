@@ -254,6 +254,17 @@ pub static RESOURCES: &[ResourceDef] = &[
         &["deploy"],
         true,
     ),
+    // The affinity assistants Tekton creates (pkg/reconciler/pipelinerun/affinity_assistant.go).
+    stored(
+        "apps",
+        "v1",
+        "statefulsets",
+        "statefulset",
+        "StatefulSet",
+        true,
+        &["sts"],
+        true,
+    ),
     stored(
         "policy",
         "v1",

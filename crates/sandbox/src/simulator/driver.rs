@@ -28,7 +28,8 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::kubelet::{self, FakeKubelet, OutcomeRules};
-use super::pipelinerun::{reconcile_pipelinerun, PipelineRunActions};
+use super::pipelinerun::{reconcile_pipelinerun_with, PipelineRunActions};
+use super::placement::{self, Workspaces};
 use super::rules;
 use super::taskrun::{pod_name_for, reconcile_taskrun, TaskRunActions};
 use super::util::{self, get_str};
@@ -83,7 +84,7 @@ fn tekton(kind: &str, plural: &str) -> ApiResource {
     }
 }
 
-fn pods() -> ApiResource {
+pub(super) fn pods() -> ApiResource {
     ApiResource {
         group: String::new(),
         version: "v1".into(),
@@ -93,7 +94,7 @@ fn pods() -> ApiResource {
     }
 }
 
-fn is_status(e: &kube::Error, f: fn(&kube::core::Status) -> bool) -> bool {
+pub(super) fn is_status(e: &kube::Error, f: fn(&kube::core::Status) -> bool) -> bool {
     matches!(e, kube::Error::Api(s) if f(s))
 }
 
@@ -165,14 +166,14 @@ impl SimulatorHandle {
     }
 }
 
-fn to_value(o: &DynamicObject, ar: &ApiResource) -> Result<Value, serde_json::Error> {
+pub(super) fn to_value(o: &DynamicObject, ar: &ApiResource) -> Result<Value, serde_json::Error> {
     let mut v = serde_json::to_value(o)?;
     v["apiVersion"] = ar.api_version.clone().into();
     v["kind"] = ar.kind.clone().into();
     Ok(v)
 }
 
-fn from_value(v: Value) -> Result<DynamicObject, serde_json::Error> {
+pub(super) fn from_value(v: Value) -> Result<DynamicObject, serde_json::Error> {
     serde_json::from_value(v)
 }
 
@@ -319,13 +320,32 @@ impl Simulator {
         pr: &Value,
         actions: PipelineRunActions,
         lag: Option<Duration>,
+        ws: &Workspaces,
     ) -> Result<usize, SimulatorError> {
         let ns = util::namespace(pr);
         let tr_api = self.api(ns, &tekton("TaskRun", "taskruns"));
         let mut writes = 0;
+        // Claims and assistants before the TaskRuns that use them (pr.go `reconcile`).
+        for obj in actions.ensure_objects {
+            writes += placement::create_if_absent(&self.client, ws, obj).await?;
+        }
+        for (kind, name) in actions.delete_objects {
+            writes += placement::delete_if_present(&self.client, ws, ns, kind, &name).await?;
+        }
         for tr in actions.create_taskruns {
             match tr_api
                 .create(&PostParams::default(), &from_value(tr)?)
+                .await
+            {
+                Ok(_) => writes += 1,
+                Err(e) if is_status(&e, kube::core::Status::is_already_exists) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let pr_api = self.api(ns, &tekton("PipelineRun", "pipelineruns"));
+        for child in actions.create_pipelineruns {
+            match pr_api
+                .create(&PostParams::default(), &from_value(child)?)
                 .await
             {
                 Ok(_) => writes += 1,
@@ -491,6 +511,7 @@ impl Simulator {
         let pipelines = self.list(&tekton("Pipeline", "pipelines")).await?;
         let tasks = self.list(&tekton("Task", "tasks")).await?;
         let all_pods = self.list(&pod_ar).await?;
+        let ws = placement::read(&self.client, &pipelineruns, &all_pods).await?;
         let find = |list: &[Value], ns: &str, name: &str| -> Option<Value> {
             list.iter()
                 .find(|o| util::namespace(o) == ns && util::name(o) == name)
@@ -523,16 +544,29 @@ impl Simulator {
                 .filter(|t| util::namespace(t) == ns)
                 .map(|t| (util::name(t).to_string(), t.clone()))
                 .collect();
+            // TaskRuns and child PipelineRuns labelled with the run (the informers' lister).
             let children: Vec<Value> = taskruns
                 .iter()
+                .chain(pipelineruns.iter())
                 .filter(|t| {
                     util::namespace(t) == ns
                         && util::label(t, rules::LABEL_PIPELINE_RUN) == Some(util::name(pr))
                 })
                 .cloned()
                 .collect();
-            let actions =
-                reconcile_pipelinerun(pr, pipeline.as_ref(), &ns_tasks, &children, Utc::now());
+            let actions = reconcile_pipelinerun_with(
+                pr,
+                pipeline.as_ref(),
+                &ns_tasks,
+                &children,
+                Utc::now(),
+                ws.mode,
+            );
+            let housekeeping = actions
+                .ensure_objects
+                .iter()
+                .any(|o| !ws.has(util::kind(o), util::namespace(o), util::name(o)))
+                || actions.delete_objects.iter().any(|(k, n)| ws.has(k, ns, n));
             // The reconcile's own copy of the metadata: as read at its start, plus the labels it
             // added (pr.go `propagatePipelineNameLabelToPipelineRun`).
             let mut reconciled = pr.clone();
@@ -540,9 +574,9 @@ impl Simulator {
                 reconciled["metadata"]["labels"][k] = Value::String(v.clone());
             }
             let did_work = !actions.is_empty();
-            if !actions.is_empty() {
+            if did_work || housekeeping {
                 match self
-                    .apply_pipelinerun(pr, actions, opts.stale_read_lag)
+                    .apply_pipelinerun(pr, actions, opts.stale_read_lag, &ws)
                     .await
                 {
                     Ok(w) => writes += w,
@@ -567,11 +601,21 @@ impl Simulator {
             }
         }
 
+        // The StatefulSet controller, for the affinity assistants.
+        writes += placement::run_statefulsets(&self.client, &ws).await;
+
         if opts.kubelet {
             let mut live = HashSet::new();
             for pod in &all_pods {
                 let ns = util::namespace(pod);
                 live.insert(util::uid(pod).to_string());
+                // The scheduler: a pod not started yet must be placed first.
+                if !self.kubelet.knows(util::uid(pod)) {
+                    if let Some(w) = placement::place(&self.client, &ws, pod, &all_pods).await {
+                        writes += w;
+                        continue;
+                    }
+                }
                 let Some(tr) =
                     util::label(pod, rules::LABEL_TASK_RUN).and_then(|t| find(&taskruns, ns, t))
                 else {

@@ -250,26 +250,50 @@ impl Facts {
             .find(|(t, r)| self.result_value(t, r).is_none())
     }
 
-    /// Evaluates `when` expressions (`WhenExpressions.AllowsExecution`; `in` / `notin`).
+    /// Evaluates `when` expressions (`WhenExpressions.AllowsExecution`): `in` / `notin` over the
+    /// input and values, or the `cel` expression ([`tekton_retry::tekton::cel`]), each after the known
+    /// task results are substituted (`ApplyTaskResults` → `WhenExpression.applyReplacements`:
+    /// input, values and CEL; parameters were applied with the spec). A CEL expression that
+    /// cannot be evaluated counts as false here; [`Facts::cel_error`] fails the run first.
     fn when_allows(&self, i: usize) -> bool {
         let resolve = |e: &str| -> Option<String> {
             let (t, r) = util::result_ref(e)?;
             self.result_value(t, r)
         };
         array(&self.state[i].task, &["when"]).iter().all(|w| {
-            if w.get("cel").is_some() {
-                return true;
+            if let Some(cel) = w.get("cel").and_then(Value::as_str) {
+                let expr = util::substitute(cel, &resolve);
+                return tekton_retry::tekton::cel::evaluate(&expr).unwrap_or(false);
             }
             let input = util::substitute(str_or_empty(w, &["input"]), &resolve);
-            let values: Vec<&str> = array(w, &["values"])
+            let contains = array(w, &["values"])
                 .iter()
                 .filter_map(Value::as_str)
-                .collect();
-            let contains = values.contains(&input.as_str());
+                .any(|v| util::substitute(v, &resolve) == input);
             match str_or_empty(w, &["operator"]) {
-                "notin" => !contains,
-                _ => contains,
+                "in" => contains,
+                _ => !contains,
             }
+        })
+    }
+
+    /// `EvaluateCEL` over every task (pipelinerun.go `reconcile`, after parameter substitution):
+    /// the first `cel` expression that does not evaluate to a bool, with its error. The run then
+    /// fails `CELEvaluationFailed`. Forms [`tekton_retry::tekton::cel`] does not implement fail here too,
+    /// so that no test passes on a guess.
+    pub fn cel_error(&self) -> Option<(String, String)> {
+        let resolve = |e: &str| -> Option<String> {
+            let (t, r) = util::result_ref(e)?;
+            self.result_value(t, r)
+        };
+        self.state.iter().find_map(|t| {
+            array(&t.task, &["when"]).iter().find_map(|w| {
+                let cel = w.get("cel").and_then(Value::as_str)?;
+                let expr = util::substitute(cel, &resolve);
+                tekton_retry::tekton::cel::evaluate(&expr)
+                    .err()
+                    .map(|e| (expr, e.to_string()))
+            })
         })
     }
 
@@ -591,7 +615,11 @@ impl Facts {
             for tr in &t.runs {
                 let mut c = Map::new();
                 c.insert("apiVersion".into(), "tekton.dev/v1".into());
-                c.insert("kind".into(), "TaskRun".into());
+                let kind = match util::kind(tr) {
+                    "" => "TaskRun",
+                    k => k,
+                };
+                c.insert("kind".into(), kind.into());
                 c.insert("name".into(), util::name(tr).into());
                 c.insert("pipelineTaskName".into(), t.name.clone().into());
                 if let Some(w) = t.task.get("when") {

@@ -278,6 +278,11 @@ impl FakeKubelet {
         }
     }
 
+    /// Whether the kubelet has started handling the pod with this uid (it was placed).
+    pub fn knows(&self, uid: &str) -> bool {
+        self.pods.contains_key(uid)
+    }
+
     /// The earliest time a known pod will terminate (for clocks that jump).
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
         self.pods

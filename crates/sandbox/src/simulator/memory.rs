@@ -401,6 +401,7 @@ impl MemoryCluster {
         let children = self
             .list(Kind::TaskRun, ns)
             .into_iter()
+            .chain(self.list(Kind::PipelineRun, ns))
             .filter(|tr| util::label(tr, rules::LABEL_PIPELINE_RUN) == Some(util::name(pr)))
             .collect();
         (pipeline, tasks, children)
@@ -415,6 +416,12 @@ impl MemoryCluster {
             if self.create(&ns, tr.clone()).is_ok() {
                 writes += 1;
                 self.log("create", Kind::TaskRun, &ns, util::name(tr), "");
+            }
+        }
+        for child in &actions.create_pipelineruns {
+            if self.create(&ns, child.clone()).is_ok() {
+                writes += 1;
+                self.log("create", Kind::PipelineRun, &ns, util::name(child), "");
             }
         }
         for c in &actions.cancel_taskruns {

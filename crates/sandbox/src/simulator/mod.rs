@@ -5,7 +5,9 @@
 //! Layout (pure logic separated from plumbing): [`pipelinerun`] and [`taskrun`] are pure reconcile
 //! functions over JSON objects, [`facts`] holds Tekton's questions about a run's state, [`kubelet`]
 //! decides pod outcomes, [`memory`] is a serial in-memory cluster with a fake clock (tests), and
-//! [`driver`] runs the same functions against a Kubernetes API. All constants are in [`rules`].
+//! [`driver`] runs the same functions against a Kubernetes API. [`volumeclaim`] and [`affinity`]
+//! model workspace claims and the affinity assistant; [`placement`] plays the scheduler and the
+//! StatefulSet controller for them in the driver. All constants are in [`rules`].
 //!
 //! # Rules (source in brackets; `pr.go` = `pkg/reconciler/pipelinerun/pipelinerun.go`,
 //! `state.go` = `resources/pipelinerunstate.go`, `resolution.go` = `resources/pipelinerunresolution.go`,
@@ -39,6 +41,9 @@
 //! 9. Skip reasons, recomputed every reconcile, first match wins: scheduled/finally → none;
 //!    stopping; gracefully cancelled; gracefully stopped; when false (parents done); parent skipped
 //!    (not for when-skipped parents); missing results; pipeline timeout; tasks timeout; empty matrix.
+//!    `when`: `in`/`notin` over input and values, or `cel` evaluated by [`tekton_retry::tekton::cel`],
+//!    after parameters (with the spec) and task results (input, values and CEL) are substituted;
+//!    a `cel` that is not a bool fails the run `CELEvaluationFailed` \[`EvaluateCEL`\].
 //!    Finally tasks (once the DAG is done): missing results, when, pipeline timeout, finally timeout
 //!    [`skip`, `IsFinallySkipped`; matrix timeline, timeout/03].
 //! 10. Scheduling: no new DAG task when cancelled, gracefully cancelled/stopped or stopping; DAG
@@ -74,10 +79,17 @@
 //!     ([`SimulatorOptions::metadata_sync_lag`] widens the window); the memory cluster does not.
 //! 20. A run whose `spec.managedBy` is not `tekton.dev/pipeline` is never reconciled (nor such a
 //!     TaskRun) \[`pipelineRunFilterManagedBy`\].
-//! 21. A created TaskRun of a task binding a PVC or `volumeClaimTemplate` workspace carries
-//!     `pipeline.tekton.dev/affinity-assistant: affinity-assistant-<sha256(ws+run)[:10]>`
-//!     (`coschedule: workspaces`) \[`getAffinityAssistantAnnotationVal`; affinity fixture\]; the
-//!     StatefulSet, template PVCs and pod scheduling are not modelled.
+//! 21. Workspaces, claims and the affinity assistant ([`volumeclaim`], [`affinity`]; the
+//!     `coschedule` flag read from the `tekton-pipelines/feature-flags` ConfigMap): while no child
+//!     run exists, the run's claims from `volumeClaimTemplate`s (`pvc-<sha256(ws+uid)[:10]>`, owned
+//!     by the run, reused when they exist) and its affinity-assistant StatefulSets are created;
+//!     TaskRuns bind the claim instead of the template and carry
+//!     `pipeline.tekton.dev/affinity-assistant` per mode; when the run is done the StatefulSets
+//!     (and, per mode, template claims) are deleted \[`createOrUpdateAffinityAssistantsAndPVCs`,
+//!     `cleanupAffinityAssistantsAndPVCs`, `getAffinityAssistantAnnotationVal`,
+//!     `taskWorkspaceByWorkspaceVolumeSource`; affinity fixture\]. Pods get the claims as volumes
+//!     and the required pod affinity; the driver's scheduler keeps a pod `Pending`
+//!     (`PodScheduled=False`) while its claim or its assistant's pod is missing.
 //! 22. DAG edges: `runAfter` and `$(tasks.X.results.…)` in params, `when`, matrix and the steps
 //!     and sidecars of an embedded taskSpec, whose results are substituted into the created
 //!     TaskRun too \[`PipelineTask.Deps`, `GetVarSubstitutionExpressions`, `ApplyTaskResults`\].
@@ -86,6 +98,13 @@
 //!     run stop), no DAG task is created in that reconcile, and the run ends
 //!     `False/PipelineValidationFailed` with `…, Failed Validation: N (error)` in the message
 //!     \[`CheckMissingResultReferences`, `GetPipelineConditionStatus`\].
+//! 24. Pipelines in pipelines: a pipeline task with `pipelineSpec`/`pipelineRef` gets a child
+//!     PipelineRun named like a TaskRun (`GetNamesOfChildPipelineRuns`, references of kind
+//!     PipelineRun), with the run's labels and annotations, `tekton.dev/pipelineRun` and
+//!     `pipelineTask`, the run as owner, the task's params and workspaces; the child's condition is
+//!     the task's outcome \[`createChildPipelineRun`; pipelinerun_pinp_test.go\]. A hard cancel
+//!     of such a run fails on the child's "unknown kind" and leaves it
+//!     `Unknown/PipelineRunCouldntCancel` \[cancel.go `getChildObjectsFromPRStatusForTaskNames`\].
 //! 19. Only children whose first ownerReference is the run are adopted into childReferences
 //!     \[`filterTaskRunsForPipelineRunStatus`\]; a labelled TaskRun of another owner is ignored.
 //! 17. childReferences rebuilt from existing TaskRuns in task order (dangling refs dropped);
@@ -130,24 +149,32 @@
 //! Finalizers that delay deletion are the emulator's (an object with `metadata.finalizers` stays,
 //! with its deletionTimestamp, until they are removed).
 //!
-//! Not modelled: custom tasks, pipelines in pipelines, CEL when expressions, array/object params
+//! Not modelled: custom tasks, pipeline-ref cycle detection, CEL beyond the forms of [`tekton_retry::tekton::cel`] (such a
+//! run fails `CELEvaluationFailed` here instead of being guessed), array/object params
 //! and results, `matrix.include`, onError annotations on pods, sidecars (only their result
-//! references), the affinity assistant's StatefulSet and pod affinity, template PVCs (workspaces
-//! are passed through unchanged), the `coschedule` modes other than `workspaces`, resolvers.
+//! references), resolvers; the in-memory cluster ([`memory`]) creates no StatefulSet or claim and
+//! schedules every pod (like the lab the fixtures were recorded in, whose fake kubelet ran pods
+//! pinned to a deleted assistant: fixture affinity/03); TaskRun-level `volumeClaimTemplate`s.
 //! Names of TaskRuns and pods follow `kmeta.ChildName` (hashed when too long,
 //! [`tekton_retry::tekton::names`]).
 
+pub mod affinity;
 pub mod driver;
 pub mod facts;
 pub mod kubelet;
 pub mod memory;
 pub mod pipelinerun;
+pub mod placement;
 pub mod rules;
 pub mod taskrun;
 pub mod util;
+pub mod volumeclaim;
 
+pub use affinity::Coschedule;
 pub use driver::{Simulator, SimulatorError, SimulatorHandle, SimulatorOptions};
 pub use kubelet::{FakeKubelet, OutcomeRules};
 pub use memory::{Kind, MemoryCluster, MemoryError, Propagation};
-pub use pipelinerun::{reconcile_pipelinerun, PipelineRunActions, TaskRunCancel};
+pub use pipelinerun::{
+    reconcile_pipelinerun, reconcile_pipelinerun_with, PipelineRunActions, TaskRunCancel,
+};
 pub use taskrun::{pod_name_for, reconcile_taskrun, TaskRunActions};

@@ -8,9 +8,11 @@ use tekton_retry::tekton::names::{child_name, matrix_run_name};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Map, Value};
 
+use super::affinity::{self, Coschedule, ObjectName};
 use super::facts::{Facts, Rpt, Timeouts};
 use super::rules::{self, pr_reason};
 use super::util::{self, array, get, get_str, str_or_empty};
+use super::volumeclaim;
 
 /// Marks a child TaskRun cancelled: JSON patch `add /spec/status TaskRunCancelled` and
 /// `add /spec/statusMessage <message>` (`cancel.go` `cancelTaskRunPatchBytes`, `timeout.go`).
@@ -27,6 +29,9 @@ pub struct TaskRunCancel {
 pub struct PipelineRunActions {
     /// TaskRuns to create (complete objects without uid/resourceVersion).
     pub create_taskruns: Vec<Value>,
+    /// Child PipelineRuns to create, for pipeline tasks with `pipelineSpec` or `pipelineRef`
+    /// (pipelines in pipelines, `createChildPipelineRun`).
+    pub create_pipelineruns: Vec<Value>,
     /// TaskRuns to cancel.
     pub cancel_taskruns: Vec<TaskRunCancel>,
     /// Labels to add to the run's metadata (`propagatePipelineNameLabelToPipelineRun`, written by
@@ -34,12 +39,21 @@ pub struct PipelineRunActions {
     pub add_labels: BTreeMap<String, String>,
     /// The new `status`, when it differs from the current one.
     pub status: Option<Value>,
+    /// Affinity-assistant StatefulSets and claims from `volumeClaimTemplate`s to create when they
+    /// do not exist yet (`createOrUpdateAffinityAssistantsAndPVCs`: GET, create on NotFound).
+    pub ensure_objects: Vec<Value>,
+    /// Objects of the run's namespace to delete when they exist
+    /// (`cleanupAffinityAssistantsAndPVCs`, on every reconcile of a done run).
+    pub delete_objects: Vec<ObjectName>,
 }
 
 impl PipelineRunActions {
-    /// Nothing to write.
+    /// Nothing to write to the run or its TaskRuns. The housekeeping of [`Self::ensure_objects`]
+    /// and [`Self::delete_objects`] is idempotent and not counted: the driver writes only what is
+    /// missing or still there.
     pub fn is_empty(&self) -> bool {
         self.create_taskruns.is_empty()
+            && self.create_pipelineruns.is_empty()
             && self.cancel_taskruns.is_empty()
             && self.add_labels.is_empty()
             && self.status.is_none()
@@ -188,7 +202,7 @@ fn adopt_children(pr: &Value, status: &mut Map<String, Value>, children: &[Value
         }
         refs.push(json!({
             "apiVersion": "tekton.dev/v1",
-            "kind": "TaskRun",
+            "kind": kind_of(tr),
             "name": n,
             "pipelineTaskName": util::label(tr, rules::LABEL_PIPELINE_TASK).unwrap_or(""),
         }));
@@ -355,16 +369,37 @@ pub fn matrix_combinations(task: &Value) -> Vec<Vec<(String, String)>> {
     combos
 }
 
-/// `GetNamesOfTaskRuns`: names from `childReferences` for the task, else `<run>-<task>` or, for a
+/// The kind of child run a pipeline task gets: a child PipelineRun for a task with `pipelineSpec`
+/// or `pipelineRef` (`PipelineTask.IsChildPipeline`), else a TaskRun. Custom tasks are not
+/// modelled.
+pub fn child_kind_of(task: &Value) -> &'static str {
+    if task.get("pipelineSpec").is_some() || task.get("pipelineRef").is_some() {
+        "PipelineRun"
+    } else {
+        "TaskRun"
+    }
+}
+
+/// The kind of a child object (objects without `kind` are TaskRuns).
+fn kind_of(child: &Value) -> &str {
+    match util::kind(child) {
+        "" => "TaskRun",
+        k => k,
+    }
+}
+
+/// `GetNamesOfTaskRuns` / `GetNamesOfChildPipelineRuns`: names from `childReferences` of the
+/// task's child kind, else `<run>-<task>` or, for a
 /// matrix, `<run>-<task>-<i>` (`getNewRunNames`, with `kmeta.ChildName`'s hashing of long names).
 fn run_names(status: &Map<String, Value>, run: &str, task: &Value) -> Vec<String> {
     let tname = str_or_empty(task, &["name"]);
+    let kind = child_kind_of(task);
     let from_refs: Vec<String> = status
         .get("childReferences")
         .and_then(Value::as_array)
         .map(|refs| {
             refs.iter()
-                .filter(|r| str_or_empty(r, &["kind"]) == "TaskRun")
+                .filter(|r| str_or_empty(r, &["kind"]) == kind)
                 .filter(|r| str_or_empty(r, &["pipelineTaskName"]) == tname)
                 .map(|r| str_or_empty(r, &["name"]).to_string())
                 .collect()
@@ -391,6 +426,7 @@ fn make_taskrun(
     run_name: &str,
     combo: &[(String, String)],
     statuses: &BTreeMap<String, String>,
+    mode: Coschedule,
 ) -> Value {
     let task = &rpt.task;
     let mut labels: Map<String, Value> = get(pr, &["metadata", "labels"])
@@ -414,7 +450,7 @@ fn make_taskrun(
         .cloned()
         .unwrap_or_default();
     annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    if let Some(assistant) = affinity_assistant_of(pr, task) {
+    if let Some(assistant) = affinity::annotation_value(mode, pr, task) {
         annotations.insert(rules::ANN_AFFINITY_ASSISTANT.into(), assistant.into());
     }
 
@@ -467,20 +503,19 @@ fn make_taskrun(
     {
         spec.insert("retries".into(), r.into());
     }
+    // getTaskrunWorkspaces → taskWorkspaceByWorkspaceVolumeSource: a template binding becomes
+    // the claim Tekton created for the run.
     let ws: Vec<Value> = array(task, &["workspaces"])
         .iter()
         .filter_map(|w| {
-            let from = str_or_empty(w, &["workspace"]);
-            let binding = array(pr, &["spec", "workspaces"])
-                .iter()
-                .find(|b| str_or_empty(b, &["name"]) == from)?;
-            let mut b = binding.clone();
-            let o = b.as_object_mut()?;
-            o.insert("name".into(), get(w, &["name"])?.clone());
-            if let Some(sp) = w.get("subPath") {
-                o.insert("subPath".into(), sp.clone());
-            }
-            Some(b)
+            let binding = volumeclaim::run_binding(pr, volumeclaim::pipeline_workspace_of(w))?;
+            Some(volumeclaim::task_binding(
+                pr,
+                binding,
+                str_or_empty(w, &["name"]),
+                str_or_empty(w, &["subPath"]),
+                mode,
+            ))
         })
         .collect();
     if !ws.is_empty() {
@@ -508,39 +543,98 @@ fn make_taskrun(
     })
 }
 
-/// The affinity assistant a new TaskRun of `task` is pinned to under the default
-/// `coschedule: workspaces`: for a task that binds a `persistentVolumeClaim` or
-/// `volumeClaimTemplate` workspace, `affinity-assistant-` + the first 10 hex digits of
-/// sha256(workspace + run name) (pipelinerun.go `createTaskRun`, affinity_assistant.go
-/// `getAffinityAssistantAnnotationVal`, `GetAffinityAssistantName`; fixture affinity:
-/// `affinity-assistant-9e9e0199da` for workspace `src` of `ws-run`). Tasks without such a
-/// workspace get none. The StatefulSet and the pods' required affinity are not modelled.
-pub fn affinity_assistant_of(pr: &Value, task: &Value) -> Option<String> {
-    let bindings = array(pr, &["spec", "workspaces"]);
-    let ws = array(task, &["workspaces"]).iter().find_map(|w| {
-        let from = str_or_empty(w, &["workspace"]);
-        bindings
-            .iter()
-            .find(|b| str_or_empty(b, &["name"]) == from)
-            .filter(|b| {
-                b.get("persistentVolumeClaim").is_some() || b.get("volumeClaimTemplate").is_some()
-            })
-            .map(|_| from)
-    })?;
-    let digest = ring::digest::digest(
-        &ring::digest::SHA256,
-        format!("{ws}{}", util::name(pr)).as_bytes(),
+/// Builds a child PipelineRun (`createChildPipelineRun`, `createChildResourceLabels`,
+/// `createChildResourceAnnotations`): the run's labels plus `tekton.dev/pipelineRun`,
+/// `pipelineRunUID`, `pipelineTask` and `memberOf`; the run's annotations; the run as controlling
+/// owner; the pipeline task's params (results substituted), its workspaces bound as for a
+/// TaskRun (`getChildPipelineRunWorkspaces`), the run's `taskRunTemplate`, and its `pipelineRef`
+/// or `pipelineSpec`. Its own TaskRuns are labelled with the child's name, so the child is
+/// reconciled like any run.
+fn make_child_pipelinerun(
+    pr: &Value,
+    facts: &Facts,
+    rpt: &Rpt,
+    run_name: &str,
+    statuses: &BTreeMap<String, String>,
+    mode: Coschedule,
+) -> Value {
+    let task = &rpt.task;
+    let mut labels: Map<String, Value> = get(pr, &["metadata", "labels"])
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    labels.insert(rules::LABEL_PIPELINE_RUN.into(), util::name(pr).into());
+    labels.insert(rules::LABEL_PIPELINE_RUN_UID.into(), util::uid(pr).into());
+    labels.insert(rules::LABEL_PIPELINE_TASK.into(), rpt.name.clone().into());
+    labels.insert(
+        rules::LABEL_MEMBER_OF.into(),
+        if rpt.is_final { "finally" } else { "tasks" }.into(),
     );
-    let hex: String = digest.as_ref()[..5]
+    let mut annotations: Map<String, Value> = get(pr, &["metadata", "annotations"])
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    let resolve = |e: &str| -> Option<String> {
+        if let Some((t, r)) = util::result_ref(e) {
+            return facts.result_value(t, r);
+        }
+        statuses.get(e).cloned()
+    };
+    let mut spec = Map::new();
+    let params: Vec<Value> = array(task, &["params"])
         .iter()
-        .map(|b| format!("{b:02x}"))
+        .map(|p| {
+            let mut p = p.clone();
+            util::substitute_value(&mut p, &resolve);
+            p
+        })
         .collect();
-    Some(format!("affinity-assistant-{hex}"))
+    if !params.is_empty() {
+        spec.insert("params".into(), Value::Array(params));
+    }
+    if let Some(t) = get(pr, &["spec", "taskRunTemplate"]) {
+        spec.insert("taskRunTemplate".into(), t.clone());
+    }
+    if let Some(r) = task.get("pipelineRef") {
+        spec.insert("pipelineRef".into(), r.clone());
+    } else if let Some(s) = task.get("pipelineSpec") {
+        spec.insert("pipelineSpec".into(), s.clone());
+    }
+    let ws: Vec<Value> = array(task, &["workspaces"])
+        .iter()
+        .filter_map(|w| {
+            let binding = volumeclaim::run_binding(pr, volumeclaim::pipeline_workspace_of(w))?;
+            Some(volumeclaim::task_binding(
+                pr,
+                binding,
+                str_or_empty(w, &["name"]),
+                str_or_empty(w, &["subPath"]),
+                mode,
+            ))
+        })
+        .collect();
+    if !ws.is_empty() {
+        spec.insert("workspaces".into(), Value::Array(ws));
+    }
+    json!({
+        "apiVersion": "tekton.dev/v1",
+        "kind": "PipelineRun",
+        "metadata": {
+            "name": run_name,
+            "namespace": util::namespace(pr),
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [volumeclaim::controller_ref(pr)],
+        },
+        "spec": spec,
+    })
 }
 
 /// One PipelineRun reconcile, as the real controller does it. `children` are the TaskRuns of the
 /// namespace labelled `tekton.dev/pipelineRun=<run>` (TaskRuns are looked up among them by name);
-/// `tasks` are the namespace's Tasks by name. A done run is left alone.
+/// `tasks` are the namespace's Tasks by name. A done run is left alone. The `coschedule` feature
+/// flag is its default, `workspaces`.
 pub fn reconcile_pipelinerun(
     pr: &Value,
     pipeline: Option<&Value>,
@@ -548,14 +642,30 @@ pub fn reconcile_pipelinerun(
     children: &[Value],
     now: DateTime<Utc>,
 ) -> PipelineRunActions {
+    reconcile_pipelinerun_with(pr, pipeline, tasks, children, now, Coschedule::default())
+}
+
+/// [`reconcile_pipelinerun`] under the given `coschedule` feature flag.
+pub fn reconcile_pipelinerun_with(
+    pr: &Value,
+    pipeline: Option<&Value>,
+    tasks: &BTreeMap<String, Value>,
+    children: &[Value],
+    now: DateTime<Utc>,
+    mode: Coschedule,
+) -> PipelineRunActions {
     let mut actions = PipelineRunActions::default();
     // Another controller's run never reaches the work queue.
     if !rules::managed_by_tekton(pr) {
         return actions;
     }
     // ReconcileKind: "If the PipelineRun is already done on entry, perform only the lightweight
-    // post-completion work" — no writes (fixtures: no controller write while done).
+    // post-completion work" — no writes to the run (fixtures: no controller write while done),
+    // only `cleanupAffinityAssistantsAndPVCs`.
     if util::is_done(pr) {
+        if get(pr, &["metadata", "deletionTimestamp"]).is_none() {
+            actions.delete_objects = affinity::cleanup(pr, mode);
+        }
         return actions;
     }
     // Being deleted: knative's generated reconciler does not call ReconcileKind (`reconciler.go`
@@ -616,6 +726,31 @@ pub fn reconcile_pipelinerun(
     if spec_status == rules::PR_SPEC_CANCELLED {
         let names = child_ref_names(&status, None);
         actions.cancel_taskruns = cancels(&names, children, rules::MSG_CANCELLED_BY_PIPELINE);
+        // `getChildObjectsFromPRStatusForTaskNames`: a child PipelineRun is an unknown kind to
+        // the cancel, which then fails and leaves the run running (cancel.go).
+        let unknown: BTreeMap<String, String> = status
+            .get("childReferences")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|r| !matches!(str_or_empty(r, &["kind"]), "TaskRun" | "CustomRun"))
+            .map(|r| {
+                (
+                    str_or_empty(r, &["name"]).to_string(),
+                    str_or_empty(r, &["kind"]).to_string(),
+                )
+            })
+            .collect();
+        if !unknown.is_empty() {
+            let kinds: Vec<String> = unknown.iter().map(|(n, k)| format!("{n}:{k}")).collect();
+            let msg = format!(
+                "PipelineRun {} was cancelled but had errors trying to cancel TaskRuns and/or Runs: found child objects of unknown kinds: map[{}]",
+                go_quote(&run),
+                kinds.join(" ")
+            );
+            util::set_succeeded(&mut status, "Unknown", pr_reason::COULDNT_CANCEL, &msg, now);
+            return finish(pr, status, actions);
+        }
         let msg = format!("PipelineRun {} was cancelled", go_quote(&run));
         mark_done(&mut status, "False", pr_reason::CANCELLED, &msg, now);
         return finish(pr, status, actions);
@@ -656,12 +791,13 @@ pub fn reconcile_pipelinerun(
                 return finish(pr, status, actions);
             }
             let names = run_names(&status, &run, t);
+            let kind = child_kind_of(t);
             let runs = names
                 .iter()
                 .filter_map(|n| {
                     children
                         .iter()
-                        .find(|c| util::name(c) == n.as_str())
+                        .find(|c| util::name(c) == n.as_str() && kind_of(c) == kind)
                         .cloned()
                 })
                 .collect::<Vec<_>>();
@@ -719,12 +855,31 @@ pub fn reconcile_pipelinerun(
     };
     let mut facts = Facts::new(state, &spec_status, now, timeouts);
 
+    // EvaluateCEL for every task; an expression that is not a bool fails the run.
+    if let Some((_, err)) = facts.cel_error() {
+        let msg = format!("Error evaluating CEL {run}: {err}");
+        mark_done(
+            &mut status,
+            "False",
+            pr_reason::CEL_EVALUATION_FAILED,
+            &msg,
+            now,
+        );
+        return finish(pr, status, actions);
+    }
+
     // Graceful cancel while DAG tasks run: cancel the referenced TaskRuns (`gracefullyCancelPipelineRun`).
     if spec_status == rules::PR_SPEC_CANCELLED_RUN_FINALLY && facts.is_running() {
         let names = child_ref_names(&status, None);
         actions
             .cancel_taskruns
             .extend(cancels(&names, children, rules::MSG_CANCELLED_BY_PIPELINE));
+    }
+
+    // IsBeforeFirstTaskRun → createOrUpdateAffinityAssistantsAndPVCs: only while no child run
+    // exists, so a retry that keeps a child gets no new assistant (affinity_assistant.go).
+    if facts.state.iter().all(|t| t.runs.is_empty()) {
+        actions.ensure_objects = affinity::assistants_and_claims(pr, mode);
     }
 
     // Tasks / finally timeouts: cancel the running TaskRuns of that phase.
@@ -809,7 +964,11 @@ pub fn reconcile_pipelinerun(
             if rpt.runs.iter().any(|r| util::name(r) == n.as_str()) {
                 continue;
             }
-            trs.push(make_taskrun(pr, &facts, rpt, n, &combo, &statuses));
+            if child_kind_of(&rpt.task) == "PipelineRun" {
+                trs.push(make_child_pipelinerun(pr, &facts, rpt, n, &statuses, mode));
+                continue;
+            }
+            trs.push(make_taskrun(pr, &facts, rpt, n, &combo, &statuses, mode));
         }
         created.push((i, trs));
     }
@@ -818,7 +977,11 @@ pub fn reconcile_pipelinerun(
             let mut stored = tr.clone();
             stored["metadata"]["creationTimestamp"] = util::fmt_time(now).into();
             facts.state[i].runs.push(stored);
-            actions.create_taskruns.push(tr);
+            if kind_of(&tr) == "PipelineRun" {
+                actions.create_pipelineruns.push(tr);
+            } else {
+                actions.create_taskruns.push(tr);
+            }
         }
     }
     facts.reset_cache();
@@ -861,6 +1024,9 @@ pub fn reconcile_pipelinerun(
         status.insert("skippedTasks".into(), Value::Array(skipped));
     }
     if cs != "Unknown" {
+        // "If the PipelineRun just transitioned to done during this reconcile, perform cleanup
+        // eagerly" (pr.go `ReconcileKind`).
+        actions.delete_objects = affinity::cleanup(pr, mode);
         let results = facts.pipeline_results(&spec);
         if results.is_empty() {
             status.remove("results");
@@ -874,6 +1040,7 @@ pub fn reconcile_pipelinerun(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simulator::rules::skip;
 
     const RUN: &str = include_str!(
         "../../../../tests/fixtures/tekton/dag-failed/01-failed-pipelinerun-demo-run.json"
@@ -1206,20 +1373,196 @@ mod tests {
         );
     }
 
+    /// A pipeline task with `pipelineSpec` gets a child PipelineRun named like a TaskRun, with the
+    /// labels of Tekton's `TestReconcile_ChildPipelineRunHasDefaultLabels`
+    /// (pipelinerun_pinp_test.go), the run's annotations and the run as owner; the child's
+    /// outcome is the task's, and its reference has kind PipelineRun.
     #[test]
-    fn affinity_assistant_only_for_tasks_with_claim_workspaces() {
-        let pr = json!({"metadata": {"name": "ws-run"}, "spec": {"workspaces": [
-            {"name": "src", "volumeClaimTemplate": {"spec": {}}},
-            {"name": "tmp", "emptyDir": {}}]}});
-        let with = json!({"name": "a", "workspaces": [{"name": "w", "workspace": "src"}]});
-        let scratch = json!({"name": "b", "workspaces": [{"name": "w", "workspace": "tmp"}]});
-        // The recorded name (fixture affinity/01-failed-taskrun-ws-run-a.json).
-        assert_eq!(
-            affinity_assistant_of(&pr, &with).as_deref(),
-            Some("affinity-assistant-9e9e0199da")
+    fn a_child_pipeline_task_creates_a_child_pipelinerun_whose_outcome_is_the_tasks() {
+        let sub = json!({"name": "sub", "params": [{"name": "p", "value": "$(tasks.a.results.x)"}],
+            "pipelineSpec": {"params": [{"name": "p"}],
+                "tasks": [{"name": "x", "taskSpec": {"steps": [{"name": "s", "image": "x"}]}}]},
+            "runAfter": ["a"]});
+        let a = json!({"name": "a", "taskSpec": {"results": [{"name": "x"}], "steps": [{"name": "s", "image": "x"}]}});
+        let pr = json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+            "metadata": {"name": "pp", "namespace": "demo", "uid": "u1",
+                "labels": {"tekton.dev/pipeline": "pp", "team": "t"},
+                "annotations": {"example.dev/owner": "alice"},
+                "creationTimestamp": "2026-11-26T19:27:00Z"},
+            "spec": {"pipelineSpec": {"tasks": [a.clone(), sub.clone()]}},
+            "status": {"startTime": "2026-11-26T19:27:10Z",
+                "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
+                "pipelineSpec": {"tasks": [a, sub]},
+                "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "pp-a", "pipelineTaskName": "a"}]}});
+        let done_a = json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+            "metadata": {"name": "pp-a", "creationTimestamp": "2026-11-26T19:27:11Z",
+                "labels": {"tekton.dev/pipelineRun": "pp", "tekton.dev/pipelineTask": "a"},
+                "ownerReferences": [{"kind": "PipelineRun", "name": "pp", "uid": "u1", "controller": true}]},
+            "status": {"conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}],
+                "results": [{"name": "x", "value": "v"}]}});
+        let out = reconcile_pipelinerun(
+            &pr,
+            None,
+            &BTreeMap::new(),
+            std::slice::from_ref(&done_a),
+            now(),
         );
-        assert_eq!(affinity_assistant_of(&pr, &scratch), None);
-        assert_eq!(affinity_assistant_of(&pr, &json!({"name": "c"})), None);
+        assert!(out.create_taskruns.is_empty());
+        assert_eq!(out.create_pipelineruns.len(), 1, "{out:?}");
+        let child = &out.create_pipelineruns[0];
+        assert_eq!(util::name(child), "pp-sub");
+        for (k, v) in [
+            ("tekton.dev/pipelineRun", "pp"),
+            ("tekton.dev/pipeline", "pp"),
+            ("tekton.dev/pipelineRunUID", "u1"),
+            ("tekton.dev/pipelineTask", "sub"),
+            ("tekton.dev/memberOf", "tasks"),
+            ("team", "t"),
+        ] {
+            assert_eq!(util::label(child, k), Some(v), "{k}: {child:#}");
+        }
+        assert_eq!(
+            child["metadata"]["annotations"]["example.dev/owner"],
+            "alice"
+        );
+        assert_eq!(child["metadata"]["ownerReferences"][0]["uid"], "u1");
+        assert_eq!(
+            child["spec"]["params"][0]["value"], "v",
+            "result substituted"
+        );
+        assert_eq!(child["spec"]["pipelineSpec"]["tasks"][0]["name"], "x");
+        let st = out.status.expect("status");
+        assert_eq!(st["childReferences"][1]["kind"], "PipelineRun", "{st:#}");
+        assert_eq!(st["childReferences"][1]["name"], "pp-sub");
+
+        // The child failed: so did the task and the run.
+        let mut failed_child = child.clone();
+        failed_child["metadata"]["creationTimestamp"] = "2026-11-26T19:27:20Z".into();
+        failed_child["status"] =
+            json!({"conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed"}]});
+        let mut pr2 = pr.clone();
+        pr2["status"] = st;
+        let out =
+            reconcile_pipelinerun(&pr2, None, &BTreeMap::new(), &[done_a, failed_child], now());
+        assert!(out.create_pipelineruns.is_empty(), "found by name and kind");
+        let st = out.status.expect("status");
+        assert_eq!(
+            cond(&st),
+            (
+                "False".into(),
+                "Failed".into(),
+                "Tasks Completed: 2 (Failed: 1, Cancelled 0), Skipped: 0".into()
+            )
+        );
+    }
+
+    fn when_run(tasks: Value, params: Value) -> Value {
+        json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+            "metadata": {"name": "wr", "namespace": "demo", "uid": "u1",
+                "creationTimestamp": "2026-11-26T19:27:00Z"},
+            "spec": {"params": params, "pipelineSpec": {
+                "params": [{"name": "deploy"}, {"name": "env", "default": "prod"}],
+                "tasks": tasks}}})
+    }
+
+    /// `when` with parameters (applied with the spec) and CEL (evaluated after substitution,
+    /// `EvaluateCEL`): only the tasks whose expressions hold are created.
+    #[test]
+    fn when_expressions_with_params_and_cel() {
+        let step = json!({"steps": [{"name": "s", "image": "x"}]});
+        let t = |name: &str, when: Value| json!({"name": name, "taskSpec": step, "when": when});
+        let pr = when_run(
+            json!([
+                t(
+                    "plain",
+                    json!([{"input": "$(params.deploy)", "operator": "in", "values": ["yes"]}])
+                ),
+                t(
+                    "notin",
+                    json!([{"input": "$(params.deploy)", "operator": "notin", "values": ["yes"]}])
+                ),
+                t("cel-no", json!([{"cel": "'$(params.deploy)' == 'yes'"}])),
+                t(
+                    "cel-yes",
+                    json!([{"cel": "'$(params.env)' in ['prod', 'staging'] && '$(params.deploy)' != 'yes'"}])
+                ),
+            ]),
+            json!([{"name": "deploy", "value": "no"}]),
+        );
+        let out = reconcile_pipelinerun(&pr, None, &BTreeMap::new(), &[], now());
+        let made: Vec<&str> = out.create_taskruns.iter().map(util::name).collect();
+        assert_eq!(made, ["wr-notin", "wr-cel-yes"]);
+        let st = out.status.expect("status");
+        let skipped: Vec<(&str, &str)> = st["skippedTasks"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| {
+                        (
+                            s["name"].as_str().unwrap_or_default(),
+                            s["reason"].as_str().unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(skipped, [("plain", skip::WHEN), ("cel-no", skip::WHEN)]);
+        assert_eq!(
+            st["pipelineSpec"]["tasks"][2]["when"][0]["cel"], "'no' == 'yes'",
+            "parameters applied to the CEL text"
+        );
+    }
+
+    /// An expression that does not evaluate to a bool fails the run `CELEvaluationFailed`
+    /// before anything is created; so does a form the simulator's evaluator does not implement.
+    #[test]
+    fn a_cel_expression_without_a_bool_value_fails_the_run() {
+        for cel in ["'$(params.deploy)'", "size('$(params.deploy)') == 2"] {
+            let pr = when_run(
+                json!([{"name": "a", "taskSpec": {"steps": [{"name": "s", "image": "x"}]}, "when": [{"cel": cel}]}]),
+                json!([{"name": "deploy", "value": "no"}]),
+            );
+            let out = reconcile_pipelinerun(&pr, None, &BTreeMap::new(), &[], now());
+            assert!(out.create_taskruns.is_empty());
+            let st = out.status.expect("status");
+            let (s, r, m) = cond(&st);
+            assert_eq!(
+                (s.as_str(), r.as_str()),
+                ("False", "CELEvaluationFailed"),
+                "{m}"
+            );
+            assert!(m.starts_with("Error evaluating CEL wr: "), "{m}");
+        }
+    }
+
+    /// A hard cancel of a run with a child PipelineRun: the cancel fails on the unknown kind
+    /// (cancel.go `getChildObjectsFromPRStatusForTaskNames`) and the run stays running
+    /// `PipelineRunCouldntCancel`; its TaskRuns are still cancelled.
+    #[test]
+    fn a_hard_cancel_with_a_child_pipelinerun_could_not_cancel() {
+        let r = |kind: &str, name: &str, task: &str| json!({"apiVersion": "tekton.dev/v1", "kind": kind, "name": name, "pipelineTaskName": task});
+        let pr = json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+            "metadata": {"name": "pc", "namespace": "demo", "uid": "u1"},
+            "spec": {"status": "Cancelled", "pipelineSpec": {"tasks": []}},
+            "status": {"startTime": "2026-11-26T19:27:10Z",
+                "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
+                "childReferences": [r("TaskRun", "pc-a", "a"), r("PipelineRun", "pc-sub", "sub")]}});
+        let running_a = json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"name": "pc-a"},
+            "status": {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]}});
+        let out = reconcile_pipelinerun(&pr, None, &BTreeMap::new(), &[running_a], now());
+        assert_eq!(out.cancel_taskruns.len(), 1);
+        let st = out.status.expect("status");
+        assert_eq!(
+            cond(&st),
+            (
+                "Unknown".into(),
+                "PipelineRunCouldntCancel".into(),
+                "PipelineRun \"pc\" was cancelled but had errors trying to cancel TaskRuns and/or Runs: \
+                 found child objects of unknown kinds: map[pc-sub:PipelineRun]"
+                    .into()
+            )
+        );
+        assert!(st.get("completionTime").is_none());
     }
 
     #[test]

@@ -89,10 +89,14 @@ pub mod pr_reason {
     pub const COULDNT_GET_PIPELINE: &str = "CouldntGetPipeline";
     /// `PipelineRunReasonCouldntGetTask`.
     pub const COULDNT_GET_TASK: &str = "CouldntGetTask";
+    /// `PipelineRunReasonCouldntCancel`: the cancel failed on some child (cancel.go).
+    pub const COULDNT_CANCEL: &str = "PipelineRunCouldntCancel";
     /// `PipelineRunReasonInvalidGraph`.
     pub const INVALID_GRAPH: &str = "PipelineInvalidGraph";
     /// `PipelineRunReasonFailedValidation`: also the runtime outcome of a missing task result.
     pub const VALIDATION_FAILED: &str = "PipelineValidationFailed";
+    /// `PipelineRunReasonCELEvaluationFailed` (pipelinerun_types.go).
+    pub const CEL_EVALUATION_FAILED: &str = "CELEvaluationFailed";
 }
 
 /// Skipping reasons (`SkippingReason` constants in `pipelinerun_types.go`).

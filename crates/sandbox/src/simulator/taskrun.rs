@@ -244,6 +244,15 @@ pub fn build_pod(tr: &Value, task_spec: &Value) -> Value {
     if let Some(sa) = get(tr, &["spec", "serviceAccountName"]) {
         spec["serviceAccountName"] = sa.clone();
     }
+    // Workspace claims as volumes (`workspace.CreateVolumes`) and the required pod affinity to
+    // the affinity assistant named by the TaskRun's annotation (`affinityassistant.NewTransformer`).
+    let volumes = super::volumeclaim::pod_volumes(tr);
+    if !volumes.is_empty() {
+        spec["volumes"] = Value::Array(volumes);
+    }
+    if let Some(a) = super::affinity::pod_affinity(tr) {
+        spec["affinity"] = a;
+    }
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -288,6 +297,26 @@ fn parse_termination(msg: &str) -> Vec<Entry> {
 
 fn is_step(name: &str) -> bool {
     name.starts_with("step-")
+}
+
+/// `getWaitingMessage` (`pkg/pod/status.go`) for a pending pod: the first condition that is not
+/// `True` (e.g. the scheduler's `PodScheduled=False`), else the pod's message, else `Pending`.
+fn waiting_message(pod: &Value) -> String {
+    if let Some(c) = array(pod, &["status", "conditions"])
+        .iter()
+        .find(|c| str_or_empty(c, &["status"]) != "True")
+    {
+        return format!(
+            "pod status {:?}:{:?}; message: {:?}",
+            str_or_empty(c, &["type"]),
+            str_or_empty(c, &["status"]),
+            str_or_empty(c, &["message"])
+        );
+    }
+    match str_or_empty(pod, &["status", "message"]) {
+        "" => "Pending".to_string(),
+        m => m.to_string(),
+    }
 }
 
 /// `MakeTaskRunStatus`: condition, podName, steps and results from the pod.
@@ -363,7 +392,13 @@ fn status_from_pod(status: &mut Map<String, Value>, pod: &Value, now: DateTime<U
             now,
         );
     } else if phase == "Pending" || phase.is_empty() {
-        util::set_succeeded(status, "Unknown", tr_reason::PENDING, "Pending", now);
+        util::set_succeeded(
+            status,
+            "Unknown",
+            tr_reason::PENDING,
+            &waiting_message(pod),
+            now,
+        );
     }
     status.insert("podName".into(), util::name(pod).into());
 

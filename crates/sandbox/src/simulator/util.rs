@@ -36,6 +36,11 @@ pub fn name(v: &Value) -> &str {
     str_or_empty(v, &["metadata", "name"])
 }
 
+/// `kind`, or "".
+pub fn kind(v: &Value) -> &str {
+    str_or_empty(v, &["kind"])
+}
+
 /// `metadata.namespace`.
 pub fn namespace(v: &Value) -> &str {
     str_or_empty(v, &["metadata", "namespace"])

@@ -118,8 +118,9 @@ fn project_tr(v: &Value) -> Value {
     })
 }
 
-/// A TaskRun spec with workspace bindings reduced to their names: the simulator passes a
-/// `volumeClaimTemplate` through, Tekton replaces it with a generated PVC (`affinity`; not modelled).
+/// A TaskRun spec with workspace bindings reduced to their names: the claim Tekton generates for a
+/// `volumeClaimTemplate` is named from the run's uid, which differs between the fixture and the
+/// in-memory cluster (the name itself is checked in `simulator::volumeclaim`'s tests).
 fn spec_without_volume_sources(spec: &Value) -> Value {
     let mut s = spec.clone();
     if let Some(ws) = s.get_mut("workspaces").and_then(Value::as_array_mut) {

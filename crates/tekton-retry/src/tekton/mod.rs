@@ -4,6 +4,7 @@
 //! survive every round trip. Tekton's reason strings and defaults are in [`reasons`], each with
 //! the upstream source it comes from.
 
+pub mod cel;
 pub mod child;
 pub mod names;
 pub mod object;

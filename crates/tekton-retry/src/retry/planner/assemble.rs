@@ -15,9 +15,9 @@ use super::state::RunState;
 /// `skipBecauseWhenExpressionsEvaluatedToFalse`, `WhenExpressions.AllowsExecution`). Either
 /// `status.skippedTasks` says the `when` was false and it reads no result of a task that runs
 /// again, or (skipped for another reason first, e.g. "PipelineRun was stopping", which overrides
-/// a when-skip) one of its expressions is false as written: `in`/`notin` over strings without any
-/// `$(…)` left in the stored spec (parameters are already applied there). Such a task is reported
-/// as kept, not as retried.
+/// a when-skip) one of its expressions is false as written: `in`/`notin` over strings, or a CEL
+/// expression, without any `$(…)` left in the stored spec (parameters are already applied there).
+/// Such a task is reported as kept, not as retried.
 fn skipped_again(state: &RunState<'_>, sel: &Selection, i: usize) -> bool {
     let t = &state.tasks[i];
     let when = t.task.json["when"]
@@ -46,10 +46,13 @@ fn skipped_again(state: &RunState<'_>, sel: &Selection, i: usize) -> bool {
         .all(|r| state.index.get(r).is_none_or(|&j| !sel.runs_again(j)))
 }
 
-/// A `when` expression that is false whatever runs: no CEL, no variable left, `in` or `notin`.
+/// A `when` expression that is false whatever runs: no variable left, and `in` or `notin` over
+/// strings, or a CEL expression that evaluates to false ([`crate::tekton::cel`]: Tekton evaluates
+/// it without variables, so with nothing left to substitute its value is fixed; a form the
+/// evaluator does not implement counts as not false).
 fn statically_false(w: &serde_json::Value) -> bool {
-    if !w["cel"].is_null() {
-        return false;
+    if let Some(cel) = w.get("cel").and_then(serde_json::Value::as_str) {
+        return !cel.contains("$(") && crate::tekton::cel::evaluate(cel) == Ok(false);
     }
     let (Some(input), Some(values)) = (w["input"].as_str(), w["values"].as_array()) else {
         return false;
