@@ -298,6 +298,69 @@ mod tests {
     }
 
     #[test]
+    fn an_earlier_completion_is_an_earlier_outcome_and_the_claims_second_asks_the_children() {
+        let record = AttemptRecord {
+            start: "2026-11-26T19:29:45Z".into(),
+            ..Default::default()
+        };
+        let failed = |completion: Option<&str>| {
+            let mut run = json!({"metadata": {"name": "r"}, "status": {"conditions": [
+                {"type": "Succeeded", "status": "False", "reason": "Failed", "message": "m"}]}});
+            if let Some(c) = completion {
+                run["status"]["completionTime"] = json!(c);
+            }
+            run
+        };
+        for new_child in [true, false] {
+            // Before the claim: the earlier attempt's outcome, whatever the children say.
+            assert!(shows_old_outcome(
+                &failed(Some("2026-11-26T19:29:44Z")),
+                &record,
+                new_child
+            ));
+            // After the claim's second: this attempt's.
+            assert!(!shows_old_outcome(
+                &failed(Some("2026-11-26T19:29:46Z")),
+                &record,
+                new_child
+            ));
+            // In the claim's own second, or without a time: a re-created child decides.
+            for run in [failed(Some("2026-11-26T19:29:45Z")), failed(None)] {
+                assert_eq!(
+                    shows_old_outcome(&run, &record, new_child),
+                    !new_child,
+                    "{run}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_uids_of_replaced_runs_are_replaced() {
+        let record = AttemptRecord {
+            replace_now: vec![RunRef::new("TaskRun", "r-b", "uid-b")],
+            replace_after_spec_clear: vec![RunRef::new("TaskRun", "r-report", "uid-report")],
+            ..Default::default()
+        };
+        assert!(record.replaces_uid("uid-b"));
+        assert!(record.replaces_uid("uid-report"));
+        assert!(!record.replaces_uid("uid-a"));
+        assert!(
+            !record.replaces_uid(""),
+            "a run without a uid is never one of them"
+        );
+        let no_uid = AttemptRecord {
+            replace_now: vec![RunRef::new("TaskRun", "r-b", "")],
+            ..Default::default()
+        };
+        assert!(!no_uid.replaces_uid(""));
+        assert_eq!(
+            RunRef::new("TaskRun", "r-b", "uid-b").to_string(),
+            "TaskRun/r-b (uid uid-b)"
+        );
+    }
+
+    #[test]
     fn a_run_recreated_under_the_same_name_is_new() {
         let record = AttemptRecord {
             replace_now: vec![RunRef::new("TaskRun", "r-b", "uid-old")],
