@@ -17,6 +17,7 @@ use super::plan::Claim;
 use super::planner;
 use super::record::store::Stored;
 use super::record::{AttemptRecord, Phase, RecordStore};
+use super::refusal::{GoneTask, Refusal};
 use super::{Plan, PlanInput, PlanLimits, RetryRequest, RetryService};
 use crate::api::{ApiError, PipelineRunRetry, RetriedTask, RetryStatus};
 
@@ -162,8 +163,7 @@ impl Engine {
 
     async fn retry_inner(&self, req: &RetryRequest) -> Result<PipelineRunRetry, ApiError> {
         let inner = &self.inner;
-        let key = format!("{}/{}", req.namespace, req.name);
-        let _guard = inner.enter(key)?;
+        let _guard = inner.enter(&req.namespace, &req.name)?;
         // Wait for a turn (a request for a run already queued was refused above).
         let _permit = inner
             .permits
@@ -181,10 +181,12 @@ impl Engine {
                 .to_string();
             if let Some(want) = req.spec.preconditions.as_ref().and_then(|p| p.uid.as_ref()) {
                 if *want != uid {
-                    return Err(ApiError::conflict(format!(
-                        "precondition failed: pipelinerun {ns}/{name} has uid {uid}, not {want}: it was replaced by a new run"
-                    ))
-                    .with_refusal("PreconditionFailed"));
+                    return Err(Refusal::UidMismatch {
+                        run: name.to_string(),
+                        wanted: want.clone(),
+                        actual: uid,
+                    }
+                    .into());
                 }
             }
             // The authoritative record, keyed by the run's uid (never by its annotations).
@@ -231,7 +233,8 @@ impl Engine {
                                     ..
                                 } => super::executor::rejected_by_admission(
                                     ns, name, "claim", &message,
-                                ),
+                                )
+                                .into(),
                                 other => cluster_error("recording the retry on the run", other),
                             };
                             self.release(&claimed, stored.as_ref(), audit).await;
@@ -250,11 +253,14 @@ impl Engine {
                         .await
                         .map_err(|e| cluster_error("reading the attempt record", e))?;
                     if let Some(now) = now.filter(|n| n.record.attempt >= plan.attempt) {
-                        return Err(ApiError::conflict(format!(
-                            "attempt {} of pipelinerun {ns}/{name} was already started by {} at {}; check the run before retrying again",
-                            now.record.attempt, now.record.by, now.record.start
-                        ))
-                        .with_refusal("AlreadyStarted"));
+                        return Err(Refusal::AlreadyStarted {
+                            namespace: ns.to_string(),
+                            run: name.to_string(),
+                            attempt: now.record.attempt,
+                            by: now.record.by,
+                            start: now.record.start,
+                        }
+                        .into());
                     }
                     continue;
                 }
@@ -349,14 +355,18 @@ impl Engine {
         for (task, task_ref) in planner::local_task_refs(&input, &plan) {
             match inner.cluster.get(TASKS, ns, &task_ref, audit).await {
                 Ok(_) => {}
-                Err(e) if e.is_not_found() => gone.push((task, task_ref)),
+                Err(e) if e.is_not_found() => gone.push(GoneTask { task, task_ref }),
                 Err(e) => {
                     warn!(%ns, task = %task_ref, error = %e, "cannot read the Task; not checking that it exists");
                 }
             }
         }
         if !gone.is_empty() {
-            return Err(planner::tasks_gone_refusal(&req.name, &gone));
+            return Err(Refusal::TasksGone {
+                run: req.name.clone(),
+                gone,
+            }
+            .into());
         }
         Ok((plan, children))
     }
@@ -459,23 +469,25 @@ impl Engine {
         let old_enough =
             age.is_some_and(|a| a.to_std().unwrap_or_default() >= inner.opts.claim_grace);
         if !known && !old_enough {
-            return Err(ApiError::conflict(format!(
-                "attempt {} of pipelinerun {ns}/{name} was started by {} at {} and is still in progress; \
-                 if it does not finish, a retry after {}s completes it",
-                record.attempt,
-                record.by,
-                record.start,
-                inner.opts.claim_grace.as_secs()
-            ))
-            .with_refusal("InProgress"));
+            return Err(Refusal::InProgress {
+                namespace: ns.to_string(),
+                run: name.to_string(),
+                attempt: record.attempt,
+                by: record.by.clone(),
+                start: record.start.clone(),
+                grace_seconds: inner.opts.claim_grace.as_secs(),
+            }
+            .into());
         }
         if let Some(p) = req.spec.preconditions.as_ref().and_then(|p| p.attempt) {
+            // The interrupted request claimed `record.attempt` from attempt `p`.
             if p + 1 != record.attempt {
-                return Err(ApiError::conflict(format!(
-                    "precondition failed: pipelinerun {ns}/{name} is at attempt {} (started by {} at {}), not {p}",
-                    record.attempt, record.by, record.start
-                ))
-                .with_refusal("PreconditionFailed"));
+                return Err(Refusal::AttemptMismatch {
+                    run: name.to_string(),
+                    wanted: p,
+                    actual: record.attempt,
+                }
+                .into());
             }
         }
         let plan = Plan {
@@ -534,7 +546,7 @@ impl Engine {
     /// run with `uid` is done with an outcome older than the attempt's claim.
     pub async fn repair(&self, ns: &str, name: &str, uid: &str) -> Result<bool, ApiError> {
         let inner = &self.inner;
-        let _guard = inner.enter(format!("{ns}/{name}"))?;
+        let _guard = inner.enter(ns, name)?;
         let _permit = inner
             .permits
             .acquire()
@@ -631,17 +643,19 @@ impl Engine {
 }
 
 impl Inner {
-    /// Marks the run `key` (`ns/name`) as worked on by this server; 409 if it already is.
-    fn enter(&self, key: String) -> Result<FlightGuard<'_>, ApiError> {
+    /// Marks the run `ns/name` as worked on by this server; 409 if it already is.
+    fn enter(&self, ns: &str, name: &str) -> Result<FlightGuard<'_>, ApiError> {
         let mut set = self
             .in_flight
             .lock()
             .map_err(|_| ApiError::internal("engine state poisoned"))?;
+        let key = format!("{ns}/{name}");
         if !set.insert(key.clone()) {
-            return Err(ApiError::conflict(format!(
-                "another retry of pipelinerun {key} is in progress on this server; wait for it and check the run"
-            ))
-            .with_refusal("InFlight"));
+            return Err(Refusal::InFlight {
+                namespace: ns.to_string(),
+                run: name.to_string(),
+            }
+            .into());
         }
         Ok(FlightGuard {
             set: &self.in_flight,
@@ -655,13 +669,17 @@ impl Inner {
         name: &str,
         audit: Option<&str>,
     ) -> Result<Value, ApiError> {
-        self.cluster.get(PIPELINERUNS, ns, name, audit).await.map_err(|e| match e {
-            ClusterError::NotFound { .. } => ApiError::not_found(format!(
-                "pipelineruns.tekton.dev \"{name}\" not found in namespace \"{ns}\"; check the name with `kubectl get pipelineruns -n {ns}`"
-            ))
-            .with_refusal("NotFound"),
-            other => cluster_error("reading the pipelinerun", other),
-        })
+        self.cluster
+            .get(PIPELINERUNS, ns, name, audit)
+            .await
+            .map_err(|e| match e {
+                ClusterError::NotFound { .. } => Refusal::RunNotFound {
+                    namespace: ns.to_string(),
+                    run: name.to_string(),
+                }
+                .into(),
+                other => cluster_error("reading the pipelinerun", other),
+            })
     }
 }
 

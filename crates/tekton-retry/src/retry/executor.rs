@@ -21,6 +21,7 @@ use super::cluster::{child_kind, Cluster, ClusterError, CUSTOMRUNS, PIPELINERUNS
 use super::planner;
 use super::record::history::{self, ArchivedRun, AttemptArchive};
 use super::record::{controlled_by, mirror, shows_old_outcome, AttemptRecord, RecordStore, RunRef};
+use super::refusal::Refusal;
 use super::tracked::Tracked;
 use crate::api::ApiError;
 
@@ -79,22 +80,13 @@ fn resource_version(obj: &Value) -> Result<String, ApiError> {
 
 /// A write to the run refused by admission (Tekton's webhook validates even status and metadata
 /// writes like the whole object, fixture retries/06): a 422 that says why, never a 500.
-pub fn rejected_by_admission(ns: &str, name: &str, what: &str, message: &str) -> ApiError {
-    if let Some(refusal) = planner::inline_spec_refusal(name, message) {
-        return refusal;
-    }
-    ApiError::invalid(
-        format!("the cluster refused the {what} of pipelinerun {ns}/{name}: {message}"),
-        vec![crate::api::Cause::invalid(
-            "metadata.name",
-            format!(
-                "the PipelineRun no longer passes the cluster's validation ({message}); for example a \
-                 Tekton feature flag changed after it started. Re-run it as a new PipelineRun"
-            ),
-        )],
-    )
-    .with_name(name)
-    .with_refusal("StatusRejected")
+pub fn rejected_by_admission(ns: &str, name: &str, what: &str, message: &str) -> Refusal {
+    planner::inline_spec_refusal(name, message).unwrap_or_else(|| Refusal::StatusRejected {
+        namespace: ns.to_string(),
+        run: name.to_string(),
+        what: what.to_string(),
+        message: message.to_string(),
+    })
 }
 
 /// Maps an API failure during execution to the answer: the attempt stays claimed and resumable.
@@ -624,7 +616,7 @@ impl Executor {
                 code: 422, message, ..
             }) => {
                 // The webhook validates status writes like the whole object (fixture retries/06).
-                Err(rejected_by_admission(ns, name, "status reset", &message))
+                Err(rejected_by_admission(ns, name, "status reset", &message).into())
             }
             Err(e) => Err(cluster_error("writing the status reset", e)),
         }
