@@ -15,8 +15,9 @@ use tekton_retry::tekton::str_at;
 use crate::cli::HistoryFormat;
 use crate::errors::Failure;
 use crate::output::table;
-use tekton_retry::api::{annotations, LastRetry};
+use tekton_retry::api::annotations;
 use tekton_retry::retry::record::history::{self as records, AttemptArchive};
+use tekton_retry::retry::record::LastRetry;
 
 /// One attempt of the run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

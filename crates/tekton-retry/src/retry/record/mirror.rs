@@ -4,8 +4,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::AttemptRecord;
-use crate::api::{annotations, labels, LastRetry};
+use super::{AttemptRecord, LastRetry};
+use crate::api::{annotations, labels};
 use crate::tekton::str_at;
 
 /// The annotations the mirror of `record` consists of, with their values.

@@ -18,7 +18,7 @@ pub mod store;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::{FinallyPolicy, LastRetry};
+use crate::api::FinallyPolicy;
 use crate::tekton::str_at;
 
 pub use store::RecordStore;
@@ -69,6 +69,34 @@ impl std::fmt::Display for RunRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{} (uid {})", self.kind, self.name, self.uid)
     }
+}
+
+/// The summary of an attempt shown in the `retry.tekton.dev/last-retry` annotation and the history
+/// index (a mirror of the server's record; never read back as input).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRetry {
+    pub attempt: u32,
+    /// RFC 3339 time the claim was written.
+    pub start: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    /// `Succeeded`, `Failed`, `Cancelled`, … filled by the recorder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub tasks: Vec<String>,
+    /// Where the attempt is: `claimed` (the server is replacing runs), `started` (Tekton runs
+    /// the attempt), `ended` (`end` and `outcome` are set). Absent in summaries written before
+    /// phases were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Finally policy of this attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finally: Option<FinallyPolicy>,
 }
 
 /// The state of a run's latest attempt, as only the server writes it.
@@ -157,7 +185,7 @@ impl AttemptRecord {
             by: self.by.clone(),
             reason: self.reason.clone(),
             tasks: self.tasks.clone(),
-            phase: Some(self.phase().as_str().to_string()),
+            phase: Some(self.phase()),
             finally: self.finally,
         }
     }
@@ -343,5 +371,31 @@ mod tests {
         assert_eq!(back, r);
         assert_eq!(current_attempt(Some(&back)), 3);
         assert_eq!(current_attempt(None), 1);
+    }
+
+    /// The summary on the run and in the history index spells the phase as before it was typed.
+    #[test]
+    fn the_summary_writes_the_phase_as_a_lowercase_word() {
+        for (phase, word) in [
+            (Phase::Claimed, "claimed"),
+            (Phase::Started, "started"),
+            (Phase::Ended, "ended"),
+        ] {
+            let r = AttemptRecord {
+                attempt: 2,
+                phase: Some(phase),
+                ..Default::default()
+            };
+            let summary = serde_json::to_value(r.summary()).expect("json");
+            assert_eq!(summary["phase"], word);
+            assert_eq!(phase.as_str(), word);
+            let back: LastRetry = serde_json::from_value(summary).expect("parse");
+            assert_eq!(back.phase, Some(phase));
+        }
+        // Written before phases were recorded: no phase.
+        let old: LastRetry =
+            serde_json::from_str(r#"{"attempt":2,"start":"2026-11-26T19:30:30Z","by":"a"}"#)
+                .expect("parse");
+        assert_eq!(old.phase, None);
     }
 }

@@ -13,8 +13,7 @@
 use serde_json::{json, Map, Value};
 
 use super::history::{self, AttemptArchive};
-use super::AttemptRecord;
-use crate::api::LastRetry;
+use super::{AttemptRecord, LastRetry};
 use crate::retry::cluster::{Cluster, ClusterError, CONFIGMAPS};
 use crate::tekton::str_at;
 
