@@ -1,7 +1,7 @@
 //! The engine behind `POST …/retry`: gathers what the planner needs, plans, claims the attempt and
 //! hands it to the executor; completes interrupted attempts (roll forward).
 
-use crate::tekton::{parse_time, str_at};
+use crate::tekton::{parse_time, ObjectView, PipelineRunView};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -176,9 +176,7 @@ impl Engine {
 
         for _round in 0..4 {
             let run = inner.executor_get_run(ns, name, audit).await?;
-            let uid = str_at(&run, "/metadata/uid")
-                .unwrap_or_default()
-                .to_string();
+            let uid = ObjectView::new(&run).uid().to_string();
             if let Some(want) = req.spec.preconditions.as_ref().and_then(|p| p.uid.as_ref()) {
                 if *want != uid {
                     return Err(Refusal::UidMismatch {
@@ -302,7 +300,8 @@ impl Engine {
             .owned_children(ns, run, audit)
             .await
             .map_err(|e| cluster_error("listing the child runs", e))?;
-        let pipeline = match str_at(run, "/spec/pipelineRef/name") {
+        let run_view = PipelineRunView::new(run);
+        let pipeline = match run_view.pipeline_ref_name() {
             Some(p) => match inner.cluster.get(PIPELINES, ns, p, audit).await {
                 Ok(v) => Some(v),
                 Err(e) if e.is_not_found() => None,
@@ -312,21 +311,14 @@ impl Engine {
         };
         // Only a run that binds claims (a `persistentVolumeClaim` or `volumeClaimTemplate`
         // workspace) can lose the data a kept task left there.
-        let binds_claims = run
-            .pointer("/spec/workspaces")
-            .and_then(Value::as_array)
-            .is_some_and(|ws| {
-                ws.iter().any(|w| {
-                    w.get("persistentVolumeClaim").is_some()
-                        || w.get("volumeClaimTemplate").is_some()
-                })
-            });
-        let pvcs: Option<BTreeSet<String>> = if inner.opts.check_pvcs && binds_claims {
+        let pvcs: Option<BTreeSet<String>> = if inner.opts.check_pvcs && run_view.binds_claims() {
             match inner.cluster.list(PVCS, ns, "", audit).await {
                 Ok(items) => Some(
                     items
                         .iter()
-                        .filter_map(|p| str_at(p, "/metadata/name").map(str::to_string))
+                        .map(|p| ObjectView::new(p).name())
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_string)
                         .collect(),
                 ),
                 Err(e) => {
@@ -553,7 +545,7 @@ impl Engine {
             .await
             .map_err(|_| ApiError::internal("the engine is shutting down"))?;
         let run = inner.executor_get_run(ns, name, None).await?;
-        if str_at(&run, "/metadata/uid") != Some(uid) {
+        if !ObjectView::new(&run).has_uid(uid) {
             return Ok(false);
         }
         let Some(stored) = self
@@ -568,7 +560,7 @@ impl Engine {
         // Only a completion before the claim is surely old (in the claim's own second the
         // request's verification decided); hence `new_child: true`.
         let stale = record.phase() == Phase::Started
-            && crate::tekton::ObjectView::new(&run).is_done()
+            && ObjectView::new(&run).is_done()
             && super::record::shows_old_outcome(&run, record, true);
         if !stale {
             return Ok(false);
@@ -592,7 +584,7 @@ impl Engine {
         audit: Option<&str>,
     ) -> Result<Value, ApiError> {
         let run = self.inner.executor_get_run(ns, name, audit).await?;
-        let uid = str_at(&run, "/metadata/uid").unwrap_or_default();
+        let uid = ObjectView::new(&run).uid();
         let data = self
             .store()
             .history(uid, audit)
@@ -616,7 +608,8 @@ impl Engine {
         message: &str,
         audit: Option<&str>,
     ) {
-        let name = str_at(run, "/metadata/name").unwrap_or_default();
+        let view = ObjectView::new(run);
+        let name = view.name();
         let now = rfc3339(Utc::now());
         let ev = json!({
             "apiVersion": "v1",
@@ -624,7 +617,7 @@ impl Engine {
             "metadata": {"generateName": format!("{name}."), "namespace": ns},
             "involvedObject": {
                 "apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "name": name, "namespace": ns,
-                "uid": str_at(run, "/metadata/uid").unwrap_or_default(),
+                "uid": view.uid(),
             },
             "reason": reason,
             "message": message,
@@ -706,7 +699,7 @@ fn response(
     let status = RetryStatus {
         attempt: plan.attempt,
         dry_run,
-        pipeline_run_uid: str_at(run, "/metadata/uid").unwrap_or_default().to_string(),
+        pipeline_run_uid: ObjectView::new(run).uid().to_string(),
         retried_tasks: plan.retried.clone(),
         preserved_tasks: plan.preserved.clone(),
         start_time: record.map(|r| r.start.clone()),

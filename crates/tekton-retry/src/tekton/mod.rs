@@ -13,7 +13,7 @@ pub mod reasons;
 pub mod time;
 
 pub use child::{ChildKind, ChildOutcome, ChildView};
-pub use object::{fields, ConditionStatus, ObjectView};
+pub use object::{fields, is_succeeded_condition, ConditionStatus, ObjectView};
 pub use pipeline::{PipelineSpecView, PipelineTask, TaskKind};
 pub use pipelinerun::{ChildReference, PipelineRunView, SkippedTask, Timeouts};
 pub use time::{format_go_duration, format_time, parse_go_duration, parse_time, DurationError};

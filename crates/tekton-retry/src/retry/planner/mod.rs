@@ -38,6 +38,7 @@ mod select;
 mod state;
 
 use crate::api::annotations;
+use crate::tekton::child::PIPELINE_TASK_LABEL;
 use crate::tekton::reasons::{
     pipelinerun_reason, pipelinerun_spec_status, DETERMINISTIC_RUN_FAILURES,
 };
@@ -136,13 +137,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Refusal> {
         }
     }
 
-    if let Some(m) = run
-        .obj
-        .json()
-        .pointer("/spec/managedBy")
-        .and_then(serde_json::Value::as_str)
-        .filter(|m| !m.is_empty() && *m != TEKTON_MANAGED_BY)
-    {
+    if let Some(m) = run.managed_by().filter(|m| *m != TEKTON_MANAGED_BY) {
         return Err(Refusal::ManagedElsewhere {
             run: name.to_string(),
             managed_by: m.to_string(),
@@ -310,11 +305,10 @@ pub fn local_task_refs(input: &PlanInput<'_>, plan: &Plan) -> Vec<(String, Strin
     };
     let spec = PipelineSpecView::from_json(spec);
     let has_child = |task: &str| {
-        input.children.iter().any(|c| {
-            c.pointer("/metadata/labels/tekton.dev~1pipelineTask")
-                .and_then(serde_json::Value::as_str)
-                == Some(task)
-        })
+        input
+            .children
+            .iter()
+            .any(|c| ObjectView::new(c).label(PIPELINE_TASK_LABEL) == Some(task))
     };
     let deleted: std::collections::HashSet<&str> = plan
         .all_deletions()

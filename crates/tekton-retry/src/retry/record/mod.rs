@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::FinallyPolicy;
-use crate::tekton::str_at;
+use crate::tekton::ObjectView;
 
 pub use store::RecordStore;
 
@@ -168,8 +168,8 @@ impl AttemptRecord {
     /// Whether `child` was created for this attempt: it has the name of a replaced run and another
     /// uid (Tekton re-created it). Kept runs and replaced runs not yet re-created are not new.
     pub fn is_new(&self, child: &Value) -> bool {
-        let name = str_at(child, "/metadata/name").unwrap_or_default();
-        let uid = str_at(child, "/metadata/uid").unwrap_or_default();
+        let child = ObjectView::new(child);
+        let (name, uid) = (child.name(), child.uid());
         let mut same_name = self.replaced().filter(|r| r.name == name).peekable();
         same_name.peek().is_some() && same_name.all(|r| r.uid != uid)
     }
@@ -198,7 +198,7 @@ pub fn current_attempt(record: Option<&AttemptRecord>) -> u32 {
 
 /// The outcome word recorded for a done run: `Succeeded`, or the `Succeeded` condition's reason.
 pub fn outcome_of(run: &Value) -> Option<String> {
-    let view = crate::tekton::ObjectView::new(run);
+    let view = ObjectView::new(run);
     match view.succeeded_status() {
         crate::tekton::ConditionStatus::True => Some("Succeeded".to_string()),
         crate::tekton::ConditionStatus::False => {
@@ -224,7 +224,7 @@ pub fn shows_old_outcome(run: &Value, record: &AttemptRecord, new_child: bool) -
     if shows_cancel_not_asked_for(run) {
         return true;
     }
-    let completion = str_at(run, "/status/completionTime").and_then(crate::tekton::parse_time);
+    let completion = ObjectView::new(run).status_time("completionTime");
     let start = crate::tekton::parse_time(&record.start);
     match (completion, start) {
         (Some(c), Some(s)) if c < s => true,
@@ -236,7 +236,7 @@ pub fn shows_old_outcome(run: &Value, record: &AttemptRecord, new_child: bool) -
 /// `False/Cancelled "PipelineRun \"<name>\" was cancelled"` while `spec.status` asks for no cancel
 /// or stop.
 fn shows_cancel_not_asked_for(run: &Value) -> bool {
-    let view = crate::tekton::ObjectView::new(run);
+    let view = ObjectView::new(run);
     let whole_run_cancel = format!("PipelineRun \"{}\" was cancelled", view.name());
     let asked = matches!(
         view.spec_status(),
@@ -257,12 +257,7 @@ pub fn controlled_by(child: &Value, run_uid: &str) -> bool {
     if run_uid.is_empty() {
         return false;
     }
-    let Some(owners) = child
-        .pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-    else {
-        return false;
-    };
+    let owners = ObjectView::new(child).owner_references();
     let first = owners.first();
     let controller = owners
         .iter()
