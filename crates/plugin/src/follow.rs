@@ -14,12 +14,13 @@
 
 use std::time::Duration;
 use tekton_retry::tekton::child::PIPELINE_TASK_LABEL;
-use tekton_retry::tekton::{parse_time, ObjectView, PipelineRunView, PipelineSpecView};
+use tekton_retry::tekton::{
+    format_go_duration_secs, parse_time, ObjectView, PipelineRunView, PipelineSpecView,
+};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::duration;
 use crate::output::table;
 use tekton_retry::api::annotations;
 
@@ -355,7 +356,7 @@ pub fn final_line(view: &FollowView) -> String {
 }
 
 fn duration_cell(d: Option<Duration>) -> String {
-    d.map(duration::format).unwrap_or_else(|| "-".into())
+    d.map(format_go_duration_secs).unwrap_or_else(|| "-".into())
 }
 
 /// The whole view, for a terminal: a header, one row per task, the progress line, and the final

@@ -1,7 +1,7 @@
 //! The engine behind `POST …/retry`: gathers what the planner needs, plans, claims the attempt and
 //! hands it to the executor; completes interrupted attempts (roll forward).
 
-use crate::tekton::{parse_time, ObjectView, PipelineRunView};
+use crate::tekton::{format_go_duration_secs, parse_time, ObjectView, PipelineRunView};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -96,11 +96,6 @@ impl Drop for FlightGuard<'_> {
             s.remove(&self.key);
         }
     }
-}
-
-/// Formats a duration like Go's `time.Duration.String()` (`41m10s`, `1h0m0s`), in whole seconds.
-pub fn go_duration(d: Duration) -> String {
-    crate::tekton::format_go_duration(Duration::from_secs(d.as_secs()))
 }
 
 impl Engine {
@@ -705,7 +700,7 @@ fn response(
         start_time: record.map(|r| r.start.clone()),
         original_start_time: plan.original_start_time.clone(),
         original_completion_time: plan.original_completion_time.clone(),
-        remaining_timeout: plan.remaining_timeout.map(go_duration),
+        remaining_timeout: plan.remaining_timeout.map(format_go_duration_secs),
         message: Some(if dry_run {
             format!(
                 "dry run: attempt {} would re-run {}",
@@ -745,17 +740,5 @@ impl RetryService for Engine {
     ) -> BoxFuture<'static, Result<Value, ApiError>> {
         let engine = self.clone();
         Box::pin(async move { engine.history(&namespace, &name, audit_id.as_deref()).await })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
-        assert_eq!(go_duration(Duration::from_secs(41 * 60 + 10)), "41m10s");
-        assert_eq!(go_duration(Duration::from_secs(5)), "5s");
     }
 }

@@ -16,7 +16,10 @@ pub use child::{ChildKind, ChildOutcome, ChildView};
 pub use object::{fields, is_succeeded_condition, ConditionStatus, ObjectView};
 pub use pipeline::{PipelineSpecView, PipelineTask, TaskKind};
 pub use pipelinerun::{ChildReference, PipelineRunView, SkippedTask, Timeouts};
-pub use time::{format_go_duration, format_time, parse_go_duration, parse_time, DurationError};
+pub use time::{
+    format_go_duration, format_go_duration_secs, format_time, parse_go_duration, parse_time,
+    DurationError,
+};
 
 /// The string at a JSON pointer (`/metadata/name`), if there is one.
 pub fn str_at<'a>(v: &'a serde_json::Value, pointer: &str) -> Option<&'a str> {
