@@ -175,6 +175,7 @@ impl Engine {
             if let Some(want) = req.spec.preconditions.as_ref().and_then(|p| p.uid.as_ref()) {
                 if *want != uid {
                     return Err(Refusal::UidMismatch {
+                        namespace: ns.to_string(),
                         run: name.to_string(),
                         wanted: want.clone(),
                         actual: uid,

@@ -79,13 +79,14 @@ pub struct GoneClaim {
 /// Why a retry is not done. `run` is the PipelineRun's name.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    /// `spec.preconditions.uid` names another run: it was deleted and created again.
+    /// `spec.preconditions.uid` names another run: it was deleted and created again. (The
+    /// engine checks this before anything else, so its wording is the one clients have seen.)
     #[error(
-        "Precondition failed: PipelineRun \"{run}\" has uid {actual}, not {wanted} \
-         (spec.preconditions.uid): it was deleted and created again. Read the run again and \
-         retry with its current uid if it still needs a retry."
+        "precondition failed: pipelinerun {namespace}/{run} has uid {actual}, not {wanted}: it \
+         was replaced by a new run"
     )]
     UidMismatch {
+        namespace: String,
         run: String,
         wanted: String,
         actual: String,
@@ -790,6 +791,7 @@ mod tests {
     #[test]
     fn precondition_refusals_share_one_label() {
         let uid = Refusal::UidMismatch {
+            namespace: "ns".into(),
             run: "r".into(),
             wanted: "a".into(),
             actual: "b".into(),
@@ -799,6 +801,10 @@ mod tests {
             wanted: 1,
             actual: 2,
         };
+        assert_eq!(
+            uid.to_string(),
+            "precondition failed: pipelinerun ns/r has uid b, not a: it was replaced by a new run"
+        );
         assert_eq!(uid.label(), "PreconditionFailed");
         assert_eq!(attempt.label(), "PreconditionFailed");
         assert_eq!((uid.code(), attempt.code()), (409, 409));

@@ -76,6 +76,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Refusal> {
     if let Some(uid) = spec.preconditions.as_ref().and_then(|p| p.uid.as_deref()) {
         if uid != run.obj.uid() {
             return Err(Refusal::UidMismatch {
+                namespace: run.obj.namespace().to_string(),
                 run: name.to_string(),
                 wanted: uid.to_string(),
                 actual: run.obj.uid().to_string(),
