@@ -527,6 +527,11 @@ impl Executor {
             if runs_left.is_empty() && pods_left.is_empty() {
                 return Ok(());
             }
+            // Open the pods' watch outside the select: a watch request still being opened when
+            // a TaskRun event wins the select would be dropped and opened a second time.
+            pods.watch(audit)
+                .await
+                .map_err(|e| cluster_error("watching the pods of the deleted runs", e))?;
             let progressed = tokio::select! {
                 r = taskruns.next(audit) => { r.map_err(|e| cluster_error("watching the child runs", e))?; true }
                 r = pods.next(audit) => { r.map_err(|e| cluster_error("watching the pods of the deleted runs", e))?; true }
