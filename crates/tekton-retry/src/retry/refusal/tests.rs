@@ -188,3 +188,230 @@ fn precondition_refusals_share_one_label() {
     assert_eq!(attempt.label(), "PreconditionFailed");
     assert_eq!((uid.code(), attempt.code()), (409, 409));
 }
+
+/// One refusal of each variant. `variant_index` has no catch-all arm, so a new variant does not
+/// compile until it is added there, and `every_variant` checks it is added here too.
+fn one_of_each() -> Vec<Refusal> {
+    let r = || "r".to_string();
+    let ns = || "ns".to_string();
+    vec![
+        Refusal::UidMismatch {
+            namespace: ns(),
+            run: r(),
+            wanted: "a".into(),
+            actual: "b".into(),
+        },
+        Refusal::AttemptMismatch {
+            run: r(),
+            wanted: 1,
+            actual: 2,
+        },
+        Refusal::Pending { run: r() },
+        Refusal::NotDone {
+            run: r(),
+            reason: None,
+            stopping: None,
+        },
+        Refusal::Succeeded {
+            run: r(),
+            reason: None,
+        },
+        Refusal::NotRetryable {
+            run: r(),
+            on: "PipelineRun \"r\"".into(),
+        },
+        Refusal::Deterministic {
+            run: r(),
+            reason: "CouldntGetTask".into(),
+            message: None,
+        },
+        Refusal::TimedOut {
+            run: r(),
+            budget: None,
+        },
+        Refusal::BudgetSpent {
+            run: r(),
+            budget: budget("pipeline"),
+            minimum: Duration::from_secs(60),
+        },
+        Refusal::BadTimeout {
+            run: r(),
+            error: "bad".into(),
+        },
+        Refusal::ManagedElsewhere {
+            run: r(),
+            managed_by: "x".into(),
+        },
+        Refusal::NoPipelineSpec { run: r() },
+        Refusal::UnknownTasks {
+            run: r(),
+            unknown: vec![UnknownTask {
+                field: "spec.restartTasks",
+                index: 0,
+                name: "zz".into(),
+            }],
+            known: vec!["a".into()],
+        },
+        Refusal::ChildrenRunning {
+            run: r(),
+            children: vec!["r-a".into()],
+        },
+        Refusal::MissingChildren {
+            run: r(),
+            missing: vec![MissingChild {
+                task: "a".into(),
+                child: "r-a".into(),
+            }],
+        },
+        Refusal::MissingResults {
+            run: r(),
+            missing: vec![MissingResult {
+                consumer: "b".into(),
+                producer: "a".into(),
+                result: "x".into(),
+                producer_run: "r-a".into(),
+            }],
+        },
+        Refusal::TasksGone {
+            run: r(),
+            gone: vec![GoneTask {
+                task: "a".into(),
+                task_ref: "t".into(),
+            }],
+        },
+        Refusal::NonIdempotent {
+            run: r(),
+            tasks: vec![NonIdempotent {
+                task: "a".into(),
+                marked_on: "TaskRun r-a".into(),
+            }],
+        },
+        Refusal::WorkspaceGone {
+            run: r(),
+            gone: vec![GoneClaim {
+                workspace: None,
+                claim: "c".into(),
+                task: "a".into(),
+            }],
+        },
+        Refusal::AffinityAssistantGone {
+            run: r(),
+            assistant: "aa".into(),
+        },
+        Refusal::NothingToRetry {
+            run: r(),
+            reason: None,
+        },
+        Refusal::InlineSpecDisabled {
+            run: r(),
+            field: "spec.pipelineSpec".into(),
+        },
+        Refusal::StatusRejected {
+            namespace: ns(),
+            run: r(),
+            what: "claim".into(),
+            message: "denied".into(),
+        },
+        Refusal::AlreadyStarted {
+            namespace: ns(),
+            run: r(),
+            attempt: 2,
+            by: "a".into(),
+            start: "t".into(),
+        },
+        Refusal::InProgress {
+            namespace: ns(),
+            run: r(),
+            attempt: 2,
+            by: "a".into(),
+            start: "t".into(),
+            grace_seconds: 30,
+        },
+        Refusal::InFlight {
+            namespace: ns(),
+            run: r(),
+        },
+        Refusal::RunNotFound {
+            namespace: ns(),
+            run: r(),
+        },
+    ]
+}
+
+fn variant_index(r: &Refusal) -> usize {
+    match r {
+        Refusal::UidMismatch { .. } => 0,
+        Refusal::AttemptMismatch { .. } => 1,
+        Refusal::Pending { .. } => 2,
+        Refusal::NotDone { .. } => 3,
+        Refusal::Succeeded { .. } => 4,
+        Refusal::NotRetryable { .. } => 5,
+        Refusal::Deterministic { .. } => 6,
+        Refusal::TimedOut { .. } => 7,
+        Refusal::BudgetSpent { .. } => 8,
+        Refusal::BadTimeout { .. } => 9,
+        Refusal::ManagedElsewhere { .. } => 10,
+        Refusal::NoPipelineSpec { .. } => 11,
+        Refusal::UnknownTasks { .. } => 12,
+        Refusal::ChildrenRunning { .. } => 13,
+        Refusal::MissingChildren { .. } => 14,
+        Refusal::MissingResults { .. } => 15,
+        Refusal::TasksGone { .. } => 16,
+        Refusal::NonIdempotent { .. } => 17,
+        Refusal::WorkspaceGone { .. } => 18,
+        Refusal::AffinityAssistantGone { .. } => 19,
+        Refusal::NothingToRetry { .. } => 20,
+        Refusal::InlineSpecDisabled { .. } => 21,
+        Refusal::StatusRejected { .. } => 22,
+        Refusal::AlreadyStarted { .. } => 23,
+        Refusal::InProgress { .. } => 24,
+        Refusal::InFlight { .. } => 25,
+        Refusal::RunNotFound { .. } => 26,
+    }
+}
+
+/// Every variant: a 4xx whose 422s carry causes, and a label that docs/monitoring.md lists (the
+/// operator's list of `tekton_retry_refusals_total` reasons), which lists no other refusal.
+#[test]
+fn every_variant_is_a_documented_4xx() {
+    let all = one_of_each();
+    let indices: std::collections::BTreeSet<usize> = all.iter().map(variant_index).collect();
+    assert_eq!(
+        indices,
+        (0..=26).collect(),
+        "one_of_each lists each variant once"
+    );
+    let doc = include_str!("../../../../../docs/monitoring.md");
+    let row = doc
+        .lines()
+        .find(|l| l.starts_with("| `refusals_total` |"))
+        .expect("docs/monitoring.md has the refusals_total row");
+    // "`reason` is the refusal (`A`, `B`, …), else …": the names between the parentheses.
+    let listed = row
+        .split_once("is the refusal (")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(names, _)| names)
+        .expect("the row lists the refusal reasons");
+    let mut labels = std::collections::BTreeSet::new();
+    for r in &all {
+        let e = ApiError::from(r.clone());
+        assert!((400..500).contains(&e.code()), "{r:?}");
+        assert!(
+            e.code() != 422 || !e.causes.is_empty(),
+            "{r:?} has no causes"
+        );
+        assert!(!e.message.is_empty(), "{r:?}");
+        assert!(
+            listed.contains(&format!("`{}`", r.label())),
+            "docs/monitoring.md does not list the refusal reason {}",
+            r.label()
+        );
+        labels.insert(r.label());
+    }
+    let documented: std::collections::BTreeSet<&str> =
+        listed.split(", ").map(|n| n.trim_matches('`')).collect();
+    assert_eq!(
+        documented, labels,
+        "docs/monitoring.md and Refusal::label differ"
+    );
+}
