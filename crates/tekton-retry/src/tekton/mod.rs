@@ -20,8 +20,3 @@ pub use time::{
     format_go_duration, format_go_duration_secs, format_time, parse_go_duration, parse_time,
     DurationError,
 };
-
-/// The string at a JSON pointer (`/metadata/name`), if there is one.
-pub fn str_at<'a>(v: &'a serde_json::Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(serde_json::Value::as_str)
-}
