@@ -17,9 +17,10 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
 use tekton_retry::api::{
-    annotations, ApiError, Cause, LastRetry, PipelineRunRetry, RetriedTask, RetrySpec, RetryStatus,
+    annotations, ApiError, Cause, PipelineRunRetry, RetriedTask, RetrySpec, RetryStatus,
 };
 use tekton_retry::retry::record::history::{self as records, ArchivedRun, AttemptArchive};
+use tekton_retry::retry::record::LastRetry;
 
 const TOKEN: &str = "test-token";
 const NS: &str = "dag-failed";

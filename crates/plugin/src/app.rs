@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::cli::{Cli, Command, HistoryArgs, RetryArgs};
 use crate::client::Cluster;
 use crate::errors::{Failure, EXIT_FAILED, EXIT_OK};
-use crate::{duration, follow, history, output, request, select};
+use crate::{follow, history, output, request, select};
 
 /// How often `--follow` redraws while nothing changes (running durations count up).
 pub const REDRAW_INTERVAL: Duration = Duration::from_secs(1);
@@ -153,7 +153,9 @@ pub async fn follow_run(
         previous = Some(view);
         if let Some(deadline) = deadline {
             if Instant::now() >= deadline {
-                let waited = timeout.map(duration::format).unwrap_or_default();
+                let waited = timeout
+                    .map(tekton_retry::tekton::format_go_duration_secs)
+                    .unwrap_or_default();
                 return Err(Failure::new(format!(
                     "error: timed out after {waited} waiting for pipelinerun {namespace}/{name} to finish; it goes on running (see: kubectl retry history {name} -n {namespace})"
                 )));

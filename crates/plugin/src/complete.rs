@@ -10,6 +10,7 @@
 //! accepts).
 
 use serde_json::Value;
+use tekton_retry::tekton::{ConditionStatus, ObjectView};
 
 use crate::cli::Connection;
 
@@ -154,16 +155,12 @@ pub fn connection(args: &[String]) -> Connection {
 pub fn run_candidates(runs: &[Value], retryable: bool) -> Vec<(String, String)> {
     runs.iter()
         .filter_map(|r| {
+            let view = ObjectView::new(r);
             let name = r["metadata"]["name"].as_str()?;
-            let cond = r["status"]["conditions"]
-                .as_array()
-                .and_then(|cs| cs.iter().find(|c| c["type"] == "Succeeded"));
-            let status = cond.and_then(|c| c["status"].as_str()).unwrap_or("Unknown");
-            let reason = cond.and_then(|c| c["reason"].as_str()).unwrap_or("");
-            if retryable && status != "False" {
+            if retryable && view.succeeded_status() != ConditionStatus::False {
                 return None;
             }
-            Some((name.to_owned(), reason.to_owned()))
+            Some((name.to_owned(), view.reason().unwrap_or("").to_owned()))
         })
         .collect()
 }

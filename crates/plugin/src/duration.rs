@@ -1,4 +1,5 @@
-//! Go-style durations (`90s`, `10m`, `1h30m`, `500ms`), as kubectl and Tekton write them.
+//! The `--timeout` flag: a Go-style duration (`90s`, `10m`, `1h30m`, `500ms`), as kubectl takes
+//! it. Shown back with `tekton_retry::tekton::format_go_duration_secs`.
 
 use std::time::Duration;
 
@@ -15,11 +16,6 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         ));
     }
     tekton_retry::tekton::parse_go_duration(s).map_err(|e| e.to_string())
-}
-
-/// Formats whole seconds the way Go's `time.Duration.String` does: `4s`, `1m5s`, `1h0m0s`.
-pub fn format(d: Duration) -> String {
-    tekton_retry::tekton::format_go_duration(Duration::from_secs(d.as_secs()))
 }
 
 #[cfg(test)]
@@ -39,7 +35,8 @@ mod tests {
     }
 
     #[test]
-    fn formats_like_go() {
+    fn reads_what_it_shows() {
+        use tekton_retry::tekton::format_go_duration_secs as format;
         assert_eq!(format(Duration::from_secs(4)), "4s");
         assert_eq!(format(Duration::from_secs(65)), "1m5s");
         assert_eq!(format(Duration::from_secs(3600)), "1h0m0s");

@@ -13,12 +13,14 @@
 //! - skipped tasks: `status.skippedTasks[]` (`{name, reason}`; 01-failed: `c`, "PipelineRun was stopping").
 
 use std::time::Duration;
-use tekton_retry::tekton::{parse_time, str_at};
+use tekton_retry::tekton::child::PIPELINE_TASK_LABEL;
+use tekton_retry::tekton::{
+    format_go_duration_secs, parse_time, ObjectView, PipelineRunView, PipelineSpecView,
+};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::duration;
 use crate::output::table;
 use tekton_retry::api::annotations;
 
@@ -117,17 +119,13 @@ impl FollowView {
 
 /// `(status, reason, message)` of an object's `Succeeded` condition.
 fn succeeded(obj: &Value) -> Option<(&str, &str, &str)> {
-    obj.pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some("Succeeded"))
-        .map(|c| {
-            (
-                c.get("status").and_then(Value::as_str).unwrap_or(""),
-                c.get("reason").and_then(Value::as_str).unwrap_or(""),
-                c.get("message").and_then(Value::as_str).unwrap_or(""),
-            )
-        })
+    ObjectView::new(obj).succeeded_condition().map(|c| {
+        (
+            c.get("status").and_then(Value::as_str).unwrap_or(""),
+            c.get("reason").and_then(Value::as_str).unwrap_or(""),
+            c.get("message").and_then(Value::as_str).unwrap_or(""),
+        )
+    })
 }
 
 /// The state of one TaskRun.
@@ -149,10 +147,9 @@ pub fn taskrun_state(tr: &Value) -> TaskState {
 }
 
 fn run_duration(tr: &Value, now: DateTime<Utc>) -> Option<Duration> {
-    let start = str_at(tr, "/status/startTime").and_then(parse_time)?;
-    let end = str_at(tr, "/status/completionTime")
-        .and_then(parse_time)
-        .unwrap_or(now);
+    let tr = ObjectView::new(tr);
+    let start = tr.status_time("startTime")?;
+    let end = tr.status_time("completionTime").unwrap_or(now);
     end.signed_duration_since(start).to_std().ok()
 }
 
@@ -176,38 +173,19 @@ fn combine(states: &[TaskState]) -> TaskState {
 /// Names of pipeline tasks and finally tasks, in spec order; when the run has no resolved
 /// `pipelineSpec` yet, the tasks named in childReferences and skippedTasks.
 fn task_names(run: &Value) -> Vec<(String, bool)> {
-    let names = |pointer: &str| -> Vec<String> {
-        run.pointer(pointer)
-            .and_then(Value::as_array)
-            .map(|ts| {
-                ts.iter()
-                    .filter_map(|t| t.get("name").and_then(Value::as_str))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let mut out: Vec<(String, bool)> = names("/status/pipelineSpec/tasks")
-        .into_iter()
-        .map(|n| (n, false))
-        .chain(
-            names("/status/pipelineSpec/finally")
-                .into_iter()
-                .map(|n| (n, true)),
-        )
+    let mut out: Vec<(String, bool)> = PipelineSpecView::from_json(&run["status"]["pipelineSpec"])
+        .all()
+        .map(|t| (t.name.to_string(), t.is_finally))
         .collect();
     if out.is_empty() {
+        let run = PipelineRunView::new(run);
         let refs = run
-            .pointer("/status/childReferences")
-            .and_then(Value::as_array)
-            .map(|rs| {
-                rs.iter()
-                    .filter_map(|r| r.get("pipelineTaskName").and_then(Value::as_str))
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        for n in refs.into_iter().chain(names("/status/skippedTasks")) {
+            .child_references()
+            .into_iter()
+            .map(|r| r.pipeline_task_name)
+            .filter(|t| !t.is_empty());
+        let skipped = run.skipped_tasks().into_iter().map(|s| s.name);
+        for n in refs.chain(skipped).map(str::to_string) {
             if !out.iter().any(|(m, _)| *m == n) {
                 out.push((n, false));
             }
@@ -218,38 +196,31 @@ fn task_names(run: &Value) -> Vec<(String, bool)> {
 
 /// The view of `run` with its `taskruns` (those labelled `tekton.dev/pipelineRun=<run>`) at `now`.
 pub fn view(run: &Value, taskruns: &[Value], now: DateTime<Utc>) -> FollowView {
-    let refs: Vec<(&str, &str)> = run
-        .pointer("/status/childReferences")
-        .and_then(Value::as_array)
-        .map(|rs| {
-            rs.iter()
-                .filter_map(|r| {
-                    Some((
-                        r.get("pipelineTaskName")?.as_str()?,
-                        r.get("name")?.as_str()?,
-                    ))
-                })
-                .collect()
+    let run_view = PipelineRunView::new(run);
+    let refs: Vec<(&str, &str)> = run_view
+        .child_references()
+        .into_iter()
+        .filter(|r| !r.pipeline_task_name.is_empty())
+        .map(|r| (r.pipeline_task_name, r.name))
+        .collect();
+    let skipped: Vec<(&str, &str)> = run_view
+        .skipped_tasks()
+        .into_iter()
+        .map(|s| {
+            (
+                s.name,
+                if s.reason.is_empty() {
+                    "skipped"
+                } else {
+                    s.reason
+                },
+            )
         })
-        .unwrap_or_default();
-    let skipped: Vec<(&str, &str)> = run
-        .pointer("/status/skippedTasks")
-        .and_then(Value::as_array)
-        .map(|ss| {
-            ss.iter()
-                .filter_map(|s| {
-                    Some((
-                        s.get("name")?.as_str()?,
-                        s.get("reason").and_then(Value::as_str).unwrap_or("skipped"),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+        .collect();
     let by_name = |name: &str| {
         taskruns
             .iter()
-            .find(|tr| str_at(tr, "/metadata/name") == Some(name))
+            .find(|tr| ObjectView::new(tr).name() == name)
     };
 
     let tasks = task_names(run)
@@ -263,10 +234,11 @@ pub fn view(run: &Value, taskruns: &[Value], now: DateTime<Utc>) -> FollowView {
             if runs.is_empty() {
                 runs = taskruns
                     .iter()
-                    .filter(|tr| {
-                        str_at(tr, "/metadata/labels/tekton.dev~1pipelineTask") == Some(&task)
-                    })
-                    .filter_map(|tr| str_at(tr, "/metadata/name").map(str::to_string))
+                    .map(ObjectView::new)
+                    .filter(|tr| tr.label(PIPELINE_TASK_LABEL) == Some(&task))
+                    .map(|tr| tr.name())
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string)
                     .collect();
             }
             let objects: Vec<&Value> = runs.iter().filter_map(|n| by_name(n)).collect();
@@ -306,20 +278,19 @@ pub fn view(run: &Value, taskruns: &[Value], now: DateTime<Utc>) -> FollowView {
         _ => Outcome::Running,
     };
     FollowView {
-        namespace: str_at(run, "/metadata/namespace").unwrap_or("").to_string(),
-        name: str_at(run, "/metadata/name").unwrap_or("").to_string(),
-        attempt: str_at(
-            run,
-            &format!(
-                "/metadata/annotations/{}",
-                annotations::ATTEMPT.replace('/', "~1")
-            ),
-        )
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1),
+        namespace: run_view.obj.namespace().to_string(),
+        name: run_view.obj.name().to_string(),
+        attempt: run_view
+            .obj
+            .annotation(annotations::ATTEMPT)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(1),
         tasks,
         outcome,
-        completion_time: str_at(run, "/status/completionTime").map(str::to_string),
+        completion_time: run_view
+            .obj
+            .status_time_str("completionTime")
+            .map(str::to_string),
     }
 }
 
@@ -385,7 +356,7 @@ pub fn final_line(view: &FollowView) -> String {
 }
 
 fn duration_cell(d: Option<Duration>) -> String {
-    d.map(duration::format).unwrap_or_else(|| "-".into())
+    d.map(format_go_duration_secs).unwrap_or_else(|| "-".into())
 }
 
 /// The whole view, for a terminal: a header, one row per task, the progress line, and the final

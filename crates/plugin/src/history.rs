@@ -10,13 +10,14 @@
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use tekton_retry::tekton::str_at;
+use tekton_retry::tekton::{ConditionStatus, ObjectView};
 
 use crate::cli::HistoryFormat;
 use crate::errors::Failure;
 use crate::output::table;
-use tekton_retry::api::{annotations, LastRetry};
+use tekton_retry::api::annotations;
 use tekton_retry::retry::record::history::{self as records, AttemptArchive};
+use tekton_retry::retry::record::LastRetry;
 
 /// One attempt of the run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -42,16 +43,16 @@ pub struct Attempt {
 }
 
 fn annotation<'a>(run: &'a Value, key: &str) -> Option<&'a str> {
-    tekton_retry::tekton::ObjectView::new(run).annotation(key)
+    ObjectView::new(run).annotation(key)
 }
 
 /// `(status, reason)` of the run's `Succeeded` condition.
 fn condition(obj: &Value) -> (Option<&str>, Option<&str>) {
-    let view = tekton_retry::tekton::ObjectView::new(obj);
+    let view = ObjectView::new(obj);
     let status = match view.succeeded_status() {
-        tekton_retry::tekton::ConditionStatus::True => Some("True"),
-        tekton_retry::tekton::ConditionStatus::False => Some("False"),
-        tekton_retry::tekton::ConditionStatus::Unknown => None,
+        ConditionStatus::True => Some("True"),
+        ConditionStatus::False => Some("False"),
+        ConditionStatus::Unknown => None,
     };
     (status, view.reason())
 }
@@ -113,7 +114,9 @@ pub fn attempts(run: &Value, history: Option<&Value>) -> Vec<Attempt> {
         data_str(&records::archive_key(attempt)).and_then(|s| serde_json::from_str(s).ok())
     };
     let run_outcome = outcome_of(run);
-    let completion = str_at(run, "/status/completionTime").map(str::to_string);
+    let completion = ObjectView::new(run)
+        .status_time_str("completionTime")
+        .map(str::to_string);
 
     let mut rows = Vec::new();
     let never_retried = index.is_empty() && current <= 1;
@@ -126,7 +129,7 @@ pub fn attempts(run: &Value, history: Option<&Value>) -> Vec<Attempt> {
         attempt: 1,
         by: None,
         started: annotation(run, annotations::ORIGINAL_START_TIME)
-            .or_else(|| str_at(run, "/status/startTime"))
+            .or_else(|| ObjectView::new(run).status_time_str("startTime"))
             .map(str::to_string),
         ended: if never_retried {
             completion.clone()

@@ -1,20 +1,12 @@
 //! `--last-failed`: which of a pipeline's runs to retry (pure).
 
 use serde_json::Value;
-
-/// The `Succeeded` condition's status of a run (`True`, `False`, `Unknown`), if any.
-fn succeeded(run: &Value) -> Option<&str> {
-    run["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == "Succeeded")?["status"]
-        .as_str()
-}
+use tekton_retry::tekton::{ConditionStatus, ObjectView};
 
 /// When a run ended, else when it was created (RFC 3339 in UTC, so the text orders by time).
 fn ended_at(run: &Value) -> &str {
-    run["status"]["completionTime"]
-        .as_str()
+    let view = ObjectView::new(run);
+    view.status_time_str("completionTime")
         .or_else(|| run["metadata"]["creationTimestamp"].as_str())
         .unwrap_or("")
 }
@@ -24,7 +16,7 @@ fn ended_at(run: &Value) -> &str {
 /// Runs still going or succeeded are never picked.
 pub fn last_failed(runs: &[Value]) -> Option<String> {
     runs.iter()
-        .filter(|r| succeeded(r) == Some("False"))
+        .filter(|r| ObjectView::new(r).succeeded_status() == ConditionStatus::False)
         .max_by(|a, b| {
             ended_at(a)
                 .cmp(ended_at(b))
@@ -34,7 +26,7 @@ pub fn last_failed(runs: &[Value]) -> Option<String> {
 }
 
 fn name(run: &Value) -> &str {
-    run["metadata"]["name"].as_str().unwrap_or("")
+    ObjectView::new(run).name()
 }
 
 #[cfg(test)]

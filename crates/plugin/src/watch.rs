@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::client::{Cluster, EventStream};
 use crate::errors::Failure;
 use crate::request;
-use tekton_retry::tekton::str_at;
+use tekton_retry::tekton::ObjectView;
 
 /// How often a server that cannot watch is read again.
 pub const POLL_FALLBACK: Duration = Duration::from_millis(500);
@@ -36,11 +36,12 @@ pub struct Followed<'c> {
 }
 
 fn uid(v: &Value) -> String {
-    str_at(v, "/metadata/uid").unwrap_or_default().to_string()
+    ObjectView::new(v).uid().to_string()
 }
 
 fn rv(v: &Value) -> String {
-    str_at(v, "/metadata/resourceVersion")
+    ObjectView::new(v)
+        .resource_version()
         .unwrap_or_default()
         .to_string()
 }
@@ -75,9 +76,7 @@ impl<'c> Followed<'c> {
             .get(&request::taskruns_path(&self.namespace, &self.name))
             .await?
             .unwrap_or(Value::Null);
-        self.taskruns_rv = str_at(&list, "/metadata/resourceVersion")
-            .unwrap_or_default()
-            .to_string();
+        self.taskruns_rv = rv(&list);
         self.taskruns = list
             .get("items")
             .and_then(Value::as_array)

@@ -42,7 +42,7 @@ pub mod labels {
 pub mod annotations {
     /// Current attempt number, `"2"` after the first retry. Absent: never retried.
     pub const ATTEMPT: &str = "retry.tekton.dev/attempt";
-    /// JSON record of the latest retry (see [`crate::api::LastRetry`]).
+    /// JSON record of the latest retry (see `retry::record::LastRetry`).
     pub const LAST_RETRY: &str = "retry.tekton.dev/last-retry";
     /// `status.startTime` of attempt 1.
     pub const ORIGINAL_START_TIME: &str = "retry.tekton.dev/original-start-time";

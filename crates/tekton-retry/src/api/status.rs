@@ -100,7 +100,8 @@ pub struct ApiError {
     pub causes: Vec<Cause>,
     /// Seconds, for 429/503/504 (`details.retryAfterSeconds` and the `Retry-After` header).
     pub retry_after_seconds: Option<u32>,
-    /// Short machine-readable refusal kind for metrics (`Succeeded`, `Running`, `TimeoutBudget`, …).
+    /// The refusal's label in `tekton_retry_refusals_total{reason}` (`Succeeded`, `NotDone`,
+    /// `TimeoutBudget`, …), set when the error is a `retry::Refusal`.
     pub refusal: Option<&'static str>,
 }
 
@@ -159,10 +160,6 @@ impl ApiError {
     }
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
-        self
-    }
-    pub fn with_refusal(mut self, kind: &'static str) -> Self {
-        self.refusal = Some(kind);
         self
     }
     pub fn with_retry_after(mut self, seconds: u32) -> Self {

@@ -138,30 +138,3 @@ pub struct RetriedTask {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_reason: Option<String>,
 }
-
-/// The summary of an attempt shown in the `retry.tekton.dev/last-retry` annotation and the history
-/// index (a mirror of the server's record; never read back as input).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LastRetry {
-    pub attempt: u32,
-    /// RFC 3339 time the claim was written.
-    pub start: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end: Option<String>,
-    /// `Succeeded`, `Failed`, `Cancelled`, … filled by the recorder.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
-    pub by: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default)]
-    pub tasks: Vec<String>,
-    /// Where the attempt is: `claimed` (the server is replacing runs), `started` (Tekton runs
-    /// the attempt), `ended` (`end` and `outcome` are set).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-    /// Finally policy of this attempt.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finally: Option<FinallyPolicy>,
-}

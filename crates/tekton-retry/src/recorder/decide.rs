@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::retry::record::{mirror, outcome_of, shows_old_outcome, AttemptRecord, Phase};
-use crate::tekton::str_at;
+use crate::tekton::ObjectView;
 
 /// The recorder's decision for a run.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,20 +37,19 @@ pub enum Action {
 /// parent's annotations and labels onto it (`createChildPipelineRun`), so it looks retried; it is
 /// not the run that was.
 pub fn is_child_pipelinerun(run: &Value) -> bool {
-    run.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .is_some_and(|os| {
-            os.iter()
-                .any(|o| o.get("kind").and_then(Value::as_str) == Some("PipelineRun"))
-        })
+    ObjectView::new(run)
+        .owner_references()
+        .iter()
+        .any(|o| o.get("kind").and_then(Value::as_str) == Some("PipelineRun"))
 }
 
 /// Decides for `run`, whose record is `record`, at `now`.
 pub fn decide(run: &Value, record: &AttemptRecord, now: DateTime<Utc>, grace: Duration) -> Action {
+    let view = ObjectView::new(run);
     if is_child_pipelinerun(run)
-        || str_at(run, "/metadata/uid") != Some(record.uid.as_str())
-        || str_at(run, "/metadata/namespace") != Some(record.namespace.as_str())
-        || str_at(run, "/metadata/name") != Some(record.name.as_str())
+        || !view.has_uid(&record.uid)
+        || view.namespace() != record.namespace
+        || view.name() != record.name
     {
         return Action::Nothing;
     }
@@ -58,7 +57,7 @@ pub fn decide(run: &Value, record: &AttemptRecord, now: DateTime<Utc>, grace: Du
     let outcome = outcome_of(run);
     if phase != Phase::Ended && record.end.is_none() {
         if let Some(start) = parse(&record.start) {
-            let completion = str_at(run, "/status/completionTime");
+            let completion = view.status_time_str("completionTime");
             // The claim is written while the run is done and the reset clears completionTime, so
             // a completion after the claim's start is this attempt's end.
             if let (Some(end_text), Some(outcome)) = (completion, outcome.clone()) {

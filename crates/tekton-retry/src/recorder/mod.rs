@@ -11,7 +11,7 @@
 pub mod decide;
 pub mod slim;
 
-use crate::tekton::{parse_time as parse, str_at};
+use crate::tekton::{parse_time as parse, ObjectView};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -226,7 +226,7 @@ impl Recorder {
                 if mirror::matches(run, &fresh) {
                     return;
                 }
-                let rv = str_at(run, "/metadata/resourceVersion");
+                let rv = ObjectView::new(run).resource_version();
                 match self
                     .engine
                     .executor()
@@ -352,7 +352,7 @@ impl Recorder {
             .get(PIPELINERUNS, ns, name, None)
             .await
         {
-            Ok(run) => str_at(&run, "/metadata/uid") != Some(record.uid.as_str()),
+            Ok(run) => !ObjectView::new(&run).has_uid(&record.uid),
             Err(e) if e.is_not_found() => true,
             Err(_) => false,
         };
@@ -450,7 +450,7 @@ fn parse_record(cm: &ConfigMap) -> Option<Stored> {
 
 /// The record of a watched run, found by its uid (never by its annotations).
 fn record_for(records: &Store<ConfigMap>, namespace: &str, run: &Value) -> Option<Stored> {
-    let uid = str_at(run, "/metadata/uid")?;
+    let uid = Some(ObjectView::new(run).uid()).filter(|u| !u.is_empty())?;
     let cm = records.get(&ObjectRef::new(&record_store::record_name(uid)).within(namespace))?;
     parse_record(&cm).filter(|s| s.record.uid == uid)
 }
@@ -468,5 +468,5 @@ fn run_for(runs: &Store<DynamicObject>, record: &AttemptRecord) -> Option<Value>
         .within(&record.namespace),
     )?;
     let v = serde_json::to_value(obj.as_ref()).ok()?;
-    (str_at(&v, "/metadata/uid") == Some(record.uid.as_str())).then_some(v)
+    ObjectView::new(&v).has_uid(&record.uid).then_some(v)
 }

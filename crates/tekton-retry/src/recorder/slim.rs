@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 #[cfg(test)]
 use crate::api::annotations;
 use crate::api::labels;
+use crate::tekton::is_succeeded_condition;
 
 /// The annotation prefixes the recorder compares: this project's mirror, and Tekton Chains'
 /// (removed while an attempt runs).
@@ -57,7 +58,7 @@ pub fn slim(obj: &mut DynamicObject) {
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter(|c| c.get("type").and_then(Value::as_str) == Some("Succeeded"))
+                .filter(|c| is_succeeded_condition(c))
                 .cloned()
                 .collect();
             if !succeeded.is_empty() {

@@ -1,7 +1,7 @@
 //! The engine behind `POST …/retry`: gathers what the planner needs, plans, claims the attempt and
 //! hands it to the executor; completes interrupted attempts (roll forward).
 
-use crate::tekton::{parse_time, str_at};
+use crate::tekton::{format_go_duration_secs, parse_time, ObjectView, PipelineRunView};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +17,7 @@ use super::plan::Claim;
 use super::planner;
 use super::record::store::Stored;
 use super::record::{AttemptRecord, Phase, RecordStore};
+use super::refusal::{GoneTask, Refusal};
 use super::{Plan, PlanInput, PlanLimits, RetryRequest, RetryService};
 use crate::api::{ApiError, PipelineRunRetry, RetriedTask, RetryStatus};
 
@@ -97,11 +98,6 @@ impl Drop for FlightGuard<'_> {
     }
 }
 
-/// Formats a duration like Go's `time.Duration.String()` (`41m10s`, `1h0m0s`), in whole seconds.
-pub fn go_duration(d: Duration) -> String {
-    crate::tekton::format_go_duration(Duration::from_secs(d.as_secs()))
-}
-
 impl Engine {
     pub fn new(client: kube::Client, opts: EngineOptions) -> Self {
         Self::with_observer(client, opts, Arc::new(NoObserver))
@@ -162,8 +158,7 @@ impl Engine {
 
     async fn retry_inner(&self, req: &RetryRequest) -> Result<PipelineRunRetry, ApiError> {
         let inner = &self.inner;
-        let key = format!("{}/{}", req.namespace, req.name);
-        let _guard = inner.enter(key)?;
+        let _guard = inner.enter(&req.namespace, &req.name)?;
         // Wait for a turn (a request for a run already queued was refused above).
         let _permit = inner
             .permits
@@ -176,15 +171,16 @@ impl Engine {
 
         for _round in 0..4 {
             let run = inner.executor_get_run(ns, name, audit).await?;
-            let uid = str_at(&run, "/metadata/uid")
-                .unwrap_or_default()
-                .to_string();
+            let uid = ObjectView::new(&run).uid().to_string();
             if let Some(want) = req.spec.preconditions.as_ref().and_then(|p| p.uid.as_ref()) {
                 if *want != uid {
-                    return Err(ApiError::conflict(format!(
-                        "precondition failed: pipelinerun {ns}/{name} has uid {uid}, not {want}: it was replaced by a new run"
-                    ))
-                    .with_refusal("PreconditionFailed"));
+                    return Err(Refusal::UidMismatch {
+                        namespace: ns.to_string(),
+                        run: name.to_string(),
+                        wanted: want.clone(),
+                        actual: uid,
+                    }
+                    .into());
                 }
             }
             // The authoritative record, keyed by the run's uid (never by its annotations).
@@ -231,7 +227,8 @@ impl Engine {
                                     ..
                                 } => super::executor::rejected_by_admission(
                                     ns, name, "claim", &message,
-                                ),
+                                )
+                                .into(),
                                 other => cluster_error("recording the retry on the run", other),
                             };
                             self.release(&claimed, stored.as_ref(), audit).await;
@@ -250,11 +247,14 @@ impl Engine {
                         .await
                         .map_err(|e| cluster_error("reading the attempt record", e))?;
                     if let Some(now) = now.filter(|n| n.record.attempt >= plan.attempt) {
-                        return Err(ApiError::conflict(format!(
-                            "attempt {} of pipelinerun {ns}/{name} was already started by {} at {}; check the run before retrying again",
-                            now.record.attempt, now.record.by, now.record.start
-                        ))
-                        .with_refusal("AlreadyStarted"));
+                        return Err(Refusal::AlreadyStarted {
+                            namespace: ns.to_string(),
+                            run: name.to_string(),
+                            attempt: now.record.attempt,
+                            by: now.record.by,
+                            start: now.record.start,
+                        }
+                        .into());
                     }
                     continue;
                 }
@@ -296,7 +296,8 @@ impl Engine {
             .owned_children(ns, run, audit)
             .await
             .map_err(|e| cluster_error("listing the child runs", e))?;
-        let pipeline = match str_at(run, "/spec/pipelineRef/name") {
+        let run_view = PipelineRunView::new(run);
+        let pipeline = match run_view.pipeline_ref_name() {
             Some(p) => match inner.cluster.get(PIPELINES, ns, p, audit).await {
                 Ok(v) => Some(v),
                 Err(e) if e.is_not_found() => None,
@@ -306,21 +307,14 @@ impl Engine {
         };
         // Only a run that binds claims (a `persistentVolumeClaim` or `volumeClaimTemplate`
         // workspace) can lose the data a kept task left there.
-        let binds_claims = run
-            .pointer("/spec/workspaces")
-            .and_then(Value::as_array)
-            .is_some_and(|ws| {
-                ws.iter().any(|w| {
-                    w.get("persistentVolumeClaim").is_some()
-                        || w.get("volumeClaimTemplate").is_some()
-                })
-            });
-        let pvcs: Option<BTreeSet<String>> = if inner.opts.check_pvcs && binds_claims {
+        let pvcs: Option<BTreeSet<String>> = if inner.opts.check_pvcs && run_view.binds_claims() {
             match inner.cluster.list(PVCS, ns, "", audit).await {
                 Ok(items) => Some(
                     items
                         .iter()
-                        .filter_map(|p| str_at(p, "/metadata/name").map(str::to_string))
+                        .map(|p| ObjectView::new(p).name())
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_string)
                         .collect(),
                 ),
                 Err(e) => {
@@ -349,14 +343,18 @@ impl Engine {
         for (task, task_ref) in planner::local_task_refs(&input, &plan) {
             match inner.cluster.get(TASKS, ns, &task_ref, audit).await {
                 Ok(_) => {}
-                Err(e) if e.is_not_found() => gone.push((task, task_ref)),
+                Err(e) if e.is_not_found() => gone.push(GoneTask { task, task_ref }),
                 Err(e) => {
                     warn!(%ns, task = %task_ref, error = %e, "cannot read the Task; not checking that it exists");
                 }
             }
         }
         if !gone.is_empty() {
-            return Err(planner::tasks_gone_refusal(&req.name, &gone));
+            return Err(Refusal::TasksGone {
+                run: req.name.clone(),
+                gone,
+            }
+            .into());
         }
         Ok((plan, children))
     }
@@ -459,23 +457,25 @@ impl Engine {
         let old_enough =
             age.is_some_and(|a| a.to_std().unwrap_or_default() >= inner.opts.claim_grace);
         if !known && !old_enough {
-            return Err(ApiError::conflict(format!(
-                "attempt {} of pipelinerun {ns}/{name} was started by {} at {} and is still in progress; \
-                 if it does not finish, a retry after {}s completes it",
-                record.attempt,
-                record.by,
-                record.start,
-                inner.opts.claim_grace.as_secs()
-            ))
-            .with_refusal("InProgress"));
+            return Err(Refusal::InProgress {
+                namespace: ns.to_string(),
+                run: name.to_string(),
+                attempt: record.attempt,
+                by: record.by.clone(),
+                start: record.start.clone(),
+                grace_seconds: inner.opts.claim_grace.as_secs(),
+            }
+            .into());
         }
         if let Some(p) = req.spec.preconditions.as_ref().and_then(|p| p.attempt) {
+            // The interrupted request claimed `record.attempt` from attempt `p`.
             if p + 1 != record.attempt {
-                return Err(ApiError::conflict(format!(
-                    "precondition failed: pipelinerun {ns}/{name} is at attempt {} (started by {} at {}), not {p}",
-                    record.attempt, record.by, record.start
-                ))
-                .with_refusal("PreconditionFailed"));
+                return Err(Refusal::AttemptMismatch {
+                    run: name.to_string(),
+                    wanted: p,
+                    actual: record.attempt,
+                }
+                .into());
             }
         }
         let plan = Plan {
@@ -534,14 +534,14 @@ impl Engine {
     /// run with `uid` is done with an outcome older than the attempt's claim.
     pub async fn repair(&self, ns: &str, name: &str, uid: &str) -> Result<bool, ApiError> {
         let inner = &self.inner;
-        let _guard = inner.enter(format!("{ns}/{name}"))?;
+        let _guard = inner.enter(ns, name)?;
         let _permit = inner
             .permits
             .acquire()
             .await
             .map_err(|_| ApiError::internal("the engine is shutting down"))?;
         let run = inner.executor_get_run(ns, name, None).await?;
-        if str_at(&run, "/metadata/uid") != Some(uid) {
+        if !ObjectView::new(&run).has_uid(uid) {
             return Ok(false);
         }
         let Some(stored) = self
@@ -556,7 +556,7 @@ impl Engine {
         // Only a completion before the claim is surely old (in the claim's own second the
         // request's verification decided); hence `new_child: true`.
         let stale = record.phase() == Phase::Started
-            && crate::tekton::ObjectView::new(&run).is_done()
+            && ObjectView::new(&run).is_done()
             && super::record::shows_old_outcome(&run, record, true);
         if !stale {
             return Ok(false);
@@ -580,7 +580,7 @@ impl Engine {
         audit: Option<&str>,
     ) -> Result<Value, ApiError> {
         let run = self.inner.executor_get_run(ns, name, audit).await?;
-        let uid = str_at(&run, "/metadata/uid").unwrap_or_default();
+        let uid = ObjectView::new(&run).uid();
         let data = self
             .store()
             .history(uid, audit)
@@ -604,7 +604,8 @@ impl Engine {
         message: &str,
         audit: Option<&str>,
     ) {
-        let name = str_at(run, "/metadata/name").unwrap_or_default();
+        let view = ObjectView::new(run);
+        let name = view.name();
         let now = rfc3339(Utc::now());
         let ev = json!({
             "apiVersion": "v1",
@@ -612,7 +613,7 @@ impl Engine {
             "metadata": {"generateName": format!("{name}."), "namespace": ns},
             "involvedObject": {
                 "apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "name": name, "namespace": ns,
-                "uid": str_at(run, "/metadata/uid").unwrap_or_default(),
+                "uid": view.uid(),
             },
             "reason": reason,
             "message": message,
@@ -631,17 +632,19 @@ impl Engine {
 }
 
 impl Inner {
-    /// Marks the run `key` (`ns/name`) as worked on by this server; 409 if it already is.
-    fn enter(&self, key: String) -> Result<FlightGuard<'_>, ApiError> {
+    /// Marks the run `ns/name` as worked on by this server; 409 if it already is.
+    fn enter(&self, ns: &str, name: &str) -> Result<FlightGuard<'_>, ApiError> {
         let mut set = self
             .in_flight
             .lock()
             .map_err(|_| ApiError::internal("engine state poisoned"))?;
+        let key = format!("{ns}/{name}");
         if !set.insert(key.clone()) {
-            return Err(ApiError::conflict(format!(
-                "another retry of pipelinerun {key} is in progress on this server; wait for it and check the run"
-            ))
-            .with_refusal("InFlight"));
+            return Err(Refusal::InFlight {
+                namespace: ns.to_string(),
+                run: name.to_string(),
+            }
+            .into());
         }
         Ok(FlightGuard {
             set: &self.in_flight,
@@ -655,13 +658,17 @@ impl Inner {
         name: &str,
         audit: Option<&str>,
     ) -> Result<Value, ApiError> {
-        self.cluster.get(PIPELINERUNS, ns, name, audit).await.map_err(|e| match e {
-            ClusterError::NotFound { .. } => ApiError::not_found(format!(
-                "pipelineruns.tekton.dev \"{name}\" not found in namespace \"{ns}\"; check the name with `kubectl get pipelineruns -n {ns}`"
-            ))
-            .with_refusal("NotFound"),
-            other => cluster_error("reading the pipelinerun", other),
-        })
+        self.cluster
+            .get(PIPELINERUNS, ns, name, audit)
+            .await
+            .map_err(|e| match e {
+                ClusterError::NotFound { .. } => Refusal::RunNotFound {
+                    namespace: ns.to_string(),
+                    run: name.to_string(),
+                }
+                .into(),
+                other => cluster_error("reading the pipelinerun", other),
+            })
     }
 }
 
@@ -688,13 +695,13 @@ fn response(
     let status = RetryStatus {
         attempt: plan.attempt,
         dry_run,
-        pipeline_run_uid: str_at(run, "/metadata/uid").unwrap_or_default().to_string(),
+        pipeline_run_uid: ObjectView::new(run).uid().to_string(),
         retried_tasks: plan.retried.clone(),
         preserved_tasks: plan.preserved.clone(),
         start_time: record.map(|r| r.start.clone()),
         original_start_time: plan.original_start_time.clone(),
         original_completion_time: plan.original_completion_time.clone(),
-        remaining_timeout: plan.remaining_timeout.map(go_duration),
+        remaining_timeout: plan.remaining_timeout.map(format_go_duration_secs),
         message: Some(if dry_run {
             format!(
                 "dry run: attempt {} would re-run {}",
@@ -734,17 +741,5 @@ impl RetryService for Engine {
     ) -> BoxFuture<'static, Result<Value, ApiError>> {
         let engine = self.clone();
         Box::pin(async move { engine.history(&namespace, &name, audit_id.as_deref()).await })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
-        assert_eq!(go_duration(Duration::from_secs(41 * 60 + 10)), "41m10s");
-        assert_eq!(go_duration(Duration::from_secs(5)), "5s");
     }
 }

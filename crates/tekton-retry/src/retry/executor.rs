@@ -10,7 +10,7 @@
 
 /// Formats an RFC 3339 time the way Kubernetes does (seconds, `Z`).
 pub use crate::tekton::format_time as rfc3339;
-use crate::tekton::str_at;
+use crate::tekton::{ChildView, ObjectView, PipelineRunView, PipelineSpecView};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -21,6 +21,7 @@ use super::cluster::{child_kind, Cluster, ClusterError, CUSTOMRUNS, PIPELINERUNS
 use super::planner;
 use super::record::history::{self, ArchivedRun, AttemptArchive};
 use super::record::{controlled_by, mirror, shows_old_outcome, AttemptRecord, RecordStore, RunRef};
+use super::refusal::Refusal;
 use super::tracked::Tracked;
 use crate::api::ApiError;
 
@@ -60,15 +61,16 @@ pub struct Executor {
 }
 
 fn is_done(obj: &Value) -> bool {
-    crate::tekton::ObjectView::new(obj).is_done()
+    ObjectView::new(obj).is_done()
 }
 
 fn spec_status(obj: &Value) -> Option<&str> {
-    str_at(obj, "/spec/status").filter(|s| !s.is_empty())
+    ObjectView::new(obj).spec_status()
 }
 
 fn resource_version(obj: &Value) -> Result<String, ApiError> {
-    str_at(obj, "/metadata/resourceVersion")
+    ObjectView::new(obj)
+        .resource_version()
         .map(str::to_string)
         .ok_or_else(|| {
             ApiError::internal(
@@ -79,22 +81,13 @@ fn resource_version(obj: &Value) -> Result<String, ApiError> {
 
 /// A write to the run refused by admission (Tekton's webhook validates even status and metadata
 /// writes like the whole object, fixture retries/06): a 422 that says why, never a 500.
-pub fn rejected_by_admission(ns: &str, name: &str, what: &str, message: &str) -> ApiError {
-    if let Some(refusal) = planner::inline_spec_refusal(name, message) {
-        return refusal;
-    }
-    ApiError::invalid(
-        format!("the cluster refused the {what} of pipelinerun {ns}/{name}: {message}"),
-        vec![crate::api::Cause::invalid(
-            "metadata.name",
-            format!(
-                "the PipelineRun no longer passes the cluster's validation ({message}); for example a \
-                 Tekton feature flag changed after it started. Re-run it as a new PipelineRun"
-            ),
-        )],
-    )
-    .with_name(name)
-    .with_refusal("StatusRejected")
+pub fn rejected_by_admission(ns: &str, name: &str, what: &str, message: &str) -> Refusal {
+    planner::inline_spec_refusal(name, message).unwrap_or_else(|| Refusal::StatusRejected {
+        namespace: ns.to_string(),
+        run: name.to_string(),
+        what: what.to_string(),
+        message: message.to_string(),
+    })
 }
 
 /// Maps an API failure during execution to the answer: the attempt stays claimed and resumable.
@@ -136,8 +129,7 @@ impl Executor {
         run: &Value,
         audit: Option<&str>,
     ) -> Result<Children, ClusterError> {
-        let name = str_at(run, "/metadata/name").unwrap_or_default();
-        let uid = str_at(run, "/metadata/uid").unwrap_or_default();
+        let (name, uid) = (ObjectView::new(run).name(), ObjectView::new(run).uid());
         let selector = format!("tekton.dev/pipelineRun={name}");
         let mut out = Children::default();
         for kind in child_kinds(run) {
@@ -185,7 +177,7 @@ impl Executor {
     ) -> Result<Value, ApiError> {
         let name = record.name.as_str();
         let uid = record.uid.as_str();
-        if str_at(run, "/metadata/uid") != Some(uid) {
+        if !ObjectView::new(run).has_uid(uid) {
             return Err(replaced(ns, name));
         }
         let children = match children {
@@ -217,7 +209,8 @@ impl Executor {
             "",
             &format!("metadata.name={name}"),
             vec![run.clone()],
-            str_at(run, "/metadata/resourceVersion")
+            ObjectView::new(run)
+                .resource_version()
                 .unwrap_or_default()
                 .to_string(),
         );
@@ -226,11 +219,11 @@ impl Executor {
         let present: Vec<Value> = children
             .owned
             .into_iter()
-            .filter(|c| record.replaces_uid(str_at(c, "/metadata/uid").unwrap_or_default()))
+            .filter(|c| record.replaces_uid(ObjectView::new(c).uid()))
             .collect();
         let archivable: Vec<&Value> = present
             .iter()
-            .filter(|c| str_at(c, "/metadata/deletionTimestamp").is_none() || is_done(c))
+            .filter(|c| !ObjectView::new(c).is_deleting() || is_done(c))
             .collect();
         if !archivable.is_empty() {
             self.archive(record, &archivable, audit).await?;
@@ -263,7 +256,7 @@ impl Executor {
                     "pipelineruns.tekton.dev \"{name}\" not found in namespace \"{ns}\": it was deleted while it was being retried"
                 )));
             };
-            if str_at(&current, "/metadata/uid") != Some(uid) {
+            if !ObjectView::new(&current).has_uid(uid) {
                 return Err(replaced(ns, name));
             }
             if is_done(&current) && refailed_by_tekton(&current, reset_written) {
@@ -338,7 +331,7 @@ impl Executor {
                     .chain(
                         present
                             .iter()
-                            .filter(|c| str_at(c, "/kind") != Some("TaskRun"))
+                            .filter(|c| ObjectView::new(c).kind() != "TaskRun")
                             .cloned(),
                     )
                     .collect();
@@ -394,11 +387,15 @@ impl Executor {
         let ns = record.namespace.as_str();
         let mut runs = Vec::new();
         for child in children {
-            let kind = str_at(child, "/kind").unwrap_or("TaskRun").to_string();
-            let name = str_at(child, "/metadata/name")
-                .unwrap_or_default()
-                .to_string();
-            let task = str_at(child, "/metadata/labels/tekton.dev~1pipelineTask")
+            let view = ObjectView::new(child);
+            let kind = match view.kind() {
+                "" => "TaskRun",
+                k => k,
+            }
+            .to_string();
+            let name = view.name().to_string();
+            let task = view
+                .label(crate::tekton::child::PIPELINE_TASK_LABEL)
                 .unwrap_or_default()
                 .to_string();
             let mut logs = std::collections::BTreeMap::new();
@@ -449,8 +446,8 @@ impl Executor {
         let deletes = refs.iter().filter_map(|r| {
             let obj = present
                 .iter()
-                .find(|c| str_at(c, "/metadata/uid") == Some(r.uid.as_str()))?;
-            if str_at(obj, "/metadata/deletionTimestamp").is_some() {
+                .find(|c| ObjectView::new(c).has_uid(&r.uid))?;
+            if ObjectView::new(obj).is_deleting() {
                 return None;
             }
             let k = child_kind(&r.kind)?;
@@ -523,12 +520,18 @@ impl Executor {
                 .objects
                 .values()
                 .filter(|p| leftover_pod(p, &trs))
-                .filter_map(|p| str_at(p, "/metadata/name"))
+                .map(|p| ObjectView::new(p).name())
+                .filter(|n| !n.is_empty())
                 .map(str::to_string)
                 .collect();
             if runs_left.is_empty() && pods_left.is_empty() {
                 return Ok(());
             }
+            // Open the pods' watch outside the select: a watch request still being opened when
+            // a TaskRun event wins the select would be dropped and opened a second time.
+            pods.watch(audit)
+                .await
+                .map_err(|e| cluster_error("watching the pods of the deleted runs", e))?;
             let progressed = tokio::select! {
                 r = taskruns.next(audit) => { r.map_err(|e| cluster_error("watching the child runs", e))?; true }
                 r = pods.next(audit) => { r.map_err(|e| cluster_error("watching the pods of the deleted runs", e))?; true }
@@ -578,7 +581,7 @@ impl Executor {
         loop {
             let last_seen = match self.cluster.get(k, ns, &r.name, audit).await {
                 Err(e) if e.is_not_found() => return Ok(()),
-                Ok(o) if str_at(&o, "/metadata/uid") != Some(r.uid.as_str()) => return Ok(()),
+                Ok(o) if !ObjectView::new(&o).has_uid(&r.uid) => return Ok(()),
                 Ok(o) => o,
                 Err(e) => return Err(cluster_error(&format!("waiting for {r} to be deleted"), e)),
             };
@@ -624,7 +627,7 @@ impl Executor {
                 code: 422, message, ..
             }) => {
                 // The webhook validates status writes like the whole object (fixture retries/06).
-                Err(rejected_by_admission(ns, name, "status reset", &message))
+                Err(rejected_by_admission(ns, name, "status reset", &message).into())
             }
             Err(e) => Err(cluster_error("writing the status reset", e)),
         }
@@ -719,19 +722,11 @@ impl Executor {
 /// already names one. Tekton creates no other kind of child (pipelinerun.go
 /// `runNextSchedulableTask`), so the others are not listed.
 fn child_kinds(run: &Value) -> Vec<super::cluster::Kind> {
-    let status = run.get("status");
-    let tasks = ["tasks", "finally"].into_iter().flat_map(|k| {
-        [
-            status.and_then(|s| s.pointer(&format!("/pipelineSpec/{k}"))),
-            run.pointer(&format!("/spec/pipelineSpec/{k}")),
-        ]
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_array)
-        .flatten()
-    });
+    // The resolved spec and the inline one: either may name a custom task or a pipeline.
+    let specs = [&run["status"]["pipelineSpec"], &run["spec"]["pipelineSpec"]]
+        .map(PipelineSpecView::from_json);
     let (mut custom, mut pipelines) = (false, false);
-    for t in tasks {
+    for t in specs.iter().flat_map(|s| s.all()).map(|t| t.json) {
         let custom_ref = |v: Option<&Value>| {
             v.is_some_and(|r| {
                 r.get("apiVersion")
@@ -745,13 +740,8 @@ fn child_kinds(run: &Value) -> Vec<super::cluster::Kind> {
         custom |= custom_ref(t.get("taskRef")) || custom_ref(t.get("taskSpec"));
         pipelines |= t.get("pipelineRef").is_some() || t.get("pipelineSpec").is_some();
     }
-    for r in status
-        .and_then(|s| s.get("childReferences"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        match r.get("kind").and_then(Value::as_str) {
+    for r in PipelineRunView::new(run).child_references() {
+        match r.kind {
             Some("CustomRun") => custom = true,
             Some("PipelineRun") => pipelines = true,
             _ => {}
@@ -802,16 +792,13 @@ fn acknowledged(run: &Value, new_child: bool, reset_message: &str) -> bool {
 /// A pod of one of `deleted` TaskRuns that a re-created TaskRun would adopt: named after the
 /// TaskRun (`<taskrun>-pod…`) and owned by the deleted TaskRun's uid or by nothing.
 fn leftover_pod(pod: &Value, deleted: &[&RunRef]) -> bool {
+    let pod = ObjectView::new(pod);
     let owners: Vec<&str> = pod
-        .pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .map(|os| {
-            os.iter()
-                .filter_map(|o| o.get("uid").and_then(Value::as_str))
-                .collect()
-        })
-        .unwrap_or_default();
-    let name = str_at(pod, "/metadata/name").unwrap_or_default();
+        .owner_references()
+        .iter()
+        .filter_map(|o| o.get("uid").and_then(Value::as_str))
+        .collect();
+    let name = pod.name();
     deleted.iter().any(|r| {
         (name.starts_with(&format!("{}-pod", r.name)) || is_attempt_pod_name(name))
             && (owners.is_empty() || owners.contains(&r.uid.as_str()))
@@ -868,10 +855,8 @@ fn attempt_pods(taskrun: &Value) -> Vec<(String, &str, Vec<&str>)> {
             .unwrap_or_default()
     }
     let mut out = Vec::new();
-    let earlier = taskrun
-        .pointer("/status/retriesStatus")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
+    let earlier = ChildView::with_fallback(taskrun, Some("TaskRun"))
+        .map(|c| c.retries_status())
         .unwrap_or_default();
     for status in earlier {
         if let Some(pod) = status["podName"].as_str().filter(|p| !p.is_empty()) {

@@ -11,12 +11,14 @@ pub mod plan;
 pub mod planner;
 pub mod ratelimit;
 pub mod record;
+pub mod refusal;
 pub mod tracked;
 
 use futures::future::BoxFuture;
 
 pub use engine::{Engine, EngineOptions};
 pub use plan::*;
+pub use refusal::Refusal;
 
 use crate::api::{ApiError, PipelineRunRetry, RetrySpec, UserInfo};
 

@@ -11,7 +11,7 @@ use kube::core::WatchEvent;
 use serde_json::Value;
 
 use super::cluster::{Cluster, ClusterError, Kind, WatchQuery, WatchStream};
-use crate::tekton::str_at;
+use crate::tekton::ObjectView;
 
 /// How long one watch request may stay open before it is renewed.
 const WATCH_SECONDS: Duration = Duration::from_secs(60);
@@ -30,7 +30,7 @@ pub struct Tracked {
 }
 
 fn uid(obj: &Value) -> String {
-    str_at(obj, "/metadata/uid").unwrap_or_default().to_string()
+    ObjectView::new(obj).uid().to_string()
 }
 
 impl Tracked {
@@ -144,7 +144,7 @@ impl Tracked {
     }
 
     fn seen(&mut self, obj: &Value) {
-        if let Some(rv) = str_at(obj, "/metadata/resourceVersion") {
+        if let Some(rv) = ObjectView::new(obj).resource_version() {
             self.resource_version = rv.to_string();
         }
     }
@@ -153,6 +153,6 @@ impl Tracked {
     pub fn named(&self, name: &str) -> Option<&Value> {
         self.objects
             .values()
-            .find(|o| str_at(o, "/metadata/name") == Some(name))
+            .find(|o| ObjectView::new(o).name() == name)
     }
 }

@@ -17,7 +17,8 @@ fn gvk() -> Value {
     json!({"group": GROUP, "version": VERSION, "kind": KIND})
 }
 
-/// JSON schema of `PipelineRunRetry` (the shape of `crate::api::PipelineRunRetry`).
+/// JSON schema of `PipelineRunRetry` (the shape of `crate::api::PipelineRunRetry`; the test
+/// `schema_matches_the_wire_types` keeps the two in step).
 fn schema() -> Value {
     let strings = json!({"type": "array", "items": {"type": "string"}});
     json!({
@@ -28,8 +29,15 @@ fn schema() -> Value {
             "kind": {"type": "string", "description": "PipelineRunRetry"},
             "metadata": {
                 "type": "object",
-                "description": "name and namespace of the PipelineRun (optional in a request).",
-                "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}},
+                "description": "name and namespace of the PipelineRun (optional in a request); the other fields are accepted and ignored.",
+                "properties": {
+                    "name": {"type": "string"},
+                    "namespace": {"type": "string"},
+                    "uid": {"type": "string"},
+                    "creationTimestamp": {"type": "string"},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+                },
             },
             "spec": {
                 "type": "object",
@@ -150,6 +158,9 @@ pub fn v3_index() -> Value {
     let hash = etag(&v3_document());
     json!({"paths": {V3_GROUP_VERSION_PATH: {"serverRelativeURL": format!("/openapi/v3/{V3_GROUP_VERSION_PATH}?hash={hash}")}}})
 }
+
+#[cfg(test)]
+mod sync_tests;
 
 #[cfg(test)]
 mod tests {

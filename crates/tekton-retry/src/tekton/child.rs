@@ -276,9 +276,16 @@ impl<'a> ChildView<'a> {
 
     /// `status.retriesStatus` entries: automatic retries Tekton already made.
     pub fn automatic_retries(&self) -> usize {
+        self.retries_status().len()
+    }
+
+    /// `status.retriesStatus`: the status of each earlier automatic attempt (its `podName`,
+    /// `steps`, …), oldest first.
+    pub fn retries_status(&self) -> &'a [Value] {
         self.obj.json()["status"]["retriesStatus"]
             .as_array()
-            .map_or(0, Vec::len)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 }
 

@@ -14,12 +14,10 @@ pub mod reasons;
 pub mod time;
 
 pub use child::{ChildKind, ChildOutcome, ChildView};
-pub use object::{fields, ConditionStatus, ObjectView};
+pub use object::{fields, is_succeeded_condition, ConditionStatus, ObjectView};
 pub use pipeline::{PipelineSpecView, PipelineTask, TaskKind};
 pub use pipelinerun::{ChildReference, PipelineRunView, SkippedTask, Timeouts};
-pub use time::{format_go_duration, format_time, parse_go_duration, parse_time, DurationError};
-
-/// The string at a JSON pointer (`/metadata/name`), if there is one.
-pub fn str_at<'a>(v: &'a serde_json::Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(serde_json::Value::as_str)
-}
+pub use time::{
+    format_go_duration, format_go_duration_secs, format_time, parse_go_duration, parse_time,
+    DurationError,
+};

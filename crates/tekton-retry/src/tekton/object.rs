@@ -34,6 +34,15 @@ pub fn fields<'a, const N: usize>(v: &'a Value, keys: [&str; N]) -> [Option<&'a 
     out
 }
 
+/// Whether `condition` (one entry of `status.conditions`) is the knative `Succeeded` condition
+/// that Tekton reports a run's outcome in (knative.dev/pkg/apis `ConditionSucceeded`). The one
+/// place that says so: views read it through [`ObjectView::succeeded_condition`], the status reset
+/// and the archive's slimming find it here.
+pub fn is_succeeded_condition(condition: &Value) -> bool {
+    let [t] = fields(condition, ["type"]);
+    t.and_then(Value::as_str) == Some("Succeeded")
+}
+
 /// The value of a knative `Succeeded` condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConditionStatus {
@@ -72,6 +81,32 @@ impl<'a> ObjectView<'a> {
         self.0["metadata"]["uid"].as_str().unwrap_or_default()
     }
 
+    /// Whether this is the object with `uid` (never true for an empty uid).
+    pub fn has_uid(&self, uid: &str) -> bool {
+        !uid.is_empty() && self.uid() == uid
+    }
+
+    pub fn namespace(&self) -> &'a str {
+        self.0["metadata"]["namespace"].as_str().unwrap_or_default()
+    }
+
+    pub fn resource_version(&self) -> Option<&'a str> {
+        self.0["metadata"]["resourceVersion"].as_str()
+    }
+
+    /// `metadata.deletionTimestamp` is set: the object is being deleted (finalizers pending).
+    pub fn is_deleting(&self) -> bool {
+        self.0["metadata"]["deletionTimestamp"].is_string()
+    }
+
+    /// `metadata.ownerReferences` (empty when absent).
+    pub fn owner_references(&self) -> &'a [Value] {
+        self.0["metadata"]["ownerReferences"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
     pub fn creation_timestamp(&self) -> Option<DateTime<Utc>> {
         self.0["metadata"]["creationTimestamp"]
             .as_str()
@@ -103,10 +138,10 @@ impl<'a> ObjectView<'a> {
     /// The `Succeeded` condition in a `status` object.
     pub fn succeeded_condition_of(status: &'a Value) -> Option<&'a Value> {
         let [conditions] = fields(status, ["conditions"]);
-        conditions?.as_array()?.iter().find(|c| {
-            let [t] = fields(c, ["type"]);
-            t.and_then(Value::as_str) == Some("Succeeded")
-        })
+        conditions?
+            .as_array()?
+            .iter()
+            .find(|c| is_succeeded_condition(c))
     }
 
     /// Status of the `Succeeded` condition; a missing condition means not started (`Unknown`).
@@ -198,5 +233,34 @@ mod tests {
             ConditionStatus::Unknown
         );
         assert!(!ObjectView::new(&empty).is_done());
+    }
+
+    #[test]
+    fn reads_identity_deletion_and_owners() {
+        let v = json!({"metadata": {"name": "x", "namespace": "ns", "uid": "u",
+            "resourceVersion": "7", "deletionTimestamp": "2026-11-26T19:30:30Z",
+            "ownerReferences": [{"kind": "PipelineRun", "uid": "p", "controller": true}]}});
+        let o = ObjectView::new(&v);
+        assert_eq!((o.namespace(), o.resource_version()), ("ns", Some("7")));
+        assert!(o.has_uid("u") && !o.has_uid("v"));
+        assert!(o.is_deleting());
+        assert_eq!(o.owner_references()[0]["uid"], "p");
+        let bare = json!({"metadata": {}});
+        let o = ObjectView::new(&bare);
+        assert!(!o.has_uid(""), "an empty uid names no object");
+        assert!(!o.is_deleting());
+        assert!(o.owner_references().is_empty());
+        assert_eq!(o.resource_version(), None);
+    }
+
+    #[test]
+    fn the_succeeded_condition_is_found_by_its_type_only() {
+        assert!(is_succeeded_condition(
+            &json!({"type": "Succeeded", "status": "True"})
+        ));
+        assert!(!is_succeeded_condition(
+            &json!({"type": "Ready", "status": "True"})
+        ));
+        assert!(!is_succeeded_condition(&json!("Succeeded")));
     }
 }

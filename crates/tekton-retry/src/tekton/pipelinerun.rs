@@ -124,6 +124,25 @@ impl<'a> PipelineRunView<'a> {
         })
     }
 
+    /// `spec.pipelineRef.name`: the Pipeline the run references, if it names one.
+    pub fn pipeline_ref_name(&self) -> Option<&'a str> {
+        self.json()["spec"]["pipelineRef"]["name"].as_str()
+    }
+
+    /// `spec.managedBy`: the controller that reconciles the run, when set and non-empty.
+    pub fn managed_by(&self) -> Option<&'a str> {
+        self.json()["spec"]["managedBy"]
+            .as_str()
+            .filter(|m| !m.is_empty())
+    }
+
+    /// Whether a workspace binds a claim (`persistentVolumeClaim` or `volumeClaimTemplate`).
+    pub fn binds_claims(&self) -> bool {
+        self.workspace_bindings().iter().any(|(_, b)| {
+            b.get("persistentVolumeClaim").is_some() || b.get("volumeClaimTemplate").is_some()
+        })
+    }
+
     /// `spec.workspaces` bindings by name.
     pub fn workspace_bindings(&self) -> Vec<(&'a str, &'a Value)> {
         self.json()["spec"]["workspaces"]
@@ -141,6 +160,22 @@ impl<'a> PipelineRunView<'a> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn reads_reference_controller_and_claims() {
+        let v = json!({"spec": {"pipelineRef": {"name": "p"}, "managedBy": "",
+            "workspaces": [{"name": "src", "emptyDir": {}}]}});
+        let run = PipelineRunView::new(&v);
+        assert_eq!(run.pipeline_ref_name(), Some("p"));
+        assert_eq!(run.managed_by(), None, "empty means Tekton");
+        assert!(!run.binds_claims());
+        let v = json!({"spec": {"managedBy": "kueue.x-k8s.io/multikueue", "workspaces": [
+            {"name": "src", "volumeClaimTemplate": {"spec": {}}}]}});
+        let run = PipelineRunView::new(&v);
+        assert_eq!(run.pipeline_ref_name(), None);
+        assert_eq!(run.managed_by(), Some("kueue.x-k8s.io/multikueue"));
+        assert!(run.binds_claims());
+    }
 
     #[test]
     fn timeouts_follow_tekton_defaults() {

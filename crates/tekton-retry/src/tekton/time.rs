@@ -85,6 +85,12 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, DurationError> {
     Ok(Duration::new(secs, sub))
 }
 
+/// [`format_go_duration`] of the whole seconds of `d` (`41m10s`, never `41m10.25s`): how the
+/// server and the plugin show a remaining budget or a wait.
+pub fn format_go_duration_secs(d: Duration) -> String {
+    format_go_duration(Duration::from_secs(d.as_secs()))
+}
+
 /// Formats a duration like Go's `time.Duration.String()`: `1h0m0s`, `41m10s`, `1.5s`, `300ms`, `0s`.
 pub fn format_go_duration(d: Duration) -> String {
     let nanos = d.as_nanos();
@@ -179,5 +185,15 @@ mod tests {
         let t2 = parse_time("2026-11-26T20:27:10+01:00").expect("valid");
         assert_eq!(t, t2);
         assert!(parse_time("yesterday").is_none());
+    }
+
+    #[test]
+    fn whole_second_durations() {
+        assert_eq!(format_go_duration_secs(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(
+            format_go_duration_secs(Duration::from_millis(2_470_250)),
+            "41m10s"
+        );
+        assert_eq!(format_go_duration_secs(Duration::from_millis(300)), "0s");
     }
 }

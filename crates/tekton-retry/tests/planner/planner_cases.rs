@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use planner_common::{input, names, pvcs, reset_patch, time, Out, Sim, NOW, START};
 use serde_json::{json, Value};
-use tekton_retry::api::{ApiError, FinallyPolicy, Preconditions, RetrySpec};
+use tekton_retry::api::{FinallyPolicy, Preconditions, RetrySpec};
 use tekton_retry::retry::planner::plan;
-use tekton_retry::retry::Plan;
+use tekton_retry::retry::{Plan, Refusal};
 
-fn run_plan(sim: &Sim, spec: &RetrySpec) -> Result<Plan, ApiError> {
+fn run_plan(sim: &Sim, spec: &RetrySpec) -> Result<Plan, Refusal> {
     let run = sim.run();
     plan(&input(&run, &sim.children, spec, time(NOW)))
 }
@@ -20,15 +20,15 @@ fn ok(sim: &Sim, spec: &RetrySpec) -> Plan {
     run_plan(sim, spec).unwrap_or_else(|e| panic!("expected a plan, got {e}"))
 }
 
-fn refused(sim: &Sim, spec: &RetrySpec) -> ApiError {
+fn refused(sim: &Sim, spec: &RetrySpec) -> Refusal {
     match run_plan(sim, spec) {
         Ok(p) => panic!("expected a refusal, got {p:?}"),
         Err(e) => {
-            assert_eq!(e.name.as_deref(), Some("run"), "refusals name the run");
+            assert_eq!(e.run(), Some("run"), "refusals name the run");
             if e.code() == 422 {
-                assert!(!e.causes.is_empty(), "a 422 always carries causes: {e}");
+                assert!(!e.causes().is_empty(), "a 422 always carries causes: {e}");
                 assert!(e
-                    .causes
+                    .causes()
                     .iter()
                     .all(|c| !c.field.is_empty() && !c.message.is_empty()));
             }
@@ -129,8 +129,9 @@ fn when_skipped_task_is_evaluated_again_but_is_not_work_alone() {
         .skipped("w", "When Expressions evaluated to false")
         .outcome("False", "CouldntGetPipelineResult");
     let e = refused(&sim, &dflt());
-    assert_eq!((e.code(), e.refusal), (422, Some("NothingToRetry")));
-    assert_eq!(e.causes[0].field, "spec.restartTasks");
+    assert!(matches!(e, Refusal::NothingToRetry { .. }), "{e:?}");
+    assert_eq!(e.code(), 422);
+    assert_eq!(e.causes()[0].field, "spec.restartTasks");
     let p = ok(&sim, &restart(&["a"]));
     assert_eq!(names(&p.delete_now), ["run-a"]);
 }
@@ -169,13 +170,15 @@ fn unknown_task_names_are_422_with_their_index() {
         ..Default::default()
     };
     let e = refused(&sim, &spec);
-    assert_eq!((e.code(), e.refusal), (422, Some("UnknownTask")));
-    let fields: Vec<&str> = e.causes.iter().map(|c| c.field.as_str()).collect();
+    assert!(matches!(e, Refusal::UnknownTasks { .. }), "{e:?}");
+    assert_eq!(e.code(), 422);
+    let causes = e.causes();
+    let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
     assert_eq!(
         fields,
         ["spec.restartTasks[1]", "spec.acknowledgeNonIdempotent[0]"]
     );
-    assert!(e.causes[0].message.contains("\"zz\"") && e.causes[0].message.contains("a"));
+    assert!(e.causes()[0].message.contains("\"zz\"") && e.causes()[0].message.contains("a"));
 }
 
 #[test]
@@ -243,8 +246,9 @@ fn missing_succeeded_child_is_refused_unless_restarted() {
         .ran("b", Out::Failed);
     sim.children.retain(|c| c["metadata"]["name"] != "run-a");
     let e = refused(&sim, &dflt());
-    assert_eq!((e.code(), e.refusal), (422, Some("MissingChild")));
-    assert!(e.causes[0].message.contains("run-a") && e.causes[0].message.contains("\"a\""));
+    assert!(matches!(e, Refusal::MissingChildren { .. }), "{e:?}");
+    assert_eq!(e.code(), 422);
+    assert!(e.causes()[0].message.contains("run-a") && e.causes()[0].message.contains("\"a\""));
     let p = ok(&sim, &restart(&["a"]));
     assert_eq!(names(&p.delete_now), ["run-b"]);
     assert_eq!(retried_names(&p), ["a", "b"]);
@@ -270,9 +274,10 @@ fn unfinished_children_are_409_unless_the_run_was_cancelled() {
             json!({"spec": {"status": "TaskRunCancelled"}}),
         );
     let e = refused(&sim, &dflt());
-    assert_eq!((e.code(), e.refusal), (409, Some("ChildrenRunning")));
-    assert!(e.message.contains("run-b"));
-    assert_eq!(e.retry_after_seconds, Some(5));
+    assert!(matches!(e, Refusal::ChildrenRunning { .. }), "{e:?}");
+    assert_eq!(e.code(), 409);
+    assert!(e.to_string().contains("run-b"));
+    assert_eq!(e.retry_after_seconds(), Some(5));
 
     // Cancelled run (fixture cancelled timeline): the cancelling child counts as cancelled.
     let cancelled = sim.clone().outcome("False", "Cancelled");
@@ -286,7 +291,10 @@ fn unfinished_children_are_409_unless_the_run_was_cancelled() {
     // …but a child still running without a cancel request is not settled.
     let mut running = cancelled;
     running.children[1]["spec"] = json!({});
-    assert_eq!(refused(&running, &dflt()).refusal, Some("ChildrenRunning"));
+    assert!(matches!(
+        refused(&running, &dflt()),
+        Refusal::ChildrenRunning { .. }
+    ));
 }
 
 #[test]
@@ -299,12 +307,8 @@ fn deterministic_failures_are_422() {
     ] {
         let sim = Sim::new().task("a", json!({})).outcome("False", reason);
         let e = refused(&sim, &dflt());
-        assert_eq!(
-            (e.code(), e.refusal),
-            (422, Some("Deterministic")),
-            "{reason}"
-        );
-        assert!(e.causes[0].message.contains(reason));
+        assert_eq!((e.code(), e.label()), (422, "Deterministic"), "{reason}");
+        assert!(e.causes()[0].message.contains(reason));
     }
     // Not deterministic: a child create failure may be a webhook outage.
     let sim = Sim::new()
@@ -318,16 +322,19 @@ fn deterministic_failures_are_422() {
 fn succeeded_running_and_pending_are_409() {
     let base = Sim::new().task("a", json!({})).ran("a", Out::Succeeded);
     let e = refused(&base.clone().outcome("True", "Succeeded"), &dflt());
-    assert_eq!((e.code(), e.refusal), (409, Some("Succeeded")));
+    assert!(matches!(e, Refusal::Succeeded { .. }), "{e:?}");
+    assert_eq!(e.code(), 409);
     let e = refused(&base.clone().outcome("True", "Completed"), &dflt());
-    assert_eq!(e.refusal, Some("Succeeded"));
+    assert!(matches!(e, Refusal::Succeeded { .. }), "{e:?}");
     let e = refused(&base.clone().outcome("Unknown", "Running"), &dflt());
-    assert_eq!((e.code(), e.refusal), (409, Some("NotDone")));
+    assert!(matches!(e, Refusal::NotDone { .. }), "{e:?}");
+    assert_eq!(e.code(), 409);
     let pending = Sim::new()
         .task("a", json!({}))
         .outcome("Unknown", "PipelineRunPending");
     let e = refused(&pending, &dflt());
-    assert_eq!((e.code(), e.refusal), (409, Some("Pending")));
+    assert!(matches!(e, Refusal::Pending { .. }), "{e:?}");
+    assert_eq!(e.code(), 409);
 }
 
 #[test]
@@ -341,10 +348,22 @@ fn preconditions_and_attempts() {
         ..Default::default()
     };
     let e = refused(&sim, &with(Some("other"), None));
-    assert_eq!((e.code(), e.refusal), (409, Some("PreconditionFailed")));
+    assert!(matches!(e, Refusal::UidMismatch { .. }), "{e:?}");
+    assert_eq!(e.code(), 409);
     let e = refused(&sim, &with(None, Some(2)));
-    assert_eq!((e.code(), e.refusal), (409, Some("PreconditionFailed")));
-    assert!(e.message.contains("attempt 1"));
+    assert!(
+        matches!(
+            e,
+            Refusal::AttemptMismatch {
+                wanted: 2,
+                actual: 1,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.code(), 409);
+    assert!(e.to_string().contains("attempt 1"));
     let p = ok(&sim, &with(Some("run-uid"), Some(1)));
     assert_eq!(p.attempt, 2);
     assert_eq!(p.original_start_time.as_deref(), Some(START));
@@ -375,7 +394,17 @@ fn preconditions_and_attempts() {
     let mut replay = input(&run, &sim.children, &stale, time(NOW));
     replay.record = Some(&record);
     let e = plan(&replay).expect_err("replay");
-    assert_eq!(e.refusal, Some("PreconditionFailed"));
+    assert!(
+        matches!(
+            e,
+            Refusal::AttemptMismatch {
+                wanted: 1,
+                actual: 2,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 
     // The run's annotations are a mirror anyone may write: a forged attempt or original time
     // changes nothing in the plan.
@@ -398,9 +427,10 @@ fn retryable_opt_out_on_run_or_pipeline() {
     run["metadata"]["annotations"]["retry.tekton.dev/retryable"] = json!("false");
     let spec = dflt();
     let e = plan(&input(&run, &sim.children, &spec, time(NOW))).expect_err("opted out");
-    assert_eq!((e.code(), e.refusal), (422, Some("NotRetryable")));
+    assert!(matches!(e, Refusal::NotRetryable { .. }), "{e:?}");
+    assert_eq!(e.code(), 422);
     assert_eq!(
-        e.causes[0].field,
+        e.causes()[0].field,
         "metadata.annotations[retry.tekton.dev/retryable]"
     );
 
@@ -409,8 +439,8 @@ fn retryable_opt_out_on_run_or_pipeline() {
     let mut i = input(&run, &sim.children, &spec, time(NOW));
     i.pipeline = Some(&pipeline);
     let e = plan(&i).expect_err("opted out");
-    assert_eq!(e.refusal, Some("NotRetryable"));
-    assert!(e.causes[0].message.contains("Pipeline \"p\""));
+    assert!(matches!(e, Refusal::NotRetryable { .. }), "{e:?}");
+    assert!(e.causes()[0].message.contains("Pipeline \"p\""));
 }
 
 #[test]
@@ -425,15 +455,18 @@ fn non_idempotent_tasks_need_acknowledgement() {
                json!({"metadata": {"annotations": {"retry.tekton.dev/idempotent": "false"}}}))
         .ran("notify", Out::Succeeded);
     let e = refused(&sim, &dflt());
-    assert_eq!((e.code(), e.refusal), (422, Some("NonIdempotent")));
-    assert_eq!(e.causes.len(), 2, "{:?}", e.causes);
+    assert!(matches!(e, Refusal::NonIdempotent { .. }), "{e:?}");
+    assert_eq!(e.code(), 422);
+    assert_eq!(e.causes().len(), 2, "{:?}", e.causes());
     assert!(
-        e.causes[0].message.contains("\"deploy\"")
-            && e.causes[0].message.contains("TaskRun run-deploy")
+        e.causes()[0].message.contains("\"deploy\"")
+            && e.causes()[0].message.contains("TaskRun run-deploy")
     );
-    assert!(e.causes[1].message.contains("\"notify\"") && e.causes[1].message.contains("taskSpec"));
+    assert!(
+        e.causes()[1].message.contains("\"notify\"") && e.causes()[1].message.contains("taskSpec")
+    );
     assert!(e
-        .causes
+        .causes()
         .iter()
         .all(|c| c.field == "spec.acknowledgeNonIdempotent"));
     let spec = RetrySpec {
@@ -554,7 +587,8 @@ fn pipeline_spec_from_the_pipeline_or_refused() {
         .remove("pipelineSpec");
     let spec = dflt();
     let e = plan(&input(&run, &sim.children, &spec, time(NOW))).expect_err("no spec");
-    assert_eq!((e.code(), e.refusal), (422, Some("NoPipelineSpec")));
+    assert!(matches!(e, Refusal::NoPipelineSpec { .. }), "{e:?}");
+    assert_eq!(e.code(), 422);
     let pipeline = json!({"metadata": {"name": "p"}, "spec": spec_json});
     let mut i = input(&run, &sim.children, &spec, time(NOW));
     i.pipeline = Some(&pipeline);
@@ -605,26 +639,30 @@ fn workspace_claims_checked_only_when_known() {
     let mut i = input(&run, &sim.children, &spec, time(NOW));
     i.existing_pvcs = Some(&none);
     let e = plan(&i).expect_err("gone");
-    assert_eq!((e.code(), e.refusal), (422, Some("WorkspaceGone")));
+    assert!(matches!(e, Refusal::WorkspaceGone { .. }), "{e:?}");
+    assert_eq!(e.code(), 422);
     assert_eq!(
-        e.causes.len(),
+        e.causes().len(),
         1,
         "emptyDir is never a hazard: {:?}",
-        e.causes
+        e.causes()
     );
-    assert_eq!(e.causes[0].field, "pipelineRun.spec.workspaces[src]");
+    assert_eq!(e.causes()[0].field, "pipelineRun.spec.workspaces[src]");
     // A user's claim is never created again, even when the retry starts over.
     let all = restart(&["a", "b", "c"]);
     let mut i = input(&run, &sim.children, &all, time(NOW));
     i.existing_pvcs = Some(&none);
-    assert_eq!(plan(&i).expect_err("gone").refusal, Some("WorkspaceGone"));
+    assert!(matches!(
+        plan(&i).expect_err("gone"),
+        Refusal::WorkspaceGone { .. }
+    ));
 
     // Tekton's auto-cleanup deletes template claims at completion, checked or not.
     run["spec"]["workspaces"] = json!([{"name": "src", "volumeClaimTemplate": {"spec": {}}}]);
     run["metadata"]["annotations"]["tekton.dev/auto-cleanup-pvc"] = json!("true");
     let e = plan(&input(&run, &sim.children, &spec, time(NOW))).expect_err("auto-cleaned");
-    assert_eq!(e.refusal, Some("WorkspaceGone"));
-    assert!(e.causes[0].message.contains("\"data\""));
+    assert!(matches!(e, Refusal::WorkspaceGone { .. }), "{e:?}");
+    assert!(e.causes()[0].message.contains("\"data\""));
 }
 
 #[test]
@@ -676,9 +714,10 @@ fn webhook_inline_spec_rejection_becomes_a_422() {
         .find(|l| l.starts_with("Error from server"))
         .expect("an error line");
     let e = inline_spec_refusal("retry-run", line).expect("recognised");
-    assert_eq!((e.code(), e.refusal), (422, Some("InlineSpecDisabled")));
-    assert_eq!(e.causes[0].field, "pipelineRun.spec.pipelineSpec");
-    assert_eq!(e.name.as_deref(), Some("retry-run"));
+    assert!(matches!(e, Refusal::InlineSpecDisabled { .. }), "{e:?}");
+    assert_eq!(e.code(), 422);
+    assert_eq!(e.causes()[0].field, "pipelineRun.spec.pipelineSpec");
+    assert_eq!(e.run(), Some("retry-run"));
     assert!(inline_spec_refusal("r", "the object has been modified").is_none());
     assert!(inline_spec_refusal("r", "must not set the field(s): spec.foo").is_none());
 }

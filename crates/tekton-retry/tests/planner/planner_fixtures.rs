@@ -9,6 +9,7 @@ use planner_common::{fixture, input, moment, names, pvcs, reset_patch, time};
 use serde_json::{json, Value};
 use tekton_retry::api::{FinallyPolicy, RetriedTask, RetrySpec};
 use tekton_retry::retry::planner::plan;
+use tekton_retry::retry::Refusal;
 
 fn retried(name: &str, run: Option<&str>, reason: Option<&str>) -> RetriedTask {
     RetriedTask {
@@ -280,8 +281,9 @@ fn affinity_assistant_run_is_refused_unless_started_over() {
     let now = time("2026-11-26T19:34:00Z");
     let spec = RetrySpec::default();
     let e = plan(&input(&run, &children, &spec, now)).expect_err("refused");
-    assert_eq!((e.code(), e.refusal), (422, Some("AffinityAssistantGone")));
-    assert!(e.causes[0]
+    assert!(matches!(e, Refusal::AffinityAssistantGone { .. }), "{e:?}");
+    assert_eq!(e.code(), 422);
+    assert!(e.causes()[0]
         .message
         .contains("affinity-assistant-9e9e0199da"));
 
@@ -314,7 +316,7 @@ fn affinity_refusal_follows_the_coschedule_mode_the_runs_show() {
     // b's run still carries the annotation: every task is pinned (coschedule per pipelinerun),
     // so re-running b next to the gone assistant is refused.
     let e = plan(&input(&run, &children, &spec, now)).expect_err("per pipelinerun");
-    assert_eq!(e.refusal, Some("AffinityAssistantGone"));
+    assert!(matches!(e, Refusal::AffinityAssistantGone { .. }), "{e:?}");
     // b's run without it: coschedule workspaces, b is not pinned and runs anywhere.
     let b = children
         .iter_mut()
@@ -349,7 +351,7 @@ fn affinity_refusal_follows_the_coschedule_mode_the_runs_show() {
         .expect("refs")
         .push(json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "ws-run-c", "pipelineTaskName": "c"}));
     let e = plan(&input(&run_c, &kept_c, &again_a, now)).expect_err("a is pinned");
-    assert_eq!(e.refusal, Some("AffinityAssistantGone"));
+    assert!(matches!(e, Refusal::AffinityAssistantGone { .. }), "{e:?}");
 }
 
 #[test]
@@ -369,9 +371,10 @@ fn template_claim_gone_with_kept_runs_is_refused() {
     let mut i = input(&run, &children, &spec, now);
     i.existing_pvcs = Some(&none);
     let e = plan(&i).expect_err("claim gone");
-    assert_eq!((e.code(), e.refusal), (422, Some("WorkspaceGone")));
-    assert_eq!(e.causes[0].field, "pipelineRun.spec.workspaces[src]");
-    assert!(e.causes[0].message.contains("pvc-1dbde596f6"));
+    assert!(matches!(e, Refusal::WorkspaceGone { .. }), "{e:?}");
+    assert_eq!(e.code(), 422);
+    assert_eq!(e.causes()[0].field, "pipelineRun.spec.workspaces[src]");
+    assert!(e.causes()[0].message.contains("pvc-1dbde596f6"));
 
     let present = pvcs(&["pvc-1dbde596f6"]);
     i.existing_pvcs = Some(&present);
@@ -389,12 +392,13 @@ fn timeout_budget_is_measured_from_the_original_start() {
     let spec = RetrySpec::default();
     let e =
         plan(&input(&run, &children, &spec, time("2026-11-26T19:30:45Z"))).expect_err("refused");
-    assert_eq!((e.code(), e.refusal), (422, Some("TimeoutBudget")));
-    assert_eq!(e.causes[0].field, "spec.timeouts.pipeline");
+    assert!(matches!(e, Refusal::BudgetSpent { .. }), "{e:?}");
+    assert_eq!(e.code(), 422);
+    assert_eq!(e.causes()[0].field, "spec.timeouts.pipeline");
     assert!(
-        e.causes[0].message.contains("45s"),
+        e.causes()[0].message.contains("45s"),
         "{}",
-        e.causes[0].message
+        e.causes()[0].message
     );
 
     let mut i = input(&run, &children, &spec, time("2026-11-26T19:30:45Z"));
@@ -408,10 +412,10 @@ fn timeout_budget_is_measured_from_the_original_start() {
     let p = plan(&i).expect("zero minimum accepts");
     assert_eq!(p.remaining_timeout, Some(Duration::ZERO));
     i.limits.min_timeout_budget = Duration::from_secs(1);
-    assert_eq!(
-        plan(&i).expect_err("refused").refusal,
-        Some("TimeoutBudget")
-    );
+    assert!(matches!(
+        plan(&i).expect_err("refused"),
+        Refusal::BudgetSpent { .. }
+    ));
 }
 
 #[test]
@@ -424,12 +428,22 @@ fn run_that_timed_out_is_refused_with_its_budget() {
     let spec = RetrySpec::default();
     let e =
         plan(&input(&run, &children, &spec, time("2026-11-26T19:31:40Z"))).expect_err("refused");
-    assert_eq!((e.code(), e.refusal), (422, Some("TimeoutBudget")));
-    assert_eq!(e.name.as_deref(), Some("demo-run"));
     assert!(
-        e.causes[0].message.contains("1m0s"),
+        matches!(
+            e,
+            Refusal::TimedOut {
+                budget: Some(_),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.code(), 422);
+    assert_eq!(e.run(), Some("demo-run"));
+    assert!(
+        e.causes()[0].message.contains("1m0s"),
         "{}",
-        e.causes[0].message
+        e.causes()[0].message
     );
 }
 
@@ -439,12 +453,14 @@ fn succeeded_and_running_fixtures_are_conflicts() {
     let spec = RetrySpec::default();
     let e =
         plan(&input(&run, &children, &spec, time("2026-11-26T19:29:00Z"))).expect_err("refused");
-    assert_eq!((e.code(), e.refusal), (409, Some("Succeeded")));
+    assert!(matches!(e, Refusal::Succeeded { .. }), "{e:?}");
+    assert_eq!(e.code(), 409);
 
     let (run, children) = moment("cancelled", "01-running");
     let e =
         plan(&input(&run, &children, &spec, time("2026-11-26T19:29:15Z"))).expect_err("refused");
-    assert_eq!((e.code(), e.refusal), (409, Some("NotDone")));
+    assert!(matches!(e, Refusal::NotDone { .. }), "{e:?}");
+    assert_eq!(e.code(), 409);
 }
 
 #[test]

@@ -341,11 +341,7 @@ fn generated_cases_mostly_produce_plans() {
         let (run, children, spec) = build(&case);
         match plan(&input(&run, &children, &spec, time(NOW))) {
             Ok(_) => planned += 1,
-            Err(e) => {
-                *refusals
-                    .entry(e.refusal.unwrap_or("?").to_string())
-                    .or_default() += 1
-            }
+            Err(e) => *refusals.entry(e.label().to_string()).or_default() += 1,
         }
     }
     eprintln!("{planned}/300 planned; refusals: {refusals:?}");

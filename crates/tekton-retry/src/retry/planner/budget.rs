@@ -19,17 +19,7 @@ use chrono::{DateTime, Utc};
 
 use crate::tekton::{ChildView, PipelineRunView, Timeouts};
 
-/// What is left of the budget.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Budget {
-    /// The limit that binds (`timeouts.pipeline`, or `timeouts.tasks` when it is tighter).
-    pub limit: Duration,
-    /// Which one: `"pipeline"` or `"tasks"` (explicit, or pipeline − finally).
-    pub which: &'static str,
-    /// The start Tekton measures from.
-    pub start: DateTime<Utc>,
-    pub remaining: Duration,
-}
+pub use crate::retry::refusal::Budget;
 
 /// The budget left at `now`, or `None` when the run has no timeout. `kept` are the child runs
 /// that stay (their creation can pull the start back).

@@ -7,17 +7,9 @@ use crate::api::annotations::IDEMPOTENT;
 use crate::tekton::reasons::{AFFINITY_ASSISTANT_ANNOTATION, AUTO_CLEANUP_PVC_ANNOTATION};
 use crate::tekton::PipelineRunView;
 
-use super::refuse::MissingResult;
 use super::select::Selection;
 use super::state::RunState;
-
-/// A task to re-run that is marked `retry.tekton.dev/idempotent: "false"`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NonIdempotent {
-    pub task: String,
-    /// Where the mark was found (`TaskRun demo-run-deploy`, `pipeline task taskSpec`).
-    pub marked_on: String,
-}
+pub use crate::retry::refusal::{GoneClaim, MissingResult, NonIdempotent};
 
 /// Tasks whose runs are re-run and that carry the opt-out mark, unless acknowledged.
 ///
@@ -55,15 +47,6 @@ pub fn non_idempotent(state: &RunState<'_>, sel: &Selection, ack: &[String]) -> 
         }
     }
     out
-}
-
-/// A PersistentVolumeClaim a re-run task mounts that no longer exists.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GoneClaim {
-    /// The pipeline workspace, when known.
-    pub workspace: Option<String>,
-    pub claim: String,
-    pub task: String,
 }
 
 /// Claims that the tasks to run again (re-run or never run) would mount and that are not in

@@ -37,13 +37,15 @@ mod reset;
 mod select;
 mod state;
 
-use crate::api::{annotations, ApiError};
+use crate::api::annotations;
+use crate::tekton::child::PIPELINE_TASK_LABEL;
 use crate::tekton::reasons::{
     pipelinerun_reason, pipelinerun_spec_status, DETERMINISTIC_RUN_FAILURES,
 };
 use crate::tekton::{ChildView, ConditionStatus, ObjectView, PipelineRunView, PipelineSpecView};
 
 use super::plan::{Plan, PlanInput};
+use super::refusal::{MissingChild, Refusal, UnknownTask};
 
 pub use reset::{attempt_status_reset, reset_message};
 
@@ -55,7 +57,7 @@ pub const TEKTON_MANAGED_BY: &str = "tekton.dev/pipeline";
 /// were disabled after it was created (`disable-inline-spec`). The planner cannot see the flag, so
 /// the executor calls this with the webhook's message; `None` when the message is about
 /// something else.
-pub fn inline_spec_refusal(run: &str, webhook_message: &str) -> Option<ApiError> {
+pub fn inline_spec_refusal(run: &str, webhook_message: &str) -> Option<Refusal> {
     refuse::inline_spec_disabled(run, webhook_message)
 }
 
@@ -65,7 +67,7 @@ pub fn inline_spec_refusal(run: &str, webhook_message: &str) -> Option<ApiError>
 /// pending → opt-outs → deterministic failure → `PipelineRunTimeout` → the task names of the
 /// request → every child run done → the re-run set → missing children, non-idempotent tasks,
 /// workspace hazards → something to do → the timeout budget.
-pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
+pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Refusal> {
     let run = PipelineRunView::new(input.pipeline_run);
     let name = run.obj.name();
     let spec = input.spec;
@@ -73,13 +75,22 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
     // Preconditions first: a replayed request learns that its attempt already happened.
     if let Some(uid) = spec.preconditions.as_ref().and_then(|p| p.uid.as_deref()) {
         if uid != run.obj.uid() {
-            return Err(refuse::uid_mismatch(name, uid, run.obj.uid()));
+            return Err(Refusal::UidMismatch {
+                namespace: run.obj.namespace().to_string(),
+                run: name.to_string(),
+                wanted: uid.to_string(),
+                actual: run.obj.uid().to_string(),
+            });
         }
     }
     let current_attempt = crate::retry::record::current_attempt(input.record);
     if let Some(want) = spec.preconditions.as_ref().and_then(|p| p.attempt) {
         if want != current_attempt {
-            return Err(refuse::attempt_mismatch(name, want, current_attempt));
+            return Err(Refusal::AttemptMismatch {
+                run: name.to_string(),
+                wanted: want,
+                actual: current_attempt,
+            });
         }
     }
 
@@ -90,38 +101,48 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
     if spec_status == Some(pipelinerun_spec_status::PENDING)
         || reason == Some(pipelinerun_reason::PENDING)
     {
-        return Err(refuse::pending(name));
+        return Err(Refusal::Pending {
+            run: name.to_string(),
+        });
     }
     match run.obj.succeeded_status() {
-        ConditionStatus::Unknown => return Err(refuse::not_done(name, reason, spec_status)),
-        ConditionStatus::True => return Err(refuse::succeeded(name, reason)),
+        ConditionStatus::Unknown => {
+            return Err(Refusal::NotDone {
+                run: name.to_string(),
+                reason: reason.map(str::to_string),
+                stopping: spec_status.map(str::to_string),
+            })
+        }
+        ConditionStatus::True => {
+            return Err(Refusal::Succeeded {
+                run: name.to_string(),
+                reason: reason.map(str::to_string),
+            })
+        }
         ConditionStatus::False => {}
     }
 
     // Opt-out on the run or its Pipeline.
     if run.obj.annotation(annotations::RETRYABLE) == Some("false") {
-        return Err(refuse::not_retryable(
-            name,
-            &format!("PipelineRun \"{name}\""),
-        ));
+        return Err(Refusal::NotRetryable {
+            run: name.to_string(),
+            on: format!("PipelineRun \"{name}\""),
+        });
     }
     if let Some(p) = input.pipeline.map(ObjectView::new) {
         if p.annotation(annotations::RETRYABLE) == Some("false") {
-            return Err(refuse::not_retryable(
-                name,
-                &format!("Pipeline \"{}\"", p.name()),
-            ));
+            return Err(Refusal::NotRetryable {
+                run: name.to_string(),
+                on: format!("Pipeline \"{}\"", p.name()),
+            });
         }
     }
 
-    if let Some(m) = run
-        .obj
-        .json()
-        .pointer("/spec/managedBy")
-        .and_then(serde_json::Value::as_str)
-        .filter(|m| !m.is_empty() && *m != TEKTON_MANAGED_BY)
-    {
-        return Err(refuse::managed_elsewhere(name, m));
+    if let Some(m) = run.managed_by().filter(|m| *m != TEKTON_MANAGED_BY) {
+        return Err(Refusal::ManagedElsewhere {
+            run: name.to_string(),
+            managed_by: m.to_string(),
+        });
     }
 
     // `PipelineValidationFailed` is also the runtime outcome of a missing task result: the
@@ -136,19 +157,29 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
         .filter(|r| DETERMINISTIC_RUN_FAILURES.contains(r))
         .filter(|_| !runtime_validation)
     {
-        return Err(refuse::deterministic(name, r, run.obj.message()));
+        return Err(Refusal::Deterministic {
+            run: name.to_string(),
+            reason: r.to_string(),
+            message: run.obj.message().map(str::to_string),
+        });
     }
 
-    let timeouts = run
-        .timeouts()
-        .map_err(|e| refuse::bad_timeout(name, &e.to_string()))?;
+    let timeouts = run.timeouts().map_err(|e| Refusal::BadTimeout {
+        run: name.to_string(),
+        error: e.to_string(),
+    })?;
     if reason == Some(pipelinerun_reason::TIMED_OUT) {
         let b = budget::remaining(&run, timeouts, &[], input.now);
-        return Err(refuse::timed_out(name, b.as_ref()));
+        return Err(Refusal::TimedOut {
+            run: name.to_string(),
+            budget: b,
+        });
     }
 
     let Some(pipeline_spec) = run.pipeline_spec(input.pipeline) else {
-        return Err(refuse::no_pipeline_spec(name));
+        return Err(Refusal::NoPipelineSpec {
+            run: name.to_string(),
+        });
     };
     let pipeline_spec = PipelineSpecView::from_json(pipeline_spec);
     check_task_names(name, &pipeline_spec, spec)?;
@@ -168,8 +199,10 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
     let state = state::RunState::build(&run, pipeline_spec, input.children, cancel_counts);
     let running = state.running_children();
     if !running.is_empty() {
-        let names: Vec<&str> = running.into_iter().collect();
-        return Err(refuse::children_running(name, &names));
+        return Err(Refusal::ChildrenRunning {
+            run: name.to_string(),
+            children: running.into_iter().map(str::to_string).collect(),
+        });
     }
 
     let finally = spec.finally.unwrap_or_default();
@@ -177,35 +210,58 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
 
     // A kept task whose run is gone: Tekton would silently run it again, after later tasks used
     // its results (fixture childrefs v2: a dangling reference is dropped and the run re-created).
-    let missing: Vec<(&str, &str)> = state
+    let missing: Vec<MissingChild> = state
         .tasks
         .iter()
         .enumerate()
         .filter(|(i, _)| !sel.is_selected(*i))
-        .flat_map(|(_, t)| t.missing.iter().map(move |m| (t.task.name, *m)))
+        .flat_map(|(_, t)| {
+            t.missing.iter().map(move |m| MissingChild {
+                task: t.task.name.to_string(),
+                child: m.to_string(),
+            })
+        })
         .collect();
     if !missing.is_empty() {
-        return Err(refuse::missing_children(name, &missing));
+        return Err(Refusal::MissingChildren {
+            run: name.to_string(),
+            missing,
+        });
     }
 
     let non_idempotent = hazards::non_idempotent(&state, &sel, &spec.acknowledge_non_idempotent);
     if !non_idempotent.is_empty() {
-        return Err(refuse::non_idempotent(name, &non_idempotent));
+        return Err(Refusal::NonIdempotent {
+            run: name.to_string(),
+            tasks: non_idempotent,
+        });
     }
     let gone = hazards::gone_claims(&run, &state, &sel, input.existing_pvcs);
     if !gone.is_empty() {
-        return Err(refuse::workspace_gone(name, &gone));
+        return Err(Refusal::WorkspaceGone {
+            run: name.to_string(),
+            gone,
+        });
     }
     let missing_results = hazards::missing_results(&state, &sel);
     if !missing_results.is_empty() {
-        return Err(refuse::missing_results(name, &missing_results));
+        return Err(Refusal::MissingResults {
+            run: name.to_string(),
+            missing: missing_results,
+        });
     }
     if let Some(assistant) = hazards::lost_affinity_assistant(&run, &state, &sel) {
-        return Err(refuse::affinity_assistant(name, &assistant));
+        return Err(Refusal::AffinityAssistantGone {
+            run: name.to_string(),
+            assistant,
+        });
     }
     // Tasks named in restartTasks are work by request.
     if spec.restart_tasks.is_empty() && !select::has_work(&state, &sel) {
-        return Err(refuse::nothing_to_retry(name, reason));
+        return Err(Refusal::NothingToRetry {
+            run: name.to_string(),
+            reason: reason.map(str::to_string),
+        });
     }
 
     let kept: Vec<ChildView<'_>> = state
@@ -218,11 +274,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, ApiError> {
     let budget = budget::remaining(&run, timeouts, &kept, input.now);
     if let Some(b) = &budget {
         if b.remaining < input.limits.min_timeout_budget {
-            return Err(refuse::budget_spent(
-                name,
-                b,
-                input.limits.min_timeout_budget,
-            ));
+            return Err(Refusal::BudgetSpent {
+                run: name.to_string(),
+                budget: *b,
+                minimum: input.limits.min_timeout_budget,
+            });
         }
     }
 
@@ -250,11 +306,10 @@ pub fn local_task_refs(input: &PlanInput<'_>, plan: &Plan) -> Vec<(String, Strin
     };
     let spec = PipelineSpecView::from_json(spec);
     let has_child = |task: &str| {
-        input.children.iter().any(|c| {
-            c.pointer("/metadata/labels/tekton.dev~1pipelineTask")
-                .and_then(serde_json::Value::as_str)
-                == Some(task)
-        })
+        input
+            .children
+            .iter()
+            .any(|c| ObjectView::new(c).label(PIPELINE_TASK_LABEL) == Some(task))
     };
     let deleted: std::collections::HashSet<&str> = plan
         .all_deletions()
@@ -275,17 +330,12 @@ pub fn local_task_refs(input: &PlanInput<'_>, plan: &Plan) -> Vec<(String, Strin
         .collect()
 }
 
-/// The refusal when Tasks [`local_task_refs`] lists are gone (`(pipeline task, Task)` pairs).
-pub fn tasks_gone_refusal(run: &str, gone: &[(String, String)]) -> ApiError {
-    refuse::tasks_gone(run, gone)
-}
-
 /// `restartTasks` and `acknowledgeNonIdempotent` must name pipeline tasks.
 fn check_task_names(
     run: &str,
     spec_view: &PipelineSpecView<'_>,
     spec: &crate::api::RetrySpec,
-) -> Result<(), ApiError> {
+) -> Result<(), Refusal> {
     let mut unknown = Vec::new();
     for (field, names) in [
         ("spec.restartTasks", &spec.restart_tasks),
@@ -296,13 +346,20 @@ fn check_task_names(
     ] {
         for (i, n) in names.iter().enumerate() {
             if spec_view.get(n).is_none() {
-                unknown.push((field.to_string(), i, n.clone()));
+                unknown.push(UnknownTask {
+                    field,
+                    index: i,
+                    name: n.clone(),
+                });
             }
         }
     }
     if unknown.is_empty() {
         return Ok(());
     }
-    let known: Vec<&str> = spec_view.all().map(|t| t.name).collect();
-    Err(refuse::unknown_tasks(run, &unknown, &known))
+    Err(Refusal::UnknownTasks {
+        run: run.to_string(),
+        unknown,
+        known: spec_view.all().map(|t| t.name.to_string()).collect(),
+    })
 }

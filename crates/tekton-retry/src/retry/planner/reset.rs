@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::retry::record::AttemptRecord;
-use crate::tekton::format_time;
+use crate::tekton::{format_time, is_succeeded_condition};
 
 /// The `status` object of the merge patch that resets `pipeline_run` for the attempt `record`
 /// claims: the reset (`status_reset`) dropping the `childReferences` of every run the attempt replaces
@@ -85,10 +85,7 @@ fn status_reset(
         "lastTransitionTime": format_time(now),
     });
     let mut conditions: Vec<Value> = status["conditions"].as_array().cloned().unwrap_or_default();
-    match conditions
-        .iter_mut()
-        .find(|c| c["type"].as_str() == Some("Succeeded"))
-    {
+    match conditions.iter_mut().find(|c| is_succeeded_condition(c)) {
         Some(c) => *c = running,
         None => conditions.push(running),
     }

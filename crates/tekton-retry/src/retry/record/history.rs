@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::api::LastRetry;
+use super::LastRetry;
 
 /// Most a history ConfigMap may hold (a ConfigMap is capped at 1 MiB by the API server).
 pub const HISTORY_CAP_BYTES: usize = 900 * 1024;

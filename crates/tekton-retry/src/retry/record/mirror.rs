@@ -4,9 +4,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::AttemptRecord;
-use crate::api::{annotations, labels, LastRetry};
-use crate::tekton::str_at;
+use super::{AttemptRecord, LastRetry};
+use crate::api::{annotations, labels};
+use crate::tekton::ObjectView;
 
 /// The annotations the mirror of `record` consists of, with their values.
 fn expected(record: &AttemptRecord) -> Vec<(&'static str, String)> {
@@ -28,13 +28,9 @@ fn expected(record: &AttemptRecord) -> Vec<(&'static str, String)> {
 
 /// Whether the run's annotations and label show `record` as it is.
 pub fn matches(run: &Value, record: &AttemptRecord) -> bool {
-    let ann = run.pointer("/metadata/annotations");
-    let get = |k: &str| ann.and_then(|a| a.get(k)).and_then(Value::as_str);
-    let label_ok = run
-        .pointer("/metadata/labels")
-        .and_then(|l| l.get(labels::RETRIED))
-        .and_then(Value::as_str)
-        == Some("true");
+    let run = ObjectView::new(run);
+    let get = |k: &str| run.annotation(k);
+    let label_ok = run.label(labels::RETRIED) == Some("true");
     label_ok
         && expected(record).into_iter().all(|(k, v)| match k {
             // Compare the record, not its spelling.
@@ -68,7 +64,8 @@ pub fn patch(record: &AttemptRecord, resource_version: Option<&str>) -> Value {
 /// done: Tekton Chains signs a done run whose `chains.tekton.dev/signed` is missing at once, so
 /// removing it earlier would attest the old outcome.
 pub fn removal_patch(run: &Value, record: &AttemptRecord) -> Option<Value> {
-    let ann = run.pointer("/metadata/annotations")?.as_object()?;
+    let run = ObjectView::new(run);
+    let ann = run.annotations()?;
     let present: Map<String, Value> = record
         .remove_annotations
         .iter()
@@ -78,7 +75,7 @@ pub fn removal_patch(run: &Value, record: &AttemptRecord) -> Option<Value> {
     if present.is_empty() {
         return None;
     }
-    let rv = str_at(run, "/metadata/resourceVersion")?;
+    let rv = run.resource_version()?;
     Some(json!({"metadata": {"resourceVersion": rv, "annotations": Value::Object(present)}}))
 }
 

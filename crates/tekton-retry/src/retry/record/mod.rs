@@ -18,8 +18,8 @@ pub mod store;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::{FinallyPolicy, LastRetry};
-use crate::tekton::str_at;
+use crate::api::FinallyPolicy;
+use crate::tekton::ObjectView;
 
 pub use store::RecordStore;
 
@@ -69,6 +69,34 @@ impl std::fmt::Display for RunRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{} (uid {})", self.kind, self.name, self.uid)
     }
+}
+
+/// The summary of an attempt shown in the `retry.tekton.dev/last-retry` annotation and the history
+/// index (a mirror of the server's record; never read back as input).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRetry {
+    pub attempt: u32,
+    /// RFC 3339 time the claim was written.
+    pub start: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    /// `Succeeded`, `Failed`, `Cancelled`, … filled by the recorder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub tasks: Vec<String>,
+    /// Where the attempt is: `claimed` (the server is replacing runs), `started` (Tekton runs
+    /// the attempt), `ended` (`end` and `outcome` are set). Absent in summaries written before
+    /// phases were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Finally policy of this attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finally: Option<FinallyPolicy>,
 }
 
 /// The state of a run's latest attempt, as only the server writes it.
@@ -140,8 +168,8 @@ impl AttemptRecord {
     /// Whether `child` was created for this attempt: it has the name of a replaced run and another
     /// uid (Tekton re-created it). Kept runs and replaced runs not yet re-created are not new.
     pub fn is_new(&self, child: &Value) -> bool {
-        let name = str_at(child, "/metadata/name").unwrap_or_default();
-        let uid = str_at(child, "/metadata/uid").unwrap_or_default();
+        let child = ObjectView::new(child);
+        let (name, uid) = (child.name(), child.uid());
         let mut same_name = self.replaced().filter(|r| r.name == name).peekable();
         same_name.peek().is_some() && same_name.all(|r| r.uid != uid)
     }
@@ -157,7 +185,7 @@ impl AttemptRecord {
             by: self.by.clone(),
             reason: self.reason.clone(),
             tasks: self.tasks.clone(),
-            phase: Some(self.phase().as_str().to_string()),
+            phase: Some(self.phase()),
             finally: self.finally,
         }
     }
@@ -170,7 +198,7 @@ pub fn current_attempt(record: Option<&AttemptRecord>) -> u32 {
 
 /// The outcome word recorded for a done run: `Succeeded`, or the `Succeeded` condition's reason.
 pub fn outcome_of(run: &Value) -> Option<String> {
-    let view = crate::tekton::ObjectView::new(run);
+    let view = ObjectView::new(run);
     match view.succeeded_status() {
         crate::tekton::ConditionStatus::True => Some("Succeeded".to_string()),
         crate::tekton::ConditionStatus::False => {
@@ -196,7 +224,7 @@ pub fn shows_old_outcome(run: &Value, record: &AttemptRecord, new_child: bool) -
     if shows_cancel_not_asked_for(run) {
         return true;
     }
-    let completion = str_at(run, "/status/completionTime").and_then(crate::tekton::parse_time);
+    let completion = ObjectView::new(run).status_time("completionTime");
     let start = crate::tekton::parse_time(&record.start);
     match (completion, start) {
         (Some(c), Some(s)) if c < s => true,
@@ -208,7 +236,7 @@ pub fn shows_old_outcome(run: &Value, record: &AttemptRecord, new_child: bool) -
 /// `False/Cancelled "PipelineRun \"<name>\" was cancelled"` while `spec.status` asks for no cancel
 /// or stop.
 fn shows_cancel_not_asked_for(run: &Value) -> bool {
-    let view = crate::tekton::ObjectView::new(run);
+    let view = ObjectView::new(run);
     let whole_run_cancel = format!("PipelineRun \"{}\" was cancelled", view.name());
     let asked = matches!(
         view.spec_status(),
@@ -229,12 +257,7 @@ pub fn controlled_by(child: &Value, run_uid: &str) -> bool {
     if run_uid.is_empty() {
         return false;
     }
-    let Some(owners) = child
-        .pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-    else {
-        return false;
-    };
+    let owners = ObjectView::new(child).owner_references();
     let first = owners.first();
     let controller = owners
         .iter()
@@ -406,5 +429,31 @@ mod tests {
         assert_eq!(back, r);
         assert_eq!(current_attempt(Some(&back)), 3);
         assert_eq!(current_attempt(None), 1);
+    }
+
+    /// The summary on the run and in the history index spells the phase as before it was typed.
+    #[test]
+    fn the_summary_writes_the_phase_as_a_lowercase_word() {
+        for (phase, word) in [
+            (Phase::Claimed, "claimed"),
+            (Phase::Started, "started"),
+            (Phase::Ended, "ended"),
+        ] {
+            let r = AttemptRecord {
+                attempt: 2,
+                phase: Some(phase),
+                ..Default::default()
+            };
+            let summary = serde_json::to_value(r.summary()).expect("json");
+            assert_eq!(summary["phase"], word);
+            assert_eq!(phase.as_str(), word);
+            let back: LastRetry = serde_json::from_value(summary).expect("parse");
+            assert_eq!(back.phase, Some(phase));
+        }
+        // Written before phases were recorded: no phase.
+        let old: LastRetry =
+            serde_json::from_str(r#"{"attempt":2,"start":"2026-11-26T19:30:30Z","by":"a"}"#)
+                .expect("parse");
+        assert_eq!(old.phase, None);
     }
 }

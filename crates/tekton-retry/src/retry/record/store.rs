@@ -13,10 +13,9 @@
 use serde_json::{json, Map, Value};
 
 use super::history::{self, AttemptArchive};
-use super::AttemptRecord;
-use crate::api::LastRetry;
+use super::{AttemptRecord, LastRetry};
 use crate::retry::cluster::{Cluster, ClusterError, CONFIGMAPS};
-use crate::tekton::str_at;
+use crate::tekton::ObjectView;
 
 /// Data key of the record.
 pub const RECORD_KEY: &str = "record.json";
@@ -49,8 +48,9 @@ pub struct Stored {
 pub fn parse(cm: &Value) -> Option<Stored> {
     let text = cm.pointer("/data/record.json")?.as_str()?;
     let record: AttemptRecord = serde_json::from_str(text).ok()?;
-    let rv = str_at(cm, "/metadata/resourceVersion")?.to_string();
-    (str_at(cm, "/metadata/name") == Some(record_name(&record.uid).as_str())).then_some(Stored {
+    let meta = ObjectView::new(cm);
+    let rv = meta.resource_version()?.to_string();
+    (meta.name() == record_name(&record.uid)).then_some(Stored {
         record,
         resource_version: rv,
     })
@@ -153,7 +153,8 @@ impl RecordStore {
         };
         Ok(Stored {
             record: record.clone(),
-            resource_version: str_at(&written, "/metadata/resourceVersion")
+            resource_version: ObjectView::new(&written)
+                .resource_version()
                 .unwrap_or_default()
                 .to_string(),
         })
