@@ -97,6 +97,8 @@ pub async fn start(
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .arg(format!("--max-concurrent-retries={max_concurrent_retries}"))
+        // One JSON object per line, so that the bench can read serve's own latency per request.
+        .arg("--log-format=json")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log)?);
@@ -166,4 +168,23 @@ async fn ready(addr: SocketAddr, tls: Arc<rustls::ClientConfig>) -> bool {
         tokio::time::timeout(Duration::from_secs(2), attempt).await,
         Ok(Ok(true))
     )
+}
+
+/// `serve`'s own latency of each `POST …/pipelineruns/<name>/retry` in its access log (from the
+/// request reaching its handler to the answer), by run name.
+pub fn handler_latencies(log: &Path) -> std::collections::HashMap<String, Duration> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "tekton_retry::access" && v["verb"] == "create")
+        .filter_map(|v| {
+            let name = v["path"]
+                .as_str()?
+                .strip_suffix("/retry")?
+                .rsplit('/')
+                .next()?;
+            let ms = v["latency_ms"].as_f64()?;
+            Some((name.to_string(), Duration::from_secs_f64(ms / 1000.0)))
+        })
+        .collect()
 }

@@ -23,9 +23,11 @@
 
 mod child;
 mod discovery;
+mod floor;
 mod runs;
 mod stats;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +80,33 @@ struct Args {
     /// Where the `serve` process's log goes.
     #[arg(long, default_value = "/tmp/bench-retry-serve.log")]
     serve_log: PathBuf,
+    /// Run the floor's engine in a process of its own, as `serve` runs, instead of in this
+    /// process beside the emulator (where its API calls never wait for another process to be
+    /// scheduled, but it shares a runtime with the emulated cluster).
+    #[arg(long)]
+    floor_process: bool,
+    /// Internal: be the floor's worker process, with this kubeconfig (see `floor.rs`).
+    #[arg(long, hide = true)]
+    floor_worker: Option<PathBuf>,
+    /// Internal: the user the floor worker retries as (JSON `UserInfo`).
+    #[arg(long, hide = true, default_value = "")]
+    floor_user: String,
+}
+
+/// Where the floor's engine runs.
+#[derive(Clone)]
+enum Floor {
+    InProcess(Engine, tekton_retry::api::UserInfo),
+    Process(Arc<floor::FloorProcess>),
+}
+
+impl Floor {
+    async fn retry(&self, name: String) -> runs::Outcome {
+        match self {
+            Floor::InProcess(engine, user) => runs::retry_direct(engine, user, &name).await,
+            Floor::Process(p) => p.retry(name).await,
+        }
+    }
 }
 
 /// Engine options of the in-process mode: a short verification window, as in the sandbox tests.
@@ -122,6 +151,9 @@ fn print_summary(label: &str, s: &Summary) {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Some(kubeconfig) = &args.floor_worker {
+        return floor::worker(kubeconfig, &args.floor_user, args.max_concurrent_retries).await;
+    }
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -263,19 +295,45 @@ async fn main() -> anyhow::Result<()> {
     let mut cfg = sb.emulator.kube_config("admin")?;
     cfg.default_retry = false;
     let front = kube::Client::try_from(cfg)?;
-    let floor_engine = Engine::new(
-        kube::Client::try_from(sb.emulator.server_kube_config()?)?,
-        engine_opts,
-    );
     let user = sb.emulator.user_info("admin").context("the admin user")?;
+    // The floor's engine runs in this process, or with `--floor-process` in one of its own.
+    let floor = if use_child && args.floor_process {
+        let p = floor::FloorProcess::start(
+            &sb.emulator.server_kubeconfig_yaml()?,
+            &user,
+            args.max_concurrent_retries,
+        )?;
+        println!(
+            "floor: the engine in its own process ({}), with serve's options",
+            p.pid().unwrap_or_default()
+        );
+        Floor::Process(Arc::new(p))
+    } else {
+        println!("floor: the engine in this process, beside the emulator");
+        Floor::InProcess(
+            Engine::new(
+                kube::Client::try_from(sb.emulator.server_kube_config()?)?,
+                engine_opts,
+            ),
+            user,
+        )
+    };
+    // The client's latency of each server-path retry, by run name (to set against serve's own).
+    let client_took: Arc<std::sync::Mutex<HashMap<String, Duration>>> = Arc::default();
+    let took = client_took.clone();
     let via_server = Arc::new(move |name: String| {
-        let front = front.clone();
-        async move { runs::retry_via_server(&front, &name).await }
+        let (front, took) = (front.clone(), took.clone());
+        async move {
+            let outcome = runs::retry_via_server(&front, &name).await;
+            if let (Ok(d), Ok(mut m)) = (&outcome, took.lock()) {
+                m.insert(name, *d);
+            }
+            outcome
+        }
     });
     let direct = Arc::new(move |name: String| {
-        let engine = floor_engine.clone();
-        let user = user.clone();
-        async move { runs::retry_direct(&engine, &user, &name).await }
+        let floor = floor.clone();
+        async move { floor.retry(name).await }
     });
     let (mut srv_lat, mut floor_lat, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     sb.emulator.faults().clear_log();
@@ -342,6 +400,30 @@ async fn main() -> anyhow::Result<()> {
         ms(srv.p50) - ms(floor.p50),
         ms(srv.p99) - ms(floor.p99)
     );
+    if serve.is_some() {
+        // Where the server path's time goes: the front door (client, front proxy, TLS, serve's
+        // connection handling) against serve's handler (authentication, authorization, routing,
+        // the engine), per request.
+        let handler = child::handler_latencies(&args.serve_log);
+        let client = client_took.lock().map(|m| m.clone()).unwrap_or_default();
+        let (mut inside, mut door) = (Vec::new(), Vec::new());
+        for (name, c) in &client {
+            if let Some(h) = handler.get(name) {
+                inside.push(*h);
+                door.push(c.saturating_sub(*h));
+            }
+        }
+        let (inside, door) = (summarize(&mut inside), summarize(&mut door));
+        println!(
+            "  serve's own latency (its access log) p50 {:.1} ms, p99 {:.1} ms; the front door \
+             (client latency - serve's, per request) p50 {:.1} ms, p99 {:.1} ms over {} requests",
+            ms(inside.p50),
+            ms(inside.p99),
+            ms(door.p50),
+            ms(door.p99),
+            door.count
+        );
+    }
     if !errors.is_empty() {
         println!("  {} retries failed, e.g. {}", errors.len(), errors[0]);
     }

@@ -53,6 +53,10 @@ pub async fn run(
         let Ok((tcp, remote)) = accepted else {
             continue;
         };
+        // As kube-apiserver's (Go sets TCP_NODELAY on every TCP connection): without it a watch
+        // event written while the previous one is unacknowledged waits for the client's delayed
+        // ACK, which held the wait for a deleted TaskRun at 85-116 ms instead of ~50 ms.
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let shared = shared.clone();
         let mut stop = shutdown.clone();
