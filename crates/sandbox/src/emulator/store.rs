@@ -14,10 +14,10 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, Notify};
 
-use super::admission;
 use super::pruning;
 use super::resources::{find_gvr, Gvr, ResourceDef};
 use super::status::StatusError;
+use crate::tekton_webhook::admission;
 
 /// Where an object lives. `namespace` is `""` for cluster-scoped objects.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -388,7 +388,8 @@ impl Store {
         }
         admission::set_defaults(def.group, def.resource, &mut obj);
         pruning::prune(def, &mut obj);
-        admission::validate(def.group, def.resource, None, &obj)?;
+        admission::validate(def.group, def.resource, None, &obj)
+            .map_err(StatusError::webhook_denied)?;
         if opts.dry_run {
             return Ok(obj);
         }
@@ -623,7 +624,8 @@ impl Store {
         // Tekton's validating webhook is registered for `pipelineruns` and `pipelineruns/status`
         // (knative `resourcesemantics`); on a status write it sees the stored spec, so only the
         // whole-object rules (Pending after start) can refuse it.
-        admission::validate(def.group, def.resource, Some(&old), &merged)?;
+        admission::validate(def.group, def.resource, Some(&old), &merged)
+            .map_err(StatusError::webhook_denied)?;
         // Deletion in progress: no new finalizers may be added (kube: "Forbidden: no new finalizers
         // can be added if the object is being deleted").
         if old.pointer("/metadata/deletionTimestamp").is_some() {
