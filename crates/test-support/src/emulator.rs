@@ -29,6 +29,23 @@ pub async fn start_with(opts: EmulatorOptions) -> Emulator {
     Emulator::start(opts).await.expect("emulator starts")
 }
 
+/// [`start`] and a client as `admin` (group `system:masters`): how most tests begin.
+pub async fn start_as_admin() -> (Emulator, Client) {
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    (emu, c)
+}
+
+/// Create the PipelineRun [`pipelinerun`]`(name)` through `api`.
+pub async fn create_pipelinerun(api: &Api<DynamicObject>, name: &str) -> DynamicObject {
+    api.create(
+        &kube::api::PostParams::default(),
+        &dynamic(pipelinerun(name)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("create PipelineRun {name}: {e}"))
+}
+
 /// A kube-rs client for a user, without kube's automatic retries (tests see every answer).
 pub fn client(emu: &Emulator, user: &str) -> Client {
     let mut cfg = emu.kube_config(user).expect("config");
@@ -37,23 +54,11 @@ pub fn client(emu: &Emulator, user: &str) -> Client {
 }
 
 pub fn pipelinerun_resource() -> ApiResource {
-    ApiResource {
-        group: "tekton.dev".into(),
-        version: "v1".into(),
-        api_version: "tekton.dev/v1".into(),
-        kind: "PipelineRun".into(),
-        plural: "pipelineruns".into(),
-    }
+    crate::sandbox::resource("PipelineRun", "pipelineruns")
 }
 
 pub fn taskrun_resource() -> ApiResource {
-    ApiResource {
-        group: "tekton.dev".into(),
-        version: "v1".into(),
-        api_version: "tekton.dev/v1".into(),
-        kind: "TaskRun".into(),
-        plural: "taskruns".into(),
-    }
+    crate::sandbox::resource("TaskRun", "taskruns")
 }
 
 pub fn prs(client: &Client, ns: &str) -> Api<DynamicObject> {

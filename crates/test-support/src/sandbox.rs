@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::{Method, Request};
 use http_body_util::BodyExt;
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{json, Value};
 use tekton_retry::retry::engine::EngineOptions;
 use tekton_retry::retry::executor::ExecutorOptions;
@@ -49,13 +49,7 @@ pub async fn start_with(opts: SandboxOptions) -> Sandbox {
 }
 
 pub fn resource(kind: &str, plural: &str) -> ApiResource {
-    ApiResource {
-        group: "tekton.dev".into(),
-        version: "v1".into(),
-        api_version: "tekton.dev/v1".into(),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("tekton.dev", "v1", kind), plural)
 }
 
 pub fn runs(client: &kube::Client) -> Api<DynamicObject> {

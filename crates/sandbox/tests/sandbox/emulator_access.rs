@@ -78,8 +78,7 @@ async fn discovery_legacy_and_aggregated_parse_into_real_types() {
 
 #[tokio::test]
 async fn table_output_has_tekton_columns() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let mut body = pipelinerun("x");
     body["status"] = json!({"startTime": "2026-01-01T00:00:00Z",
         "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed"}]});
@@ -265,8 +264,7 @@ async fn subject_access_reviews_answer_from_the_policy() {
 
 #[tokio::test]
 async fn faults_fail_the_nth_call_and_requests_are_counted() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
     for n in ["a", "b", "c"] {
         api.create(&PostParams::default(), &dynamic(pipelinerun(n)))

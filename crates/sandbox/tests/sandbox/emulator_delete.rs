@@ -49,13 +49,9 @@ async fn chain(c: &kube::Client) -> (String, String) {
 
 #[tokio::test]
 async fn delete_preconditions_use_kube_messages() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
-    let pr = api
-        .create(&PostParams::default(), &dynamic(pipelinerun("x")))
-        .await
-        .expect("create");
+    let pr = create_pipelinerun(&api, "x").await;
     let uid = pr.metadata.uid.clone().expect("uid");
     let wrong = DeleteParams {
         preconditions: Some(Preconditions {
@@ -100,8 +96,7 @@ async fn delete_preconditions_use_kube_messages() {
 
 #[tokio::test]
 async fn finalizers_hold_an_object_with_a_deletion_timestamp() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "demo");
     let cm: ConfigMap = serde_json::from_value(
         json!({"metadata": {"name": "held", "finalizers": ["test.example/hold"]}}),
@@ -144,8 +139,7 @@ async fn finalizers_hold_an_object_with_a_deletion_timestamp() {
 
 #[tokio::test]
 async fn background_deletion_collects_dependents() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     chain(&c).await;
     // Release the pod's own finalizer so only GC semantics matter.
     let pods: Api<Pod> = Api::namespaced(c.clone(), "demo");
@@ -178,8 +172,7 @@ async fn background_deletion_collects_dependents() {
 
 #[tokio::test]
 async fn foreground_deletion_waits_for_blocking_dependents() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     chain(&c).await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "demo");
     let r = trs(&c, "demo")
@@ -234,8 +227,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
 
 #[tokio::test]
 async fn orphan_deletion_keeps_dependents_and_drops_their_owner_reference() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     chain(&c).await;
     let dp = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Orphan),
@@ -257,8 +249,7 @@ async fn orphan_deletion_keeps_dependents_and_drops_their_owner_reference() {
 
 #[tokio::test]
 async fn propagation_policy_in_the_query_string_is_honoured() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     chain(&c).await;
     let req = http::Request::delete(
         "/apis/tekton.dev/v1/namespaces/demo/taskruns/tr?propagationPolicy=Foreground",
@@ -276,12 +267,9 @@ async fn propagation_policy_in_the_query_string_is_honoured() {
 
 #[tokio::test]
 async fn tekton_webhook_messages_on_done_and_running_runs() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
-    api.create(&PostParams::default(), &dynamic(pipelinerun("x")))
-        .await
-        .expect("create");
+    create_pipelinerun(&api, "x").await;
     let running = json!({"status": {"startTime": "2026-01-01T00:00:00Z",
         "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]}});
     api.patch_status("x", &PatchParams::default(), &Patch::Merge(running))
@@ -375,8 +363,7 @@ async fn tekton_webhook_messages_on_done_and_running_runs() {
 
 #[tokio::test]
 async fn delete_answers_and_repeated_deletes_follow_kube_apiserver() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     // ConfigMaps answer a Status, custom resources and pods the object.
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "demo");
     let cm = serde_json::from_value(json!({"metadata": {"name": "c"}})).expect("cm");
@@ -435,8 +422,7 @@ async fn delete_answers_and_repeated_deletes_follow_kube_apiserver() {
 #[tokio::test]
 async fn a_pending_run_cannot_get_a_start_time_through_status() {
     // PipelineRun.Validate runs on /status too: Pending + startTime is refused.
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
     let mut pr = pipelinerun("p");
     pr["spec"]["status"] = json!("PipelineRunPending");

@@ -33,8 +33,7 @@ async fn post(c: &kube::Client, body: &str, extra: &[(&str, &str)]) -> (u16, Val
 
 #[tokio::test]
 async fn unavailable_until_a_backend_is_set() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let (code, body) = post(&c, "{}", &[]).await;
     // handler_proxy.go proxyError: http.Error(w, "service unavailable", 503).
     assert_eq!(code, 503);
@@ -218,8 +217,7 @@ async fn forbidden_users_never_reach_the_backend_and_extras_are_escaped() {
 
 #[tokio::test]
 async fn authentication_configmap_and_rotation() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "kube-system");
     let data = cms
         .get("extension-apiserver-authentication")
