@@ -66,3 +66,39 @@ pub fn find(group: &str, resource: &str) -> Option<Schema> {
     };
     Some(Schema { top: TOP, status })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tekton_resources_have_a_schema() {
+        assert!(find("", "configmaps").is_none());
+        assert!(find("retry.tekton.dev", "pipelineruns").is_none());
+        let pipelines = find("tekton.dev", "pipelines").expect("a Tekton CRD");
+        assert!(!pipelines.checks_status(), "only runs list status fields");
+        assert!(pipelines.top.contains(&"spec") && !pipelines.top.contains(&"lastRetry"));
+    }
+
+    #[test]
+    fn run_status_knows_knative_and_its_own_fields_only() {
+        let pr = find("tekton.dev", "pipelineruns").expect("schema");
+        let tr = find("tekton.dev", "taskruns").expect("schema");
+        for known in [
+            "conditions",
+            "observedGeneration",
+            "annotations",
+            "startTime",
+        ] {
+            assert!(
+                pr.knows_status_field(known) && tr.knows_status_field(known),
+                "{known}"
+            );
+        }
+        assert!(
+            pr.knows_status_field("childReferences") && !tr.knows_status_field("childReferences")
+        );
+        assert!(tr.knows_status_field("podName") && !pr.knows_status_field("podName"));
+        assert!(!pr.knows_status_field("lastRetry"));
+    }
+}
