@@ -10,6 +10,7 @@ use sandbox_support::*;
 use serde_json::{json, Value};
 use tekton_retry_sandbox::faults::{FaultAction, FaultRule, Trigger};
 use tekton_retry_sandbox::SandboxOptions;
+use tekton_retry_test_support::emulator::names_in;
 
 #[tokio::test]
 async fn demo_failed_is_retried_in_place() {
@@ -123,12 +124,7 @@ async fn demo_failed_is_retried_in_place() {
         .is_none());
     let archive: Value =
         serde_json::from_str(&cm.data.expect("data")["attempt-1.json"]).expect("archive json");
-    let names: Vec<&str> = archive["runs"]
-        .as_array()
-        .expect("runs")
-        .iter()
-        .filter_map(|r| r["name"].as_str())
-        .collect();
+    let names: Vec<&str> = names_in(&archive["runs"]);
     assert!(
         names.contains(&"demo-failed-b") && names.contains(&"demo-failed-report"),
         "{names:?}"
@@ -426,11 +422,7 @@ async fn a_leftover_pod_blocks_the_reset_until_it_is_gone_then_the_attempt_compl
 /// so each answer is seen; `absorbed` faults (429, 504) are retried by the engine's own kube-rs
 /// client and the first request may already succeed.
 async fn fault_then_recovery(name: &str, rule: FaultRule, absorbed: bool) {
-    let sb = start_with(SandboxOptions {
-        engine: quick_engine(),
-        ..Default::default()
-    })
-    .await;
+    let sb = start().await;
     let admin = client_no_replay(&sb, "admin");
     failed_run(&admin, name, "b").await;
     let a_before = get(&taskruns(&admin), &format!("{name}-a")).await;
@@ -638,12 +630,7 @@ async fn retries_beyond_the_concurrency_limit_wait_their_turn() {
 /// watches, so the count does not grow with how long Tekton or the garbage collector take.
 #[tokio::test]
 async fn a_retry_costs_at_most_twenty_requests_and_three_watches() {
-    let sb = start_with(SandboxOptions {
-        engine: quick_engine(),
-        recorder_enabled: false,
-        ..Default::default()
-    })
-    .await;
+    let sb = start_without_recorder().await;
     let admin = sb.client("admin").expect("client");
     failed_run(&admin, "counted", "b").await;
     sb.emulator.faults().clear_log();
@@ -672,12 +659,7 @@ async fn a_retry_costs_at_most_twenty_requests_and_three_watches() {
 async fn two_replicas_planning_from_the_same_state_start_one_attempt() {
     use tekton_retry::api::{RetrySpec, UserInfo};
     use tekton_retry::retry::{Engine, RetryRequest};
-    let sb = start_with(SandboxOptions {
-        engine: quick_engine(),
-        recorder_enabled: false,
-        ..Default::default()
-    })
-    .await;
+    let sb = start_without_recorder().await;
     let admin = sb.client("admin").expect("client");
     failed_run(&admin, "raced", "b").await;
     let server = sb.emulator.server_kube_config().expect("config");
@@ -742,12 +724,7 @@ async fn two_replicas_planning_from_the_same_state_start_one_attempt() {
 /// completes the attempt nor touches the record, the children or the status.
 #[tokio::test]
 async fn a_dry_run_of_an_interrupted_attempt_writes_nothing() {
-    let sb = start_with(SandboxOptions {
-        engine: quick_engine(),
-        recorder_enabled: false,
-        ..Default::default()
-    })
-    .await;
+    let sb = start_without_recorder().await;
     let admin = client_no_replay(&sb, "admin");
     failed_run(&admin, "paused", "b").await;
     let id = sb.emulator.faults().add(

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tekton_retry_test_support::kubectl as kubectl_support;
 
-use sandbox_support::{quick_engine, start_with, NS};
+use sandbox_support::{start, NS};
 use serde_json::Value;
-use tekton_retry_sandbox::{Sandbox, SandboxOptions};
+use tekton_retry_sandbox::Sandbox;
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-retry");
 
@@ -112,11 +112,7 @@ async fn tkn_retry_answers_as_a_tkn_plugin() {
 }
 
 async fn sandbox(dir: &Path) -> Sandbox {
-    let sb = start_with(SandboxOptions {
-        engine: quick_engine(),
-        ..Default::default()
-    })
-    .await;
+    let sb = start().await;
     sb.write_files(dir).expect("kubeconfig");
     sb
 }

@@ -79,6 +79,16 @@ pub fn pipelinerun(name: &str) -> Value {
     })
 }
 
+/// The `name` field of each item of a JSON list (a Table's `columnDefinitions`, an archive's
+/// `runs`); an item without one is left out.
+pub fn names_in(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .expect("a JSON list")
+        .iter()
+        .filter_map(|item| item["name"].as_str())
+        .collect()
+}
+
 /// A DynamicObject from JSON.
 pub fn dynamic(v: Value) -> DynamicObject {
     serde_json::from_value(v).expect("a DynamicObject")

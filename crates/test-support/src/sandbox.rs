@@ -43,6 +43,26 @@ pub async fn start() -> Sandbox {
     .await
 }
 
+/// [`start`] without the demo runs.
+pub async fn start_unseeded() -> Sandbox {
+    start_with(SandboxOptions {
+        seed: false,
+        engine: quick_engine(),
+        ..Default::default()
+    })
+    .await
+}
+
+/// [`start`] with the recorder off (what the engine alone does).
+pub async fn start_without_recorder() -> Sandbox {
+    start_with(SandboxOptions {
+        engine: quick_engine(),
+        recorder_enabled: false,
+        ..Default::default()
+    })
+    .await
+}
+
 pub async fn start_with(opts: SandboxOptions) -> Sandbox {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Sandbox::start(opts).await.expect("sandbox starts")

@@ -94,12 +94,7 @@ async fn table_output_has_tekton_columns() {
         .expect("request");
     let t: Value = c.request(req).await.expect("table");
     assert_eq!(t["kind"], "Table");
-    let cols: Vec<&str> = t["columnDefinitions"]
-        .as_array()
-        .expect("cols")
-        .iter()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
+    let cols: Vec<&str> = names_in(&t["columnDefinitions"]);
     assert_eq!(
         cols,
         ["Name", "Succeeded", "Reason", "StartTime", "CompletionTime"]
@@ -113,12 +108,8 @@ async fn table_output_has_tekton_columns() {
 
 #[tokio::test]
 async fn forbidden_messages_match_kube_apiserver() {
-    let emu = start().await;
-    let admin = client(&emu, "admin");
-    prs(&admin, "demo")
-        .create(&PostParams::default(), &dynamic(pipelinerun("x")))
-        .await
-        .expect("create");
+    let (emu, admin) = start_as_admin().await;
+    create_pipelinerun(&prs(&admin, "demo"), "x").await;
     let viewer = client(&emu, "viewer");
     prs(&viewer, "demo").get("x").await.expect("viewer reads");
     let e = api_error(
@@ -388,12 +379,8 @@ async fn faults_fail_the_nth_call_and_requests_are_counted() {
 
 #[tokio::test]
 async fn impersonation_is_authorized_like_kube_apiserver() {
-    let emu = start().await;
-    let admin = client(&emu, "admin");
-    prs(&admin, "demo")
-        .create(&PostParams::default(), &dynamic(pipelinerun("x")))
-        .await
-        .expect("create");
+    let (emu, admin) = start_as_admin().await;
+    create_pipelinerun(&prs(&admin, "demo"), "x").await;
     let as_user = |user: &str, imp: &str| {
         let mut cfg = emu.kube_config(user).expect("cfg");
         cfg.default_retry = false;

@@ -396,10 +396,7 @@ async fn unknown_status_fields_are_pruned_with_a_warning_or_refused_when_strict(
 #[tokio::test]
 async fn tekton_defaults_are_applied_like_the_webhook() {
     let (emu, c) = start_as_admin().await;
-    let created = prs(&c, "demo")
-        .create(&PostParams::default(), &dynamic(pipelinerun("x")))
-        .await
-        .expect("create");
+    let created = create_pipelinerun(&prs(&c, "demo"), "x").await;
     assert_eq!(created.data["spec"]["timeouts"]["pipeline"], "1h0m0s");
     assert_eq!(
         created.data["spec"]["taskRunTemplate"]["serviceAccountName"],

@@ -383,10 +383,7 @@ async fn delete_answers_and_repeated_deletes_follow_kube_apiserver() {
         ("c", "configmaps")
     );
     assert_eq!(Some(details.uid), created.metadata.uid);
-    prs(&c, "demo")
-        .create(&PostParams::default(), &dynamic(pipelinerun("x")))
-        .await
-        .expect("create");
+    create_pipelinerun(&prs(&c, "demo"), "x").await;
     let obj = prs(&c, "demo")
         .delete("x", &DeleteParams::default())
         .await
