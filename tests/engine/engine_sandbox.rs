@@ -71,12 +71,7 @@ async fn demo_failed_is_retried_in_place() {
     );
 
     // The succeeded task's run is untouched.
-    let a_after = get(&taskruns(&admin), "demo-failed-a").await;
-    assert_eq!(a_after["metadata"]["uid"], a_before["metadata"]["uid"]);
-    assert_eq!(
-        a_after["metadata"]["resourceVersion"],
-        a_before["metadata"]["resourceVersion"]
-    );
+    assert_untouched(&admin, "demo-failed-a", &a_before).await;
     // The failed one was replaced under the same name.
     let b_after = get(&taskruns(&admin), "demo-failed-b").await;
     assert_ne!(b_after["metadata"]["uid"], b_before["metadata"]["uid"]);
@@ -104,13 +99,10 @@ async fn demo_failed_is_retried_in_place() {
     // The archived runs of attempt 1 are in the history in the server's namespace, named after
     // the run's uid (no tenant can write there), and nothing was written in the run's namespace.
     let uid = before["metadata"]["uid"].as_str().expect("uid");
-    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(admin.clone(), "tekton-retry");
-    let cm = cms
-        .get(&format!("retry-{uid}-history"))
+    let record = server_configmaps(&admin)
+        .get(&format!("retry-{uid}"))
         .await
-        .expect("history");
-    let record = cms.get(&format!("retry-{uid}")).await.expect("record");
+        .expect("record");
     let record: Value =
         serde_json::from_str(&record.data.expect("data")["record.json"]).expect("record json");
     assert_eq!(record["attempt"], 2);
@@ -122,8 +114,7 @@ async fn demo_failed_is_retried_in_place() {
         .await
         .expect("list")
         .is_none());
-    let archive: Value =
-        serde_json::from_str(&cm.data.expect("data")["attempt-1.json"]).expect("archive json");
+    let archive = archived_attempt(&admin, uid, 1).await;
     let names: Vec<&str> = names_in(&archive["runs"]);
     assert!(
         names.contains(&"demo-failed-b") && names.contains(&"demo-failed-report"),
@@ -231,8 +222,7 @@ async fn a_replay_with_the_attempt_precondition_is_refused() {
     // What a replay could change: the record (a claim), the children (deletes), the status (a
     // reset). The run's metadata may still move: the recorder re-writes the mirror whenever the
     // simulated controller's metadata sync writes an older copy back.
-    let records: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(admin.clone(), "tekton-retry");
+    let records = server_configmaps(&admin);
     let record_name = format!("retry-{}", again["metadata"]["uid"].as_str().expect("uid"));
     let record_before = records.get(&record_name).await.expect("record");
     let children_before = taskruns(&admin)
@@ -319,8 +309,7 @@ async fn a_second_failure_can_be_retried_again_with_the_next_attempt() {
         annotation(&done, "retry.tekton.dev/attempt").as_deref(),
         Some("3")
     );
-    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(admin.clone(), "tekton-retry");
+    let cms = server_configmaps(&admin);
     let uid = done["metadata"]["uid"].as_str().expect("uid");
     let data = cms
         .get(&format!("retry-{uid}-history"))
@@ -447,15 +436,7 @@ async fn fault_then_recovery(name: &str, rule: FaultRule, absorbed: bool) {
         annotation(&run, "retry.tekton.dev/attempt").as_deref(),
         Some("2")
     );
-    let a_after = get(&taskruns(&admin), &format!("{name}-a")).await;
-    assert_eq!(
-        a_after["metadata"]["uid"], a_before["metadata"]["uid"],
-        "the succeeded run is never deleted"
-    );
-    assert_eq!(
-        a_after["metadata"]["resourceVersion"],
-        a_before["metadata"]["resourceVersion"]
-    );
+    assert_untouched(&admin, &format!("{name}-a"), &a_before).await;
     let faults = sb.emulator.faults();
     assert_eq!(
         faults.count_named("delete", "taskruns", NS, &format!("{name}-a")),

@@ -157,6 +157,34 @@ pub async fn failed_run(client: &kube::Client, name: &str, fail: &str) -> Value 
 }
 
 /// POSTs a retry through the front door; returns (HTTP code, JSON body).
+/// The TaskRun `name` is the object it was (`before`): same uid, never written since.
+pub async fn assert_untouched(client: &kube::Client, name: &str, before: &Value) {
+    let after = get(&taskruns(client), name).await;
+    assert_eq!(
+        after["metadata"]["uid"], before["metadata"]["uid"],
+        "{name} is never deleted"
+    );
+    assert_eq!(
+        after["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"],
+        "{name} is never written"
+    );
+}
+
+/// ConfigMaps in the server's namespace (`tekton-retry`), where the attempt records and histories live.
+pub fn server_configmaps(client: &kube::Client) -> Api<k8s_openapi::api::core::v1::ConfigMap> {
+    Api::namespaced(client.clone(), "tekton-retry")
+}
+
+/// The archive of `attempt` in the history of the run with `uid` (`retry-<uid>-history`).
+pub async fn archived_attempt(client: &kube::Client, uid: &str, attempt: u32) -> Value {
+    let cm = server_configmaps(client)
+        .get(&format!("retry-{uid}-history"))
+        .await
+        .expect("history");
+    let data = cm.data.expect("data");
+    serde_json::from_str(&data[&format!("attempt-{attempt}.json")]).expect("archive json")
+}
+
 pub async fn retry(client: &kube::Client, name: &str, body: Value, query: &str) -> (u16, Value) {
     let path =
         format!("/apis/retry.tekton.dev/v1alpha1/namespaces/{NS}/pipelineruns/{name}/retry{query}");

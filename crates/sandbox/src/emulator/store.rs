@@ -689,26 +689,22 @@ impl Store {
         let mut g = self.lock();
         let (key, old) = Self::stored(&g, def, namespace, name)?;
         // `metav1.Preconditions` (`storage.Preconditions.Check`).
-        if let Some(uid) = &opts.precondition_uid {
-            let actual = meta(&old, "uid").unwrap_or_default();
-            if *uid != actual {
-                return Err(StatusError::conflict(
-                    def.group,
-                    def.resource,
-                    name,
-                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
-                ));
-            }
-        }
-        if let Some(rv) = &opts.precondition_resource_version {
-            let actual = meta(&old, "resourceVersion").unwrap_or_default();
-            if *rv != actual {
+        for (field, wanted, meta_key) in [
+            ("UID", &opts.precondition_uid, "uid"),
+            (
+                "ResourceVersion",
+                &opts.precondition_resource_version,
+                "resourceVersion",
+            ),
+        ] {
+            let actual = meta(&old, meta_key).unwrap_or_default();
+            if let Some(wanted) = wanted.as_ref().filter(|w| **w != actual) {
                 return Err(StatusError::conflict(
                     def.group,
                     def.resource,
                     name,
                     &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
+                        "Precondition failed: {field} in precondition: {wanted}, {field} in object meta: {actual}"
                     ),
                 ));
             }

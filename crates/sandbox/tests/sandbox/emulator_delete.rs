@@ -47,6 +47,17 @@ async fn chain(c: &kube::Client) -> (String, String) {
     (pr_uid, tr_uid)
 }
 
+/// Drop the finalizers of the pod `tr-pod` (made by [`chain`]), which hold it.
+async fn release_pod(pods: &Api<Pod>) {
+    pods.patch(
+        "tr-pod",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("unhold");
+}
+
 #[tokio::test]
 async fn delete_preconditions_use_kube_messages() {
     let (emu, c) = start_as_admin().await;
@@ -143,13 +154,7 @@ async fn background_deletion_collects_dependents() {
     chain(&c).await;
     // Release the pod's own finalizer so only GC semantics matter.
     let pods: Api<Pod> = Api::namespaced(c.clone(), "demo");
-    pods.patch(
-        "tr-pod",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .expect("unhold");
+    release_pod(&pods).await;
     prs(&c, "demo")
         .delete("pr", &DeleteParams::background())
         .await
@@ -206,13 +211,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
         .await
         .expect("taskrun still there while its pod is");
     assert!(tr.metadata.deletion_timestamp.is_some());
-    pods.patch(
-        "tr-pod",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .expect("unhold");
+    release_pod(&pods).await;
     eventually("taskrun gone after its pod", || {
         let t = trs(&c, "demo");
         async move { t.get_opt("tr").await.expect("get").is_none() }

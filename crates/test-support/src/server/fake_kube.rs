@@ -373,31 +373,20 @@ pub fn auth_configmap(
     client_ca: &Ca,
     allowed_names: &[&str],
 ) -> BTreeMap<String, String> {
-    let mut d = BTreeMap::new();
-    d.insert("client-ca-file".into(), client_ca.pem.cert.clone());
-    d.insert(
-        "requestheader-client-ca-file".into(),
-        front_ca.pem.cert.clone(),
-    );
-    d.insert(
-        "requestheader-allowed-names".into(),
-        serde_json::to_string(allowed_names).expect("json"),
-    );
-    d.insert(
-        "requestheader-username-headers".into(),
-        r#"["X-Remote-User"]"#.into(),
-    );
-    d.insert(
-        "requestheader-uid-headers".into(),
-        r#"["X-Remote-Uid"]"#.into(),
-    );
-    d.insert(
-        "requestheader-group-headers".into(),
-        r#"["X-Remote-Group"]"#.into(),
-    );
-    d.insert(
-        "requestheader-extra-headers-prefix".into(),
-        r#"["X-Remote-Extra-"]"#.into(),
-    );
-    d
+    let allowed_names = serde_json::to_string(allowed_names).expect("json");
+    [
+        ("client-ca-file", client_ca.pem.cert.as_str()),
+        ("requestheader-client-ca-file", front_ca.pem.cert.as_str()),
+        ("requestheader-allowed-names", allowed_names.as_str()),
+        ("requestheader-username-headers", r#"["X-Remote-User"]"#),
+        ("requestheader-uid-headers", r#"["X-Remote-Uid"]"#),
+        ("requestheader-group-headers", r#"["X-Remote-Group"]"#),
+        (
+            "requestheader-extra-headers-prefix",
+            r#"["X-Remote-Extra-"]"#,
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }

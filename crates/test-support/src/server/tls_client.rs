@@ -106,13 +106,7 @@ impl TestClient {
 
     /// The server's certificate chain as seen in a fresh handshake.
     pub async fn peer_certificate(&self) -> Vec<CertificateDer<'static>> {
-        let tcp = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .expect("connect");
-        let tls = tokio_rustls::TlsConnector::from(self.config.clone())
-            .connect(ServerName::try_from("localhost").expect("name"), tcp)
-            .await
-            .expect("handshake");
+        let tls = self.connect().await;
         tls.get_ref().1.peer_certificates().expect("certs").to_vec()
     }
 
@@ -122,13 +116,7 @@ impl TestClient {
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let tcp = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .expect("connect");
-        let tls = tokio_rustls::TlsConnector::from(self.config.clone())
-            .connect(ServerName::try_from("localhost").expect("name"), tcp)
-            .await
-            .expect("handshake");
+        let tls = self.connect().await;
         let io = TokioIo::new(tls);
         let authority = format!("localhost:{}", self.addr.port());
         let uri: http::Uri = format!("https://{authority}{}", req.uri())
