@@ -142,7 +142,7 @@ async fn assert_clean_outcome(sb: &Sandbox, name: &str, a_before: &Value, max_b_
         Some("2"),
         "{run:#}"
     );
-    assert_untouched(&admin, &format!("{name}-a"), &a_before).await;
+    assert_untouched(&admin, &format!("{name}-a"), a_before).await;
     let faults = sb.emulator.faults();
     assert_eq!(
         faults.count_named("delete", "taskruns", NS, &format!("{name}-a")),
