@@ -46,6 +46,26 @@ pub async fn create_pipelinerun(api: &Api<DynamicObject>, name: &str) -> Dynamic
     .unwrap_or_else(|e| panic!("create PipelineRun {name}: {e}"))
 }
 
+/// A JSON merge patch of `name` (`kubectl patch --type merge`).
+pub async fn merge_patch<K>(api: &Api<K>, name: &str, patch: Value) -> kube::Result<K>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params = kube::api::PatchParams::default();
+    api.patch(name, &params, &kube::api::Patch::Merge(patch))
+        .await
+}
+
+/// A JSON merge patch of the `/status` subresource of `name`.
+pub async fn merge_patch_status<K>(api: &Api<K>, name: &str, patch: Value) -> kube::Result<K>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params = kube::api::PatchParams::default();
+    api.patch_status(name, &params, &kube::api::Patch::Merge(patch))
+        .await
+}
+
 /// A kube-rs client for a user, without kube's automatic retries (tests see every answer).
 pub fn client(emu: &Emulator, user: &str) -> Client {
     let mut cfg = emu.kube_config(user).expect("config");

@@ -193,12 +193,7 @@ async fn status_and_main_writes_are_split_and_generation_follows_spec() {
     assert_eq!(main.metadata.annotations.expect("ann")["a"], "b");
 
     // spec.status is a spec change: generation 2 (allowed while running).
-    let p = api
-        .patch(
-            "x",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"status": "Cancelled"}})),
-        )
+    let p = merge_patch(&api, "x", json!({"spec": {"status": "Cancelled"}}))
         .await
         .expect("cancel");
     assert_eq!(p.metadata.generation, Some(2));
@@ -240,14 +235,13 @@ async fn merge_patch_json_patch_and_resource_version_preconditions() {
     assert!(e.message.contains("the object has been modified"));
 
     // Merge patch null removes a key.
-    let p = api
-        .patch(
-            "x",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"claim": null}}})),
-        )
-        .await
-        .expect("remove");
+    let p = merge_patch(
+        &api,
+        "x",
+        json!({"metadata": {"annotations": {"claim": null}}}),
+    )
+    .await
+    .expect("remove");
     assert!(!p
         .metadata
         .annotations
@@ -281,14 +275,13 @@ async fn merge_patch_json_patch_and_resource_version_preconditions() {
     assert_eq!(now.metadata.resource_version, before_rv);
 
     // A status patch on /status.
-    let s = api
-        .patch_status(
-            "x",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"startTime": "2026-01-01T00:00:00Z"}})),
-        )
-        .await
-        .expect("status patch");
+    let s = merge_patch_status(
+        &api,
+        "x",
+        json!({"status": {"startTime": "2026-01-01T00:00:00Z"}}),
+    )
+    .await
+    .expect("status patch");
     assert_eq!(s.data["status"]["startTime"], "2026-01-01T00:00:00Z");
     emu.shutdown();
 }
@@ -535,12 +528,7 @@ async fn core_and_events_k8s_io_events_share_one_storage() {
     assert_eq!(c2.message.as_deref(), Some("done"));
     assert_eq!(c2.involved_object.name.as_deref(), Some("y"));
     assert_eq!(c2.reporting_component.as_deref(), Some("tekton-retry"));
-    let p = new
-        .patch(
-            "e2",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"note": "changed"})),
-        )
+    let p = merge_patch(&new, "e2", json!({"note": "changed"}))
         .await
         .expect("patch through the view");
     assert_eq!(p.note.as_deref(), Some("changed"));

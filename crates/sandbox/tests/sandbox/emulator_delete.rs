@@ -49,13 +49,9 @@ async fn chain(c: &kube::Client) -> (String, String) {
 
 /// Drop the finalizers of the pod `tr-pod` (made by [`chain`]), which hold it.
 async fn release_pod(pods: &Api<Pod>) {
-    pods.patch(
-        "tr-pod",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .expect("unhold");
+    merge_patch(pods, "tr-pod", json!({"metadata": {"finalizers": null}}))
+        .await
+        .expect("unhold");
 }
 
 #[tokio::test]
@@ -125,21 +121,17 @@ async fn finalizers_hold_an_object_with_a_deletion_timestamp() {
         .expect("the object is returned while finalizers remain");
     assert!(left.metadata.deletion_timestamp.is_some());
     let e = api_error(
-        cms.patch(
+        merge_patch(
+            &cms,
             "held",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"finalizers": ["test.example/hold", "x/new"]}})),
+            json!({"metadata": {"finalizers": ["test.example/hold", "x/new"]}}),
         )
         .await,
     );
     assert_eq!(e.code, 422, "no new finalizers on a deleting object");
-    cms.patch(
-        "held",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .expect("remove finalizer");
+    merge_patch(&cms, "held", json!({"metadata": {"finalizers": null}}))
+        .await
+        .expect("remove finalizer");
     assert_eq!(
         api_error(cms.get("held").await).code,
         404,
@@ -275,25 +267,13 @@ async fn tekton_webhook_messages_on_done_and_running_runs() {
         .await
         .expect("running");
     // cancelled-finally/01-timeouts-on-running.error.txt
-    let e = api_error(
-        api.patch(
-            "x",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"timeouts": {"pipeline": "2h"}}})),
-        )
-        .await,
-    );
+    let e =
+        api_error(merge_patch(&api, "x", json!({"spec": {"timeouts": {"pipeline": "2h"}}})).await);
     assert_eq!((e.code, e.reason.as_str()), (400, "BadRequest"));
     assert_eq!(e.message, "admission webhook \"validation.webhook.pipeline.tekton.dev\" denied the request: validation failed: invalid value: Once the PipelineRun has started, only status updates are allowed: spec");
     // cancelled-finally/01-pending-on-started.error.txt
-    let e = api_error(
-        api.patch(
-            "x",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"status": "PipelineRunPending"}})),
-        )
-        .await,
-    );
+    let e =
+        api_error(merge_patch(&api, "x", json!({"spec": {"status": "PipelineRunPending"}})).await);
     assert!(
         e.message
             .ends_with("PipelineRun cannot be Pending after it is started: spec.status"),
@@ -301,26 +281,15 @@ async fn tekton_webhook_messages_on_done_and_running_runs() {
         e.message
     );
     // Cancelling is allowed while running.
-    api.patch(
-        "x",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"status": "Cancelled"}})),
-    )
-    .await
-    .expect("cancel");
+    merge_patch(&api, "x", json!({"spec": {"status": "Cancelled"}}))
+        .await
+        .expect("cancel");
     let done = json!({"status": {"conditions": [{"type": "Succeeded", "status": "False", "reason": "Cancelled"}]}});
     api.patch_status("x", &PatchParams::default(), &Patch::Merge(done))
         .await
         .expect("done");
     // cancelled/03-clear-spec-while-done.error.txt: merge null and JSON-patch remove both refused.
-    let e = api_error(
-        api.patch(
-            "x",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"status": null}})),
-        )
-        .await,
-    );
+    let e = api_error(merge_patch(&api, "x", json!({"spec": {"status": null}})).await);
     assert!(
         e.message
             .ends_with("Once the PipelineRun is complete, no updates are allowed: spec"),
@@ -338,25 +307,17 @@ async fn tekton_webhook_messages_on_done_and_running_runs() {
         400
     );
     // Metadata writes on a done run are fine, and status writes are not subject to the webhook.
-    api.patch(
-        "x",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"annotations": {"a": "b"}}})),
-    )
-    .await
-    .expect("metadata");
+    merge_patch(&api, "x", json!({"metadata": {"annotations": {"a": "b"}}}))
+        .await
+        .expect("metadata");
     let reset = json!({"status": {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]}});
     api.patch_status("x", &PatchParams::default(), &Patch::Merge(reset))
         .await
         .expect("status reset");
     // Running again: clearing spec.status is now allowed.
-    api.patch(
-        "x",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"status": null}})),
-    )
-    .await
-    .expect("clear spec.status while running");
+    merge_patch(&api, "x", json!({"spec": {"status": null}}))
+        .await
+        .expect("clear spec.status while running");
     emu.shutdown();
 }
 
@@ -426,10 +387,10 @@ async fn a_pending_run_cannot_get_a_start_time_through_status() {
         .await
         .expect("create pending");
     let e = api_error(
-        api.patch_status(
+        merge_patch_status(
+            &api,
             "p",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"startTime": "2026-01-01T00:00:00Z"}})),
+            json!({"status": {"startTime": "2026-01-01T00:00:00Z"}}),
         )
         .await,
     );
@@ -440,7 +401,7 @@ async fn a_pending_run_cannot_get_a_start_time_through_status() {
         e.message
     );
     // Other status writes of a pending run are fine.
-    api.patch_status("p", &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "PipelineRunPending"}]}})))
+    merge_patch_status(&api, "p", json!({"status": {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "PipelineRunPending"}]}}))
         .await
         .expect("status write");
     emu.shutdown();

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use emulator_support::*;
 use futures::{StreamExt, TryStreamExt};
-use kube::api::{
-    DeleteParams, DynamicObject, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
-};
+use kube::api::{DeleteParams, DynamicObject, PostParams, WatchEvent, WatchParams};
 use kube::runtime::watcher::{self, Event};
 use kube::ResourceExt;
 use serde_json::json;
@@ -62,13 +60,9 @@ async fn runtime_watcher_sees_create_update_delete() {
     let initial = initial_names(&mut stream).await;
     assert_eq!(initial, ["before"]);
     create_pipelinerun(&api, "after").await;
-    api.patch(
-        "after",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"x": "1"}}})),
-    )
-    .await
-    .expect("patch");
+    merge_patch(&api, "after", json!({"metadata": {"labels": {"x": "1"}}}))
+        .await
+        .expect("patch");
     api.delete("after", &DeleteParams::default())
         .await
         .expect("delete");
@@ -232,13 +226,9 @@ async fn label_changes_move_objects_in_and_out_of_a_selective_watch() {
     )
     .await;
     for stage in ["a", "b"] {
-        api.patch(
-            "x",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"stage": stage}}})),
-        )
-        .await
-        .expect("patch");
+        merge_patch(&api, "x", json!({"metadata": {"labels": {"stage": stage}}}))
+            .await
+            .expect("patch");
     }
     let mut kinds = Vec::new();
     while kinds.len() < 2 {
