@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
-use tekton_retry_test_support::dag_failed::{annotate_attempt_2, fixture, plan_status, running};
+use tekton_retry_test_support::dag_failed::{
+    annotate_attempt_2, archived_replaced_runs, fixture, plan_status, running,
+};
 use tekton_retry_test_support::kubectl as kubectl_support;
 
 use bytes::Bytes;
@@ -18,7 +20,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
 use tekton_retry::api::{ApiError, Cause, LastRetry, PipelineRunRetry, RetrySpec, RetryStatus};
-use tekton_retry::retry::record::history::{self as records, ArchivedRun, AttemptArchive};
+use tekton_retry::retry::record::history::{self as records, AttemptArchive};
 
 const TOKEN: &str = "test-token";
 const NS: &str = "dag-failed";
@@ -97,16 +99,10 @@ fn history_configmap() -> Value {
     let archive = AttemptArchive {
         attempt: 1,
         archived_at: ATTEMPT_START.into(),
-        runs: ["b", "report"]
-            .iter()
-            .map(|t| ArchivedRun {
-                kind: "TaskRun".into(),
-                name: format!("demo-run-{t}"),
-                pipeline_task: t.to_string(),
-                object: fixture(&format!("01-failed-taskrun-demo-run-{t}.json")),
-                logs: BTreeMap::from([("step-compile".to_string(), "exit 1\n".to_string())]),
-            })
-            .collect(),
+        runs: archived_replaced_runs(&BTreeMap::from([(
+            "step-compile".to_string(),
+            "exit 1\n".to_string(),
+        )])),
         truncated: false,
     };
     let record = LastRetry {

@@ -249,7 +249,9 @@ mod tests {
     use serde_json::Map;
     use tekton_retry::retry::record::history::{add_to_history, ArchivedRun};
 
-    use tekton_retry_test_support::dag_failed::{annotate_attempt_2, fixture as load};
+    use tekton_retry_test_support::dag_failed::{
+        annotate_attempt_2, archived_replaced_runs, fixture as load,
+    };
 
     fn record(attempt: u32, start: &str, tasks: &[&str]) -> LastRetry {
         LastRetry {
@@ -277,16 +279,7 @@ mod tests {
         let archive = AttemptArchive {
             attempt: 1,
             archived_at: "2026-11-26T19:27:50Z".into(),
-            runs: ["b", "report"]
-                .iter()
-                .map(|t| ArchivedRun {
-                    kind: "TaskRun".into(),
-                    name: format!("demo-run-{t}"),
-                    pipeline_task: t.to_string(),
-                    object: load(&format!("01-failed-taskrun-demo-run-{t}.json")),
-                    logs: Default::default(),
-                })
-                .collect(),
+            runs: archived_replaced_runs(&Default::default()),
             truncated: false,
         };
         let mut data = Map::new();

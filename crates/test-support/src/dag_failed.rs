@@ -3,7 +3,10 @@
 //! plan the server answers for it (b failed with StepFailed, c skipped, a kept).
 
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
 use tekton_retry::api::{annotations, RetriedTask, RetryStatus};
+use tekton_retry::retry::record::history::ArchivedRun;
 
 /// An object of the recording, by file name (`01-failed-pipelinerun-demo-run.json`, …).
 pub fn fixture(file: &str) -> Value {
@@ -33,6 +36,21 @@ pub fn annotate_attempt_2(run: &mut Value, record: &impl serde::Serialize) {
         annotations::ORIGINAL_COMPLETION_TIME.into(),
         json!("2026-11-26T19:27:19Z"),
     );
+}
+
+/// The TaskRuns a retry of the recording replaces (b failed, report ran), as the history
+/// archives them (01-failed), each with `logs`.
+pub fn archived_replaced_runs(logs: &BTreeMap<String, String>) -> Vec<ArchivedRun> {
+    ["b", "report"]
+        .iter()
+        .map(|t| ArchivedRun {
+            kind: "TaskRun".into(),
+            name: format!("demo-run-{t}"),
+            pipeline_task: t.to_string(),
+            object: fixture(&format!("01-failed-taskrun-demo-run-{t}.json")),
+            logs: logs.clone(),
+        })
+        .collect()
 }
 
 /// `taskrun` as it was while running: condition Unknown/Running, no completion time.
