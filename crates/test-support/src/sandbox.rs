@@ -160,13 +160,16 @@ pub async fn failed_run(client: &kube::Client, name: &str, fail: &str) -> Value 
 /// The TaskRun `name` is the object it was (`before`): same uid, never written since.
 pub async fn assert_untouched(client: &kube::Client, name: &str, before: &Value) {
     let after = get(&taskruns(client), name).await;
+    let identity = |o: &Value| {
+        (
+            o["metadata"]["uid"].clone(),
+            o["metadata"]["resourceVersion"].clone(),
+        )
+    };
     assert_eq!(
-        after["metadata"]["uid"], before["metadata"]["uid"],
-        "{name} is never deleted"
-    );
-    assert_eq!(
-        after["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"],
-        "{name} is never written"
+        identity(&after),
+        identity(before),
+        "{name} is neither deleted nor written"
     );
 }
 
