@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use futures::stream::{self, StreamExt};
 use http::{Method, Request};
 use http_body_util::BodyExt;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use serde_json::{json, Value};
 use tekton_retry::api::{RetrySpec, UserInfo};
 use tekton_retry::retry::{Engine, RetryRequest};
@@ -18,13 +18,7 @@ use tekton_retry_sandbox::seed;
 pub const NS: &str = "bench";
 
 fn resource(kind: &str, plural: &str) -> ApiResource {
-    ApiResource {
-        group: "tekton.dev".into(),
-        version: "v1".into(),
-        api_version: "tekton.dev/v1".into(),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("tekton.dev", "v1", kind), plural)
 }
 
 fn runs(client: &kube::Client) -> Api<DynamicObject> {

@@ -7,7 +7,7 @@ use tekton_retry_test_support::sandbox as sandbox_support;
 use std::time::Duration;
 
 use sandbox_support::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use tekton_retry_sandbox::policy::{server_user, Policy, Subject, SERVER_BINDING};
 use tekton_retry_sandbox::SandboxOptions;
 
@@ -57,14 +57,7 @@ async fn without_the_log_archive_no_pod_log_is_read() {
 
     // The history keeps the replaced runs, without logs.
     let uid = before["metadata"]["uid"].as_str().expect("uid");
-    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(admin.clone(), "tekton-retry");
-    let cm = cms
-        .get(&format!("retry-{uid}-history"))
-        .await
-        .expect("history");
-    let archive: Value =
-        serde_json::from_str(&cm.data.expect("data")["attempt-1.json"]).expect("archive json");
+    let archive = archived_attempt(&admin, uid, 1).await;
     let b = archive["runs"]
         .as_array()
         .expect("runs")

@@ -10,6 +10,7 @@ use sandbox_support::*;
 use serde_json::{json, Value};
 use tekton_retry_sandbox::faults::{FaultAction, FaultRule, Trigger};
 use tekton_retry_sandbox::SandboxOptions;
+use tekton_retry_test_support::emulator::names_in;
 
 #[tokio::test]
 async fn demo_failed_is_retried_in_place() {
@@ -70,12 +71,7 @@ async fn demo_failed_is_retried_in_place() {
     );
 
     // The succeeded task's run is untouched.
-    let a_after = get(&taskruns(&admin), "demo-failed-a").await;
-    assert_eq!(a_after["metadata"]["uid"], a_before["metadata"]["uid"]);
-    assert_eq!(
-        a_after["metadata"]["resourceVersion"],
-        a_before["metadata"]["resourceVersion"]
-    );
+    assert_untouched(&admin, "demo-failed-a", &a_before).await;
     // The failed one was replaced under the same name.
     let b_after = get(&taskruns(&admin), "demo-failed-b").await;
     assert_ne!(b_after["metadata"]["uid"], b_before["metadata"]["uid"]);
@@ -103,13 +99,10 @@ async fn demo_failed_is_retried_in_place() {
     // The archived runs of attempt 1 are in the history in the server's namespace, named after
     // the run's uid (no tenant can write there), and nothing was written in the run's namespace.
     let uid = before["metadata"]["uid"].as_str().expect("uid");
-    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(admin.clone(), "tekton-retry");
-    let cm = cms
-        .get(&format!("retry-{uid}-history"))
+    let record = server_configmaps(&admin)
+        .get(&format!("retry-{uid}"))
         .await
-        .expect("history");
-    let record = cms.get(&format!("retry-{uid}")).await.expect("record");
+        .expect("record");
     let record: Value =
         serde_json::from_str(&record.data.expect("data")["record.json"]).expect("record json");
     assert_eq!(record["attempt"], 2);
@@ -121,14 +114,8 @@ async fn demo_failed_is_retried_in_place() {
         .await
         .expect("list")
         .is_none());
-    let archive: Value =
-        serde_json::from_str(&cm.data.expect("data")["attempt-1.json"]).expect("archive json");
-    let names: Vec<&str> = archive["runs"]
-        .as_array()
-        .expect("runs")
-        .iter()
-        .filter_map(|r| r["name"].as_str())
-        .collect();
+    let archive = archived_attempt(&admin, uid, 1).await;
+    let names: Vec<&str> = names_in(&archive["runs"]);
     assert!(
         names.contains(&"demo-failed-b") && names.contains(&"demo-failed-report"),
         "{names:?}"
@@ -250,8 +237,7 @@ async fn a_replay_with_the_attempt_precondition_is_refused() {
     // What a replay could change: the record (a claim), the children (deletes), the status (a
     // reset). The run's metadata may still move: the recorder re-writes the mirror whenever the
     // simulated controller's metadata sync writes an older copy back.
-    let records: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(admin.clone(), "tekton-retry");
+    let records = server_configmaps(&admin);
     let record_name = format!("retry-{}", again["metadata"]["uid"].as_str().expect("uid"));
     let record_before = records.get(&record_name).await.expect("record");
     let children_before = taskruns(&admin)
@@ -338,8 +324,7 @@ async fn a_second_failure_can_be_retried_again_with_the_next_attempt() {
         annotation(&done, "retry.tekton.dev/attempt").as_deref(),
         Some("3")
     );
-    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(admin.clone(), "tekton-retry");
+    let cms = server_configmaps(&admin);
     let uid = done["metadata"]["uid"].as_str().expect("uid");
     let data = cms
         .get(&format!("retry-{uid}-history"))
@@ -441,11 +426,7 @@ async fn a_leftover_pod_blocks_the_reset_until_it_is_gone_then_the_attempt_compl
 /// so each answer is seen; `absorbed` faults (429, 504) are retried by the engine's own kube-rs
 /// client and the first request may already succeed.
 async fn fault_then_recovery(name: &str, rule: FaultRule, absorbed: bool) {
-    let sb = start_with(SandboxOptions {
-        engine: quick_engine(),
-        ..Default::default()
-    })
-    .await;
+    let sb = start().await;
     let admin = client_no_replay(&sb, "admin");
     failed_run(&admin, name, "b").await;
     let a_before = get(&taskruns(&admin), &format!("{name}-a")).await;
@@ -470,15 +451,7 @@ async fn fault_then_recovery(name: &str, rule: FaultRule, absorbed: bool) {
         annotation(&run, "retry.tekton.dev/attempt").as_deref(),
         Some("2")
     );
-    let a_after = get(&taskruns(&admin), &format!("{name}-a")).await;
-    assert_eq!(
-        a_after["metadata"]["uid"], a_before["metadata"]["uid"],
-        "the succeeded run is never deleted"
-    );
-    assert_eq!(
-        a_after["metadata"]["resourceVersion"],
-        a_before["metadata"]["resourceVersion"]
-    );
+    assert_untouched(&admin, &format!("{name}-a"), &a_before).await;
     let faults = sb.emulator.faults();
     assert_eq!(
         faults.count_named("delete", "taskruns", NS, &format!("{name}-a")),
@@ -653,12 +626,7 @@ async fn retries_beyond_the_concurrency_limit_wait_their_turn() {
 /// watches, so the count does not grow with how long Tekton or the garbage collector take.
 #[tokio::test]
 async fn a_retry_costs_at_most_twenty_requests_and_three_watches() {
-    let sb = start_with(SandboxOptions {
-        engine: quick_engine(),
-        recorder_enabled: false,
-        ..Default::default()
-    })
-    .await;
+    let sb = start_without_recorder().await;
     let admin = sb.client("admin").expect("client");
     failed_run(&admin, "counted", "b").await;
     sb.emulator.faults().clear_log();
@@ -687,12 +655,7 @@ async fn a_retry_costs_at_most_twenty_requests_and_three_watches() {
 async fn two_replicas_planning_from_the_same_state_start_one_attempt() {
     use tekton_retry::api::{RetrySpec, UserInfo};
     use tekton_retry::retry::{Engine, RetryRequest};
-    let sb = start_with(SandboxOptions {
-        engine: quick_engine(),
-        recorder_enabled: false,
-        ..Default::default()
-    })
-    .await;
+    let sb = start_without_recorder().await;
     let admin = sb.client("admin").expect("client");
     failed_run(&admin, "raced", "b").await;
     let server = sb.emulator.server_kube_config().expect("config");
@@ -757,12 +720,7 @@ async fn two_replicas_planning_from_the_same_state_start_one_attempt() {
 /// completes the attempt nor touches the record, the children or the status.
 #[tokio::test]
 async fn a_dry_run_of_an_interrupted_attempt_writes_nothing() {
-    let sb = start_with(SandboxOptions {
-        engine: quick_engine(),
-        recorder_enabled: false,
-        ..Default::default()
-    })
-    .await;
+    let sb = start_without_recorder().await;
     let admin = client_no_replay(&sb, "admin");
     failed_run(&admin, "paused", "b").await;
     let id = sb.emulator.faults().add(

@@ -21,7 +21,7 @@ use tekton_retry::recorder::RecorderOptions;
 use tekton_retry::retry::engine::{Engine, EngineOptions};
 use tekton_retry::server::{Metrics, Server, ServerHandle, ServerOptions, TlsSource};
 use tekton_retry_pki::Ca;
-use tekton_retry_sandbox::faults::{FaultAction, FaultRule, Trigger};
+use tekton_retry_sandbox::faults::{FaultAction, FaultId, FaultRule, Trigger};
 use tekton_retry_sandbox::{Sandbox, SandboxOptions};
 
 /// Engine options for these tests: quick, and a claim not being worked on counts as interrupted
@@ -39,11 +39,12 @@ struct Serve {
     ca_pem: String,
 }
 
-async fn start_serve(sb: &Sandbox) -> Serve {
-    let ca = Ca::new("second-serve-ca").expect("ca");
-    let cert = ca.issue_server(&["127.0.0.1", "localhost"]).expect("cert");
-    let client =
-        kube::Client::try_from(sb.emulator.server_kube_config().expect("config")).expect("client");
+/// A server of the product with its own engine, as the server's identity, serving `cert`; ready.
+async fn start_ready_server(
+    server_cfg: kube::Config,
+    cert: tekton_retry_pki::CertPem,
+) -> ServerHandle {
+    let client = kube::Client::try_from(server_cfg).expect("client");
     let engine = Engine::new(client.clone(), engine_opts());
     let opts = ServerOptions::new(
         client,
@@ -55,8 +56,15 @@ async fn start_serve(sb: &Sandbox) -> Serve {
     );
     let handle = Server::start(opts, Arc::new(engine), Arc::new(Metrics::new()))
         .await
-        .expect("second serve starts");
+        .expect("serve starts");
     assert!(handle.wait_ready(Duration::from_secs(20)).await, "ready");
+    handle
+}
+
+async fn start_serve(sb: &Sandbox) -> Serve {
+    let ca = Ca::new("second-serve-ca").expect("ca");
+    let cert = ca.issue_server(&["127.0.0.1", "localhost"]).expect("cert");
+    let handle = start_ready_server(sb.emulator.server_kube_config().expect("config"), cert).await;
     Serve {
         handle,
         ca_pem: ca.pem.cert,
@@ -100,20 +108,7 @@ impl Process {
         // Started from a plain thread: the test's own runtime may not block on another one.
         let (addr, server) = std::thread::spawn(move || {
             handle.block_on(async move {
-                let client = kube::Client::try_from(server_cfg).expect("client");
-                let engine = Engine::new(client.clone(), engine_opts());
-                let opts = ServerOptions::new(
-                    client,
-                    TlsSource::Pem {
-                        cert: cert.cert,
-                        key: cert.key,
-                    },
-                    SocketAddr::from(([127, 0, 0, 1], 0)),
-                );
-                let h = Server::start(opts, Arc::new(engine), Arc::new(Metrics::new()))
-                    .await
-                    .expect("serve starts");
-                assert!(h.wait_ready(Duration::from_secs(20)).await, "ready");
+                let h = start_ready_server(server_cfg, cert).await;
                 (h.addr(), h)
             })
         })
@@ -147,12 +142,7 @@ async fn assert_clean_outcome(sb: &Sandbox, name: &str, a_before: &Value, max_b_
         Some("2"),
         "{run:#}"
     );
-    let a_after = get(&taskruns(&admin), &format!("{name}-a")).await;
-    assert_eq!(a_after["metadata"]["uid"], a_before["metadata"]["uid"]);
-    assert_eq!(
-        a_after["metadata"]["resourceVersion"],
-        a_before["metadata"]["resourceVersion"]
-    );
+    assert_untouched(&admin, &format!("{name}-a"), a_before).await;
     let faults = sb.emulator.faults();
     assert_eq!(
         faults.count_named("delete", "taskruns", NS, &format!("{name}-a")),
@@ -192,6 +182,30 @@ async fn retry_until_created(client: &kube::Client, name: &str) -> Value {
     }
 }
 
+/// Retry `name` through `doomed`, kill it once the retry stalls at the fault `stall`, and return
+/// the caller's answer (which must come within 30 s).
+async fn kill_when_stalled(
+    sb: &Sandbox,
+    admin: &kube::Client,
+    name: &str,
+    doomed: Process,
+    stall: FaultId,
+) -> Result<(u16, Value), tokio::task::JoinError> {
+    let pending = {
+        let (c, name) = (admin.clone(), name.to_string());
+        tokio::spawn(async move { retry(&c, &name, json!({}), "").await })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while sb.emulator.faults().matched(stall) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the retry stalls");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    doomed.kill();
+    tokio::time::timeout(Duration::from_secs(30), pending)
+        .await
+        .expect("the caller is answered")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_killed_mid_retry_the_next_request_completes_the_attempt() {
     let sb = start_with(SandboxOptions {
@@ -214,19 +228,8 @@ async fn serve_killed_mid_retry_the_next_request_completes_the_attempt() {
         )
         .trigger(Trigger::FirstN(1)),
     );
-    let pending = {
-        let c = admin.clone();
-        tokio::spawn(async move { retry(&c, "crash", json!({}), "").await })
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while sb.emulator.faults().matched(stall) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the retry stalls");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    doomed.kill();
-    let (code, body) = tokio::time::timeout(Duration::from_secs(30), pending)
+    let (code, body) = kill_when_stalled(&sb, &admin, "crash", doomed, stall)
         .await
-        .expect("the caller is answered")
         .expect("join");
     assert!(
         code >= 500,
@@ -278,19 +281,7 @@ async fn serve_killed_mid_retry_the_recorder_completes_the_attempt() {
         .named(NS, "crash2")
         .trigger(Trigger::FirstN(1)),
     );
-    let pending = {
-        let c = admin.clone();
-        tokio::spawn(async move { retry(&c, "crash2", json!({}), "").await })
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while sb.emulator.faults().matched(stall) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the retry stalls");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    doomed.kill();
-    let _ = tokio::time::timeout(Duration::from_secs(30), pending)
-        .await
-        .expect("the caller is answered");
+    let _ = kill_when_stalled(&sb, &admin, "crash2", doomed, stall).await;
     route_to(&sb, &sb.retry_url(), sb.retry_ca_pem()).await;
     // No further request: the sandbox's recorder rolls the claim forward.
     assert_clean_outcome(&sb, "crash2", &a_before, 2).await;

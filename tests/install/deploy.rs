@@ -21,6 +21,24 @@ const SERVICE_DNS: &str = "tekton-retry.tekton-retry.svc";
 
 type Perm = (String, String, String);
 
+/// Every (group, resource, verb) a PolicyRule grants.
+fn grants(rule: &Value) -> Vec<Perm> {
+    let list = |key: &str| rule[key].as_array().expect(key).clone();
+    let mut out = Vec::new();
+    for g in list("apiGroups") {
+        for r in list("resources") {
+            for v in list("verbs") {
+                out.push((
+                    s(&g, "group").into(),
+                    s(&r, "resource").into(),
+                    s(&v, "verb").into(),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// (group, resource, verb) for every verb of every rule; panics on anything a rule could grant
 /// beyond that (resourceNames, nonResourceURLs).
 fn rule_perms(role: &Value) -> BTreeSet<Perm> {
@@ -34,17 +52,7 @@ fn rule_perms(role: &Value) -> BTreeSet<Perm> {
             rule.get("nonResourceURLs").is_none(),
             "unexpected nonResourceURLs: {rule}"
         );
-        for g in rule["apiGroups"].as_array().expect("apiGroups") {
-            for r in rule["resources"].as_array().expect("resources") {
-                for v in rule["verbs"].as_array().expect("verbs") {
-                    out.insert((
-                        s(g, "group").into(),
-                        s(r, "resource").into(),
-                        s(v, "verb").into(),
-                    ));
-                }
-            }
-        }
+        out.extend(grants(rule));
     }
     out
 }
@@ -847,18 +855,11 @@ fn scoped_perms(role: &Value) -> BTreeSet<(String, String, String, Vec<String>)>
             .map(|n| n.iter().map(|v| s(v, "name").to_owned()).collect())
             .unwrap_or_default();
         names.sort();
-        for g in rule["apiGroups"].as_array().expect("apiGroups") {
-            for r in rule["resources"].as_array().expect("resources") {
-                for v in rule["verbs"].as_array().expect("verbs") {
-                    out.insert((
-                        s(g, "group").into(),
-                        s(r, "resource").into(),
-                        s(v, "verb").into(),
-                        names.clone(),
-                    ));
-                }
-            }
-        }
+        out.extend(
+            grants(rule)
+                .into_iter()
+                .map(|(g, r, v)| (g, r, v, names.clone())),
+        );
     }
     out
 }

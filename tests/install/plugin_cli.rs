@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
+use tekton_retry_test_support::dag_failed::{
+    annotate_attempt_2, archived_replaced_runs, fixture, plan_status, running,
+};
 use tekton_retry_test_support::kubectl as kubectl_support;
 
 use bytes::Bytes;
@@ -16,24 +19,14 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
-use tekton_retry::api::{
-    annotations, ApiError, Cause, PipelineRunRetry, RetriedTask, RetrySpec, RetryStatus,
-};
-use tekton_retry::retry::record::history::{self as records, ArchivedRun, AttemptArchive};
+use tekton_retry::api::{ApiError, Cause, PipelineRunRetry, RetrySpec, RetryStatus};
+use tekton_retry::retry::record::history::{self as records, AttemptArchive};
 use tekton_retry::retry::record::LastRetry;
 
 const TOKEN: &str = "test-token";
 const NS: &str = "dag-failed";
 /// When the fake's retry of `demo-run` claims attempt 2 (06-final's recorded retry started 19:27:50Z).
 const ATTEMPT_START: &str = "2026-11-26T19:27:50Z";
-
-fn fixture(file: &str) -> Value {
-    let path = format!(
-        "{}/tests/fixtures/tekton/dag-failed/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("fixture JSON")
-}
 
 fn retried(mut run: Value, name: &str, start: &str) -> Value {
     let record = LastRetry {
@@ -45,22 +38,7 @@ fn retried(mut run: Value, name: &str, start: &str) -> Value {
         ..Default::default()
     };
     run["metadata"]["name"] = json!(name);
-    let ann = run["metadata"]["annotations"]
-        .as_object_mut()
-        .expect("annotations");
-    ann.insert(annotations::ATTEMPT.into(), json!("2"));
-    ann.insert(
-        annotations::LAST_RETRY.into(),
-        json!(serde_json::to_string(&record).expect("json")),
-    );
-    ann.insert(
-        annotations::ORIGINAL_START_TIME.into(),
-        json!("2026-11-26T19:27:10Z"),
-    );
-    ann.insert(
-        annotations::ORIGINAL_COMPLETION_TIME.into(),
-        json!("2026-11-26T19:27:19Z"),
-    );
+    annotate_attempt_2(&mut run, &record);
     run
 }
 
@@ -86,13 +64,7 @@ fn mid_snapshot() -> (Value, Vec<Value>) {
             {"kind": "TaskRun", "name": "demo-run-b", "pipelineTaskName": "b"},
         ]),
     );
-    let mut b = fixture("06-final-taskrun-demo-run-b.json");
-    b["status"]["conditions"] =
-        json!([{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]);
-    b["status"]
-        .as_object_mut()
-        .expect("status")
-        .remove("completionTime");
+    let b = running(fixture("06-final-taskrun-demo-run-b.json"));
     (run, vec![fixture("01-failed-taskrun-demo-run-a.json"), b])
 }
 
@@ -128,16 +100,10 @@ fn history_configmap() -> Value {
     let archive = AttemptArchive {
         attempt: 1,
         archived_at: ATTEMPT_START.into(),
-        runs: ["b", "report"]
-            .iter()
-            .map(|t| ArchivedRun {
-                kind: "TaskRun".into(),
-                name: format!("demo-run-{t}"),
-                pipeline_task: t.to_string(),
-                object: fixture(&format!("01-failed-taskrun-demo-run-{t}.json")),
-                logs: BTreeMap::from([("step-compile".to_string(), "exit 1\n".to_string())]),
-            })
-            .collect(),
+        runs: archived_replaced_runs(&BTreeMap::from([(
+            "step-compile".to_string(),
+            "exit 1\n".to_string(),
+        )])),
         truncated: false,
     };
     let record = LastRetry {
@@ -160,26 +126,8 @@ fn answer(name: &str, dry_run: bool, start: &str) -> PipelineRunRetry {
         name,
         RetrySpec::default(),
         RetryStatus {
-            attempt: 2,
-            dry_run,
-            pipeline_run_uid: "679e284d-e47e-4d0c-880e-4f1c5abad32c".into(),
-            retried_tasks: vec![
-                RetriedTask {
-                    name: "b".into(),
-                    previous_run: Some("demo-run-b".into()),
-                    previous_reason: Some("StepFailed".into()),
-                },
-                RetriedTask {
-                    name: "c".into(),
-                    previous_run: None,
-                    previous_reason: Some("PipelineRun was stopping".into()),
-                },
-            ],
-            preserved_tasks: vec!["a".into()],
             start_time: (!dry_run).then(|| start.to_string()),
-            original_start_time: Some("2026-11-26T19:27:10Z".into()),
-            remaining_timeout: Some("59m20s".into()),
-            ..Default::default()
+            ..plan_status(dry_run)
         },
     )
 }

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tekton_retry_test_support::kubectl as kubectl_support;
 
-use sandbox_support::{quick_engine, start_with, NS};
+use sandbox_support::{start, NS};
 use serde_json::Value;
-use tekton_retry_sandbox::{Sandbox, SandboxOptions};
+use tekton_retry_sandbox::Sandbox;
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-retry");
 
@@ -71,6 +71,25 @@ fn strings(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// `kubectl retry pr -n <NS> <selector> --last-failed` through the plugin installed in `dir`,
+/// with the kubeconfig in `files`.
+async fn last_failed(
+    files: &tempfile::TempDir,
+    dir: &tempfile::TempDir,
+    selector: &[&str],
+) -> Output {
+    let mut args = strings(&["retry", "pr", "-n", NS]);
+    args.extend(strings(selector));
+    args.push("--last-failed".into());
+    run(
+        PathBuf::from("kubectl"),
+        args,
+        Some(files.path().join("kubeconfig")),
+        path_with(dir.path()),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn tkn_retry_answers_as_a_tkn_plugin() {
     let dir = install();
@@ -112,11 +131,7 @@ async fn tkn_retry_answers_as_a_tkn_plugin() {
 }
 
 async fn sandbox(dir: &Path) -> Sandbox {
-    let sb = start_with(SandboxOptions {
-        engine: quick_engine(),
-        ..Default::default()
-    })
-    .await;
+    let sb = start().await;
     sb.write_files(dir).expect("kubeconfig");
     sb
 }
@@ -170,19 +185,10 @@ async fn last_failed_retries_the_most_recent_failed_or_cancelled_run_of_a_pipeli
         .max_by(|a, b| a.2.cmp(&b.2).then(a.0.cmp(&b.0)))
         .map(|r| r.0.clone())
         .expect("one");
-    let out = run(
-        PathBuf::from("kubectl"),
-        strings(&[
-            "retry",
-            "pr",
-            "-n",
-            NS,
-            "--selector",
-            "tekton.dev/pipeline=build-and-deploy",
-            "--last-failed",
-        ]),
-        Some(files.path().join("kubeconfig")),
-        path_with(dir.path()),
+    let out = last_failed(
+        &files,
+        &dir,
+        &["--selector", "tekton.dev/pipeline=build-and-deploy"],
     )
     .await;
     assert!(
@@ -204,21 +210,7 @@ async fn last_failed_retries_the_most_recent_failed_or_cancelled_run_of_a_pipeli
         text(&out.stdout)
     );
     // No failed run of another pipeline: a clear error, nothing retried.
-    let none = run(
-        PathBuf::from("kubectl"),
-        strings(&[
-            "retry",
-            "pr",
-            "-n",
-            NS,
-            "-l",
-            "tekton.dev/pipeline=nope",
-            "--last-failed",
-        ]),
-        Some(files.path().join("kubeconfig")),
-        path_with(dir.path()),
-    )
-    .await;
+    let none = last_failed(&files, &dir, &["-l", "tekton.dev/pipeline=nope"]).await;
     assert_eq!(none.status.code(), Some(1));
     assert!(
         text(&none.stderr).contains("no failed or cancelled pipelinerun matches"),

@@ -124,21 +124,18 @@ fn jsonpath(kubeconfig: &Path, name: &str, path: &str) -> String {
     text(&out.stdout)
 }
 
+/// `kubectl retry pr demo-failed -n demo <extra> --follow --timeout 3m` as the admin.
+fn follow_demo_failed(sb: &Sandbox, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["pr", "demo-failed", "-n", "demo"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--follow", "--timeout", "3m"]);
+    kubectl_retry(&sb.kubeconfig(), &args)
+}
+
 #[test]
 fn follow_demo_failed_to_success() {
     let Some(sb) = Sandbox::start() else { return };
-    let out = kubectl_retry(
-        &sb.kubeconfig(),
-        &[
-            "pr",
-            "demo-failed",
-            "-n",
-            "demo",
-            "--follow",
-            "--timeout",
-            "3m",
-        ],
-    );
+    let out = follow_demo_failed(&sb, &[]);
     let stdout = text(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -230,20 +227,7 @@ fn dry_run_changes_nothing() {
 #[test]
 fn history_lists_the_attempt() {
     let Some(sb) = Sandbox::start() else { return };
-    let out = kubectl_retry(
-        &sb.kubeconfig(),
-        &[
-            "pr",
-            "demo-failed",
-            "-n",
-            "demo",
-            "--reason",
-            "e2e",
-            "--follow",
-            "--timeout",
-            "3m",
-        ],
-    );
+    let out = follow_demo_failed(&sb, &["--reason", "e2e"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = kubectl_retry(&sb.kubeconfig(), &["history", "demo-failed", "-n", "demo"]);
     let stdout = text(&out.stdout);

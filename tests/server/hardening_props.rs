@@ -268,12 +268,12 @@ proptest! {
         checks::requestheader(&lines);
     }
 
-    /// The front proxy's extra-key escaping (client-go `headerKeyEscape`, `sandbox::proxy`) and the
+    /// The front proxy's extra-key escaping (client-go `headerKeyEscape`, `sandbox::emulator::aggregator`) and the
     /// server's unescaping (`unescapeExtraKey`) agree: any key arrives as itself, lowercased as
     /// kube-apiserver lowercases header names.
     #[test]
     fn extra_keys_survive_the_trip_through_the_front_proxy(key in ".{1,24}", value in "[ -~]{0,16}") {
-        let escaped = tekton_retry_sandbox::proxy::escape_extra_key(&key);
+        let escaped = tekton_retry_sandbox::emulator::aggregator::escape_extra_key(&key);
         let name = HeaderName::from_bytes(format!("X-Remote-Extra-{escaped}").as_bytes());
         prop_assert!(name.is_ok(), "{escaped:?} is a header name");
         let mut h = HeaderMap::new();

@@ -26,6 +26,12 @@ async fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `kubectl create --raw <retry path of demo/name> -f body`.
+async fn create_retry(kubeconfig: &Path, name: &str, body: &str) -> (bool, String, String) {
+    let path = retry_path("demo", name);
+    kubectl(kubeconfig, &["create", "--raw", &path, "-f", body]).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_renders_the_error_shapes() {
     if kubectl_support::kubectl().is_none() {
@@ -53,34 +59,14 @@ async fn kubectl_renders_the_error_shapes() {
         _ => Ok(success(r)),
     });
 
-    let (ok, _, err) = kubectl(
-        &kc,
-        &[
-            "create",
-            "--raw",
-            &retry_path("demo", "demo-running"),
-            "-f",
-            body,
-        ],
-    )
-    .await;
+    let (ok, _, err) = create_retry(&kc, "demo-running", body).await;
     assert!(!ok);
     assert_eq!(
         err.trim(),
         "Error from server (Conflict): PipelineRun demo/demo-running is still running: retry it once it has failed or been cancelled"
     );
 
-    let (ok, _, err) = kubectl(
-        &kc,
-        &[
-            "create",
-            "--raw",
-            &retry_path("demo", "demo-failed"),
-            "-f",
-            body,
-        ],
-    )
-    .await;
+    let (ok, _, err) = create_retry(&kc, "demo-failed", body).await;
     assert!(!ok);
     assert_eq!(
         err.trim(),
@@ -88,17 +74,7 @@ async fn kubectl_renders_the_error_shapes() {
     );
 
     // Success prints the created object.
-    let (ok, out, err) = kubectl(
-        &kc,
-        &[
-            "create",
-            "--raw",
-            &retry_path("demo", "demo-ok"),
-            "-f",
-            body,
-        ],
-    )
-    .await;
+    let (ok, out, err) = create_retry(&kc, "demo-ok", body).await;
     assert!(ok, "{err}");
     let created: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(created["status"]["attempt"], 2);
@@ -120,17 +96,7 @@ async fn kubectl_renders_the_error_shapes() {
     // A user without the right sees kube-apiserver's Forbidden wording.
     h.kube.set_policy(|_| SarAnswer::Deny(String::new()));
     std::fs::write(&kc, h.kubeconfig("viewer", &[])).expect("write");
-    let (ok, _, err) = kubectl(
-        &kc,
-        &[
-            "create",
-            "--raw",
-            &retry_path("demo", "demo-ok"),
-            "-f",
-            body,
-        ],
-    )
-    .await;
+    let (ok, _, err) = create_retry(&kc, "demo-ok", body).await;
     assert!(!ok);
     assert_eq!(
         err.trim(),

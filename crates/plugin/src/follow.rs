@@ -443,15 +443,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const DIR: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/tekton/dag-failed/"
-    );
-
-    fn load(file: &str) -> Value {
-        let text = std::fs::read_to_string(format!("{DIR}{file}")).expect("fixture");
-        serde_json::from_str(&text).expect("fixture JSON")
-    }
+    use tekton_retry_test_support::dag_failed::{fixture as load, running};
 
     fn at(s: &str) -> DateTime<Utc> {
         parse_time(s).expect("time")
@@ -500,13 +492,7 @@ mod tests {
             ]),
         );
         run["metadata"]["annotations"][annotations::ATTEMPT] = json!("2");
-        let mut b = load("06-final-taskrun-demo-run-b.json");
-        b["status"]["conditions"] =
-            json!([{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]);
-        b["status"]
-            .as_object_mut()
-            .expect("status")
-            .remove("completionTime");
+        let b = running(load("06-final-taskrun-demo-run-b.json"));
         (run, vec![trs[0].clone(), b])
     }
 

@@ -252,15 +252,9 @@ mod tests {
     use serde_json::Map;
     use tekton_retry::retry::record::history::{add_to_history, ArchivedRun};
 
-    const DIR: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/tekton/dag-failed/"
-    );
-
-    fn load(file: &str) -> Value {
-        let text = std::fs::read_to_string(format!("{DIR}{file}")).expect("fixture");
-        serde_json::from_str(&text).expect("fixture JSON")
-    }
+    use tekton_retry_test_support::dag_failed::{
+        annotate_attempt_2, archived_replaced_runs, fixture as load,
+    };
 
     fn record(attempt: u32, start: &str, tasks: &[&str]) -> LastRetry {
         LastRetry {
@@ -284,35 +278,11 @@ mod tests {
             rec.end = Some("2026-11-26T19:28:10Z".into());
             rec.outcome = Some("Succeeded".into());
         }
-        let ann = run["metadata"]["annotations"]
-            .as_object_mut()
-            .expect("annotations");
-        ann.insert(annotations::ATTEMPT.into(), json!("2"));
-        ann.insert(
-            annotations::LAST_RETRY.into(),
-            json!(serde_json::to_string(&rec).expect("json")),
-        );
-        ann.insert(
-            annotations::ORIGINAL_START_TIME.into(),
-            json!("2026-11-26T19:27:10Z"),
-        );
-        ann.insert(
-            annotations::ORIGINAL_COMPLETION_TIME.into(),
-            json!("2026-11-26T19:27:19Z"),
-        );
+        annotate_attempt_2(&mut run, &rec);
         let archive = AttemptArchive {
             attempt: 1,
             archived_at: "2026-11-26T19:27:50Z".into(),
-            runs: ["b", "report"]
-                .iter()
-                .map(|t| ArchivedRun {
-                    kind: "TaskRun".into(),
-                    name: format!("demo-run-{t}"),
-                    pipeline_task: t.to_string(),
-                    object: load(&format!("01-failed-taskrun-demo-run-{t}.json")),
-                    logs: Default::default(),
-                })
-                .collect(),
+            runs: archived_replaced_runs(&Default::default()),
             truncated: false,
         };
         let mut data = Map::new();

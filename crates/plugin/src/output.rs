@@ -132,44 +132,22 @@ pub fn render_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tekton_retry::api::{RetriedTask, RetrySpec, RetryStatus};
+    use tekton_retry::api::{RetriedTask, RetrySpec};
+    use tekton_retry_test_support::dag_failed::plan_status;
 
     /// The plan the server computes for the recorded dag-failed run (fixtures/tekton/dag-failed/01):
     /// b failed (StepFailed), c skipped, report (finally) ran; a succeeded.
     fn dag_failed_answer(dry_run: bool) -> PipelineRunRetry {
-        PipelineRunRetry::response(
-            "dag-failed",
-            "demo-run",
-            RetrySpec::default(),
-            RetryStatus {
-                attempt: 2,
-                dry_run,
-                pipeline_run_uid: "679e284d-e47e-4d0c-880e-4f1c5abad32c".into(),
-                retried_tasks: vec![
-                    RetriedTask {
-                        name: "b".into(),
-                        previous_run: Some("demo-run-b".into()),
-                        previous_reason: Some("StepFailed".into()),
-                    },
-                    RetriedTask {
-                        name: "c".into(),
-                        previous_run: None,
-                        previous_reason: Some("PipelineRun was stopping".into()),
-                    },
-                    RetriedTask {
-                        name: "report".into(),
-                        previous_run: Some("demo-run-report".into()),
-                        previous_reason: Some("Succeeded".into()),
-                    },
-                ],
-                preserved_tasks: vec!["a".into()],
-                start_time: None,
-                original_start_time: Some("2026-11-26T19:27:10Z".into()),
-                original_completion_time: Some("2026-11-26T19:27:19Z".into()),
-                remaining_timeout: Some("59m20s".into()),
-                message: None,
-            },
-        )
+        PipelineRunRetry::response("dag-failed", "demo-run", RetrySpec::default(), {
+            let mut status = plan_status(dry_run);
+            status.retried_tasks.push(RetriedTask {
+                name: "report".into(),
+                previous_run: Some("demo-run-report".into()),
+                previous_reason: Some("Succeeded".into()),
+            });
+            status.original_completion_time = Some("2026-11-26T19:27:19Z".into());
+            status
+        })
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use serde_json::{json, Value};
 
 /// The seed manifests.
@@ -29,13 +31,7 @@ fn resource(kind: &str) -> ApiResource {
         "TaskRun" => "taskruns",
         _ => "pipelineruns",
     };
-    ApiResource {
-        group: "tekton.dev".into(),
-        version: "v1".into(),
-        api_version: "tekton.dev/v1".into(),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("tekton.dev", "v1", kind), plural)
 }
 
 /// The seed documents, parsed.

@@ -14,7 +14,9 @@ use crate::recorder::{Recorder, RecorderOptions};
 use crate::retry::metrics::RetryMetrics;
 use crate::retry::{Engine, EngineOptions, RetryService};
 use crate::server::selfcert::{CertMetrics, SelfCert, SelfCertError, SelfCertOptions};
-use crate::server::{Metrics, ServerError, ServerHandle, ServerOptions, ServerSettings, TlsSource};
+use crate::server::{
+    Metrics, ServeArgs, ServerError, ServerHandle, ServerOptions, ServerSettings, TlsSource,
+};
 
 /// Where the serving certificate comes from.
 #[derive(Clone)]
@@ -167,6 +169,64 @@ impl App {
         }
         if let Some(c) = self.self_cert.take() {
             c.task.abort();
+        }
+    }
+}
+
+/// The composition root reads the `serve` flags (kept in `server::config`, which knows nothing of
+/// the components they configure).
+impl ServeArgs {
+    /// The flags as typed options, one part per component: the server's certificate and settings,
+    /// the engine (and its executor and API rate limit) and the recorder.
+    pub fn app_options(&self) -> AppOptions {
+        let cert = match (&self.tls_cert_file, &self.tls_private_key_file) {
+            (Some(cert), Some(key)) => ServingCert::Given(TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => ServingCert::SelfManaged {
+                options: self.self_cert.options(),
+                first_wait: Duration::from_secs(120),
+            },
+        };
+        let mut server = ServerSettings {
+            authz_ttl: self.authorization_cache_ttl,
+            authn_ttl: self.authentication_cache_ttl,
+            request_timeout: self.request_timeout,
+            max_requests_in_flight: self.max_requests_inflight as usize,
+            auth_config_resync: self.authentication_config_resync,
+            auth_config_max_staleness: self.authentication_config_max_staleness,
+            ..ServerSettings::default()
+        };
+        server.conn.max_connections = self.max_connections as usize;
+        server.conn.first_request_timeout = self.first_request_timeout;
+        server.conn.idle_timeout = self.idle_timeout;
+        let engine = crate::retry::EngineOptions {
+            claim_grace: self.retry_claim_grace,
+            max_concurrent: usize::from(self.max_concurrent_retries),
+            namespace: self.self_cert.namespace.clone(),
+            api_rate: crate::retry::ratelimit::RateLimit {
+                qps: self.kube_api_qps,
+                burst: self.kube_api_burst,
+            },
+            limits: crate::retry::PlanLimits {
+                min_timeout_budget: self.min_timeout_budget,
+            },
+            executor: crate::retry::executor::ExecutorOptions {
+                archive_logs: self.archive_logs,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        AppOptions {
+            bind: SocketAddr::new(self.bind_address, self.secure_port),
+            cert,
+            server,
+            engine,
+            recorder: Some(crate::recorder::RecorderOptions {
+                grace: self.retry_claim_grace * 2,
+                ..Default::default()
+            }),
         }
     }
 }

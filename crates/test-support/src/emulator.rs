@@ -29,6 +29,43 @@ pub async fn start_with(opts: EmulatorOptions) -> Emulator {
     Emulator::start(opts).await.expect("emulator starts")
 }
 
+/// [`start`] and a client as `admin` (group `system:masters`): how most tests begin.
+pub async fn start_as_admin() -> (Emulator, Client) {
+    let emu = start().await;
+    let c = client(&emu, "admin");
+    (emu, c)
+}
+
+/// Create the PipelineRun [`pipelinerun`]`(name)` through `api`.
+pub async fn create_pipelinerun(api: &Api<DynamicObject>, name: &str) -> DynamicObject {
+    api.create(
+        &kube::api::PostParams::default(),
+        &dynamic(pipelinerun(name)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("create PipelineRun {name}: {e}"))
+}
+
+/// A JSON merge patch of `name` (`kubectl patch --type merge`).
+pub async fn merge_patch<K>(api: &Api<K>, name: &str, patch: Value) -> kube::Result<K>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params = kube::api::PatchParams::default();
+    api.patch(name, &params, &kube::api::Patch::Merge(patch))
+        .await
+}
+
+/// A JSON merge patch of the `/status` subresource of `name`.
+pub async fn merge_patch_status<K>(api: &Api<K>, name: &str, patch: Value) -> kube::Result<K>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params = kube::api::PatchParams::default();
+    api.patch_status(name, &params, &kube::api::Patch::Merge(patch))
+        .await
+}
+
 /// A kube-rs client for a user, without kube's automatic retries (tests see every answer).
 pub fn client(emu: &Emulator, user: &str) -> Client {
     let mut cfg = emu.kube_config(user).expect("config");
@@ -37,23 +74,11 @@ pub fn client(emu: &Emulator, user: &str) -> Client {
 }
 
 pub fn pipelinerun_resource() -> ApiResource {
-    ApiResource {
-        group: "tekton.dev".into(),
-        version: "v1".into(),
-        api_version: "tekton.dev/v1".into(),
-        kind: "PipelineRun".into(),
-        plural: "pipelineruns".into(),
-    }
+    crate::sandbox::resource("PipelineRun", "pipelineruns")
 }
 
 pub fn taskrun_resource() -> ApiResource {
-    ApiResource {
-        group: "tekton.dev".into(),
-        version: "v1".into(),
-        api_version: "tekton.dev/v1".into(),
-        kind: "TaskRun".into(),
-        plural: "taskruns".into(),
-    }
+    crate::sandbox::resource("TaskRun", "taskruns")
 }
 
 pub fn prs(client: &Client, ns: &str) -> Api<DynamicObject> {
@@ -72,6 +97,16 @@ pub fn pipelinerun(name: &str) -> Value {
         "metadata": {"name": name, "namespace": "demo", "labels": {"app": "demo"}},
         "spec": {"pipelineRef": {"name": "build-and-deploy"}}
     })
+}
+
+/// The `name` field of each item of a JSON list (a Table's `columnDefinitions`, an archive's
+/// `runs`); an item without one is left out.
+pub fn names_in(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .expect("a JSON list")
+        .iter()
+        .filter_map(|item| item["name"].as_str())
+        .collect()
 }
 
 /// A DynamicObject from JSON.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::{Method, Request};
 use http_body_util::BodyExt;
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{json, Value};
 use tekton_retry::retry::engine::EngineOptions;
 use tekton_retry::retry::executor::ExecutorOptions;
@@ -43,19 +43,33 @@ pub async fn start() -> Sandbox {
     .await
 }
 
+/// [`start`] without the demo runs.
+pub async fn start_unseeded() -> Sandbox {
+    start_with(SandboxOptions {
+        seed: false,
+        engine: quick_engine(),
+        ..Default::default()
+    })
+    .await
+}
+
+/// [`start`] with the recorder off (what the engine alone does).
+pub async fn start_without_recorder() -> Sandbox {
+    start_with(SandboxOptions {
+        engine: quick_engine(),
+        recorder_enabled: false,
+        ..Default::default()
+    })
+    .await
+}
+
 pub async fn start_with(opts: SandboxOptions) -> Sandbox {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Sandbox::start(opts).await.expect("sandbox starts")
 }
 
 pub fn resource(kind: &str, plural: &str) -> ApiResource {
-    ApiResource {
-        group: "tekton.dev".into(),
-        version: "v1".into(),
-        api_version: "tekton.dev/v1".into(),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("tekton.dev", "v1", kind), plural)
 }
 
 pub fn runs(client: &kube::Client) -> Api<DynamicObject> {
@@ -143,6 +157,37 @@ pub async fn failed_run(client: &kube::Client, name: &str, fail: &str) -> Value 
 }
 
 /// POSTs a retry through the front door; returns (HTTP code, JSON body).
+/// The TaskRun `name` is the object it was (`before`): same uid, never written since.
+pub async fn assert_untouched(client: &kube::Client, name: &str, before: &Value) {
+    let after = get(&taskruns(client), name).await;
+    let identity = |o: &Value| {
+        (
+            o["metadata"]["uid"].clone(),
+            o["metadata"]["resourceVersion"].clone(),
+        )
+    };
+    assert_eq!(
+        identity(&after),
+        identity(before),
+        "{name} is neither deleted nor written"
+    );
+}
+
+/// ConfigMaps in the server's namespace (`tekton-retry`), where the attempt records and histories live.
+pub fn server_configmaps(client: &kube::Client) -> Api<k8s_openapi::api::core::v1::ConfigMap> {
+    Api::namespaced(client.clone(), "tekton-retry")
+}
+
+/// The archive of `attempt` in the history of the run with `uid` (`retry-<uid>-history`).
+pub async fn archived_attempt(client: &kube::Client, uid: &str, attempt: u32) -> Value {
+    let cm = server_configmaps(client)
+        .get(&format!("retry-{uid}-history"))
+        .await
+        .expect("history");
+    let data = cm.data.expect("data");
+    serde_json::from_str(&data[&format!("attempt-{attempt}.json")]).expect("archive json")
+}
+
 pub async fn retry(client: &kube::Client, name: &str, body: Value, query: &str) -> (u16, Value) {
     let path =
         format!("/apis/retry.tekton.dev/v1alpha1/namespaces/{NS}/pipelineruns/{name}/retry{query}");

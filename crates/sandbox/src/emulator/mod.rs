@@ -32,7 +32,7 @@
 //! - HTTP creates drop `status` for resources with a status subresource (direct
 //!   [`Store::create`] keeps it, for seeding); `/status` writes change only status;
 //! - Tekton's defaulting (timeouts, service account, `taskRef.kind`) and validating webhook rules
-//!   (spec changes on done/running runs, Pending after start) apply to every main-resource write,
+//!   (spec changes on done/running runs, Pending after start; [`crate::tekton_webhook`]) apply to every main-resource write,
 //!   also through [`Store`]; unknown top-level `status` fields of runs are pruned (warning header;
 //!   400 with `?fieldValidation=Strict`);
 //! - users authenticate by client certificate (sandbox client CA) or bearer token; impersonation
@@ -47,7 +47,7 @@
 //! only (protobuf is read only for review requests); namespaces need not exist; pruning checks
 //! only the top level of run status; the aggregated group's OpenAPI is not merged into ours.
 
-pub mod admission;
+pub mod aggregator;
 pub mod discovery;
 pub mod events_view;
 pub mod gc;
@@ -82,7 +82,7 @@ use crate::policy::{self, Policy};
 use tekton_retry::api::UserInfo;
 use tekton_retry_pki::{Ca, CertPem};
 
-use crate::proxy::{Availability, FrontProxy, FrontProxyIdentity, ProxyError};
+use aggregator::{Availability, FrontProxy, FrontProxyIdentity, ProxyError};
 
 /// How to start the emulator.
 #[derive(Clone, Debug)]

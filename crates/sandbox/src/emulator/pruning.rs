@@ -1,69 +1,40 @@
-//! Structural-schema pruning of unknown fields, as kube-apiserver does for Tekton's CRDs
-//! (`apiextensions-apiserver/pkg/apiserver/schema/pruning`): fixture `dag-failed` (README §a) shows
+//! Structural-schema pruning of unknown fields, as kube-apiserver does for custom resources
+//! (`apiextensions-apiserver/pkg/apiserver/schema/pruning`), against the schemas of
+//! [`crate::tekton_webhook::crd_schema`]: fixture `dag-failed` (README §a) shows
 //! `status.lastRetry` dropped at write time, a `Warning: unknown field "status.lastRetry"`, and with
 //! `?fieldValidation=Strict` the error `PipelineRun in version "v1" cannot be handled as a
 //! PipelineRun: strict decoding error: unknown field "status.lastRetry"`.
 //!
-//! Approximation: only the top level of the object and of `status` are checked, against the field
-//! lists of Tekton's Go types (`pkg/apis/pipeline/v1/pipelinerun_types.go` `PipelineRunStatusFields`,
-//! `taskrun_types.go` `TaskRunStatusFields`, knative `duckv1.Status`); deeper levels are kept.
+//! Approximation: only the top level of the object and of `status` are checked; deeper levels are
+//! kept.
 
 use serde_json::Value;
 
 use super::resources::ResourceDef;
 use super::status::StatusError;
+use crate::tekton_webhook::crd_schema;
 
-const TOP: &[&str] = &["apiVersion", "kind", "metadata", "spec", "status"];
-const DUCK_STATUS: &[&str] = &["observedGeneration", "conditions", "annotations"];
-const PIPELINERUN_STATUS: &[&str] = &[
-    "startTime",
-    "completionTime",
-    "results",
-    "pipelineSpec",
-    "skippedTasks",
-    "childReferences",
-    "finallyStartTime",
-    "provenance",
-    "spanContext",
-];
-const TASKRUN_STATUS: &[&str] = &[
-    "podName",
-    "startTime",
-    "completionTime",
-    "steps",
-    "retriesStatus",
-    "results",
-    "artifacts",
-    "sidecars",
-    "taskSpec",
-    "provenance",
-    "spanContext",
-];
-
-fn status_fields(def: &ResourceDef) -> Option<&'static [&'static str]> {
-    match (def.group, def.resource) {
-        ("tekton.dev", "pipelineruns") => Some(PIPELINERUN_STATUS),
-        ("tekton.dev", "taskruns") => Some(TASKRUN_STATUS),
-        _ => None,
-    }
-}
-
-/// The unknown fields of `obj` (`status.lastRetry`, …), for a Tekton CRD; none for other types.
+/// The unknown fields of `obj` (`status.lastRetry`, …), for a resource with a structural schema
+/// (Tekton's CRDs); none for other types.
 pub fn unknown_fields(def: &ResourceDef, obj: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    if def.group != "tekton.dev" {
+    let Some(schema) = crd_schema::find(def.group, def.resource) else {
         return out;
-    }
+    };
     if let Some(m) = obj.as_object() {
-        out.extend(m.keys().filter(|k| !TOP.contains(&k.as_str())).cloned());
+        out.extend(
+            m.keys()
+                .filter(|k| !schema.top.contains(&k.as_str()))
+                .cloned(),
+        );
     }
-    if let (Some(fields), Some(st)) = (
-        status_fields(def),
+    if let (true, Some(st)) = (
+        schema.checks_status(),
         obj.get("status").and_then(Value::as_object),
     ) {
         out.extend(
             st.keys()
-                .filter(|k| !DUCK_STATUS.contains(&k.as_str()) && !fields.contains(&k.as_str()))
+                .filter(|k| !schema.knows_status_field(k))
                 .map(|k| format!("status.{k}")),
         );
     }

@@ -16,50 +16,6 @@ impl Gvr {
             resource: resource.into(),
         }
     }
-    /// `tekton.dev/v1 pipelineruns`.
-    pub fn pipelineruns() -> Gvr {
-        Gvr::new("tekton.dev", "v1", "pipelineruns")
-    }
-    /// `tekton.dev/v1 taskruns`.
-    pub fn taskruns() -> Gvr {
-        Gvr::new("tekton.dev", "v1", "taskruns")
-    }
-    /// `tekton.dev/v1beta1 customruns`.
-    pub fn customruns() -> Gvr {
-        Gvr::new("tekton.dev", "v1beta1", "customruns")
-    }
-    /// `tekton.dev/v1 pipelines`.
-    pub fn pipelines() -> Gvr {
-        Gvr::new("tekton.dev", "v1", "pipelines")
-    }
-    /// `tekton.dev/v1 tasks`.
-    pub fn tasks() -> Gvr {
-        Gvr::new("tekton.dev", "v1", "tasks")
-    }
-    /// core `v1 pods`.
-    pub fn pods() -> Gvr {
-        Gvr::new("", "v1", "pods")
-    }
-    /// core `v1 configmaps`.
-    pub fn configmaps() -> Gvr {
-        Gvr::new("", "v1", "configmaps")
-    }
-    /// core `v1 events`.
-    pub fn events() -> Gvr {
-        Gvr::new("", "v1", "events")
-    }
-    /// core `v1 secrets`.
-    pub fn secrets() -> Gvr {
-        Gvr::new("", "v1", "secrets")
-    }
-    /// `apiregistration.k8s.io/v1 apiservices`.
-    pub fn apiservices() -> Gvr {
-        Gvr::new("apiregistration.k8s.io", "v1", "apiservices")
-    }
-    /// core `v1 namespaces`.
-    pub fn namespaces() -> Gvr {
-        Gvr::new("", "v1", "namespaces")
-    }
     /// `group/version` as in `apiVersion`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -68,6 +24,40 @@ impl Gvr {
             format!("{}/{}", self.group, self.version)
         }
     }
+}
+
+/// The constructors of the served collections, one line each: `Gvr::pipelineruns()` etc.
+macro_rules! collections {
+    ($($(#[$doc:meta])* $name:ident => ($group:literal, $version:literal, $resource:literal);)*) => {
+        impl Gvr {
+            $($(#[$doc])* pub fn $name() -> Gvr { Gvr::new($group, $version, $resource) })*
+        }
+    };
+}
+
+collections! {
+    /// `tekton.dev/v1 pipelineruns`.
+    pipelineruns => ("tekton.dev", "v1", "pipelineruns");
+    /// `tekton.dev/v1 taskruns`.
+    taskruns => ("tekton.dev", "v1", "taskruns");
+    /// `tekton.dev/v1beta1 customruns`.
+    customruns => ("tekton.dev", "v1beta1", "customruns");
+    /// `tekton.dev/v1 pipelines`.
+    pipelines => ("tekton.dev", "v1", "pipelines");
+    /// `tekton.dev/v1 tasks`.
+    tasks => ("tekton.dev", "v1", "tasks");
+    /// core `v1 pods`.
+    pods => ("", "v1", "pods");
+    /// core `v1 configmaps`.
+    configmaps => ("", "v1", "configmaps");
+    /// core `v1 events`.
+    events => ("", "v1", "events");
+    /// core `v1 secrets`.
+    secrets => ("", "v1", "secrets");
+    /// `apiregistration.k8s.io/v1 apiservices`.
+    apiservices => ("apiregistration.k8s.io", "v1", "apiservices");
+    /// core `v1 namespaces`.
+    namespaces => ("", "v1", "namespaces");
 }
 
 /// How a resource is served.
@@ -184,27 +174,10 @@ const fn review(
 
 /// Every resource the emulator serves. Short names and categories follow kube-apiserver's
 /// discovery and Tekton's CRDs (`config/300-crds/300-pipelinerun.yaml` etc.).
+#[rustfmt::skip]
 pub static RESOURCES: &[ResourceDef] = &[
-    stored(
-        "",
-        "v1",
-        "namespaces",
-        "namespace",
-        "Namespace",
-        false,
-        &["ns"],
-        true,
-    ),
-    stored(
-        "",
-        "v1",
-        "configmaps",
-        "configmap",
-        "ConfigMap",
-        true,
-        &["cm"],
-        false,
-    ),
+    stored("", "v1", "namespaces", "namespace", "Namespace", false, &["ns"], true),
+    stored("", "v1", "configmaps", "configmap", "ConfigMap", true, &["cm"], false),
     stored("", "v1", "events", "event", "Event", true, &["ev"], false),
     ResourceDef {
         generation: true,
@@ -212,187 +185,34 @@ pub static RESOURCES: &[ResourceDef] = &[
         ..stored("", "v1", "pods", "pod", "Pod", true, &["po"], true)
     },
     stored("", "v1", "secrets", "secret", "Secret", true, &[], false),
-    stored(
-        "",
-        "v1",
-        "serviceaccounts",
-        "serviceaccount",
-        "ServiceAccount",
-        true,
-        &["sa"],
-        false,
-    ),
-    stored(
-        "",
-        "v1",
-        "persistentvolumeclaims",
-        "persistentvolumeclaim",
-        "PersistentVolumeClaim",
-        true,
-        &["pvc"],
-        true,
-    ),
+    stored("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", true, &["sa"], false),
+    stored("", "v1", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", true, &["pvc"], true),
     // What the install (`release.yaml`) creates besides, so that kubectl can map every object of
     // it against the emulator (`kubectl apply --dry-run=client -f release.yaml`).
-    stored(
-        "",
-        "v1",
-        "services",
-        "service",
-        "Service",
-        true,
-        &["svc"],
-        true,
-    ),
-    stored(
-        "apps",
-        "v1",
-        "deployments",
-        "deployment",
-        "Deployment",
-        true,
-        &["deploy"],
-        true,
-    ),
+    stored("", "v1", "services", "service", "Service", true, &["svc"], true),
+    stored("apps", "v1", "deployments", "deployment", "Deployment", true, &["deploy"], true),
     // The affinity assistants Tekton creates (pkg/reconciler/pipelinerun/affinity_assistant.go).
-    stored(
-        "apps",
-        "v1",
-        "statefulsets",
-        "statefulset",
-        "StatefulSet",
-        true,
-        &["sts"],
-        true,
-    ),
-    stored(
-        "policy",
-        "v1",
-        "poddisruptionbudgets",
-        "poddisruptionbudget",
-        "PodDisruptionBudget",
-        true,
-        &["pdb"],
-        true,
-    ),
-    stored(
-        "networking.k8s.io",
-        "v1",
-        "networkpolicies",
-        "networkpolicy",
-        "NetworkPolicy",
-        true,
-        &[],
-        false,
-    ),
-    stored(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "roles",
-        "role",
-        "Role",
-        true,
-        &[],
-        false,
-    ),
-    stored(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "rolebindings",
-        "rolebinding",
-        "RoleBinding",
-        true,
-        &[],
-        false,
-    ),
-    stored(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "clusterroles",
-        "clusterrole",
-        "ClusterRole",
-        false,
-        &[],
-        false,
-    ),
-    stored(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "clusterrolebindings",
-        "clusterrolebinding",
-        "ClusterRoleBinding",
-        false,
-        &[],
-        false,
-    ),
+    stored("apps", "v1", "statefulsets", "statefulset", "StatefulSet", true, &["sts"], true),
+    stored("policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", true, &["pdb"], true),
+    stored("networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", true, &[], false),
+    stored("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", true, &[], false),
+    stored("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", true, &[], false),
+    stored("rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole", false, &[], false),
+    stored("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, &[], false),
     // The aggregation layer's own objects (`kube-aggregator/pkg/apis/apiregistration/v1`): the
     // retry server keeps the `caBundle` of its APIService current, and the front proxy reads it.
-    stored(
-        "apiregistration.k8s.io",
-        "v1",
-        "apiservices",
-        "apiservice",
-        "APIService",
-        false,
-        &[],
-        true,
-    ),
-    stored(
-        "coordination.k8s.io",
-        "v1",
-        "leases",
-        "lease",
-        "Lease",
-        true,
-        &[],
-        false,
-    ),
-    stored(
-        "events.k8s.io",
-        "v1",
-        "events",
-        "event",
-        "Event",
-        true,
-        &["ev"],
-        false,
-    ),
-    tekton(
-        "v1",
-        "pipelineruns",
-        "pipelinerun",
-        "PipelineRun",
-        &["pr", "prs"],
-        true,
-    ),
+    stored("apiregistration.k8s.io", "v1", "apiservices", "apiservice", "APIService", false, &[], true),
+    stored("coordination.k8s.io", "v1", "leases", "lease", "Lease", true, &[], false),
+    stored("events.k8s.io", "v1", "events", "event", "Event", true, &["ev"], false),
+    tekton("v1", "pipelineruns", "pipelinerun", "PipelineRun", &["pr", "prs"], true),
     tekton("v1", "taskruns", "taskrun", "TaskRun", &["tr", "trs"], true),
     tekton("v1", "pipelines", "pipeline", "Pipeline", &[], false),
     tekton("v1", "tasks", "task", "Task", &[], false),
     tekton("v1beta1", "customruns", "customrun", "CustomRun", &[], true),
-    review(
-        "authorization.k8s.io",
-        "subjectaccessreviews",
-        "subjectaccessreview",
-        "SubjectAccessReview",
-    ),
-    review(
-        "authorization.k8s.io",
-        "selfsubjectaccessreviews",
-        "selfsubjectaccessreview",
-        "SelfSubjectAccessReview",
-    ),
-    review(
-        "authentication.k8s.io",
-        "selfsubjectreviews",
-        "selfsubjectreview",
-        "SelfSubjectReview",
-    ),
-    review(
-        "authentication.k8s.io",
-        "tokenreviews",
-        "tokenreview",
-        "TokenReview",
-    ),
+    review("authorization.k8s.io", "subjectaccessreviews", "subjectaccessreview", "SubjectAccessReview"),
+    review("authorization.k8s.io", "selfsubjectaccessreviews", "selfsubjectaccessreview", "SelfSubjectAccessReview"),
+    review("authentication.k8s.io", "selfsubjectreviews", "selfsubjectreview", "SelfSubjectReview"),
+    review("authentication.k8s.io", "tokenreviews", "tokenreview", "TokenReview"),
 ];
 
 /// The served resource `group/version/resource`, if any.

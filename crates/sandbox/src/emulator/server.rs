@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::aggregator::FrontProxy;
 use super::discovery;
 use super::handlers::{self, Call, Ctx};
 use super::http::{json_response, json_typed, query_pairs, status_response, text, Body, BoxError};
@@ -22,7 +23,6 @@ use super::request_info::RequestInfo;
 use super::status::StatusError;
 use super::tls::user_from_cert;
 use crate::faults::{FaultAction, Faults, RequestRecord};
-use crate::proxy::FrontProxy;
 use tekton_retry::api::UserInfo;
 
 /// kube-apiserver's default request body limit (3 MiB).

@@ -150,6 +150,12 @@ impl StatusError {
         Self::new(400, "BadRequest", message)
     }
 
+    /// An admission webhook's denial: kube-apiserver answers 400 BadRequest with the webhook's
+    /// message (kubectl printed `Error from server (BadRequest): admission webhook …`).
+    pub fn webhook_denied(denied: crate::tekton_webhook::admission::Denied) -> Self {
+        Self::bad_request(denied.message)
+    }
+
     /// `NewForbidden` with the authorizer's message (`responsewriters.forbiddenMessage`).
     pub fn forbidden(group: &str, resource: &str, name: &str, why: &str) -> Self {
         let message = if resource.is_empty() {
@@ -266,5 +272,15 @@ mod tests {
                 .expect("Status");
         assert_eq!(s.code, Some(404));
         assert_eq!(s.details.and_then(|d| d.kind).as_deref(), Some("pods"));
+    }
+
+    #[test]
+    fn a_webhook_denial_is_a_bad_request_with_its_message() {
+        let denied = crate::tekton_webhook::admission::Denied {
+            message: "admission webhook \"w\" denied the request: no".into(),
+        };
+        let e = StatusError::webhook_denied(denied.clone());
+        assert_eq!((e.code, e.reason), (400, "BadRequest"));
+        assert_eq!(e.message, denied.message);
     }
 }

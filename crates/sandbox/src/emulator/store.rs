@@ -14,10 +14,10 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, Notify};
 
-use super::admission;
 use super::pruning;
 use super::resources::{find_gvr, Gvr, ResourceDef};
 use super::status::StatusError;
+use crate::tekton_webhook::admission;
 
 /// Where an object lives. `namespace` is `""` for cluster-scoped objects.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -388,7 +388,8 @@ impl Store {
         }
         admission::set_defaults(def.group, def.resource, &mut obj);
         pruning::prune(def, &mut obj);
-        admission::validate(def.group, def.resource, None, &obj)?;
+        admission::validate(def.group, def.resource, None, &obj)
+            .map_err(StatusError::webhook_denied)?;
         if opts.dry_run {
             return Ok(obj);
         }
@@ -401,11 +402,32 @@ impl Store {
     /// Read one object.
     pub fn get(&self, gvr: &Gvr, namespace: &str, name: &str) -> Result<Value, StatusError> {
         let def = def_of(gvr)?;
-        self.lock()
+        Ok(Self::stored(&self.lock(), def, namespace, name)?.1)
+    }
+
+    /// The key and current object of `namespace/name`, or kube-apiserver's 404.
+    fn stored(
+        g: &Inner,
+        def: &ResourceDef,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(ObjKey, Value), StatusError> {
+        let key = Self::key(def, namespace, name);
+        let old = g
             .objects
-            .get(&Self::key(def, namespace, name))
+            .get(&key)
             .cloned()
-            .ok_or_else(|| StatusError::not_found(def.group, def.resource, name))
+            .ok_or_else(|| StatusError::not_found(def.group, def.resource, name))?;
+        Ok((key, old))
+    }
+
+    /// The objects of a collection (in one namespace, or all), sorted by namespace/name.
+    fn objects_of(g: &Inner, gvr: &Gvr, namespace: Option<&str>) -> Vec<Value> {
+        g.objects
+            .iter()
+            .filter(|(k, _)| k.gvr == *gvr && namespace.is_none_or(|n| k.namespace == n))
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// Whether an object exists.
@@ -417,13 +439,7 @@ impl Store {
     /// list's resourceVersion.
     pub fn list(&self, gvr: &Gvr, namespace: Option<&str>) -> (Vec<Value>, u64) {
         let g = self.lock();
-        let items = g
-            .objects
-            .iter()
-            .filter(|(k, _)| k.gvr == *gvr && namespace.is_none_or(|n| k.namespace == n))
-            .map(|(_, v)| v.clone())
-            .collect();
-        (items, g.rv)
+        (Self::objects_of(&g, gvr, namespace), g.rv)
     }
 
     /// Replace the main resource (PUT). `metadata.resourceVersion`, when set, is a precondition.
@@ -452,12 +468,7 @@ impl Store {
     ) -> Result<Value, StatusError> {
         let def = def_of(gvr)?;
         let mut g = self.lock();
-        let key = Self::key(def, namespace, name);
-        let old = g
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| StatusError::not_found(def.group, def.resource, name))?;
+        let (key, old) = Self::stored(&g, def, namespace, name)?;
         if !new.is_object() {
             return Err(StatusError::bad_request(
                 "the body of the request was not a JSON object",
@@ -505,12 +516,7 @@ impl Store {
     ) -> Result<Value, StatusError> {
         let def = def_of(gvr)?;
         let mut g = self.lock();
-        let key = Self::key(def, namespace, name);
-        let old = g
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| StatusError::not_found(def.group, def.resource, name))?;
+        let (key, old) = Self::stored(&g, def, namespace, name)?;
         let mut new = old.clone();
         match patch {
             Patch::Merge(p) => {
@@ -623,7 +629,8 @@ impl Store {
         // Tekton's validating webhook is registered for `pipelineruns` and `pipelineruns/status`
         // (knative `resourcesemantics`); on a status write it sees the stored spec, so only the
         // whole-object rules (Pending after start) can refuse it.
-        admission::validate(def.group, def.resource, Some(&old), &merged)?;
+        admission::validate(def.group, def.resource, Some(&old), &merged)
+            .map_err(StatusError::webhook_denied)?;
         // Deletion in progress: no new finalizers may be added (kube: "Forbidden: no new finalizers
         // can be added if the object is being deleted").
         if old.pointer("/metadata/deletionTimestamp").is_some() {
@@ -680,33 +687,24 @@ impl Store {
     ) -> Result<(Value, bool), StatusError> {
         let def = def_of(gvr)?;
         let mut g = self.lock();
-        let key = Self::key(def, namespace, name);
-        let old = g
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| StatusError::not_found(def.group, def.resource, name))?;
+        let (key, old) = Self::stored(&g, def, namespace, name)?;
         // `metav1.Preconditions` (`storage.Preconditions.Check`).
-        if let Some(uid) = &opts.precondition_uid {
-            let actual = meta(&old, "uid").unwrap_or_default();
-            if *uid != actual {
-                return Err(StatusError::conflict(
-                    def.group,
-                    def.resource,
-                    name,
-                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
-                ));
-            }
-        }
-        if let Some(rv) = &opts.precondition_resource_version {
-            let actual = meta(&old, "resourceVersion").unwrap_or_default();
-            if *rv != actual {
+        for (field, wanted, meta_key) in [
+            ("UID", &opts.precondition_uid, "uid"),
+            (
+                "ResourceVersion",
+                &opts.precondition_resource_version,
+                "resourceVersion",
+            ),
+        ] {
+            let actual = meta(&old, meta_key).unwrap_or_default();
+            if let Some(wanted) = wanted.as_ref().filter(|w| **w != actual) {
                 return Err(StatusError::conflict(
                     def.group,
                     def.resource,
                     name,
                     &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
+                        "Precondition failed: {field} in precondition: {wanted}, {field} in object meta: {actual}"
                     ),
                 ));
             }
@@ -885,13 +883,14 @@ impl Store {
         name: &str,
         patch: Value,
     ) -> Result<Value, StatusError> {
+        let opts = WriteOptions::default();
         self.patch(
             gvr,
             namespace,
             name,
             &Patch::Merge(patch),
             Part::Status,
-            WriteOptions::default(),
+            opts,
         )
     }
 
@@ -917,17 +916,25 @@ impl Store {
         namespace: Option<&str>,
     ) -> (Vec<Value>, u64, broadcast::Receiver<Arc<WatchEvent>>) {
         let g = self.lock();
-        let items = g
-            .objects
-            .iter()
-            .filter(|(k, _)| k.gvr == *gvr && namespace.is_none_or(|n| k.namespace == n))
-            .map(|(_, v)| v.clone())
-            .collect();
-        (items, g.rv, self.events.subscribe())
+        (
+            Self::objects_of(&g, gvr, namespace),
+            g.rv,
+            self.events.subscribe(),
+        )
     }
 
     /// Remove finalizer `f` from an object (used by the garbage collector). No error if gone.
     pub(crate) fn remove_finalizer(&self, key: &ObjKey, f: &str) {
+        self.edit_metadata(key, |new| {
+            let mut fins = finalizers(new);
+            fins.retain(|x| x != f);
+            set_finalizers(new, &fins);
+        });
+    }
+
+    /// A metadata-only write of the object at `key` by the garbage collector (Tekton's webhook
+    /// only compares spec, so it always passes). No error if gone.
+    fn edit_metadata(&self, key: &ObjKey, edit: impl FnOnce(&mut Value)) {
         let Some(def) = find_gvr(&key.gvr) else {
             return;
         };
@@ -936,60 +943,35 @@ impl Store {
             return;
         };
         let mut new = old.clone();
-        let mut fins = finalizers(&new);
-        fins.retain(|x| x != f);
-        set_finalizers(&mut new, &fins);
-        let _ = self.write_locked(
-            &mut g,
-            def,
-            key.clone(),
-            old,
-            new,
-            Part::Main,
-            WriteOptions::default(),
-        );
+        edit(&mut new);
+        let opts = WriteOptions::default();
+        let _ = self.write_locked(&mut g, def, key.clone(), old, new, Part::Main, opts);
     }
 
     /// Drop the owner references with `uids` from an object (garbage collector). No error if gone.
     pub(crate) fn remove_owner_refs(&self, key: &ObjKey, uids: &[String]) {
-        let Some(def) = find_gvr(&key.gvr) else {
-            return;
-        };
-        let mut g = self.lock();
-        let Some(old) = g.objects.get(key).cloned() else {
-            return;
-        };
-        let mut new = old.clone();
-        let refs: Vec<Value> = new
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter(|r| {
-                        !r["uid"]
-                            .as_str()
-                            .is_some_and(|u| uids.iter().any(|x| x == u))
-                    })
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        let m = meta_mut(&mut new);
-        if refs.is_empty() {
-            m.remove("ownerReferences");
-        } else {
-            m.insert("ownerReferences".into(), Value::Array(refs));
-        }
-        // A metadata-only write: Tekton's webhook only compares spec, so it always passes.
-        let _ = self.write_locked(
-            &mut g,
-            def,
-            key.clone(),
-            old,
-            new,
-            Part::Main,
-            WriteOptions::default(),
-        );
+        self.edit_metadata(key, |new| {
+            let refs: Vec<Value> = new
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter(|r| {
+                            !r["uid"]
+                                .as_str()
+                                .is_some_and(|u| uids.iter().any(|x| x == u))
+                        })
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            let m = meta_mut(new);
+            if refs.is_empty() {
+                m.remove("ownerReferences");
+            } else {
+                m.insert("ownerReferences".into(), Value::Array(refs));
+            }
+        });
     }
 
     /// Snapshot of every object (for the garbage collector and tests).

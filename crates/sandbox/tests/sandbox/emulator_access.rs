@@ -78,8 +78,7 @@ async fn discovery_legacy_and_aggregated_parse_into_real_types() {
 
 #[tokio::test]
 async fn table_output_has_tekton_columns() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let mut body = pipelinerun("x");
     body["status"] = json!({"startTime": "2026-01-01T00:00:00Z",
         "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed"}]});
@@ -95,12 +94,7 @@ async fn table_output_has_tekton_columns() {
         .expect("request");
     let t: Value = c.request(req).await.expect("table");
     assert_eq!(t["kind"], "Table");
-    let cols: Vec<&str> = t["columnDefinitions"]
-        .as_array()
-        .expect("cols")
-        .iter()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
+    let cols: Vec<&str> = names_in(&t["columnDefinitions"]);
     assert_eq!(
         cols,
         ["Name", "Succeeded", "Reason", "StartTime", "CompletionTime"]
@@ -114,12 +108,8 @@ async fn table_output_has_tekton_columns() {
 
 #[tokio::test]
 async fn forbidden_messages_match_kube_apiserver() {
-    let emu = start().await;
-    let admin = client(&emu, "admin");
-    prs(&admin, "demo")
-        .create(&PostParams::default(), &dynamic(pipelinerun("x")))
-        .await
-        .expect("create");
+    let (emu, admin) = start_as_admin().await;
+    create_pipelinerun(&prs(&admin, "demo"), "x").await;
     let viewer = client(&emu, "viewer");
     prs(&viewer, "demo").get("x").await.expect("viewer reads");
     let e = api_error(
@@ -265,8 +255,7 @@ async fn subject_access_reviews_answer_from_the_policy() {
 
 #[tokio::test]
 async fn faults_fail_the_nth_call_and_requests_are_counted() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
     for n in ["a", "b", "c"] {
         api.create(&PostParams::default(), &dynamic(pipelinerun(n)))
@@ -390,12 +379,8 @@ async fn faults_fail_the_nth_call_and_requests_are_counted() {
 
 #[tokio::test]
 async fn impersonation_is_authorized_like_kube_apiserver() {
-    let emu = start().await;
-    let admin = client(&emu, "admin");
-    prs(&admin, "demo")
-        .create(&PostParams::default(), &dynamic(pipelinerun("x")))
-        .await
-        .expect("create");
+    let (emu, admin) = start_as_admin().await;
+    create_pipelinerun(&prs(&admin, "demo"), "x").await;
     let as_user = |user: &str, imp: &str| {
         let mut cfg = emu.kube_config(user).expect("cfg");
         cfg.default_retry = false;

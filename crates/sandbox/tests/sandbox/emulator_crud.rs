@@ -10,8 +10,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn create_get_list_and_errors_use_kube_messages() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "demo");
     let cm: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "one"}, "data": {"k": "v"}}))
@@ -80,8 +79,7 @@ async fn create_get_list_and_errors_use_kube_messages() {
 
 #[tokio::test]
 async fn generate_name_makes_a_unique_name() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
     let mut body = pipelinerun("");
     body["metadata"] = json!({"generateName": "run-", "namespace": "demo"});
@@ -107,13 +105,9 @@ async fn generate_name_makes_a_unique_name() {
 
 #[tokio::test]
 async fn stale_resource_version_is_a_conflict_with_the_real_message() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
-    let first = api
-        .create(&PostParams::default(), &dynamic(pipelinerun("x")))
-        .await
-        .expect("create");
+    let first = create_pipelinerun(&api, "x").await;
     let mut a = first.clone();
     a.metadata
         .labels
@@ -139,8 +133,7 @@ async fn stale_resource_version_is_a_conflict_with_the_real_message() {
 
 #[tokio::test]
 async fn status_and_main_writes_are_split_and_generation_follows_spec() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
     let mut body = pipelinerun("x");
     body["status"] = json!({"startTime": "2026-01-01T00:00:00Z"});
@@ -200,12 +193,7 @@ async fn status_and_main_writes_are_split_and_generation_follows_spec() {
     assert_eq!(main.metadata.annotations.expect("ann")["a"], "b");
 
     // spec.status is a spec change: generation 2 (allowed while running).
-    let p = api
-        .patch(
-            "x",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"status": "Cancelled"}})),
-        )
+    let p = merge_patch(&api, "x", json!({"spec": {"status": "Cancelled"}}))
         .await
         .expect("cancel");
     assert_eq!(p.metadata.generation, Some(2));
@@ -215,13 +203,9 @@ async fn status_and_main_writes_are_split_and_generation_follows_spec() {
 
 #[tokio::test]
 async fn merge_patch_json_patch_and_resource_version_preconditions() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
-    let created = api
-        .create(&PostParams::default(), &dynamic(pipelinerun("x")))
-        .await
-        .expect("create");
+    let created = create_pipelinerun(&api, "x").await;
     let rv = created.metadata.resource_version.clone().expect("rv");
 
     // Merge patch with the current resourceVersion: accepted.
@@ -251,14 +235,13 @@ async fn merge_patch_json_patch_and_resource_version_preconditions() {
     assert!(e.message.contains("the object has been modified"));
 
     // Merge patch null removes a key.
-    let p = api
-        .patch(
-            "x",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"claim": null}}})),
-        )
-        .await
-        .expect("remove");
+    let p = merge_patch(
+        &api,
+        "x",
+        json!({"metadata": {"annotations": {"claim": null}}}),
+    )
+    .await
+    .expect("remove");
     assert!(!p
         .metadata
         .annotations
@@ -292,22 +275,20 @@ async fn merge_patch_json_patch_and_resource_version_preconditions() {
     assert_eq!(now.metadata.resource_version, before_rv);
 
     // A status patch on /status.
-    let s = api
-        .patch_status(
-            "x",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"startTime": "2026-01-01T00:00:00Z"}})),
-        )
-        .await
-        .expect("status patch");
+    let s = merge_patch_status(
+        &api,
+        "x",
+        json!({"status": {"startTime": "2026-01-01T00:00:00Z"}}),
+    )
+    .await
+    .expect("status patch");
     assert_eq!(s.data["status"]["startTime"], "2026-01-01T00:00:00Z");
     emu.shutdown();
 }
 
 #[tokio::test]
 async fn label_and_field_selectors() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "demo");
     for (name, labels) in [
         ("a", json!({"app": "x", "tier": "web"})),
@@ -359,13 +340,9 @@ async fn label_and_field_selectors() {
 #[tokio::test]
 async fn unknown_status_fields_are_pruned_with_a_warning_or_refused_when_strict() {
     // Fixture dag-failed (README §a): status.lastRetry pruned, warning, strict error.
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
-    let created = api
-        .create(&PostParams::default(), &dynamic(pipelinerun("x")))
-        .await
-        .expect("create");
+    let created = create_pipelinerun(&api, "x").await;
     let mut body = serde_json::to_value(&created).expect("json");
     body["status"] = json!({"annotations": {"note": "kept"}, "lastRetry": {"attempt": 2}});
     let put = |query: &'static str, body: serde_json::Value| {
@@ -411,12 +388,8 @@ async fn unknown_status_fields_are_pruned_with_a_warning_or_refused_when_strict(
 
 #[tokio::test]
 async fn tekton_defaults_are_applied_like_the_webhook() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
-    let created = prs(&c, "demo")
-        .create(&PostParams::default(), &dynamic(pipelinerun("x")))
-        .await
-        .expect("create");
+    let (emu, c) = start_as_admin().await;
+    let created = create_pipelinerun(&prs(&c, "demo"), "x").await;
     assert_eq!(created.data["spec"]["timeouts"]["pipeline"], "1h0m0s");
     assert_eq!(
         created.data["spec"]["taskRunTemplate"]["serviceAccountName"],
@@ -443,8 +416,7 @@ async fn tekton_defaults_are_applied_like_the_webhook() {
 async fn pod_logs_per_container_with_tail_and_kube_errors() {
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::LogParams;
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "demo");
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": "p", "annotations": {"sandbox.retry.tekton.dev/log-step-b": "from annotation\n"}},
@@ -492,12 +464,9 @@ async fn pod_logs_per_container_with_tail_and_kube_errors() {
 
 #[tokio::test]
 async fn a_json_patch_replacing_the_whole_object_is_refused() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
-    api.create(&PostParams::default(), &dynamic(pipelinerun("x")))
-        .await
-        .expect("create");
+    create_pipelinerun(&api, "x").await;
     let p: json_patch::Patch =
         serde_json::from_value(json!([{"op": "replace", "path": "", "value": 5}])).expect("patch");
     let e = api_error(
@@ -514,8 +483,7 @@ async fn core_and_events_k8s_io_events_share_one_storage() {
     use futures::TryStreamExt;
     use k8s_openapi::api::core::v1::Event as CoreEvent;
     use k8s_openapi::api::events::v1::Event as NewEvent;
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let core: Api<CoreEvent> = Api::namespaced(c.clone(), "demo");
     let new: Api<NewEvent> = Api::namespaced(c.clone(), "demo");
     let mut w = futures::StreamExt::boxed(
@@ -560,12 +528,7 @@ async fn core_and_events_k8s_io_events_share_one_storage() {
     assert_eq!(c2.message.as_deref(), Some("done"));
     assert_eq!(c2.involved_object.name.as_deref(), Some("y"));
     assert_eq!(c2.reporting_component.as_deref(), Some("tekton-retry"));
-    let p = new
-        .patch(
-            "e2",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"note": "changed"})),
-        )
+    let p = merge_patch(&new, "e2", json!({"note": "changed"}))
         .await
         .expect("patch through the view");
     assert_eq!(p.note.as_deref(), Some("changed"));

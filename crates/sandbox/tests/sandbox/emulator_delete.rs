@@ -47,15 +47,18 @@ async fn chain(c: &kube::Client) -> (String, String) {
     (pr_uid, tr_uid)
 }
 
+/// Drop the finalizers of the pod `tr-pod` (made by [`chain`]), which hold it.
+async fn release_pod(pods: &Api<Pod>) {
+    merge_patch(pods, "tr-pod", json!({"metadata": {"finalizers": null}}))
+        .await
+        .expect("unhold");
+}
+
 #[tokio::test]
 async fn delete_preconditions_use_kube_messages() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
-    let pr = api
-        .create(&PostParams::default(), &dynamic(pipelinerun("x")))
-        .await
-        .expect("create");
+    let pr = create_pipelinerun(&api, "x").await;
     let uid = pr.metadata.uid.clone().expect("uid");
     let wrong = DeleteParams {
         preconditions: Some(Preconditions {
@@ -100,8 +103,7 @@ async fn delete_preconditions_use_kube_messages() {
 
 #[tokio::test]
 async fn finalizers_hold_an_object_with_a_deletion_timestamp() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "demo");
     let cm: ConfigMap = serde_json::from_value(
         json!({"metadata": {"name": "held", "finalizers": ["test.example/hold"]}}),
@@ -119,21 +121,17 @@ async fn finalizers_hold_an_object_with_a_deletion_timestamp() {
         .expect("the object is returned while finalizers remain");
     assert!(left.metadata.deletion_timestamp.is_some());
     let e = api_error(
-        cms.patch(
+        merge_patch(
+            &cms,
             "held",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"finalizers": ["test.example/hold", "x/new"]}})),
+            json!({"metadata": {"finalizers": ["test.example/hold", "x/new"]}}),
         )
         .await,
     );
     assert_eq!(e.code, 422, "no new finalizers on a deleting object");
-    cms.patch(
-        "held",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .expect("remove finalizer");
+    merge_patch(&cms, "held", json!({"metadata": {"finalizers": null}}))
+        .await
+        .expect("remove finalizer");
     assert_eq!(
         api_error(cms.get("held").await).code,
         404,
@@ -144,18 +142,11 @@ async fn finalizers_hold_an_object_with_a_deletion_timestamp() {
 
 #[tokio::test]
 async fn background_deletion_collects_dependents() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     chain(&c).await;
     // Release the pod's own finalizer so only GC semantics matter.
     let pods: Api<Pod> = Api::namespaced(c.clone(), "demo");
-    pods.patch(
-        "tr-pod",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .expect("unhold");
+    release_pod(&pods).await;
     prs(&c, "demo")
         .delete("pr", &DeleteParams::background())
         .await
@@ -178,8 +169,7 @@ async fn background_deletion_collects_dependents() {
 
 #[tokio::test]
 async fn foreground_deletion_waits_for_blocking_dependents() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     chain(&c).await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "demo");
     let r = trs(&c, "demo")
@@ -213,13 +203,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
         .await
         .expect("taskrun still there while its pod is");
     assert!(tr.metadata.deletion_timestamp.is_some());
-    pods.patch(
-        "tr-pod",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .expect("unhold");
+    release_pod(&pods).await;
     eventually("taskrun gone after its pod", || {
         let t = trs(&c, "demo");
         async move { t.get_opt("tr").await.expect("get").is_none() }
@@ -234,8 +218,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
 
 #[tokio::test]
 async fn orphan_deletion_keeps_dependents_and_drops_their_owner_reference() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     chain(&c).await;
     let dp = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Orphan),
@@ -257,8 +240,7 @@ async fn orphan_deletion_keeps_dependents_and_drops_their_owner_reference() {
 
 #[tokio::test]
 async fn propagation_policy_in_the_query_string_is_honoured() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     chain(&c).await;
     let req = http::Request::delete(
         "/apis/tekton.dev/v1/namespaces/demo/taskruns/tr?propagationPolicy=Foreground",
@@ -276,37 +258,22 @@ async fn propagation_policy_in_the_query_string_is_honoured() {
 
 #[tokio::test]
 async fn tekton_webhook_messages_on_done_and_running_runs() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
-    api.create(&PostParams::default(), &dynamic(pipelinerun("x")))
-        .await
-        .expect("create");
+    create_pipelinerun(&api, "x").await;
     let running = json!({"status": {"startTime": "2026-01-01T00:00:00Z",
         "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]}});
     api.patch_status("x", &PatchParams::default(), &Patch::Merge(running))
         .await
         .expect("running");
     // cancelled-finally/01-timeouts-on-running.error.txt
-    let e = api_error(
-        api.patch(
-            "x",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"timeouts": {"pipeline": "2h"}}})),
-        )
-        .await,
-    );
+    let e =
+        api_error(merge_patch(&api, "x", json!({"spec": {"timeouts": {"pipeline": "2h"}}})).await);
     assert_eq!((e.code, e.reason.as_str()), (400, "BadRequest"));
     assert_eq!(e.message, "admission webhook \"validation.webhook.pipeline.tekton.dev\" denied the request: validation failed: invalid value: Once the PipelineRun has started, only status updates are allowed: spec");
     // cancelled-finally/01-pending-on-started.error.txt
-    let e = api_error(
-        api.patch(
-            "x",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"status": "PipelineRunPending"}})),
-        )
-        .await,
-    );
+    let e =
+        api_error(merge_patch(&api, "x", json!({"spec": {"status": "PipelineRunPending"}})).await);
     assert!(
         e.message
             .ends_with("PipelineRun cannot be Pending after it is started: spec.status"),
@@ -314,26 +281,15 @@ async fn tekton_webhook_messages_on_done_and_running_runs() {
         e.message
     );
     // Cancelling is allowed while running.
-    api.patch(
-        "x",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"status": "Cancelled"}})),
-    )
-    .await
-    .expect("cancel");
+    merge_patch(&api, "x", json!({"spec": {"status": "Cancelled"}}))
+        .await
+        .expect("cancel");
     let done = json!({"status": {"conditions": [{"type": "Succeeded", "status": "False", "reason": "Cancelled"}]}});
     api.patch_status("x", &PatchParams::default(), &Patch::Merge(done))
         .await
         .expect("done");
     // cancelled/03-clear-spec-while-done.error.txt: merge null and JSON-patch remove both refused.
-    let e = api_error(
-        api.patch(
-            "x",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"status": null}})),
-        )
-        .await,
-    );
+    let e = api_error(merge_patch(&api, "x", json!({"spec": {"status": null}})).await);
     assert!(
         e.message
             .ends_with("Once the PipelineRun is complete, no updates are allowed: spec"),
@@ -351,32 +307,23 @@ async fn tekton_webhook_messages_on_done_and_running_runs() {
         400
     );
     // Metadata writes on a done run are fine, and status writes are not subject to the webhook.
-    api.patch(
-        "x",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"annotations": {"a": "b"}}})),
-    )
-    .await
-    .expect("metadata");
+    merge_patch(&api, "x", json!({"metadata": {"annotations": {"a": "b"}}}))
+        .await
+        .expect("metadata");
     let reset = json!({"status": {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]}});
     api.patch_status("x", &PatchParams::default(), &Patch::Merge(reset))
         .await
         .expect("status reset");
     // Running again: clearing spec.status is now allowed.
-    api.patch(
-        "x",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"status": null}})),
-    )
-    .await
-    .expect("clear spec.status while running");
+    merge_patch(&api, "x", json!({"spec": {"status": null}}))
+        .await
+        .expect("clear spec.status while running");
     emu.shutdown();
 }
 
 #[tokio::test]
 async fn delete_answers_and_repeated_deletes_follow_kube_apiserver() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     // ConfigMaps answer a Status, custom resources and pods the object.
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "demo");
     let cm = serde_json::from_value(json!({"metadata": {"name": "c"}})).expect("cm");
@@ -396,10 +343,7 @@ async fn delete_answers_and_repeated_deletes_follow_kube_apiserver() {
         ("c", "configmaps")
     );
     assert_eq!(Some(details.uid), created.metadata.uid);
-    prs(&c, "demo")
-        .create(&PostParams::default(), &dynamic(pipelinerun("x")))
-        .await
-        .expect("create");
+    create_pipelinerun(&prs(&c, "demo"), "x").await;
     let obj = prs(&c, "demo")
         .delete("x", &DeleteParams::default())
         .await
@@ -435,8 +379,7 @@ async fn delete_answers_and_repeated_deletes_follow_kube_apiserver() {
 #[tokio::test]
 async fn a_pending_run_cannot_get_a_start_time_through_status() {
     // PipelineRun.Validate runs on /status too: Pending + startTime is refused.
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
     let mut pr = pipelinerun("p");
     pr["spec"]["status"] = json!("PipelineRunPending");
@@ -444,10 +387,10 @@ async fn a_pending_run_cannot_get_a_start_time_through_status() {
         .await
         .expect("create pending");
     let e = api_error(
-        api.patch_status(
+        merge_patch_status(
+            &api,
             "p",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"startTime": "2026-01-01T00:00:00Z"}})),
+            json!({"status": {"startTime": "2026-01-01T00:00:00Z"}}),
         )
         .await,
     );
@@ -458,7 +401,7 @@ async fn a_pending_run_cannot_get_a_start_time_through_status() {
         e.message
     );
     // Other status writes of a pending run are fine.
-    api.patch_status("p", &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "PipelineRunPending"}]}})))
+    merge_patch_status(&api, "p", json!({"status": {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "PipelineRunPending"}]}}))
         .await
         .expect("status write");
     emu.shutdown();

@@ -18,6 +18,40 @@ fn kubectl_present() -> bool {
     kubectl_support::kubectl().is_some()
 }
 
+/// An emulator, where kubectl is present (the kubectl finder decides whether its absence fails).
+async fn start_if_kubectl() -> Option<Emulator> {
+    if !kubectl_present() {
+        return None;
+    }
+    Some(start().await)
+}
+
+/// `kubectl auth can-i create pipelineruns/retry -n demo`.
+const CAN_I_RETRY: [&str; 7] = [
+    "auth",
+    "can-i",
+    "create",
+    "pipelineruns.retry.tekton.dev",
+    "--subresource=retry",
+    "-n",
+    "demo",
+];
+
+/// `kubectl patch pipelinerun demo-run -n demo --type merge -p <patch>`.
+fn merge_patch_demo_run(patch: &str) -> [&str; 9] {
+    [
+        "patch",
+        "pipelinerun",
+        "demo-run",
+        "-n",
+        "demo",
+        "--type",
+        "merge",
+        "-p",
+        patch,
+    ]
+}
+
 /// The kubectl found (only called after [`kubectl_present`]).
 fn kubectl_path() -> std::path::PathBuf {
     kubectl_support::kubectl().unwrap_or_else(|| "kubectl".into())
@@ -87,10 +121,9 @@ fn seed(emu: &Emulator) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_raw_and_create() {
-    if !kubectl_present() {
+    let Some(emu) = start_if_kubectl().await else {
         return;
-    }
-    let emu = start().await;
+    };
     seed(&emu);
     let k = Kube::new(&emu);
     let (code, out, err) = k.run("admin", &["get", "pipelineruns", "-n", "demo"]).await;
@@ -145,20 +178,11 @@ async fn kubectl_get_raw_and_create() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_auth_can_i_retry() {
-    if !kubectl_present() {
+    let Some(emu) = start_if_kubectl().await else {
         return;
-    }
-    let emu = start().await;
+    };
     let k = Kube::new(&emu);
-    let args = [
-        "auth",
-        "can-i",
-        "create",
-        "pipelineruns.retry.tekton.dev",
-        "--subresource=retry",
-        "-n",
-        "demo",
-    ];
+    let args = CAN_I_RETRY;
     let (code, out, err) = k.run("admin", &args).await;
     assert_eq!((code, out.trim()), (0, "yes"), "{err}");
     let (code, out, err) = k.run("viewer", &args).await;
@@ -182,10 +206,9 @@ async fn kubectl_auth_can_i_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_patch_prints_the_webhook_message_of_the_fixture() {
-    if !kubectl_present() {
+    let Some(emu) = start_if_kubectl().await else {
         return;
-    }
-    let emu = start().await;
+    };
     let mut pr = pipelinerun("demo-run");
     pr["spec"]["status"] = json!("Cancelled");
     pr["status"] = json!({"startTime": "2026-01-01T00:00:00Z",
@@ -195,17 +218,7 @@ async fn kubectl_patch_prints_the_webhook_message_of_the_fixture() {
     let (code, out, err) = k
         .run(
             "admin",
-            &[
-                "patch",
-                "pipelinerun",
-                "demo-run",
-                "-n",
-                "demo",
-                "--type",
-                "merge",
-                "-p",
-                r#"{"spec":{"status":null}}"#,
-            ],
+            &merge_patch_demo_run(r#"{"spec":{"status":null}}"#),
         )
         .await;
     assert_eq!(code, 1, "{out}");
@@ -218,17 +231,7 @@ async fn kubectl_patch_prints_the_webhook_message_of_the_fixture() {
     let (code, out, err) = k
         .run(
             "admin",
-            &[
-                "patch",
-                "pipelinerun",
-                "demo-run",
-                "-n",
-                "demo",
-                "--type",
-                "merge",
-                "-p",
-                r#"{"metadata":{"labels":{"a":"b"}}}"#,
-            ],
+            &merge_patch_demo_run(r#"{"metadata":{"labels":{"a":"b"}}}"#),
         )
         .await;
     assert_eq!(code, 0, "{err}");
@@ -246,10 +249,9 @@ async fn next(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_watch_prints_new_objects() {
-    if !kubectl_present() {
+    let Some(emu) = start_if_kubectl().await else {
         return;
-    }
-    let emu = start().await;
+    };
     seed(&emu);
     let k = Kube::new(&emu);
     let mut child = k
@@ -272,25 +274,16 @@ async fn kubectl_get_watch_prints_new_objects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_create_raw_goes_through_the_front_proxy() {
-    if !kubectl_present() {
+    let Some(emu) = start_if_kubectl().await else {
         return;
-    }
-    let emu = start().await;
+    };
     let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
     emu.set_aggregated_backend(&be.url, &be.ca_pem)
         .expect("backend");
     assert!(emu.wait_aggregated_available(Duration::from_secs(20)).await);
     let k = Kube::new(&emu);
     // With the group in discovery, can-i resolves the resource without a warning.
-    let args = [
-        "auth",
-        "can-i",
-        "create",
-        "pipelineruns.retry.tekton.dev",
-        "--subresource=retry",
-        "-n",
-        "demo",
-    ];
+    let args = CAN_I_RETRY;
     let (code, out, err) = k.run("admin", &args).await;
     assert_eq!((code, out.trim()), (0, "yes"), "{err}");
     assert!(!err.contains("doesn't have a resource type"), "{err}");
@@ -380,10 +373,9 @@ async fn aggregated_group_priority_decides_what_kubectl_get_pipelineruns_means()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_typed_protobuf_commands_work() {
     // kubectl's typed clients send protobuf: create namespace/configmap, auth whoami.
-    if !kubectl_present() {
+    let Some(emu) = start_if_kubectl().await else {
         return;
-    }
-    let emu = start().await;
+    };
     let k = Kube::new(&emu);
     let (code, out, err) = k.run("admin", &["create", "namespace", "team-a"]).await;
     assert_eq!((code, out.trim()), (0, "namespace/team-a created"), "{err}");

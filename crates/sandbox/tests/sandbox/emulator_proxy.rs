@@ -31,10 +31,18 @@ async fn post(c: &kube::Client, body: &str, extra: &[(&str, &str)]) -> (u16, Val
     )
 }
 
+/// What the backend saw of the (first) retry request.
+fn seen_retry(be: &Backend) -> Seen {
+    let seen = be.seen.lock().expect("lock");
+    seen.iter()
+        .find(|s| s.path.ends_with("/retry"))
+        .cloned()
+        .expect("seen")
+}
+
 #[tokio::test]
 async fn unavailable_until_a_backend_is_set() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let (code, body) = post(&c, "{}", &[]).await;
     // handler_proxy.go proxyError: http.Error(w, "service unavailable", 503).
     assert_eq!(code, 503);
@@ -170,11 +178,7 @@ async fn forbidden_users_never_reach_the_backend_and_extras_are_escaped() {
     let c = kube::Client::try_from(cfg).expect("client");
     let (code, _) = post(&c, "", &[]).await;
     assert_eq!(code, 201);
-    let seen = be.seen.lock().expect("lock").clone();
-    let s = seen
-        .iter()
-        .find(|s| s.path.ends_with("/retry"))
-        .expect("seen");
+    let s = seen_retry(&be);
     assert_eq!(s.all("x-remote-user"), ["alice"]);
     assert_eq!(s.all("x-remote-uid"), ["uid-1"]);
     assert_eq!(s.all("x-remote-extra-example.org%2fscope%20k"), ["a", "b"]);
@@ -197,11 +201,7 @@ async fn forbidden_users_never_reach_the_backend_and_extras_are_escaped() {
     )
     .await;
     assert_eq!(code, 201);
-    let seen = be.seen.lock().expect("lock").clone();
-    let s = seen
-        .iter()
-        .find(|s| s.path.ends_with("/retry"))
-        .expect("seen");
+    let s = seen_retry(&be);
     assert_eq!(s.all("x-remote-user"), ["carol"]);
     assert_eq!(
         s.all("x-remote-group"),
@@ -218,8 +218,7 @@ async fn forbidden_users_never_reach_the_backend_and_extras_are_escaped() {
 
 #[tokio::test]
 async fn authentication_configmap_and_rotation() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "kube-system");
     let data = cms
         .get("extension-apiserver-authentication")

@@ -7,59 +7,68 @@ use std::time::Duration;
 
 use emulator_support::*;
 use futures::{StreamExt, TryStreamExt};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{DeleteParams, DynamicObject, PostParams, WatchEvent, WatchParams};
 use kube::runtime::watcher::{self, Event};
 use kube::ResourceExt;
 use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-#[tokio::test]
-async fn runtime_watcher_sees_create_update_delete() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
-    let api = prs(&c, "demo");
-    api.create(&PostParams::default(), &dynamic(pipelinerun("before")))
+/// The next item of a watch stream (an error or the stream's end fails the test).
+async fn next<T, E: std::fmt::Debug>(
+    s: &mut (impl futures::Stream<Item = Result<T, E>> + Unpin),
+) -> T {
+    tokio::time::timeout(LIMIT, s.try_next())
         .await
-        .expect("create");
-    let mut stream = watcher::watcher(api.clone(), watcher::Config::default()).boxed();
-    // Initial list.
+        .expect("no hang")
+        .expect("ok")
+        .expect("event")
+}
+
+/// The names a `kube::runtime` watcher lists before `InitDone`.
+async fn initial_names(
+    stream: &mut (impl futures::Stream<Item = Result<Event<DynamicObject>, watcher::Error>> + Unpin),
+) -> Vec<String> {
     let mut initial = Vec::new();
     loop {
-        match tokio::time::timeout(LIMIT, stream.try_next())
-            .await
-            .expect("no hang")
-            .expect("ok")
-            .expect("event")
-        {
+        match next(stream).await {
             Event::Init => {}
             Event::InitApply(o) => initial.push(o.metadata.name.expect("name")),
             Event::InitDone => break,
             other => panic!("unexpected {other:?}"),
         }
     }
+    initial
+}
+
+/// A raw watch from resourceVersion `rv`.
+async fn watch(
+    api: &kube::Api<DynamicObject>,
+    wp: &WatchParams,
+    rv: &str,
+) -> impl futures::Stream<Item = kube::Result<WatchEvent<DynamicObject>>> + Unpin {
+    api.watch(wp, rv).await.expect("watch starts").boxed()
+}
+
+#[tokio::test]
+async fn runtime_watcher_sees_create_update_delete() {
+    let (emu, c) = start_as_admin().await;
+    let api = prs(&c, "demo");
+    create_pipelinerun(&api, "before").await;
+    let mut stream = watcher::watcher(api.clone(), watcher::Config::default()).boxed();
+    // Initial list.
+    let initial = initial_names(&mut stream).await;
     assert_eq!(initial, ["before"]);
-    api.create(&PostParams::default(), &dynamic(pipelinerun("after")))
+    create_pipelinerun(&api, "after").await;
+    merge_patch(&api, "after", json!({"metadata": {"labels": {"x": "1"}}}))
         .await
-        .expect("create");
-    api.patch(
-        "after",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"x": "1"}}})),
-    )
-    .await
-    .expect("patch");
+        .expect("patch");
     api.delete("after", &DeleteParams::default())
         .await
         .expect("delete");
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        match tokio::time::timeout(LIMIT, stream.try_next())
-            .await
-            .expect("no hang")
-            .expect("ok")
-            .expect("event")
-        {
+        match next(&mut stream).await {
             Event::Apply(o) => {
                 seen.push(format!("apply {} {:?}", o.name_any(), o.labels().get("x")))
             }
@@ -80,29 +89,19 @@ async fn runtime_watcher_sees_create_update_delete() {
 
 #[tokio::test]
 async fn watch_resumes_after_a_resource_version_and_filters_by_label() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
-    let a = api
-        .create(&PostParams::default(), &dynamic(pipelinerun("a")))
-        .await
-        .expect("create");
+    let a = create_pipelinerun(&api, "a").await;
     let rv = a.metadata.resource_version.expect("rv");
     let mut b = pipelinerun("b");
     b["metadata"]["labels"] = json!({"app": "other"});
     api.create(&PostParams::default(), &dynamic(b))
         .await
         .expect("create");
-    api.create(&PostParams::default(), &dynamic(pipelinerun("c")))
-        .await
-        .expect("create");
+    create_pipelinerun(&api, "c").await;
     let wp = WatchParams::default().labels("app=demo").timeout(5);
-    let mut s = api.watch(&wp, &rv).await.expect("watch").boxed();
-    let first = tokio::time::timeout(LIMIT, s.try_next())
-        .await
-        .expect("no hang")
-        .expect("ok")
-        .expect("event");
+    let mut s = watch(&api, &wp, &rv).await;
+    let first = next(&mut s).await;
     match first {
         WatchEvent::Added(o) => assert_eq!(
             o.metadata.name.as_deref(),
@@ -116,29 +115,14 @@ async fn watch_resumes_after_a_resource_version_and_filters_by_label() {
 
 #[tokio::test]
 async fn expired_resource_version_is_410_gone() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
-    let a = api
-        .create(&PostParams::default(), &dynamic(pipelinerun("a")))
-        .await
-        .expect("create");
+    let a = create_pipelinerun(&api, "a").await;
     let old_rv = a.metadata.resource_version.expect("rv");
-    api.create(&PostParams::default(), &dynamic(pipelinerun("b")))
-        .await
-        .expect("create");
+    create_pipelinerun(&api, "b").await;
     emu.store().compact();
-    let mut s = api
-        .watch(&WatchParams::default(), &old_rv)
-        .await
-        .expect("watch starts")
-        .boxed();
-    match tokio::time::timeout(LIMIT, s.try_next())
-        .await
-        .expect("no hang")
-        .expect("ok")
-        .expect("event")
-    {
+    let mut s = watch(&api, &WatchParams::default(), &old_rv).await;
+    match next(&mut s).await {
         WatchEvent::Error(e) => {
             assert_eq!((e.code, e.reason.as_str()), (410, "Expired"));
             assert!(
@@ -152,20 +136,9 @@ async fn expired_resource_version_is_410_gone() {
     }
     // A watch from the current version works and delivers later events.
     let cur = emu.store().resource_version().to_string();
-    let mut s = api
-        .watch(&WatchParams::default(), &cur)
-        .await
-        .expect("watch from now")
-        .boxed();
-    api.create(&PostParams::default(), &dynamic(pipelinerun("c")))
-        .await
-        .expect("create");
-    match tokio::time::timeout(LIMIT, s.try_next())
-        .await
-        .expect("no hang")
-        .expect("ok")
-        .expect("event")
-    {
+    let mut s = watch(&api, &WatchParams::default(), &cur).await;
+    create_pipelinerun(&api, "c").await;
+    match next(&mut s).await {
         WatchEvent::Added(o) => assert_eq!(o.metadata.name.as_deref(), Some("c")),
         other => panic!("unexpected {other:?}"),
     }
@@ -181,29 +154,13 @@ async fn bounded_history_expires_old_versions() {
     .await;
     let c = client(&emu, "admin");
     let api = prs(&c, "demo");
-    let a = api
-        .create(&PostParams::default(), &dynamic(pipelinerun("a")))
-        .await
-        .expect("create");
+    let a = create_pipelinerun(&api, "a").await;
     let rv = a.metadata.resource_version.expect("rv");
     for i in 0..5 {
-        api.create(
-            &PostParams::default(),
-            &dynamic(pipelinerun(&format!("n{i}"))),
-        )
-        .await
-        .expect("create");
+        create_pipelinerun(&api, &format!("n{i}")).await;
     }
-    let mut s = api
-        .watch(&WatchParams::default(), &rv)
-        .await
-        .expect("watch")
-        .boxed();
-    let ev = tokio::time::timeout(LIMIT, s.try_next())
-        .await
-        .expect("no hang")
-        .expect("ok")
-        .expect("event");
+    let mut s = watch(&api, &WatchParams::default(), &rv).await;
+    let ev = next(&mut s).await;
     assert!(
         matches!(ev, WatchEvent::Error(ref e) if e.code == 410),
         "{ev:?}"
@@ -213,8 +170,7 @@ async fn bounded_history_expires_old_versions() {
 
 #[tokio::test]
 async fn bookmarks_carry_the_latest_resource_version() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
     let cur = emu.store().resource_version().to_string();
     // A write elsewhere moves the version on; the bookmark reports it.
@@ -225,16 +181,8 @@ async fn bookmarks_carry_the_latest_resource_version() {
         .create(&PostParams::default(), &cm)
         .await
         .expect("create");
-    let mut s = api
-        .watch(&WatchParams::default().timeout(10), &cur)
-        .await
-        .expect("watch")
-        .boxed();
-    let ev = tokio::time::timeout(LIMIT, s.try_next())
-        .await
-        .expect("no hang")
-        .expect("ok")
-        .expect("event");
+    let mut s = watch(&api, &WatchParams::default().timeout(10), &cur).await;
+    let ev = next(&mut s).await;
     match ev {
         WatchEvent::Bookmark(b) => {
             assert_eq!(
@@ -250,38 +198,15 @@ async fn bookmarks_carry_the_latest_resource_version() {
 
 #[tokio::test]
 async fn streaming_list_watcher_works() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
-    api.create(&PostParams::default(), &dynamic(pipelinerun("a")))
-        .await
-        .expect("create");
+    create_pipelinerun(&api, "a").await;
     let mut stream =
         watcher::watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
-    let mut initial = Vec::new();
-    loop {
-        match tokio::time::timeout(LIMIT, stream.try_next())
-            .await
-            .expect("no hang")
-            .expect("ok")
-            .expect("event")
-        {
-            Event::Init => {}
-            Event::InitApply(o) => initial.push(o.metadata.name.expect("name")),
-            Event::InitDone => break,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let initial = initial_names(&mut stream).await;
     assert_eq!(initial, ["a"]);
-    api.create(&PostParams::default(), &dynamic(pipelinerun("b")))
-        .await
-        .expect("create");
-    match tokio::time::timeout(LIMIT, stream.try_next())
-        .await
-        .expect("no hang")
-        .expect("ok")
-        .expect("event")
-    {
+    create_pipelinerun(&api, "b").await;
+    match next(&mut stream).await {
         Event::Apply(o) => assert_eq!(o.metadata.name.as_deref(), Some("b")),
         other => panic!("unexpected {other:?}"),
     }
@@ -290,35 +215,24 @@ async fn streaming_list_watcher_works() {
 
 #[tokio::test]
 async fn label_changes_move_objects_in_and_out_of_a_selective_watch() {
-    let emu = start().await;
-    let c = client(&emu, "admin");
+    let (emu, c) = start_as_admin().await;
     let api = prs(&c, "demo");
-    api.create(&PostParams::default(), &dynamic(pipelinerun("x")))
-        .await
-        .expect("create");
+    create_pipelinerun(&api, "x").await;
     let cur = emu.store().resource_version().to_string();
-    let mut s = api
-        .watch(&WatchParams::default().labels("stage=a").timeout(10), &cur)
-        .await
-        .expect("watch")
-        .boxed();
+    let mut s = watch(
+        &api,
+        &WatchParams::default().labels("stage=a").timeout(10),
+        &cur,
+    )
+    .await;
     for stage in ["a", "b"] {
-        api.patch(
-            "x",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"stage": stage}}})),
-        )
-        .await
-        .expect("patch");
+        merge_patch(&api, "x", json!({"metadata": {"labels": {"stage": stage}}}))
+            .await
+            .expect("patch");
     }
     let mut kinds = Vec::new();
     while kinds.len() < 2 {
-        match tokio::time::timeout(LIMIT, s.try_next())
-            .await
-            .expect("no hang")
-            .expect("ok")
-            .expect("event")
-        {
+        match next(&mut s).await {
             WatchEvent::Added(_) => kinds.push("ADDED"),
             WatchEvent::Deleted(o) => {
                 assert_eq!(

@@ -6,7 +6,6 @@ use tekton_retry_test_support::sandbox as sandbox_support;
 use std::time::Duration;
 
 use sandbox_support::*;
-use tekton_retry_sandbox::SandboxOptions;
 
 async fn discovery(client: &kube::Client) -> String {
     let req = http::Request::get("/apis/retry.tekton.dev/v1alpha1")
@@ -20,12 +19,7 @@ async fn discovery(client: &kube::Client) -> String {
 
 #[tokio::test]
 async fn proxied_requests_reuse_the_backend_connection() {
-    let sb = start_with(SandboxOptions {
-        seed: false,
-        engine: quick_engine(),
-        ..Default::default()
-    })
-    .await;
+    let sb = start_unseeded().await;
     let admin = sb.client("admin").expect("client");
     assert!(discovery(&admin).await.contains("pipelineruns/retry"));
     let before = sb.emulator.proxy().backend_connects();
@@ -61,12 +55,7 @@ async fn proxied_requests_reuse_the_backend_connection() {
 
 #[tokio::test]
 async fn concurrent_requests_each_get_a_connection() {
-    let sb = start_with(SandboxOptions {
-        seed: false,
-        engine: quick_engine(),
-        ..Default::default()
-    })
-    .await;
+    let sb = start_unseeded().await;
     let admin = sb.client("admin").expect("client");
     let answers = futures::future::join_all((0..16).map(|_| discovery(&admin))).await;
     assert!(answers.iter().all(|a| a.contains("pipelineruns/retry")));

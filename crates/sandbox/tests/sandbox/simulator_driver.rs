@@ -205,6 +205,15 @@ fn message(v: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// Merge-patch the main resource of the PipelineRun `demo-run` in the fake's store.
+fn patch_demo_run(fake: &Fake, ns: &str, patch: Value, what: &str) {
+    fake.store
+        .lock()
+        .expect("store")
+        .patch(Kind::PipelineRun, ns, "demo-run", &patch, None)
+        .expect(what);
+}
+
 #[tokio::test]
 async fn a_run_fails_as_recorded_through_the_api() {
     let ns = "drv";
@@ -247,17 +256,12 @@ async fn stale_read_lag_reproduces_race_two() {
         util::array(pr, &["status", "childReferences"]).len() == 2
     })
     .await;
-    fake.store
-        .lock()
-        .expect("store")
-        .patch(
-            Kind::PipelineRun,
-            ns,
-            "demo-run",
-            &json!({"spec": {"status": "Cancelled"}}),
-            None,
-        )
-        .expect("cancel");
+    patch_demo_run(
+        &fake,
+        ns,
+        json!({"spec": {"status": "Cancelled"}}),
+        "cancel",
+    );
     passes_until(&mut sim, &fake, ns, &util::is_done).await;
     assert_eq!(
         message(&run(&fake, ns)),
@@ -289,17 +293,7 @@ async fn stale_read_lag_reproduces_race_two() {
     let listed = fake.pipelinerun_lists.notified();
     let pass = tokio::spawn(async move { lagging.pass().await.map(|_| ()) });
     listed.await;
-    fake.store
-        .lock()
-        .expect("store")
-        .patch(
-            Kind::PipelineRun,
-            ns,
-            "demo-run",
-            &json!({"spec": {"status": null}}),
-            None,
-        )
-        .expect("clear spec");
+    patch_demo_run(&fake, ns, json!({"spec": {"status": null}}), "clear spec");
     pass.await.expect("join").expect("pass");
     let pr = run(&fake, ns);
     assert!(pr["spec"].get("status").is_none(), "spec cleared");

@@ -1,10 +1,12 @@
 //! Command-line flags of `tekton-retry serve` (each also an environment variable `TEKTON_RETRY_*`).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+
+pub use super::duration_flag::parse_duration;
 
 /// Flags of `tekton-retry serve`. Durations accept `10s`, `500ms`, `2m`, `1h` or bare seconds.
 #[derive(Clone, Debug, Args)]
@@ -135,80 +137,11 @@ pub struct ServeArgs {
     pub max_concurrent_retries: u16,
 }
 
-impl ServeArgs {
-    /// The flags as typed options, one part per component: the server's certificate and settings,
-    /// the engine (and its executor and API rate limit) and the recorder.
-    pub fn app_options(&self) -> crate::app::AppOptions {
-        use crate::app::{AppOptions, ServingCert};
-        use crate::server::{ServerSettings, TlsSource};
-        let cert = match (&self.tls_cert_file, &self.tls_private_key_file) {
-            (Some(cert), Some(key)) => ServingCert::Given(TlsSource::Files {
-                cert: cert.clone(),
-                key: key.clone(),
-            }),
-            _ => ServingCert::SelfManaged {
-                options: self.self_cert.options(),
-                first_wait: Duration::from_secs(120),
-            },
-        };
-        let mut server = ServerSettings {
-            authz_ttl: self.authorization_cache_ttl,
-            authn_ttl: self.authentication_cache_ttl,
-            request_timeout: self.request_timeout,
-            max_requests_in_flight: self.max_requests_inflight as usize,
-            auth_config_resync: self.authentication_config_resync,
-            auth_config_max_staleness: self.authentication_config_max_staleness,
-            ..ServerSettings::default()
-        };
-        server.conn.max_connections = self.max_connections as usize;
-        server.conn.first_request_timeout = self.first_request_timeout;
-        server.conn.idle_timeout = self.idle_timeout;
-        let engine = crate::retry::EngineOptions {
-            claim_grace: self.retry_claim_grace,
-            max_concurrent: usize::from(self.max_concurrent_retries),
-            namespace: self.self_cert.namespace.clone(),
-            api_rate: crate::retry::ratelimit::RateLimit {
-                qps: self.kube_api_qps,
-                burst: self.kube_api_burst,
-            },
-            limits: crate::retry::PlanLimits {
-                min_timeout_budget: self.min_timeout_budget,
-            },
-            executor: crate::retry::executor::ExecutorOptions {
-                archive_logs: self.archive_logs,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        AppOptions {
-            bind: SocketAddr::new(self.bind_address, self.secure_port),
-            cert,
-            server,
-            engine,
-            recorder: Some(crate::recorder::RecorderOptions {
-                grace: self.retry_claim_grace * 2,
-                ..Default::default()
-            }),
-        }
-    }
-}
-
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
-}
-
-/// Parses a Go-style duration: `90` (seconds), `500ms`, `10s`, `2m`, `1h`, or a sequence such as
-/// `1m30s`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let text = s.trim();
-    let bad = || format!("invalid duration {text:?}: expected e.g. 10s, 500ms, 2m, 1m30s");
-    if let Ok(secs) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).map_err(|_| bad());
-    }
-    crate::tekton::parse_go_duration(text).map_err(|_| bad())
 }
 
 #[cfg(test)]
@@ -220,20 +153,6 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         serve: ServeArgs,
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h0m1s"), Ok(Duration::from_secs(3601)));
-        assert!(parse_duration("10x").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("s").is_err());
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod config;
 pub mod conn;
 pub mod discovery;
 pub mod documents;
+pub mod duration_flag;
 pub mod handler;
 pub mod health;
 pub mod logging;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::SelfCertOptions;
-use crate::server::config::parse_duration;
+use crate::server::duration_flag::parse_duration;
 
 /// Flags of `tekton-retry serve` for the self-managed certificate.
 #[derive(Clone, Debug, Args)]

@@ -15,6 +15,8 @@
 //!   `system:kube-aggregator` with no groups, records availability, and feeds discovery;
 //! - `kube-system/extension-apiserver-authentication` is published with the CAs and header names.
 
+pub mod backend_pool;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -28,7 +30,6 @@ use hyper::body::Incoming;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::backend_pool::{BackendPool, PoolKey};
 use crate::emulator::discovery::AggregatedGroup;
 use crate::emulator::http::{text, Body, BoxError};
 use crate::emulator::resources::Gvr;
@@ -37,6 +38,8 @@ use crate::emulator::store::Store;
 use crate::emulator::tls;
 use tekton_retry::api::UserInfo;
 use tekton_retry_pki::{Ca, CertPem};
+
+use backend_pool::{BackendPool, PoolKey};
 
 /// kube-aggregator's error answer: `http.Error`, a plain-text body (`handler_proxy.go`
 /// `proxyError`, `responder.Error`), not a `metav1.Status`.

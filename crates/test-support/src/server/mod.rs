@@ -1,0 +1,43 @@
+//! Shared pieces of the server tests, one concern a module: a fake Kubernetes API at the HTTP
+//! boundary ([`fake_kube`]), a recording fake engine ([`recording_engine`]), the server started
+//! in-process over real TLS ([`harness`]), `tekton-retry serve` as a child process
+//! ([`serve_process`]) and a TLS client ([`tls_client`]).
+
+pub mod fake_kube;
+pub mod harness;
+pub mod recording_engine;
+pub mod serve_process;
+pub mod tls_client;
+
+pub use fake_kube::*;
+pub use harness::*;
+pub use recording_engine::*;
+pub use serve_process::*;
+pub use tls_client::*;
+
+use std::time::Duration;
+
+use tekton_retry::api::RetrySpec;
+use tekton_retry::retry::RetryRequest;
+
+/// Path of the retry subresource of `ns/name`.
+pub fn retry_path(ns: &str, name: &str) -> String {
+    format!("/apis/retry.tekton.dev/v1alpha1/namespaces/{ns}/pipelineruns/{name}/retry")
+}
+
+/// `spec` as the engine received it, for comparing.
+pub fn spec_of(calls: &[RetryRequest]) -> Vec<RetrySpec> {
+    calls.iter().map(|c| c.spec.clone()).collect()
+}
+
+/// Waits (polling) until `f` holds, at most `secs` seconds.
+pub async fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    f()
+}
