@@ -37,6 +37,7 @@
 
 use serde_json::{json, Map, Value};
 
+pub use super::coschedule::{assistant_name, Coschedule};
 use super::rules;
 use super::util::{self, array, get, str_or_empty};
 use super::volumeclaim;
@@ -56,41 +57,6 @@ pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
 pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
 /// See [`LABEL_INSTANCE`].
 pub const COMPONENT: &str = "affinity-assistant";
-
-/// The `coschedule` feature flag (`AffinityAssistantBehavior`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Coschedule {
-    /// `workspaces` (default): one assistant per claim workspace.
-    #[default]
-    Workspaces,
-    /// `pipelineruns`: one assistant per run, every pod pinned to it.
-    PipelineRuns,
-    /// `isolate-pipelinerun`: as `pipelineruns`, and one run per node.
-    IsolatePipelineRun,
-    /// `disabled`: no assistant.
-    Disabled,
-}
-
-impl Coschedule {
-    /// From the `feature-flags` ConfigMap (None: absent). An unknown value makes Tekton's config
-    /// loader reject the ConfigMap (`setCoschedule`), leaving the default in force.
-    pub fn from_feature_flags(cm: Option<&Value>) -> Self {
-        match cm.and_then(|c| util::get_str(c, &["data", "coschedule"])) {
-            Some("pipelineruns") => Coschedule::PipelineRuns,
-            Some("isolate-pipelinerun") => Coschedule::IsolatePipelineRun,
-            Some("disabled") => Coschedule::Disabled,
-            _ => Coschedule::Workspaces,
-        }
-    }
-}
-
-/// `GetAffinityAssistantName`.
-pub fn assistant_name(workspace: &str, run: &str) -> String {
-    format!(
-        "affinity-assistant-{}",
-        volumeclaim::sha256_hex(&format!("{workspace}{run}"), 10)
-    )
-}
 
 fn binds_claim(b: &Value) -> bool {
     b.get("persistentVolumeClaim").is_some() || b.get("volumeClaimTemplate").is_some()

@@ -27,23 +27,14 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+pub use super::api::SimulatorError;
+use super::api::{from_value, is_status, pods, tekton, to_value};
 use super::kubelet::{self, FakeKubelet, OutcomeRules};
 use super::pipelinerun::{reconcile_pipelinerun_with, PipelineRunActions};
 use super::placement::{self, Workspaces};
 use super::rules;
 use super::taskrun::{pod_name_for, reconcile_taskrun, TaskRunActions};
 use super::util::{self, get_str};
-
-/// Errors of one simulator pass.
-#[derive(Debug, thiserror::Error)]
-pub enum SimulatorError {
-    /// A Kubernetes API call failed.
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    /// An object could not be converted.
-    #[error("object conversion: {0}")]
-    Json(#[from] serde_json::Error),
-}
 
 /// Knobs of the simulator; [`SimulatorHandle`] changes them at runtime.
 #[derive(Debug, Clone)]
@@ -72,30 +63,6 @@ impl Default for SimulatorOptions {
             metadata_sync_lag: None,
         }
     }
-}
-
-fn tekton(kind: &str, plural: &str) -> ApiResource {
-    ApiResource {
-        group: "tekton.dev".into(),
-        version: "v1".into(),
-        api_version: "tekton.dev/v1".into(),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
-}
-
-pub(super) fn pods() -> ApiResource {
-    ApiResource {
-        group: String::new(),
-        version: "v1".into(),
-        api_version: "v1".into(),
-        kind: "Pod".into(),
-        plural: "pods".into(),
-    }
-}
-
-pub(super) fn is_status(e: &kube::Error, f: fn(&kube::core::Status) -> bool) -> bool {
-    matches!(e, kube::Error::Api(s) if f(s))
 }
 
 /// The simulator's state; [`Simulator::pass`] is one deterministic pass (tests may call it directly
@@ -164,17 +131,6 @@ impl SimulatorHandle {
             let _ = w.await;
         }
     }
-}
-
-pub(super) fn to_value(o: &DynamicObject, ar: &ApiResource) -> Result<Value, serde_json::Error> {
-    let mut v = serde_json::to_value(o)?;
-    v["apiVersion"] = ar.api_version.clone().into();
-    v["kind"] = ar.kind.clone().into();
-    Ok(v)
-}
-
-pub(super) fn from_value(v: Value) -> Result<DynamicObject, serde_json::Error> {
-    serde_json::from_value(v)
 }
 
 impl Simulator {

@@ -5,9 +5,10 @@
 //! Layout (pure logic separated from plumbing): [`pipelinerun`] and [`taskrun`] are pure reconcile
 //! functions over JSON objects, [`facts`] holds Tekton's questions about a run's state, [`kubelet`]
 //! decides pod outcomes, [`memory`] is a serial in-memory cluster with a fake clock (tests), and
-//! [`driver`] runs the same functions against a Kubernetes API. [`volumeclaim`] and [`affinity`]
-//! model workspace claims and the affinity assistant; [`placement`] plays the scheduler and the
-//! StatefulSet controller for them in the driver. All constants are in [`rules`].
+//! [`driver`] runs the same functions against a Kubernetes API (through [`api`]). [`volumeclaim`]
+//! and [`affinity`] model workspace claims and the affinity assistant, both named after the
+//! `coschedule` mode ([`coschedule`]); [`placement`] plays the scheduler and the StatefulSet
+//! controller for them in the driver. All constants are in [`rules`].
 //!
 //! # Rules (source in brackets; `pr.go` = `pkg/reconciler/pipelinerun/pipelinerun.go`,
 //! `state.go` = `resources/pipelinerunstate.go`, `resolution.go` = `resources/pipelinerunresolution.go`,
@@ -159,6 +160,8 @@
 //! [`tekton_retry::tekton::names`]).
 
 pub mod affinity;
+pub mod api;
+pub mod coschedule;
 pub mod driver;
 pub mod facts;
 pub mod kubelet;

@@ -12,7 +12,7 @@ use kube::Client;
 use serde_json::{json, Value};
 
 use super::affinity::{self, Coschedule};
-use super::driver::{from_value, is_status, pods, to_value, SimulatorError};
+use super::api::{from_value, is_status, pods, to_value, SimulatorError};
 use super::util::{self, str_or_empty};
 use super::volumeclaim;
 

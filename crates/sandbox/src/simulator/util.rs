@@ -322,6 +322,13 @@ pub fn result_ref(expr: &str) -> Option<(&str, &str)> {
     Some((task, result))
 }
 
+/// The first `n` hex digits of sha256(`s`).
+pub fn sha256_hex(s: &str, n: usize) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    hex[..n.min(hex.len())].to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

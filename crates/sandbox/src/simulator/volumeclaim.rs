@@ -22,15 +22,8 @@
 
 use serde_json::{json, Value};
 
-use super::affinity::{self, Coschedule};
+use super::coschedule::{self, Coschedule};
 use super::util::{self, array, get_str, str_or_empty};
-
-/// The first `n` hex digits of sha256(`s`).
-pub(crate) fn sha256_hex(s: &str, n: usize) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    hex[..n.min(hex.len())].to_string()
-}
 
 /// `GeneratePVCNameFromWorkspaceBinding`: the claim Tekton creates for the template of pipeline
 /// workspace binding `binding` of the run with uid `owner_uid`.
@@ -40,7 +33,10 @@ pub fn template_claim_name(binding: &Value, owner_uid: &str) -> String {
         _ => "pvc",
     };
     let ws = str_or_empty(binding, &["name"]);
-    format!("{prefix}-{}", sha256_hex(&format!("{ws}{owner_uid}"), 10))
+    format!(
+        "{prefix}-{}",
+        util::sha256_hex(&format!("{ws}{owner_uid}"), 10)
+    )
 }
 
 /// `sanitizeVolumeName` (affinity_assistant.go): names over 63 characters keep their first 52
@@ -50,7 +46,7 @@ pub fn sanitize_volume_name(name: &str) -> String {
     if name.len() <= MAX {
         return name.to_string();
     }
-    format!("{}-{}", &name[..MAX - 11], sha256_hex(name, 10))
+    format!("{}-{}", &name[..MAX - 11], util::sha256_hex(name, 10))
 }
 
 /// `getPersistentVolumeClaimNameWithAffinityAssistant`: the claim the per-pipelinerun affinity
@@ -59,7 +55,7 @@ pub fn claim_name_with_assistant(pr: &Value, binding: &Value) -> String {
     format!(
         "{}-{}-0",
         sanitize_volume_name(&template_claim_name(binding, util::uid(pr))),
-        affinity::assistant_name("", util::name(pr))
+        coschedule::assistant_name("", util::name(pr))
     )
 }
 
@@ -168,7 +164,7 @@ pub fn pod_volumes(tr: &Value) -> Vec<Value> {
         .filter_map(|w| {
             let claim = get_str(w, &["persistentVolumeClaim", "claimName"])?;
             Some(json!({
-                "name": format!("ws-{}", sha256_hex(str_or_empty(w, &["name"]), 5)),
+                "name": format!("ws-{}", util::sha256_hex(str_or_empty(w, &["name"]), 5)),
                 "persistentVolumeClaim": {"claimName": claim},
             }))
         })
@@ -246,11 +242,11 @@ mod tests {
     fn a_named_template_and_the_per_pipelinerun_claim() {
         let pr = json!({"metadata": {"name": "r", "uid": "u1", "namespace": "ns"}});
         let b = json!({"name": "src", "volumeClaimTemplate": {"metadata": {"name": "data"}, "spec": {}}});
-        let id = sha256_hex("srcu1", 10);
+        let id = util::sha256_hex("srcu1", 10);
         assert_eq!(template_claim_name(&b, "u1"), format!("data-{id}"));
         assert_eq!(
             claim_name_with_assistant(&pr, &b),
-            format!("data-{id}-{}-0", affinity::assistant_name("", "r"))
+            format!("data-{id}-{}-0", coschedule::assistant_name("", "r"))
         );
         let tb = task_binding(&pr, &b, "w", "sub", Coschedule::PipelineRuns);
         assert_eq!(tb["subPath"], "sub");
