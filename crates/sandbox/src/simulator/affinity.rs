@@ -310,17 +310,7 @@ pub fn unschedulable(pod: &Value, pods: &[Value]) -> Option<String> {
 mod tests {
     use super::*;
 
-    const RUN: &str = include_str!(
-        "../../../../tests/fixtures/tekton/affinity/01-failed-pipelinerun-ws-run.json"
-    );
-    const TR_A: &str =
-        include_str!("../../../../tests/fixtures/tekton/affinity/01-failed-taskrun-ws-run-a.json");
-    const POD_A: &str =
-        include_str!("../../../../tests/fixtures/tekton/affinity/01-failed-pod-ws-run-a-pod.json");
-
-    fn parse(s: &str) -> Value {
-        serde_json::from_str(s).expect("fixture")
-    }
+    use super::super::affinity_fixture::{parse, POD_A, RUN, TR_A};
 
     fn run() -> Value {
         json!({"metadata": {"name": "ws-run", "namespace": "ns", "uid": "u1", "labels": {"x": "y"}},

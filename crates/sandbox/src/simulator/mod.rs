@@ -160,6 +160,8 @@
 //! [`tekton_retry::tekton::names`]).
 
 pub mod affinity;
+#[cfg(test)]
+mod affinity_fixture;
 pub mod api;
 pub mod coschedule;
 pub mod driver;

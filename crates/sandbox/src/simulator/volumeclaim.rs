@@ -190,17 +190,7 @@ pub fn missing_claim(pod: &Value, claims: &[Value]) -> Option<String> {
 mod tests {
     use super::*;
 
-    const RUN: &str = include_str!(
-        "../../../../tests/fixtures/tekton/affinity/01-failed-pipelinerun-ws-run.json"
-    );
-    const TR_A: &str =
-        include_str!("../../../../tests/fixtures/tekton/affinity/01-failed-taskrun-ws-run-a.json");
-    const POD_A: &str =
-        include_str!("../../../../tests/fixtures/tekton/affinity/01-failed-pod-ws-run-a-pod.json");
-
-    fn parse(s: &str) -> Value {
-        serde_json::from_str(s).expect("fixture")
-    }
+    use super::super::affinity_fixture::{parse, POD_A, RUN, TR_A};
 
     /// The recorded run's template claim: `pvc-1dbde596f6` from workspace `src` and the run's uid,
     /// as mounted by the recorded TaskRun and its pod.

@@ -703,10 +703,7 @@ mod tests {
     /// no uid header.
     #[test]
     fn no_uid_header_unless_the_configmap_names_one() {
-        let (front, client) = (
-            Ca::new("front").expect("ca"),
-            Ca::new("client").expect("ca"),
-        );
+        let (front, client) = cas();
         let mut data = BTreeMap::new();
         data.insert(
             "requestheader-client-ca-file".to_string(),
@@ -731,10 +728,7 @@ mod tests {
     /// CN=mallory` is mallory, for the allowed names and for the user name.
     #[test]
     fn the_last_cn_counts_as_in_go() {
-        let (front, client) = (
-            Ca::new("front").expect("ca"),
-            Ca::new("client").expect("ca"),
-        );
+        let (front, client) = cas();
         let cfg = config(&front, &client, r#"["front-proxy-client"]"#);
         let sneaky = front
             .issue_client_two_cns("front-proxy-client", "mallory")
@@ -766,10 +760,7 @@ mod tests {
         let alice = with_authenticated_group(UserInfo::new("alice", &["dev"]));
         assert_eq!(alice.groups, vec!["dev", ALL_AUTHENTICATED]);
         // Through the front proxy as well.
-        let (front, client) = (
-            Ca::new("front").expect("ca"),
-            Ca::new("client").expect("ca"),
-        );
+        let (front, client) = cas();
         let cfg = config(&front, &client, "[]");
         let cert = front.issue_client("p", &[]).expect("cert");
         let mut h = HeaderMap::new();
@@ -834,10 +825,7 @@ mod tests {
 
     #[test]
     fn requestheader_user_from_an_allowed_front_proxy() {
-        let (front, client) = (
-            Ca::new("front").expect("ca"),
-            Ca::new("client").expect("ca"),
-        );
+        let (front, client) = cas();
         let cfg = config(&front, &client, r#"["front-proxy"]"#);
         let cert = front.issue_client("front-proxy", &[]).expect("cert");
         let (user, method) =
@@ -858,10 +846,7 @@ mod tests {
 
     #[test]
     fn requestheader_ignored_for_a_cn_not_allowed_or_another_ca() {
-        let (front, client) = (
-            Ca::new("front").expect("ca"),
-            Ca::new("client").expect("ca"),
-        );
+        let (front, client) = cas();
         let cfg = config(&front, &client, r#"["front-proxy"]"#);
         let wrong_cn = front.issue_client("someone", &[]).expect("cert");
         assert!(authenticate_certificate(&cfg, &chain(&wrong_cn.cert), &proxied()).is_none());
@@ -875,10 +860,7 @@ mod tests {
 
     #[test]
     fn empty_allowed_names_accepts_any_cn_of_the_ca() {
-        let (front, client) = (
-            Ca::new("front").expect("ca"),
-            Ca::new("client").expect("ca"),
-        );
+        let (front, client) = cas();
         let cfg = config(&front, &client, "[]");
         let cert = front.issue_client("anything", &[]).expect("cert");
         let (user, _) =
@@ -888,10 +870,7 @@ mod tests {
 
     #[test]
     fn client_ca_cert_is_cn_and_orgs_and_headers_are_ignored() {
-        let (front, client) = (
-            Ca::new("front").expect("ca"),
-            Ca::new("client").expect("ca"),
-        );
+        let (front, client) = cas();
         let cfg = config(&front, &client, "[]");
         // One O only: rcgen 0.14's DistinguishedName keeps one value per attribute type.
         let cert = client.issue_client("bob", &["team-a"]).expect("cert");
@@ -921,10 +900,7 @@ mod tests {
 
     #[tokio::test]
     async fn verdicts_are_reused_but_users_come_from_each_request() {
-        let (front, client) = (
-            Ca::new("front").expect("ca"),
-            Ca::new("client").expect("ca"),
-        );
+        let (front, client) = cas();
         let state = Arc::new(AuthState::default());
         state.set(config(&front, &client, r#"["front-proxy-client"]"#));
         let authn = Authenticator::new(state.clone(), offline_client(), Duration::from_secs(60));
@@ -965,10 +941,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_new_configuration_invalidates_the_verdicts() {
-        let (front, client) = (
-            Ca::new("front").expect("ca"),
-            Ca::new("client").expect("ca"),
-        );
+        let (front, client) = cas();
         let state = Arc::new(AuthState::default());
         state.set(config(&front, &client, "[]"));
         let authn = Authenticator::new(state.clone(), offline_client(), Duration::from_secs(60));
@@ -997,6 +970,14 @@ mod tests {
             .is_none());
     }
 
+    /// A requestheader (front-proxy) CA and a client CA.
+    fn cas() -> (Ca, Ca) {
+        (
+            Ca::new("front").expect("ca"),
+            Ca::new("client").expect("ca"),
+        )
+    }
+
     /// Sleeps until the wall clock is past `t` by a second (certificate times have one-second
     /// precision).
     async fn sleep_past(t: time::OffsetDateTime) {
@@ -1008,10 +989,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cached_verdict_ends_with_the_chain_it_was_made_for() {
-        let (front, client) = (
-            Ca::new("front").expect("ca"),
-            Ca::new("client").expect("ca"),
-        );
+        let (front, client) = cas();
         let state = Arc::new(AuthState::default());
         state.set(config(&front, &client, "[]"));
         // A verdict cache TTL far longer than the chain's remaining validity.
@@ -1039,10 +1017,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cached_verdict_is_looked_at_again_after_the_cache_ttl() {
-        let (front, client) = (
-            Ca::new("front").expect("ca"),
-            Ca::new("client").expect("ca"),
-        );
+        let (front, client) = cas();
         let state = Arc::new(AuthState::default());
         state.set(config(&front, &client, "[]"));
         let authn = Authenticator::new(state, offline_client(), Duration::from_millis(200));
@@ -1079,10 +1054,7 @@ mod tests {
 
     #[test]
     fn verdict_records_the_chain_validity() {
-        let (front, client) = (
-            Ca::new("front").expect("ca"),
-            Ca::new("client").expect("ca"),
-        );
+        let (front, client) = cas();
         let cfg = config(&front, &client, "[]");
         let proxy = chain(&front.issue_client("p", &[]).expect("cert").cert);
         let v = certificate_verdict(&cfg, &proxy).expect("verdict");
@@ -1098,10 +1070,7 @@ mod tests {
 
     #[test]
     fn expired_and_future_certs_are_refused() {
-        let (front, client) = (
-            Ca::new("front").expect("ca"),
-            Ca::new("client").expect("ca"),
-        );
+        let (front, client) = cas();
         let cfg = config(&front, &client, "[]");
         let now = time::OffsetDateTime::now_utc();
         let expired = front
@@ -1126,10 +1095,7 @@ mod tests {
 
     #[test]
     fn first_user_header_wins_and_empty_values_are_skipped() {
-        let (front, client) = (
-            Ca::new("front").expect("ca"),
-            Ca::new("client").expect("ca"),
-        );
+        let (front, client) = cas();
         let cfg = config(&front, &client, "[]");
         let cert = front.issue_client("p", &[]).expect("cert");
         let mut h = HeaderMap::new();
