@@ -3,4 +3,5 @@
 mod planner_cases;
 mod planner_common;
 mod planner_fixtures;
+mod planner_guards;
 mod planner_proptest;
