@@ -396,6 +396,20 @@ impl Scenario {
         self.reset(run, keep, msg, false)
     }
 
+    /// [`Scenario::retry`], then [`Scenario::finish_after`].
+    fn retry_to_completion(
+        &mut self,
+        run: &str,
+        delete: &[&str],
+        keep: &[&str],
+        msg: &str,
+        moment: &str,
+        min: usize,
+    ) {
+        self.retry(run, delete, keep, msg);
+        self.finish_after(run, msg, moment, min);
+    }
+
     /// Runs `run` to completion after the reset with message `msg`, then compares moment `moment`
     /// and the condition sequence since the reset (at least `min` transitions) with the recording.
     fn finish_after(&mut self, run: &str, msg: &str, moment: &str, min: usize) {
@@ -874,59 +888,70 @@ fn retries_and_in_place_taskrun_reset() {
     s.assert_taskrun_transitions(&["retry-run-a", "retry-run-b", "retry-run-c"]);
 }
 
-/// `matrix.yaml` failed at combination m-1, checked against the recording.
-fn matrix_run(ns: &'static str) -> Scenario {
-    Scenario::new(ns).failed(
+/// `matrix.yaml` failed at combination m-1, retried with TaskRuns `delete` deleted and `keep`
+/// kept, and compared with the recording until it completes at moment `moment`.
+fn retried_matrix(
+    ns: &'static str,
+    delete: &[&str],
+    keep: &[&str],
+    msg: &str,
+    moment: &str,
+    min: usize,
+) {
+    let mut s = Scenario::new(ns).failed(
         "matrix.yaml",
         r#"{"sandbox.retry.tekton.dev/fail": "matrix-run-m-1", "sandbox.retry.tekton.dev/duration": "2s"}"#,
         "matrix-run",
-    )
+    );
+    s.retry_to_completion("matrix-run", delete, keep, msg, moment, min);
+    s.assert_taskrun_transitions(&MATRIX_TASKRUNS);
 }
 
 #[test]
 fn matrix_partial_reset_never_recreates_the_deleted_combination() {
-    const RETRY: &str = "retry: only failed matrix combination m-1 deleted";
-    let mut s = matrix_run("matrix");
-    s.retry(
-        "matrix-run",
+    let keep = ["matrix-run-a", "matrix-run-m-0", "matrix-run-m-2"];
+    let msg = "retry: only failed matrix combination m-1 deleted";
+    retried_matrix(
+        "matrix",
         &["matrix-run-m-1", "matrix-run-report"],
-        &["matrix-run-a", "matrix-run-m-0", "matrix-run-m-2"],
-        RETRY,
+        &keep,
+        msg,
+        "03-after-partial-reset",
+        1,
     );
-    s.finish_after("matrix-run", RETRY, "03-after-partial-reset", 1);
-    s.assert_taskrun_transitions(&MATRIX_TASKRUNS);
 }
 
 #[test]
 fn matrix_full_reset_recreates_every_combination() {
-    const RETRY: &str = "retry: all matrix combinations of m deleted";
-    let mut s = matrix_run("matrix-full");
-    s.retry(
-        "matrix-run",
-        &[
-            "matrix-run-m-0",
-            "matrix-run-m-1",
-            "matrix-run-m-2",
-            "matrix-run-report",
-        ],
+    let delete = [
+        "matrix-run-m-0",
+        "matrix-run-m-1",
+        "matrix-run-m-2",
+        "matrix-run-report",
+    ];
+    let msg = "retry: all matrix combinations of m deleted";
+    retried_matrix(
+        "matrix-full",
+        &delete,
         &["matrix-run-a"],
-        RETRY,
+        msg,
+        "03-final",
+        2,
     );
-    s.finish_after("matrix-run", RETRY, "03-final", 2);
-    s.assert_taskrun_transitions(&MATRIX_TASKRUNS);
 }
 
 #[test]
 fn keep_finally_is_not_rerun() {
     const RETRY: &str = "retry b,c; keep finally run";
     let mut s = failed_demo("keep-finally");
-    s.retry(
+    s.retry_to_completion(
         "demo-run",
         &["demo-run-b"],
         &["demo-run-a", "demo-run-report"],
         RETRY,
+        "03-after-reset",
+        2,
     );
-    s.finish_after("demo-run", RETRY, "03-after-reset", 2);
     assert!(s.pr("demo-run")["status"].get("finallyStartTime").is_some());
     s.assert_taskrun_transitions(&DEMO_TASKRUNS);
 }
@@ -936,8 +961,14 @@ fn childrefs_readoption_and_dangling_refs() {
     const V1: &str = "drop b childRef, b NOT deleted";
     const V2: &str = "b, report deleted; dangling childRefs kept";
     let mut s = failed_demo("childrefs");
-    s.retry("demo-run", &["demo-run-report"], &["demo-run-a"], V1);
-    s.finish_after("demo-run", V1, "03-v1-refailed", 1);
+    s.retry_to_completion(
+        "demo-run",
+        &["demo-run-report"],
+        &["demo-run-a"],
+        V1,
+        "03-v1-refailed",
+        1,
+    );
 
     s.retry(
         "demo-run",
@@ -968,8 +999,14 @@ fn orphan_pod_is_adopted_and_fails_the_new_taskrun() {
         .expect("orphan delete");
     let orphan = s.get(Kind::Pod, ns, "demo-run-b-pod").expect("pod stays");
     assert!(orphan["metadata"].get("ownerReferences").is_none());
-    s.retry("demo-run", &["demo-run-report"], &["demo-run-a"], RETRY);
-    s.finish_after("demo-run", RETRY, "03-after-reset", 0);
+    s.retry_to_completion(
+        "demo-run",
+        &["demo-run-report"],
+        &["demo-run-a"],
+        RETRY,
+        "03-after-reset",
+        0,
+    );
     let pod = s.get(Kind::Pod, ns, "demo-run-b-pod").expect("pod");
     assert_eq!(
         pod["metadata"]["uid"], orphan["metadata"]["uid"],
@@ -982,8 +1019,14 @@ fn orphan_pod_is_adopted_and_fails_the_new_taskrun() {
 fn affinity_workspace_run_retries() {
     const RETRY: &str = "retry b with volumeClaimTemplate workspace";
     let mut s = Scenario::empty("affinity").failed("affinity.yaml", FAIL_B, "ws-run");
-    s.retry("ws-run", &["ws-run-b"], &["ws-run-a"], RETRY);
-    s.finish_after("ws-run", RETRY, "03-after-reset", 1);
+    s.retry_to_completion(
+        "ws-run",
+        &["ws-run-b"],
+        &["ws-run-a"],
+        RETRY,
+        "03-after-reset",
+        1,
+    );
     s.assert_taskrun_transitions(&["ws-run-a", "ws-run-b"]);
 }
 
@@ -991,12 +1034,13 @@ fn affinity_workspace_run_retries() {
 fn informer_lag_fast_resets_work() {
     for ns in ["informer-lag-1", "informer-lag-2", "informer-lag-3"] {
         let mut s = failed_demo(ns);
-        s.retry(
+        s.retry_to_completion(
             "demo-run",
             &["demo-run-b", "demo-run-report"],
             &["demo-run-a"],
             "fast reset",
+            "03-final",
+            4,
         );
-        s.finish_after("demo-run", "fast reset", "03-final", 4);
     }
 }
