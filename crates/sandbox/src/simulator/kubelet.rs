@@ -435,16 +435,11 @@ pub fn apply_status_patch(pod: &mut Value, patch: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simulator::fixture;
 
-    const RUNNING: &str = include_str!(
-        "../../../../tests/fixtures/tekton/fake-kubelet/demo-run-a-pod-running.status-patch.json"
-    );
-    const SUCCEEDED: &str = include_str!(
-        "../../../../tests/fixtures/tekton/fake-kubelet/demo-run-a-pod-succeeded.status-patch.json"
-    );
-    const FAILED: &str = include_str!(
-        "../../../../tests/fixtures/tekton/fake-kubelet/demo-run-b-pod-failed.status-patch.json"
-    );
+    const RUNNING: &str = "fake-kubelet/demo-run-a-pod-running.status-patch.json";
+    const SUCCEEDED: &str = "fake-kubelet/demo-run-a-pod-succeeded.status-patch.json";
+    const FAILED: &str = "fake-kubelet/demo-run-b-pod-failed.status-patch.json";
 
     fn t(s: &str) -> DateTime<Utc> {
         util::parse_time(s).expect("time")
@@ -531,7 +526,7 @@ mod tests {
         let running = k
             .step(&p, &r, &["commit".into()], t0)
             .expect("running patch");
-        let recorded: Value = serde_json::from_str(RUNNING).expect("fixture");
+        let recorded = fixture::load(RUNNING);
         assert_eq!(shape(&running), shape(&recorded["body"]));
         apply_status_patch(&mut p, &running);
         assert!(
@@ -543,7 +538,7 @@ mod tests {
         let done = k
             .step(&p, &r, &["commit".into()], t0 + TimeDelta::seconds(2))
             .expect("done patch");
-        let recorded: Value = serde_json::from_str(SUCCEEDED).expect("fixture");
+        let recorded = fixture::load(SUCCEEDED);
         assert_eq!(shape(&done), shape(&recorded["body"]));
         assert_eq!(done["status"]["phase"], "Succeeded");
         let msg = done["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
@@ -608,7 +603,7 @@ mod tests {
         let done = k
             .step(&p, &fail, &["image".into()], t0 + TimeDelta::seconds(1))
             .expect("failed");
-        let recorded: Value = serde_json::from_str(FAILED).expect("fixture");
+        let recorded = fixture::load(FAILED);
         assert_eq!(shape(&done), shape(&recorded["body"]));
         assert_eq!(done["status"]["phase"], "Failed");
         let term = &done["status"]["containerStatuses"][0]["state"]["terminated"];

@@ -417,6 +417,104 @@ fn run_names(status: &Map<String, Value>, run: &str, task: &Value) -> Vec<String
     vec![child_name(run, &format!("-{tname}"))]
 }
 
+/// `createChildResourceLabels`: the run's labels plus `tekton.dev/pipelineRun`,
+/// `pipelineRunUID`, `pipelineTask` and `memberOf`, and `tekton.dev/pipeline` when
+/// `include_pipeline_label` (TaskRuns).
+fn child_labels(pr: &Value, rpt: &Rpt, include_pipeline_label: bool) -> Map<String, Value> {
+    let mut labels: Map<String, Value> = get(pr, &["metadata", "labels"])
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if include_pipeline_label {
+        labels.insert(rules::LABEL_PIPELINE.into(), pipeline_label(pr).into());
+    }
+    labels.insert(rules::LABEL_PIPELINE_RUN.into(), util::name(pr).into());
+    labels.insert(rules::LABEL_PIPELINE_RUN_UID.into(), util::uid(pr).into());
+    labels.insert(rules::LABEL_PIPELINE_TASK.into(), rpt.name.clone().into());
+    labels.insert(
+        rules::LABEL_MEMBER_OF.into(),
+        if rpt.is_final { "finally" } else { "tasks" }.into(),
+    );
+    labels
+}
+
+/// `createChildResourceAnnotations`: the run's annotations without kubectl's last-applied copy.
+fn child_annotations(pr: &Value) -> Map<String, Value> {
+    let mut annotations: Map<String, Value> = get(pr, &["metadata", "annotations"])
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    annotations
+}
+
+/// Resolves a child's variable: task results (`$(tasks.<t>.results.<r>)`) from `facts`, anything
+/// else (execution statuses) from `statuses`.
+fn resolver<'a>(
+    facts: &'a Facts,
+    statuses: &'a BTreeMap<String, String>,
+) -> impl Fn(&str) -> Option<String> + 'a {
+    move |e: &str| {
+        if let Some((t, r)) = util::result_ref(e) {
+            return facts.result_value(t, r);
+        }
+        statuses.get(e).cloned()
+    }
+}
+
+/// The pipeline task's params with `resolve` substituted.
+fn substituted_params(task: &Value, resolve: &dyn Fn(&str) -> Option<String>) -> Vec<Value> {
+    array(task, &["params"])
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            util::substitute_value(&mut p, resolve);
+            p
+        })
+        .collect()
+}
+
+/// `getTaskrunWorkspaces` → `taskWorkspaceByWorkspaceVolumeSource`: the pipeline task's workspaces
+/// bound to the run's, a template binding becoming the claim Tekton created for the run.
+fn child_workspaces(pr: &Value, task: &Value, mode: Coschedule) -> Vec<Value> {
+    array(task, &["workspaces"])
+        .iter()
+        .filter_map(|w| {
+            let binding = volumeclaim::run_binding(pr, volumeclaim::pipeline_workspace_of(w))?;
+            Some(volumeclaim::task_binding(
+                pr,
+                binding,
+                str_or_empty(w, &["name"]),
+                str_or_empty(w, &["subPath"]),
+                mode,
+            ))
+        })
+        .collect()
+}
+
+/// A child `kind` named `run_name` in the run's namespace, the run its controlling owner.
+fn child_object(
+    kind: &str,
+    pr: &Value,
+    run_name: &str,
+    labels: Map<String, Value>,
+    annotations: Map<String, Value>,
+    spec: Map<String, Value>,
+) -> Value {
+    json!({
+        "apiVersion": "tekton.dev/v1",
+        "kind": kind,
+        "metadata": {
+            "name": run_name,
+            "namespace": util::namespace(pr),
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [volumeclaim::controller_ref(pr)],
+        },
+        "spec": spec,
+    })
+}
+
 /// Builds a child TaskRun (`createTaskRun`): labels, annotations, owner reference, params, task
 /// reference or inline spec, `serviceAccountName`, `timeout` default and `retries`.
 fn make_taskrun(
@@ -429,46 +527,22 @@ fn make_taskrun(
     mode: Coschedule,
 ) -> Value {
     let task = &rpt.task;
-    let mut labels: Map<String, Value> = get(pr, &["metadata", "labels"])
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    labels.insert(rules::LABEL_PIPELINE.into(), pipeline_label(pr).into());
-    labels.insert(rules::LABEL_PIPELINE_RUN.into(), util::name(pr).into());
-    labels.insert(rules::LABEL_PIPELINE_RUN_UID.into(), util::uid(pr).into());
-    labels.insert(rules::LABEL_PIPELINE_TASK.into(), rpt.name.clone().into());
-    labels.insert(
-        rules::LABEL_MEMBER_OF.into(),
-        if rpt.is_final { "finally" } else { "tasks" }.into(),
-    );
+    let mut labels = child_labels(pr, rpt, true);
     labels.insert(rules::LABEL_MANAGED_BY.into(), rules::MANAGED_BY.into());
     if let Some(tname) = get_str(task, &["taskRef", "name"]) {
         labels.insert(rules::LABEL_TASK.into(), tname.into());
     }
-    let mut annotations: Map<String, Value> = get(pr, &["metadata", "annotations"])
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    let mut annotations = child_annotations(pr);
     if let Some(assistant) = affinity::annotation_value(mode, pr, task) {
         annotations.insert(rules::ANN_AFFINITY_ASSISTANT.into(), assistant.into());
     }
 
-    let resolve = |e: &str| -> Option<String> {
-        if let Some((t, r)) = util::result_ref(e) {
-            return facts.result_value(t, r);
-        }
-        statuses.get(e).cloned()
-    };
+    let resolve = resolver(facts, statuses);
     let mut params: Vec<Value> = combo
         .iter()
         .map(|(n, v)| json!({"name": n, "value": v}))
         .collect();
-    for p in array(task, &["params"]) {
-        let mut p = p.clone();
-        util::substitute_value(&mut p, &resolve);
-        params.push(p);
-    }
+    params.extend(substituted_params(task, &resolve));
 
     let mut spec = Map::new();
     if !params.is_empty() {
@@ -503,44 +577,11 @@ fn make_taskrun(
     {
         spec.insert("retries".into(), r.into());
     }
-    // getTaskrunWorkspaces → taskWorkspaceByWorkspaceVolumeSource: a template binding becomes
-    // the claim Tekton created for the run.
-    let ws: Vec<Value> = array(task, &["workspaces"])
-        .iter()
-        .filter_map(|w| {
-            let binding = volumeclaim::run_binding(pr, volumeclaim::pipeline_workspace_of(w))?;
-            Some(volumeclaim::task_binding(
-                pr,
-                binding,
-                str_or_empty(w, &["name"]),
-                str_or_empty(w, &["subPath"]),
-                mode,
-            ))
-        })
-        .collect();
+    let ws = child_workspaces(pr, task, mode);
     if !ws.is_empty() {
         spec.insert("workspaces".into(), Value::Array(ws));
     }
-
-    json!({
-        "apiVersion": "tekton.dev/v1",
-        "kind": "TaskRun",
-        "metadata": {
-            "name": run_name,
-            "namespace": util::namespace(pr),
-            "labels": labels,
-            "annotations": annotations,
-            "ownerReferences": [{
-                "apiVersion": "tekton.dev/v1",
-                "kind": "PipelineRun",
-                "name": util::name(pr),
-                "uid": util::uid(pr),
-                "controller": true,
-                "blockOwnerDeletion": true,
-            }],
-        },
-        "spec": spec,
-    })
+    child_object("TaskRun", pr, run_name, labels, annotations, spec)
 }
 
 /// Builds a child PipelineRun (`createChildPipelineRun`, `createChildResourceLabels`,
@@ -559,37 +600,8 @@ fn make_child_pipelinerun(
     mode: Coschedule,
 ) -> Value {
     let task = &rpt.task;
-    let mut labels: Map<String, Value> = get(pr, &["metadata", "labels"])
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    labels.insert(rules::LABEL_PIPELINE_RUN.into(), util::name(pr).into());
-    labels.insert(rules::LABEL_PIPELINE_RUN_UID.into(), util::uid(pr).into());
-    labels.insert(rules::LABEL_PIPELINE_TASK.into(), rpt.name.clone().into());
-    labels.insert(
-        rules::LABEL_MEMBER_OF.into(),
-        if rpt.is_final { "finally" } else { "tasks" }.into(),
-    );
-    let mut annotations: Map<String, Value> = get(pr, &["metadata", "annotations"])
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    let resolve = |e: &str| -> Option<String> {
-        if let Some((t, r)) = util::result_ref(e) {
-            return facts.result_value(t, r);
-        }
-        statuses.get(e).cloned()
-    };
     let mut spec = Map::new();
-    let params: Vec<Value> = array(task, &["params"])
-        .iter()
-        .map(|p| {
-            let mut p = p.clone();
-            util::substitute_value(&mut p, &resolve);
-            p
-        })
-        .collect();
+    let params = substituted_params(task, &resolver(facts, statuses));
     if !params.is_empty() {
         spec.insert("params".into(), Value::Array(params));
     }
@@ -601,34 +613,12 @@ fn make_child_pipelinerun(
     } else if let Some(s) = task.get("pipelineSpec") {
         spec.insert("pipelineSpec".into(), s.clone());
     }
-    let ws: Vec<Value> = array(task, &["workspaces"])
-        .iter()
-        .filter_map(|w| {
-            let binding = volumeclaim::run_binding(pr, volumeclaim::pipeline_workspace_of(w))?;
-            Some(volumeclaim::task_binding(
-                pr,
-                binding,
-                str_or_empty(w, &["name"]),
-                str_or_empty(w, &["subPath"]),
-                mode,
-            ))
-        })
-        .collect();
+    let ws = child_workspaces(pr, task, mode);
     if !ws.is_empty() {
         spec.insert("workspaces".into(), Value::Array(ws));
     }
-    json!({
-        "apiVersion": "tekton.dev/v1",
-        "kind": "PipelineRun",
-        "metadata": {
-            "name": run_name,
-            "namespace": util::namespace(pr),
-            "labels": labels,
-            "annotations": annotations,
-            "ownerReferences": [volumeclaim::controller_ref(pr)],
-        },
-        "spec": spec,
-    })
+    let (labels, annotations) = (child_labels(pr, rpt, false), child_annotations(pr));
+    child_object("PipelineRun", pr, run_name, labels, annotations, spec)
 }
 
 /// One PipelineRun reconcile, as the real controller does it. `children` are the TaskRuns of the
@@ -1042,22 +1032,12 @@ mod tests {
     use super::*;
     use crate::simulator::rules::skip;
 
-    const RUN: &str = include_str!(
-        "../../../../tests/fixtures/tekton/dag-failed/01-failed-pipelinerun-demo-run.json"
-    );
-    const PIPELINE: &str = include_str!(
-        "../../../../tests/fixtures/tekton/dag-failed/00-setup-pipeline-build-and-deploy.json"
-    );
-    const TR_A: &str = include_str!(
-        "../../../../tests/fixtures/tekton/dag-failed/01-failed-taskrun-demo-run-a.json"
-    );
-    const TR_B: &str = include_str!(
-        "../../../../tests/fixtures/tekton/dag-failed/01-failed-taskrun-demo-run-b.json"
-    );
+    const RUN: &str = "dag-failed/01-failed-pipelinerun-demo-run.json";
+    const PIPELINE: &str = "dag-failed/00-setup-pipeline-build-and-deploy.json";
+    const TR_A: &str = "dag-failed/01-failed-taskrun-demo-run-a.json";
+    const TR_B: &str = "dag-failed/01-failed-taskrun-demo-run-b.json";
 
-    fn parse(s: &str) -> Value {
-        serde_json::from_str(s).expect("fixture")
-    }
+    use crate::simulator::fixture::load as fixture;
 
     fn now() -> DateTime<Utc> {
         util::parse_time("2026-11-26T19:27:30Z").expect("now")
@@ -1077,7 +1057,7 @@ mod tests {
 
     /// The fixture run as just created: no status, no pipeline label.
     fn fresh_run() -> Value {
-        let mut pr = parse(RUN);
+        let mut pr = fixture(RUN);
         pr.as_object_mut().expect("obj").remove("status");
         pr["metadata"]
             .as_object_mut()
@@ -1097,17 +1077,17 @@ mod tests {
         let mut pr = fresh_run();
         pr["metadata"]["deletionTimestamp"] = "2026-11-26T19:27:20Z".into();
         assert!(
-            reconcile_pipelinerun(&pr, Some(&parse(PIPELINE)), &tasks(), &[], now()).is_empty()
+            reconcile_pipelinerun(&pr, Some(&fixture(PIPELINE)), &tasks(), &[], now()).is_empty()
         );
     }
 
     #[test]
     fn a_done_run_is_left_alone() {
         let a = reconcile_pipelinerun(
-            &parse(RUN),
-            Some(&parse(PIPELINE)),
+            &fixture(RUN),
+            Some(&fixture(PIPELINE)),
             &tasks(),
-            &[parse(TR_A), parse(TR_B)],
+            &[fixture(TR_A), fixture(TR_B)],
             now(),
         );
         assert!(a.is_empty(), "{a:?}");
@@ -1116,7 +1096,7 @@ mod tests {
     #[test]
     fn first_reconcile_creates_the_root_task() {
         let pr = fresh_run();
-        let a = reconcile_pipelinerun(&pr, Some(&parse(PIPELINE)), &tasks(), &[], now());
+        let a = reconcile_pipelinerun(&pr, Some(&fixture(PIPELINE)), &tasks(), &[], now());
         assert_eq!(
             a.add_labels.get(rules::LABEL_PIPELINE).map(String::as_str),
             Some("build-and-deploy")
@@ -1159,24 +1139,24 @@ mod tests {
         assert_eq!(st["childReferences"][0]["name"], "demo-run-a");
         assert_eq!(
             st["pipelineSpec"],
-            parse(RUN)["status"]["pipelineSpec"],
+            fixture(RUN)["status"]["pipelineSpec"],
             "resolved spec as recorded"
         );
-        assert_eq!(st["provenance"], parse(RUN)["status"]["provenance"]);
+        assert_eq!(st["provenance"], fixture(RUN)["status"]["provenance"]);
     }
 
     #[test]
     fn unknown_flip_refails_without_creating_anything() {
-        let mut pr = parse(RUN);
+        let mut pr = fixture(RUN);
         pr["status"]["conditions"] = json!([{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "flip"}]);
         let report = json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
             "metadata": {"name": "demo-run-report", "labels": {"tekton.dev/pipelineTask": "report"}},
             "status": {"conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}]}});
         let a = reconcile_pipelinerun(
             &pr,
-            Some(&parse(PIPELINE)),
+            Some(&fixture(PIPELINE)),
             &tasks(),
-            &[parse(TR_A), parse(TR_B), report],
+            &[fixture(TR_A), fixture(TR_B), report],
             now(),
         );
         assert!(a.create_taskruns.is_empty());
@@ -1202,17 +1182,17 @@ mod tests {
 
     #[test]
     fn cancel_patches_only_running_children() {
-        let mut pr = parse(RUN);
+        let mut pr = fixture(RUN);
         pr["spec"]["status"] = "Cancelled".into();
         pr["status"]["conditions"] = json!([{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}]);
-        let mut b = parse(TR_B);
+        let mut b = fixture(TR_B);
         b["status"]["conditions"] =
             json!([{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]);
         let a = reconcile_pipelinerun(
             &pr,
-            Some(&parse(PIPELINE)),
+            Some(&fixture(PIPELINE)),
             &tasks(),
-            &[parse(TR_A), b],
+            &[fixture(TR_A), b],
             now(),
         );
         assert_eq!(
@@ -1239,12 +1219,18 @@ mod tests {
 
     #[test]
     fn long_timeout_returns_early() {
-        let mut pr = parse(RUN);
+        let mut pr = fixture(RUN);
         pr["spec"]["timeouts"]["pipeline"] = "1m0s".into();
         pr["status"] = json!({"startTime": "2026-11-26T19:25:00Z",
             "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
             "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "demo-run-a", "pipelineTaskName": "a"}]});
-        let a = reconcile_pipelinerun(&pr, Some(&parse(PIPELINE)), &tasks(), &[parse(TR_A)], now());
+        let a = reconcile_pipelinerun(
+            &pr,
+            Some(&fixture(PIPELINE)),
+            &tasks(),
+            &[fixture(TR_A)],
+            now(),
+        );
         let st = a.status.expect("status");
         assert_eq!(
             cond(&st),
@@ -1260,15 +1246,21 @@ mod tests {
 
     #[test]
     fn start_time_is_pulled_back_to_the_earliest_child() {
-        let mut pr = parse(RUN);
+        let mut pr = fixture(RUN);
         pr["status"] = json!({"startTime": "2026-11-26T19:27:29Z",
             "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
             "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "demo-run-a", "pipelineTaskName": "a"}]});
-        let a = reconcile_pipelinerun(&pr, Some(&parse(PIPELINE)), &tasks(), &[parse(TR_A)], now());
+        let a = reconcile_pipelinerun(
+            &pr,
+            Some(&fixture(PIPELINE)),
+            &tasks(),
+            &[fixture(TR_A)],
+            now(),
+        );
         let st = a.status.expect("status");
         assert_eq!(
             st["startTime"],
-            parse(TR_A)["metadata"]["creationTimestamp"]
+            fixture(TR_A)["metadata"]["creationTimestamp"]
         );
         let b = &a.create_taskruns[0];
         assert_eq!(util::name(b), "demo-run-b");
@@ -1281,7 +1273,7 @@ mod tests {
     #[test]
     fn a_missing_task_fails_the_run() {
         let pr = fresh_run();
-        let a = reconcile_pipelinerun(&pr, Some(&parse(PIPELINE)), &BTreeMap::new(), &[], now());
+        let a = reconcile_pipelinerun(&pr, Some(&fixture(PIPELINE)), &BTreeMap::new(), &[], now());
         let st = a.status.expect("status");
         assert_eq!(cond(&st).1, "CouldntGetTask");
         assert!(a.create_taskruns.is_empty());

@@ -588,26 +588,19 @@ pub fn reconcile_taskrun(
 mod tests {
     use super::*;
 
-    const FAILED_POD: &str = include_str!(
-        "../../../../tests/fixtures/tekton/dag-failed/01-failed-pod-demo-run-b-pod.json"
-    );
-    const FAILED_TR: &str = include_str!(
-        "../../../../tests/fixtures/tekton/dag-failed/01-failed-taskrun-demo-run-b.json"
-    );
-    const BUILD_TASK: &str =
-        include_str!("../../../../tests/fixtures/tekton/dag-failed/00-setup-task-build.json");
+    const FAILED_POD: &str = "dag-failed/01-failed-pod-demo-run-b-pod.json";
+    const FAILED_TR: &str = "dag-failed/01-failed-taskrun-demo-run-b.json";
+    const BUILD_TASK: &str = "dag-failed/00-setup-task-build.json";
 
     fn now() -> DateTime<Utc> {
         util::parse_time("2026-11-26T19:40:00Z").expect("now")
     }
 
-    fn parse(s: &str) -> Value {
-        serde_json::from_str(s).expect("fixture")
-    }
+    use crate::simulator::fixture::load as fixture;
 
     /// A freshly created TaskRun (the fixture's b without status).
     fn new_tr() -> Value {
-        let mut tr = parse(FAILED_TR);
+        let mut tr = fixture(FAILED_TR);
         tr.as_object_mut().expect("obj").remove("status");
         tr
     }
@@ -624,7 +617,7 @@ mod tests {
 
     #[test]
     fn new_taskrun_gets_a_pending_pod_and_resolved_spec() {
-        let task = parse(BUILD_TASK);
+        let task = fixture(BUILD_TASK);
         let a = reconcile_taskrun(&new_tr(), Some(&task), None, now());
         let pod = a.create_pod.expect("pod created");
         assert_eq!(util::name(&pod), "demo-run-b-pod");
@@ -648,8 +641,8 @@ mod tests {
 
     #[test]
     fn a_leftover_failed_pod_of_the_same_name_is_adopted() {
-        let pod = parse(FAILED_POD);
-        let task = parse(BUILD_TASK);
+        let pod = fixture(FAILED_POD);
+        let task = fixture(BUILD_TASK);
         let a = reconcile_taskrun(&new_tr(), Some(&task), Some(&pod), now());
         assert!(a.create_pod.is_none(), "no new pod");
         let wrapped = json!({"status": a.status.expect("status")});
@@ -678,12 +671,12 @@ mod tests {
     fn a_taskrun_being_deleted_gets_no_new_pod() {
         let mut tr = new_tr();
         tr["metadata"]["deletionTimestamp"] = "2026-11-26T19:39:00Z".into();
-        assert!(reconcile_taskrun(&tr, Some(&parse(BUILD_TASK)), None, now()).is_empty());
+        assert!(reconcile_taskrun(&tr, Some(&fixture(BUILD_TASK)), None, now()).is_empty());
     }
 
     #[test]
     fn done_taskrun_is_left_alone() {
-        let tr = parse(FAILED_TR);
+        let tr = fixture(FAILED_TR);
         assert!(reconcile_taskrun(&tr, None, None, now()).is_empty());
     }
 
@@ -740,8 +733,8 @@ mod tests {
     fn a_failure_with_retries_left_is_archived_and_retried() {
         let mut tr = new_tr();
         tr["spec"]["retries"] = 1.into();
-        let pod = parse(FAILED_POD);
-        let task = parse(BUILD_TASK);
+        let pod = fixture(FAILED_POD);
+        let task = fixture(BUILD_TASK);
         let st = reconcile_taskrun(&tr, Some(&task), Some(&pod), now())
             .status
             .expect("status");
