@@ -1043,6 +1043,20 @@ mod tests {
         util::parse_time("2026-11-26T19:27:30Z").expect("now")
     }
 
+    /// One reconcile of `pr` against the recorded Pipeline, its Tasks and `children`.
+    fn reconcile(pr: &Value, children: &[Value]) -> PipelineRunActions {
+        reconcile_pipelinerun(pr, Some(&fixture(PIPELINE)), &tasks(), children, now())
+    }
+
+    /// The recorded run, running since `start` with only a's TaskRun referenced.
+    fn running_with_only_a(start: &str) -> Value {
+        let mut pr = fixture(RUN);
+        pr["status"] = json!({"startTime": start,
+            "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
+            "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "demo-run-a", "pipelineTaskName": "a"}]});
+        pr
+    }
+
     fn tasks() -> BTreeMap<String, Value> {
         ["fetch", "build", "deploy", "notify"]
             .iter()
@@ -1076,27 +1090,19 @@ mod tests {
     fn a_run_being_deleted_is_left_alone() {
         let mut pr = fresh_run();
         pr["metadata"]["deletionTimestamp"] = "2026-11-26T19:27:20Z".into();
-        assert!(
-            reconcile_pipelinerun(&pr, Some(&fixture(PIPELINE)), &tasks(), &[], now()).is_empty()
-        );
+        assert!(reconcile(&pr, &[]).is_empty());
     }
 
     #[test]
     fn a_done_run_is_left_alone() {
-        let a = reconcile_pipelinerun(
-            &fixture(RUN),
-            Some(&fixture(PIPELINE)),
-            &tasks(),
-            &[fixture(TR_A), fixture(TR_B)],
-            now(),
-        );
+        let a = reconcile(&fixture(RUN), &[fixture(TR_A), fixture(TR_B)]);
         assert!(a.is_empty(), "{a:?}");
     }
 
     #[test]
     fn first_reconcile_creates_the_root_task() {
         let pr = fresh_run();
-        let a = reconcile_pipelinerun(&pr, Some(&fixture(PIPELINE)), &tasks(), &[], now());
+        let a = reconcile(&pr, &[]);
         assert_eq!(
             a.add_labels.get(rules::LABEL_PIPELINE).map(String::as_str),
             Some("build-and-deploy")
@@ -1152,13 +1158,7 @@ mod tests {
         let report = json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
             "metadata": {"name": "demo-run-report", "labels": {"tekton.dev/pipelineTask": "report"}},
             "status": {"conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}]}});
-        let a = reconcile_pipelinerun(
-            &pr,
-            Some(&fixture(PIPELINE)),
-            &tasks(),
-            &[fixture(TR_A), fixture(TR_B), report],
-            now(),
-        );
+        let a = reconcile(&pr, &[fixture(TR_A), fixture(TR_B), report]);
         assert!(a.create_taskruns.is_empty());
         let st = a.status.expect("status");
         assert_eq!(
@@ -1188,13 +1188,7 @@ mod tests {
         let mut b = fixture(TR_B);
         b["status"]["conditions"] =
             json!([{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]);
-        let a = reconcile_pipelinerun(
-            &pr,
-            Some(&fixture(PIPELINE)),
-            &tasks(),
-            &[fixture(TR_A), b],
-            now(),
-        );
+        let a = reconcile(&pr, &[fixture(TR_A), b]);
         assert_eq!(
             a.cancel_taskruns,
             vec![TaskRunCancel {
@@ -1219,18 +1213,9 @@ mod tests {
 
     #[test]
     fn long_timeout_returns_early() {
-        let mut pr = fixture(RUN);
+        let mut pr = running_with_only_a("2026-11-26T19:25:00Z");
         pr["spec"]["timeouts"]["pipeline"] = "1m0s".into();
-        pr["status"] = json!({"startTime": "2026-11-26T19:25:00Z",
-            "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
-            "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "demo-run-a", "pipelineTaskName": "a"}]});
-        let a = reconcile_pipelinerun(
-            &pr,
-            Some(&fixture(PIPELINE)),
-            &tasks(),
-            &[fixture(TR_A)],
-            now(),
-        );
+        let a = reconcile(&pr, &[fixture(TR_A)]);
         let st = a.status.expect("status");
         assert_eq!(
             cond(&st),
@@ -1246,17 +1231,8 @@ mod tests {
 
     #[test]
     fn start_time_is_pulled_back_to_the_earliest_child() {
-        let mut pr = fixture(RUN);
-        pr["status"] = json!({"startTime": "2026-11-26T19:27:29Z",
-            "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
-            "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "demo-run-a", "pipelineTaskName": "a"}]});
-        let a = reconcile_pipelinerun(
-            &pr,
-            Some(&fixture(PIPELINE)),
-            &tasks(),
-            &[fixture(TR_A)],
-            now(),
-        );
+        let pr = running_with_only_a("2026-11-26T19:27:29Z");
+        let a = reconcile(&pr, &[fixture(TR_A)]);
         let st = a.status.expect("status");
         assert_eq!(
             st["startTime"],
