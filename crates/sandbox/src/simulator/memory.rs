@@ -509,36 +509,28 @@ impl MemoryCluster {
         let mut body = cur.clone();
         body["status"] = status.clone();
         body["metadata"]["resourceVersion"] = s.read_resource_version.clone().into();
-        match self.replace_status(Kind::PipelineRun, &body) {
-            Ok(_) => {
-                self.log(
-                    "update",
-                    Kind::PipelineRun,
-                    &s.namespace,
-                    &s.name,
-                    " status",
-                );
-                (writes + 1, false)
-            }
+        let (written, conflict) = match self.replace_status(Kind::PipelineRun, &body) {
+            Ok(_) => (true, false),
             Err(MemoryError::Conflict(..)) => {
                 if cur.get("status") == Some(&status) {
                     return (writes, true);
                 }
                 body["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
-                if self.replace_status(Kind::PipelineRun, &body).is_ok() {
-                    self.log(
-                        "update",
-                        Kind::PipelineRun,
-                        &s.namespace,
-                        &s.name,
-                        " status",
-                    );
-                    writes += 1;
-                }
-                (writes, true)
+                (self.replace_status(Kind::PipelineRun, &body).is_ok(), true)
             }
-            Err(_) => (writes, false),
+            Err(_) => (false, false),
+        };
+        if written {
+            self.log(
+                "update",
+                Kind::PipelineRun,
+                &s.namespace,
+                &s.name,
+                " status",
+            );
+            writes += 1;
         }
+        (writes, conflict)
     }
 
     /// Reconciles one TaskRun now; returns the number of writes.

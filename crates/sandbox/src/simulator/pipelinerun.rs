@@ -265,23 +265,7 @@ fn default_spec(spec: &mut Value) {
 
 /// `ApplyParameters` + `ApplyContexts` on the tasks' params, when expressions and matrix.
 fn apply_parameters(spec: &mut Value, pr: &Value) {
-    let mut values: BTreeMap<String, String> = BTreeMap::new();
-    for p in array(spec, &["params"]) {
-        if let (Some(n), Some(Value::String(d))) = (get_str(p, &["name"]), p.get("default")) {
-            values.insert(format!("params.{n}"), d.clone());
-        }
-    }
-    for p in array(pr, &["spec", "params"]) {
-        if let (Some(n), Some(Value::String(v))) = (get_str(p, &["name"]), p.get("value")) {
-            values.insert(format!("params.{n}"), v.clone());
-        }
-    }
-    values.insert("context.pipelineRun.name".into(), util::name(pr).into());
-    values.insert(
-        "context.pipelineRun.namespace".into(),
-        util::namespace(pr).into(),
-    );
-    values.insert("context.pipelineRun.uid".into(), util::uid(pr).into());
+    let mut values = util::params_and_context(spec, pr, "pipelineRun");
     values.insert("context.pipeline.name".into(), pipeline_label(pr));
     let f = |e: &str| values.get(e).cloned();
     for key in ["tasks", "finally"] {
@@ -1307,25 +1291,36 @@ mod tests {
         );
     }
 
+    /// Run `name` (uid u1) of an inline Pipeline of `tasks`, running, with only task a's TaskRun
+    /// referenced.
+    fn inline_run_after_a(name: &str, tasks: Value) -> Value {
+        json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+            "metadata": {"name": name, "namespace": "demo", "uid": "u1",
+                "creationTimestamp": "2026-11-26T19:27:00Z"},
+            "spec": {"pipelineSpec": {"tasks": tasks}},
+            "status": {"startTime": "2026-11-26T19:27:10Z",
+                "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
+                "pipelineSpec": {"tasks": tasks},
+                "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": format!("{name}-a"), "pipelineTaskName": "a"}]}})
+    }
+
+    /// Task a's TaskRun of run `run`, done with Succeeded `status`/`reason`.
+    fn task_a_run(run: &str, status: &str, reason: &str) -> Value {
+        json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+            "metadata": {"name": format!("{run}-a"), "creationTimestamp": "2026-11-26T19:27:11Z",
+                "labels": {"tekton.dev/pipelineRun": run, "tekton.dev/pipelineTask": "a"},
+                "ownerReferences": [{"kind": "PipelineRun", "name": run, "uid": "u1", "controller": true}]},
+            "status": {"conditions": [{"type": "Succeeded", "status": status, "reason": reason}]}})
+    }
+
     #[test]
     fn a_missing_result_fails_the_consumers_validation_and_the_run() {
         let a = json!({"name": "a", "onError": "continue",
             "taskSpec": {"results": [{"name": "x"}], "steps": [{"name": "s", "image": "x"}]}});
         let c = json!({"name": "c", "params": [{"name": "p", "value": "$(tasks.a.results.x)"}],
             "taskSpec": {"steps": [{"name": "s", "image": "x"}]}});
-        let pr = json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
-            "metadata": {"name": "pv", "namespace": "demo", "uid": "u1",
-                "creationTimestamp": "2026-11-26T19:27:00Z"},
-            "spec": {"pipelineSpec": {"tasks": [a.clone(), c.clone()]}},
-            "status": {"startTime": "2026-11-26T19:27:10Z",
-                "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
-                "pipelineSpec": {"tasks": [a, c]},
-                "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "pv-a", "pipelineTaskName": "a"}]}});
-        let failed_a = json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
-            "metadata": {"name": "pv-a", "creationTimestamp": "2026-11-26T19:27:11Z",
-                "labels": {"tekton.dev/pipelineRun": "pv", "tekton.dev/pipelineTask": "a"},
-                "ownerReferences": [{"kind": "PipelineRun", "name": "pv", "uid": "u1", "controller": true}]},
-            "status": {"conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed"}]}});
+        let pr = inline_run_after_a("pv", json!([a, c]));
+        let failed_a = task_a_run("pv", "False", "Failed");
         let out = reconcile_pipelinerun(&pr, None, &BTreeMap::new(), &[failed_a], now());
         assert!(out.create_taskruns.is_empty(), "c is not created");
         let st = out.status.expect("status");
@@ -1352,22 +1347,11 @@ mod tests {
                 "tasks": [{"name": "x", "taskSpec": {"steps": [{"name": "s", "image": "x"}]}}]},
             "runAfter": ["a"]});
         let a = json!({"name": "a", "taskSpec": {"results": [{"name": "x"}], "steps": [{"name": "s", "image": "x"}]}});
-        let pr = json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
-            "metadata": {"name": "pp", "namespace": "demo", "uid": "u1",
-                "labels": {"tekton.dev/pipeline": "pp", "team": "t"},
-                "annotations": {"example.dev/owner": "alice"},
-                "creationTimestamp": "2026-11-26T19:27:00Z"},
-            "spec": {"pipelineSpec": {"tasks": [a.clone(), sub.clone()]}},
-            "status": {"startTime": "2026-11-26T19:27:10Z",
-                "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
-                "pipelineSpec": {"tasks": [a, sub]},
-                "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "pp-a", "pipelineTaskName": "a"}]}});
-        let done_a = json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
-            "metadata": {"name": "pp-a", "creationTimestamp": "2026-11-26T19:27:11Z",
-                "labels": {"tekton.dev/pipelineRun": "pp", "tekton.dev/pipelineTask": "a"},
-                "ownerReferences": [{"kind": "PipelineRun", "name": "pp", "uid": "u1", "controller": true}]},
-            "status": {"conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}],
-                "results": [{"name": "x", "value": "v"}]}});
+        let mut pr = inline_run_after_a("pp", json!([a, sub]));
+        pr["metadata"]["labels"] = json!({"tekton.dev/pipeline": "pp", "team": "t"});
+        pr["metadata"]["annotations"] = json!({"example.dev/owner": "alice"});
+        let mut done_a = task_a_run("pp", "True", "Succeeded");
+        done_a["status"]["results"] = json!([{"name": "x", "value": "v"}]);
         let out = reconcile_pipelinerun(
             &pr,
             None,

@@ -161,17 +161,7 @@ fn retriable(tr: &Value, status: &Map<String, Value>) -> bool {
 /// params over Task defaults), `$(results.r.path)`, `$(context.taskRun.name)`; steps get
 /// `computeResources: {}` and results `type: string` (fixture `status.taskSpec`).
 fn applied_task_spec(tr: &Value, spec: &Value) -> Value {
-    let mut values = std::collections::BTreeMap::new();
-    for p in array(spec, &["params"]) {
-        if let (Some(n), Some(Value::String(d))) = (get_str(p, &["name"]), p.get("default")) {
-            values.insert(format!("params.{n}"), d.clone());
-        }
-    }
-    for p in array(tr, &["spec", "params"]) {
-        if let (Some(n), Some(Value::String(v))) = (get_str(p, &["name"]), p.get("value")) {
-            values.insert(format!("params.{n}"), v.clone());
-        }
-    }
+    let mut values = util::params_and_context(spec, tr, "taskRun");
     for r in array(spec, &["results"]) {
         if let Some(n) = get_str(r, &["name"]) {
             values.insert(
@@ -180,12 +170,6 @@ fn applied_task_spec(tr: &Value, spec: &Value) -> Value {
             );
         }
     }
-    values.insert("context.taskRun.name".into(), util::name(tr).into());
-    values.insert(
-        "context.taskRun.namespace".into(),
-        util::namespace(tr).into(),
-    );
-    values.insert("context.taskRun.uid".into(), util::uid(tr).into());
     let f = |e: &str| values.get(e).cloned();
     let mut out = spec.clone();
     if let Some(steps) = out.get_mut("steps") {
@@ -319,6 +303,17 @@ fn waiting_message(pod: &Value) -> String {
     }
 }
 
+/// Succeeded → Unknown/Running, "Not all Steps in the Task have finished executing".
+fn set_running(status: &mut Map<String, Value>, now: DateTime<Utc>) {
+    util::set_succeeded(
+        status,
+        "Unknown",
+        tr_reason::RUNNING,
+        rules::MSG_TR_RUNNING,
+        now,
+    );
+}
+
 /// `MakeTaskRunStatus`: condition, podName, steps and results from the pod.
 fn status_from_pod(status: &mut Map<String, Value>, pod: &Value, now: DateTime<Utc>) {
     let cur = util::succeeded_in(status).cloned();
@@ -326,13 +321,7 @@ fn status_from_pod(status: &mut Map<String, Value>, pod: &Value, now: DateTime<U
         .as_ref()
         .is_none_or(|c| str_or_empty(c, &["status"]) == "Unknown")
     {
-        util::set_succeeded(
-            status,
-            "Unknown",
-            tr_reason::RUNNING,
-            rules::MSG_TR_RUNNING,
-            now,
-        );
+        set_running(status, now);
     }
     let phase = str_or_empty(pod, &["status", "phase"]);
     let statuses: Vec<&Value> = array(pod, &["status", "containerStatuses"])
@@ -384,13 +373,7 @@ fn status_from_pod(status: &mut Map<String, Value>, pod: &Value, now: DateTime<U
         }
         status.insert("completionTime".into(), util::fmt_time(now).into());
     } else if phase == "Running" {
-        util::set_succeeded(
-            status,
-            "Unknown",
-            tr_reason::RUNNING,
-            rules::MSG_TR_RUNNING,
-            now,
-        );
+        set_running(status, now);
     } else if phase == "Pending" || phase.is_empty() {
         util::set_succeeded(
             status,
