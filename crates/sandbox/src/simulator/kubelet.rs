@@ -476,6 +476,19 @@ mod tests {
         OutcomeRules::from_annotations(&m)
     }
 
+    /// Asserts that `patch` has the keys of the recorded patch at fixture path `recorded`.
+    fn assert_shaped_like(patch: &Value, recorded: &str) {
+        let recorded_patch = fixture::load(recorded);
+        assert_eq!(shape(patch), shape(&recorded_patch["body"]), "{recorded}");
+    }
+
+    /// The termination message of the first step in a done patch.
+    fn first_step_message(done: &Value) -> &str {
+        done["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
+            .as_str()
+            .unwrap_or("")
+    }
+
     /// The set of keys of every object nested at the same paths.
     fn shape(v: &Value) -> Value {
         match v {
@@ -540,8 +553,7 @@ mod tests {
         let running = k
             .step(&p, &r, &["commit".into()], t0)
             .expect("running patch");
-        let recorded = fixture::load(RUNNING);
-        assert_eq!(shape(&running), shape(&recorded["body"]));
+        assert_shaped_like(&running, RUNNING);
         apply_status_patch(&mut p, &running);
         assert!(
             k.step(&p, &r, &["commit".into()], t0 + TimeDelta::seconds(1))
@@ -552,12 +564,9 @@ mod tests {
         let done = k
             .step(&p, &r, &["commit".into()], t0 + TimeDelta::seconds(2))
             .expect("done patch");
-        let recorded = fixture::load(SUCCEEDED);
-        assert_eq!(shape(&done), shape(&recorded["body"]));
+        assert_shaped_like(&done, SUCCEEDED);
         assert_eq!(done["status"]["phase"], "Succeeded");
-        let msg = done["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
-            .as_str()
-            .expect("msg");
+        let msg = first_step_message(&done);
         assert!(
             msg.contains(r#"{"key":"commit","value":"commit-from-run-a-pod","type":1}"#),
             "{msg}"
@@ -587,12 +596,7 @@ mod tests {
             let done = k
                 .step(&p, &r, &["commit".into()], t0 + TimeDelta::seconds(1))
                 .expect("done");
-            values.push(
-                done["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string(),
-            );
+            values.push(first_step_message(&done).to_string());
         }
         assert!(
             values[0].contains(r#""value":"a-commit-1""#),
@@ -617,8 +621,7 @@ mod tests {
         let done = k
             .step(&p, &fail, &["image".into()], t0 + TimeDelta::seconds(1))
             .expect("failed");
-        let recorded = fixture::load(FAILED);
-        assert_eq!(shape(&done), shape(&recorded["body"]));
+        assert_shaped_like(&done, FAILED);
         assert_eq!(done["status"]["phase"], "Failed");
         let term = &done["status"]["containerStatuses"][0]["state"]["terminated"];
         assert_eq!(term["exitCode"], 1);

@@ -657,12 +657,7 @@ pub fn reconcile_pipelinerun_with(
 
     // HasStarted / InitializeConditions: startTime = now (not before creation), Unknown/Started.
     if !status.contains_key("startTime") && spec_status != rules::PR_SPEC_PENDING {
-        let created = util::time_at(pr, &["metadata", "creationTimestamp"]);
-        let start = match created {
-            Some(c) if c > now => c,
-            _ => now,
-        };
-        status.insert("startTime".into(), util::fmt_time(start).into());
+        status.insert("startTime".into(), util::start_time(pr, now).into());
         if util::succeeded_in(&status).is_none() {
             util::set_succeeded(&mut status, "Unknown", pr_reason::STARTED, "", now);
         }
@@ -857,21 +852,16 @@ pub fn reconcile_pipelinerun_with(
     }
 
     // Tasks / finally timeouts: cancel the running TaskRuns of that phase.
-    if !status.contains_key("finallyStartTime") {
-        if let (Some(start), Some(t)) = (facts.timeouts.start, facts.timeouts.tasks) {
-            if t > TimeDelta::zero() && now - start > t {
-                let names: BTreeSet<String> = facts.running_task_names(false).into_iter().collect();
-                let refs = child_ref_names(&status, Some(&names));
-                actions.cancel_taskruns.extend(cancels(
-                    &refs,
-                    children,
-                    rules::MSG_CANCELLED_BY_PIPELINE_TIMEOUT,
-                ));
-            }
-        }
-    } else if let (Some(fs), Some(t)) = (facts.timeouts.finally_start, facts.timeouts.finally) {
-        if t > TimeDelta::zero() && now - fs > t {
-            let names: BTreeSet<String> = facts.running_task_names(true).into_iter().collect();
+    let in_finally = status.contains_key("finallyStartTime");
+    let (phase_start, phase_timeout) = if in_finally {
+        (facts.timeouts.finally_start, facts.timeouts.finally)
+    } else {
+        (facts.timeouts.start, facts.timeouts.tasks)
+    };
+    if let (Some(start), Some(t)) = (phase_start, phase_timeout) {
+        if t > TimeDelta::zero() && now - start > t {
+            let names: BTreeSet<String> =
+                facts.running_task_names(in_finally).into_iter().collect();
             let refs = child_ref_names(&status, Some(&names));
             actions.cancel_taskruns.extend(cancels(
                 &refs,

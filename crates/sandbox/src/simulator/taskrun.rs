@@ -469,12 +469,7 @@ pub fn reconcile_taskrun(
     if !done_on_entry {
         let before = util::succeeded(tr).cloned();
         if !status.contains_key("startTime") && spec_status != tr_reason::TASKRUN_PENDING {
-            let created = util::time_at(tr, &["metadata", "creationTimestamp"]);
-            let start = match created {
-                Some(c) if c > now => c,
-                _ => now,
-            };
-            status.insert("startTime".into(), util::fmt_time(start).into());
+            status.insert("startTime".into(), util::start_time(tr, now).into());
             let cur = util::succeeded_in(&status).cloned();
             let msg = cur
                 .as_ref()
@@ -581,6 +576,14 @@ mod tests {
 
     use crate::simulator::fixture::load as fixture;
 
+    /// The `status` an action writes, in a TaskRun-shaped object, after checking that its
+    /// Succeeded condition is `want` (status, reason, message).
+    fn written_with(status: Option<Value>, want: (&str, &str, &str)) -> Value {
+        let wrapped = json!({"status": status.expect("status")});
+        assert_eq!(util::succeeded_parts(&wrapped), Some(want));
+        wrapped
+    }
+
     /// A freshly created TaskRun (the fixture's b without status).
     fn new_tr() -> Value {
         let mut tr = fixture(FAILED_TR);
@@ -608,12 +611,7 @@ mod tests {
         assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "TaskRun");
         assert_eq!(pod["metadata"]["ownerReferences"][0]["controller"], true);
         assert_eq!(pod["spec"]["containers"][0]["name"], "step-compile");
-        let st = Value::Object(a.status.expect("status").as_object().expect("obj").clone());
-        let wrapped = json!({"status": st});
-        assert_eq!(
-            util::succeeded_parts(&wrapped),
-            Some(("Unknown", "Pending", "Pending"))
-        );
+        let wrapped = written_with(a.status, ("Unknown", "Pending", "Pending"));
         let script = str_or_empty(&wrapped["status"]["taskSpec"]["steps"][0], &["script"]);
         assert!(
             script.contains("echo building commit-from-demo-run-a-pod"),
@@ -628,14 +626,13 @@ mod tests {
         let task = fixture(BUILD_TASK);
         let a = reconcile_taskrun(&new_tr(), Some(&task), Some(&pod), now());
         assert!(a.create_pod.is_none(), "no new pod");
-        let wrapped = json!({"status": a.status.expect("status")});
-        assert_eq!(
-            util::succeeded_parts(&wrapped),
-            Some((
+        let wrapped = written_with(
+            a.status,
+            (
                 "False",
                 "StepFailed",
-                "\"step-compile\" exited with code 1: Error"
-            ))
+                "\"step-compile\" exited with code 1: Error",
+            ),
         );
         assert_eq!(wrapped["status"]["podName"], "demo-run-b-pod");
         assert_eq!(
@@ -675,14 +672,13 @@ mod tests {
         });
         let a = reconcile_taskrun(&tr, None, None, now());
         assert_eq!(a.delete_pod.as_deref(), Some("demo-run-b-pod"));
-        let wrapped = json!({"status": a.status.expect("status")});
-        assert_eq!(
-            util::succeeded_parts(&wrapped),
-            Some((
+        let wrapped = written_with(
+            a.status,
+            (
                 "False",
                 "TaskRunCancelled",
-                "TaskRun \"demo-run-b\" was cancelled. TaskRun cancelled as the PipelineRun it belongs to has been cancelled."
-            ))
+                "TaskRun \"demo-run-b\" was cancelled. TaskRun cancelled as the PipelineRun it belongs to has been cancelled.",
+            ),
         );
         let t = &wrapped["status"]["steps"][0]["terminated"];
         assert_eq!(t["reason"], "TaskRunCancelled");
@@ -700,15 +696,13 @@ mod tests {
         tr["spec"]["timeout"] = "1m0s".into();
         tr["status"] = json!({"startTime": "2026-11-26T19:38:00Z", "podName": "",
             "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": rules::MSG_TR_RUNNING}]});
-        let wrapped =
-            json!({"status": reconcile_taskrun(&tr, None, None, now()).status.expect("status")});
-        assert_eq!(
-            util::succeeded_parts(&wrapped),
-            Some((
+        written_with(
+            reconcile_taskrun(&tr, None, None, now()).status,
+            (
                 "False",
                 "TaskRunTimeout",
-                "TaskRun \"demo-run-b\" failed to finish within \"1m0s\""
-            ))
+                "TaskRun \"demo-run-b\" failed to finish within \"1m0s\"",
+            ),
         );
     }
 

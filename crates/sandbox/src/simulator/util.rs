@@ -310,6 +310,16 @@ pub fn params_and_context(spec: &Value, run: &Value, context: &str) -> BTreeMap<
     values
 }
 
+/// `HasStarted`/`InitializeConditions`' start time for `obj`: `now`, but not before its creation,
+/// formatted.
+pub fn start_time(obj: &Value, now: DateTime<Utc>) -> String {
+    let start = match time_at(obj, &["metadata", "creationTimestamp"]) {
+        Some(created) if created > now => created,
+        _ => now,
+    };
+    fmt_time(start)
+}
+
 pub fn substitute_value(v: &mut Value, f: &dyn Fn(&str) -> Option<String>) {
     match v {
         Value::String(s) if s.contains("$(") => *s = substitute(s, f),
