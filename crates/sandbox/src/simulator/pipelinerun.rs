@@ -1054,6 +1054,12 @@ mod tests {
         pr
     }
 
+    /// Asserts that the Succeeded condition of `status` is `want` (status, reason, message).
+    fn assert_cond(status: &Value, want: (&str, &str, &str)) {
+        let (s, r, m) = cond(status);
+        assert_eq!((s.as_str(), r.as_str(), m.as_str()), want);
+    }
+
     fn cond(status: &Value) -> (String, String, String) {
         let w = json!({"status": status});
         let (s, r, m) = util::succeeded_parts(&w).expect("condition");
@@ -1107,13 +1113,13 @@ mod tests {
             json!({"kind": "Task", "name": "fetch"})
         );
         let st = a.status.expect("status");
-        assert_eq!(
-            cond(&st),
+        assert_cond(
+            &st,
             (
-                "Unknown".into(),
-                "Running".into(),
-                "Tasks Completed: 0 (Failed: 0, Cancelled 0), Incomplete: 4, Skipped: 0".into()
-            )
+                "Unknown",
+                "Running",
+                "Tasks Completed: 0 (Failed: 0, Cancelled 0), Incomplete: 4, Skipped: 0",
+            ),
         );
         assert_eq!(st["startTime"], "2026-11-26T19:27:30Z");
         assert_eq!(st["childReferences"][0]["name"], "demo-run-a");
@@ -1135,13 +1141,13 @@ mod tests {
         let a = reconcile(&pr, &[fixture(TR_A), fixture(TR_B), report]);
         assert!(a.create_taskruns.is_empty());
         let st = a.status.expect("status");
-        assert_eq!(
-            cond(&st),
+        assert_cond(
+            &st,
             (
-                "False".into(),
-                "Failed".into(),
-                "Tasks Completed: 3 (Failed: 1, Cancelled 0), Skipped: 1".into()
-            )
+                "False",
+                "Failed",
+                "Tasks Completed: 3 (Failed: 1, Cancelled 0), Skipped: 1",
+            ),
         );
         assert_eq!(st["completionTime"], "2026-11-26T19:27:30Z");
         assert_eq!(
@@ -1171,13 +1177,13 @@ mod tests {
             }]
         );
         let st = a.status.expect("status");
-        assert_eq!(
-            cond(&st),
+        assert_cond(
+            &st,
             (
-                "False".into(),
-                "Cancelled".into(),
-                "PipelineRun \"demo-run\" was cancelled".into()
-            )
+                "False",
+                "Cancelled",
+                "PipelineRun \"demo-run\" was cancelled",
+            ),
         );
         assert_eq!(
             st["skippedTasks"], pr["status"]["skippedTasks"],
@@ -1191,13 +1197,13 @@ mod tests {
         pr["spec"]["timeouts"]["pipeline"] = "1m0s".into();
         let a = reconcile(&pr, &[fixture(TR_A)]);
         let st = a.status.expect("status");
-        assert_eq!(
-            cond(&st),
+        assert_cond(
+            &st,
             (
-                "False".into(),
-                "PipelineRunTimeout".into(),
-                "PipelineRun \"demo-run\" failed to finish within \"1m0s\"".into()
-            )
+                "False",
+                "PipelineRunTimeout",
+                "PipelineRun \"demo-run\" failed to finish within \"1m0s\"",
+            ),
         );
         assert!(st.get("skippedTasks").is_none() && st.get("finallyStartTime").is_none());
         assert!(a.create_taskruns.is_empty());
@@ -1314,15 +1320,14 @@ mod tests {
         let out = reconcile_pipelinerun(&pr, None, &BTreeMap::new(), &[failed_a], now());
         assert!(out.create_taskruns.is_empty(), "c is not created");
         let st = out.status.expect("status");
-        assert_eq!(
-            cond(&st),
+        assert_cond(
+            &st,
             (
-                "False".into(),
-                "PipelineValidationFailed".into(),
+                "False",
+                "PipelineValidationFailed",
                 "Tasks Completed: 1 (Failed: 1 (Ignored: 1), Cancelled 0), Skipped: 0, Failed Validation: 1 \
-                 (Invalid task result reference: Could not find result with name x for pipeline task a)"
-                    .into()
-            )
+                 (Invalid task result reference: Could not find result with name x for pipeline task a)",
+            ),
         );
     }
 
@@ -1388,13 +1393,13 @@ mod tests {
             reconcile_pipelinerun(&pr2, None, &BTreeMap::new(), &[done_a, failed_child], now());
         assert!(out.create_pipelineruns.is_empty(), "found by name and kind");
         let st = out.status.expect("status");
-        assert_eq!(
-            cond(&st),
+        assert_cond(
+            &st,
             (
-                "False".into(),
-                "Failed".into(),
-                "Tasks Completed: 2 (Failed: 1, Cancelled 0), Skipped: 0".into()
-            )
+                "False",
+                "Failed",
+                "Tasks Completed: 2 (Failed: 1, Cancelled 0), Skipped: 0",
+            ),
         );
     }
 
@@ -1494,15 +1499,14 @@ mod tests {
         let out = reconcile_pipelinerun(&pr, None, &BTreeMap::new(), &[running_a], now());
         assert_eq!(out.cancel_taskruns.len(), 1);
         let st = out.status.expect("status");
-        assert_eq!(
-            cond(&st),
+        assert_cond(
+            &st,
             (
-                "Unknown".into(),
-                "PipelineRunCouldntCancel".into(),
+                "Unknown",
+                "PipelineRunCouldntCancel",
                 "PipelineRun \"pc\" was cancelled but had errors trying to cancel TaskRuns and/or Runs: \
-                 found child objects of unknown kinds: map[pc-sub:PipelineRun]"
-                    .into()
-            )
+                 found child objects of unknown kinds: map[pc-sub:PipelineRun]",
+            ),
         );
         assert!(st.get("completionTime").is_none());
     }
