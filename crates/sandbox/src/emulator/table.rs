@@ -43,42 +43,30 @@ pub fn human_duration(d: chrono::Duration) -> String {
     }
     let (m, h, days) = (secs / 60, secs / 3600, secs / 86400);
     let years = days / 365;
+    // `fmt.Sprintf("%dm%ds", …)` and its kin: the smaller unit left out when it is zero.
+    let two = |big: i64, unit: &str, small: i64, small_unit: &str| {
+        if small == 0 {
+            format!("{big}{unit}")
+        } else {
+            format!("{big}{unit}{small}{small_unit}")
+        }
+    };
     if secs < 120 {
         format!("{secs}s")
     } else if m < 10 {
-        let s = secs % 60;
-        if s == 0 {
-            format!("{m}m")
-        } else {
-            format!("{m}m{s}s")
-        }
+        two(m, "m", secs % 60, "s")
     } else if m < 180 {
         format!("{m}m")
     } else if h < 8 {
-        let mm = m % 60;
-        if mm == 0 {
-            format!("{h}h")
-        } else {
-            format!("{h}h{mm}m")
-        }
+        two(h, "h", m % 60, "m")
     } else if h < 48 {
         format!("{h}h")
     } else if h < 192 {
-        let hh = h % 24;
-        if hh == 0 {
-            format!("{days}d")
-        } else {
-            format!("{days}d{hh}h")
-        }
+        two(days, "d", h % 24, "h")
     } else if years < 2 {
         format!("{days}d")
     } else if years < 8 {
-        let dd = days % 365;
-        if dd == 0 {
-            format!("{years}y")
-        } else {
-            format!("{years}y{dd}d")
-        }
+        two(years, "y", days % 365, "d")
     } else {
         format!("{years}y")
     }

@@ -215,6 +215,13 @@ mod tests {
             .to_string()
     }
 
+    /// Asserts that the webhook refuses the update `old` → `new` of a `resource` with the error
+    /// kubectl recorded in fixture `recorded`.
+    fn assert_refused(resource: &str, old: &Value, new: &Value, recorded: &str) {
+        let e = validate("tekton.dev", resource, Some(old), new).expect_err("refused");
+        assert_eq!(e.message, fixture_error(recorded));
+    }
+
     fn run(cond: Option<&str>, spec: Value) -> Value {
         let mut o = json!({"spec": spec, "status": {"startTime": "2026-11-26T19:27:10Z"}});
         if let Some(c) = cond {
@@ -259,10 +266,11 @@ mod tests {
             json!({"status": "Cancelled", "pipelineRef": {"name": "p"}}),
         );
         let new = run(Some("False"), json!({"pipelineRef": {"name": "p"}}));
-        let e = validate("tekton.dev", "pipelineruns", Some(&old), &new).expect_err("refused");
-        assert_eq!(
-            e.message,
-            fixture_error("cancelled/03-clear-spec-while-done.error.txt")
+        assert_refused(
+            "pipelineruns",
+            &old,
+            &new,
+            "cancelled/03-clear-spec-while-done.error.txt",
         );
         // Same spec: allowed (metadata-only writes on a done run).
         validate("tekton.dev", "pipelineruns", Some(&old), &old).expect("no spec change");
@@ -275,10 +283,11 @@ mod tests {
             Some("True"),
             json!({"taskRef": {"name": "t"}, "status": "TaskRunCancelled"}),
         );
-        let e = validate("tekton.dev", "taskruns", Some(&old), &new).expect_err("refused");
-        assert_eq!(
-            e.message,
-            fixture_error("cancelled/03-clear-taskrun-spec-while-done.error.txt")
+        assert_refused(
+            "taskruns",
+            &old,
+            &new,
+            "cancelled/03-clear-taskrun-spec-while-done.error.txt",
         );
     }
 
@@ -294,19 +303,21 @@ mod tests {
             Some("Unknown"),
             json!({"pipelineRef": {"name": "p"}, "timeouts": {"pipeline": "2h"}}),
         );
-        let e = validate("tekton.dev", "pipelineruns", Some(&old), &timeouts).expect_err("refused");
-        assert_eq!(
-            e.message,
-            fixture_error("cancelled-finally/01-timeouts-on-running.error.txt")
+        assert_refused(
+            "pipelineruns",
+            &old,
+            &timeouts,
+            "cancelled-finally/01-timeouts-on-running.error.txt",
         );
         let pending = run(
             Some("Unknown"),
             json!({"pipelineRef": {"name": "p"}, "status": "PipelineRunPending"}),
         );
-        let e = validate("tekton.dev", "pipelineruns", Some(&old), &pending).expect_err("refused");
-        assert_eq!(
-            e.message,
-            fixture_error("cancelled-finally/01-pending-on-started.error.txt")
+        assert_refused(
+            "pipelineruns",
+            &old,
+            &pending,
+            "cancelled-finally/01-pending-on-started.error.txt",
         );
     }
 
