@@ -886,14 +886,8 @@ impl Store {
         name: &str,
         patch: Value,
     ) -> Result<Value, StatusError> {
-        self.patch(
-            gvr,
-            namespace,
-            name,
-            &Patch::Merge(patch),
-            Part::Main,
-            WriteOptions::default(),
-        )
+        let merge = Patch::Merge(patch);
+        self.patch(gvr, namespace, name, &merge, Part::Main, Default::default())
     }
 
     /// JSON merge patch of the status subresource.
@@ -904,14 +898,14 @@ impl Store {
         name: &str,
         patch: Value,
     ) -> Result<Value, StatusError> {
-        let opts = WriteOptions::default();
+        let merge = Patch::Merge(patch);
         self.patch(
             gvr,
             namespace,
             name,
-            &Patch::Merge(patch),
+            &merge,
             Part::Status,
-            opts,
+            Default::default(),
         )
     }
 

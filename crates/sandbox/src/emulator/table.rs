@@ -43,32 +43,26 @@ pub fn human_duration(d: chrono::Duration) -> String {
     }
     let (m, h, days) = (secs / 60, secs / 3600, secs / 86400);
     let years = days / 365;
-    // `fmt.Sprintf("%dm%ds", …)` and its kin: the smaller unit left out when it is zero.
-    let two = |big: i64, unit: &str, small: i64, small_unit: &str| {
-        if small == 0 {
-            format!("{big}{unit}")
-        } else {
-            format!("{big}{unit}{small}{small_unit}")
-        }
-    };
-    if secs < 120 {
-        format!("{secs}s")
-    } else if m < 10 {
-        two(m, "m", secs % 60, "s")
-    } else if m < 180 {
-        format!("{m}m")
-    } else if h < 8 {
-        two(h, "h", m % 60, "m")
-    } else if h < 48 {
-        format!("{h}h")
-    } else if h < 192 {
-        two(days, "d", h % 24, "h")
-    } else if years < 2 {
-        format!("{days}d")
-    } else if years < 8 {
-        two(years, "y", days % 365, "d")
+    // The cases of `HumanDuration`'s switch, in order: the first that holds gives the number and
+    // unit, then the smaller unit's number and unit when it is not zero.
+    let cases = [
+        (secs < 120, secs, "s", 0, ""),
+        (m < 10, m, "m", secs % 60, "s"),
+        (m < 180, m, "m", 0, ""),
+        (h < 8, h, "h", m % 60, "m"),
+        (h < 48, h, "h", 0, ""),
+        (h < 192, days, "d", h % 24, "h"),
+        (years < 2, days, "d", 0, ""),
+        (years < 8, years, "y", days % 365, "d"),
+    ];
+    let (_, big, unit, small, small_unit) = cases
+        .into_iter()
+        .find(|c| c.0)
+        .unwrap_or((true, years, "y", 0, ""));
+    if small == 0 {
+        format!("{big}{unit}")
     } else {
-        format!("{years}y")
+        format!("{big}{unit}{small}{small_unit}")
     }
 }
 

@@ -299,26 +299,19 @@ mod tests {
             json!({"pipelineRef": {"name": "p"}, "status": "Cancelled"}),
         );
         validate("tekton.dev", "pipelineruns", Some(&old), &cancel).expect("cancel allowed");
-        let timeouts = run(
-            Some("Unknown"),
-            json!({"pipelineRef": {"name": "p"}, "timeouts": {"pipeline": "2h"}}),
-        );
-        assert_refused(
-            "pipelineruns",
-            &old,
-            &timeouts,
-            "cancelled-finally/01-timeouts-on-running.error.txt",
-        );
-        let pending = run(
-            Some("Unknown"),
-            json!({"pipelineRef": {"name": "p"}, "status": "PipelineRunPending"}),
-        );
-        assert_refused(
-            "pipelineruns",
-            &old,
-            &pending,
-            "cancelled-finally/01-pending-on-started.error.txt",
-        );
+        for (spec, recorded) in [
+            (
+                json!({"pipelineRef": {"name": "p"}, "timeouts": {"pipeline": "2h"}}),
+                "cancelled-finally/01-timeouts-on-running.error.txt",
+            ),
+            (
+                json!({"pipelineRef": {"name": "p"}, "status": "PipelineRunPending"}),
+                "cancelled-finally/01-pending-on-started.error.txt",
+            ),
+        ] {
+            let new = run(Some("Unknown"), spec);
+            assert_refused("pipelineruns", &old, &new, recorded);
+        }
     }
 
     #[test]
