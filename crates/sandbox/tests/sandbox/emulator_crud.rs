@@ -1,6 +1,7 @@
 //! CRUD rules of the emulator through the real kube-rs client over TLS: create/get/list, names,
 //! resourceVersion conflicts, the status subresource split, generation, patches, selectors.
 
+use crate::running_emulator::*;
 use tekton_retry_test_support::emulator as emulator_support;
 
 use emulator_support::*;
@@ -10,7 +11,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn create_get_list_and_errors_use_kube_messages() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "demo");
     let cm: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "one"}, "data": {"k": "v"}}))
@@ -74,13 +75,11 @@ async fn create_get_list_and_errors_use_kube_messages() {
         .expect("list")
         .items
         .is_empty());
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn generate_name_makes_a_unique_name() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     let mut body = pipelinerun("");
     body["metadata"] = json!({"generateName": "run-", "namespace": "demo"});
     let a = api
@@ -100,13 +99,11 @@ async fn generate_name_makes_a_unique_name() {
         "{na}"
     );
     assert_ne!(na, nb);
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn stale_resource_version_is_a_conflict_with_the_real_message() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     let first = create_pipelinerun(&api, "x").await;
     let mut a = first.clone();
     a.metadata
@@ -128,13 +125,11 @@ async fn stale_resource_version_is_a_conflict_with_the_real_message() {
         e.message,
         r#"Operation cannot be fulfilled on pipelineruns.tekton.dev "x": the object has been modified; please apply your changes to the latest version and try again"#
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn status_and_main_writes_are_split_and_generation_follows_spec() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     let mut body = pipelinerun("x");
     body["status"] = json!({"startTime": "2026-01-01T00:00:00Z"});
     let created = api
@@ -198,13 +193,11 @@ async fn status_and_main_writes_are_split_and_generation_follows_spec() {
         .expect("cancel");
     assert_eq!(p.metadata.generation, Some(2));
     assert_eq!(p.data["spec"]["status"], "Cancelled");
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn merge_patch_json_patch_and_resource_version_preconditions() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     let created = create_pipelinerun(&api, "x").await;
     let rv = created.metadata.resource_version.clone().expect("rv");
 
@@ -283,12 +276,11 @@ async fn merge_patch_json_patch_and_resource_version_preconditions() {
     .await
     .expect("status patch");
     assert_eq!(s.data["status"]["startTime"], "2026-01-01T00:00:00Z");
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn label_and_field_selectors() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "demo");
     for (name, labels) in [
         ("a", json!({"app": "x", "tier": "web"})),
@@ -334,14 +326,12 @@ async fn label_and_field_selectors() {
         (e.code, e.message.as_str()),
         (400, "field label not supported: data.k")
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn unknown_status_fields_are_pruned_with_a_warning_or_refused_when_strict() {
     // Fixture dag-failed (README §a): status.lastRetry pruned, warning, strict error.
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, c, api) = with_demo_runs().await;
     let created = create_pipelinerun(&api, "x").await;
     let mut body = serde_json::to_value(&created).expect("json");
     body["status"] = json!({"annotations": {"note": "kept"}, "lastRetry": {"attempt": 2}});
@@ -383,12 +373,11 @@ async fn unknown_status_fields_are_pruned_with_a_warning_or_refused_when_strict(
         now.data["status"].get("lastRetry").is_none(),
         "pruned at write time"
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn tekton_defaults_are_applied_like_the_webhook() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     let created = create_pipelinerun(&prs(&c, "demo"), "x").await;
     assert_eq!(created.data["spec"]["timeouts"]["pipeline"], "1h0m0s");
     assert_eq!(
@@ -409,14 +398,13 @@ async fn tekton_defaults_are_applied_like_the_webhook() {
         p.metadata.resource_version,
         created.metadata.resource_version
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn pod_logs_per_container_with_tail_and_kube_errors() {
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::LogParams;
-    let (emu, c) = start_as_admin().await;
+    let (emu, c) = with_admin().await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "demo");
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": "p", "annotations": {"sandbox.retry.tekton.dev/log-step-b": "from annotation\n"}},
@@ -459,13 +447,11 @@ async fn pod_logs_per_container_with_tail_and_kube_errors() {
         .logs("p", &lp("step-a", Some(1)))
         .await
         .expect("server reads logs");
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn a_json_patch_replacing_the_whole_object_is_refused() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     create_pipelinerun(&api, "x").await;
     let p: json_patch::Patch =
         serde_json::from_value(json!([{"op": "replace", "path": "", "value": 5}])).expect("patch");
@@ -475,7 +461,6 @@ async fn a_json_patch_replacing_the_whole_object_is_refused() {
     );
     assert_eq!(e.code, 422);
     api.get("x").await.expect("still served");
-    emu.shutdown();
 }
 
 #[tokio::test]
@@ -483,7 +468,7 @@ async fn core_and_events_k8s_io_events_share_one_storage() {
     use futures::TryStreamExt;
     use k8s_openapi::api::core::v1::Event as CoreEvent;
     use k8s_openapi::api::events::v1::Event as NewEvent;
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     let core: Api<CoreEvent> = Api::namespaced(c.clone(), "demo");
     let new: Api<NewEvent> = Api::namespaced(c.clone(), "demo");
     let mut w = futures::StreamExt::boxed(
@@ -541,5 +526,4 @@ async fn core_and_events_k8s_io_events_share_one_storage() {
         .await
         .expect("list");
     assert_eq!(listed.items.len(), 1);
-    emu.shutdown();
 }

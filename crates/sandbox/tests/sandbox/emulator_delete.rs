@@ -1,6 +1,7 @@
 //! Deletion rules through the real kube-rs client: preconditions, finalizers, and garbage
 //! collection with background, foreground and orphan propagation; Tekton's admission messages.
 
+use crate::running_emulator::*;
 use tekton_retry_test_support::emulator as emulator_support;
 
 use emulator_support::*;
@@ -56,8 +57,7 @@ async fn release_pod(pods: &Api<Pod>) {
 
 #[tokio::test]
 async fn delete_preconditions_use_kube_messages() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     let pr = create_pipelinerun(&api, "x").await;
     let uid = pr.metadata.uid.clone().expect("uid");
     let wrong = DeleteParams {
@@ -98,12 +98,11 @@ async fn delete_preconditions_use_kube_messages() {
     };
     api.delete("x", &right).await.expect("delete");
     assert_eq!(api_error(api.get("x").await).code, 404);
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn finalizers_hold_an_object_with_a_deletion_timestamp() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "demo");
     let cm: ConfigMap = serde_json::from_value(
         json!({"metadata": {"name": "held", "finalizers": ["test.example/hold"]}}),
@@ -137,12 +136,11 @@ async fn finalizers_hold_an_object_with_a_deletion_timestamp() {
         404,
         "gone once the last finalizer is removed"
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn background_deletion_collects_dependents() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     chain(&c).await;
     // Release the pod's own finalizer so only GC semantics matter.
     let pods: Api<Pod> = Api::namespaced(c.clone(), "demo");
@@ -164,12 +162,11 @@ async fn background_deletion_collects_dependents() {
         }
     })
     .await;
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn foreground_deletion_waits_for_blocking_dependents() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     chain(&c).await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "demo");
     let r = trs(&c, "demo")
@@ -213,12 +210,11 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
         prs(&c, "demo").get_opt("pr").await.expect("get").is_some(),
         "the owner is untouched"
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn orphan_deletion_keeps_dependents_and_drops_their_owner_reference() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     chain(&c).await;
     let dp = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Orphan),
@@ -235,12 +231,11 @@ async fn orphan_deletion_keeps_dependents_and_drops_their_owner_reference() {
         .await
         .expect("orphaned taskrun stays");
     assert!(tr.metadata.owner_references.unwrap_or_default().is_empty());
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn propagation_policy_in_the_query_string_is_honoured() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     chain(&c).await;
     let req = http::Request::delete(
         "/apis/tekton.dev/v1/namespaces/demo/taskruns/tr?propagationPolicy=Foreground",
@@ -253,13 +248,11 @@ async fn propagation_policy_in_the_query_string_is_honoured() {
         .expect("finalizers")
         .iter()
         .any(|f| f == "foregroundDeletion"));
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn tekton_webhook_messages_on_done_and_running_runs() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     create_pipelinerun(&api, "x").await;
     let running = json!({"status": {"startTime": "2026-01-01T00:00:00Z",
         "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]}});
@@ -318,12 +311,11 @@ async fn tekton_webhook_messages_on_done_and_running_runs() {
     merge_patch(&api, "x", json!({"spec": {"status": null}}))
         .await
         .expect("clear spec.status while running");
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn delete_answers_and_repeated_deletes_follow_kube_apiserver() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     // ConfigMaps answer a Status, custom resources and pods the object.
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "demo");
     let cm = serde_json::from_value(json!({"metadata": {"name": "c"}})).expect("cm");
@@ -373,14 +365,12 @@ async fn delete_answers_and_repeated_deletes_follow_kube_apiserver() {
         .finalizers
         .unwrap_or_default()
         .contains(&"foregroundDeletion".to_string()));
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn a_pending_run_cannot_get_a_start_time_through_status() {
     // PipelineRun.Validate runs on /status too: Pending + startTime is refused.
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     let mut pr = pipelinerun("p");
     pr["spec"]["status"] = json!("PipelineRunPending");
     api.create(&PostParams::default(), &dynamic(pr))
@@ -404,5 +394,4 @@ async fn a_pending_run_cannot_get_a_start_time_through_status() {
     merge_patch_status(&api, "p", json!({"status": {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "PipelineRunPending"}]}}))
         .await
         .expect("status write");
-    emu.shutdown();
 }

@@ -173,7 +173,6 @@ async fn kubectl_get_raw_and_create() {
         .await;
     assert_eq!(code, 1);
     assert!(err.contains("Error from server (Forbidden)"), "{err}");
-    emu.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,7 +200,6 @@ async fn kubectl_auth_can_i_retry() {
         )
         .await;
     assert_eq!((code, out.trim()), (0, "yes"));
-    emu.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,7 +234,6 @@ async fn kubectl_patch_prints_the_webhook_message_of_the_fixture() {
         .await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "pipelinerun.tekton.dev/demo-run patched");
-    emu.shutdown();
 }
 
 async fn next(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> String {
@@ -269,7 +266,6 @@ async fn kubectl_get_watch_prints_new_objects() {
     let l = next(&mut lines).await;
     assert!(l.starts_with("watched"), "{l}");
     let _ = child.kill().await;
-    emu.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,7 +328,6 @@ async fn kubectl_create_raw_goes_through_the_front_proxy() {
         .await;
     assert_eq!(code, 1);
     assert!(err.contains("Error from server (Forbidden)"), "{err}");
-    emu.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -418,5 +413,4 @@ async fn kubectl_typed_protobuf_commands_work() {
         !emu.store().exists(&Gvr::configmaps(), "team-a", "settings"),
         "deleting a namespace empties it"
     );
-    emu.shutdown();
 }

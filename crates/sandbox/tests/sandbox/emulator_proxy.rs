@@ -1,6 +1,7 @@
 //! The aggregator front proxy as a backend sees it: a TLS backend in the test requires a client
 //! certificate from the requestheader CA and echoes what it receives.
 
+use crate::running_emulator::*;
 use tekton_retry_test_support::emulator as emulator_support;
 
 use std::time::Duration;
@@ -42,7 +43,7 @@ fn seen_retry(be: &Backend) -> Seen {
 
 #[tokio::test]
 async fn unavailable_until_a_backend_is_set() {
-    let (emu, c) = start_as_admin().await;
+    let (emu, c) = with_admin().await;
     let (code, body) = post(&c, "{}", &[]).await;
     // handler_proxy.go proxyError: http.Error(w, "service unavailable", 503).
     assert_eq!(code, 503);
@@ -50,12 +51,11 @@ async fn unavailable_until_a_backend_is_set() {
     assert!(!emu.aggregated_availability().available);
     let groups = c.list_api_groups().await.expect("groups");
     assert!(!groups.groups.iter().any(|g| g.name == "retry.tekton.dev"));
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn proxied_request_carries_the_user_and_the_front_proxy_certificate() {
-    let emu = start().await;
+    let emu = started().await;
     let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
     emu.set_aggregated_backend(&be.url, &be.ca_pem)
         .expect("set backend");
@@ -143,12 +143,11 @@ async fn proxied_request_carries_the_user_and_the_front_proxy_certificate() {
         .expect("parent");
     assert_eq!(ar.kind, "PipelineRunRetry");
     assert!(caps.subresources.iter().any(|(s, _)| s.plural == "retry"));
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn forbidden_users_never_reach_the_backend_and_extras_are_escaped() {
-    let emu = start().await;
+    let emu = started().await;
     let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
     emu.set_aggregated_backend(&be.url, &be.ca_pem)
         .expect("set backend");
@@ -213,12 +212,11 @@ async fn forbidden_users_never_reach_the_backend_and_extras_are_escaped() {
         ["audit-from-client"],
         "the client's audit ID is forwarded"
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn authentication_configmap_and_rotation() {
-    let (emu, c) = start_as_admin().await;
+    let (emu, c) = with_admin().await;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "kube-system");
     let data = cms
         .get("extension-apiserver-authentication")
@@ -285,12 +283,11 @@ async fn authentication_configmap_and_rotation() {
     assert!(both
         .requestheader_ca_pem
         .contains(rotated.requestheader_ca_pem.trim()));
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn backend_going_away_makes_the_group_unavailable() {
-    let emu = start().await;
+    let emu = started().await;
     let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
     emu.set_aggregated_backend(&be.url, &be.ca_pem)
         .expect("set backend");
@@ -311,5 +308,4 @@ async fn backend_going_away_makes_the_group_unavailable() {
     );
     let (code, _) = post(&client(&emu, "admin"), "{}", &[]).await;
     assert_eq!(code, 503);
-    emu.shutdown();
 }

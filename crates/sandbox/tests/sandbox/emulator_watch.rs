@@ -1,6 +1,7 @@
 //! WATCH through the real kube-rs client and `kube::runtime::watcher`: events, resume from a
 //! resourceVersion, 410 Gone for expired versions, bookmarks, selectors, watch-list.
 
+use crate::running_emulator::*;
 use tekton_retry_test_support::emulator as emulator_support;
 
 use std::time::Duration;
@@ -52,8 +53,7 @@ async fn watch(
 
 #[tokio::test]
 async fn runtime_watcher_sees_create_update_delete() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     create_pipelinerun(&api, "before").await;
     let mut stream = watcher::watcher(api.clone(), watcher::Config::default()).boxed();
     // Initial list.
@@ -84,13 +84,11 @@ async fn runtime_watcher_sees_create_update_delete() {
             "delete after"
         ]
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn watch_resumes_after_a_resource_version_and_filters_by_label() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     let a = create_pipelinerun(&api, "a").await;
     let rv = a.metadata.resource_version.expect("rv");
     let mut b = pipelinerun("b");
@@ -110,13 +108,11 @@ async fn watch_resumes_after_a_resource_version_and_filters_by_label() {
         ),
         other => panic!("unexpected {other:?}"),
     }
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn expired_resource_version_is_410_gone() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (emu, _c, api) = with_demo_runs().await;
     let a = create_pipelinerun(&api, "a").await;
     let old_rv = a.metadata.resource_version.expect("rv");
     create_pipelinerun(&api, "b").await;
@@ -142,7 +138,6 @@ async fn expired_resource_version_is_410_gone() {
         WatchEvent::Added(o) => assert_eq!(o.metadata.name.as_deref(), Some("c")),
         other => panic!("unexpected {other:?}"),
     }
-    emu.shutdown();
 }
 
 #[tokio::test]
@@ -165,13 +160,11 @@ async fn bounded_history_expires_old_versions() {
         matches!(ev, WatchEvent::Error(ref e) if e.code == 410),
         "{ev:?}"
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn bookmarks_carry_the_latest_resource_version() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (emu, c, api) = with_demo_runs().await;
     let cur = emu.store().resource_version().to_string();
     // A write elsewhere moves the version on; the bookmark reports it.
     let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
@@ -193,13 +186,11 @@ async fn bookmarks_carry_the_latest_resource_version() {
         }
         other => panic!("expected a bookmark, got {other:?}"),
     }
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn streaming_list_watcher_works() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     create_pipelinerun(&api, "a").await;
     let mut stream =
         watcher::watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
@@ -210,13 +201,11 @@ async fn streaming_list_watcher_works() {
         Event::Apply(o) => assert_eq!(o.metadata.name.as_deref(), Some("b")),
         other => panic!("unexpected {other:?}"),
     }
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn label_changes_move_objects_in_and_out_of_a_selective_watch() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (emu, _c, api) = with_demo_runs().await;
     create_pipelinerun(&api, "x").await;
     let cur = emu.store().resource_version().to_string();
     let mut s = watch(
@@ -247,5 +236,4 @@ async fn label_changes_move_objects_in_and_out_of_a_selective_watch() {
         }
     }
     assert_eq!(kinds, ["ADDED", "DELETED"]);
-    emu.shutdown();
 }
