@@ -181,23 +181,31 @@ async fn bearer_tokens_and_token_review() {
     assert_ne!(out.status.and_then(|s| s.authenticated), Some(true));
 }
 
+/// Whether the access review `K` (`SelfSubjectAccessReview` or `SubjectAccessReview`) with `spec`,
+/// sent by `client`, is allowed.
+async fn review_allowed<K>(client: kube::Client, spec: Value) -> bool
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+    K::DynamicType: Default,
+{
+    let body: K = serde_json::from_value(json!({"spec": spec})).expect("review");
+    let out = Api::<K>::all(client)
+        .create(&PostParams::default(), &body)
+        .await
+        .expect("review");
+    serde_json::to_value(&out).expect("json")["status"]["allowed"]
+        .as_bool()
+        .expect("status.allowed")
+}
+
 #[tokio::test]
 async fn subject_access_reviews_answer_from_the_policy() {
     let emu = started().await;
     let retry_attrs = json!({"namespace": "demo", "verb": "create", "group": "retry.tekton.dev",
         "resource": "pipelineruns", "subresource": "retry", "name": "x"});
     let ssar = |user: &str| {
-        let c = client(&emu, user);
-        let body: SelfSubjectAccessReview =
-            serde_json::from_value(json!({"spec": {"resourceAttributes": retry_attrs.clone()}}))
-                .expect("ssar");
-        async move {
-            let out = Api::<SelfSubjectAccessReview>::all(c)
-                .create(&PostParams::default(), &body)
-                .await
-                .expect("ssar");
-            out.status.expect("status").allowed
-        }
+        let spec = json!({"resourceAttributes": retry_attrs.clone()});
+        review_allowed::<SelfSubjectAccessReview>(client(&emu, user), spec)
     };
     assert!(ssar("admin").await);
     assert!(!ssar("viewer").await);
@@ -217,34 +225,18 @@ async fn subject_access_reviews_answer_from_the_policy() {
     let sar = |user: &str, groups: Vec<&str>, ns: &str| {
         let mut attrs = retry_attrs.clone();
         attrs["namespace"] = json!(ns);
-        let body: SubjectAccessReview = serde_json::from_value(
-            json!({"spec": {"user": user, "groups": groups, "resourceAttributes": attrs}}),
-        )
-        .expect("sar");
-        let sa = sa.clone();
-        async move {
-            let out = Api::<SubjectAccessReview>::all(sa)
-                .create(&PostParams::default(), &body)
-                .await
-                .expect("sar");
-            out.status.expect("status").allowed
-        }
+        let spec = json!({"user": user, "groups": groups, "resourceAttributes": attrs});
+        review_allowed::<SubjectAccessReview>(sa.clone(), spec)
     };
     assert!(sar("alice", vec!["dev"], "demo").await);
     assert!(!sar("alice", vec!["dev"], "prod").await);
     assert!(!sar("bob", vec![], "demo").await);
     assert!(sar("root", vec!["system:masters"], "prod").await);
     // Non-resource attributes: discovery is open to authenticated users only.
-    let body: SubjectAccessReview =
-        serde_json::from_value(json!({"spec": {"user": "system:kube-aggregator",
-        "nonResourceAttributes": {"path": "/apis/retry.tekton.dev/v1alpha1", "verb": "get"}}}))
-        .expect("sar");
-    let out = Api::<SubjectAccessReview>::all(sa.clone())
-        .create(&PostParams::default(), &body)
-        .await
-        .expect("sar");
+    let spec = json!({"user": "system:kube-aggregator",
+        "nonResourceAttributes": {"path": "/apis/retry.tekton.dev/v1alpha1", "verb": "get"}});
     assert!(
-        !out.status.expect("status").allowed,
+        !review_allowed::<SubjectAccessReview>(sa.clone(), spec).await,
         "no groups: the discovery rule does not apply"
     );
 }

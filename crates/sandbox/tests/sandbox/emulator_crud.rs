@@ -7,6 +7,7 @@ use tekton_retry_test_support::emulator as emulator_support;
 use emulator_support::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
 use serde_json::json;
 
 #[tokio::test]
@@ -106,19 +107,12 @@ async fn stale_resource_version_is_a_conflict_with_the_real_message() {
     let (_emu, _c, api) = with_demo_runs().await;
     let first = create_pipelinerun(&api, "x").await;
     let mut a = first.clone();
-    a.metadata
-        .labels
-        .get_or_insert_default()
-        .insert("round".into(), "1".into());
+    a.labels_mut().insert("round".into(), "1".into());
     api.replace("x", &PostParams::default(), &a)
         .await
         .expect("first replace");
     let mut stale = first;
-    stale
-        .metadata
-        .labels
-        .get_or_insert_default()
-        .insert("round".into(), "2".into());
+    stale.labels_mut().insert("round".into(), "2".into());
     let e = api_error(api.replace("x", &PostParams::default(), &stale).await);
     assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"));
     assert_eq!(
@@ -147,10 +141,7 @@ async fn status_and_main_writes_are_split_and_generation_follows_spec() {
     s.data["status"] =
         json!({"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]});
     s.data["spec"]["params"] = json!([{"name": "p", "value": "v"}]);
-    s.metadata
-        .labels
-        .get_or_insert_default()
-        .insert("from-status".into(), "yes".into());
+    s.labels_mut().insert("from-status".into(), "yes".into());
     let after = api
         .replace_status("x", &PostParams::default(), &s)
         .await
@@ -175,10 +166,7 @@ async fn status_and_main_writes_are_split_and_generation_follows_spec() {
     // A main write keeps the stored status; a metadata-only change keeps generation.
     let mut m = after.clone();
     m.data["status"] = json!({"conditions": []});
-    m.metadata
-        .annotations
-        .get_or_insert_default()
-        .insert("a".into(), "b".into());
+    m.annotations_mut().insert("a".into(), "b".into());
     let main = api
         .replace("x", &PostParams::default(), &m)
         .await

@@ -256,7 +256,7 @@ async fn tekton_webhook_messages_on_done_and_running_runs() {
     create_pipelinerun(&api, "x").await;
     let running = json!({"status": {"startTime": "2026-01-01T00:00:00Z",
         "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]}});
-    api.patch_status("x", &PatchParams::default(), &Patch::Merge(running))
+    merge_patch_status(&api, "x", running)
         .await
         .expect("running");
     // cancelled-finally/01-timeouts-on-running.error.txt
@@ -278,9 +278,7 @@ async fn tekton_webhook_messages_on_done_and_running_runs() {
         .await
         .expect("cancel");
     let done = json!({"status": {"conditions": [{"type": "Succeeded", "status": "False", "reason": "Cancelled"}]}});
-    api.patch_status("x", &PatchParams::default(), &Patch::Merge(done))
-        .await
-        .expect("done");
+    merge_patch_status(&api, "x", done).await.expect("done");
     // cancelled/03-clear-spec-while-done.error.txt: merge null and JSON-patch remove both refused.
     let e = api_error(merge_patch(&api, "x", json!({"spec": {"status": null}})).await);
     assert!(
@@ -304,7 +302,7 @@ async fn tekton_webhook_messages_on_done_and_running_runs() {
         .await
         .expect("metadata");
     let reset = json!({"status": {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]}});
-    api.patch_status("x", &PatchParams::default(), &Patch::Merge(reset))
+    merge_patch_status(&api, "x", reset)
         .await
         .expect("status reset");
     // Running again: clearing spec.status is now allowed.

@@ -1,6 +1,7 @@
 //! The real kubectl against the emulator (failing without kubectl unless `TEKTON_RETRY_SKIP_KUBECTL=1`):
 //! get (tables), get --raw, auth can-i, create -f, patch (with Tekton's webhook message), get -w.
 
+use crate::running_emulator::*;
 use tekton_retry_test_support::emulator as emulator_support;
 
 use std::path::PathBuf;
@@ -19,11 +20,18 @@ fn kubectl_present() -> bool {
 }
 
 /// An emulator, where kubectl is present (the kubectl finder decides whether its absence fails).
-async fn start_if_kubectl() -> Option<Emulator> {
+async fn start_if_kubectl() -> Option<Running> {
     if !kubectl_present() {
         return None;
     }
-    Some(start().await)
+    Some(started().await)
+}
+
+/// [`start_if_kubectl`] with the failed run `demo/demo-failed` stored.
+async fn seeded_if_kubectl() -> Option<Running> {
+    let emu = start_if_kubectl().await?;
+    seed(&emu);
+    Some(emu)
 }
 
 /// `kubectl auth can-i create pipelineruns/retry -n demo`.
@@ -121,10 +129,9 @@ fn seed(emu: &Emulator) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_raw_and_create() {
-    let Some(emu) = start_if_kubectl().await else {
+    let Some(emu) = seeded_if_kubectl().await else {
         return;
     };
-    seed(&emu);
     let k = Kube::new(&emu);
     let (code, out, err) = k.run("admin", &["get", "pipelineruns", "-n", "demo"]).await;
     assert_eq!(code, 0, "{err}");
@@ -246,10 +253,9 @@ async fn next(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_watch_prints_new_objects() {
-    let Some(emu) = start_if_kubectl().await else {
+    let Some(emu) = seeded_if_kubectl().await else {
         return;
     };
-    seed(&emu);
     let k = Kube::new(&emu);
     let mut child = k
         .cmd("viewer", &["get", "pipelineruns", "-n", "demo", "-w"])
@@ -273,10 +279,7 @@ async fn kubectl_create_raw_goes_through_the_front_proxy() {
     let Some(emu) = start_if_kubectl().await else {
         return;
     };
-    let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
-    emu.set_aggregated_backend(&be.url, &be.ca_pem)
-        .expect("backend");
-    assert!(emu.wait_aggregated_available(Duration::from_secs(20)).await);
+    let be = serve_backend(&emu).await;
     let k = Kube::new(&emu);
     // With the group in discovery, can-i resolves the resource without a warning.
     let args = CAN_I_RETRY;
@@ -344,10 +347,7 @@ async fn aggregated_group_priority_decides_what_kubectl_get_pipelineruns_means()
         })
         .await;
         seed(&emu);
-        let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
-        emu.set_aggregated_backend(&be.url, &be.ca_pem)
-            .expect("backend");
-        assert!(emu.wait_aggregated_available(Duration::from_secs(20)).await);
+        let be = serve_backend(&emu).await;
         let k = Kube::new(&emu);
         let (code, out, err) = k.run("admin", &["get", "pipelineruns", "-n", "demo"]).await;
         let reached = be

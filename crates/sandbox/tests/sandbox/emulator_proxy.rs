@@ -56,14 +56,7 @@ async fn unavailable_until_a_backend_is_set() {
 #[tokio::test]
 async fn proxied_request_carries_the_user_and_the_front_proxy_certificate() {
     let emu = started().await;
-    let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
-    emu.set_aggregated_backend(&be.url, &be.ca_pem)
-        .expect("set backend");
-    assert!(
-        emu.wait_aggregated_available(Duration::from_secs(20)).await,
-        "{:?}",
-        emu.aggregated_availability()
-    );
+    let be = serve_backend(&emu).await;
     let c = client(&emu, "admin");
     let body = r#"{"apiVersion":"retry.tekton.dev/v1alpha1","kind":"PipelineRunRetry","spec":{"reason":"r"}}"#;
     let (code, answer) = post(
@@ -148,10 +141,7 @@ async fn proxied_request_carries_the_user_and_the_front_proxy_certificate() {
 #[tokio::test]
 async fn forbidden_users_never_reach_the_backend_and_extras_are_escaped() {
     let emu = started().await;
-    let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
-    emu.set_aggregated_backend(&be.url, &be.ca_pem)
-        .expect("set backend");
-    assert!(emu.wait_aggregated_available(Duration::from_secs(20)).await);
+    let be = serve_backend(&emu).await;
     let viewer = client(&emu, "viewer");
     let (code, body) = post(&viewer, "{}", &[]).await;
     assert_eq!(code, 403);
@@ -288,10 +278,7 @@ async fn authentication_configmap_and_rotation() {
 #[tokio::test]
 async fn backend_going_away_makes_the_group_unavailable() {
     let emu = started().await;
-    let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
-    emu.set_aggregated_backend(&be.url, &be.ca_pem)
-        .expect("set backend");
-    assert!(emu.wait_aggregated_available(Duration::from_secs(20)).await);
+    let be = serve_backend(&emu).await;
     // Point at a closed port: the next probe marks it unavailable, requests get 503.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

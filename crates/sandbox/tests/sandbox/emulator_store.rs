@@ -33,35 +33,22 @@ async fn direct_store_writes_follow_the_same_rules() {
         (EventType::Added, "seeded")
     );
 
+    let patch_seeded = |patch| store.merge_patch(&Gvr::pipelineruns(), "demo", "seeded", patch);
+    let patch_seeded_status =
+        |patch| store.merge_patch_status(&Gvr::pipelineruns(), "demo", "seeded", patch);
+
     // The webhook applies to direct writes too: the run is done.
-    let e = store
-        .merge_patch(
-            &Gvr::pipelineruns(),
-            "demo",
-            "seeded",
-            json!({"spec": {"status": "Cancelled"}}),
-        )
-        .expect_err("refused");
+    let e = patch_seeded(json!({"spec": {"status": "Cancelled"}})).expect_err("refused");
     assert!(e
         .message
         .ends_with("Once the PipelineRun is complete, no updates are allowed: spec"));
     // A status patch with a stale resourceVersion is a conflict.
-    let e = store
-        .merge_patch_status(
-            &Gvr::pipelineruns(),
-            "demo",
-            "seeded",
-            json!({"metadata": {"resourceVersion": "1"}, "status": {"conditions": []}}),
-        )
-        .expect_err("stale");
+    let e = patch_seeded_status(
+        json!({"metadata": {"resourceVersion": "1"}, "status": {"conditions": []}}),
+    )
+    .expect_err("stale");
     assert_eq!(e.code, 409);
-    let st = store
-        .merge_patch_status(
-            &Gvr::pipelineruns(),
-            "demo",
-            "seeded",
-            json!({"status": {"completionTime": "2026-01-01T00:01:00Z"}}),
-        )
+    let st = patch_seeded_status(json!({"status": {"completionTime": "2026-01-01T00:01:00Z"}}))
         .expect("status patch");
     assert_eq!(st["status"]["startTime"], "2026-01-01T00:00:00Z");
     let ev = rx.try_recv().expect("an event");

@@ -43,6 +43,14 @@ async fn initial_names(
 }
 
 /// A raw watch from resourceVersion `rv`.
+/// The name of the object an `ADDED` event carries; any other event fails the test.
+fn added_name(event: WatchEvent<DynamicObject>) -> String {
+    match event {
+        WatchEvent::Added(o) => o.metadata.name.unwrap_or_default(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
 async fn watch(
     api: &kube::Api<DynamicObject>,
     wp: &WatchParams,
@@ -99,15 +107,11 @@ async fn watch_resumes_after_a_resource_version_and_filters_by_label() {
     create_pipelinerun(&api, "c").await;
     let wp = WatchParams::default().labels("app=demo").timeout(5);
     let mut s = watch(&api, &wp, &rv).await;
-    let first = next(&mut s).await;
-    match first {
-        WatchEvent::Added(o) => assert_eq!(
-            o.metadata.name.as_deref(),
-            Some("c"),
-            "a is not replayed, b is filtered"
-        ),
-        other => panic!("unexpected {other:?}"),
-    }
+    assert_eq!(
+        added_name(next(&mut s).await),
+        "c",
+        "a is not replayed, b is filtered"
+    );
 }
 
 #[tokio::test]
@@ -134,10 +138,7 @@ async fn expired_resource_version_is_410_gone() {
     let cur = emu.store().resource_version().to_string();
     let mut s = watch(&api, &WatchParams::default(), &cur).await;
     create_pipelinerun(&api, "c").await;
-    match next(&mut s).await {
-        WatchEvent::Added(o) => assert_eq!(o.metadata.name.as_deref(), Some("c")),
-        other => panic!("unexpected {other:?}"),
-    }
+    assert_eq!(added_name(next(&mut s).await), "c");
 }
 
 #[tokio::test]

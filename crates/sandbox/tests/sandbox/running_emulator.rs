@@ -1,11 +1,12 @@
 //! The emulator as most tests start it, shut down when the test ends (also when it fails).
 
 use std::ops::Deref;
+use std::time::Duration;
 
 use kube::api::{Api, DynamicObject};
 use kube::Client;
 use tekton_retry_sandbox::emulator::Emulator;
-use tekton_retry_test_support::emulator::{prs, start, start_as_admin};
+use tekton_retry_test_support::emulator::{backend, prs, start, start_as_admin, Backend};
 
 /// An emulator that stops serving when dropped.
 pub struct Running(pub Emulator);
@@ -39,4 +40,18 @@ pub async fn with_demo_runs() -> (Running, Client, Api<DynamicObject>) {
     let (emu, admin) = with_admin().await;
     let api = prs(&admin, "demo");
     (emu, admin, api)
+}
+
+/// A test backend serving the aggregated group behind `emu`, once the front proxy reports the
+/// group available.
+pub async fn serve_backend(emu: &Emulator) -> Backend {
+    let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
+    emu.set_aggregated_backend(&be.url, &be.ca_pem)
+        .expect("set backend");
+    assert!(
+        emu.wait_aggregated_available(Duration::from_secs(20)).await,
+        "{:?}",
+        emu.aggregated_availability()
+    );
+    be
 }
