@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{
     Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy,
 };
+use kube::ResourceExt;
 use serde_json::{json, Value};
 
 fn owner_ref(kind: &str, api_version: &str, name: &str, uid: &str, block: bool) -> Value {
@@ -342,26 +343,18 @@ async fn delete_answers_and_repeated_deletes_follow_kube_apiserver() {
 
     // A second delete without a policy leaves a foreground deletion alone and writes nothing.
     chain(&c).await;
-    let first = trs(&c, "demo")
-        .delete("tr", &DeleteParams::foreground())
-        .await
-        .expect("delete")
-        .left()
-        .expect("obj");
-    let again = trs(&c, "demo")
-        .delete("tr", &DeleteParams::default())
-        .await
-        .expect("delete")
-        .left()
-        .expect("obj");
+    let mut answers = Vec::new();
+    for params in [DeleteParams::foreground(), DeleteParams::default()] {
+        let answer = trs(&c, "demo").delete("tr", &params).await;
+        answers.push(answer.expect("delete").left().expect("obj"));
+    }
+    let (first, again) = (&answers[0], &answers[1]);
     assert_eq!(
         again.metadata.resource_version,
         first.metadata.resource_version
     );
     assert!(again
-        .metadata
-        .finalizers
-        .unwrap_or_default()
+        .finalizers()
         .contains(&"foregroundDeletion".to_string()));
 }
 

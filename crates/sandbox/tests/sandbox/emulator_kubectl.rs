@@ -120,6 +120,13 @@ impl Kube {
     }
 }
 
+/// The stored object `namespace/name` of `gvr`.
+fn stored(emu: &Emulator, gvr: &Gvr, namespace: &str, name: &str) -> serde_json::Value {
+    emu.store()
+        .get(gvr, namespace, name)
+        .unwrap_or_else(|e| panic!("{namespace}/{name} stored: {e}"))
+}
+
 fn seed(emu: &Emulator) {
     let mut pr = pipelinerun("demo-failed");
     pr["status"] = json!({"startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:01:00Z",
@@ -169,10 +176,7 @@ async fn kubectl_get_raw_and_create() {
         .await;
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out.trim(), "configmap/from-kubectl created");
-    let cm = emu
-        .store()
-        .get(&Gvr::configmaps(), "demo", "from-kubectl")
-        .expect("stored");
+    let cm = stored(&emu, &Gvr::configmaps(), "demo", "from-kubectl");
     assert_eq!(cm["data"]["k"], "v");
 
     let (code, _, err) = k
@@ -374,10 +378,7 @@ async fn kubectl_typed_protobuf_commands_work() {
     let k = Kube::new(&emu);
     let (code, out, err) = k.run("admin", &["create", "namespace", "team-a"]).await;
     assert_eq!((code, out.trim()), (0, "namespace/team-a created"), "{err}");
-    let ns = emu
-        .store()
-        .get(&Gvr::namespaces(), "", "team-a")
-        .expect("namespace stored");
+    let ns = stored(&emu, &Gvr::namespaces(), "", "team-a");
     assert_eq!(ns["status"]["phase"], "Active");
     let (code, out, err) = k
         .run(
@@ -397,10 +398,7 @@ async fn kubectl_typed_protobuf_commands_work() {
         (0, "configmap/settings created"),
         "{err}"
     );
-    let cm = emu
-        .store()
-        .get(&Gvr::configmaps(), "team-a", "settings")
-        .expect("stored");
+    let cm = stored(&emu, &Gvr::configmaps(), "team-a", "settings");
     assert_eq!(cm["data"]["mode"], "fast");
     let (code, out, err) = k.run("viewer", &["auth", "whoami", "-o", "json"]).await;
     assert_eq!(code, 0, "{err}");

@@ -53,6 +53,15 @@ async fn unavailable_until_a_backend_is_set() {
     assert!(!groups.groups.iter().any(|g| g.name == "retry.tekton.dev"));
 }
 
+/// The data of ConfigMap `extension-apiserver-authentication` in `cms` (kube-system).
+async fn authentication_data(cms: &Api<ConfigMap>) -> std::collections::BTreeMap<String, String> {
+    cms.get("extension-apiserver-authentication")
+        .await
+        .expect("published")
+        .data
+        .expect("data")
+}
+
 #[tokio::test]
 async fn proxied_request_carries_the_user_and_the_front_proxy_certificate() {
     let emu = started().await;
@@ -208,12 +217,7 @@ async fn forbidden_users_never_reach_the_backend_and_extras_are_escaped() {
 async fn authentication_configmap_and_rotation() {
     let (emu, c) = with_admin().await;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "kube-system");
-    let data = cms
-        .get("extension-apiserver-authentication")
-        .await
-        .expect("published")
-        .data
-        .expect("data");
+    let data = authentication_data(&cms).await;
     let id = emu.front_proxy_client();
     assert_eq!(
         data["requestheader-client-ca-file"],
@@ -247,12 +251,7 @@ async fn authentication_configmap_and_rotation() {
     assert!(emu.wait_aggregated_available(Duration::from_secs(20)).await);
     let rotated = emu.rotate_front_proxy(false).expect("rotate");
     assert_ne!(rotated.requestheader_ca_pem, id.requestheader_ca_pem);
-    let data = cms
-        .get("extension-apiserver-authentication")
-        .await
-        .expect("cm")
-        .data
-        .expect("data");
+    let data = authentication_data(&cms).await;
     assert_eq!(
         data["requestheader-client-ca-file"],
         rotated.requestheader_ca_pem

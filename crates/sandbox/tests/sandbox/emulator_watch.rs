@@ -43,6 +43,12 @@ async fn initial_names(
 }
 
 /// A raw watch from resourceVersion `rv`.
+/// Creates PipelineRun `name` and returns its resourceVersion.
+async fn created_rv(api: &kube::Api<DynamicObject>, name: &str) -> String {
+    let created = create_pipelinerun(api, name).await;
+    created.metadata.resource_version.expect("rv")
+}
+
 /// The name of the object an `ADDED` event carries; any other event fails the test.
 fn added_name(event: WatchEvent<DynamicObject>) -> String {
     match event {
@@ -97,8 +103,7 @@ async fn runtime_watcher_sees_create_update_delete() {
 #[tokio::test]
 async fn watch_resumes_after_a_resource_version_and_filters_by_label() {
     let (_emu, _c, api) = with_demo_runs().await;
-    let a = create_pipelinerun(&api, "a").await;
-    let rv = a.metadata.resource_version.expect("rv");
+    let rv = created_rv(&api, "a").await;
     let mut b = pipelinerun("b");
     b["metadata"]["labels"] = json!({"app": "other"});
     api.create(&PostParams::default(), &dynamic(b))
@@ -117,8 +122,7 @@ async fn watch_resumes_after_a_resource_version_and_filters_by_label() {
 #[tokio::test]
 async fn expired_resource_version_is_410_gone() {
     let (emu, _c, api) = with_demo_runs().await;
-    let a = create_pipelinerun(&api, "a").await;
-    let old_rv = a.metadata.resource_version.expect("rv");
+    let old_rv = created_rv(&api, "a").await;
     create_pipelinerun(&api, "b").await;
     emu.store().compact();
     let mut s = watch(&api, &WatchParams::default(), &old_rv).await;
@@ -150,8 +154,7 @@ async fn bounded_history_expires_old_versions() {
     .await;
     let c = client(&emu, "admin");
     let api = prs(&c, "demo");
-    let a = create_pipelinerun(&api, "a").await;
-    let rv = a.metadata.resource_version.expect("rv");
+    let rv = created_rv(&api, "a").await;
     for i in 0..5 {
         create_pipelinerun(&api, &format!("n{i}")).await;
     }
