@@ -886,26 +886,13 @@ impl Store {
         name: &str,
         patch: Value,
     ) -> Result<Value, StatusError> {
-        let merge = Patch::Merge(patch);
-        self.patch(gvr, namespace, name, &merge, Part::Main, Default::default())
-    }
-
-    /// JSON merge patch of the status subresource.
-    pub fn merge_patch_status(
-        &self,
-        gvr: &Gvr,
-        namespace: &str,
-        name: &str,
-        patch: Value,
-    ) -> Result<Value, StatusError> {
-        let merge = Patch::Merge(patch);
         self.patch(
             gvr,
             namespace,
             name,
-            &merge,
-            Part::Status,
-            Default::default(),
+            &Patch::Merge(patch),
+            Part::Main,
+            WriteOptions::default(),
         )
     }
 

@@ -8,7 +8,8 @@ use emulator_support::*;
 use serde_json::json;
 use tekton_retry_sandbox::emulator::store::{EventType, Store};
 use tekton_retry_sandbox::emulator::{
-    DeleteOptions, Emulator, EmulatorError, EmulatorOptions, Gvr, Propagation,
+    DeleteOptions, Emulator, EmulatorError, EmulatorOptions, Gvr, Part, Patch, Propagation,
+    WriteOptions,
 };
 
 #[tokio::test]
@@ -34,8 +35,17 @@ async fn direct_store_writes_follow_the_same_rules() {
     );
 
     let patch_seeded = |patch| store.merge_patch(&Gvr::pipelineruns(), "demo", "seeded", patch);
-    let patch_seeded_status =
-        |patch| store.merge_patch_status(&Gvr::pipelineruns(), "demo", "seeded", patch);
+    let patch_seeded_status = |patch| {
+        let merge = Patch::Merge(patch);
+        store.patch(
+            &Gvr::pipelineruns(),
+            "demo",
+            "seeded",
+            &merge,
+            Part::Status,
+            WriteOptions::default(),
+        )
+    };
 
     // The webhook applies to direct writes too: the run is done.
     let e = patch_seeded(json!({"spec": {"status": "Cancelled"}})).expect_err("refused");
