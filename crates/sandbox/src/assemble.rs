@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::emulator::{Emulator, EmulatorError, EmulatorOptions, Gvr};
+use super::emulator::{BackendTrust, Emulator, EmulatorError, EmulatorOptions, Gvr};
 use super::seed;
 use super::simulator::{Simulator, SimulatorHandle, SimulatorOptions};
 use tekton_retry::app::{App, AppOptions, ServingCert};
@@ -175,9 +175,9 @@ impl Sandbox {
                 ca.clone()
             }
             (None, Some(managed)) => {
-                emulator.set_aggregated_backend_from_apiservice(
+                emulator.set_aggregated_backend(
                     &format!("https://{retry_addr}"),
-                    tekton_retry::api::APISERVICE_NAME,
+                    BackendTrust::ApiService(tekton_retry::api::APISERVICE_NAME),
                 )?;
                 managed.bundle.borrow().clone()
             }

@@ -60,6 +60,16 @@ pub fn api_versions(server_address: &str) -> Value {
     })
 }
 
+/// Adds the resource's `shortNames` and `categories`, when it has any.
+fn add_short_names_and_categories(v: &mut Value, r: &ResourceDef) {
+    if !r.short_names.is_empty() {
+        v["shortNames"] = json!(r.short_names);
+    }
+    if !r.categories.is_empty() {
+        v["categories"] = json!(r.categories);
+    }
+}
+
 fn legacy_resources(r: &ResourceDef) -> Vec<Value> {
     let mut main = json!({
         "name": r.resource,
@@ -68,12 +78,7 @@ fn legacy_resources(r: &ResourceDef) -> Vec<Value> {
         "kind": r.kind,
         "verbs": r.verbs(),
     });
-    if !r.short_names.is_empty() {
-        main["shortNames"] = json!(r.short_names);
-    }
-    if !r.categories.is_empty() {
-        main["categories"] = json!(r.categories);
-    }
+    add_short_names_and_categories(&mut main, r);
     let mut out = vec![main];
     for (sub, verbs) in r.subresources() {
         out.push(json!({
@@ -188,12 +193,7 @@ fn v2_resource(r: &ResourceDef) -> Value {
         "singularResource": r.singular,
         "verbs": r.verbs(),
     });
-    if !r.short_names.is_empty() {
-        v["shortNames"] = json!(r.short_names);
-    }
-    if !r.categories.is_empty() {
-        v["categories"] = json!(r.categories);
-    }
+    add_short_names_and_categories(&mut v, r);
     let subs: Vec<Value> = r
         .subresources()
         .into_iter()

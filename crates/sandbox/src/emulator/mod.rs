@@ -73,6 +73,7 @@ use std::time::Duration;
 use base64::Engine;
 use tokio::sync::watch as tokio_watch;
 
+pub use aggregator::BackendTrust;
 pub use resources::Gvr;
 pub use status::StatusError;
 pub use store::{DeleteOptions, Part, Patch, Propagation, Store, WriteOptions};
@@ -338,23 +339,14 @@ impl Emulator {
         serde_yaml::to_string(&doc).map_err(|e| EmulatorError::Kubeconfig(e.to_string()))
     }
 
-    /// Send the aggregated group to `url`, verifying it with `backend_ca_pem`.
-    pub fn set_aggregated_backend(
+    /// Send the aggregated group to `url`, trusting a backend CA (a PEM string) or the `caBundle`
+    /// of a stored APIService (see [`BackendTrust`]).
+    pub fn set_aggregated_backend<'a>(
         &self,
         url: &str,
-        backend_ca_pem: &str,
+        trust: impl Into<BackendTrust<'a>>,
     ) -> Result<(), EmulatorError> {
-        Ok(self.proxy.set_backend(url, backend_ca_pem)?)
-    }
-
-    /// Send the aggregated group to `url`, trusting the `caBundle` of the stored APIService
-    /// `apiservice` and verifying the name `<service>.<namespace>.svc` it names, as kube-aggregator.
-    pub fn set_aggregated_backend_from_apiservice(
-        &self,
-        url: &str,
-        apiservice: &str,
-    ) -> Result<(), EmulatorError> {
-        Ok(self.proxy.set_backend_from_apiservice(url, apiservice)?)
+        Ok(self.proxy.set_backend(url, trust.into())?)
     }
 
     /// The requestheader CA and the front-proxy client certificate.

@@ -192,18 +192,8 @@ async fn handle_inner(
     if shared.proxy.owns(&path) {
         return Ok(shared.proxy.forward(req, &user, remote).await);
     }
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_string();
+    let accept = header_or(&req, header::ACCEPT, "");
+    let content_type = header_or(&req, header::CONTENT_TYPE, "application/json");
     let body = match read_body(req.into_body()).await {
         Ok(b) => b,
         Err(e) => return Ok(status_response(&e)),
@@ -306,6 +296,15 @@ fn injected(info: &RequestInfo, code: u16, retry_after: Option<u32>) -> StatusEr
         e.details = Some(serde_json::json!({"retryAfterSeconds": s}));
     }
     e
+}
+
+/// The request's `name` header, or `default` when it is absent or not text.
+fn header_or(req: &Request<Incoming>, name: header::HeaderName, default: &str) -> String {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(default)
+        .to_string()
 }
 
 async fn read_body(body: Incoming) -> Result<Bytes, StatusError> {

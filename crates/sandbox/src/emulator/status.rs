@@ -57,49 +57,43 @@ impl StatusError {
         }
     }
 
-    /// `NewNotFound`: `pipelineruns.tekton.dev "x" not found`.
-    pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
-        StatusError {
-            code: 404,
-            reason: "NotFound",
-            message: format!("{} {:?} not found", qualified(group, resource), name),
-            details: Some(details(group, resource, name)),
-        }
+    /// This error with `details` naming object `name` of `group` and `kind` (a resource or a kind;
+    /// empty parts are left out).
+    fn about(mut self, group: &str, kind: &str, name: &str) -> Self {
+        self.details = Some(details(group, kind, name));
+        self
     }
 
-    /// The router's 404 for an unknown path: `the server could not find the requested resource`.
+    /// `NewNotFound`: `pipelineruns.tekton.dev "x" not found`.
+    pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
+        let message = format!("{} {name:?} not found", qualified(group, resource));
+        Self::new(404, "NotFound", message).about(group, resource, name)
+    }
+
+    /// The router's 404 for an unknown path: `the server could not find the requested resource`,
+    /// with empty details.
     pub fn no_route() -> Self {
-        StatusError {
-            code: 404,
-            reason: "NotFound",
-            message: "the server could not find the requested resource".into(),
-            details: Some(json!({})),
-        }
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .about("", "", "")
     }
 
     /// `NewAlreadyExists`: `configmaps "x" already exists`.
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
-        StatusError {
-            code: 409,
-            reason: "AlreadyExists",
-            message: format!("{} {:?} already exists", qualified(group, resource), name),
-            details: Some(details(group, resource, name)),
-        }
+        let message = format!("{} {name:?} already exists", qualified(group, resource));
+        Self::new(409, "AlreadyExists", message).about(group, resource, name)
     }
 
     /// `NewConflict`: `Operation cannot be fulfilled on pipelineruns.tekton.dev "x": <why>`.
     pub fn conflict(group: &str, resource: &str, name: &str, why: &str) -> Self {
-        StatusError {
-            code: 409,
-            reason: "Conflict",
-            message: format!(
-                "Operation cannot be fulfilled on {} {:?}: {}",
-                qualified(group, resource),
-                name,
-                why
-            ),
-            details: Some(details(group, resource, name)),
-        }
+        let message = format!(
+            "Operation cannot be fulfilled on {} {name:?}: {why}",
+            qualified(group, resource)
+        );
+        Self::new(409, "Conflict", message).about(group, resource, name)
     }
 
     /// The optimistic-concurrency conflict (`storage.NewConflict` / `registry.OptimisticLockErrorMsg`).
@@ -125,19 +119,19 @@ impl StatusError {
         } else {
             format!("[{}]", texts.join(", "))
         };
-        let mut d = details(group, kind, name);
-        d["causes"] = Value::Array(
-            causes
+        let mut e = Self::new(
+            422,
+            "Invalid",
+            format!("{qkind} {name:?} is invalid: {joined}"),
+        )
+        .about(group, kind, name);
+        if let Some(d) = e.details.as_mut() {
+            d["causes"] = causes
                 .iter()
                 .map(|(f, m)| json!({"reason": "FieldValueInvalid", "message": m, "field": f}))
-                .collect(),
-        );
-        StatusError {
-            code: 422,
-            reason: "Invalid",
-            message: format!("{qkind} {name:?} is invalid: {joined}"),
-            details: Some(d),
+                .collect();
         }
+        e
     }
 
     /// 422 for a JSON patch that fails to apply (`NewGenericServerResponse(422, …)` in
@@ -168,12 +162,7 @@ impl StatusError {
                 qualified(group, resource)
             )
         };
-        StatusError {
-            code: 403,
-            reason: "Forbidden",
-            message,
-            details: Some(details(group, resource, name)),
-        }
+        Self::new(403, "Forbidden", message).about(group, resource, name)
     }
 
     pub fn unauthorized() -> Self {
@@ -186,15 +175,11 @@ impl StatusError {
     }
 
     pub fn method_not_supported(group: &str, resource: &str, verb: &str) -> Self {
-        StatusError {
-            code: 405,
-            reason: "MethodNotAllowed",
-            message: format!(
-                "{verb} is not supported on resources of kind {:?}",
-                qualified(group, resource)
-            ),
-            details: Some(details(group, resource, "")),
-        }
+        let message = format!(
+            "{verb} is not supported on resources of kind {:?}",
+            qualified(group, resource)
+        );
+        Self::new(405, "MethodNotAllowed", message).about(group, resource, "")
     }
 
     /// 415 for a patch type the emulator does not apply. kube-apiserver's message lists the types

@@ -466,28 +466,21 @@ impl Store {
         part: Part,
         opts: WriteOptions,
     ) -> Result<Value, StatusError> {
-        let def = def_of(gvr)?;
-        let mut g = self.lock();
-        let (key, old) = Self::stored(&g, def, namespace, name)?;
-        if !new.is_object() {
-            return Err(StatusError::bad_request(
-                "the body of the request was not a JSON object",
-            ));
-        }
-        if let Some(n) = meta(&new, "name").filter(|n| !n.is_empty()) {
-            if n != name {
+        self.modify(gvr, namespace, name, part, opts, |def, old| {
+            if !new.is_object() {
                 return Err(StatusError::bad_request(
-                    "the name of the object does not match the name on the URL",
+                    "the body of the request was not a JSON object",
                 ));
             }
-        }
-        match meta(&new, "resourceVersion").filter(|r| !r.is_empty()) {
-            Some(rv) if Some(&rv) != meta(&old, "resourceVersion").as_ref() => {
-                return Err(StatusError::stale(def.group, def.resource, name));
+            if let Some(n) = meta(&new, "name").filter(|n| !n.is_empty()) {
+                if n != name {
+                    return Err(StatusError::bad_request(
+                        "the name of the object does not match the name on the URL",
+                    ));
+                }
             }
-            Some(_) => {}
             // CRDs do not allow unconditional updates (customResourceStrategy.AllowUnconditionalUpdate).
-            None if def.group == "tekton.dev" => {
+            if !Self::check_resource_version(def, name, &new, old)? && def.group == "tekton.dev" {
                 return Err(StatusError::invalid(
                     def.group,
                     def.kind,
@@ -496,11 +489,10 @@ impl Store {
                         "metadata.resourceVersion",
                         "Invalid value: 0x0: must be specified for an update".into(),
                     )],
-                ))
+                ));
             }
-            None => {}
-        }
-        self.write_locked(&mut g, def, key, old, new, part, opts)
+            Ok(new)
+        })
     }
 
     /// PATCH of `namespace/name` (main or `/status`). A `metadata.resourceVersion` the patch sets
@@ -514,30 +506,59 @@ impl Store {
         part: Part,
         opts: WriteOptions,
     ) -> Result<Value, StatusError> {
+        self.modify(gvr, namespace, name, part, opts, |def, old| {
+            let mut new = old.clone();
+            match patch {
+                Patch::Merge(p) => {
+                    if !p.is_object() {
+                        return Err(StatusError::bad_request(
+                            "the body of the request was in an unknown format",
+                        ));
+                    }
+                    json_patch::merge(&mut new, p);
+                }
+                Patch::Json(p) => {
+                    json_patch::patch(&mut new, &p.0)
+                        .map_err(|e| StatusError::unprocessable(e.to_string()))?;
+                }
+            }
+            Self::check_resource_version(def, name, &new, old)?;
+            Ok(new)
+        })
+    }
+
+    /// Writes `namespace/name` (main or `/status`) as `change` makes it from the stored object.
+    fn modify(
+        &self,
+        gvr: &Gvr,
+        namespace: &str,
+        name: &str,
+        part: Part,
+        opts: WriteOptions,
+        change: impl FnOnce(&ResourceDef, &Value) -> Result<Value, StatusError>,
+    ) -> Result<Value, StatusError> {
         let def = def_of(gvr)?;
         let mut g = self.lock();
         let (key, old) = Self::stored(&g, def, namespace, name)?;
-        let mut new = old.clone();
-        match patch {
-            Patch::Merge(p) => {
-                if !p.is_object() {
-                    return Err(StatusError::bad_request(
-                        "the body of the request was in an unknown format",
-                    ));
-                }
-                json_patch::merge(&mut new, p);
-            }
-            Patch::Json(p) => {
-                json_patch::patch(&mut new, &p.0)
-                    .map_err(|e| StatusError::unprocessable(e.to_string()))?;
-            }
-        }
-        if let Some(rv) = meta(&new, "resourceVersion").filter(|r| !r.is_empty()) {
-            if Some(rv) != meta(&old, "resourceVersion") {
-                return Err(StatusError::stale(def.group, def.resource, name));
-            }
-        }
+        let new = change(def, &old)?;
         self.write_locked(&mut g, def, key, old, new, part, opts)
+    }
+
+    /// Whether `new` names a resourceVersion (a precondition); one other than `old`'s is a
+    /// conflict.
+    fn check_resource_version(
+        def: &ResourceDef,
+        name: &str,
+        new: &Value,
+        old: &Value,
+    ) -> Result<bool, StatusError> {
+        match meta(new, "resourceVersion").filter(|r| !r.is_empty()) {
+            Some(rv) if Some(&rv) != meta(old, "resourceVersion").as_ref() => {
+                Err(StatusError::stale(def.group, def.resource, name))
+            }
+            Some(_) => Ok(true),
+            None => Ok(false),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -872,25 +893,6 @@ impl Store {
             &Patch::Merge(patch),
             Part::Main,
             WriteOptions::default(),
-        )
-    }
-
-    /// JSON merge patch of the status subresource.
-    pub fn merge_patch_status(
-        &self,
-        gvr: &Gvr,
-        namespace: &str,
-        name: &str,
-        patch: Value,
-    ) -> Result<Value, StatusError> {
-        let opts = WriteOptions::default();
-        self.patch(
-            gvr,
-            namespace,
-            name,
-            &Patch::Merge(patch),
-            Part::Status,
-            opts,
         )
     }
 

@@ -43,44 +43,26 @@ pub fn human_duration(d: chrono::Duration) -> String {
     }
     let (m, h, days) = (secs / 60, secs / 3600, secs / 86400);
     let years = days / 365;
-    if secs < 120 {
-        format!("{secs}s")
-    } else if m < 10 {
-        let s = secs % 60;
-        if s == 0 {
-            format!("{m}m")
-        } else {
-            format!("{m}m{s}s")
-        }
-    } else if m < 180 {
-        format!("{m}m")
-    } else if h < 8 {
-        let mm = m % 60;
-        if mm == 0 {
-            format!("{h}h")
-        } else {
-            format!("{h}h{mm}m")
-        }
-    } else if h < 48 {
-        format!("{h}h")
-    } else if h < 192 {
-        let hh = h % 24;
-        if hh == 0 {
-            format!("{days}d")
-        } else {
-            format!("{days}d{hh}h")
-        }
-    } else if years < 2 {
-        format!("{days}d")
-    } else if years < 8 {
-        let dd = days % 365;
-        if dd == 0 {
-            format!("{years}y")
-        } else {
-            format!("{years}y{dd}d")
-        }
+    // The cases of `HumanDuration`'s switch, in order: the first that holds gives the number and
+    // unit, then the smaller unit's number and unit when it is not zero.
+    let cases = [
+        (secs < 120, secs, "s", 0, ""),
+        (m < 10, m, "m", secs % 60, "s"),
+        (m < 180, m, "m", 0, ""),
+        (h < 8, h, "h", m % 60, "m"),
+        (h < 48, h, "h", 0, ""),
+        (h < 192, days, "d", h % 24, "h"),
+        (years < 2, days, "d", 0, ""),
+        (years < 8, years, "y", days % 365, "d"),
+    ];
+    let (_, big, unit, small, small_unit) = cases
+        .into_iter()
+        .find(|c| c.0)
+        .unwrap_or((true, years, "y", 0, ""));
+    if small == 0 {
+        format!("{big}{unit}")
     } else {
-        format!("{years}y")
+        format!("{big}{unit}{small}{small_unit}")
     }
 }
 

@@ -372,22 +372,18 @@ mod tests {
     fn the_flag_is_read_from_the_feature_flags_configmap() {
         let cm = |v: &str| json!({"data": {"coschedule": v}});
         assert_eq!(Coschedule::from_feature_flags(None), Coschedule::Workspaces);
-        assert_eq!(
-            Coschedule::from_feature_flags(Some(&cm("pipelineruns"))),
-            Coschedule::PipelineRuns
-        );
-        assert_eq!(
-            Coschedule::from_feature_flags(Some(&cm("isolate-pipelinerun"))),
-            Coschedule::IsolatePipelineRun
-        );
-        assert_eq!(
-            Coschedule::from_feature_flags(Some(&cm("disabled"))),
-            Coschedule::Disabled
-        );
-        assert_eq!(
-            Coschedule::from_feature_flags(Some(&cm("bogus"))),
-            Coschedule::Workspaces
-        );
+        for (value, want) in [
+            ("pipelineruns", Coschedule::PipelineRuns),
+            ("isolate-pipelinerun", Coschedule::IsolatePipelineRun),
+            ("disabled", Coschedule::Disabled),
+            ("bogus", Coschedule::Workspaces),
+        ] {
+            assert_eq!(
+                Coschedule::from_feature_flags(Some(&cm(value))),
+                want,
+                "{value}"
+            );
+        }
     }
 
     fn kinds_names(objs: &[Value]) -> Vec<(String, String)> {

@@ -1,7 +1,7 @@
 //! How the simulator talks to the Kubernetes API: its error, the resources it reads and writes,
 //! and the conversions between kube's dynamic objects and the JSON the models work on.
 
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde_json::Value;
 
 /// Errors of one simulator pass.
@@ -48,4 +48,17 @@ pub(super) fn to_value(o: &DynamicObject, ar: &ApiResource) -> Result<Value, ser
 
 pub(super) fn from_value(v: Value) -> Result<DynamicObject, serde_json::Error> {
     serde_json::from_value(v)
+}
+
+/// Creates `obj` through `api`; AlreadyExists is not an error. Returns the writes: 1, or 0 when
+/// the object already existed.
+pub(super) async fn create_unless_exists(
+    api: &Api<DynamicObject>,
+    obj: Value,
+) -> Result<usize, SimulatorError> {
+    match api.create(&PostParams::default(), &from_value(obj)?).await {
+        Ok(_) => Ok(1),
+        Err(e) if is_status(&e, kube::core::Status::is_already_exists) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -28,7 +28,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use super::api::SimulatorError;
-use super::api::{from_value, is_status, pods, tekton, to_value};
+use super::api::{create_unless_exists, from_value, is_status, pods, tekton, to_value};
 use super::kubelet::{self, FakeKubelet, OutcomeRules};
 use super::pipelinerun::{reconcile_pipelinerun_with, PipelineRunActions};
 use super::placement::{self, Workspaces};
@@ -289,25 +289,11 @@ impl Simulator {
             writes += placement::delete_if_present(&self.client, ws, ns, kind, &name).await?;
         }
         for tr in actions.create_taskruns {
-            match tr_api
-                .create(&PostParams::default(), &from_value(tr)?)
-                .await
-            {
-                Ok(_) => writes += 1,
-                Err(e) if is_status(&e, kube::core::Status::is_already_exists) => {}
-                Err(e) => return Err(e.into()),
-            }
+            writes += create_unless_exists(&tr_api, tr).await?;
         }
         let pr_api = self.api(ns, &tekton("PipelineRun", "pipelineruns"));
         for child in actions.create_pipelineruns {
-            match pr_api
-                .create(&PostParams::default(), &from_value(child)?)
-                .await
-            {
-                Ok(_) => writes += 1,
-                Err(e) if is_status(&e, kube::core::Status::is_already_exists) => {}
-                Err(e) => return Err(e.into()),
-            }
+            writes += create_unless_exists(&pr_api, child).await?;
         }
         for c in actions.cancel_taskruns {
             let patch = json!({"spec": {"status": rules::TR_SPEC_CANCELLED, "statusMessage": c.status_message}});
@@ -357,17 +343,11 @@ impl Simulator {
         let pod_api = self.api(ns, &pods());
         let mut writes = 0;
         if let Some(p) = actions.create_pod {
-            match pod_api
-                .create(&PostParams::default(), &from_value(p)?)
-                .await
-            {
-                Ok(_) => writes += 1,
+            if create_unless_exists(&pod_api, p).await? == 0 {
                 // AlreadyExists: the next pass adopts the pod by name (createPod).
-                Err(e) if is_status(&e, kube::core::Status::is_already_exists) => {
-                    return Ok(writes)
-                }
-                Err(e) => return Err(e.into()),
+                return Ok(writes);
             }
+            writes += 1;
         }
         if let Some(p) = actions.delete_pod {
             match pod_api.delete(&p, &DeleteParams::default()).await {
@@ -579,12 +559,7 @@ impl Simulator {
                 };
                 let pr = util::label(pod, rules::LABEL_PIPELINE_RUN)
                     .and_then(|p| find(&pipelineruns, ns, p));
-                let src = pr.as_ref().unwrap_or(&tr);
-                let ann = util::get(src, &["metadata", "annotations"])
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
-                let rules = OutcomeRules::from_annotations(&ann);
+                let rules = OutcomeRules::of_run(pr.as_ref(), &tr);
                 let results = kubelet::declared_results(&tr);
                 if let Some(patch) = self.kubelet.step(pod, &rules, &results, Utc::now()) {
                     let api = self.api(ns, &pod_ar);

@@ -350,17 +350,29 @@ impl Facts {
                 }
             }
             let tm = &self.timeouts;
-            if elapsed_over(self.now, tm.start, tm.pipeline) {
-                return Some(skip::PIPELINE_TIMEOUT);
-            }
-            if elapsed_over(self.now, tm.start, tm.tasks) {
-                return Some(skip::TASKS_TIMEOUT);
+            if let Some(r) = self.timeout_skip(tm.start, tm.tasks, skip::TASKS_TIMEOUT) {
+                return Some(r);
             }
         }
-        if self.empty_matrix(i) {
-            return Some(skip::EMPTY_MATRIX);
+        self.empty_matrix(i).then_some(skip::EMPTY_MATRIX)
+    }
+
+    /// The timeout skip reason once the pipeline's timeout, or the phase's (`timeout` since
+    /// `start`, skipping with `reason`), has elapsed.
+    fn timeout_skip(
+        &self,
+        start: Option<DateTime<Utc>>,
+        timeout: Option<TimeDelta>,
+        reason: &'static str,
+    ) -> Option<&'static str> {
+        let tm = &self.timeouts;
+        if elapsed_over(self.now, tm.start, tm.pipeline) {
+            Some(skip::PIPELINE_TIMEOUT)
+        } else if elapsed_over(self.now, start, timeout) {
+            Some(reason)
+        } else {
+            None
         }
-        None
     }
 
     /// `IsFinallySkipped` for finally tasks.
@@ -376,16 +388,8 @@ impl Facts {
             return Some(skip::WHEN);
         }
         let tm = &self.timeouts;
-        if elapsed_over(self.now, tm.start, tm.pipeline) {
-            return Some(skip::PIPELINE_TIMEOUT);
-        }
-        if elapsed_over(self.now, tm.finally_start, tm.finally) {
-            return Some(skip::FINALLY_TIMEOUT);
-        }
-        if self.empty_matrix(i) {
-            return Some(skip::EMPTY_MATRIX);
-        }
-        None
+        self.timeout_skip(tm.finally_start, tm.finally, skip::FINALLY_TIMEOUT)
+            .or_else(|| self.empty_matrix(i).then_some(skip::EMPTY_MATRIX))
     }
 
     /// `checkDAGTasksDone`.

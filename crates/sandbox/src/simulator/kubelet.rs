@@ -112,6 +112,16 @@ impl OutcomeRules {
         rules
     }
 
+    /// The rules of a pod: the annotations of its PipelineRun `pr`, or of its TaskRun `tr` when
+    /// it has none.
+    pub fn of_run(pr: Option<&Value>, tr: &Value) -> Self {
+        let ann = util::get(pr.unwrap_or(tr), &["metadata", "annotations"])
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        Self::from_annotations(&ann)
+    }
+
     fn key_for<'a>(&self, keys: &[&'a str]) -> Option<&'a str> {
         keys.iter().copied().find(|k| {
             !k.is_empty()
@@ -314,6 +324,17 @@ fn container_id(pod: &Value, c: &str) -> String {
     format!("fake://{}/{c}", util::uid(pod))
 }
 
+/// The status of container `c` as the recorded kubelet writes it: name, image, a `fake://` image
+/// id, no restarts, `ready` and `started` = `running`, and `rest(name)` (its state and ids).
+fn container_status(c: &Value, running: bool, rest: impl FnOnce(&str) -> Value) -> Value {
+    let n = str_or_empty(c, &["name"]);
+    let img = str_or_empty(c, &["image"]);
+    let mut status = json!({"name": n, "image": img, "imageID": format!("fake://{img}"),
+                            "ready": running, "restartCount": 0, "started": running});
+    json_patch::merge(&mut status, &rest(n));
+    status
+}
+
 /// Patch 1 of the recorded kubelet: `phase: Running`, every init container terminated 0, every
 /// container running (`fake-kubelet/demo-run-a-pod-running.status-patch.json`).
 pub fn running_patch(pod: &Value, now: DateTime<Utc>) -> Value {
@@ -321,22 +342,18 @@ pub fn running_patch(pod: &Value, now: DateTime<Utc>) -> Value {
     let init: Vec<Value> = array(pod, &["spec", "initContainers"])
         .iter()
         .map(|c| {
-            let n = str_or_empty(c, &["name"]);
-            let img = str_or_empty(c, &["image"]);
-            json!({"name": n, "image": img, "imageID": format!("fake://{img}"), "ready": false,
-                   "restartCount": 0, "started": false,
-                   "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": t,
-                                            "finishedAt": t, "containerID": container_id(pod, n)}}})
+            container_status(c, false, |n| {
+                json!({"state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": t,
+                                                "finishedAt": t, "containerID": container_id(pod, n)}}})
+            })
         })
         .collect();
     let cs: Vec<Value> = array(pod, &["spec", "containers"])
         .iter()
         .map(|c| {
-            let n = str_or_empty(c, &["name"]);
-            let img = str_or_empty(c, &["image"]);
-            json!({"name": n, "image": img, "imageID": format!("fake://{img}"), "ready": true,
-                   "restartCount": 0, "started": true, "containerID": container_id(pod, n),
-                   "state": {"running": {"startedAt": t}}})
+            container_status(c, true, |n| {
+                json!({"containerID": container_id(pod, n), "state": {"running": {"startedAt": t}}})
+            })
         })
         .collect();
     json!({"status": {"phase": "Running", "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "startTime": t,
@@ -365,8 +382,6 @@ pub fn done_patch(
     let mut cs = Vec::new();
     let mut failed_already = false;
     for (i, c) in steps.iter().enumerate() {
-        let n = str_or_empty(c, &["name"]);
-        let img = str_or_empty(c, &["image"]);
         let mut msg = vec![
             json!({"key": "StartedAt", "value": util::fmt_time_millis(running_at), "type": rules::RESULT_TYPE_INTERNAL}),
         ];
@@ -387,23 +402,22 @@ pub fn done_patch(
             }
             code
         };
-        cs.push(json!({"name": n, "image": img, "imageID": format!("fake://{img}"), "ready": false,
-                       "restartCount": 0, "started": false, "containerID": container_id(pod, n),
-                       "state": {"terminated": {"exitCode": code,
-                                                "reason": if code == 0 { "Completed" } else { "Error" },
-                                                "message": Value::Array(msg).to_string(),
-                                                "startedAt": started, "finishedAt": t,
-                                                "containerID": container_id(pod, n)}}}));
+        cs.push(container_status(c, false, |n| {
+            json!({"containerID": container_id(pod, n),
+                   "state": {"terminated": {"exitCode": code,
+                                            "reason": if code == 0 { "Completed" } else { "Error" },
+                                            "message": Value::Array(msg).to_string(),
+                                            "startedAt": started, "finishedAt": t,
+                                            "containerID": container_id(pod, n)}}})
+        }));
     }
     for c in containers
         .iter()
         .filter(|c| !str_or_empty(c, &["name"]).starts_with("step-"))
     {
-        let n = str_or_empty(c, &["name"]);
-        let img = str_or_empty(c, &["image"]);
-        cs.push(json!({"name": n, "image": img, "imageID": format!("fake://{img}"), "ready": false,
-                       "restartCount": 0, "started": false,
-                       "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": t}}}));
+        cs.push(container_status(c, false, |_| {
+            json!({"state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": t}}})
+        }));
     }
     let phase = if failed_already {
         "Failed"
@@ -435,16 +449,11 @@ pub fn apply_status_patch(pod: &mut Value, patch: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simulator::fixture;
 
-    const RUNNING: &str = include_str!(
-        "../../../../tests/fixtures/tekton/fake-kubelet/demo-run-a-pod-running.status-patch.json"
-    );
-    const SUCCEEDED: &str = include_str!(
-        "../../../../tests/fixtures/tekton/fake-kubelet/demo-run-a-pod-succeeded.status-patch.json"
-    );
-    const FAILED: &str = include_str!(
-        "../../../../tests/fixtures/tekton/fake-kubelet/demo-run-b-pod-failed.status-patch.json"
-    );
+    const RUNNING: &str = "fake-kubelet/demo-run-a-pod-running.status-patch.json";
+    const SUCCEEDED: &str = "fake-kubelet/demo-run-a-pod-succeeded.status-patch.json";
+    const FAILED: &str = "fake-kubelet/demo-run-b-pod-failed.status-patch.json";
 
     fn t(s: &str) -> DateTime<Utc> {
         util::parse_time(s).expect("time")
@@ -465,6 +474,19 @@ mod tests {
             .map(|(k, v)| (k.to_string(), Value::from(*v)))
             .collect();
         OutcomeRules::from_annotations(&m)
+    }
+
+    /// Asserts that `patch` has the keys of the recorded patch at fixture path `recorded`.
+    fn assert_shaped_like(patch: &Value, recorded: &str) {
+        let recorded_patch = fixture::load(recorded);
+        assert_eq!(shape(patch), shape(&recorded_patch["body"]), "{recorded}");
+    }
+
+    /// The termination message of the first step in a done patch.
+    fn first_step_message(done: &Value) -> &str {
+        done["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
+            .as_str()
+            .unwrap_or("")
     }
 
     /// The set of keys of every object nested at the same paths.
@@ -531,8 +553,7 @@ mod tests {
         let running = k
             .step(&p, &r, &["commit".into()], t0)
             .expect("running patch");
-        let recorded: Value = serde_json::from_str(RUNNING).expect("fixture");
-        assert_eq!(shape(&running), shape(&recorded["body"]));
+        assert_shaped_like(&running, RUNNING);
         apply_status_patch(&mut p, &running);
         assert!(
             k.step(&p, &r, &["commit".into()], t0 + TimeDelta::seconds(1))
@@ -543,12 +564,9 @@ mod tests {
         let done = k
             .step(&p, &r, &["commit".into()], t0 + TimeDelta::seconds(2))
             .expect("done patch");
-        let recorded: Value = serde_json::from_str(SUCCEEDED).expect("fixture");
-        assert_eq!(shape(&done), shape(&recorded["body"]));
+        assert_shaped_like(&done, SUCCEEDED);
         assert_eq!(done["status"]["phase"], "Succeeded");
-        let msg = done["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
-            .as_str()
-            .expect("msg");
+        let msg = first_step_message(&done);
         assert!(
             msg.contains(r#"{"key":"commit","value":"commit-from-run-a-pod","type":1}"#),
             "{msg}"
@@ -578,12 +596,7 @@ mod tests {
             let done = k
                 .step(&p, &r, &["commit".into()], t0 + TimeDelta::seconds(1))
                 .expect("done");
-            values.push(
-                done["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string(),
-            );
+            values.push(first_step_message(&done).to_string());
         }
         assert!(
             values[0].contains(r#""value":"a-commit-1""#),
@@ -608,8 +621,7 @@ mod tests {
         let done = k
             .step(&p, &fail, &["image".into()], t0 + TimeDelta::seconds(1))
             .expect("failed");
-        let recorded: Value = serde_json::from_str(FAILED).expect("fixture");
-        assert_eq!(shape(&done), shape(&recorded["body"]));
+        assert_shaped_like(&done, FAILED);
         assert_eq!(done["status"]["phase"], "Failed");
         let term = &done["status"]["containerStatuses"][0]["state"]["terminated"];
         assert_eq!(term["exitCode"], 1);

@@ -240,26 +240,43 @@ impl MemoryCluster {
         }
     }
 
+    /// Updates an existing object with `edit` and gives it the next resourceVersion; `precondition`
+    /// (a resourceVersion) must match the stored one. Returns the stored object.
+    fn write(
+        &mut self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        precondition: Option<&str>,
+        edit: impl FnOnce(&mut Value) -> Result<(), MemoryError>,
+    ) -> Result<Value, MemoryError> {
+        let rv = self.next_rv();
+        let cur = self
+            .objects
+            .get_mut(&key(kind, ns, name))
+            .ok_or_else(|| MemoryError::NotFound(kind, name.to_string()))?;
+        Self::check_rv(kind, cur, precondition)?;
+        edit(cur)?;
+        cur["metadata"]["resourceVersion"] = rv.into();
+        Ok(cur.clone())
+    }
+
     /// `PUT .../<name>/status`: replaces only `status`; a resourceVersion in `obj` is a precondition.
     pub fn replace_status(&mut self, kind: Kind, obj: &Value) -> Result<Value, MemoryError> {
         let ns = util::namespace(obj).to_string();
         let name = util::name(obj).to_string();
-        let rv = self.next_rv();
-        let cur = self
-            .objects
-            .get_mut(&key(kind, &ns, &name))
-            .ok_or_else(|| MemoryError::NotFound(kind, name.clone()))?;
-        Self::check_rv(kind, cur, get_str(obj, &["metadata", "resourceVersion"]))?;
-        match obj.get("status") {
-            Some(s) => cur["status"] = s.clone(),
-            None => {
-                if let Some(o) = cur.as_object_mut() {
-                    o.remove("status");
+        let precondition = get_str(obj, &["metadata", "resourceVersion"]);
+        let out = self.write(kind, &ns, &name, precondition, |cur| {
+            match obj.get("status") {
+                Some(s) => cur["status"] = s.clone(),
+                None => {
+                    if let Some(o) = cur.as_object_mut() {
+                        o.remove("status");
+                    }
                 }
             }
-        }
-        cur["metadata"]["resourceVersion"] = rv.into();
-        let out = cur.clone();
+            Ok(())
+        })?;
         if let Some((st, r, m)) = util::succeeded_parts(&out) {
             let entry = (
                 format!("{ns}/{name}"),
@@ -286,23 +303,18 @@ impl MemoryCluster {
         patch: &Value,
         resource_version: Option<&str>,
     ) -> Result<Value, MemoryError> {
-        let rv = self.next_rv();
-        let cur = self
-            .objects
-            .get_mut(&key(kind, ns, name))
-            .ok_or_else(|| MemoryError::NotFound(kind, name.to_string()))?;
-        Self::check_rv(kind, cur, resource_version)?;
         let mut p = patch.clone();
         if let Some(o) = p.as_object_mut() {
             o.remove("status");
         }
-        let status = cur.get("status").cloned();
-        json_patch::merge(cur, &p);
-        if let Some(s) = status {
-            cur["status"] = s;
-        }
-        cur["metadata"]["resourceVersion"] = rv.into();
-        Ok(cur.clone())
+        self.write(kind, ns, name, resource_version, |cur| {
+            let status = cur.get("status").cloned();
+            json_patch::merge(cur, &p);
+            if let Some(s) = status {
+                cur["status"] = s;
+            }
+            Ok(())
+        })
     }
 
     /// JSON merge patch of the status subresource (only `status` is applied), as the kubelet's
@@ -314,21 +326,17 @@ impl MemoryCluster {
         name: &str,
         patch: &Value,
     ) -> Result<Value, MemoryError> {
-        let rv = self.next_rv();
-        let cur = self
-            .objects
-            .get_mut(&key(kind, ns, name))
-            .ok_or_else(|| MemoryError::NotFound(kind, name.to_string()))?;
-        if let Some(st) = patch.get("status") {
-            let target = cur
-                .as_object_mut()
-                .ok_or_else(|| MemoryError::Invalid("not an object".into()))?
-                .entry("status")
-                .or_insert_with(|| json!({}));
-            json_patch::merge(target, st);
-        }
-        cur["metadata"]["resourceVersion"] = rv.into();
-        Ok(cur.clone())
+        self.write(kind, ns, name, None, |cur| {
+            if let Some(st) = patch.get("status") {
+                let target = cur
+                    .as_object_mut()
+                    .ok_or_else(|| MemoryError::Invalid("not an object".into()))?
+                    .entry("status")
+                    .or_insert_with(|| json!({}));
+                json_patch::merge(target, st);
+            }
+            Ok(())
+        })
     }
 
     /// Deletes an object and garbage-collects (or orphans) its dependents.
@@ -501,36 +509,28 @@ impl MemoryCluster {
         let mut body = cur.clone();
         body["status"] = status.clone();
         body["metadata"]["resourceVersion"] = s.read_resource_version.clone().into();
-        match self.replace_status(Kind::PipelineRun, &body) {
-            Ok(_) => {
-                self.log(
-                    "update",
-                    Kind::PipelineRun,
-                    &s.namespace,
-                    &s.name,
-                    " status",
-                );
-                (writes + 1, false)
-            }
+        let (written, conflict) = match self.replace_status(Kind::PipelineRun, &body) {
+            Ok(_) => (true, false),
             Err(MemoryError::Conflict(..)) => {
                 if cur.get("status") == Some(&status) {
                     return (writes, true);
                 }
                 body["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
-                if self.replace_status(Kind::PipelineRun, &body).is_ok() {
-                    self.log(
-                        "update",
-                        Kind::PipelineRun,
-                        &s.namespace,
-                        &s.name,
-                        " status",
-                    );
-                    writes += 1;
-                }
-                (writes, true)
+                (self.replace_status(Kind::PipelineRun, &body).is_ok(), true)
             }
-            Err(_) => (writes, false),
+            Err(_) => (false, false),
+        };
+        if written {
+            self.log(
+                "update",
+                Kind::PipelineRun,
+                &s.namespace,
+                &s.name,
+                " status",
+            );
+            writes += 1;
         }
+        (writes, conflict)
     }
 
     /// Reconciles one TaskRun now; returns the number of writes.
@@ -613,12 +613,7 @@ impl MemoryCluster {
             let Some(tr) = tr else { continue };
             let pr = util::label(&pod, rules::LABEL_PIPELINE_RUN)
                 .and_then(|p| self.get(Kind::PipelineRun, &ns, p));
-            let ann_src = pr.as_ref().unwrap_or(&tr);
-            let ann = util::get(ann_src, &["metadata", "annotations"])
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            let rules = OutcomeRules::from_annotations(&ann);
+            let rules = OutcomeRules::of_run(pr.as_ref(), &tr);
             let results = kubelet::declared_results(&tr);
             if let Some(patch) = self.kubelet.step(&pod, &rules, &results, self.now) {
                 let rv = self.next_rv();

@@ -166,6 +166,8 @@ pub mod api;
 pub mod coschedule;
 pub mod driver;
 pub mod facts;
+#[cfg(test)]
+mod fixture;
 pub mod kubelet;
 pub mod memory;
 pub mod pipelinerun;

@@ -265,23 +265,7 @@ fn default_spec(spec: &mut Value) {
 
 /// `ApplyParameters` + `ApplyContexts` on the tasks' params, when expressions and matrix.
 fn apply_parameters(spec: &mut Value, pr: &Value) {
-    let mut values: BTreeMap<String, String> = BTreeMap::new();
-    for p in array(spec, &["params"]) {
-        if let (Some(n), Some(Value::String(d))) = (get_str(p, &["name"]), p.get("default")) {
-            values.insert(format!("params.{n}"), d.clone());
-        }
-    }
-    for p in array(pr, &["spec", "params"]) {
-        if let (Some(n), Some(Value::String(v))) = (get_str(p, &["name"]), p.get("value")) {
-            values.insert(format!("params.{n}"), v.clone());
-        }
-    }
-    values.insert("context.pipelineRun.name".into(), util::name(pr).into());
-    values.insert(
-        "context.pipelineRun.namespace".into(),
-        util::namespace(pr).into(),
-    );
-    values.insert("context.pipelineRun.uid".into(), util::uid(pr).into());
+    let mut values = util::params_and_context(spec, pr, "pipelineRun");
     values.insert("context.pipeline.name".into(), pipeline_label(pr));
     let f = |e: &str| values.get(e).cloned();
     for key in ["tasks", "finally"] {
@@ -417,6 +401,104 @@ fn run_names(status: &Map<String, Value>, run: &str, task: &Value) -> Vec<String
     vec![child_name(run, &format!("-{tname}"))]
 }
 
+/// `createChildResourceLabels`: the run's labels plus `tekton.dev/pipelineRun`,
+/// `pipelineRunUID`, `pipelineTask` and `memberOf`, and `tekton.dev/pipeline` when
+/// `include_pipeline_label` (TaskRuns).
+fn child_labels(pr: &Value, rpt: &Rpt, include_pipeline_label: bool) -> Map<String, Value> {
+    let mut labels: Map<String, Value> = get(pr, &["metadata", "labels"])
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if include_pipeline_label {
+        labels.insert(rules::LABEL_PIPELINE.into(), pipeline_label(pr).into());
+    }
+    labels.insert(rules::LABEL_PIPELINE_RUN.into(), util::name(pr).into());
+    labels.insert(rules::LABEL_PIPELINE_RUN_UID.into(), util::uid(pr).into());
+    labels.insert(rules::LABEL_PIPELINE_TASK.into(), rpt.name.clone().into());
+    labels.insert(
+        rules::LABEL_MEMBER_OF.into(),
+        if rpt.is_final { "finally" } else { "tasks" }.into(),
+    );
+    labels
+}
+
+/// `createChildResourceAnnotations`: the run's annotations without kubectl's last-applied copy.
+fn child_annotations(pr: &Value) -> Map<String, Value> {
+    let mut annotations: Map<String, Value> = get(pr, &["metadata", "annotations"])
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    annotations
+}
+
+/// Resolves a child's variable: task results (`$(tasks.<t>.results.<r>)`) from `facts`, anything
+/// else (execution statuses) from `statuses`.
+fn resolver<'a>(
+    facts: &'a Facts,
+    statuses: &'a BTreeMap<String, String>,
+) -> impl Fn(&str) -> Option<String> + 'a {
+    move |e: &str| {
+        if let Some((t, r)) = util::result_ref(e) {
+            return facts.result_value(t, r);
+        }
+        statuses.get(e).cloned()
+    }
+}
+
+/// The pipeline task's params with `resolve` substituted.
+fn substituted_params(task: &Value, resolve: &dyn Fn(&str) -> Option<String>) -> Vec<Value> {
+    array(task, &["params"])
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            util::substitute_value(&mut p, resolve);
+            p
+        })
+        .collect()
+}
+
+/// `getTaskrunWorkspaces` → `taskWorkspaceByWorkspaceVolumeSource`: the pipeline task's workspaces
+/// bound to the run's, a template binding becoming the claim Tekton created for the run.
+fn child_workspaces(pr: &Value, task: &Value, mode: Coschedule) -> Vec<Value> {
+    array(task, &["workspaces"])
+        .iter()
+        .filter_map(|w| {
+            let binding = volumeclaim::run_binding(pr, volumeclaim::pipeline_workspace_of(w))?;
+            Some(volumeclaim::task_binding(
+                pr,
+                binding,
+                str_or_empty(w, &["name"]),
+                str_or_empty(w, &["subPath"]),
+                mode,
+            ))
+        })
+        .collect()
+}
+
+/// A child `kind` named `run_name` in the run's namespace, the run its controlling owner.
+fn child_object(
+    kind: &str,
+    pr: &Value,
+    run_name: &str,
+    labels: Map<String, Value>,
+    annotations: Map<String, Value>,
+    spec: Map<String, Value>,
+) -> Value {
+    json!({
+        "apiVersion": "tekton.dev/v1",
+        "kind": kind,
+        "metadata": {
+            "name": run_name,
+            "namespace": util::namespace(pr),
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [volumeclaim::controller_ref(pr)],
+        },
+        "spec": spec,
+    })
+}
+
 /// Builds a child TaskRun (`createTaskRun`): labels, annotations, owner reference, params, task
 /// reference or inline spec, `serviceAccountName`, `timeout` default and `retries`.
 fn make_taskrun(
@@ -429,46 +511,22 @@ fn make_taskrun(
     mode: Coschedule,
 ) -> Value {
     let task = &rpt.task;
-    let mut labels: Map<String, Value> = get(pr, &["metadata", "labels"])
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    labels.insert(rules::LABEL_PIPELINE.into(), pipeline_label(pr).into());
-    labels.insert(rules::LABEL_PIPELINE_RUN.into(), util::name(pr).into());
-    labels.insert(rules::LABEL_PIPELINE_RUN_UID.into(), util::uid(pr).into());
-    labels.insert(rules::LABEL_PIPELINE_TASK.into(), rpt.name.clone().into());
-    labels.insert(
-        rules::LABEL_MEMBER_OF.into(),
-        if rpt.is_final { "finally" } else { "tasks" }.into(),
-    );
+    let mut labels = child_labels(pr, rpt, true);
     labels.insert(rules::LABEL_MANAGED_BY.into(), rules::MANAGED_BY.into());
     if let Some(tname) = get_str(task, &["taskRef", "name"]) {
         labels.insert(rules::LABEL_TASK.into(), tname.into());
     }
-    let mut annotations: Map<String, Value> = get(pr, &["metadata", "annotations"])
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    let mut annotations = child_annotations(pr);
     if let Some(assistant) = affinity::annotation_value(mode, pr, task) {
         annotations.insert(rules::ANN_AFFINITY_ASSISTANT.into(), assistant.into());
     }
 
-    let resolve = |e: &str| -> Option<String> {
-        if let Some((t, r)) = util::result_ref(e) {
-            return facts.result_value(t, r);
-        }
-        statuses.get(e).cloned()
-    };
+    let resolve = resolver(facts, statuses);
     let mut params: Vec<Value> = combo
         .iter()
         .map(|(n, v)| json!({"name": n, "value": v}))
         .collect();
-    for p in array(task, &["params"]) {
-        let mut p = p.clone();
-        util::substitute_value(&mut p, &resolve);
-        params.push(p);
-    }
+    params.extend(substituted_params(task, &resolve));
 
     let mut spec = Map::new();
     if !params.is_empty() {
@@ -503,44 +561,11 @@ fn make_taskrun(
     {
         spec.insert("retries".into(), r.into());
     }
-    // getTaskrunWorkspaces → taskWorkspaceByWorkspaceVolumeSource: a template binding becomes
-    // the claim Tekton created for the run.
-    let ws: Vec<Value> = array(task, &["workspaces"])
-        .iter()
-        .filter_map(|w| {
-            let binding = volumeclaim::run_binding(pr, volumeclaim::pipeline_workspace_of(w))?;
-            Some(volumeclaim::task_binding(
-                pr,
-                binding,
-                str_or_empty(w, &["name"]),
-                str_or_empty(w, &["subPath"]),
-                mode,
-            ))
-        })
-        .collect();
+    let ws = child_workspaces(pr, task, mode);
     if !ws.is_empty() {
         spec.insert("workspaces".into(), Value::Array(ws));
     }
-
-    json!({
-        "apiVersion": "tekton.dev/v1",
-        "kind": "TaskRun",
-        "metadata": {
-            "name": run_name,
-            "namespace": util::namespace(pr),
-            "labels": labels,
-            "annotations": annotations,
-            "ownerReferences": [{
-                "apiVersion": "tekton.dev/v1",
-                "kind": "PipelineRun",
-                "name": util::name(pr),
-                "uid": util::uid(pr),
-                "controller": true,
-                "blockOwnerDeletion": true,
-            }],
-        },
-        "spec": spec,
-    })
+    child_object("TaskRun", pr, run_name, labels, annotations, spec)
 }
 
 /// Builds a child PipelineRun (`createChildPipelineRun`, `createChildResourceLabels`,
@@ -559,37 +584,8 @@ fn make_child_pipelinerun(
     mode: Coschedule,
 ) -> Value {
     let task = &rpt.task;
-    let mut labels: Map<String, Value> = get(pr, &["metadata", "labels"])
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    labels.insert(rules::LABEL_PIPELINE_RUN.into(), util::name(pr).into());
-    labels.insert(rules::LABEL_PIPELINE_RUN_UID.into(), util::uid(pr).into());
-    labels.insert(rules::LABEL_PIPELINE_TASK.into(), rpt.name.clone().into());
-    labels.insert(
-        rules::LABEL_MEMBER_OF.into(),
-        if rpt.is_final { "finally" } else { "tasks" }.into(),
-    );
-    let mut annotations: Map<String, Value> = get(pr, &["metadata", "annotations"])
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    let resolve = |e: &str| -> Option<String> {
-        if let Some((t, r)) = util::result_ref(e) {
-            return facts.result_value(t, r);
-        }
-        statuses.get(e).cloned()
-    };
     let mut spec = Map::new();
-    let params: Vec<Value> = array(task, &["params"])
-        .iter()
-        .map(|p| {
-            let mut p = p.clone();
-            util::substitute_value(&mut p, &resolve);
-            p
-        })
-        .collect();
+    let params = substituted_params(task, &resolver(facts, statuses));
     if !params.is_empty() {
         spec.insert("params".into(), Value::Array(params));
     }
@@ -601,34 +597,12 @@ fn make_child_pipelinerun(
     } else if let Some(s) = task.get("pipelineSpec") {
         spec.insert("pipelineSpec".into(), s.clone());
     }
-    let ws: Vec<Value> = array(task, &["workspaces"])
-        .iter()
-        .filter_map(|w| {
-            let binding = volumeclaim::run_binding(pr, volumeclaim::pipeline_workspace_of(w))?;
-            Some(volumeclaim::task_binding(
-                pr,
-                binding,
-                str_or_empty(w, &["name"]),
-                str_or_empty(w, &["subPath"]),
-                mode,
-            ))
-        })
-        .collect();
+    let ws = child_workspaces(pr, task, mode);
     if !ws.is_empty() {
         spec.insert("workspaces".into(), Value::Array(ws));
     }
-    json!({
-        "apiVersion": "tekton.dev/v1",
-        "kind": "PipelineRun",
-        "metadata": {
-            "name": run_name,
-            "namespace": util::namespace(pr),
-            "labels": labels,
-            "annotations": annotations,
-            "ownerReferences": [volumeclaim::controller_ref(pr)],
-        },
-        "spec": spec,
-    })
+    let (labels, annotations) = (child_labels(pr, rpt, false), child_annotations(pr));
+    child_object("PipelineRun", pr, run_name, labels, annotations, spec)
 }
 
 /// One PipelineRun reconcile, as the real controller does it. `children` are the TaskRuns of the
@@ -683,12 +657,7 @@ pub fn reconcile_pipelinerun_with(
 
     // HasStarted / InitializeConditions: startTime = now (not before creation), Unknown/Started.
     if !status.contains_key("startTime") && spec_status != rules::PR_SPEC_PENDING {
-        let created = util::time_at(pr, &["metadata", "creationTimestamp"]);
-        let start = match created {
-            Some(c) if c > now => c,
-            _ => now,
-        };
-        status.insert("startTime".into(), util::fmt_time(start).into());
+        status.insert("startTime".into(), util::start_time(pr, now).into());
         if util::succeeded_in(&status).is_none() {
             util::set_succeeded(&mut status, "Unknown", pr_reason::STARTED, "", now);
         }
@@ -883,21 +852,16 @@ pub fn reconcile_pipelinerun_with(
     }
 
     // Tasks / finally timeouts: cancel the running TaskRuns of that phase.
-    if !status.contains_key("finallyStartTime") {
-        if let (Some(start), Some(t)) = (facts.timeouts.start, facts.timeouts.tasks) {
-            if t > TimeDelta::zero() && now - start > t {
-                let names: BTreeSet<String> = facts.running_task_names(false).into_iter().collect();
-                let refs = child_ref_names(&status, Some(&names));
-                actions.cancel_taskruns.extend(cancels(
-                    &refs,
-                    children,
-                    rules::MSG_CANCELLED_BY_PIPELINE_TIMEOUT,
-                ));
-            }
-        }
-    } else if let (Some(fs), Some(t)) = (facts.timeouts.finally_start, facts.timeouts.finally) {
-        if t > TimeDelta::zero() && now - fs > t {
-            let names: BTreeSet<String> = facts.running_task_names(true).into_iter().collect();
+    let in_finally = status.contains_key("finallyStartTime");
+    let (phase_start, phase_timeout) = if in_finally {
+        (facts.timeouts.finally_start, facts.timeouts.finally)
+    } else {
+        (facts.timeouts.start, facts.timeouts.tasks)
+    };
+    if let (Some(start), Some(t)) = (phase_start, phase_timeout) {
+        if t > TimeDelta::zero() && now - start > t {
+            let names: BTreeSet<String> =
+                facts.running_task_names(in_finally).into_iter().collect();
             let refs = child_ref_names(&status, Some(&names));
             actions.cancel_taskruns.extend(cancels(
                 &refs,
@@ -1042,25 +1006,29 @@ mod tests {
     use super::*;
     use crate::simulator::rules::skip;
 
-    const RUN: &str = include_str!(
-        "../../../../tests/fixtures/tekton/dag-failed/01-failed-pipelinerun-demo-run.json"
-    );
-    const PIPELINE: &str = include_str!(
-        "../../../../tests/fixtures/tekton/dag-failed/00-setup-pipeline-build-and-deploy.json"
-    );
-    const TR_A: &str = include_str!(
-        "../../../../tests/fixtures/tekton/dag-failed/01-failed-taskrun-demo-run-a.json"
-    );
-    const TR_B: &str = include_str!(
-        "../../../../tests/fixtures/tekton/dag-failed/01-failed-taskrun-demo-run-b.json"
-    );
+    const RUN: &str = "dag-failed/01-failed-pipelinerun-demo-run.json";
+    const PIPELINE: &str = "dag-failed/00-setup-pipeline-build-and-deploy.json";
+    const TR_A: &str = "dag-failed/01-failed-taskrun-demo-run-a.json";
+    const TR_B: &str = "dag-failed/01-failed-taskrun-demo-run-b.json";
 
-    fn parse(s: &str) -> Value {
-        serde_json::from_str(s).expect("fixture")
-    }
+    use crate::simulator::fixture::load as fixture;
 
     fn now() -> DateTime<Utc> {
         util::parse_time("2026-11-26T19:27:30Z").expect("now")
+    }
+
+    /// One reconcile of `pr` against the recorded Pipeline, its Tasks and `children`.
+    fn reconcile(pr: &Value, children: &[Value]) -> PipelineRunActions {
+        reconcile_pipelinerun(pr, Some(&fixture(PIPELINE)), &tasks(), children, now())
+    }
+
+    /// The recorded run, running since `start` with only a's TaskRun referenced.
+    fn running_with_only_a(start: &str) -> Value {
+        let mut pr = fixture(RUN);
+        pr["status"] = json!({"startTime": start,
+            "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
+            "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "demo-run-a", "pipelineTaskName": "a"}]});
+        pr
     }
 
     fn tasks() -> BTreeMap<String, Value> {
@@ -1077,13 +1045,19 @@ mod tests {
 
     /// The fixture run as just created: no status, no pipeline label.
     fn fresh_run() -> Value {
-        let mut pr = parse(RUN);
+        let mut pr = fixture(RUN);
         pr.as_object_mut().expect("obj").remove("status");
         pr["metadata"]
             .as_object_mut()
             .expect("meta")
             .remove("labels");
         pr
+    }
+
+    /// Asserts that the Succeeded condition of `status` is `want` (status, reason, message).
+    fn assert_cond(status: &Value, want: (&str, &str, &str)) {
+        let (s, r, m) = cond(status);
+        assert_eq!((s.as_str(), r.as_str(), m.as_str()), want);
     }
 
     fn cond(status: &Value) -> (String, String, String) {
@@ -1096,27 +1070,19 @@ mod tests {
     fn a_run_being_deleted_is_left_alone() {
         let mut pr = fresh_run();
         pr["metadata"]["deletionTimestamp"] = "2026-11-26T19:27:20Z".into();
-        assert!(
-            reconcile_pipelinerun(&pr, Some(&parse(PIPELINE)), &tasks(), &[], now()).is_empty()
-        );
+        assert!(reconcile(&pr, &[]).is_empty());
     }
 
     #[test]
     fn a_done_run_is_left_alone() {
-        let a = reconcile_pipelinerun(
-            &parse(RUN),
-            Some(&parse(PIPELINE)),
-            &tasks(),
-            &[parse(TR_A), parse(TR_B)],
-            now(),
-        );
+        let a = reconcile(&fixture(RUN), &[fixture(TR_A), fixture(TR_B)]);
         assert!(a.is_empty(), "{a:?}");
     }
 
     #[test]
     fn first_reconcile_creates_the_root_task() {
         let pr = fresh_run();
-        let a = reconcile_pipelinerun(&pr, Some(&parse(PIPELINE)), &tasks(), &[], now());
+        let a = reconcile(&pr, &[]);
         assert_eq!(
             a.add_labels.get(rules::LABEL_PIPELINE).map(String::as_str),
             Some("build-and-deploy")
@@ -1147,47 +1113,41 @@ mod tests {
             json!({"kind": "Task", "name": "fetch"})
         );
         let st = a.status.expect("status");
-        assert_eq!(
-            cond(&st),
+        assert_cond(
+            &st,
             (
-                "Unknown".into(),
-                "Running".into(),
-                "Tasks Completed: 0 (Failed: 0, Cancelled 0), Incomplete: 4, Skipped: 0".into()
-            )
+                "Unknown",
+                "Running",
+                "Tasks Completed: 0 (Failed: 0, Cancelled 0), Incomplete: 4, Skipped: 0",
+            ),
         );
         assert_eq!(st["startTime"], "2026-11-26T19:27:30Z");
         assert_eq!(st["childReferences"][0]["name"], "demo-run-a");
         assert_eq!(
             st["pipelineSpec"],
-            parse(RUN)["status"]["pipelineSpec"],
+            fixture(RUN)["status"]["pipelineSpec"],
             "resolved spec as recorded"
         );
-        assert_eq!(st["provenance"], parse(RUN)["status"]["provenance"]);
+        assert_eq!(st["provenance"], fixture(RUN)["status"]["provenance"]);
     }
 
     #[test]
     fn unknown_flip_refails_without_creating_anything() {
-        let mut pr = parse(RUN);
+        let mut pr = fixture(RUN);
         pr["status"]["conditions"] = json!([{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "flip"}]);
         let report = json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
             "metadata": {"name": "demo-run-report", "labels": {"tekton.dev/pipelineTask": "report"}},
             "status": {"conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}]}});
-        let a = reconcile_pipelinerun(
-            &pr,
-            Some(&parse(PIPELINE)),
-            &tasks(),
-            &[parse(TR_A), parse(TR_B), report],
-            now(),
-        );
+        let a = reconcile(&pr, &[fixture(TR_A), fixture(TR_B), report]);
         assert!(a.create_taskruns.is_empty());
         let st = a.status.expect("status");
-        assert_eq!(
-            cond(&st),
+        assert_cond(
+            &st,
             (
-                "False".into(),
-                "Failed".into(),
-                "Tasks Completed: 3 (Failed: 1, Cancelled 0), Skipped: 1".into()
-            )
+                "False",
+                "Failed",
+                "Tasks Completed: 3 (Failed: 1, Cancelled 0), Skipped: 1",
+            ),
         );
         assert_eq!(st["completionTime"], "2026-11-26T19:27:30Z");
         assert_eq!(
@@ -1202,19 +1162,13 @@ mod tests {
 
     #[test]
     fn cancel_patches_only_running_children() {
-        let mut pr = parse(RUN);
+        let mut pr = fixture(RUN);
         pr["spec"]["status"] = "Cancelled".into();
         pr["status"]["conditions"] = json!([{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}]);
-        let mut b = parse(TR_B);
+        let mut b = fixture(TR_B);
         b["status"]["conditions"] =
             json!([{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]);
-        let a = reconcile_pipelinerun(
-            &pr,
-            Some(&parse(PIPELINE)),
-            &tasks(),
-            &[parse(TR_A), b],
-            now(),
-        );
+        let a = reconcile(&pr, &[fixture(TR_A), b]);
         assert_eq!(
             a.cancel_taskruns,
             vec![TaskRunCancel {
@@ -1223,13 +1177,13 @@ mod tests {
             }]
         );
         let st = a.status.expect("status");
-        assert_eq!(
-            cond(&st),
+        assert_cond(
+            &st,
             (
-                "False".into(),
-                "Cancelled".into(),
-                "PipelineRun \"demo-run\" was cancelled".into()
-            )
+                "False",
+                "Cancelled",
+                "PipelineRun \"demo-run\" was cancelled",
+            ),
         );
         assert_eq!(
             st["skippedTasks"], pr["status"]["skippedTasks"],
@@ -1239,20 +1193,17 @@ mod tests {
 
     #[test]
     fn long_timeout_returns_early() {
-        let mut pr = parse(RUN);
+        let mut pr = running_with_only_a("2026-11-26T19:25:00Z");
         pr["spec"]["timeouts"]["pipeline"] = "1m0s".into();
-        pr["status"] = json!({"startTime": "2026-11-26T19:25:00Z",
-            "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
-            "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "demo-run-a", "pipelineTaskName": "a"}]});
-        let a = reconcile_pipelinerun(&pr, Some(&parse(PIPELINE)), &tasks(), &[parse(TR_A)], now());
+        let a = reconcile(&pr, &[fixture(TR_A)]);
         let st = a.status.expect("status");
-        assert_eq!(
-            cond(&st),
+        assert_cond(
+            &st,
             (
-                "False".into(),
-                "PipelineRunTimeout".into(),
-                "PipelineRun \"demo-run\" failed to finish within \"1m0s\"".into()
-            )
+                "False",
+                "PipelineRunTimeout",
+                "PipelineRun \"demo-run\" failed to finish within \"1m0s\"",
+            ),
         );
         assert!(st.get("skippedTasks").is_none() && st.get("finallyStartTime").is_none());
         assert!(a.create_taskruns.is_empty());
@@ -1260,15 +1211,12 @@ mod tests {
 
     #[test]
     fn start_time_is_pulled_back_to_the_earliest_child() {
-        let mut pr = parse(RUN);
-        pr["status"] = json!({"startTime": "2026-11-26T19:27:29Z",
-            "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
-            "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "demo-run-a", "pipelineTaskName": "a"}]});
-        let a = reconcile_pipelinerun(&pr, Some(&parse(PIPELINE)), &tasks(), &[parse(TR_A)], now());
+        let pr = running_with_only_a("2026-11-26T19:27:29Z");
+        let a = reconcile(&pr, &[fixture(TR_A)]);
         let st = a.status.expect("status");
         assert_eq!(
             st["startTime"],
-            parse(TR_A)["metadata"]["creationTimestamp"]
+            fixture(TR_A)["metadata"]["creationTimestamp"]
         );
         let b = &a.create_taskruns[0];
         assert_eq!(util::name(b), "demo-run-b");
@@ -1281,7 +1229,7 @@ mod tests {
     #[test]
     fn a_missing_task_fails_the_run() {
         let pr = fresh_run();
-        let a = reconcile_pipelinerun(&pr, Some(&parse(PIPELINE)), &BTreeMap::new(), &[], now());
+        let a = reconcile_pipelinerun(&pr, Some(&fixture(PIPELINE)), &BTreeMap::new(), &[], now());
         let st = a.status.expect("status");
         assert_eq!(cond(&st).1, "CouldntGetTask");
         assert!(a.create_taskruns.is_empty());
@@ -1339,37 +1287,47 @@ mod tests {
         );
     }
 
+    /// Run `name` (uid u1) of an inline Pipeline of `tasks`, running, with only task a's TaskRun
+    /// referenced.
+    fn inline_run_after_a(name: &str, tasks: Value) -> Value {
+        json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+            "metadata": {"name": name, "namespace": "demo", "uid": "u1",
+                "creationTimestamp": "2026-11-26T19:27:00Z"},
+            "spec": {"pipelineSpec": {"tasks": tasks}},
+            "status": {"startTime": "2026-11-26T19:27:10Z",
+                "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
+                "pipelineSpec": {"tasks": tasks},
+                "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": format!("{name}-a"), "pipelineTaskName": "a"}]}})
+    }
+
+    /// Task a's TaskRun of run `run`, done with Succeeded `status`/`reason`.
+    fn task_a_run(run: &str, status: &str, reason: &str) -> Value {
+        json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+            "metadata": {"name": format!("{run}-a"), "creationTimestamp": "2026-11-26T19:27:11Z",
+                "labels": {"tekton.dev/pipelineRun": run, "tekton.dev/pipelineTask": "a"},
+                "ownerReferences": [{"kind": "PipelineRun", "name": run, "uid": "u1", "controller": true}]},
+            "status": {"conditions": [{"type": "Succeeded", "status": status, "reason": reason}]}})
+    }
+
     #[test]
     fn a_missing_result_fails_the_consumers_validation_and_the_run() {
         let a = json!({"name": "a", "onError": "continue",
             "taskSpec": {"results": [{"name": "x"}], "steps": [{"name": "s", "image": "x"}]}});
         let c = json!({"name": "c", "params": [{"name": "p", "value": "$(tasks.a.results.x)"}],
             "taskSpec": {"steps": [{"name": "s", "image": "x"}]}});
-        let pr = json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
-            "metadata": {"name": "pv", "namespace": "demo", "uid": "u1",
-                "creationTimestamp": "2026-11-26T19:27:00Z"},
-            "spec": {"pipelineSpec": {"tasks": [a.clone(), c.clone()]}},
-            "status": {"startTime": "2026-11-26T19:27:10Z",
-                "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
-                "pipelineSpec": {"tasks": [a, c]},
-                "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "pv-a", "pipelineTaskName": "a"}]}});
-        let failed_a = json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
-            "metadata": {"name": "pv-a", "creationTimestamp": "2026-11-26T19:27:11Z",
-                "labels": {"tekton.dev/pipelineRun": "pv", "tekton.dev/pipelineTask": "a"},
-                "ownerReferences": [{"kind": "PipelineRun", "name": "pv", "uid": "u1", "controller": true}]},
-            "status": {"conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed"}]}});
+        let pr = inline_run_after_a("pv", json!([a, c]));
+        let failed_a = task_a_run("pv", "False", "Failed");
         let out = reconcile_pipelinerun(&pr, None, &BTreeMap::new(), &[failed_a], now());
         assert!(out.create_taskruns.is_empty(), "c is not created");
         let st = out.status.expect("status");
-        assert_eq!(
-            cond(&st),
+        assert_cond(
+            &st,
             (
-                "False".into(),
-                "PipelineValidationFailed".into(),
+                "False",
+                "PipelineValidationFailed",
                 "Tasks Completed: 1 (Failed: 1 (Ignored: 1), Cancelled 0), Skipped: 0, Failed Validation: 1 \
-                 (Invalid task result reference: Could not find result with name x for pipeline task a)"
-                    .into()
-            )
+                 (Invalid task result reference: Could not find result with name x for pipeline task a)",
+            ),
         );
     }
 
@@ -1384,22 +1342,11 @@ mod tests {
                 "tasks": [{"name": "x", "taskSpec": {"steps": [{"name": "s", "image": "x"}]}}]},
             "runAfter": ["a"]});
         let a = json!({"name": "a", "taskSpec": {"results": [{"name": "x"}], "steps": [{"name": "s", "image": "x"}]}});
-        let pr = json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
-            "metadata": {"name": "pp", "namespace": "demo", "uid": "u1",
-                "labels": {"tekton.dev/pipeline": "pp", "team": "t"},
-                "annotations": {"example.dev/owner": "alice"},
-                "creationTimestamp": "2026-11-26T19:27:00Z"},
-            "spec": {"pipelineSpec": {"tasks": [a.clone(), sub.clone()]}},
-            "status": {"startTime": "2026-11-26T19:27:10Z",
-                "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "m"}],
-                "pipelineSpec": {"tasks": [a, sub]},
-                "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "pp-a", "pipelineTaskName": "a"}]}});
-        let done_a = json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
-            "metadata": {"name": "pp-a", "creationTimestamp": "2026-11-26T19:27:11Z",
-                "labels": {"tekton.dev/pipelineRun": "pp", "tekton.dev/pipelineTask": "a"},
-                "ownerReferences": [{"kind": "PipelineRun", "name": "pp", "uid": "u1", "controller": true}]},
-            "status": {"conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}],
-                "results": [{"name": "x", "value": "v"}]}});
+        let mut pr = inline_run_after_a("pp", json!([a, sub]));
+        pr["metadata"]["labels"] = json!({"tekton.dev/pipeline": "pp", "team": "t"});
+        pr["metadata"]["annotations"] = json!({"example.dev/owner": "alice"});
+        let mut done_a = task_a_run("pp", "True", "Succeeded");
+        done_a["status"]["results"] = json!([{"name": "x", "value": "v"}]);
         let out = reconcile_pipelinerun(
             &pr,
             None,
@@ -1446,13 +1393,13 @@ mod tests {
             reconcile_pipelinerun(&pr2, None, &BTreeMap::new(), &[done_a, failed_child], now());
         assert!(out.create_pipelineruns.is_empty(), "found by name and kind");
         let st = out.status.expect("status");
-        assert_eq!(
-            cond(&st),
+        assert_cond(
+            &st,
             (
-                "False".into(),
-                "Failed".into(),
-                "Tasks Completed: 2 (Failed: 1, Cancelled 0), Skipped: 0".into()
-            )
+                "False",
+                "Failed",
+                "Tasks Completed: 2 (Failed: 1, Cancelled 0), Skipped: 0",
+            ),
         );
     }
 
@@ -1552,15 +1499,14 @@ mod tests {
         let out = reconcile_pipelinerun(&pr, None, &BTreeMap::new(), &[running_a], now());
         assert_eq!(out.cancel_taskruns.len(), 1);
         let st = out.status.expect("status");
-        assert_eq!(
-            cond(&st),
+        assert_cond(
+            &st,
             (
-                "Unknown".into(),
-                "PipelineRunCouldntCancel".into(),
+                "Unknown",
+                "PipelineRunCouldntCancel",
                 "PipelineRun \"pc\" was cancelled but had errors trying to cancel TaskRuns and/or Runs: \
-                 found child objects of unknown kinds: map[pc-sub:PipelineRun]"
-                    .into()
-            )
+                 found child objects of unknown kinds: map[pc-sub:PipelineRun]",
+            ),
         );
         assert!(st.get("completionTime").is_none());
     }

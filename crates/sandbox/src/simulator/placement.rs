@@ -7,12 +7,12 @@
 //! the API for [`super::driver`].
 
 use chrono::Utc;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::Client;
 use serde_json::{json, Value};
 
 use super::affinity::{self, Coschedule};
-use super::api::{from_value, is_status, pods, to_value, SimulatorError};
+use super::api::{create_unless_exists, is_status, pods, to_value, SimulatorError};
 use super::util::{self, str_or_empty};
 use super::volumeclaim;
 
@@ -158,11 +158,7 @@ pub async fn create_if_absent(
         return Ok(0);
     }
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource_of(kind));
-    match api.create(&PostParams::default(), &from_value(obj)?).await {
-        Ok(_) => Ok(1),
-        Err(e) if is_status(&e, kube::core::Status::is_already_exists) => Ok(0),
-        Err(e) => Err(e.into()),
-    }
+    create_unless_exists(&api, obj).await
 }
 
 /// Deletes `kind`/`name` in `ns` if this pass listed it. Returns the writes.

@@ -161,17 +161,7 @@ fn retriable(tr: &Value, status: &Map<String, Value>) -> bool {
 /// params over Task defaults), `$(results.r.path)`, `$(context.taskRun.name)`; steps get
 /// `computeResources: {}` and results `type: string` (fixture `status.taskSpec`).
 fn applied_task_spec(tr: &Value, spec: &Value) -> Value {
-    let mut values = std::collections::BTreeMap::new();
-    for p in array(spec, &["params"]) {
-        if let (Some(n), Some(Value::String(d))) = (get_str(p, &["name"]), p.get("default")) {
-            values.insert(format!("params.{n}"), d.clone());
-        }
-    }
-    for p in array(tr, &["spec", "params"]) {
-        if let (Some(n), Some(Value::String(v))) = (get_str(p, &["name"]), p.get("value")) {
-            values.insert(format!("params.{n}"), v.clone());
-        }
-    }
+    let mut values = util::params_and_context(spec, tr, "taskRun");
     for r in array(spec, &["results"]) {
         if let Some(n) = get_str(r, &["name"]) {
             values.insert(
@@ -180,12 +170,6 @@ fn applied_task_spec(tr: &Value, spec: &Value) -> Value {
             );
         }
     }
-    values.insert("context.taskRun.name".into(), util::name(tr).into());
-    values.insert(
-        "context.taskRun.namespace".into(),
-        util::namespace(tr).into(),
-    );
-    values.insert("context.taskRun.uid".into(), util::uid(tr).into());
     let f = |e: &str| values.get(e).cloned();
     let mut out = spec.clone();
     if let Some(steps) = out.get_mut("steps") {
@@ -319,6 +303,17 @@ fn waiting_message(pod: &Value) -> String {
     }
 }
 
+/// Succeeded → Unknown/Running, "Not all Steps in the Task have finished executing".
+fn set_running(status: &mut Map<String, Value>, now: DateTime<Utc>) {
+    util::set_succeeded(
+        status,
+        "Unknown",
+        tr_reason::RUNNING,
+        rules::MSG_TR_RUNNING,
+        now,
+    );
+}
+
 /// `MakeTaskRunStatus`: condition, podName, steps and results from the pod.
 fn status_from_pod(status: &mut Map<String, Value>, pod: &Value, now: DateTime<Utc>) {
     let cur = util::succeeded_in(status).cloned();
@@ -326,13 +321,7 @@ fn status_from_pod(status: &mut Map<String, Value>, pod: &Value, now: DateTime<U
         .as_ref()
         .is_none_or(|c| str_or_empty(c, &["status"]) == "Unknown")
     {
-        util::set_succeeded(
-            status,
-            "Unknown",
-            tr_reason::RUNNING,
-            rules::MSG_TR_RUNNING,
-            now,
-        );
+        set_running(status, now);
     }
     let phase = str_or_empty(pod, &["status", "phase"]);
     let statuses: Vec<&Value> = array(pod, &["status", "containerStatuses"])
@@ -384,13 +373,7 @@ fn status_from_pod(status: &mut Map<String, Value>, pod: &Value, now: DateTime<U
         }
         status.insert("completionTime".into(), util::fmt_time(now).into());
     } else if phase == "Running" {
-        util::set_succeeded(
-            status,
-            "Unknown",
-            tr_reason::RUNNING,
-            rules::MSG_TR_RUNNING,
-            now,
-        );
+        set_running(status, now);
     } else if phase == "Pending" || phase.is_empty() {
         util::set_succeeded(
             status,
@@ -486,12 +469,7 @@ pub fn reconcile_taskrun(
     if !done_on_entry {
         let before = util::succeeded(tr).cloned();
         if !status.contains_key("startTime") && spec_status != tr_reason::TASKRUN_PENDING {
-            let created = util::time_at(tr, &["metadata", "creationTimestamp"]);
-            let start = match created {
-                Some(c) if c > now => c,
-                _ => now,
-            };
-            status.insert("startTime".into(), util::fmt_time(start).into());
+            status.insert("startTime".into(), util::start_time(tr, now).into());
             let cur = util::succeeded_in(&status).cloned();
             let msg = cur
                 .as_ref()
@@ -588,26 +566,27 @@ pub fn reconcile_taskrun(
 mod tests {
     use super::*;
 
-    const FAILED_POD: &str = include_str!(
-        "../../../../tests/fixtures/tekton/dag-failed/01-failed-pod-demo-run-b-pod.json"
-    );
-    const FAILED_TR: &str = include_str!(
-        "../../../../tests/fixtures/tekton/dag-failed/01-failed-taskrun-demo-run-b.json"
-    );
-    const BUILD_TASK: &str =
-        include_str!("../../../../tests/fixtures/tekton/dag-failed/00-setup-task-build.json");
+    const FAILED_POD: &str = "dag-failed/01-failed-pod-demo-run-b-pod.json";
+    const FAILED_TR: &str = "dag-failed/01-failed-taskrun-demo-run-b.json";
+    const BUILD_TASK: &str = "dag-failed/00-setup-task-build.json";
 
     fn now() -> DateTime<Utc> {
         util::parse_time("2026-11-26T19:40:00Z").expect("now")
     }
 
-    fn parse(s: &str) -> Value {
-        serde_json::from_str(s).expect("fixture")
+    use crate::simulator::fixture::load as fixture;
+
+    /// The `status` an action writes, in a TaskRun-shaped object, after checking that its
+    /// Succeeded condition is `want` (status, reason, message).
+    fn written_with(status: Option<Value>, want: (&str, &str, &str)) -> Value {
+        let wrapped = json!({"status": status.expect("status")});
+        assert_eq!(util::succeeded_parts(&wrapped), Some(want));
+        wrapped
     }
 
     /// A freshly created TaskRun (the fixture's b without status).
     fn new_tr() -> Value {
-        let mut tr = parse(FAILED_TR);
+        let mut tr = fixture(FAILED_TR);
         tr.as_object_mut().expect("obj").remove("status");
         tr
     }
@@ -624,7 +603,7 @@ mod tests {
 
     #[test]
     fn new_taskrun_gets_a_pending_pod_and_resolved_spec() {
-        let task = parse(BUILD_TASK);
+        let task = fixture(BUILD_TASK);
         let a = reconcile_taskrun(&new_tr(), Some(&task), None, now());
         let pod = a.create_pod.expect("pod created");
         assert_eq!(util::name(&pod), "demo-run-b-pod");
@@ -632,12 +611,7 @@ mod tests {
         assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "TaskRun");
         assert_eq!(pod["metadata"]["ownerReferences"][0]["controller"], true);
         assert_eq!(pod["spec"]["containers"][0]["name"], "step-compile");
-        let st = Value::Object(a.status.expect("status").as_object().expect("obj").clone());
-        let wrapped = json!({"status": st});
-        assert_eq!(
-            util::succeeded_parts(&wrapped),
-            Some(("Unknown", "Pending", "Pending"))
-        );
+        let wrapped = written_with(a.status, ("Unknown", "Pending", "Pending"));
         let script = str_or_empty(&wrapped["status"]["taskSpec"]["steps"][0], &["script"]);
         assert!(
             script.contains("echo building commit-from-demo-run-a-pod"),
@@ -648,18 +622,17 @@ mod tests {
 
     #[test]
     fn a_leftover_failed_pod_of_the_same_name_is_adopted() {
-        let pod = parse(FAILED_POD);
-        let task = parse(BUILD_TASK);
+        let pod = fixture(FAILED_POD);
+        let task = fixture(BUILD_TASK);
         let a = reconcile_taskrun(&new_tr(), Some(&task), Some(&pod), now());
         assert!(a.create_pod.is_none(), "no new pod");
-        let wrapped = json!({"status": a.status.expect("status")});
-        assert_eq!(
-            util::succeeded_parts(&wrapped),
-            Some((
+        let wrapped = written_with(
+            a.status,
+            (
                 "False",
                 "StepFailed",
-                "\"step-compile\" exited with code 1: Error"
-            ))
+                "\"step-compile\" exited with code 1: Error",
+            ),
         );
         assert_eq!(wrapped["status"]["podName"], "demo-run-b-pod");
         assert_eq!(
@@ -678,12 +651,12 @@ mod tests {
     fn a_taskrun_being_deleted_gets_no_new_pod() {
         let mut tr = new_tr();
         tr["metadata"]["deletionTimestamp"] = "2026-11-26T19:39:00Z".into();
-        assert!(reconcile_taskrun(&tr, Some(&parse(BUILD_TASK)), None, now()).is_empty());
+        assert!(reconcile_taskrun(&tr, Some(&fixture(BUILD_TASK)), None, now()).is_empty());
     }
 
     #[test]
     fn done_taskrun_is_left_alone() {
-        let tr = parse(FAILED_TR);
+        let tr = fixture(FAILED_TR);
         assert!(reconcile_taskrun(&tr, None, None, now()).is_empty());
     }
 
@@ -699,14 +672,13 @@ mod tests {
         });
         let a = reconcile_taskrun(&tr, None, None, now());
         assert_eq!(a.delete_pod.as_deref(), Some("demo-run-b-pod"));
-        let wrapped = json!({"status": a.status.expect("status")});
-        assert_eq!(
-            util::succeeded_parts(&wrapped),
-            Some((
+        let wrapped = written_with(
+            a.status,
+            (
                 "False",
                 "TaskRunCancelled",
-                "TaskRun \"demo-run-b\" was cancelled. TaskRun cancelled as the PipelineRun it belongs to has been cancelled."
-            ))
+                "TaskRun \"demo-run-b\" was cancelled. TaskRun cancelled as the PipelineRun it belongs to has been cancelled.",
+            ),
         );
         let t = &wrapped["status"]["steps"][0]["terminated"];
         assert_eq!(t["reason"], "TaskRunCancelled");
@@ -724,15 +696,13 @@ mod tests {
         tr["spec"]["timeout"] = "1m0s".into();
         tr["status"] = json!({"startTime": "2026-11-26T19:38:00Z", "podName": "",
             "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": rules::MSG_TR_RUNNING}]});
-        let wrapped =
-            json!({"status": reconcile_taskrun(&tr, None, None, now()).status.expect("status")});
-        assert_eq!(
-            util::succeeded_parts(&wrapped),
-            Some((
+        written_with(
+            reconcile_taskrun(&tr, None, None, now()).status,
+            (
                 "False",
                 "TaskRunTimeout",
-                "TaskRun \"demo-run-b\" failed to finish within \"1m0s\""
-            ))
+                "TaskRun \"demo-run-b\" failed to finish within \"1m0s\"",
+            ),
         );
     }
 
@@ -740,8 +710,8 @@ mod tests {
     fn a_failure_with_retries_left_is_archived_and_retried() {
         let mut tr = new_tr();
         tr["spec"]["retries"] = 1.into();
-        let pod = parse(FAILED_POD);
-        let task = parse(BUILD_TASK);
+        let pod = fixture(FAILED_POD);
+        let task = fixture(BUILD_TASK);
         let st = reconcile_taskrun(&tr, Some(&task), Some(&pod), now())
             .status
             .expect("status");

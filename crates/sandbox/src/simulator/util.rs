@@ -1,6 +1,8 @@
 //! Small helpers over `serde_json::Value` Tekton objects: field access, the `Succeeded` condition,
 //! Kubernetes timestamps, Go-style durations and `$(...)` substitution.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
@@ -283,6 +285,41 @@ pub fn substitute(s: &str, f: &dyn Fn(&str) -> Option<String>) -> String {
 }
 
 /// Applies [`substitute`] to every string inside `v`.
+/// The substitutions `ApplyParameters` and `ApplyContexts` make for `run` (a PipelineRun or a
+/// TaskRun; `context` is `pipelineRun` or `taskRun`): `params.<name>`, the string `default` declared
+/// in `spec.params` overridden by the run's string `value`; and `context.<context>.name`,
+/// `.namespace` and `.uid`.
+pub fn params_and_context(spec: &Value, run: &Value, context: &str) -> BTreeMap<String, String> {
+    let mut values = BTreeMap::new();
+    for p in array(spec, &["params"]) {
+        if let (Some(n), Some(Value::String(d))) = (get_str(p, &["name"]), p.get("default")) {
+            values.insert(format!("params.{n}"), d.clone());
+        }
+    }
+    for p in array(run, &["spec", "params"]) {
+        if let (Some(n), Some(Value::String(v))) = (get_str(p, &["name"]), p.get("value")) {
+            values.insert(format!("params.{n}"), v.clone());
+        }
+    }
+    values.insert(format!("context.{context}.name"), name(run).into());
+    values.insert(
+        format!("context.{context}.namespace"),
+        namespace(run).into(),
+    );
+    values.insert(format!("context.{context}.uid"), uid(run).into());
+    values
+}
+
+/// `HasStarted`/`InitializeConditions`' start time for `obj`: `now`, but not before its creation,
+/// formatted.
+pub fn start_time(obj: &Value, now: DateTime<Utc>) -> String {
+    let start = match time_at(obj, &["metadata", "creationTimestamp"]) {
+        Some(created) if created > now => created,
+        _ => now,
+    };
+    fmt_time(start)
+}
+
 pub fn substitute_value(v: &mut Value, f: &dyn Fn(&str) -> Option<String>) {
     match v {
         Value::String(s) if s.contains("$(") => *s = substitute(s, f),

@@ -1,6 +1,7 @@
 //! Discovery, tables, authentication, the policy (403 messages, SubjectAccessReview,
 //! SelfSubjectAccessReview, TokenReview) and fault injection, through the real kube-rs client.
 
+use crate::running_emulator::*;
 use tekton_retry_test_support::emulator as emulator_support;
 
 use std::time::Duration;
@@ -19,7 +20,7 @@ use tekton_retry_sandbox::policy::{Rule, Subject};
 
 #[tokio::test]
 async fn discovery_legacy_and_aggregated_parse_into_real_types() {
-    let emu = start().await;
+    let emu = started().await;
     let c = client(&emu, "viewer");
     let groups: APIGroupList = c.list_api_groups().await.expect("groups");
     let tekton = groups
@@ -73,12 +74,11 @@ async fn discovery_legacy_and_aggregated_parse_into_real_types() {
     }
     let v = c.apiserver_version().await.expect("version");
     assert_eq!((v.major.as_str(), v.minor.as_str()), ("1", "36"));
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn table_output_has_tekton_columns() {
-    let (emu, c) = start_as_admin().await;
+    let (emu, c) = with_admin().await;
     let mut body = pipelinerun("x");
     body["status"] = json!({"startTime": "2026-01-01T00:00:00Z",
         "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed"}]});
@@ -103,12 +103,11 @@ async fn table_output_has_tekton_columns() {
     assert_eq!(t["rows"][0]["cells"][1], "False");
     assert_eq!(t["rows"][0]["cells"][2], "Failed");
     assert_eq!(t["rows"][0]["object"]["metadata"]["name"], "x");
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn forbidden_messages_match_kube_apiserver() {
-    let (emu, admin) = start_as_admin().await;
+    let (emu, admin) = with_admin().await;
     create_pipelinerun(&prs(&admin, "demo"), "x").await;
     let viewer = client(&emu, "viewer");
     prs(&viewer, "demo").get("x").await.expect("viewer reads");
@@ -137,7 +136,6 @@ async fn forbidden_messages_match_kube_apiserver() {
         .expect("server may get pipelineruns");
     let e = api_error(cms_of(&sa).list(&ListParams::default()).await);
     assert_eq!(e.code, 403);
-    emu.shutdown();
 }
 
 fn cms_of(c: &kube::Client) -> Api<ConfigMap> {
@@ -146,7 +144,7 @@ fn cms_of(c: &kube::Client) -> Api<ConfigMap> {
 
 #[tokio::test]
 async fn bearer_tokens_and_token_review() {
-    let emu = start().await;
+    let emu = started().await;
     let sa = kube::Client::try_from(emu.kube_config_token(emu.server_token()).expect("cfg"))
         .expect("client");
     prs(&sa, "demo")
@@ -181,26 +179,33 @@ async fn bearer_tokens_and_token_review() {
         .await
         .expect("token review");
     assert_ne!(out.status.and_then(|s| s.authenticated), Some(true));
-    emu.shutdown();
+}
+
+/// Whether the access review `K` (`SelfSubjectAccessReview` or `SubjectAccessReview`) with `spec`,
+/// sent by `client`, is allowed.
+async fn review_allowed<K>(client: kube::Client, spec: Value) -> bool
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+    K::DynamicType: Default,
+{
+    let body: K = serde_json::from_value(json!({"spec": spec})).expect("review");
+    let out = Api::<K>::all(client)
+        .create(&PostParams::default(), &body)
+        .await
+        .expect("review");
+    serde_json::to_value(&out).expect("json")["status"]["allowed"]
+        .as_bool()
+        .expect("status.allowed")
 }
 
 #[tokio::test]
 async fn subject_access_reviews_answer_from_the_policy() {
-    let emu = start().await;
+    let emu = started().await;
     let retry_attrs = json!({"namespace": "demo", "verb": "create", "group": "retry.tekton.dev",
         "resource": "pipelineruns", "subresource": "retry", "name": "x"});
     let ssar = |user: &str| {
-        let c = client(&emu, user);
-        let body: SelfSubjectAccessReview =
-            serde_json::from_value(json!({"spec": {"resourceAttributes": retry_attrs.clone()}}))
-                .expect("ssar");
-        async move {
-            let out = Api::<SelfSubjectAccessReview>::all(c)
-                .create(&PostParams::default(), &body)
-                .await
-                .expect("ssar");
-            out.status.expect("status").allowed
-        }
+        let spec = json!({"resourceAttributes": retry_attrs.clone()});
+        review_allowed::<SelfSubjectAccessReview>(client(&emu, user), spec)
     };
     assert!(ssar("admin").await);
     assert!(!ssar("viewer").await);
@@ -220,43 +225,25 @@ async fn subject_access_reviews_answer_from_the_policy() {
     let sar = |user: &str, groups: Vec<&str>, ns: &str| {
         let mut attrs = retry_attrs.clone();
         attrs["namespace"] = json!(ns);
-        let body: SubjectAccessReview = serde_json::from_value(
-            json!({"spec": {"user": user, "groups": groups, "resourceAttributes": attrs}}),
-        )
-        .expect("sar");
-        let sa = sa.clone();
-        async move {
-            let out = Api::<SubjectAccessReview>::all(sa)
-                .create(&PostParams::default(), &body)
-                .await
-                .expect("sar");
-            out.status.expect("status").allowed
-        }
+        let spec = json!({"user": user, "groups": groups, "resourceAttributes": attrs});
+        review_allowed::<SubjectAccessReview>(sa.clone(), spec)
     };
     assert!(sar("alice", vec!["dev"], "demo").await);
     assert!(!sar("alice", vec!["dev"], "prod").await);
     assert!(!sar("bob", vec![], "demo").await);
     assert!(sar("root", vec!["system:masters"], "prod").await);
     // Non-resource attributes: discovery is open to authenticated users only.
-    let body: SubjectAccessReview =
-        serde_json::from_value(json!({"spec": {"user": "system:kube-aggregator",
-        "nonResourceAttributes": {"path": "/apis/retry.tekton.dev/v1alpha1", "verb": "get"}}}))
-        .expect("sar");
-    let out = Api::<SubjectAccessReview>::all(sa.clone())
-        .create(&PostParams::default(), &body)
-        .await
-        .expect("sar");
+    let spec = json!({"user": "system:kube-aggregator",
+        "nonResourceAttributes": {"path": "/apis/retry.tekton.dev/v1alpha1", "verb": "get"}});
     assert!(
-        !out.status.expect("status").allowed,
+        !review_allowed::<SubjectAccessReview>(sa.clone(), spec).await,
         "no groups: the discovery rule does not apply"
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn faults_fail_the_nth_call_and_requests_are_counted() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (emu, c, api) = with_demo_runs().await;
     for n in ["a", "b", "c"] {
         api.create(&PostParams::default(), &dynamic(pipelinerun(n)))
             .await
@@ -374,12 +361,11 @@ async fn faults_fail_the_nth_call_and_requests_are_counted() {
     api.get("c").await.expect("slow but fine");
     api.get("c").await.expect("fine");
     assert_eq!(emu.faults().matched(id), 2);
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn impersonation_is_authorized_like_kube_apiserver() {
-    let (emu, admin) = start_as_admin().await;
+    let (emu, admin) = with_admin().await;
     create_pipelinerun(&prs(&admin, "demo"), "x").await;
     let as_user = |user: &str, imp: &str| {
         let mut cfg = emu.kube_config(user).expect("cfg");
@@ -409,12 +395,11 @@ async fn impersonation_is_authorized_like_kube_apiserver() {
         e.message,
         r#"users "admin" is forbidden: User "viewer" cannot impersonate resource "users" in API group "" at the cluster scope"#
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn the_server_may_watch_the_authentication_configmap_by_name_only() {
-    let emu = start().await;
+    let emu = started().await;
     let sa = kube::Client::try_from(emu.server_kube_config().expect("cfg")).expect("client");
     let cms: Api<ConfigMap> = Api::namespaced(sa, "kube-system");
     let lp = ListParams::default().fields("metadata.name=extension-apiserver-authentication");
@@ -445,12 +430,11 @@ async fn the_server_may_watch_the_authentication_configmap_by_name_only() {
         e.code, 403,
         "listing every ConfigMap in kube-system is not granted"
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn kubeconfig_files_load_in_kube_rs() {
-    let emu = start().await;
+    let emu = started().await;
     for yaml in [
         emu.kubeconfig_yaml("viewer").expect("yaml"),
         emu.server_kubeconfig_yaml().expect("yaml"),
@@ -476,5 +460,4 @@ async fn kubeconfig_files_load_in_kube_rs() {
         resp.headers().get("audit-id").is_some(),
         "every answer carries an Audit-Id"
     );
-    emu.shutdown();
 }

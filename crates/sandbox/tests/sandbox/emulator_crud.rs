@@ -1,16 +1,18 @@
 //! CRUD rules of the emulator through the real kube-rs client over TLS: create/get/list, names,
 //! resourceVersion conflicts, the status subresource split, generation, patches, selectors.
 
+use crate::running_emulator::*;
 use tekton_retry_test_support::emulator as emulator_support;
 
 use emulator_support::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
 use serde_json::json;
 
 #[tokio::test]
 async fn create_get_list_and_errors_use_kube_messages() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "demo");
     let cm: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "one"}, "data": {"k": "v"}}))
@@ -74,13 +76,11 @@ async fn create_get_list_and_errors_use_kube_messages() {
         .expect("list")
         .items
         .is_empty());
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn generate_name_makes_a_unique_name() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     let mut body = pipelinerun("");
     body["metadata"] = json!({"generateName": "run-", "namespace": "demo"});
     let a = api
@@ -100,41 +100,30 @@ async fn generate_name_makes_a_unique_name() {
         "{na}"
     );
     assert_ne!(na, nb);
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn stale_resource_version_is_a_conflict_with_the_real_message() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     let first = create_pipelinerun(&api, "x").await;
     let mut a = first.clone();
-    a.metadata
-        .labels
-        .get_or_insert_default()
-        .insert("round".into(), "1".into());
+    a.labels_mut().insert("round".into(), "1".into());
     api.replace("x", &PostParams::default(), &a)
         .await
         .expect("first replace");
     let mut stale = first;
-    stale
-        .metadata
-        .labels
-        .get_or_insert_default()
-        .insert("round".into(), "2".into());
+    stale.labels_mut().insert("round".into(), "2".into());
     let e = api_error(api.replace("x", &PostParams::default(), &stale).await);
     assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"));
     assert_eq!(
         e.message,
         r#"Operation cannot be fulfilled on pipelineruns.tekton.dev "x": the object has been modified; please apply your changes to the latest version and try again"#
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn status_and_main_writes_are_split_and_generation_follows_spec() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     let mut body = pipelinerun("x");
     body["status"] = json!({"startTime": "2026-01-01T00:00:00Z"});
     let created = api
@@ -152,10 +141,7 @@ async fn status_and_main_writes_are_split_and_generation_follows_spec() {
     s.data["status"] =
         json!({"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]});
     s.data["spec"]["params"] = json!([{"name": "p", "value": "v"}]);
-    s.metadata
-        .labels
-        .get_or_insert_default()
-        .insert("from-status".into(), "yes".into());
+    s.labels_mut().insert("from-status".into(), "yes".into());
     let after = api
         .replace_status("x", &PostParams::default(), &s)
         .await
@@ -180,10 +166,7 @@ async fn status_and_main_writes_are_split_and_generation_follows_spec() {
     // A main write keeps the stored status; a metadata-only change keeps generation.
     let mut m = after.clone();
     m.data["status"] = json!({"conditions": []});
-    m.metadata
-        .annotations
-        .get_or_insert_default()
-        .insert("a".into(), "b".into());
+    m.annotations_mut().insert("a".into(), "b".into());
     let main = api
         .replace("x", &PostParams::default(), &m)
         .await
@@ -198,13 +181,11 @@ async fn status_and_main_writes_are_split_and_generation_follows_spec() {
         .expect("cancel");
     assert_eq!(p.metadata.generation, Some(2));
     assert_eq!(p.data["spec"]["status"], "Cancelled");
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn merge_patch_json_patch_and_resource_version_preconditions() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     let created = create_pipelinerun(&api, "x").await;
     let rv = created.metadata.resource_version.clone().expect("rv");
 
@@ -283,12 +264,11 @@ async fn merge_patch_json_patch_and_resource_version_preconditions() {
     .await
     .expect("status patch");
     assert_eq!(s.data["status"]["startTime"], "2026-01-01T00:00:00Z");
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn label_and_field_selectors() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "demo");
     for (name, labels) in [
         ("a", json!({"app": "x", "tier": "web"})),
@@ -334,14 +314,12 @@ async fn label_and_field_selectors() {
         (e.code, e.message.as_str()),
         (400, "field label not supported: data.k")
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn unknown_status_fields_are_pruned_with_a_warning_or_refused_when_strict() {
     // Fixture dag-failed (README §a): status.lastRetry pruned, warning, strict error.
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, c, api) = with_demo_runs().await;
     let created = create_pipelinerun(&api, "x").await;
     let mut body = serde_json::to_value(&created).expect("json");
     body["status"] = json!({"annotations": {"note": "kept"}, "lastRetry": {"attempt": 2}});
@@ -383,12 +361,11 @@ async fn unknown_status_fields_are_pruned_with_a_warning_or_refused_when_strict(
         now.data["status"].get("lastRetry").is_none(),
         "pruned at write time"
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn tekton_defaults_are_applied_like_the_webhook() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     let created = create_pipelinerun(&prs(&c, "demo"), "x").await;
     assert_eq!(created.data["spec"]["timeouts"]["pipeline"], "1h0m0s");
     assert_eq!(
@@ -409,14 +386,13 @@ async fn tekton_defaults_are_applied_like_the_webhook() {
         p.metadata.resource_version,
         created.metadata.resource_version
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn pod_logs_per_container_with_tail_and_kube_errors() {
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::LogParams;
-    let (emu, c) = start_as_admin().await;
+    let (emu, c) = with_admin().await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "demo");
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": "p", "annotations": {"sandbox.retry.tekton.dev/log-step-b": "from annotation\n"}},
@@ -459,13 +435,11 @@ async fn pod_logs_per_container_with_tail_and_kube_errors() {
         .logs("p", &lp("step-a", Some(1)))
         .await
         .expect("server reads logs");
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn a_json_patch_replacing_the_whole_object_is_refused() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     create_pipelinerun(&api, "x").await;
     let p: json_patch::Patch =
         serde_json::from_value(json!([{"op": "replace", "path": "", "value": 5}])).expect("patch");
@@ -475,7 +449,6 @@ async fn a_json_patch_replacing_the_whole_object_is_refused() {
     );
     assert_eq!(e.code, 422);
     api.get("x").await.expect("still served");
-    emu.shutdown();
 }
 
 #[tokio::test]
@@ -483,7 +456,7 @@ async fn core_and_events_k8s_io_events_share_one_storage() {
     use futures::TryStreamExt;
     use k8s_openapi::api::core::v1::Event as CoreEvent;
     use k8s_openapi::api::events::v1::Event as NewEvent;
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     let core: Api<CoreEvent> = Api::namespaced(c.clone(), "demo");
     let new: Api<NewEvent> = Api::namespaced(c.clone(), "demo");
     let mut w = futures::StreamExt::boxed(
@@ -541,5 +514,4 @@ async fn core_and_events_k8s_io_events_share_one_storage() {
         .await
         .expect("list");
     assert_eq!(listed.items.len(), 1);
-    emu.shutdown();
 }

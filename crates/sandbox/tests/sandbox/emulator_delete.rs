@@ -1,6 +1,7 @@
 //! Deletion rules through the real kube-rs client: preconditions, finalizers, and garbage
 //! collection with background, foreground and orphan propagation; Tekton's admission messages.
 
+use crate::running_emulator::*;
 use tekton_retry_test_support::emulator as emulator_support;
 
 use emulator_support::*;
@@ -8,6 +9,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{
     Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy,
 };
+use kube::ResourceExt;
 use serde_json::{json, Value};
 
 fn owner_ref(kind: &str, api_version: &str, name: &str, uid: &str, block: bool) -> Value {
@@ -56,8 +58,7 @@ async fn release_pod(pods: &Api<Pod>) {
 
 #[tokio::test]
 async fn delete_preconditions_use_kube_messages() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     let pr = create_pipelinerun(&api, "x").await;
     let uid = pr.metadata.uid.clone().expect("uid");
     let wrong = DeleteParams {
@@ -98,12 +99,11 @@ async fn delete_preconditions_use_kube_messages() {
     };
     api.delete("x", &right).await.expect("delete");
     assert_eq!(api_error(api.get("x").await).code, 404);
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn finalizers_hold_an_object_with_a_deletion_timestamp() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "demo");
     let cm: ConfigMap = serde_json::from_value(
         json!({"metadata": {"name": "held", "finalizers": ["test.example/hold"]}}),
@@ -137,12 +137,11 @@ async fn finalizers_hold_an_object_with_a_deletion_timestamp() {
         404,
         "gone once the last finalizer is removed"
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn background_deletion_collects_dependents() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     chain(&c).await;
     // Release the pod's own finalizer so only GC semantics matter.
     let pods: Api<Pod> = Api::namespaced(c.clone(), "demo");
@@ -164,12 +163,11 @@ async fn background_deletion_collects_dependents() {
         }
     })
     .await;
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn foreground_deletion_waits_for_blocking_dependents() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     chain(&c).await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "demo");
     let r = trs(&c, "demo")
@@ -213,12 +211,11 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
         prs(&c, "demo").get_opt("pr").await.expect("get").is_some(),
         "the owner is untouched"
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn orphan_deletion_keeps_dependents_and_drops_their_owner_reference() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     chain(&c).await;
     let dp = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Orphan),
@@ -235,12 +232,11 @@ async fn orphan_deletion_keeps_dependents_and_drops_their_owner_reference() {
         .await
         .expect("orphaned taskrun stays");
     assert!(tr.metadata.owner_references.unwrap_or_default().is_empty());
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn propagation_policy_in_the_query_string_is_honoured() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     chain(&c).await;
     let req = http::Request::delete(
         "/apis/tekton.dev/v1/namespaces/demo/taskruns/tr?propagationPolicy=Foreground",
@@ -253,17 +249,15 @@ async fn propagation_policy_in_the_query_string_is_honoured() {
         .expect("finalizers")
         .iter()
         .any(|f| f == "foregroundDeletion"));
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn tekton_webhook_messages_on_done_and_running_runs() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     create_pipelinerun(&api, "x").await;
     let running = json!({"status": {"startTime": "2026-01-01T00:00:00Z",
         "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]}});
-    api.patch_status("x", &PatchParams::default(), &Patch::Merge(running))
+    merge_patch_status(&api, "x", running)
         .await
         .expect("running");
     // cancelled-finally/01-timeouts-on-running.error.txt
@@ -285,9 +279,7 @@ async fn tekton_webhook_messages_on_done_and_running_runs() {
         .await
         .expect("cancel");
     let done = json!({"status": {"conditions": [{"type": "Succeeded", "status": "False", "reason": "Cancelled"}]}});
-    api.patch_status("x", &PatchParams::default(), &Patch::Merge(done))
-        .await
-        .expect("done");
+    merge_patch_status(&api, "x", done).await.expect("done");
     // cancelled/03-clear-spec-while-done.error.txt: merge null and JSON-patch remove both refused.
     let e = api_error(merge_patch(&api, "x", json!({"spec": {"status": null}})).await);
     assert!(
@@ -311,19 +303,18 @@ async fn tekton_webhook_messages_on_done_and_running_runs() {
         .await
         .expect("metadata");
     let reset = json!({"status": {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]}});
-    api.patch_status("x", &PatchParams::default(), &Patch::Merge(reset))
+    merge_patch_status(&api, "x", reset)
         .await
         .expect("status reset");
     // Running again: clearing spec.status is now allowed.
     merge_patch(&api, "x", json!({"spec": {"status": null}}))
         .await
         .expect("clear spec.status while running");
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn delete_answers_and_repeated_deletes_follow_kube_apiserver() {
-    let (emu, c) = start_as_admin().await;
+    let (_emu, c) = with_admin().await;
     // ConfigMaps answer a Status, custom resources and pods the object.
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "demo");
     let cm = serde_json::from_value(json!({"metadata": {"name": "c"}})).expect("cm");
@@ -352,35 +343,25 @@ async fn delete_answers_and_repeated_deletes_follow_kube_apiserver() {
 
     // A second delete without a policy leaves a foreground deletion alone and writes nothing.
     chain(&c).await;
-    let first = trs(&c, "demo")
-        .delete("tr", &DeleteParams::foreground())
-        .await
-        .expect("delete")
-        .left()
-        .expect("obj");
-    let again = trs(&c, "demo")
-        .delete("tr", &DeleteParams::default())
-        .await
-        .expect("delete")
-        .left()
-        .expect("obj");
+    let mut answers = Vec::new();
+    for params in [DeleteParams::foreground(), DeleteParams::default()] {
+        let answer = trs(&c, "demo").delete("tr", &params).await;
+        answers.push(answer.expect("delete").left().expect("obj"));
+    }
+    let (first, again) = (&answers[0], &answers[1]);
     assert_eq!(
         again.metadata.resource_version,
         first.metadata.resource_version
     );
     assert!(again
-        .metadata
-        .finalizers
-        .unwrap_or_default()
+        .finalizers()
         .contains(&"foregroundDeletion".to_string()));
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn a_pending_run_cannot_get_a_start_time_through_status() {
     // PipelineRun.Validate runs on /status too: Pending + startTime is refused.
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     let mut pr = pipelinerun("p");
     pr["spec"]["status"] = json!("PipelineRunPending");
     api.create(&PostParams::default(), &dynamic(pr))
@@ -404,5 +385,4 @@ async fn a_pending_run_cannot_get_a_start_time_through_status() {
     merge_patch_status(&api, "p", json!({"status": {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "PipelineRunPending"}]}}))
         .await
         .expect("status write");
-    emu.shutdown();
 }

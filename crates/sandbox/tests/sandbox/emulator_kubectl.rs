@@ -1,6 +1,7 @@
 //! The real kubectl against the emulator (failing without kubectl unless `TEKTON_RETRY_SKIP_KUBECTL=1`):
 //! get (tables), get --raw, auth can-i, create -f, patch (with Tekton's webhook message), get -w.
 
+use crate::running_emulator::*;
 use tekton_retry_test_support::emulator as emulator_support;
 
 use std::path::PathBuf;
@@ -19,11 +20,18 @@ fn kubectl_present() -> bool {
 }
 
 /// An emulator, where kubectl is present (the kubectl finder decides whether its absence fails).
-async fn start_if_kubectl() -> Option<Emulator> {
+async fn start_if_kubectl() -> Option<Running> {
     if !kubectl_present() {
         return None;
     }
-    Some(start().await)
+    Some(started().await)
+}
+
+/// [`start_if_kubectl`] with the failed run `demo/demo-failed` stored.
+async fn seeded_if_kubectl() -> Option<Running> {
+    let emu = start_if_kubectl().await?;
+    seed(&emu);
+    Some(emu)
 }
 
 /// `kubectl auth can-i create pipelineruns/retry -n demo`.
@@ -112,6 +120,13 @@ impl Kube {
     }
 }
 
+/// The stored object `namespace/name` of `gvr`.
+fn stored(emu: &Emulator, gvr: &Gvr, namespace: &str, name: &str) -> serde_json::Value {
+    emu.store()
+        .get(gvr, namespace, name)
+        .unwrap_or_else(|e| panic!("{namespace}/{name} stored: {e}"))
+}
+
 fn seed(emu: &Emulator) {
     let mut pr = pipelinerun("demo-failed");
     pr["status"] = json!({"startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:01:00Z",
@@ -121,10 +136,9 @@ fn seed(emu: &Emulator) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_raw_and_create() {
-    let Some(emu) = start_if_kubectl().await else {
+    let Some(emu) = seeded_if_kubectl().await else {
         return;
     };
-    seed(&emu);
     let k = Kube::new(&emu);
     let (code, out, err) = k.run("admin", &["get", "pipelineruns", "-n", "demo"]).await;
     assert_eq!(code, 0, "{err}");
@@ -162,10 +176,7 @@ async fn kubectl_get_raw_and_create() {
         .await;
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out.trim(), "configmap/from-kubectl created");
-    let cm = emu
-        .store()
-        .get(&Gvr::configmaps(), "demo", "from-kubectl")
-        .expect("stored");
+    let cm = stored(&emu, &Gvr::configmaps(), "demo", "from-kubectl");
     assert_eq!(cm["data"]["k"], "v");
 
     let (code, _, err) = k
@@ -173,7 +184,6 @@ async fn kubectl_get_raw_and_create() {
         .await;
     assert_eq!(code, 1);
     assert!(err.contains("Error from server (Forbidden)"), "{err}");
-    emu.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,7 +211,6 @@ async fn kubectl_auth_can_i_retry() {
         )
         .await;
     assert_eq!((code, out.trim()), (0, "yes"));
-    emu.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,7 +245,6 @@ async fn kubectl_patch_prints_the_webhook_message_of_the_fixture() {
         .await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "pipelinerun.tekton.dev/demo-run patched");
-    emu.shutdown();
 }
 
 async fn next(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> String {
@@ -249,10 +257,9 @@ async fn next(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_watch_prints_new_objects() {
-    let Some(emu) = start_if_kubectl().await else {
+    let Some(emu) = seeded_if_kubectl().await else {
         return;
     };
-    seed(&emu);
     let k = Kube::new(&emu);
     let mut child = k
         .cmd("viewer", &["get", "pipelineruns", "-n", "demo", "-w"])
@@ -269,7 +276,6 @@ async fn kubectl_get_watch_prints_new_objects() {
     let l = next(&mut lines).await;
     assert!(l.starts_with("watched"), "{l}");
     let _ = child.kill().await;
-    emu.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,10 +283,7 @@ async fn kubectl_create_raw_goes_through_the_front_proxy() {
     let Some(emu) = start_if_kubectl().await else {
         return;
     };
-    let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
-    emu.set_aggregated_backend(&be.url, &be.ca_pem)
-        .expect("backend");
-    assert!(emu.wait_aggregated_available(Duration::from_secs(20)).await);
+    let be = serve_backend(&emu).await;
     let k = Kube::new(&emu);
     // With the group in discovery, can-i resolves the resource without a warning.
     let args = CAN_I_RETRY;
@@ -332,7 +335,6 @@ async fn kubectl_create_raw_goes_through_the_front_proxy() {
         .await;
     assert_eq!(code, 1);
     assert!(err.contains("Error from server (Forbidden)"), "{err}");
-    emu.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,10 +351,7 @@ async fn aggregated_group_priority_decides_what_kubectl_get_pipelineruns_means()
         })
         .await;
         seed(&emu);
-        let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
-        emu.set_aggregated_backend(&be.url, &be.ca_pem)
-            .expect("backend");
-        assert!(emu.wait_aggregated_available(Duration::from_secs(20)).await);
+        let be = serve_backend(&emu).await;
         let k = Kube::new(&emu);
         let (code, out, err) = k.run("admin", &["get", "pipelineruns", "-n", "demo"]).await;
         let reached = be
@@ -379,10 +378,7 @@ async fn kubectl_typed_protobuf_commands_work() {
     let k = Kube::new(&emu);
     let (code, out, err) = k.run("admin", &["create", "namespace", "team-a"]).await;
     assert_eq!((code, out.trim()), (0, "namespace/team-a created"), "{err}");
-    let ns = emu
-        .store()
-        .get(&Gvr::namespaces(), "", "team-a")
-        .expect("namespace stored");
+    let ns = stored(&emu, &Gvr::namespaces(), "", "team-a");
     assert_eq!(ns["status"]["phase"], "Active");
     let (code, out, err) = k
         .run(
@@ -402,10 +398,7 @@ async fn kubectl_typed_protobuf_commands_work() {
         (0, "configmap/settings created"),
         "{err}"
     );
-    let cm = emu
-        .store()
-        .get(&Gvr::configmaps(), "team-a", "settings")
-        .expect("stored");
+    let cm = stored(&emu, &Gvr::configmaps(), "team-a", "settings");
     assert_eq!(cm["data"]["mode"], "fast");
     let (code, out, err) = k.run("viewer", &["auth", "whoami", "-o", "json"]).await;
     assert_eq!(code, 0, "{err}");
@@ -418,5 +411,4 @@ async fn kubectl_typed_protobuf_commands_work() {
         !emu.store().exists(&Gvr::configmaps(), "team-a", "settings"),
         "deleting a namespace empties it"
     );
-    emu.shutdown();
 }

@@ -1,6 +1,7 @@
 //! The aggregator front proxy as a backend sees it: a TLS backend in the test requires a client
 //! certificate from the requestheader CA and echoes what it receives.
 
+use crate::running_emulator::*;
 use tekton_retry_test_support::emulator as emulator_support;
 
 use std::time::Duration;
@@ -42,7 +43,7 @@ fn seen_retry(be: &Backend) -> Seen {
 
 #[tokio::test]
 async fn unavailable_until_a_backend_is_set() {
-    let (emu, c) = start_as_admin().await;
+    let (emu, c) = with_admin().await;
     let (code, body) = post(&c, "{}", &[]).await;
     // handler_proxy.go proxyError: http.Error(w, "service unavailable", 503).
     assert_eq!(code, 503);
@@ -50,20 +51,21 @@ async fn unavailable_until_a_backend_is_set() {
     assert!(!emu.aggregated_availability().available);
     let groups = c.list_api_groups().await.expect("groups");
     assert!(!groups.groups.iter().any(|g| g.name == "retry.tekton.dev"));
-    emu.shutdown();
+}
+
+/// The data of ConfigMap `extension-apiserver-authentication` in `cms` (kube-system).
+async fn authentication_data(cms: &Api<ConfigMap>) -> std::collections::BTreeMap<String, String> {
+    cms.get("extension-apiserver-authentication")
+        .await
+        .expect("published")
+        .data
+        .expect("data")
 }
 
 #[tokio::test]
 async fn proxied_request_carries_the_user_and_the_front_proxy_certificate() {
-    let emu = start().await;
-    let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
-    emu.set_aggregated_backend(&be.url, &be.ca_pem)
-        .expect("set backend");
-    assert!(
-        emu.wait_aggregated_available(Duration::from_secs(20)).await,
-        "{:?}",
-        emu.aggregated_availability()
-    );
+    let emu = started().await;
+    let be = serve_backend(&emu).await;
     let c = client(&emu, "admin");
     let body = r#"{"apiVersion":"retry.tekton.dev/v1alpha1","kind":"PipelineRunRetry","spec":{"reason":"r"}}"#;
     let (code, answer) = post(
@@ -143,16 +145,12 @@ async fn proxied_request_carries_the_user_and_the_front_proxy_certificate() {
         .expect("parent");
     assert_eq!(ar.kind, "PipelineRunRetry");
     assert!(caps.subresources.iter().any(|(s, _)| s.plural == "retry"));
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn forbidden_users_never_reach_the_backend_and_extras_are_escaped() {
-    let emu = start().await;
-    let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
-    emu.set_aggregated_backend(&be.url, &be.ca_pem)
-        .expect("set backend");
-    assert!(emu.wait_aggregated_available(Duration::from_secs(20)).await);
+    let emu = started().await;
+    let be = serve_backend(&emu).await;
     let viewer = client(&emu, "viewer");
     let (code, body) = post(&viewer, "{}", &[]).await;
     assert_eq!(code, 403);
@@ -213,19 +211,13 @@ async fn forbidden_users_never_reach_the_backend_and_extras_are_escaped() {
         ["audit-from-client"],
         "the client's audit ID is forwarded"
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn authentication_configmap_and_rotation() {
-    let (emu, c) = start_as_admin().await;
+    let (emu, c) = with_admin().await;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "kube-system");
-    let data = cms
-        .get("extension-apiserver-authentication")
-        .await
-        .expect("published")
-        .data
-        .expect("data");
+    let data = authentication_data(&cms).await;
     let id = emu.front_proxy_client();
     assert_eq!(
         data["requestheader-client-ca-file"],
@@ -259,12 +251,7 @@ async fn authentication_configmap_and_rotation() {
     assert!(emu.wait_aggregated_available(Duration::from_secs(20)).await);
     let rotated = emu.rotate_front_proxy(false).expect("rotate");
     assert_ne!(rotated.requestheader_ca_pem, id.requestheader_ca_pem);
-    let data = cms
-        .get("extension-apiserver-authentication")
-        .await
-        .expect("cm")
-        .data
-        .expect("data");
+    let data = authentication_data(&cms).await;
     assert_eq!(
         data["requestheader-client-ca-file"],
         rotated.requestheader_ca_pem
@@ -285,16 +272,12 @@ async fn authentication_configmap_and_rotation() {
     assert!(both
         .requestheader_ca_pem
         .contains(rotated.requestheader_ca_pem.trim()));
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn backend_going_away_makes_the_group_unavailable() {
-    let emu = start().await;
-    let be = backend(&emu.front_proxy_client().requestheader_ca_pem).await;
-    emu.set_aggregated_backend(&be.url, &be.ca_pem)
-        .expect("set backend");
-    assert!(emu.wait_aggregated_available(Duration::from_secs(20)).await);
+    let emu = started().await;
+    let be = serve_backend(&emu).await;
     // Point at a closed port: the next probe marks it unavailable, requests get 503.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -311,5 +294,4 @@ async fn backend_going_away_makes_the_group_unavailable() {
     );
     let (code, _) = post(&client(&emu, "admin"), "{}", &[]).await;
     assert_eq!(code, 503);
-    emu.shutdown();
 }

@@ -8,7 +8,8 @@ use emulator_support::*;
 use serde_json::json;
 use tekton_retry_sandbox::emulator::store::{EventType, Store};
 use tekton_retry_sandbox::emulator::{
-    DeleteOptions, Emulator, EmulatorError, EmulatorOptions, Gvr, Propagation,
+    DeleteOptions, Emulator, EmulatorError, EmulatorOptions, Gvr, Part, Patch, Propagation,
+    WriteOptions,
 };
 
 #[tokio::test]
@@ -33,35 +34,31 @@ async fn direct_store_writes_follow_the_same_rules() {
         (EventType::Added, "seeded")
     );
 
-    // The webhook applies to direct writes too: the run is done.
-    let e = store
-        .merge_patch(
+    let patch_seeded = |patch| store.merge_patch(&Gvr::pipelineruns(), "demo", "seeded", patch);
+    let patch_seeded_status = |patch| {
+        let merge = Patch::Merge(patch);
+        store.patch(
             &Gvr::pipelineruns(),
             "demo",
             "seeded",
-            json!({"spec": {"status": "Cancelled"}}),
+            &merge,
+            Part::Status,
+            WriteOptions::default(),
         )
-        .expect_err("refused");
+    };
+
+    // The webhook applies to direct writes too: the run is done.
+    let e = patch_seeded(json!({"spec": {"status": "Cancelled"}})).expect_err("refused");
     assert!(e
         .message
         .ends_with("Once the PipelineRun is complete, no updates are allowed: spec"));
     // A status patch with a stale resourceVersion is a conflict.
-    let e = store
-        .merge_patch_status(
-            &Gvr::pipelineruns(),
-            "demo",
-            "seeded",
-            json!({"metadata": {"resourceVersion": "1"}, "status": {"conditions": []}}),
-        )
-        .expect_err("stale");
+    let e = patch_seeded_status(
+        json!({"metadata": {"resourceVersion": "1"}, "status": {"conditions": []}}),
+    )
+    .expect_err("stale");
     assert_eq!(e.code, 409);
-    let st = store
-        .merge_patch_status(
-            &Gvr::pipelineruns(),
-            "demo",
-            "seeded",
-            json!({"status": {"completionTime": "2026-01-01T00:01:00Z"}}),
-        )
+    let st = patch_seeded_status(json!({"status": {"completionTime": "2026-01-01T00:01:00Z"}}))
         .expect("status patch");
     assert_eq!(st["status"]["startTime"], "2026-01-01T00:00:00Z");
     let ev = rx.try_recv().expect("an event");

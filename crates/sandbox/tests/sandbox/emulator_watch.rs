@@ -1,6 +1,7 @@
 //! WATCH through the real kube-rs client and `kube::runtime::watcher`: events, resume from a
 //! resourceVersion, 410 Gone for expired versions, bookmarks, selectors, watch-list.
 
+use crate::running_emulator::*;
 use tekton_retry_test_support::emulator as emulator_support;
 
 use std::time::Duration;
@@ -42,6 +43,20 @@ async fn initial_names(
 }
 
 /// A raw watch from resourceVersion `rv`.
+/// Creates PipelineRun `name` and returns its resourceVersion.
+async fn created_rv(api: &kube::Api<DynamicObject>, name: &str) -> String {
+    let created = create_pipelinerun(api, name).await;
+    created.metadata.resource_version.expect("rv")
+}
+
+/// The name of the object an `ADDED` event carries; any other event fails the test.
+fn added_name(event: WatchEvent<DynamicObject>) -> String {
+    match event {
+        WatchEvent::Added(o) => o.metadata.name.unwrap_or_default(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
 async fn watch(
     api: &kube::Api<DynamicObject>,
     wp: &WatchParams,
@@ -52,8 +67,7 @@ async fn watch(
 
 #[tokio::test]
 async fn runtime_watcher_sees_create_update_delete() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     create_pipelinerun(&api, "before").await;
     let mut stream = watcher::watcher(api.clone(), watcher::Config::default()).boxed();
     // Initial list.
@@ -84,15 +98,12 @@ async fn runtime_watcher_sees_create_update_delete() {
             "delete after"
         ]
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn watch_resumes_after_a_resource_version_and_filters_by_label() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
-    let a = create_pipelinerun(&api, "a").await;
-    let rv = a.metadata.resource_version.expect("rv");
+    let (_emu, _c, api) = with_demo_runs().await;
+    let rv = created_rv(&api, "a").await;
     let mut b = pipelinerun("b");
     b["metadata"]["labels"] = json!({"app": "other"});
     api.create(&PostParams::default(), &dynamic(b))
@@ -101,24 +112,14 @@ async fn watch_resumes_after_a_resource_version_and_filters_by_label() {
     create_pipelinerun(&api, "c").await;
     let wp = WatchParams::default().labels("app=demo").timeout(5);
     let mut s = watch(&api, &wp, &rv).await;
-    let first = next(&mut s).await;
-    match first {
-        WatchEvent::Added(o) => assert_eq!(
-            o.metadata.name.as_deref(),
-            Some("c"),
-            "a is not replayed, b is filtered"
-        ),
-        other => panic!("unexpected {other:?}"),
-    }
-    emu.shutdown();
+    let first = added_name(next(&mut s).await);
+    assert_eq!(first, "c", "a is not replayed, b is filtered");
 }
 
 #[tokio::test]
 async fn expired_resource_version_is_410_gone() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
-    let a = create_pipelinerun(&api, "a").await;
-    let old_rv = a.metadata.resource_version.expect("rv");
+    let (emu, _c, api) = with_demo_runs().await;
+    let old_rv = created_rv(&api, "a").await;
     create_pipelinerun(&api, "b").await;
     emu.store().compact();
     let mut s = watch(&api, &WatchParams::default(), &old_rv).await;
@@ -138,11 +139,7 @@ async fn expired_resource_version_is_410_gone() {
     let cur = emu.store().resource_version().to_string();
     let mut s = watch(&api, &WatchParams::default(), &cur).await;
     create_pipelinerun(&api, "c").await;
-    match next(&mut s).await {
-        WatchEvent::Added(o) => assert_eq!(o.metadata.name.as_deref(), Some("c")),
-        other => panic!("unexpected {other:?}"),
-    }
-    emu.shutdown();
+    assert_eq!(added_name(next(&mut s).await), "c");
 }
 
 #[tokio::test]
@@ -154,8 +151,7 @@ async fn bounded_history_expires_old_versions() {
     .await;
     let c = client(&emu, "admin");
     let api = prs(&c, "demo");
-    let a = create_pipelinerun(&api, "a").await;
-    let rv = a.metadata.resource_version.expect("rv");
+    let rv = created_rv(&api, "a").await;
     for i in 0..5 {
         create_pipelinerun(&api, &format!("n{i}")).await;
     }
@@ -165,13 +161,11 @@ async fn bounded_history_expires_old_versions() {
         matches!(ev, WatchEvent::Error(ref e) if e.code == 410),
         "{ev:?}"
     );
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn bookmarks_carry_the_latest_resource_version() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (emu, c, api) = with_demo_runs().await;
     let cur = emu.store().resource_version().to_string();
     // A write elsewhere moves the version on; the bookmark reports it.
     let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
@@ -193,13 +187,11 @@ async fn bookmarks_carry_the_latest_resource_version() {
         }
         other => panic!("expected a bookmark, got {other:?}"),
     }
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn streaming_list_watcher_works() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (_emu, _c, api) = with_demo_runs().await;
     create_pipelinerun(&api, "a").await;
     let mut stream =
         watcher::watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
@@ -210,13 +202,11 @@ async fn streaming_list_watcher_works() {
         Event::Apply(o) => assert_eq!(o.metadata.name.as_deref(), Some("b")),
         other => panic!("unexpected {other:?}"),
     }
-    emu.shutdown();
 }
 
 #[tokio::test]
 async fn label_changes_move_objects_in_and_out_of_a_selective_watch() {
-    let (emu, c) = start_as_admin().await;
-    let api = prs(&c, "demo");
+    let (emu, _c, api) = with_demo_runs().await;
     create_pipelinerun(&api, "x").await;
     let cur = emu.store().resource_version().to_string();
     let mut s = watch(
@@ -247,5 +237,4 @@ async fn label_changes_move_objects_in_and_out_of_a_selective_watch() {
         }
     }
     assert_eq!(kinds, ["ADDED", "DELETED"]);
-    emu.shutdown();
 }

@@ -8,6 +8,7 @@ mod emulator_proxy;
 mod emulator_store;
 mod emulator_watch;
 mod proxy_pool;
+mod running_emulator;
 mod sandbox_front_proxy_rotation;
 mod simulator_driver;
 mod simulator_fixtures;

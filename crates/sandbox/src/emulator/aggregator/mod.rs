@@ -81,6 +81,32 @@ pub struct FrontProxyIdentity {
     pub client: CertPem,
 }
 
+/// What the front proxy trusts as the aggregated group's backend.
+#[derive(Clone, Copy, Debug)]
+pub enum BackendTrust<'a> {
+    /// A certificate chaining to this CA (PEM), valid for the URL's host.
+    Ca(&'a str),
+    /// What the stored APIService of this name says, as kube-aggregator does (`handler_proxy.go`
+    /// `updateAPIService`): its `spec.caBundle` is the only CA the backend's certificate may chain
+    /// to, and the certificate must be valid for `<spec.service.name>.<spec.service.namespace>.svc`.
+    /// The APIService is re-read at each probe (kube-aggregator's informer also sees a change some
+    /// time after it is written); without a `caBundle` the backend is unavailable.
+    ApiService(&'a str),
+}
+
+/// A CA PEM: trust that CA.
+impl<'a> From<&'a str> for BackendTrust<'a> {
+    fn from(ca_pem: &'a str) -> Self {
+        BackendTrust::Ca(ca_pem)
+    }
+}
+
+impl<'a> From<&'a String> for BackendTrust<'a> {
+    fn from(ca_pem: &'a String) -> Self {
+        BackendTrust::Ca(ca_pem)
+    }
+}
+
 /// What the last availability probe found.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Availability {
@@ -222,45 +248,25 @@ impl FrontProxy {
         path == prefix || path.starts_with(&format!("{prefix}/"))
     }
 
-    /// Point the group at `url` (e.g. `https://127.0.0.1:8443`), verified against `ca_pem`, and
-    /// probe it at once.
-    pub fn set_backend(&self, url: &str, ca_pem: &str) -> Result<(), ProxyError> {
+    /// Point the group at `url` (e.g. `https://127.0.0.1:8443`), trusting `trust`, and probe it
+    /// at once.
+    pub fn set_backend(&self, url: &str, trust: BackendTrust<'_>) -> Result<(), ProxyError> {
         let u = url::Url::parse(url).map_err(|_| ProxyError::Url(url.into()))?;
         if u.host_str().is_none() {
             return Err(ProxyError::Url(url.into()));
         }
-        tls::roots(ca_pem)?;
-        let server_name = host_of(&u);
-        *self.backend.write().unwrap_or_else(|e| e.into_inner()) = Some(Backend {
-            url: u,
-            ca_pem: ca_pem.into(),
-            server_name,
-            apiservice: None,
-        });
-        self.wake.notify_one();
-        Ok(())
-    }
-
-    /// Point the group at `url`, trusting what the stored APIService `apiservice` says, as
-    /// kube-aggregator does (`handler_proxy.go` `updateAPIService`): its `spec.caBundle` is the only
-    /// CA the backend's certificate may chain to, and the certificate must be valid for
-    /// `<spec.service.name>.<spec.service.namespace>.svc`. The APIService is re-read at each probe
-    /// (kube-aggregator's informer also sees a change some time after it is written); without a
-    /// `caBundle` the backend is unavailable.
-    pub fn set_backend_from_apiservice(
-        &self,
-        url: &str,
-        apiservice: &str,
-    ) -> Result<(), ProxyError> {
-        let u = url::Url::parse(url).map_err(|_| ProxyError::Url(url.into()))?;
-        if u.host_str().is_none() {
-            return Err(ProxyError::Url(url.into()));
-        }
+        let (ca_pem, apiservice) = match trust {
+            BackendTrust::Ca(pem) => {
+                tls::roots(pem)?;
+                (pem.to_string(), None)
+            }
+            BackendTrust::ApiService(name) => (String::new(), Some(name.to_string())),
+        };
         *self.backend.write().unwrap_or_else(|e| e.into_inner()) = Some(Backend {
             server_name: host_of(&u),
             url: u,
-            ca_pem: String::new(),
-            apiservice: Some(apiservice.into()),
+            ca_pem,
+            apiservice,
         });
         self.wake.notify_one();
         Ok(())
