@@ -278,7 +278,7 @@ impl Executor {
                         self.opts.max_reset_rounds
                     )));
                 }
-                match self.reset_status(ns, name, &current, record, audit).await? {
+                match self.reset_status(ns, &current, record, audit).await? {
                     Some(written) => {
                         reset_written = true;
                         if spec_status(&current).is_some() {
@@ -343,8 +343,7 @@ impl Executor {
                 continue;
             }
             if acknowledged(&current, new_child, &message) {
-                self.remove_annotations(ns, name, &current, record, audit)
-                    .await;
+                self.remove_annotations(ns, &current, record, audit).await;
                 return Ok(current);
             }
             // Not taken up yet: wait for the controller, at most the verification window.
@@ -355,8 +354,7 @@ impl Executor {
                 .await?
             {
                 info!(%ns, %name, "the controller did not react within the verification window; the run is running");
-                self.remove_annotations(ns, name, &current, record, audit)
-                    .await;
+                self.remove_annotations(ns, &current, record, audit).await;
                 return Ok(current);
             }
         }
@@ -599,16 +597,16 @@ impl Executor {
         }
     }
 
-    /// Writes the status reset fenced by `run`'s resourceVersion. `Some(run)` as written; `None`
-    /// when it lost a race (the run changed: decide again on its next event).
+    /// Writes the status reset of the record's run fenced by `run`'s resourceVersion. `Some(run)`
+    /// as written; `None` when it lost a race (the run changed: decide again on its next event).
     async fn reset_status(
         &self,
         ns: &str,
-        name: &str,
         run: &Value,
         record: &AttemptRecord,
         audit: Option<&str>,
     ) -> Result<Option<Value>, ApiError> {
+        let name = record.name.as_str();
         let rv = resource_version(run)?;
         let status = planner::attempt_status_reset(run, record, Utc::now());
         let patch = json!({"metadata": {"resourceVersion": rv}, "status": status});
@@ -669,17 +667,17 @@ impl Executor {
         }
     }
 
-    /// Removes the other controllers' annotations the record names (`chains.tekton.dev/*`) from a
-    /// run that is running again, fenced by its resourceVersion. Best effort: the recorder
-    /// re-asserts the removal while the run is not done.
+    /// Removes the other controllers' annotations the record names (`chains.tekton.dev/*`) from
+    /// its run once running again, fenced by the run's resourceVersion. Best effort: the
+    /// recorder re-asserts the removal while the run is not done.
     async fn remove_annotations(
         &self,
         ns: &str,
-        name: &str,
         run: &Value,
         record: &AttemptRecord,
         audit: Option<&str>,
     ) {
+        let name = record.name.as_str();
         if is_done(run) {
             return;
         }

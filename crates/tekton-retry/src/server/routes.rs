@@ -118,26 +118,12 @@ impl Route {
             }
         }
         match parts.as_slice() {
-            [ns, res, name, sub]
-                if *res == RESOURCE
-                    && *sub == SUBRESOURCE
-                    && !ns.is_empty()
-                    && !name.is_empty() =>
-            {
-                Route::Retry {
-                    namespace: ns.to_string(),
-                    name: name.to_string(),
-                }
-            }
-            [ns, res, name, sub]
-                if *res == RESOURCE
-                    && *sub == HISTORY_SUBRESOURCE
-                    && !ns.is_empty()
-                    && !name.is_empty() =>
-            {
-                Route::History {
-                    namespace: ns.to_string(),
-                    name: name.to_string(),
+            [ns, res, name, sub] if *res == RESOURCE && !ns.is_empty() && !name.is_empty() => {
+                let (namespace, name) = (ns.to_string(), name.to_string());
+                match *sub {
+                    SUBRESOURCE => Route::Retry { namespace, name },
+                    HISTORY_SUBRESOURCE => Route::History { namespace, name },
+                    _ => Route::NotFound,
                 }
             }
             _ => Route::NotFound,
