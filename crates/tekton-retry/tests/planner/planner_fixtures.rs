@@ -5,7 +5,10 @@ use crate::planner_common;
 
 use std::time::Duration;
 
-use planner_common::{fixture, input, moment, names, pvcs, reset_patch, time};
+use planner_common::{
+    assert_references_as_recorded, fixture, input, moment, names, original_times, pvcs,
+    reset_patch, time,
+};
 use serde_json::{json, Value};
 use tekton_retry::api::{FinallyPolicy, RetriedTask, RetrySpec};
 use tekton_retry::retry::planner::plan;
@@ -61,12 +64,8 @@ fn dag_failed_reruns_b_and_report_keeps_a() {
     );
     assert!(!p.clear_spec_status);
     assert_eq!(
-        p.original_start_time.as_deref(),
-        Some("2026-11-26T19:27:10Z")
-    );
-    assert_eq!(
-        p.original_completion_time.as_deref(),
-        Some("2026-11-26T19:27:19Z")
+        original_times(&p),
+        (Some("2026-11-26T19:27:10Z"), Some("2026-11-26T19:27:19Z"))
     );
     // 1h budget from 19:27:10, now 19:28:01.
     assert_eq!(p.remaining_timeout, Some(Duration::from_secs(3600 - 51)));
@@ -177,10 +176,11 @@ fn hard_cancelled_run_reruns_cancelled_task_and_clears_spec_status() {
         ]
     );
     // The reset that finally worked (resume 3) kept only a's reference.
-    let real = fixture("cancelled/10-resume3-status-request-pipelinerun-demo-run.json");
-    assert_eq!(
-        reset_patch(&p, &run, time("2026-11-26T19:29:30Z"))["childReferences"],
-        real["status"]["childReferences"]
+    assert_references_as_recorded(
+        &p,
+        &run,
+        "2026-11-26T19:29:30Z",
+        "cancelled/10-resume3-status-request-pipelinerun-demo-run.json",
     );
 }
 
@@ -244,10 +244,11 @@ fn keep_finally_keeps_the_report_run() {
     let p = plan(&input(&run, &children, &spec, now)).expect("a plan");
     assert_eq!(names(&p.delete_now), ["demo-run-b"]);
     assert_eq!(p.preserved, ["a", "report"]);
-    let real = fixture("keep-finally/02-reset-request-pipelinerun-demo-run.json");
-    assert_eq!(
-        reset_patch(&p, &run, time("2026-11-26T19:34:00Z"))["childReferences"],
-        real["status"]["childReferences"]
+    assert_references_as_recorded(
+        &p,
+        &run,
+        "2026-11-26T19:34:00Z",
+        "keep-finally/02-reset-request-pipelinerun-demo-run.json",
     );
 }
 
