@@ -135,6 +135,11 @@ mod tests {
 
     const LATER: &str = "2026-11-26T20:02:00Z";
 
+    /// What the recorder decides at `now` with a grace period of 30s.
+    fn decided(run: &Value, record: &AttemptRecord, now: &str) -> Action {
+        decide(run, record, at(now), Duration::from_secs(30))
+    }
+
     #[test]
     fn success_after_the_retry_is_recorded() {
         let r = record(Phase::Started);
@@ -144,7 +149,7 @@ mod tests {
             Some("2026-11-26T20:01:00Z"),
         );
         assert_eq!(
-            decide(&v, &r, at(LATER), Duration::from_secs(30)),
+            decided(&v, &r, LATER),
             Action::RecordOutcome {
                 end: "2026-11-26T20:01:00Z".into(),
                 outcome: "Succeeded".into()
@@ -152,7 +157,7 @@ mod tests {
         );
         let v = run(&r, Some(("False", "Failed")), Some("2026-11-26T20:01:00Z"));
         assert!(matches!(
-            decide(&v, &r, at(LATER), Duration::from_secs(30)),
+            decided(&v, &r, LATER),
             Action::RecordOutcome { ref outcome, .. } if outcome == "Failed"
         ));
     }
@@ -161,10 +166,7 @@ mod tests {
     fn running_or_ended_runs_whose_mirror_is_right_are_left_alone() {
         let r = record(Phase::Started);
         let v = run(&r, Some(("Unknown", "Running")), None);
-        assert_eq!(
-            decide(&v, &r, at(LATER), Duration::from_secs(30)),
-            Action::Nothing
-        );
+        assert_eq!(decided(&v, &r, LATER), Action::Nothing);
         let mut ended = record(Phase::Ended);
         ended.end = Some("2026-11-26T20:01:00Z".into());
         ended.outcome = Some("Succeeded".into());
@@ -173,10 +175,7 @@ mod tests {
             Some(("True", "Succeeded")),
             Some("2026-11-26T20:01:00Z"),
         );
-        assert_eq!(
-            decide(&v, &ended, at(LATER), Duration::from_secs(30)),
-            Action::Nothing
-        );
+        assert_eq!(decided(&v, &ended, LATER), Action::Nothing);
     }
 
     #[test]
@@ -184,14 +183,8 @@ mod tests {
         let r = record(Phase::Claimed);
         // Still done with the old failure, completed before the claim.
         let v = run(&r, Some(("False", "Failed")), Some("2026-11-26T19:59:00Z"));
-        assert_eq!(
-            decide(&v, &r, at("2026-11-26T20:00:10Z"), Duration::from_secs(30)),
-            Action::Nothing
-        );
-        assert_eq!(
-            decide(&v, &r, at("2026-11-26T20:00:31Z"), Duration::from_secs(30)),
-            Action::RollForward
-        );
+        assert_eq!(decided(&v, &r, "2026-11-26T20:00:10Z"), Action::Nothing);
+        assert_eq!(decided(&v, &r, "2026-11-26T20:00:31Z"), Action::RollForward);
     }
 
     #[test]
@@ -202,10 +195,7 @@ mod tests {
             Some(("False", "Cancelled")),
             Some("2026-11-26T19:59:00Z"),
         );
-        assert_eq!(
-            decide(&v, &r, at(LATER), Duration::from_secs(30)),
-            Action::Repair
-        );
+        assert_eq!(decided(&v, &r, LATER), Action::Repair);
     }
 
     #[test]
@@ -216,10 +206,7 @@ mod tests {
         let mut claimed = r.clone();
         claimed.phase = Some(Phase::Claimed);
         json_patch::merge(&mut v, &mirror::patch(&claimed, None));
-        assert_eq!(
-            decide(&v, &r, at(LATER), Duration::from_secs(30)),
-            Action::ReassertMirror
-        );
+        assert_eq!(decided(&v, &r, LATER), Action::ReassertMirror);
     }
 
     #[test]
@@ -227,10 +214,7 @@ mod tests {
         let r = record(Phase::Started);
         let mut v = run(&r, Some(("Unknown", "Running")), None);
         v["metadata"]["annotations"]["chains.tekton.dev/signed"] = json!("true");
-        assert_eq!(
-            decide(&v, &r, at(LATER), Duration::from_secs(30)),
-            Action::RemoveAnnotations
-        );
+        assert_eq!(decided(&v, &r, LATER), Action::RemoveAnnotations);
         // Once done, Chains signs the new outcome: its annotation is left alone.
         let mut done = run(
             &r,
@@ -239,7 +223,7 @@ mod tests {
         );
         done["metadata"]["annotations"]["chains.tekton.dev/signed"] = json!("true");
         assert!(matches!(
-            decide(&done, &r, at(LATER), Duration::from_secs(30)),
+            decided(&done, &r, LATER),
             Action::RecordOutcome { .. }
         ));
     }
