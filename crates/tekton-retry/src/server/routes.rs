@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use http::Method;
 
+use super::authz::Attributes;
 use super::body;
 use crate::api::UserInfo;
 use crate::api::{
@@ -71,6 +72,22 @@ pub enum Route {
 }
 
 impl Route {
+    /// What the caller must be allowed to do to be answered on this route (`None`: the
+    /// documents anyone may read, and the routes answered with an error before any review).
+    pub fn authorization(&self) -> Option<Attributes> {
+        match self {
+            Route::Metrics => Some(Attributes::NonResource {
+                verb: "get".into(),
+                path: "/metrics".into(),
+            }),
+            Route::Retry { namespace, name } => Some(Attributes::retry(namespace, name)),
+            Route::History { namespace, name } => Some(Attributes::history(namespace, name)),
+            Route::Health { .. } | Route::Public(_) | Route::BadName { .. } | Route::NotFound => {
+                None
+            }
+        }
+    }
+
     /// Classifies a path (no query).
     pub fn parse(path: &str) -> Route {
         let trimmed = if path.len() > 1 {
