@@ -14,6 +14,11 @@ use tekton_retry::api::{FinallyPolicy, RetriedTask, RetrySpec};
 use tekton_retry::retry::planner::plan;
 use tekton_retry::retry::Refusal;
 
+/// The planner's refusal of a retry of `run` with `children` asked at `now`.
+fn refusal(run: &Value, children: &[Value], spec: &RetrySpec, now: &str) -> Refusal {
+    plan(&input(run, children, spec, time(now))).expect_err("refused")
+}
+
 fn retried(name: &str, run: Option<&str>, reason: Option<&str>) -> RetriedTask {
     RetriedTask {
         name: name.into(),
@@ -383,8 +388,7 @@ fn timeout_budget_is_measured_from_the_original_start() {
     // timeouts.pipeline 1m0s, started 19:30:30, failed 19:30:39.
     let (run, children) = moment("timeout", "01-failed");
     let spec = RetrySpec::default();
-    let e =
-        plan(&input(&run, &children, &spec, time("2026-11-26T19:30:45Z"))).expect_err("refused");
+    let e = refusal(&run, &children, &spec, "2026-11-26T19:30:45Z");
     assert!(matches!(e, Refusal::BudgetSpent { .. }), "{e:?}");
     assert_eq!(e.code(), 422);
     assert_eq!(e.causes()[0].field, "spec.timeouts.pipeline");
@@ -419,8 +423,7 @@ fn run_that_timed_out_is_refused_with_its_budget() {
         "PipelineRunTimeout"
     );
     let spec = RetrySpec::default();
-    let e =
-        plan(&input(&run, &children, &spec, time("2026-11-26T19:31:40Z"))).expect_err("refused");
+    let e = refusal(&run, &children, &spec, "2026-11-26T19:31:40Z");
     assert!(
         matches!(
             e,
@@ -444,14 +447,12 @@ fn run_that_timed_out_is_refused_with_its_budget() {
 fn succeeded_and_running_fixtures_are_conflicts() {
     let (run, children) = moment("dag-failed", "06-final");
     let spec = RetrySpec::default();
-    let e =
-        plan(&input(&run, &children, &spec, time("2026-11-26T19:29:00Z"))).expect_err("refused");
+    let e = refusal(&run, &children, &spec, "2026-11-26T19:29:00Z");
     assert!(matches!(e, Refusal::Succeeded { .. }), "{e:?}");
     assert_eq!(e.code(), 409);
 
     let (run, children) = moment("cancelled", "01-running");
-    let e =
-        plan(&input(&run, &children, &spec, time("2026-11-26T19:29:15Z"))).expect_err("refused");
+    let e = refusal(&run, &children, &spec, "2026-11-26T19:29:15Z");
     assert!(matches!(e, Refusal::NotDone { .. }), "{e:?}");
     assert_eq!(e.code(), 409);
 }
