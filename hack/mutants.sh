@@ -8,6 +8,8 @@
 #   MUTANTS_JOBS=2 hack/mutants.sh planner
 #   MUTANTS_IN_PLACE=1 hack/mutants.sh record   # mutate this tree and reuse ./target (one job;
 #                                               # do not edit or interrupt meanwhile)
+#   MUTANTS_QUICK=1 hack/mutants.sh authz       # the product crate's tests only, for any area
+#   MUTANTS_ITERATE=1 hack/mutants.sh record    # test again only what the last run did not catch
 #
 # Areas and the tests run for their mutants (the first failing test stops a run, via nextest):
 #   record, planner        the product crate's unit tests and the planner binary (pure code)
@@ -20,6 +22,8 @@
 # equivalent to the original.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# No debug info: a mutant's build links several test binaries, and nobody debugs a mutant.
+export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-0}"
 
 if ! command -v cargo-mutants >/dev/null; then
   cargo install --locked cargo-mutants
@@ -27,11 +31,12 @@ fi
 if ! command -v cargo-nextest >/dev/null; then
   cargo install --locked cargo-nextest
 fi
-[ $# -gt 0 ] || { sed -n '6,18p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '6,20p' "$0"; exit 2; }
 
 jobs="${MUTANTS_JOBS:-1}"
 place=(--jobs "$jobs")
 [ "${MUTANTS_IN_PLACE:-}" = 1 ] && place=(--in-place)
+[ "${MUTANTS_ITERATE:-}" = 1 ] && place+=(--iterate)
 src=crates/tekton-retry/src
 for area in "$@"; do
   extra=()
@@ -51,13 +56,21 @@ for area in "$@"; do
   args=("${select[@]}" "${place[@]}" --test-tool nextest --timeout-multiplier 3
         --output "mutants.out/$area")
   # With --test-package the product crate's own tests run too (unit tests, planner binary).
-  if [ ${#extra[@]} -gt 0 ]; then
+  if [ ${#extra[@]} -gt 0 ] && [ "${MUTANTS_QUICK:-}" != 1 ]; then
     args+=("${extra[@]}" --test-package tekton-retry)
   fi
   echo "== $area: $(cargo mutants --list "${select[@]}" 2>/dev/null | wc -l) mutants"
   cargo mutants "${args[@]}" || true
   out="mutants.out/$area/mutants.out"
-  for kind in caught missed timeout unviable; do
-    printf '%-9s %s\n' "$kind" "$(wc -l < "$out/$kind.txt" 2>/dev/null || echo 0)"
-  done
+  count() { cat "$@" 2>/dev/null | wc -l; }
+  # With MUTANTS_ITERATE the mutants caught before are not tested again: they count as caught.
+  caught=$(count "$out/caught.txt" "$out/previously_caught.txt")
+  missed=$(count "$out/missed.txt")
+  timeout=$(count "$out/timeout.txt")
+  unviable=$(count "$out/unviable.txt")
+  printf '%-9s %s\n' caught "$caught" missed "$missed" timeout "$timeout" unviable "$unviable"
+  viable=$((caught + missed + timeout))
+  if [ "$viable" -gt 0 ]; then
+    echo "caught / viable: $((100 * caught / viable)) %"
+  fi
 done

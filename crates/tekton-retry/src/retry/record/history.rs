@@ -226,6 +226,86 @@ mod tests {
         assert!(kept.runs[0].logs["step-a"].len() <= 4 * 1024);
     }
 
+    /// An archive of one TaskRun whose object carries `spec_pad` bytes in its spec and a status
+    /// with fields the truncation keeps and one it drops, and one log of `log` bytes.
+    fn sized_archive(spec_pad: usize, log: usize) -> AttemptArchive {
+        let mut logs = BTreeMap::new();
+        logs.insert("step-a".to_string(), "y\n".repeat(log / 2));
+        AttemptArchive {
+            attempt: 1,
+            archived_at: "t".into(),
+            runs: vec![ArchivedRun {
+                kind: "TaskRun".into(),
+                name: "r".into(),
+                object: json!({
+                    "metadata": {"name": "r"},
+                    "spec": {"pad": "p".repeat(spec_pad)},
+                    "status": {"podName": "r-pod", "steps": [{"name": "a"}]},
+                }),
+                logs,
+                ..Default::default()
+            }],
+            truncated: false,
+        }
+    }
+
+    fn archived(archive: &AttemptArchive) -> (AttemptArchive, usize) {
+        let mut data = Map::new();
+        add_to_history(&mut data, archive, &record(2));
+        let text = data["attempt-1.json"].as_str().expect("s").to_string();
+        (serde_json::from_str(&text).expect("archive"), text.len())
+    }
+
+    #[test]
+    fn an_archive_of_exactly_half_the_cap_is_kept_whole_and_one_byte_more_is_cut() {
+        let (_, base) = archived(&sized_archive(0, 1024));
+        let fits = sized_archive(HISTORY_CAP_BYTES / 2 - base, 1024);
+        let (kept, len) = archived(&fits);
+        assert_eq!(len, HISTORY_CAP_BYTES / 2);
+        assert_eq!(kept, fits, "kept as it was");
+        let (cut, _) = archived(&sized_archive(HISTORY_CAP_BYTES / 2 - base + 1, 1024));
+        assert!(cut.truncated);
+    }
+
+    #[test]
+    fn cutting_the_logs_keeps_the_last_four_kib_of_each_and_the_object_whole_when_that_fits() {
+        let (kept, _) = archived(&sized_archive(1024, 600 * 1024));
+        assert!(kept.truncated);
+        let log = &kept.runs[0].logs["step-a"];
+        // Cut at a line start: within one line ("y\n") of 4 KiB.
+        assert!(
+            (4 * 1024 - 2..=4 * 1024).contains(&log.len()),
+            "{}",
+            log.len()
+        );
+        let object = &kept.runs[0].object;
+        assert_eq!(object["spec"]["pad"].as_str().map(str::len), Some(1024));
+        assert_eq!(
+            object["status"]["steps"][0]["name"], "a",
+            "status kept whole"
+        );
+    }
+
+    #[test]
+    fn an_object_too_large_after_its_logs_were_cut_loses_its_spec_and_most_of_its_status() {
+        let (kept, _) = archived(&sized_archive(HISTORY_CAP_BYTES / 2, 600 * 1024));
+        assert!(kept.truncated);
+        let object = &kept.runs[0].object;
+        assert!(object.get("spec").is_none(), "{object}");
+        assert_eq!(object["status"], json!({"podName": "r-pod"}));
+        assert_eq!(object["metadata"]["name"], "r");
+    }
+
+    #[test]
+    fn an_object_of_exactly_half_the_cap_after_its_logs_were_cut_keeps_its_spec() {
+        // The size once the logs are cut, with an empty spec pad, tells the pad that makes it
+        // exactly half the cap.
+        let (_, base) = archived(&sized_archive(0, 600 * 1024));
+        let (kept, len) = archived(&sized_archive(HISTORY_CAP_BYTES / 2 - base, 600 * 1024));
+        assert_eq!(len, HISTORY_CAP_BYTES / 2);
+        assert!(kept.truncated && kept.runs[0].object.get("spec").is_some());
+    }
+
     #[test]
     fn the_index_gets_the_outcome_of_its_attempt() {
         let mut data = Map::new();

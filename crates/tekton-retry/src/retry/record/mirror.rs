@@ -122,6 +122,22 @@ mod tests {
     }
 
     #[test]
+    fn the_last_retry_annotation_is_compared_as_a_record_not_as_text() {
+        let r = record();
+        let mut run = run_with(&patch(&r, None));
+        let shown: Value = serde_json::from_str(
+            run["metadata"]["annotations"][annotations::LAST_RETRY]
+                .as_str()
+                .expect("shown"),
+        )
+        .expect("json");
+        // The same record spelled otherwise (another tool rewrote it pretty-printed).
+        run["metadata"]["annotations"][annotations::LAST_RETRY] =
+            json!(serde_json::to_string_pretty(&shown).expect("pretty"));
+        assert!(matches(&run, &r));
+    }
+
+    #[test]
     fn the_patch_is_fenced_when_asked() {
         assert_eq!(
             patch(&record(), Some("42"))["metadata"]["resourceVersion"],

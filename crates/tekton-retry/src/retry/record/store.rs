@@ -322,29 +322,4 @@ impl RecordStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_come_from_the_uid_only() {
-        assert_eq!(record_name("0b1c"), "retry-0b1c");
-        assert_eq!(history_name("0b1c"), "retry-0b1c-history");
-    }
-
-    #[test]
-    fn a_config_map_under_another_name_is_not_a_record() {
-        let record = AttemptRecord {
-            uid: "u1".into(),
-            attempt: 2,
-            ..Default::default()
-        };
-        let text = serde_json::to_string(&record).expect("json");
-        let cm = |name: &str| {
-            json!({"metadata": {"name": name, "resourceVersion": "5"},
-                   "data": {RECORD_KEY: text}})
-        };
-        assert_eq!(parse(&cm("retry-u1")).map(|s| s.record.attempt), Some(2));
-        assert!(parse(&cm("retry-u2")).is_none(), "names another run's uid");
-        assert!(parse(&json!({"metadata": {"name": "retry-u1"}})).is_none());
-    }
-}
+mod tests;
