@@ -12,11 +12,15 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_');
 
+/// `text` percent-encoded as one path segment or query value.
+fn enc(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
+}
+
 /// `/apis/retry.tekton.dev/v1alpha1/namespaces/NS/pipelineruns/NAME/retry`, with `?dryRun=All` for a
 /// dry run. The same path kube-apiserver proxies to the aggregated server. Names are DNS labels or
 /// subdomains, so they need no escaping; anything else is percent-encoded so it cannot change the path.
 pub fn retry_path(namespace: &str, name: &str, dry_run: bool) -> String {
-    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
     let mut path = format!(
         "/apis/{GROUP}/{VERSION}/namespaces/{}/{RESOURCE}/{}/{SUBRESOURCE}",
         enc(namespace),
@@ -30,32 +34,22 @@ pub fn retry_path(namespace: &str, name: &str, dry_run: bool) -> String {
 
 /// `GET` path of a Tekton v1 PipelineRun.
 pub fn pipelinerun_path(namespace: &str, name: &str) -> String {
-    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
-    format!(
-        "/apis/tekton.dev/v1/namespaces/{}/pipelineruns/{}",
-        enc(namespace),
-        enc(name)
-    )
+    format!("{}/{}", pipelinerun_collection_path(namespace), enc(name))
 }
 
 /// `LIST` path of the TaskRuns of a PipelineRun: Tekton labels every child TaskRun
 /// `tekton.dev/pipelineRun=<run>` (fixtures/tekton/dag-failed/01-failed-taskrun-demo-run-b.json).
 pub fn taskruns_path(namespace: &str, run: &str) -> String {
-    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
     format!(
-        "/apis/tekton.dev/v1/namespaces/{}/taskruns?labelSelector={}",
-        enc(namespace),
+        "{}?labelSelector={}",
+        taskrun_collection_path(namespace),
         enc(&format!("tekton.dev/pipelineRun={run}"))
     )
 }
 
 /// `GET` path listing a namespace's PipelineRuns that match a label selector (all when empty).
 pub fn pipelineruns_path(namespace: &str, selector: &str) -> String {
-    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
-    let mut path = format!(
-        "/apis/tekton.dev/v1/namespaces/{}/pipelineruns",
-        enc(namespace)
-    );
+    let mut path = pipelinerun_collection_path(namespace);
     if !selector.is_empty() {
         path.push_str("?labelSelector=");
         path.push_str(&enc(selector));
@@ -65,7 +59,6 @@ pub fn pipelineruns_path(namespace: &str, selector: &str) -> String {
 
 /// The PipelineRuns of a namespace (for a watch).
 pub fn pipelinerun_collection_path(namespace: &str) -> String {
-    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
     format!(
         "/apis/tekton.dev/v1/namespaces/{}/pipelineruns",
         enc(namespace)
@@ -74,14 +67,12 @@ pub fn pipelinerun_collection_path(namespace: &str) -> String {
 
 /// The TaskRuns of a namespace (for a watch).
 pub fn taskrun_collection_path(namespace: &str) -> String {
-    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
     format!("/apis/tekton.dev/v1/namespaces/{}/taskruns", enc(namespace))
 }
 
 /// A watch of `collection` from `resource_version`, ended by the server after five minutes (the
 /// plugin opens it again), with bookmarks.
 pub fn watch_path(collection: &str, fields: &str, labels: &str, resource_version: &str) -> String {
-    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
     let mut path = format!("{collection}?watch=true&allowWatchBookmarks=true&timeoutSeconds=300");
     for (key, value) in [
         ("fieldSelector", fields),
@@ -98,7 +89,6 @@ pub fn watch_path(collection: &str, fields: &str, labels: &str, resource_version
 /// `GET` path of a run's attempt history: the `history` subresource, authorized like the run
 /// (`get` on `pipelineruns/history` in its namespace).
 pub fn history_path(namespace: &str, run: &str) -> String {
-    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
     format!(
         "/apis/{API_VERSION}/namespaces/{}/pipelineruns/{}/{HISTORY_SUBRESOURCE}",
         enc(namespace),

@@ -106,31 +106,21 @@ impl<'c> Followed<'c> {
                 "",
                 &self.run_rv,
             );
-            match self.cluster.watch(&path).await {
-                Some(s) => self.run_events = Some(s),
-                None => {
-                    self.polling = true;
-                    return Ok(());
-                }
-            }
+            self.run_events = self.cluster.watch(&path).await;
         }
-        if self.taskrun_events.is_none() {
+        if self.taskrun_events.is_none() && self.run_events.is_some() {
             let path = request::watch_path(
                 &request::taskrun_collection_path(&self.namespace),
                 "",
                 &format!("tekton.dev/pipelineRun={}", self.name),
                 &self.taskruns_rv,
             );
-            match self.cluster.watch(&path).await {
-                Some(s) => self.taskrun_events = Some(s),
-                None => {
-                    self.polling = true;
-                    return Ok(());
-                }
-            }
+            self.taskrun_events = self.cluster.watch(&path).await;
         }
         let (Some(runs), Some(trs)) = (self.run_events.as_mut(), self.taskrun_events.as_mut())
         else {
+            // The server answered a watch with something else: read it again from now on.
+            self.polling = true;
             return Ok(());
         };
         tokio::select! {

@@ -25,42 +25,32 @@ pub enum StatusReason {
 }
 
 impl StatusReason {
-    pub fn code(self) -> u16 {
+    /// The HTTP status code and the reason's name on the wire.
+    fn wire(self) -> (u16, &'static str) {
         match self {
-            StatusReason::BadRequest => 400,
-            StatusReason::Unauthorized => 401,
-            StatusReason::Forbidden => 403,
-            StatusReason::NotFound => 404,
-            StatusReason::MethodNotAllowed => 405,
-            StatusReason::NotAcceptable => 406,
-            StatusReason::UnsupportedMediaType => 415,
-            StatusReason::Conflict => 409,
-            StatusReason::Invalid => 422,
-            StatusReason::RequestEntityTooLarge => 413,
-            StatusReason::TooManyRequests => 429,
-            StatusReason::InternalError => 500,
-            StatusReason::Timeout => 504,
-            StatusReason::ServiceUnavailable => 503,
+            StatusReason::BadRequest => (400, "BadRequest"),
+            StatusReason::Unauthorized => (401, "Unauthorized"),
+            StatusReason::Forbidden => (403, "Forbidden"),
+            StatusReason::NotFound => (404, "NotFound"),
+            StatusReason::MethodNotAllowed => (405, "MethodNotAllowed"),
+            StatusReason::NotAcceptable => (406, "NotAcceptable"),
+            StatusReason::UnsupportedMediaType => (415, "UnsupportedMediaType"),
+            StatusReason::Conflict => (409, "Conflict"),
+            StatusReason::Invalid => (422, "Invalid"),
+            StatusReason::RequestEntityTooLarge => (413, "RequestEntityTooLarge"),
+            StatusReason::TooManyRequests => (429, "TooManyRequests"),
+            StatusReason::InternalError => (500, "InternalError"),
+            StatusReason::Timeout => (504, "Timeout"),
+            StatusReason::ServiceUnavailable => (503, "ServiceUnavailable"),
         }
     }
 
+    pub fn code(self) -> u16 {
+        self.wire().0
+    }
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            StatusReason::BadRequest => "BadRequest",
-            StatusReason::Unauthorized => "Unauthorized",
-            StatusReason::Forbidden => "Forbidden",
-            StatusReason::NotFound => "NotFound",
-            StatusReason::MethodNotAllowed => "MethodNotAllowed",
-            StatusReason::NotAcceptable => "NotAcceptable",
-            StatusReason::UnsupportedMediaType => "UnsupportedMediaType",
-            StatusReason::Conflict => "Conflict",
-            StatusReason::Invalid => "Invalid",
-            StatusReason::RequestEntityTooLarge => "RequestEntityTooLarge",
-            StatusReason::TooManyRequests => "TooManyRequests",
-            StatusReason::InternalError => "InternalError",
-            StatusReason::Timeout => "Timeout",
-            StatusReason::ServiceUnavailable => "ServiceUnavailable",
-        }
+        self.wire().1
     }
 }
 
@@ -75,17 +65,16 @@ pub struct Cause {
 
 impl Cause {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Cause {
-            reason: "FieldValueInvalid".into(),
-            field: field.into(),
-            message: message.into(),
-        }
+        Cause::new("FieldValueInvalid", field.into(), message.into())
     }
     pub fn forbidden(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Cause::new("FieldValueForbidden", field.into(), message.into())
+    }
+    fn new(reason: &str, field: String, message: String) -> Self {
         Cause {
-            reason: "FieldValueForbidden".into(),
-            field: field.into(),
-            message: message.into(),
+            reason: reason.into(),
+            field,
+            message,
         }
     }
 }

@@ -116,17 +116,27 @@ mod tests {
         }
     }
 
-    /// The run as the record's mirror shows it, with this condition and completion.
-    fn run(record: &AttemptRecord, cond: Option<(&str, &str)>, completion: Option<&str>) -> Value {
+    /// The run as the record's mirror shows it, with this `Succeeded` condition (status,
+    /// reason) and completion time.
+    fn run(record: &AttemptRecord, cond: (&str, &str), completion: Option<&str>) -> Value {
         let mut v = json!({"metadata": {"name": "r", "namespace": "ns", "uid": "u", "resourceVersion": "3"}});
         json_patch::merge(&mut v, &mirror::patch(record, None));
-        if let Some((s, r)) = cond {
-            v["status"]["conditions"] = json!([{"type": "Succeeded", "status": s, "reason": r}]);
-        }
+        let (status, reason) = cond;
+        v["status"]["conditions"] =
+            json!([{"type": "Succeeded", "status": status, "reason": reason}]);
         if let Some(c) = completion {
             v["status"]["completionTime"] = json!(c);
         }
         v
+    }
+
+    fn running(record: &AttemptRecord) -> Value {
+        run(record, ("Unknown", "Running"), None)
+    }
+
+    /// The run done with this `Succeeded` condition (status, reason) at `completion`.
+    fn done(record: &AttemptRecord, cond: (&str, &str), completion: &str) -> Value {
+        run(record, cond, Some(completion))
     }
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -135,24 +145,25 @@ mod tests {
 
     const LATER: &str = "2026-11-26T20:02:00Z";
 
+    /// What the recorder decides at `now` with a grace period of 30s.
+    fn decided(run: &Value, record: &AttemptRecord, now: &str) -> Action {
+        decide(run, record, at(now), Duration::from_secs(30))
+    }
+
     #[test]
     fn success_after_the_retry_is_recorded() {
         let r = record(Phase::Started);
-        let v = run(
-            &r,
-            Some(("True", "Succeeded")),
-            Some("2026-11-26T20:01:00Z"),
-        );
+        let v = done(&r, ("True", "Succeeded"), "2026-11-26T20:01:00Z");
         assert_eq!(
-            decide(&v, &r, at(LATER), Duration::from_secs(30)),
+            decided(&v, &r, LATER),
             Action::RecordOutcome {
                 end: "2026-11-26T20:01:00Z".into(),
                 outcome: "Succeeded".into()
             }
         );
-        let v = run(&r, Some(("False", "Failed")), Some("2026-11-26T20:01:00Z"));
+        let v = done(&r, ("False", "Failed"), "2026-11-26T20:01:00Z");
         assert!(matches!(
-            decide(&v, &r, at(LATER), Duration::from_secs(30)),
+            decided(&v, &r, LATER),
             Action::RecordOutcome { ref outcome, .. } if outcome == "Failed"
         ));
     }
@@ -160,86 +171,53 @@ mod tests {
     #[test]
     fn running_or_ended_runs_whose_mirror_is_right_are_left_alone() {
         let r = record(Phase::Started);
-        let v = run(&r, Some(("Unknown", "Running")), None);
-        assert_eq!(
-            decide(&v, &r, at(LATER), Duration::from_secs(30)),
-            Action::Nothing
-        );
+        let v = running(&r);
+        assert_eq!(decided(&v, &r, LATER), Action::Nothing);
         let mut ended = record(Phase::Ended);
         ended.end = Some("2026-11-26T20:01:00Z".into());
         ended.outcome = Some("Succeeded".into());
-        let v = run(
-            &ended,
-            Some(("True", "Succeeded")),
-            Some("2026-11-26T20:01:00Z"),
-        );
-        assert_eq!(
-            decide(&v, &ended, at(LATER), Duration::from_secs(30)),
-            Action::Nothing
-        );
+        let v = done(&ended, ("True", "Succeeded"), "2026-11-26T20:01:00Z");
+        assert_eq!(decided(&v, &ended, LATER), Action::Nothing);
     }
 
     #[test]
     fn an_interrupted_claim_is_rolled_forward_only_after_the_grace_period() {
         let r = record(Phase::Claimed);
         // Still done with the old failure, completed before the claim.
-        let v = run(&r, Some(("False", "Failed")), Some("2026-11-26T19:59:00Z"));
-        assert_eq!(
-            decide(&v, &r, at("2026-11-26T20:00:10Z"), Duration::from_secs(30)),
-            Action::Nothing
-        );
-        assert_eq!(
-            decide(&v, &r, at("2026-11-26T20:00:31Z"), Duration::from_secs(30)),
-            Action::RollForward
-        );
+        let v = done(&r, ("False", "Failed"), "2026-11-26T19:59:00Z");
+        assert_eq!(decided(&v, &r, "2026-11-26T20:00:10Z"), Action::Nothing);
+        assert_eq!(decided(&v, &r, "2026-11-26T20:00:31Z"), Action::RollForward);
     }
 
     #[test]
     fn a_started_attempt_flipped_back_to_the_old_outcome_is_repaired() {
         let r = record(Phase::Started);
-        let v = run(
-            &r,
-            Some(("False", "Cancelled")),
-            Some("2026-11-26T19:59:00Z"),
-        );
-        assert_eq!(
-            decide(&v, &r, at(LATER), Duration::from_secs(30)),
-            Action::Repair
-        );
+        let v = done(&r, ("False", "Cancelled"), "2026-11-26T19:59:00Z");
+        assert_eq!(decided(&v, &r, LATER), Action::Repair);
     }
 
     #[test]
     fn a_reverted_mirror_is_written_again() {
         let r = record(Phase::Started);
-        let mut v = run(&r, Some(("Unknown", "Running")), None);
+        let mut v = running(&r);
         // syncMetadata put the claim-time copy back.
         let mut claimed = r.clone();
         claimed.phase = Some(Phase::Claimed);
         json_patch::merge(&mut v, &mirror::patch(&claimed, None));
-        assert_eq!(
-            decide(&v, &r, at(LATER), Duration::from_secs(30)),
-            Action::ReassertMirror
-        );
+        assert_eq!(decided(&v, &r, LATER), Action::ReassertMirror);
     }
 
     #[test]
     fn chains_annotations_written_back_while_running_are_removed_again() {
         let r = record(Phase::Started);
-        let mut v = run(&r, Some(("Unknown", "Running")), None);
+        let mut v = running(&r);
         v["metadata"]["annotations"]["chains.tekton.dev/signed"] = json!("true");
-        assert_eq!(
-            decide(&v, &r, at(LATER), Duration::from_secs(30)),
-            Action::RemoveAnnotations
-        );
+        assert_eq!(decided(&v, &r, LATER), Action::RemoveAnnotations);
         // Once done, Chains signs the new outcome: its annotation is left alone.
-        let mut done = run(
-            &r,
-            Some(("True", "Succeeded")),
-            Some("2026-11-26T20:01:00Z"),
-        );
+        let mut done = done(&r, ("True", "Succeeded"), "2026-11-26T20:01:00Z");
         done["metadata"]["annotations"]["chains.tekton.dev/signed"] = json!("true");
         assert!(matches!(
-            decide(&done, &r, at(LATER), Duration::from_secs(30)),
+            decided(&done, &r, LATER),
             Action::RecordOutcome { .. }
         ));
     }
@@ -247,13 +225,13 @@ mod tests {
     #[test]
     fn another_run_or_a_child_pipelinerun_is_not_acted_on() {
         let r = record(Phase::Claimed);
-        let mut other = run(&r, Some(("False", "Failed")), Some("2026-11-26T19:59:00Z"));
+        let mut other = done(&r, ("False", "Failed"), "2026-11-26T19:59:00Z");
         other["metadata"]["uid"] = json!("someone-else");
         assert_eq!(
             decide(&other, &r, at(LATER), Duration::from_secs(1)),
             Action::Nothing
         );
-        let mut child = run(&r, Some(("False", "Failed")), Some("2026-11-26T19:59:00Z"));
+        let mut child = done(&r, ("False", "Failed"), "2026-11-26T19:59:00Z");
         child["metadata"]["ownerReferences"] =
             json!([{"kind": "PipelineRun", "name": "parent", "uid": "p", "controller": true}]);
         assert_eq!(

@@ -30,7 +30,7 @@ pub use crate::retry::metrics::RetryMetrics;
 pub use decide::{decide, Action};
 
 use crate::api::{labels, UserInfo};
-use crate::retry::cluster::PIPELINERUNS;
+use crate::retry::cluster::{ClusterError, PIPELINERUNS};
 use crate::retry::record::store::{self as record_store, Stored};
 use crate::retry::record::{mirror, AttemptRecord, Phase};
 use crate::retry::{Engine, RetryRequest};
@@ -124,13 +124,7 @@ impl Recorder {
             Action::RecordOutcome { .. } => {
                 // The watch caches of runs and records move apart: decide again on the run as it
                 // is now, so a cached copy of the old failure is never taken for this attempt's end.
-                let fresh = match self
-                    .engine
-                    .executor()
-                    .cluster()
-                    .get(PIPELINERUNS, ns, name, None)
-                    .await
-                {
+                let fresh = match self.read_run(record).await {
                     Ok(v) => v,
                     Err(e) => {
                         debug!(%ns, %name, error = %e, "could not re-read the run; next event");
@@ -341,17 +335,18 @@ impl Recorder {
         info!(%ns, %name, attempt = record.attempt, %outcome, "retry outcome recorded");
     }
 
+    /// The record's run as it is now (whoever holds its name).
+    async fn read_run(&self, record: &AttemptRecord) -> Result<Value, ClusterError> {
+        let (ns, name) = (record.namespace.as_str(), record.name.as_str());
+        let cluster = self.engine.executor().cluster();
+        cluster.get(PIPELINERUNS, ns, name, None).await
+    }
+
     /// Deletes the record of a run that no longer exists (records in the server's namespace
     /// cannot be owned by a run in another, so the garbage collector does not do it).
     async fn forget_if_gone(&self, record: &AttemptRecord) {
         let (ns, name) = (record.namespace.as_str(), record.name.as_str());
-        let gone = match self
-            .engine
-            .executor()
-            .cluster()
-            .get(PIPELINERUNS, ns, name, None)
-            .await
-        {
+        let gone = match self.read_run(record).await {
             Ok(run) => !ObjectView::new(&run).has_uid(&record.uid),
             Err(e) if e.is_not_found() => true,
             Err(_) => false,

@@ -52,15 +52,31 @@ impl ClusterError {
     }
 }
 
-/// Identifies one object kind the engine touches.
+/// A Kubernetes API resource the engine touches: the group, version and plural name its URLs
+/// carry, and the `kind` of its objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Kind {
+pub struct Resource {
     pub group: &'static str,
     pub version: &'static str,
-    pub resource: &'static str,
+    pub plural: &'static str,
+    pub kind: &'static str,
 }
 
-impl Kind {
+impl Resource {
+    const fn new(
+        group: &'static str,
+        version: &'static str,
+        plural: &'static str,
+        kind: &'static str,
+    ) -> Self {
+        Resource {
+            group,
+            version,
+            plural,
+            kind,
+        }
+    }
+
     /// The URL of the object `namespace/name`: the one place an object name goes into a URL, so
     /// both names are checked here ([`object_name`]) for every verb.
     fn object_url(
@@ -69,80 +85,42 @@ impl Kind {
         namespace: &str,
         name: &str,
     ) -> Result<String, ClusterError> {
-        object_name("namespaces", verb, namespace)?;
-        object_name(self.resource, verb, name)?;
-        Ok(format!("{}/{}", self.base(namespace), name))
+        let collection = self.collection_url(verb, namespace)?;
+        Ok(format!(
+            "{collection}/{}",
+            object_name(self.plural, verb, name)?
+        ))
     }
 
-    fn base(&self, namespace: &str) -> String {
-        if self.group.is_empty() {
-            format!(
-                "/api/{}/namespaces/{}/{}",
-                self.version, namespace, self.resource
-            )
+    /// The URL of the objects in `namespace` (checked: [`object_name`]).
+    fn collection_url(&self, verb: &'static str, namespace: &str) -> Result<String, ClusterError> {
+        let namespace = object_name("namespaces", verb, namespace)?;
+        let (version, plural) = (self.version, self.plural);
+        Ok(if self.group.is_empty() {
+            format!("/api/{version}/namespaces/{namespace}/{plural}")
         } else {
-            format!(
-                "/apis/{}/{}/namespaces/{}/{}",
-                self.group, self.version, namespace, self.resource
-            )
-        }
+            let group = self.group;
+            format!("/apis/{group}/{version}/namespaces/{namespace}/{plural}")
+        })
     }
 }
 
-pub const PIPELINERUNS: Kind = Kind {
-    group: "tekton.dev",
-    version: "v1",
-    resource: "pipelineruns",
-};
-pub const TASKRUNS: Kind = Kind {
-    group: "tekton.dev",
-    version: "v1",
-    resource: "taskruns",
-};
-pub const CUSTOMRUNS: Kind = Kind {
-    group: "tekton.dev",
-    version: "v1beta1",
-    resource: "customruns",
-};
-pub const PIPELINES: Kind = Kind {
-    group: "tekton.dev",
-    version: "v1",
-    resource: "pipelines",
-};
-pub const TASKS: Kind = Kind {
-    group: "tekton.dev",
-    version: "v1",
-    resource: "tasks",
-};
-pub const PODS: Kind = Kind {
-    group: "",
-    version: "v1",
-    resource: "pods",
-};
-pub const PVCS: Kind = Kind {
-    group: "",
-    version: "v1",
-    resource: "persistentvolumeclaims",
-};
-pub const CONFIGMAPS: Kind = Kind {
-    group: "",
-    version: "v1",
-    resource: "configmaps",
-};
-pub const EVENTS: Kind = Kind {
-    group: "",
-    version: "v1",
-    resource: "events",
-};
+pub const PIPELINERUNS: Resource = Resource::new("tekton.dev", "v1", "pipelineruns", "PipelineRun");
+pub const TASKRUNS: Resource = Resource::new("tekton.dev", "v1", "taskruns", "TaskRun");
+pub const CUSTOMRUNS: Resource = Resource::new("tekton.dev", "v1beta1", "customruns", "CustomRun");
+pub const PIPELINES: Resource = Resource::new("tekton.dev", "v1", "pipelines", "Pipeline");
+pub const TASKS: Resource = Resource::new("tekton.dev", "v1", "tasks", "Task");
+pub const PODS: Resource = Resource::new("", "v1", "pods", "Pod");
+pub const PVCS: Resource =
+    Resource::new("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim");
+pub const CONFIGMAPS: Resource = Resource::new("", "v1", "configmaps", "ConfigMap");
+pub const EVENTS: Resource = Resource::new("", "v1", "events", "Event");
 
-/// The kind of a child run, from its `kind` field.
-pub fn child_kind(kind: &str) -> Option<Kind> {
-    match kind {
-        "TaskRun" => Some(TASKRUNS),
-        "CustomRun" => Some(CUSTOMRUNS),
-        "PipelineRun" => Some(PIPELINERUNS),
-        _ => None,
-    }
+/// The resource of a child run, from its `kind` field.
+pub fn child_run_resource(kind: &str) -> Option<Resource> {
+    [TASKRUNS, CUSTOMRUNS, PIPELINERUNS]
+        .into_iter()
+        .find(|r| r.kind == kind)
 }
 
 /// The engine's handle on the cluster. Cheap to clone.
@@ -157,6 +135,7 @@ pub struct Cluster {
 }
 
 const MERGE_PATCH: &str = "application/merge-patch+json";
+const JSON: &str = "application/json";
 
 impl Cluster {
     pub fn new(client: kube::Client) -> Self {
@@ -194,56 +173,54 @@ impl Cluster {
 
     fn permit(
         &self,
-        kind: Kind,
+        resource: Resource,
         ns: &str,
         sub: Option<&'static str>,
         verb: &'static str,
     ) -> Result<(), ClusterError> {
-        permitted(&self.own_namespace, kind, ns, sub, verb)
+        permitted(&self.own_namespace, resource, ns, sub, verb)
     }
 }
 
-/// Whether the server's permission lists grant `verb` on `kind` (`sub`resource) in `ns`, for a
+/// Whether the server's permission lists grant `verb` on `resource` (`sub`resource) in `ns`, for a
 /// server running in `own_namespace`.
 fn permitted(
     own_namespace: &str,
-    kind: Kind,
+    resource: Resource,
     ns: &str,
     sub: Option<&'static str>,
     verb: &'static str,
 ) -> Result<(), ClusterError> {
-    {
-        let resource: &'static str = match sub {
-            None => kind.resource,
-            Some("status") => match kind.resource {
-                "pipelineruns" => "pipelineruns/status",
-                _ => "unknown/status",
-            },
-            Some("log") => "pods/log",
-            Some(_) => "unknown",
-        };
-        let in_own =
-            ns == own_namespace && rbac::allowed_in_own_namespace(kind.group, resource, verb);
-        if in_own || rbac::allowed(kind.group, resource, verb) {
-            Ok(())
-        } else {
-            Err(ClusterError::NotGranted { verb, resource })
-        }
+    let group = resource.group;
+    let resource: &'static str = match sub {
+        None => resource.plural,
+        Some("status") => match resource.plural {
+            "pipelineruns" => "pipelineruns/status",
+            _ => "unknown/status",
+        },
+        Some("log") => "pods/log",
+        Some(_) => "unknown",
+    };
+    let in_own = ns == own_namespace && rbac::allowed_in_own_namespace(group, resource, verb);
+    if in_own || rbac::allowed(group, resource, verb) {
+        Ok(())
+    } else {
+        Err(ClusterError::NotGranted { verb, resource })
     }
 }
 
 impl Cluster {
+    /// Sends a request and decodes its JSON answer (an empty answer is `null`).
     async fn send(
         &self,
         what: String,
         method: Method,
         uri: String,
-        content_type: Option<&str>,
-        body: Option<Value>,
+        body: Option<(&'static str, Value)>,
         audit_id: Option<&str>,
     ) -> Result<Value, ClusterError> {
         let text = self
-            .send_text(what.clone(), method, uri, content_type, body, audit_id)
+            .send_text(what.clone(), method, uri, body, audit_id)
             .await?;
         if text.trim().is_empty() {
             return Ok(Value::Null);
@@ -254,71 +231,75 @@ impl Cluster {
         })
     }
 
+    /// Sends a request (`body`: its content type and JSON) and returns the answer's text.
     async fn send_text(
         &self,
         what: String,
         method: Method,
         uri: String,
-        content_type: Option<&str>,
-        body: Option<Value>,
+        body: Option<(&'static str, Value)>,
         audit_id: Option<&str>,
     ) -> Result<String, ClusterError> {
         let counted = method.clone();
         self.bucket.acquire().await;
-        let mut builder = Request::builder().method(method).uri(uri);
-        if let Some(ct) = content_type {
-            builder = builder.header(header::CONTENT_TYPE, ct);
-        }
-        if let Some(id) = audit_id {
-            builder = builder.header("Audit-ID", id);
-        }
-        let bytes = match body {
-            Some(b) => serde_json::to_vec(&b).unwrap_or_default(),
-            None => Vec::new(),
-        };
-        let req = builder.body(bytes).map_err(|e| ClusterError::Transport {
-            what: what.clone(),
-            message: e.to_string(),
-        })?;
+        let req = request(&what, method, uri, body, audit_id)?;
         let answer = tokio::time::timeout(self.timeout, self.client.request_text(req)).await;
-        let result = match &answer {
-            Err(_) => "timeout",
-            Ok(Ok(_)) => "ok",
-            Ok(Err(kube::Error::Api(s))) if (400..500).contains(&s.code) => "client_error",
-            Ok(Err(_)) => "server_error",
-        };
-        super::api_calls::count(&counted, result);
-        match answer {
-            Err(_) => Err(ClusterError::Timeout { what }),
-            Ok(Ok(text)) => Ok(text),
-            Ok(Err(e)) => Err(classify(what, e)),
+        settle(what, &counted, answer)
+    }
+
+    /// A request on the objects of `resource` in `ns`: `verb` names the permission it needs and
+    /// its method.
+    async fn collection_request(
+        &self,
+        verb: &'static str,
+        resource: Resource,
+        ns: &str,
+        query: &str,
+        body: Option<(&'static str, Value)>,
+        audit: Option<&str>,
+    ) -> Result<Value, ClusterError> {
+        self.permit(resource, ns, None, verb)?;
+        let uri = format!("{}{query}", resource.collection_url(verb, ns)?);
+        let what = format!("{verb} {} in {ns}", resource.plural);
+        self.send(what, method_of(verb), uri, body, audit).await
+    }
+
+    /// A request on the object `ns/name` of `resource` (or its subresource `sub`): `verb` names
+    /// the permission it needs and its method.
+    async fn object_request(
+        &self,
+        verb: &'static str,
+        (resource, sub): (Resource, Option<&'static str>),
+        (ns, name): (&str, &str),
+        body: Option<(&'static str, Value)>,
+        audit: Option<&str>,
+    ) -> Result<Value, ClusterError> {
+        self.permit(resource, ns, sub, verb)?;
+        let mut uri = resource.object_url(verb, ns, name)?;
+        let mut addressed = resource.plural.to_string();
+        if let Some(sub) = sub {
+            uri = format!("{uri}/{sub}");
+            addressed = format!("{addressed}/{sub}");
         }
+        let what = format!("{verb} {addressed} {ns}/{name}");
+        self.send(what, method_of(verb), uri, body, audit).await
     }
 
     /// LIST with a label selector; returns the items and the list's resourceVersion (to watch
     /// from).
     pub async fn list_at(
         &self,
-        kind: Kind,
+        resource: Resource,
         ns: &str,
         selector: &str,
         audit: Option<&str>,
     ) -> Result<(Vec<Value>, String), ClusterError> {
-        self.permit(kind, ns, None, "list")?;
-        let mut uri = kind.base(object_name("namespaces", "list", ns)?);
-        if !selector.is_empty() {
-            uri.push_str("?labelSelector=");
-            uri.push_str(&encode(selector));
-        }
+        let query = match selector {
+            "" => String::new(),
+            s => format!("?labelSelector={}", encode(s)),
+        };
         let v = self
-            .send(
-                format!("list {} in {ns}", kind.resource),
-                Method::GET,
-                uri,
-                None,
-                None,
-                audit,
-            )
+            .collection_request("list", resource, ns, &query, None, audit)
             .await?;
         let rv = v
             .pointer("/metadata/resourceVersion")
@@ -333,12 +314,12 @@ impl Cluster {
         Ok((items, rv))
     }
 
-    /// WATCH objects of `kind` in `ns` matching `labels` / `fields` from `resource_version` (empty:
-    /// the current state first, as ADDED events), ending after `timeout`. Counted once, as the
-    /// request that opens it.
+    /// WATCH objects of `resource` in `ns` matching `labels` / `fields` from `resource_version`
+    /// (empty: the current state first, as ADDED events), ending after `timeout`. Counted once,
+    /// as the request that opens it.
     pub async fn watch(
         &self,
-        kind: Kind,
+        resource: Resource,
         ns: &str,
         query: &WatchQuery<'_>,
         audit: Option<&str>,
@@ -349,10 +330,10 @@ impl Cluster {
             resource_version,
             timeout,
         } = *query;
-        self.permit(kind, ns, None, "watch")?;
+        self.permit(resource, ns, None, "watch")?;
         let mut uri = format!(
             "{}?watch=true&timeoutSeconds={}",
-            kind.base(object_name("namespaces", "watch", ns)?),
+            resource.collection_url("watch", ns)?,
             timeout.as_secs().max(1)
         );
         for (key, value) in [
@@ -364,64 +345,35 @@ impl Cluster {
                 uri.push_str(&format!("&{key}={}", encode(value)));
             }
         }
-        let mut builder = Request::builder().method(Method::GET).uri(uri);
-        if let Some(id) = audit {
-            builder = builder.header("Audit-ID", id);
-        }
+        let what = format!("watch {} in {ns}", resource.plural);
+        let req = request(&what, Method::GET, uri, None, audit)?;
         self.bucket.acquire().await;
-        let what = format!("watch {} in {ns}", kind.resource);
-        let req = builder
-            .body(Vec::new())
-            .map_err(|e| ClusterError::Transport {
-                what: what.clone(),
-                message: e.to_string(),
-            })?;
         let opened =
             tokio::time::timeout(self.timeout, self.client.request_events::<Value>(req)).await;
-        let result = match &opened {
-            Err(_) => "timeout",
-            Ok(Ok(_)) => "ok",
-            Ok(Err(kube::Error::Api(s))) if (400..500).contains(&s.code) => "client_error",
-            Ok(Err(_)) => "server_error",
-        };
-        super::api_calls::count(&Method::GET, result);
-        match opened {
-            Err(_) => Err(ClusterError::Timeout { what }),
-            Ok(Ok(stream)) => Ok(Box::pin(stream)),
-            Ok(Err(e)) => Err(classify(what, e)),
-        }
+        settle(what, &Method::GET, opened).map(|stream| Box::pin(stream) as WatchStream)
     }
 
     /// GET one object.
     pub async fn get(
         &self,
-        kind: Kind,
+        resource: Resource,
         ns: &str,
         name: &str,
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
-        self.permit(kind, ns, None, "get")?;
-        let uri = kind.object_url("get", ns, name)?;
-        self.send(
-            format!("get {} {ns}/{name}", kind.resource),
-            Method::GET,
-            uri,
-            None,
-            None,
-            audit,
-        )
-        .await
+        self.object_request("get", (resource, None), (ns, name), None, audit)
+            .await
     }
 
     /// LIST with a label selector; returns the items.
     pub async fn list(
         &self,
-        kind: Kind,
+        resource: Resource,
         ns: &str,
         selector: &str,
         audit: Option<&str>,
     ) -> Result<Vec<Value>, ClusterError> {
-        self.list_at(kind, ns, selector, audit)
+        self.list_at(resource, ns, selector, audit)
             .await
             .map(|(items, _)| items)
     }
@@ -429,42 +381,31 @@ impl Cluster {
     /// JSON merge patch of the main resource. Put `metadata.resourceVersion` in the patch to fence it.
     pub async fn merge_patch(
         &self,
-        kind: Kind,
+        resource: Resource,
         ns: &str,
         name: &str,
         patch: Value,
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
-        self.permit(kind, ns, None, "patch")?;
-        let uri = kind.object_url("patch", ns, name)?;
-        self.send(
-            format!("patch {} {ns}/{name}", kind.resource),
-            Method::PATCH,
-            uri,
-            Some(MERGE_PATCH),
-            Some(patch),
-            audit,
-        )
-        .await
+        let body = Some((MERGE_PATCH, patch));
+        self.object_request("patch", (resource, None), (ns, name), body, audit)
+            .await
     }
 
-    /// JSON merge patch of the status subresource.
-    pub async fn merge_patch_status(
+    /// JSON merge patch of a PipelineRun's status subresource (the only status the server
+    /// writes).
+    pub async fn merge_patch_run_status(
         &self,
-        kind: Kind,
-        ns: &str,
-        name: &str,
+        (ns, name): (&str, &str),
         patch: Value,
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
-        self.permit(kind, ns, Some("status"), "patch")?;
-        let uri = format!("{}/status", kind.object_url("patch", ns, name)?);
-        self.send(
-            format!("patch {}/status {ns}/{name}", kind.resource),
-            Method::PATCH,
-            uri,
-            Some(MERGE_PATCH),
-            Some(patch),
+        let status = (PIPELINERUNS, Some("status"));
+        self.object_request(
+            "patch",
+            status,
+            (ns, name),
+            Some((MERGE_PATCH, patch)),
             audit,
         )
         .await
@@ -474,45 +415,28 @@ impl Cluster {
     /// by now) are reported as errors for the caller to judge.
     pub async fn delete_foreground(
         &self,
-        kind: Kind,
+        resource: Resource,
         ns: &str,
         name: &str,
         uid: &str,
         audit: Option<&str>,
     ) -> Result<(), ClusterError> {
-        self.permit(kind, ns, None, "delete")?;
-        let uri = kind.object_url("delete", ns, name)?;
         let body = json!({
             "apiVersion": "v1", "kind": "DeleteOptions",
             "propagationPolicy": "Foreground",
             "preconditions": {"uid": uid},
         });
-        self.send(
-            format!("delete {} {ns}/{name}", kind.resource),
-            Method::DELETE,
-            uri,
-            Some("application/json"),
-            Some(body),
-            audit,
-        )
-        .await
-        .map(|_| ())
+        let body = Some((JSON, body));
+        self.object_request("delete", (resource, None), (ns, name), body, audit)
+            .await
+            .map(|_| ())
     }
 
     /// Plain DELETE of a ConfigMap in the server's own namespace (a record whose run is gone).
     pub async fn delete_configmap(&self, ns: &str, name: &str) -> Result<(), ClusterError> {
-        self.permit(CONFIGMAPS, ns, None, "delete")?;
-        let uri = CONFIGMAPS.object_url("delete", ns, name)?;
-        self.send(
-            format!("delete configmaps {ns}/{name}"),
-            Method::DELETE,
-            uri,
-            None,
-            None,
-            None,
-        )
-        .await
-        .map(|_| ())
+        self.object_request("delete", (CONFIGMAPS, None), (ns, name), None, None)
+            .await
+            .map(|_| ())
     }
 
     /// The tail of a container's log: at most `max_bytes`, cut at a line start.
@@ -533,21 +457,10 @@ impl Cluster {
             let uri = format!(
                 "{}/log?container={}&tailLines={lines}",
                 PODS.object_url("get", ns, pod)?,
-                percent_encoding::utf8_percent_encode(
-                    container,
-                    percent_encoding::NON_ALPHANUMERIC
-                )
+                encode(container)
             );
-            text = self
-                .send_text(
-                    format!("log of {ns}/{pod}/{container}"),
-                    Method::GET,
-                    uri,
-                    None,
-                    None,
-                    audit,
-                )
-                .await?;
+            let what = format!("log of {ns}/{pod}/{container}");
+            text = self.send_text(what, Method::GET, uri, None, audit).await?;
             if text.len() >= max_bytes || text.lines().count() < lines {
                 break;
             }
@@ -558,44 +471,82 @@ impl Cluster {
     /// POST a new object.
     pub async fn create(
         &self,
-        kind: Kind,
+        resource: Resource,
         ns: &str,
         obj: Value,
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
-        self.permit(kind, ns, None, "create")?;
-        let uri = kind.base(object_name("namespaces", "create", ns)?);
-        self.send(
-            format!("create {} in {ns}", kind.resource),
-            Method::POST,
-            uri,
-            Some("application/json"),
-            Some(obj),
-            audit,
-        )
-        .await
+        self.collection_request("create", resource, ns, "", Some((JSON, obj)), audit)
+            .await
     }
 
-    /// PUT an object (its `metadata.resourceVersion` fences the write).
-    pub async fn replace(
+    /// PUT a ConfigMap (its `metadata.resourceVersion` fences the write).
+    pub async fn replace_configmap(
         &self,
-        kind: Kind,
-        ns: &str,
-        name: &str,
-        obj: Value,
+        (ns, name): (&str, &str),
+        configmap: Value,
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
-        self.permit(kind, ns, None, "update")?;
-        let uri = kind.object_url("update", ns, name)?;
-        self.send(
-            format!("update {} {ns}/{name}", kind.resource),
-            Method::PUT,
-            uri,
-            Some("application/json"),
-            Some(obj),
-            audit,
-        )
-        .await
+        let body = Some((JSON, configmap));
+        self.object_request("update", (CONFIGMAPS, None), (ns, name), body, audit)
+            .await
+    }
+}
+
+/// The HTTP method of a request that needs the permission `verb`.
+fn method_of(verb: &str) -> Method {
+    match verb {
+        "create" => Method::POST,
+        "update" => Method::PUT,
+        "patch" => Method::PATCH,
+        "delete" => Method::DELETE,
+        _ => Method::GET,
+    }
+}
+
+/// A request with its `Audit-ID` and, with a `body`, its content type.
+fn request(
+    what: &str,
+    method: Method,
+    uri: String,
+    body: Option<(&'static str, Value)>,
+    audit_id: Option<&str>,
+) -> Result<Request<Vec<u8>>, ClusterError> {
+    let mut builder = Request::builder().method(method).uri(uri);
+    if let Some(id) = audit_id {
+        builder = builder.header("Audit-ID", id);
+    }
+    let bytes = match body {
+        Some((content_type, json)) => {
+            builder = builder.header(header::CONTENT_TYPE, content_type);
+            serde_json::to_vec(&json).unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    builder.body(bytes).map_err(|e| ClusterError::Transport {
+        what: what.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Counts the outcome of a request sent with `method` and turns its timeout or error into a
+/// [`ClusterError`] about `what`.
+fn settle<T>(
+    what: String,
+    method: &Method,
+    answer: Result<Result<T, kube::Error>, tokio::time::error::Elapsed>,
+) -> Result<T, ClusterError> {
+    let result = match &answer {
+        Err(_) => "timeout",
+        Ok(Ok(_)) => "ok",
+        Ok(Err(kube::Error::Api(s))) if (400..500).contains(&s.code) => "client_error",
+        Ok(Err(_)) => "server_error",
+    };
+    super::api_calls::count(method, result);
+    match answer {
+        Err(_) => Err(ClusterError::Timeout { what }),
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) => Err(classify(what, e)),
     }
 }
 
@@ -746,17 +697,11 @@ mod tests {
             .await;
         assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
         let r = c
-            .merge_patch_status(PIPELINERUNS, "demo", bad, json!({}), None)
+            .merge_patch_run_status(("demo", bad), json!({}), None)
             .await;
         assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
         let r = c
-            .replace(
-                CONFIGMAPS,
-                crate::rbac::DEFAULT_NAMESPACE,
-                bad,
-                json!({}),
-                None,
-            )
+            .replace_configmap((crate::rbac::DEFAULT_NAMESPACE, bad), json!({}), None)
             .await;
         assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
         let r = c.pod_log_tail("demo", bad, "step", 100, None).await;
@@ -775,7 +720,7 @@ mod tests {
 
     #[test]
     fn every_kind_the_engine_uses_is_granted() {
-        for (kind, sub, verb) in [
+        for (resource, sub, verb) in [
             (PIPELINERUNS, None, "get"),
             (PIPELINERUNS, None, "patch"),
             (PIPELINERUNS, Some("status"), "patch"),
@@ -788,18 +733,18 @@ mod tests {
             (EVENTS, None, "create"),
         ] {
             assert!(
-                permitted(rbac::DEFAULT_NAMESPACE, kind, "team-a", sub, verb).is_ok()
-                    || (kind == CONFIGMAPS
+                permitted(rbac::DEFAULT_NAMESPACE, resource, "team-a", sub, verb).is_ok()
+                    || (resource == CONFIGMAPS
                         && permitted(
                             rbac::DEFAULT_NAMESPACE,
-                            kind,
+                            resource,
                             rbac::DEFAULT_NAMESPACE,
                             sub,
                             verb
                         )
                         .is_ok()),
                 "{verb} {} {sub:?}",
-                kind.resource
+                resource.plural
             );
         }
         assert!(permitted(rbac::DEFAULT_NAMESPACE, PODS, "team-a", None, "delete").is_err());

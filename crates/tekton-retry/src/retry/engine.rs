@@ -692,8 +692,15 @@ fn response(
     record: Option<&AttemptRecord>,
     dry_run: bool,
 ) -> PipelineRunRetry {
+    let attempt = plan.attempt;
+    let tasks = plan
+        .retried
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     let status = RetryStatus {
-        attempt: plan.attempt,
+        attempt,
         dry_run,
         pipeline_run_uid: ObjectView::new(run).uid().to_string(),
         retried_tasks: plan.retried.clone(),
@@ -703,25 +710,9 @@ fn response(
         original_completion_time: plan.original_completion_time.clone(),
         remaining_timeout: plan.remaining_timeout.map(format_go_duration_secs),
         message: Some(if dry_run {
-            format!(
-                "dry run: attempt {} would re-run {}",
-                plan.attempt,
-                plan.retried
-                    .iter()
-                    .map(|t| t.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            format!("dry run: attempt {attempt} would re-run {tasks}")
         } else {
-            format!(
-                "attempt {} started: re-running {}",
-                plan.attempt,
-                plan.retried
-                    .iter()
-                    .map(|t| t.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            format!("attempt {attempt} started: re-running {tasks}")
         }),
     };
     PipelineRunRetry::response(&req.namespace, &req.name, req.spec.clone(), status)

@@ -17,7 +17,9 @@ use chrono::Utc;
 use serde_json::{json, Value};
 use tracing::{debug, info};
 
-use super::cluster::{child_kind, Cluster, ClusterError, CUSTOMRUNS, PIPELINERUNS, PODS, TASKRUNS};
+use super::cluster::{
+    child_run_resource, Cluster, ClusterError, CUSTOMRUNS, PIPELINERUNS, PODS, TASKRUNS,
+};
 use super::planner;
 use super::record::history::{self, ArchivedRun, AttemptArchive};
 use super::record::{controlled_by, mirror, shows_old_outcome, AttemptRecord, RecordStore, RunRef};
@@ -132,22 +134,22 @@ impl Executor {
         let (name, uid) = (ObjectView::new(run).name(), ObjectView::new(run).uid());
         let selector = format!("tekton.dev/pipelineRun={name}");
         let mut out = Children::default();
-        for kind in child_kinds(run) {
-            match self.cluster.list_at(kind, ns, &selector, audit).await {
+        for resource in child_run_resources(run) {
+            match self.cluster.list_at(resource, ns, &selector, audit).await {
                 Ok((items, rv)) => {
                     let items: Vec<Value> = items
                         .into_iter()
                         .map(|mut c| {
                             // List items may lack `kind`; the planner and archive need it.
                             if c.get("kind").is_none() {
-                                c["kind"] = json!(kind_name(kind.resource));
+                                c["kind"] = json!(resource.kind);
                             }
                             c
                         })
                         .collect();
                     out.owned
                         .extend(items.iter().filter(|c| controlled_by(c, uid)).cloned());
-                    if kind == TASKRUNS {
+                    if resource == TASKRUNS {
                         out.taskruns = items;
                         out.taskruns_rv = rv;
                     }
@@ -276,7 +278,7 @@ impl Executor {
                         self.opts.max_reset_rounds
                     )));
                 }
-                match self.reset_status(ns, name, &current, record, audit).await? {
+                match self.reset_status(ns, &current, record, audit).await? {
                     Some(written) => {
                         reset_written = true;
                         if spec_status(&current).is_some() {
@@ -341,8 +343,7 @@ impl Executor {
                 continue;
             }
             if acknowledged(&current, new_child, &message) {
-                self.remove_annotations(ns, name, &current, record, audit)
-                    .await;
+                self.remove_annotations(ns, &current, record, audit).await;
                 return Ok(current);
             }
             // Not taken up yet: wait for the controller, at most the verification window.
@@ -353,8 +354,7 @@ impl Executor {
                 .await?
             {
                 info!(%ns, %name, "the controller did not react within the verification window; the run is running");
-                self.remove_annotations(ns, name, &current, record, audit)
-                    .await;
+                self.remove_annotations(ns, &current, record, audit).await;
                 return Ok(current);
             }
         }
@@ -450,7 +450,7 @@ impl Executor {
             if ObjectView::new(obj).is_deleting() {
                 return None;
             }
-            let k = child_kind(&r.kind)?;
+            let k = child_run_resource(&r.kind)?;
             Some(async move {
                 match self
                     .cluster
@@ -575,7 +575,7 @@ impl Executor {
         deadline: tokio::time::Instant,
         audit: Option<&str>,
     ) -> Result<(), ApiError> {
-        let Some(k) = child_kind(&r.kind) else {
+        let Some(k) = child_run_resource(&r.kind) else {
             return Ok(());
         };
         loop {
@@ -597,22 +597,22 @@ impl Executor {
         }
     }
 
-    /// Writes the status reset fenced by `run`'s resourceVersion. `Some(run)` as written; `None`
-    /// when it lost a race (the run changed: decide again on its next event).
+    /// Writes the status reset of the record's run fenced by `run`'s resourceVersion. `Some(run)`
+    /// as written; `None` when it lost a race (the run changed: decide again on its next event).
     async fn reset_status(
         &self,
         ns: &str,
-        name: &str,
         run: &Value,
         record: &AttemptRecord,
         audit: Option<&str>,
     ) -> Result<Option<Value>, ApiError> {
+        let name = record.name.as_str();
         let rv = resource_version(run)?;
         let status = planner::attempt_status_reset(run, record, Utc::now());
         let patch = json!({"metadata": {"resourceVersion": rv}, "status": status});
         match self
             .cluster
-            .merge_patch_status(PIPELINERUNS, ns, name, patch, audit)
+            .merge_patch_run_status((ns, name), patch, audit)
             .await
         {
             Ok(written) => {
@@ -667,17 +667,17 @@ impl Executor {
         }
     }
 
-    /// Removes the other controllers' annotations the record names (`chains.tekton.dev/*`) from a
-    /// run that is running again, fenced by its resourceVersion. Best effort: the recorder
-    /// re-asserts the removal while the run is not done.
+    /// Removes the other controllers' annotations the record names (`chains.tekton.dev/*`) from
+    /// its run once running again, fenced by the run's resourceVersion. Best effort: the
+    /// recorder re-asserts the removal while the run is not done.
     async fn remove_annotations(
         &self,
         ns: &str,
-        name: &str,
         run: &Value,
         record: &AttemptRecord,
         audit: Option<&str>,
     ) {
+        let name = record.name.as_str();
         if is_done(run) {
             return;
         }
@@ -716,12 +716,12 @@ impl Executor {
     }
 }
 
-/// The kinds of child run the run can have: TaskRuns always; CustomRuns and child PipelineRuns
+/// The resources of the child runs the run can have: TaskRuns always; CustomRuns and child PipelineRuns
 /// only when a pipeline task is a custom task (`TaskRef.IsCustomTask`: `apiVersion` and `kind`
 /// set) or a pipeline (`IsChildPipeline`: `pipelineRef` or `pipelineSpec`), or `childReferences`
 /// already names one. Tekton creates no other kind of child (pipelinerun.go
 /// `runNextSchedulableTask`), so the others are not listed.
-fn child_kinds(run: &Value) -> Vec<super::cluster::Kind> {
+fn child_run_resources(run: &Value) -> Vec<super::cluster::Resource> {
     // The resolved spec and the inline one: either may name a custom task or a pipeline.
     let specs = [&run["status"]["pipelineSpec"], &run["spec"]["pipelineSpec"]]
         .map(PipelineSpecView::from_json);
@@ -747,23 +747,14 @@ fn child_kinds(run: &Value) -> Vec<super::cluster::Kind> {
             _ => {}
         }
     }
-    let mut kinds = vec![TASKRUNS];
+    let mut resources = vec![TASKRUNS];
     if custom {
-        kinds.push(CUSTOMRUNS);
+        resources.push(CUSTOMRUNS);
     }
     if pipelines {
-        kinds.push(PIPELINERUNS);
+        resources.push(PIPELINERUNS);
     }
-    kinds
-}
-
-/// The `kind` of a child run resource.
-fn kind_name(resource: &str) -> &'static str {
-    match resource {
-        "taskruns" => "TaskRun",
-        "customruns" => "CustomRun",
-        _ => "PipelineRun",
-    }
+    resources
 }
 
 /// A run's child runs as listed: those it controls (every kind), and the TaskRuns the label

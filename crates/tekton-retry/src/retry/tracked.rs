@@ -10,16 +10,16 @@ use futures::StreamExt;
 use kube::core::WatchEvent;
 use serde_json::Value;
 
-use super::cluster::{Cluster, ClusterError, Kind, WatchQuery, WatchStream};
+use super::cluster::{Cluster, ClusterError, Resource, WatchQuery, WatchStream};
 use crate::tekton::ObjectView;
 
 /// How long one watch request may stay open before it is renewed.
 const WATCH_SECONDS: Duration = Duration::from_secs(60);
 
-/// The objects of `kind` in a namespace that match a label and a field selector, by uid.
+/// The objects of `resource` in a namespace that match a label and a field selector, by uid.
 pub struct Tracked {
     cluster: Cluster,
-    kind: Kind,
+    resource: Resource,
     namespace: String,
     labels: String,
     fields: String,
@@ -37,7 +37,7 @@ impl Tracked {
     /// Starts from `items` as listed at `resource_version` (no request).
     pub fn from_list(
         cluster: &Cluster,
-        kind: Kind,
+        resource: Resource,
         namespace: &str,
         labels: &str,
         fields: &str,
@@ -46,7 +46,7 @@ impl Tracked {
     ) -> Self {
         Tracked {
             cluster: cluster.clone(),
-            kind,
+            resource,
             namespace: namespace.to_string(),
             labels: labels.to_string(),
             fields: fields.to_string(),
@@ -59,14 +59,14 @@ impl Tracked {
     /// Lists, then keeps current.
     pub async fn list(
         cluster: &Cluster,
-        kind: Kind,
+        resource: Resource,
         namespace: &str,
         labels: &str,
         audit: Option<&str>,
     ) -> Result<Self, ClusterError> {
-        let (items, rv) = cluster.list_at(kind, namespace, labels, audit).await?;
+        let (items, rv) = cluster.list_at(resource, namespace, labels, audit).await?;
         Ok(Self::from_list(
-            cluster, kind, namespace, labels, "", items, rv,
+            cluster, resource, namespace, labels, "", items, rv,
         ))
     }
 
@@ -76,7 +76,7 @@ impl Tracked {
             self.stream = Some(
                 self.cluster
                     .watch(
-                        self.kind,
+                        self.resource,
                         &self.namespace,
                         &WatchQuery {
                             labels: &self.labels,
@@ -118,7 +118,7 @@ impl Tracked {
                     self.stream = None;
                     let (items, rv) = self
                         .cluster
-                        .list_at(self.kind, &self.namespace, &self.labels, audit)
+                        .list_at(self.resource, &self.namespace, &self.labels, audit)
                         .await?;
                     self.objects = items.into_iter().map(|o| (uid(&o), o)).collect();
                     self.resource_version = rv;
@@ -126,14 +126,14 @@ impl Tracked {
                 }
                 Some(Ok(WatchEvent::Error(e))) => {
                     return Err(ClusterError::Api {
-                        what: format!("watch {} in {}", self.kind.resource, self.namespace),
+                        what: format!("watch {} in {}", self.resource.plural, self.namespace),
                         code: e.code,
                         message: e.message,
                         reason: e.reason,
                     })
                 }
                 Some(Err(e)) => {
-                    tracing::debug!(error = %e, resource = self.kind.resource, "watch broke; opening it again");
+                    tracing::debug!(error = %e, resource = self.resource.plural, "watch broke; opening it again");
                     self.stream = None;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }

@@ -898,18 +898,67 @@ mod tests {
         h
     }
 
-    #[tokio::test]
-    async fn verdicts_are_reused_but_users_come_from_each_request() {
+    /// An authenticator over a requestheader CA and a client CA, the front proxy's names
+    /// limited to `allowed`, its verdicts cached for `ttl`.
+    struct Cached {
+        front: Ca,
+        client: Ca,
+        state: Arc<AuthState>,
+        authn: Authenticator,
+    }
+
+    fn cached(allowed: &str, ttl: Duration) -> Cached {
         let (front, client) = cas();
         let state = Arc::new(AuthState::default());
-        state.set(config(&front, &client, r#"["front-proxy-client"]"#));
-        let authn = Authenticator::new(state.clone(), offline_client(), Duration::from_secs(60));
-        let proxy = chain(
-            &front
-                .issue_client("front-proxy-client", &[])
-                .expect("cert")
-                .cert,
-        );
+        state.set(config(&front, &client, allowed));
+        let authn = Authenticator::new(state.clone(), offline_client(), ttl);
+        Cached {
+            front,
+            client,
+            state,
+            authn,
+        }
+    }
+
+    /// The chain of a front proxy certificate `front-proxy-client` from `front`, valid from
+    /// `not_before` for `validity`.
+    fn front_proxy(
+        front: &Ca,
+        not_before: time::OffsetDateTime,
+        validity: time::Duration,
+    ) -> Vec<CertificateDer<'static>> {
+        let cert = front
+            .issue_client_valid("front-proxy-client", &[], not_before, validity)
+            .expect("cert");
+        chain(&cert.cert)
+    }
+
+    fn now() -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc()
+    }
+
+    fn an_hour() -> time::Duration {
+        time::Duration::hours(1)
+    }
+
+    fn a_day() -> time::Duration {
+        time::Duration::days(1)
+    }
+
+    /// Whether `authn` takes `proxy`'s request for alice.
+    async fn admits_alice(authn: &Authenticator, proxy: &[CertificateDer<'static>]) -> bool {
+        authn.authenticate(proxy, &as_user("alice")).await.is_some()
+    }
+
+    #[tokio::test]
+    async fn verdicts_are_reused_but_users_come_from_each_request() {
+        let Cached {
+            front,
+            client,
+            authn,
+            ..
+        } = cached(r#"["front-proxy-client"]"#, Duration::from_secs(60));
+        let proxy = front_proxy(&front, now() - an_hour(), a_day());
         for name in ["alice", "bob", "alice"] {
             let (user, how) = authn
                 .authenticate(&proxy, &as_user(name))
@@ -941,33 +990,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_new_configuration_invalidates_the_verdicts() {
-        let (front, client) = cas();
-        let state = Arc::new(AuthState::default());
-        state.set(config(&front, &client, "[]"));
-        let authn = Authenticator::new(state.clone(), offline_client(), Duration::from_secs(60));
-        let proxy = chain(
-            &front
-                .issue_client("front-proxy-client", &[])
-                .expect("cert")
-                .cert,
-        );
-        assert!(authn
-            .authenticate(&proxy, &as_user("alice"))
-            .await
-            .is_some());
+        let Cached {
+            front,
+            client,
+            state,
+            authn,
+        } = cached("[]", Duration::from_secs(60));
+        let proxy = front_proxy(&front, now() - an_hour(), a_day());
+        assert!(admits_alice(&authn, &proxy).await);
         // The requestheader CA rotates to another one: the old chain is refused at once.
         let rotated = Ca::new("front-2").expect("ca");
         state.set(config(&rotated, &client, "[]"));
-        assert!(authn
-            .authenticate(&proxy, &as_user("alice"))
-            .await
-            .is_none());
+        assert!(!admits_alice(&authn, &proxy).await);
         // Only allowed names may send the headers once the list is set.
         state.set(config(&front, &client, r#"["someone-else"]"#));
-        assert!(authn
-            .authenticate(&proxy, &as_user("alice"))
-            .await
-            .is_none());
+        assert!(!admits_alice(&authn, &proxy).await);
     }
 
     /// A requestheader (front-proxy) CA and a client CA.
@@ -989,53 +1026,26 @@ mod tests {
 
     #[tokio::test]
     async fn a_cached_verdict_ends_with_the_chain_it_was_made_for() {
-        let (front, client) = cas();
-        let state = Arc::new(AuthState::default());
-        state.set(config(&front, &client, "[]"));
         // A verdict cache TTL far longer than the chain's remaining validity.
-        let authn = Authenticator::new(state, offline_client(), Duration::from_secs(600));
-        let now = time::OffsetDateTime::now_utc();
-        let not_before = now - time::Duration::hours(1);
-        let validity = time::Duration::hours(1) + time::Duration::seconds(2);
-        let proxy = front
-            .issue_client_valid("front-proxy-client", &[], not_before, validity)
-            .expect("cert");
-        let proxy = chain(&proxy.cert);
-        assert!(authn
-            .authenticate(&proxy, &as_user("alice"))
-            .await
-            .is_some());
+        let Cached { front, authn, .. } = cached("[]", Duration::from_secs(600));
+        let not_before = now() - an_hour();
+        let validity = an_hour() + time::Duration::seconds(2);
+        let proxy = front_proxy(&front, not_before, validity);
+        assert!(admits_alice(&authn, &proxy).await);
         sleep_past(not_before + validity).await;
         assert!(
-            authn
-                .authenticate(&proxy, &as_user("alice"))
-                .await
-                .is_none(),
+            !admits_alice(&authn, &proxy).await,
             "a cached verdict outlived the chain's notAfter"
         );
     }
 
     #[tokio::test]
     async fn a_cached_verdict_is_looked_at_again_after_the_cache_ttl() {
-        let (front, client) = cas();
-        let state = Arc::new(AuthState::default());
-        state.set(config(&front, &client, "[]"));
-        let authn = Authenticator::new(state, offline_client(), Duration::from_millis(200));
+        let Cached { front, authn, .. } = cached("[]", Duration::from_millis(200));
         // Not valid yet: refused, and that verdict is cached.
-        let not_before = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
-        let proxy = front
-            .issue_client_valid(
-                "front-proxy-client",
-                &[],
-                not_before,
-                time::Duration::days(1),
-            )
-            .expect("cert");
-        let proxy = chain(&proxy.cert);
-        assert!(authn
-            .authenticate(&proxy, &as_user("alice"))
-            .await
-            .is_none());
+        let not_before = now() + time::Duration::seconds(2);
+        let proxy = front_proxy(&front, not_before, a_day());
+        assert!(!admits_alice(&authn, &proxy).await);
         assert_eq!(
             authn.certs.lock().expect("lock").len(),
             1,
@@ -1044,10 +1054,7 @@ mod tests {
         // Once valid, the refusal must not be reused beyond the TTL.
         sleep_past(not_before).await;
         assert!(
-            authn
-                .authenticate(&proxy, &as_user("alice"))
-                .await
-                .is_some(),
+            admits_alice(&authn, &proxy).await,
             "a cached refusal outlived the cache TTL"
         );
     }

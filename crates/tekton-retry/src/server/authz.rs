@@ -39,25 +39,22 @@ pub enum Attributes {
 impl Attributes {
     /// `create` on `pipelineruns/retry` of `retry.tekton.dev` for the run `namespace/name`.
     pub fn retry(namespace: &str, name: &str) -> Self {
-        Attributes::Resource {
-            verb: "create".into(),
-            group: crate::api::GROUP.into(),
-            version: crate::api::VERSION.into(),
-            resource: crate::api::RESOURCE.into(),
-            subresource: crate::api::SUBRESOURCE.into(),
-            namespace: namespace.into(),
-            name: name.into(),
-        }
+        Self::run_subresource("create", crate::api::SUBRESOURCE, namespace, name)
     }
 
     /// `get` on `pipelineruns/history` of `retry.tekton.dev` for the run `namespace/name`.
     pub fn history(namespace: &str, name: &str) -> Self {
+        Self::run_subresource("get", crate::api::HISTORY_SUBRESOURCE, namespace, name)
+    }
+
+    /// `verb` on `pipelineruns/<subresource>` of `retry.tekton.dev` for the run `namespace/name`.
+    fn run_subresource(verb: &str, subresource: &str, namespace: &str, name: &str) -> Self {
         Attributes::Resource {
-            verb: "get".into(),
+            verb: verb.into(),
             group: crate::api::GROUP.into(),
             version: crate::api::VERSION.into(),
             resource: crate::api::RESOURCE.into(),
-            subresource: crate::api::HISTORY_SUBRESOURCE.into(),
+            subresource: subresource.into(),
             namespace: namespace.into(),
             name: name.into(),
         }

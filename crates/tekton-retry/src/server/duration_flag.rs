@@ -20,15 +20,23 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h0m1s"), Ok(Duration::from_secs(3601)));
-        assert!(parse_duration("10x").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("s").is_err());
+        // A bare number is seconds here (unlike Go's parser).
+        for (text, millis) in [
+            ("10s", 10_000),
+            ("500ms", 500),
+            ("2m", 120_000),
+            ("7", 7_000),
+            ("1m30s", 90_000),
+            ("1h0m1s", 3_601_000),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(millis)),
+                "{text}"
+            );
+        }
+        for bad in ["10x", "", "-1s", "s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -13,7 +13,7 @@ use rustls::pki_types::CertificateDer;
 use serde_json::Value;
 
 use super::authn::Authenticator;
-use super::authz::{Attributes, Authorizer};
+use super::authz::Authorizer;
 use super::health::Health;
 use super::metrics::Metrics;
 use super::routes::{self, PublicDoc, Route};
@@ -214,17 +214,15 @@ where
     if !route.allows(&parts.method) {
         return Err(routes::method_not_allowed(&parts.method, &route));
     }
+    if let Some(attrs) = route.authorization() {
+        shared.authz.authorize(&user, &attrs, audit_id).await?;
+    }
     match route {
         Route::Public(doc) => Ok(public_document(
             doc,
             parts.headers.get(http::header::ACCEPT),
         )),
         Route::Metrics => {
-            let attrs = Attributes::NonResource {
-                verb: "get".into(),
-                path: "/metrics".into(),
-            };
-            shared.authz.authorize(&user, &attrs, audit_id).await?;
             let text = shared
                 .metrics
                 .encode()
@@ -239,10 +237,6 @@ where
             Ok(r)
         }
         Route::Retry { namespace, name } => {
-            shared
-                .authz
-                .authorize(&user, &Attributes::retry(&namespace, &name), audit_id)
-                .await?;
             let body = body
                 .take()
                 .ok_or_else(|| ApiError::internal("the request body was already read"))?;
@@ -261,10 +255,6 @@ where
             Ok(json_response(code, &value, "application/json"))
         }
         Route::History { namespace, name } => {
-            shared
-                .authz
-                .authorize(&user, &Attributes::history(&namespace, &name), audit_id)
-                .await?;
             let value = shared
                 .retry
                 .history(namespace, name, Some(audit_id.to_string()))

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use http::Method;
 
+use super::authz::Attributes;
 use super::body;
 use crate::api::UserInfo;
 use crate::api::{
@@ -71,6 +72,22 @@ pub enum Route {
 }
 
 impl Route {
+    /// What the caller must be allowed to do to be answered on this route (`None`: the
+    /// documents anyone may read, and the routes answered with an error before any review).
+    pub fn authorization(&self) -> Option<Attributes> {
+        match self {
+            Route::Metrics => Some(Attributes::NonResource {
+                verb: "get".into(),
+                path: "/metrics".into(),
+            }),
+            Route::Retry { namespace, name } => Some(Attributes::retry(namespace, name)),
+            Route::History { namespace, name } => Some(Attributes::history(namespace, name)),
+            Route::Health { .. } | Route::Public(_) | Route::BadName { .. } | Route::NotFound => {
+                None
+            }
+        }
+    }
+
     /// Classifies a path (no query).
     pub fn parse(path: &str) -> Route {
         let trimmed = if path.len() > 1 {
@@ -118,26 +135,12 @@ impl Route {
             }
         }
         match parts.as_slice() {
-            [ns, res, name, sub]
-                if *res == RESOURCE
-                    && *sub == SUBRESOURCE
-                    && !ns.is_empty()
-                    && !name.is_empty() =>
-            {
-                Route::Retry {
-                    namespace: ns.to_string(),
-                    name: name.to_string(),
-                }
-            }
-            [ns, res, name, sub]
-                if *res == RESOURCE
-                    && *sub == HISTORY_SUBRESOURCE
-                    && !ns.is_empty()
-                    && !name.is_empty() =>
-            {
-                Route::History {
-                    namespace: ns.to_string(),
-                    name: name.to_string(),
+            [ns, res, name, sub] if *res == RESOURCE && !ns.is_empty() && !name.is_empty() => {
+                let (namespace, name) = (ns.to_string(), name.to_string());
+                match *sub {
+                    SUBRESOURCE => Route::Retry { namespace, name },
+                    HISTORY_SUBRESOURCE => Route::History { namespace, name },
+                    _ => Route::NotFound,
                 }
             }
             _ => Route::NotFound,

@@ -302,37 +302,54 @@ mod tests {
 
     #[test]
     fn classifies_taskruns() {
-        fn o(v: &Value, c: bool) -> ChildOutcome<'_> {
-            ChildView::new(v).expect("child").outcome(c)
+        let cancelled = "TaskRunCancelled";
+        // (spec.status, Succeeded status and reason, whether a cancel counts, the outcome)
+        for (spec_status, status, reason, cancel_counts, want) in [
+            ("", "True", "Succeeded", false, ChildOutcome::Succeeded),
+            (
+                "",
+                "False",
+                "StepFailed",
+                false,
+                ChildOutcome::Failed("StepFailed"),
+            ),
+            (
+                cancelled,
+                "False",
+                cancelled,
+                false,
+                ChildOutcome::Cancelled(cancelled),
+            ),
+            (
+                "",
+                "False",
+                "TaskRunTimeout",
+                false,
+                ChildOutcome::TimedOut("TaskRunTimeout"),
+            ),
+            ("", "Unknown", "Running", true, ChildOutcome::Running),
+            (
+                cancelled,
+                "Unknown",
+                "Running",
+                false,
+                ChildOutcome::Running,
+            ),
+            (
+                cancelled,
+                "Unknown",
+                "Running",
+                true,
+                ChildOutcome::Cancelled(cancelled),
+            ),
+        ] {
+            let run = tr(spec_status, status, reason);
+            let got = ChildView::new(&run).expect("child").outcome(cancel_counts);
+            assert_eq!(
+                got, want,
+                "{spec_status:?} {status} {reason} {cancel_counts}"
+            );
         }
-        assert_eq!(
-            o(&tr("", "True", "Succeeded"), false),
-            ChildOutcome::Succeeded
-        );
-        assert_eq!(
-            o(&tr("", "False", "StepFailed"), false),
-            ChildOutcome::Failed("StepFailed")
-        );
-        assert_eq!(
-            o(&tr("TaskRunCancelled", "False", "TaskRunCancelled"), false),
-            ChildOutcome::Cancelled("TaskRunCancelled")
-        );
-        assert_eq!(
-            o(&tr("", "False", "TaskRunTimeout"), false),
-            ChildOutcome::TimedOut("TaskRunTimeout")
-        );
-        assert_eq!(
-            o(&tr("", "Unknown", "Running"), true),
-            ChildOutcome::Running
-        );
-        assert_eq!(
-            o(&tr("TaskRunCancelled", "Unknown", "Running"), false),
-            ChildOutcome::Running
-        );
-        assert_eq!(
-            o(&tr("TaskRunCancelled", "Unknown", "Running"), true),
-            ChildOutcome::Cancelled("TaskRunCancelled")
-        );
     }
 
     #[test]

@@ -140,15 +140,23 @@ mod tests {
 
     #[test]
     fn parses_go_durations() {
-        assert_eq!(parse_go_duration("1h0m0s"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_go_duration("1m0s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_go_duration("41m10s"), Ok(Duration::from_secs(2470)));
-        assert_eq!(parse_go_duration("1.5h"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("300ms"), Ok(Duration::from_millis(300)));
-        assert_eq!(parse_go_duration("2h45m"), Ok(Duration::from_secs(9900)));
-        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
-        assert_eq!(parse_go_duration("0s"), Ok(Duration::ZERO));
-        assert_eq!(parse_go_duration("1µs"), Ok(Duration::from_micros(1)));
+        for (text, nanos) in [
+            ("1h0m0s", 3_600_000_000_000),
+            ("1m0s", 60_000_000_000),
+            ("41m10s", 2_470_000_000_000),
+            ("1.5h", 5_400_000_000_000),
+            ("300ms", 300_000_000),
+            ("2h45m", 9_900_000_000_000),
+            ("0", 0),
+            ("0s", 0),
+            ("1µs", 1_000),
+        ] {
+            assert_eq!(
+                parse_go_duration(text),
+                Ok(Duration::from_nanos(nanos)),
+                "{text}"
+            );
+        }
         for bad in ["", "1", "h", "-1s", "1x", "1..5s", "s1", "."] {
             assert!(parse_go_duration(bad).is_err(), "{bad:?} should be refused");
         }
@@ -156,16 +164,20 @@ mod tests {
 
     #[test]
     fn formats_like_go() {
-        assert_eq!(format_go_duration(Duration::from_secs(3600)), "1h0m0s");
-        assert_eq!(format_go_duration(Duration::from_secs(2470)), "41m10s");
-        assert_eq!(format_go_duration(Duration::from_secs(60)), "1m0s");
-        assert_eq!(format_go_duration(Duration::from_secs(10)), "10s");
-        assert_eq!(format_go_duration(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(format_go_duration(Duration::from_millis(300)), "300ms");
-        assert_eq!(format_go_duration(Duration::from_nanos(1500)), "1.5µs");
-        assert_eq!(format_go_duration(Duration::from_nanos(7)), "7ns");
-        assert_eq!(format_go_duration(Duration::ZERO), "0s");
-        assert_eq!(format_go_duration(Duration::from_secs(90061)), "25h1m1s");
+        for (nanos, text) in [
+            (3_600_000_000_000, "1h0m0s"),
+            (2_470_000_000_000, "41m10s"),
+            (60_000_000_000, "1m0s"),
+            (10_000_000_000, "10s"),
+            (1_500_000_000, "1.5s"),
+            (300_000_000, "300ms"),
+            (1_500, "1.5µs"),
+            (7, "7ns"),
+            (0, "0s"),
+            (90_061_000_000_000, "25h1m1s"),
+        ] {
+            assert_eq!(format_go_duration(Duration::from_nanos(nanos)), text);
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@ use crate::planner_common;
 
 use std::time::Duration;
 
-use planner_common::{input, names, pvcs, reset_patch, time, Out, Sim, NOW, START};
+use planner_common::{
+    deleted_now, input, names, original_times, pvcs, reset_patch, time, Out, Sim, NOW, START,
+};
 use serde_json::{json, Value};
 use tekton_retry::api::{FinallyPolicy, Preconditions, RetrySpec};
 use tekton_retry::retry::planner::plan;
@@ -218,13 +220,8 @@ fn custom_runs_and_child_pipelineruns_are_rerun_like_taskruns() {
         .child("sub", "run-sub", "PipelineRun", Out::Failed, json!({}))
         .ran("ok", Out::Succeeded);
     let p = ok(&sim, &dflt());
-    let kinds: Vec<(&str, &str, &str)> = p
-        .delete_now
-        .iter()
-        .map(|c| (c.name.as_str(), c.kind.as_str(), c.api_version.as_str()))
-        .collect();
     assert_eq!(
-        kinds,
+        deleted_now(&p),
         [
             ("run-wait", "CustomRun", "tekton.dev/v1beta1"),
             ("run-sub", "PipelineRun", "tekton.dev/v1")
@@ -383,12 +380,8 @@ fn preconditions_and_attempts() {
     let p = plan(&retried).expect("a plan");
     assert_eq!(p.attempt, 3);
     assert_eq!(
-        p.original_start_time.as_deref(),
-        Some("2026-11-26T09:59:00Z")
-    );
-    assert_eq!(
-        p.original_completion_time.as_deref(),
-        Some("2026-11-26T10:01:00Z")
+        original_times(&p),
+        (Some("2026-11-26T09:59:00Z"), Some("2026-11-26T10:01:00Z"))
     );
     let stale = with(None, Some(1));
     let mut replay = input(&run, &sim.children, &stale, time(NOW));
@@ -738,13 +731,8 @@ fn children_without_kind_take_it_from_their_reference() {
         o.remove("apiVersion");
     }
     let p = ok(&sim, &dflt());
-    let kinds: Vec<(&str, &str, &str)> = p
-        .delete_now
-        .iter()
-        .map(|c| (c.name.as_str(), c.kind.as_str(), c.api_version.as_str()))
-        .collect();
     assert_eq!(
-        kinds,
+        deleted_now(&p),
         [
             ("run-a", "TaskRun", "tekton.dev/v1"),
             ("run-wait", "CustomRun", "tekton.dev/v1beta1")

@@ -96,6 +96,32 @@ pub fn names(runs: &[tekton_retry::retry::ChildRun]) -> Vec<&str> {
     runs.iter().map(|c| c.name.as_str()).collect()
 }
 
+/// Name, kind and apiVersion of each run the plan deletes at once.
+pub fn deleted_now(plan: &Plan) -> Vec<(&str, &str, &str)> {
+    let runs = plan.delete_now.iter();
+    runs.map(|c| (c.name.as_str(), c.kind.as_str(), c.api_version.as_str()))
+        .collect()
+}
+
+/// `status.startTime` and `status.completionTime` of attempt 1, as the plan carries them.
+pub fn original_times(plan: &Plan) -> (Option<&str>, Option<&str>) {
+    (
+        plan.original_start_time.as_deref(),
+        plan.original_completion_time.as_deref(),
+    )
+}
+
+/// Asserts that the reset written for `plan` on `run` at `now` keeps the `childReferences` that
+/// the reset Tekton accepted in the recorded request `fixture_path` kept.
+pub fn assert_references_as_recorded(plan: &Plan, run: &Value, now: &str, fixture_path: &str) {
+    let real = fixture(fixture_path);
+    assert_eq!(
+        reset_patch(plan, run, time(now))["childReferences"],
+        real["status"]["childReferences"],
+        "{fixture_path}"
+    );
+}
+
 /// Outcome of a synthetic child run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Out {

@@ -5,11 +5,19 @@ use crate::planner_common;
 
 use std::time::Duration;
 
-use planner_common::{fixture, input, moment, names, pvcs, reset_patch, time};
+use planner_common::{
+    assert_references_as_recorded, deleted_now, fixture, input, moment, names, original_times,
+    pvcs, reset_patch, time,
+};
 use serde_json::{json, Value};
 use tekton_retry::api::{FinallyPolicy, RetriedTask, RetrySpec};
 use tekton_retry::retry::planner::plan;
 use tekton_retry::retry::Refusal;
+
+/// The planner's refusal of a retry of `run` with `children` asked at `now`.
+fn refusal(run: &Value, children: &[Value], spec: &RetrySpec, now: &str) -> Refusal {
+    plan(&input(run, children, spec, time(now))).expect_err("refused")
+}
 
 fn retried(name: &str, run: Option<&str>, reason: Option<&str>) -> RetriedTask {
     RetriedTask {
@@ -61,31 +69,19 @@ fn dag_failed_reruns_b_and_report_keeps_a() {
     );
     assert!(!p.clear_spec_status);
     assert_eq!(
-        p.original_start_time.as_deref(),
-        Some("2026-11-26T19:27:10Z")
-    );
-    assert_eq!(
-        p.original_completion_time.as_deref(),
-        Some("2026-11-26T19:27:19Z")
+        original_times(&p),
+        (Some("2026-11-26T19:27:10Z"), Some("2026-11-26T19:27:19Z"))
     );
     // 1h budget from 19:27:10, now 19:28:01.
     assert_eq!(p.remaining_timeout, Some(Duration::from_secs(3600 - 51)));
     assert!(p.remove_annotations.is_empty());
-    let b = &p.delete_now[0];
     assert_eq!(
-        (
-            b.api_version.as_str(),
-            b.kind.as_str(),
-            b.uid.as_str(),
-            b.pipeline_task.as_str()
-        ),
-        (
-            "tekton.dev/v1",
-            "TaskRun",
-            "3e8e2de8-bec8-4b00-b3c7-823c15d4ac77",
-            "b"
-        )
+        deleted_now(&p)[0],
+        ("demo-run-b", "TaskRun", "tekton.dev/v1")
     );
+    let b = &p.delete_now[0];
+    assert_eq!(b.uid, "3e8e2de8-bec8-4b00-b3c7-823c15d4ac77");
+    assert_eq!(b.pipeline_task, "b");
 }
 
 #[test]
@@ -177,10 +173,11 @@ fn hard_cancelled_run_reruns_cancelled_task_and_clears_spec_status() {
         ]
     );
     // The reset that finally worked (resume 3) kept only a's reference.
-    let real = fixture("cancelled/10-resume3-status-request-pipelinerun-demo-run.json");
-    assert_eq!(
-        reset_patch(&p, &run, time("2026-11-26T19:29:30Z"))["childReferences"],
-        real["status"]["childReferences"]
+    assert_references_as_recorded(
+        &p,
+        &run,
+        "2026-11-26T19:29:30Z",
+        "cancelled/10-resume3-status-request-pipelinerun-demo-run.json",
     );
 }
 
@@ -244,10 +241,11 @@ fn keep_finally_keeps_the_report_run() {
     let p = plan(&input(&run, &children, &spec, now)).expect("a plan");
     assert_eq!(names(&p.delete_now), ["demo-run-b"]);
     assert_eq!(p.preserved, ["a", "report"]);
-    let real = fixture("keep-finally/02-reset-request-pipelinerun-demo-run.json");
-    assert_eq!(
-        reset_patch(&p, &run, time("2026-11-26T19:34:00Z"))["childReferences"],
-        real["status"]["childReferences"]
+    assert_references_as_recorded(
+        &p,
+        &run,
+        "2026-11-26T19:34:00Z",
+        "keep-finally/02-reset-request-pipelinerun-demo-run.json",
     );
 }
 
@@ -390,8 +388,7 @@ fn timeout_budget_is_measured_from_the_original_start() {
     // timeouts.pipeline 1m0s, started 19:30:30, failed 19:30:39.
     let (run, children) = moment("timeout", "01-failed");
     let spec = RetrySpec::default();
-    let e =
-        plan(&input(&run, &children, &spec, time("2026-11-26T19:30:45Z"))).expect_err("refused");
+    let e = refusal(&run, &children, &spec, "2026-11-26T19:30:45Z");
     assert!(matches!(e, Refusal::BudgetSpent { .. }), "{e:?}");
     assert_eq!(e.code(), 422);
     assert_eq!(e.causes()[0].field, "spec.timeouts.pipeline");
@@ -426,8 +423,7 @@ fn run_that_timed_out_is_refused_with_its_budget() {
         "PipelineRunTimeout"
     );
     let spec = RetrySpec::default();
-    let e =
-        plan(&input(&run, &children, &spec, time("2026-11-26T19:31:40Z"))).expect_err("refused");
+    let e = refusal(&run, &children, &spec, "2026-11-26T19:31:40Z");
     assert!(
         matches!(
             e,
@@ -451,14 +447,12 @@ fn run_that_timed_out_is_refused_with_its_budget() {
 fn succeeded_and_running_fixtures_are_conflicts() {
     let (run, children) = moment("dag-failed", "06-final");
     let spec = RetrySpec::default();
-    let e =
-        plan(&input(&run, &children, &spec, time("2026-11-26T19:29:00Z"))).expect_err("refused");
+    let e = refusal(&run, &children, &spec, "2026-11-26T19:29:00Z");
     assert!(matches!(e, Refusal::Succeeded { .. }), "{e:?}");
     assert_eq!(e.code(), 409);
 
     let (run, children) = moment("cancelled", "01-running");
-    let e =
-        plan(&input(&run, &children, &spec, time("2026-11-26T19:29:15Z"))).expect_err("refused");
+    let e = refusal(&run, &children, &spec, "2026-11-26T19:29:15Z");
     assert!(matches!(e, Refusal::NotDone { .. }), "{e:?}");
     assert_eq!(e.code(), 409);
 }

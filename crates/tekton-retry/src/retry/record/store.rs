@@ -140,14 +140,10 @@ impl RecordStore {
                     .await?
             }
             Some(p) => {
+                let name = record_name(&record.uid);
+                let body = self.body(record, Some(&p.resource_version));
                 self.cluster
-                    .replace(
-                        CONFIGMAPS,
-                        &self.namespace,
-                        &record_name(&record.uid),
-                        self.body(record, Some(&p.resource_version)),
-                        audit,
-                    )
+                    .replace_configmap((&self.namespace, &name), body, audit)
                     .await?
             }
         };
@@ -307,7 +303,7 @@ impl RecordStore {
                 Some(mut cm) => {
                     cm["data"] = Value::Object(data);
                     self.cluster
-                        .replace(CONFIGMAPS, &self.namespace, &name, cm, audit)
+                        .replace_configmap((&self.namespace, &name), cm, audit)
                         .await
                 }
             };

@@ -199,6 +199,19 @@ mod tests {
         )
     }
 
+    /// Whether the plan at `now` leaves `current` as it is.
+    fn keeps(
+        current: &Stored,
+        now: DateTime<Utc>,
+        policy: &Policy,
+        ca_trusted_at: Option<DateTime<Utc>>,
+    ) -> bool {
+        matches!(
+            plan(Some(current), now, policy, ca_trusted_at).expect("plan"),
+            Step::Keep
+        )
+    }
+
     #[test]
     fn rotation_stages_the_ca_then_the_leaf_then_drops_the_old_ca() {
         let p = policy();
@@ -208,10 +221,7 @@ mod tests {
         assert_eq!(ca_count(&s0), 1);
         // Nothing to do while the CA has more than a third of its life left.
         let t1 = t0 + chrono::Duration::seconds(1000);
-        assert!(matches!(
-            plan(Some(&s0), t1, &p, Some(t0)).expect("plan"),
-            Step::Keep
-        ));
+        assert!(keeps(&s0, t1, &p, Some(t0)));
 
         // Past two thirds: a new CA joins the bundle; the leaf stays (signed by the old CA).
         let t2 = t0 + chrono::Duration::seconds(2001);
@@ -228,15 +238,9 @@ mod tests {
         assert!(in_bundle(&s1), "the old CA stays in the bundle");
 
         // The new leaf waits until the bundle with the new CA was accepted, plus the delay.
-        assert!(matches!(
-            plan(Some(&s1), t2, &p, None).expect("plan"),
-            Step::Keep
-        ));
+        assert!(keeps(&s1, t2, &p, None));
         let t3 = t2 + chrono::Duration::seconds(5);
-        assert!(matches!(
-            plan(Some(&s1), t3, &p, Some(t2)).expect("plan"),
-            Step::Keep
-        ));
+        assert!(keeps(&s1, t3, &p, Some(t2)));
         let t4 = t2 + chrono::Duration::seconds(11);
         let s2 = write(plan(Some(&s1), t4, &p, Some(t2)).expect("plan"));
         assert!(leaf_signed_by_ca(&s2));
@@ -249,10 +253,7 @@ mod tests {
         assert_eq!(ca_count(&s3), 1);
         assert!(!in_bundle(&s3));
         assert_eq!(s3.leaf, s2.leaf);
-        assert!(matches!(
-            plan(Some(&s3), t5, &p, Some(t2)).expect("plan"),
-            Step::Keep
-        ));
+        assert!(keeps(&s3, t5, &p, Some(t2)));
     }
 
     #[test]

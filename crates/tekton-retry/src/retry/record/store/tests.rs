@@ -143,6 +143,55 @@ impl Api {
     }
 }
 
+/// A store holding the record of run u1 at attempt 2, as written.
+async fn store_with_u1() -> (RecordStore, Arc<Mutex<Api>>, Stored) {
+    let (store, api) = store();
+    let written = store
+        .put(&record("u1", 2), None, None)
+        .await
+        .expect("create");
+    (store, api, written)
+}
+
+/// A store holding the records of run u1 (attempt 2, with a history) and of run u2 (attempt
+/// `u2_attempt`, no history).
+async fn two_records(u2_attempt: u32) -> (RecordStore, Arc<Mutex<Api>>) {
+    let (store, api) = store();
+    store.put(&record("u1", 2), None, None).await.expect("u1");
+    let u2 = record("u2", u2_attempt);
+    store.put(&u2, None, None).await.expect("u2");
+    archive_lost(&store, 1, "r-1").await.expect("history");
+    (store, api)
+}
+
+/// Archives the runs attempt `attempt` of run u1 lost (one, `run`), as the claim of the next
+/// attempt does.
+async fn archive_lost(store: &RecordStore, attempt: u32, run: &str) -> Result<(), ClusterError> {
+    let claimed = record("u1", attempt + 1);
+    store.archive(&claimed, &archive(attempt, run), None).await
+}
+
+/// The archive of `attempt` in the history `data`.
+fn archived(data: &Map<String, Value>, attempt: u32) -> AttemptArchive {
+    let text = data[&format!("attempt-{attempt}.json")]
+        .as_str()
+        .expect("s");
+    serde_json::from_str(text).expect("archive")
+}
+
+/// The index in the history `data`.
+fn index_of(data: &Map<String, Value>) -> Vec<LastRetry> {
+    serde_json::from_str(data[history::INDEX_KEY].as_str().expect("s")).expect("index")
+}
+
+/// Asserts that `err` is the API's answer `code`, passed on as it came.
+fn assert_api_error(err: &ClusterError, code: u16) {
+    assert!(
+        matches!(err, ClusterError::Api { code: c, .. } if *c == code),
+        "{err:?}"
+    );
+}
+
 /// A store over a fresh [`Api`], and the API to look into.
 fn store() -> (RecordStore, Arc<Mutex<Api>>) {
     let api = Arc::new(Mutex::new(Api::default()));
@@ -265,11 +314,7 @@ async fn a_record_is_written_labelled_in_the_servers_namespace_and_read_back() {
 
 #[tokio::test]
 async fn a_record_whose_content_names_another_uid_is_not_that_runs() {
-    let (store, api) = store();
-    store
-        .put(&record("u1", 2), None, None)
-        .await
-        .expect("create");
+    let (store, api, _) = store_with_u1().await;
     // Someone copies u1's record under u2's name: its content still says u1.
     let mut copy = stored(&api, "retry-u1").expect("cm");
     copy["metadata"]["name"] = json!("retry-u2");
@@ -285,25 +330,15 @@ async fn reading_a_record_passes_on_errors_other_than_not_found() {
     let (store, api) = store();
     api.lock().expect("api").failing_reads = vec![403];
     let err = store.get("u1", None).await.expect_err("forbidden");
-    assert!(
-        matches!(err, ClusterError::Api { code: 403, .. }),
-        "{err:?}"
-    );
+    assert_api_error(&err, 403);
     api.lock().expect("api").failing_reads = vec![403];
     let err = store.history("u1", None).await.expect_err("forbidden");
-    assert!(
-        matches!(err, ClusterError::Api { code: 403, .. }),
-        "{err:?}"
-    );
+    assert_api_error(&err, 403);
 }
 
 #[tokio::test]
 async fn a_write_from_a_stale_read_is_a_conflict() {
-    let (store, _api) = store();
-    let first = store
-        .put(&record("u1", 2), None, None)
-        .await
-        .expect("create");
+    let (store, _api, first) = store_with_u1().await;
     store
         .put(&record("u1", 3), Some(&first), None)
         .await
@@ -332,11 +367,7 @@ async fn a_write_from_a_stale_read_is_a_conflict() {
 
 #[tokio::test]
 async fn an_update_applies_its_change_again_to_what_another_writer_left() {
-    let (store, api) = store();
-    store
-        .put(&record("u1", 2), None, None)
-        .await
-        .expect("create");
+    let (store, api, _) = store_with_u1().await;
     seen(&api);
     // Between the update's read and its write, another replica sets the outcome.
     api.lock().expect("api").race_before_put = Some(|cm: &mut Value| {
@@ -399,11 +430,7 @@ async fn an_update_that_changes_nothing_or_finds_no_record_writes_nothing() {
 
 #[tokio::test]
 async fn an_update_gives_up_on_a_record_that_keeps_changing_and_passes_on_other_errors() {
-    let (store, api) = store();
-    store
-        .put(&record("u1", 2), None, None)
-        .await
-        .expect("create");
+    let (store, api, _) = store_with_u1().await;
     api.lock().expect("api").failing_writes = vec![409; 8];
     let err = store
         .update("u1", None, |_| true)
@@ -412,10 +439,7 @@ async fn an_update_gives_up_on_a_record_that_keeps_changing_and_passes_on_other_
     assert!(err.is_conflict(), "{err:?}");
     api.lock().expect("api").failing_writes = vec![500];
     let err = store.update("u1", None, |_| true).await.expect_err("500");
-    assert!(
-        matches!(err, ClusterError::Api { code: 500, .. }),
-        "{err:?}"
-    );
+    assert_api_error(&err, 500);
     api.lock().expect("api").failing_writes = vec![409];
     assert!(store
         .update("u1", None, |_| true)
@@ -426,13 +450,7 @@ async fn an_update_gives_up_on_a_record_that_keeps_changing_and_passes_on_other_
 
 #[tokio::test]
 async fn the_list_holds_the_records_only() {
-    let (store, api) = store();
-    store.put(&record("u1", 2), None, None).await.expect("u1");
-    store.put(&record("u2", 3), None, None).await.expect("u2");
-    store
-        .archive(&record("u1", 2), &archive(1, "r-1"), None)
-        .await
-        .expect("history");
+    let (store, api) = two_records(3).await;
     api.lock().expect("api").objects.insert(
         "unrelated".into(),
         json!({"metadata": {"name": "unrelated", "resourceVersion": "1",
@@ -451,13 +469,7 @@ async fn the_list_holds_the_records_only() {
 
 #[tokio::test]
 async fn forgetting_a_run_deletes_its_record_and_history_once_and_tolerates_either_missing() {
-    let (store, api) = store();
-    store.put(&record("u1", 2), None, None).await.expect("u1");
-    store.put(&record("u2", 2), None, None).await.expect("u2");
-    store
-        .archive(&record("u1", 2), &archive(1, "r-1"), None)
-        .await
-        .expect("history");
+    let (store, api) = two_records(2).await;
     seen(&api);
     store.forget("u1").await.expect("forget");
     assert_eq!(seen(&api), ["DELETE retry-u1-history", "DELETE retry-u1"]);
@@ -470,10 +482,7 @@ async fn forgetting_a_run_deletes_its_record_and_history_once_and_tolerates_eith
     assert!(stored(&api, "retry-u2").is_none());
     api.lock().expect("api").failing_writes = vec![403];
     let err = store.forget("u3").await.expect_err("forbidden");
-    assert!(
-        matches!(err, ClusterError::Api { code: 403, .. }),
-        "{err:?}"
-    );
+    assert_api_error(&err, 403);
 }
 
 #[tokio::test]
@@ -501,28 +510,20 @@ async fn the_first_archive_creates_the_history_without_reading_and_a_repeat_chan
         .expect("again");
     assert_eq!(seen(&api), ["POST", "GET retry-u1-history"]);
     let data = store.history("u1", None).await.expect("history");
-    let kept: AttemptArchive =
-        serde_json::from_str(data["attempt-1.json"].as_str().expect("s")).expect("archive");
+    let kept = archived(&data, 1);
     assert_eq!(kept.runs[0].name, "r-1");
 }
 
 #[tokio::test]
 async fn a_later_archive_reads_and_adds_to_the_history() {
     let (store, api) = store();
-    store
-        .archive(&record("u1", 2), &archive(1, "r-1"), None)
-        .await
-        .expect("first");
+    archive_lost(&store, 1, "r-1").await.expect("first");
     seen(&api);
-    store
-        .archive(&record("u1", 3), &archive(2, "r-2"), None)
-        .await
-        .expect("second");
+    archive_lost(&store, 2, "r-2").await.expect("second");
     assert_eq!(seen(&api), ["GET retry-u1-history", "PUT retry-u1-history"]);
     let data = store.history("u1", None).await.expect("history");
     assert!(data.contains_key("attempt-1.json") && data.contains_key("attempt-2.json"));
-    let index: Vec<LastRetry> =
-        serde_json::from_str(data[history::INDEX_KEY].as_str().expect("s")).expect("index");
+    let index = index_of(&data);
     assert_eq!(index.iter().map(|r| r.attempt).collect::<Vec<_>>(), [2, 3]);
 }
 
@@ -530,10 +531,7 @@ async fn a_later_archive_reads_and_adds_to_the_history() {
 async fn a_history_written_meanwhile_is_read_and_merged_not_overwritten() {
     let (store, api) = store();
     // Another replica created the history between our decision and our create.
-    store
-        .archive(&record("u1", 2), &archive(1, "r-1"), None)
-        .await
-        .expect("other replica");
+    archive_lost(&store, 1, "r-1").await.expect("other replica");
     seen(&api);
     let mut rec = record("u1", 2);
     rec.uid = "u1".into();
@@ -547,18 +545,14 @@ async fn a_history_written_meanwhile_is_read_and_merged_not_overwritten() {
         "conflict, then read"
     );
     let data = store.history("u1", None).await.expect("history");
-    let kept: AttemptArchive =
-        serde_json::from_str(data["attempt-1.json"].as_str().expect("s")).expect("archive");
+    let kept = archived(&data, 1);
     assert_eq!(kept.runs[0].name, "r-1");
 
     // A replace that meets a newer version reads again and writes on top of it.
     api.lock().expect("api").race_before_put = Some(|cm: &mut Value| {
         cm["data"]["attempt-9.json"] = json!("{}");
     });
-    store
-        .archive(&record("u1", 3), &archive(2, "r-2"), None)
-        .await
-        .expect("merge");
+    archive_lost(&store, 2, "r-2").await.expect("merge");
     let data = store.history("u1", None).await.expect("history");
     assert!(
         data.contains_key("attempt-9.json"),
@@ -571,28 +565,17 @@ async fn a_history_written_meanwhile_is_read_and_merged_not_overwritten() {
 async fn a_history_write_passes_on_errors_and_gives_up_on_endless_conflicts() {
     let (store, api) = store();
     api.lock().expect("api").failing_reads = vec![500];
-    let err = store
-        .archive(&record("u1", 3), &archive(2, "r-2"), None)
+    let err = archive_lost(&store, 2, "r-2")
         .await
         .expect_err("read fails");
-    assert!(
-        matches!(err, ClusterError::Api { code: 500, .. }),
-        "{err:?}"
-    );
+    assert_api_error(&err, 500);
     api.lock().expect("api").failing_writes = vec![403];
-    let err = store
-        .archive(&record("u1", 3), &archive(2, "r-2"), None)
+    let err = archive_lost(&store, 2, "r-2")
         .await
         .expect_err("write fails");
-    assert!(
-        matches!(err, ClusterError::Api { code: 403, .. }),
-        "{err:?}"
-    );
+    assert_api_error(&err, 403);
     api.lock().expect("api").failing_writes = vec![409; 5];
-    let err = store
-        .archive(&record("u1", 3), &archive(2, "r-2"), None)
-        .await
-        .expect_err("conflicts");
+    let err = archive_lost(&store, 2, "r-2").await.expect_err("conflicts");
     assert!(err.is_conflict(), "{err:?}");
     assert!(
         stored(&api, "retry-u1-history").is_none(),
@@ -620,8 +603,7 @@ async fn the_index_entry_of_an_ended_attempt_is_written_once() {
         "unchanged: not written"
     );
     let data = store.history("u1", None).await.expect("history");
-    let index: Vec<LastRetry> =
-        serde_json::from_str(data[history::INDEX_KEY].as_str().expect("s")).expect("index");
+    let index = index_of(&data);
     assert_eq!(index[0].outcome.as_deref(), Some("Succeeded"));
     assert!(data.contains_key("attempt-1.json"), "the archive is kept");
 }
