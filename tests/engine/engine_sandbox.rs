@@ -14,8 +14,7 @@ use tekton_retry_test_support::emulator::names_in;
 
 #[tokio::test]
 async fn demo_failed_is_retried_in_place() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     let before = get(&runs(&admin), "demo-failed").await;
     let a_before = get(&taskruns(&admin), "demo-failed-a").await;
     let b_before = get(&taskruns(&admin), "demo-failed-b").await;
@@ -148,8 +147,7 @@ async fn demo_failed_is_retried_in_place() {
 
 #[tokio::test]
 async fn a_dry_run_writes_nothing() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     let before = get(&runs(&admin), "demo-failed").await;
     let (code, body) = retry(&admin, "demo-failed", json!({}), "?dryRun=All").await;
     assert_eq!(code, 200, "{body:#}");
@@ -201,8 +199,7 @@ async fn a_dry_run_writes_nothing() {
 
 #[tokio::test]
 async fn of_twenty_concurrent_retries_exactly_one_starts_the_attempt() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     let calls = (0..20).map(|_| {
         let c = admin.clone();
         async move { retry(&c, "demo-failed", json!({}), "").await }
@@ -221,8 +218,7 @@ async fn of_twenty_concurrent_retries_exactly_one_starts_the_attempt() {
 
 #[tokio::test]
 async fn a_replay_with_the_attempt_precondition_is_refused() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     // b fails twice, so after the retry the run is failed again and retryable: only the
     // precondition stands in the way of the replay.
     failed_run(&admin, "replayed", "b:2").await;
@@ -295,8 +291,7 @@ async fn a_replay_with_the_attempt_precondition_is_refused() {
 
 #[tokio::test]
 async fn a_second_failure_can_be_retried_again_with_the_next_attempt() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     failed_run(&admin, "twice", "b:2").await;
     let (code, b) = retry(
         &admin,
@@ -342,8 +337,7 @@ async fn a_second_failure_can_be_retried_again_with_the_next_attempt() {
 
 #[tokio::test]
 async fn a_cancelled_run_is_resumed_despite_stale_controller_writes() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     // Race 2 of fixtures/cancelled: the controller reconciles from a lagging copy and writes its
     // stale False/Cancelled after our writes.
     sb.simulator
@@ -426,8 +420,7 @@ async fn a_leftover_pod_blocks_the_reset_until_it_is_gone_then_the_attempt_compl
 /// so each answer is seen; `absorbed` faults (429, 504) are retried by the engine's own kube-rs
 /// client and the first request may already succeed.
 async fn fault_then_recovery(name: &str, rule: FaultRule, absorbed: bool) {
-    let sb = start().await;
-    let admin = client_no_replay(&sb, "admin");
+    let (sb, admin) = start_no_replay("admin").await;
     failed_run(&admin, name, "b").await;
     let a_before = get(&taskruns(&admin), &format!("{name}-a")).await;
     let id = sb.emulator.faults().add(rule);

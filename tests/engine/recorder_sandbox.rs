@@ -68,8 +68,7 @@ async fn wait_recorded(client: &kube::Client, run: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn success_is_recorded_once_with_events_and_metrics() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     let (code, body) = retry(
         &admin,
         "demo-failed",
@@ -155,8 +154,7 @@ async fn success_is_recorded_once_with_events_and_metrics() {
 
 #[tokio::test]
 async fn a_second_failure_is_recorded_as_failed() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     failed_run(&admin, "again", "b:2").await;
     let (code, body) = retry(&admin, "again", json!({}), "").await;
     assert_eq!(code, 201, "{body:#}");
@@ -186,8 +184,7 @@ async fn a_second_failure_is_recorded_as_failed() {
 
 #[tokio::test]
 async fn two_recorders_racing_record_the_outcome_once() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     // A second replica's recorder, with its own engine and metrics, on the same cluster.
     let server_client =
         kube::Client::try_from(sb.emulator.server_kube_config().expect("cfg")).expect("client");

@@ -9,6 +9,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{json, Value};
 use tekton_retry::retry::engine::EngineOptions;
 use tekton_retry::retry::executor::ExecutorOptions;
+use tekton_retry_sandbox::faults::FaultAction;
 use tekton_retry_sandbox::{Sandbox, SandboxOptions};
 
 pub const NS: &str = "demo";
@@ -43,6 +44,20 @@ pub async fn start() -> Sandbox {
     .await
 }
 
+/// [`start`] and a client as `admin` (which replays requests on 429/503/504, as kube-rs does).
+pub async fn start_as_admin() -> (Sandbox, kube::Client) {
+    let sb = start().await;
+    let admin = sb.client("admin").expect("client");
+    (sb, admin)
+}
+
+/// [`start`] and a client for `user` that sees every answer ([`client_no_replay`]).
+pub async fn start_no_replay(user: &str) -> (Sandbox, kube::Client) {
+    let sb = start().await;
+    let client = client_no_replay(&sb, user);
+    (sb, client)
+}
+
 /// [`start`] without the demo runs.
 pub async fn start_unseeded() -> Sandbox {
     start_with(SandboxOptions {
@@ -58,6 +73,18 @@ pub async fn start_without_recorder() -> Sandbox {
     start_with(SandboxOptions {
         engine: quick_engine(),
         recorder_enabled: false,
+        ..Default::default()
+    })
+    .await
+}
+
+/// [`start`] with the engine's wait for deleted runs and pods cut to `wait_gone`, for tests that
+/// expect the wait to end in a 504.
+pub async fn start_waiting_gone(wait_gone: Duration) -> Sandbox {
+    let mut engine = quick_engine();
+    engine.executor.wait_gone_timeout = wait_gone;
+    start_with(SandboxOptions {
+        engine,
         ..Default::default()
     })
     .await
@@ -125,6 +152,21 @@ pub async fn wait_run(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The TaskRun `name` (it must exist).
+pub async fn taskrun(client: &kube::Client, name: &str) -> Value {
+    get(&taskruns(client), name).await
+}
+
+/// Whether the run is done: its `Succeeded` condition is True or False.
+pub fn is_done(v: &Value) -> bool {
+    is_failed(v) || is_succeeded(v)
+}
+
+/// Polls until the run is done (at most 30 s); returns it.
+pub async fn wait_done(client: &kube::Client, name: &str) -> Value {
+    wait_run(client, name, 30, is_done).await
 }
 
 pub fn is_succeeded(v: &Value) -> bool {
@@ -205,6 +247,42 @@ pub async fn retry(client: &kube::Client, name: &str, body: Value, query: &str) 
     let v = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)}));
     (code, v)
+}
+
+/// POSTs a retry of `name` with `body` and asserts the answer's HTTP code; returns its body.
+pub async fn retry_answers(client: &kube::Client, name: &str, body: Value, code: u16) -> Value {
+    let (got, answer) = retry(client, name, body, "").await;
+    assert_eq!(got, code, "retry of {name}: {answer:#}");
+    answer
+}
+
+/// A retry of `name` that starts the attempt (201) and a run that then succeeds; returns the
+/// answer and the done run.
+pub async fn retry_to_success(client: &kube::Client, name: &str, body: Value) -> (Value, Value) {
+    let answer = retry_answers(client, name, body, 201).await;
+    let after = wait_done(client, name).await;
+    assert!(is_succeeded(&after), "{after:#}");
+    (answer, after)
+}
+
+/// The names of the tasks a retry's answer lists as retried, in its order.
+pub fn retried_names(answer: &Value) -> Vec<String> {
+    answer["status"]["retriedTasks"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An API error answer with `code` (429 with `Retry-After: 1`), for fault rules.
+pub fn api_failure(code: u16) -> FaultAction {
+    FaultAction::Error {
+        code,
+        retry_after: if code == 429 { Some(1) } else { None },
+    }
 }
 
 pub fn annotation(v: &Value, key: &str) -> Option<String> {
