@@ -414,16 +414,20 @@ async fn a_leftover_pod_blocks_the_reset_until_it_is_gone_then_the_attempt_compl
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
-/// Injects `rule` (on the run `name`'s API calls by the server), expects the first retry to fail
-/// with a 4xx/5xx, the second to start (or complete) the attempt, and the run to succeed with the
-/// succeeded task's run untouched and no run deleted twice. The client does not replay requests,
-/// so each answer is seen; `absorbed` faults (429, 504) are retried by the engine's own kube-rs
-/// client and the first request may already succeed.
-async fn fault_then_recovery(name: &str, rule: FaultRule, absorbed: bool) {
+/// Injects `rule` (on the run `name`'s API calls by the server, firing once), expects the first
+/// retry to fail with a 4xx/5xx, the second to start (or complete) the attempt, and the run to
+/// succeed with the succeeded task's run untouched and no run deleted twice. The client does not
+/// replay requests, so each answer is seen; absorbed faults (429, 504) are retried by the
+/// engine's own kube-rs client and the first request may already succeed.
+async fn fault_then_recovery(name: &str, rule: FaultRule) {
     let (sb, admin) = start_no_replay("admin").await;
     failed_run(&admin, name, "b").await;
     let a_before = get(&taskruns(&admin), &format!("{name}-a")).await;
-    let id = sb.emulator.faults().add(rule);
+    let absorbed = matches!(
+        rule.action,
+        FaultAction::Error { code: 429, .. } | FaultAction::Timeout(_)
+    );
+    let id = sb.emulator.faults().add(rule.trigger(Trigger::Nth(1)));
     let (code, first) = retry(&admin, name, json!({}), "").await;
     assert!(sb.emulator.faults().matched(id) >= 1, "the fault fired");
     sb.emulator.faults().remove(id);
@@ -457,90 +461,52 @@ async fn fault_then_recovery(name: &str, rule: FaultRule, absorbed: bool) {
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
-fn err(code: u16) -> FaultAction {
-    FaultAction::Error {
-        code,
-        retry_after: if code == 429 { Some(1) } else { None },
-    }
+/// The server's `verb` of the run `name`'s `subresource` (`""`: the object itself).
+fn on_run(name: &str, verb: &str, subresource: &str, action: FaultAction) -> FaultRule {
+    FaultRule::new(verb, "pipelineruns", action)
+        .subresource(subresource)
+        .named(NS, name)
 }
 
 #[tokio::test]
 async fn fault_at_the_claim() {
-    fault_then_recovery(
-        "f-claim",
-        FaultRule::new("patch", "pipelineruns", err(500))
-            .subresource("")
-            .named(NS, "f-claim")
-            .trigger(Trigger::Nth(1)),
-        false,
-    )
-    .await;
+    fault_then_recovery("f-claim", on_run("f-claim", "patch", "", api_failure(500))).await;
 }
 
 #[tokio::test]
 async fn fault_at_the_archive() {
-    fault_then_recovery(
-        "f-archive",
-        FaultRule::new("create", "configmaps", err(500)).trigger(Trigger::Nth(1)),
-        false,
-    )
-    .await;
+    let first_create = FaultRule::new("create", "configmaps", api_failure(500));
+    fault_then_recovery("f-archive", first_create).await;
 }
 
 #[tokio::test]
 async fn fault_at_the_delete_dropped_connection() {
-    fault_then_recovery(
-        "f-delete",
-        FaultRule::new("delete", "taskruns", FaultAction::Drop)
-            .named(NS, "f-delete-b")
-            .trigger(Trigger::Nth(1)),
-        false,
-    )
-    .await;
+    let drop_b = FaultRule::new("delete", "taskruns", FaultAction::Drop).named(NS, "f-delete-b");
+    fault_then_recovery("f-delete", drop_b).await;
 }
 
 #[tokio::test]
 async fn fault_at_the_status_write_429() {
     fault_then_recovery(
         "f-status",
-        FaultRule::new("patch", "pipelineruns", err(429))
-            .subresource("status")
-            .named(NS, "f-status")
-            .trigger(Trigger::Nth(1)),
-        true,
+        on_run("f-status", "patch", "status", api_failure(429)),
     )
     .await;
 }
 
 #[tokio::test]
 async fn fault_at_the_status_write_timeout() {
-    fault_then_recovery(
-        "f-timeout",
-        FaultRule::new(
-            "patch",
-            "pipelineruns",
-            FaultAction::Timeout(Duration::from_secs(20)),
-        )
-        .subresource("status")
-        .named(NS, "f-timeout")
-        .trigger(Trigger::Nth(1)),
-        true,
-    )
-    .await;
+    let timeout = FaultAction::Timeout(Duration::from_secs(20));
+    fault_then_recovery("f-timeout", on_run("f-timeout", "patch", "status", timeout)).await;
 }
 
 #[tokio::test]
 async fn fault_at_the_final_record() {
     // The first update of a ConfigMap in the server's namespace is the record's `started` phase,
     // after the reset (the record is created at the claim, the history created when archiving).
-    fault_then_recovery(
-        "f-record",
-        FaultRule::new("update", "configmaps", err(500))
-            .in_namespace("tekton-retry")
-            .trigger(Trigger::Nth(1)),
-        false,
-    )
-    .await;
+    let first_update =
+        FaultRule::new("update", "configmaps", api_failure(500)).in_namespace("tekton-retry");
+    fault_then_recovery("f-record", first_update).await;
 }
 
 /// Retries of `a` and `b` with `a`'s first read of its run held for 2 s, at most `limit` worked
@@ -717,7 +683,7 @@ async fn a_dry_run_of_an_interrupted_attempt_writes_nothing() {
     let admin = client_no_replay(&sb, "admin");
     failed_run(&admin, "paused", "b").await;
     let id = sb.emulator.faults().add(
-        FaultRule::new("patch", "pipelineruns", err(500))
+        FaultRule::new("patch", "pipelineruns", api_failure(500))
             .subresource("status")
             .named(NS, "paused")
             .trigger(Trigger::FirstN(1)),
