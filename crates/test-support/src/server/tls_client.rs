@@ -30,9 +30,14 @@ impl Answer {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+    /// Asserts the HTTP code (the body shown if not); returns the answer.
+    pub fn assert_code(&self, code: u16) -> &Self {
+        assert_eq!(self.status.as_u16(), code, "{}", self.text());
+        self
+    }
     /// Asserts a `metav1.Status` with this code and reason; returns its message.
     pub fn expect_status(&self, code: u16, reason: &str) -> String {
-        assert_eq!(self.status.as_u16(), code, "{}", self.text());
+        self.assert_code(code);
         assert_eq!(
             self.headers
                 .get("content-type")
