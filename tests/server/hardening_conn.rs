@@ -86,15 +86,11 @@ async fn an_idle_connection_is_closed_after_a_request() {
 
 #[tokio::test]
 async fn requests_past_the_in_flight_bound_are_429() {
-    let mut h = Harness::start_with(Knobs {
-        max_in_flight: 1,
-        ..Knobs::default()
-    })
-    .await;
+    let mut h = Harness::start_tuned(|k| k.max_in_flight = 1).await;
     let gate = h.engine.hold();
     let path = retry_path("demo", "r1");
     let first = {
-        let client = h.client(Some(&h.client_ca.issue_client("alice", &[]).expect("cert")));
+        let client = h.client_as("alice", &[]);
         let path = path.clone();
         tokio::spawn(async move { client.post(&path, &[], "{}").await })
     };
@@ -192,8 +188,7 @@ async fn an_unauthenticated_http2_request_ends_its_connection() {
         "GOAWAY after the 401"
     );
     // An authenticated client keeps its connection for the next request.
-    let cert = h.client_ca.issue_client("alice", &[]).expect("cert");
-    let io = TokioIo::new(h.client_h2(Some(&cert)).connect().await);
+    let io = TokioIo::new(h.client_h2_as("alice", &[]).connect().await);
     let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
         .await
         .expect("h2");

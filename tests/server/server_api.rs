@@ -13,8 +13,7 @@ use server_support::*;
 use tekton_retry::api::{ApiError, Cause, FinallyPolicy, MAX_BODY_BYTES};
 
 fn admin(h: &Harness) -> TestClient {
-    let cert = h.client_ca.issue_client("admin", &["ops"]).expect("cert");
-    h.client(Some(&cert))
+    h.client_as("admin", &["ops"])
 }
 
 #[tokio::test]
@@ -420,11 +419,7 @@ async fn http2_and_large_headers() {
 
 #[tokio::test]
 async fn timeout_is_504_and_the_retry_keeps_going() {
-    let mut h = Harness::start_with(Knobs {
-        request_timeout: Duration::from_millis(300),
-        ..Knobs::default()
-    })
-    .await;
+    let mut h = Harness::start_tuned(|k| k.request_timeout = Duration::from_millis(300)).await;
     let gate = h.engine.hold();
     let c = admin(&h);
     let msg = c

@@ -86,6 +86,10 @@ impl FakeKube {
     ) {
         self.0.lock().expect("lock").policy = Arc::new(f);
     }
+    /// Every SubjectAccessReview is denied, without a reason.
+    pub fn deny_all(&self) {
+        self.set_policy(|_| SarAnswer::Deny(String::new()));
+    }
     pub fn sar_calls(&self) -> Vec<SubjectAccessReviewSpec> {
         self.0.lock().expect("lock").sar_calls.clone()
     }
