@@ -20,17 +20,11 @@ async fn demo_failed_is_retried_in_place() {
     let b_before = get(&taskruns(&admin), "demo-failed-b").await;
 
     // The failed step's log, as the kubelet would serve it: its tail is archived.
-    let b_pod = b_before["status"]["podName"]
-        .as_str()
-        .expect("pod name")
-        .to_string();
     let log = format!(
         "{}compile error: registry unreachable\n",
         "noise\n".repeat(20_000)
     );
-    sb.emulator
-        .store()
-        .set_pod_log(NS, &b_pod, Some("step-compile"), &log);
+    set_step_log(&sb, &b_before, "step-compile", &log);
     let (code, body) = retry(
         &admin,
         "demo-failed",
@@ -120,12 +114,7 @@ async fn demo_failed_is_retried_in_place() {
         "{names:?}"
     );
     assert!(!names.contains(&"demo-failed-a"));
-    let b_archived = archive["runs"]
-        .as_array()
-        .expect("runs")
-        .iter()
-        .find(|r| r["name"] == "demo-failed-b")
-        .expect("b");
+    let b_archived = archived_run(&archive, "demo-failed-b");
     assert_eq!(
         b_archived["object"]["metadata"]["uid"], b_before["metadata"]["uid"],
         "the full old object is archived"
@@ -367,13 +356,7 @@ async fn a_cancelled_run_is_resumed_despite_stale_controller_writes() {
 
 #[tokio::test]
 async fn a_leftover_pod_blocks_the_reset_until_it_is_gone_then_the_attempt_completes() {
-    let mut engine = quick_engine();
-    engine.executor.wait_gone_timeout = Duration::from_secs(3);
-    let sb = start_with(SandboxOptions {
-        engine,
-        ..Default::default()
-    })
-    .await;
+    let sb = start_waiting_gone(Duration::from_secs(3)).await;
     let admin = client_no_replay(&sb, "admin");
     failed_run(&admin, "orphan", "b").await;
     // A pod of the failed TaskRun that the garbage collector will not remove (no owner): the
@@ -461,13 +444,6 @@ async fn fault_then_recovery(name: &str, rule: FaultRule) {
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
-/// The server's `verb` of the run `name`'s `subresource` (`""`: the object itself).
-fn on_run(name: &str, verb: &str, subresource: &str, action: FaultAction) -> FaultRule {
-    FaultRule::new(verb, "pipelineruns", action)
-        .subresource(subresource)
-        .named(NS, name)
-}
-
 #[tokio::test]
 async fn fault_at_the_claim() {
     fault_then_recovery("f-claim", on_run("f-claim", "patch", "", api_failure(500))).await;
@@ -525,12 +501,12 @@ async fn overlapping_retries(limit: usize) -> (Vec<usize>, Vec<usize>) {
     failed_run(&admin, "lim-b", "b").await;
     let faults = sb.emulator.faults();
     let hold = faults.add(
-        FaultRule::new(
+        on_run(
+            "lim-a",
             "get",
-            "pipelineruns",
+            "",
             FaultAction::Latency(Duration::from_secs(2)),
         )
-        .named(NS, "lim-a")
         .trigger(Trigger::Nth(1)),
     );
     faults.clear_log();
@@ -682,12 +658,10 @@ async fn a_dry_run_of_an_interrupted_attempt_writes_nothing() {
     let sb = start_without_recorder().await;
     let admin = client_no_replay(&sb, "admin");
     failed_run(&admin, "paused", "b").await;
-    let id = sb.emulator.faults().add(
-        FaultRule::new("patch", "pipelineruns", api_failure(500))
-            .subresource("status")
-            .named(NS, "paused")
-            .trigger(Trigger::FirstN(1)),
-    );
+    let id = sb
+        .emulator
+        .faults()
+        .add(on_run("paused", "patch", "status", api_failure(500)).trigger(Trigger::FirstN(1)));
     let (code, body) = retry(&admin, "paused", json!({}), "").await;
     assert_eq!(code, 500, "{body:#}");
     sb.emulator.faults().remove(id);

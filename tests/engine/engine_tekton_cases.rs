@@ -570,12 +570,7 @@ async fn the_logs_of_every_automatic_retry_are_archived() {
 
     retry_answers(&admin, "lg", json!({}), 201).await;
     let archive = archived_attempt(&admin, &uid(&run), 1).await;
-    let archived_b = archive["runs"]
-        .as_array()
-        .expect("runs")
-        .iter()
-        .find(|r| r["name"] == "lg-b")
-        .expect("b archived");
+    let archived_b = archived_run(&archive, "lg-b");
     assert_eq!(
         archived_b["logs"]["step-main"], "attempt 2: flaky again\n",
         "{archived_b:#}"

@@ -11,7 +11,6 @@ use serde_json::json;
 use tekton_retry::recorder::{Recorder, RecorderOptions, RetryMetrics};
 use tekton_retry::retry::Engine;
 use tekton_retry_sandbox::faults::{FaultAction, FaultRule, Trigger};
-use tekton_retry_sandbox::SandboxOptions;
 
 /// `/metrics` of the retry server, fetched straight from it with the admin's client certificate.
 async fn scrape(sb: &tekton_retry_sandbox::Sandbox) -> String {
@@ -235,16 +234,7 @@ async fn two_recorders_racing_record_the_outcome_once() {
 
 #[tokio::test]
 async fn an_interrupted_claim_is_completed_by_the_recorder() {
-    let sb = start_with(SandboxOptions {
-        engine: quick_engine(),
-        recorder: RecorderOptions {
-            grace: Duration::from_secs(1),
-            resync: Duration::from_millis(300),
-            max_roll_forward: 50,
-        },
-        ..Default::default()
-    })
-    .await;
+    let sb = start_with_recorder(quick_engine(), prompt_recorder(50)).await;
     let admin = client_no_replay(&sb, "admin");
     failed_run(&admin, "stuck", "b").await;
     let id = sb.emulator.faults().add(

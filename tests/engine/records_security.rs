@@ -36,20 +36,7 @@ async fn sandbox() -> Sandbox {
 
 /// A run that succeeded (no task fails): the victim of forged deletes.
 async fn succeeded_run(client: &kube::Client, name: &str) -> Value {
-    let obj = serde_json::from_value(json!({
-        "apiVersion": "tekton.dev/v1",
-        "kind": "PipelineRun",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "pipelineRef": {"name": "build-and-deploy"},
-            "params": [{"name": "repo-url", "value": "https://git.example.com/app.git"}],
-        },
-    }))
-    .expect("object");
-    runs(client)
-        .create(&PostParams::default(), &obj)
-        .await
-        .expect("create run");
+    create_seed_copy(client, name, json!({})).await;
     wait_run(client, name, 30, is_succeeded).await
 }
 

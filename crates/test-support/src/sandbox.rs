@@ -7,9 +7,10 @@ use http::{Method, Request};
 use http_body_util::BodyExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{json, Value};
+use tekton_retry::recorder::RecorderOptions;
 use tekton_retry::retry::engine::EngineOptions;
 use tekton_retry::retry::executor::ExecutorOptions;
-use tekton_retry_sandbox::faults::FaultAction;
+use tekton_retry_sandbox::faults::{FaultAction, FaultRule};
 use tekton_retry_sandbox::{Sandbox, SandboxOptions};
 
 pub const NS: &str = "demo";
@@ -83,11 +84,36 @@ pub async fn start_without_recorder() -> Sandbox {
 pub async fn start_waiting_gone(wait_gone: Duration) -> Sandbox {
     let mut engine = quick_engine();
     engine.executor.wait_gone_timeout = wait_gone;
+    start_with_engine(engine).await
+}
+
+/// [`start_with`] the engine options `engine`, the rest default.
+pub async fn start_with_engine(engine: EngineOptions) -> Sandbox {
     start_with(SandboxOptions {
         engine,
         ..Default::default()
     })
     .await
+}
+
+/// [`start_with`] the engine and recorder options, the rest default.
+pub async fn start_with_recorder(engine: EngineOptions, recorder: RecorderOptions) -> Sandbox {
+    start_with(SandboxOptions {
+        engine,
+        recorder,
+        ..Default::default()
+    })
+    .await
+}
+
+/// A recorder that rolls a stalled claim forward after 1 s (claims re-examined every 300 ms), at
+/// most `max_roll_forward` times.
+pub fn prompt_recorder(max_roll_forward: u32) -> RecorderOptions {
+    RecorderOptions {
+        grace: Duration::from_secs(1),
+        resync: Duration::from_millis(300),
+        max_roll_forward,
+    }
 }
 
 pub async fn start_with(opts: SandboxOptions) -> Sandbox {
@@ -177,13 +203,13 @@ pub fn is_failed(v: &Value) -> bool {
     succeeded(v).0 == "False"
 }
 
-/// Creates a copy of the seed pipeline run `name` with the given sandbox annotations and waits
-/// until it has failed.
-pub async fn failed_run(client: &kube::Client, name: &str, fail: &str) -> Value {
+/// Creates a copy of the seed pipeline run `name` (pipeline `build-and-deploy`, a 1 h timeout)
+/// with the given annotations.
+pub async fn create_seed_copy(client: &kube::Client, name: &str, annotations: Value) {
     let obj: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "tekton.dev/v1",
         "kind": "PipelineRun",
-        "metadata": {"name": name, "namespace": NS, "annotations": {"sandbox.retry.tekton.dev/fail": fail}},
+        "metadata": {"name": name, "namespace": NS, "annotations": annotations},
         "spec": {
             "pipelineRef": {"name": "build-and-deploy"},
             "params": [{"name": "repo-url", "value": "https://git.example.com/app.git"}],
@@ -195,10 +221,16 @@ pub async fn failed_run(client: &kube::Client, name: &str, fail: &str) -> Value 
         .create(&PostParams::default(), &obj)
         .await
         .expect("create run");
+}
+
+/// [`create_seed_copy`] with the sandbox annotation that fails the tasks `fail`; waits until the
+/// run has failed and returns it.
+pub async fn failed_run(client: &kube::Client, name: &str, fail: &str) -> Value {
+    let annotations = json!({"sandbox.retry.tekton.dev/fail": fail});
+    create_seed_copy(client, name, annotations).await;
     wait_run(client, name, 30, is_failed).await
 }
 
-/// POSTs a retry through the front door; returns (HTTP code, JSON body).
 /// The TaskRun `name` is the object it was (`before`): same uid, never written since.
 pub async fn assert_untouched(client: &kube::Client, name: &str, before: &Value) {
     let after = get(&taskruns(client), name).await;
@@ -230,6 +262,23 @@ pub async fn archived_attempt(client: &kube::Client, uid: &str, attempt: u32) ->
     serde_json::from_str(&data[&format!("attempt-{attempt}.json")]).expect("archive json")
 }
 
+/// The run `name` in an attempt's archive ([`archived_attempt`]); panics if it is not there.
+pub fn archived_run<'a>(archive: &'a Value, name: &str) -> &'a Value {
+    archive["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("{name} archived: {archive:#}"))
+}
+
+/// Sets the log of `step` in the pod of `taskrun` (as read), as the kubelet would serve it.
+pub fn set_step_log(sb: &Sandbox, taskrun: &Value, step: &str, log: &str) {
+    let pod = taskrun["status"]["podName"].as_str().expect("pod name");
+    sb.emulator.store().set_pod_log(NS, pod, Some(step), log);
+}
+
+/// POSTs a retry through the front door; returns (HTTP code, JSON body).
 pub async fn retry(client: &kube::Client, name: &str, body: Value, query: &str) -> (u16, Value) {
     let path =
         format!("/apis/retry.tekton.dev/v1alpha1/namespaces/{NS}/pipelineruns/{name}/retry{query}");
@@ -275,6 +324,13 @@ pub fn retried_names(answer: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The server's `verb` of the run `name`'s `subresource` (`""`: the object itself).
+pub fn on_run(name: &str, verb: &str, subresource: &str, action: FaultAction) -> FaultRule {
+    FaultRule::new(verb, "pipelineruns", action)
+        .subresource(subresource)
+        .named(NS, name)
 }
 
 /// An API error answer with `code` (429 with `Retry-After: 1`), for fault rules.
