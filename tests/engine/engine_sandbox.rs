@@ -500,15 +500,8 @@ async fn overlapping_retries(limit: usize) -> (Vec<usize>, Vec<usize>) {
     failed_run(&admin, "lim-a", "b").await;
     failed_run(&admin, "lim-b", "b").await;
     let faults = sb.emulator.faults();
-    let hold = faults.add(
-        on_run(
-            "lim-a",
-            "get",
-            "",
-            FaultAction::Latency(Duration::from_secs(2)),
-        )
-        .trigger(Trigger::Nth(1)),
-    );
+    let held_2s = FaultAction::Latency(Duration::from_secs(2));
+    let hold = faults.add(on_run("lim-a", "get", "", held_2s).trigger(Trigger::Nth(1)));
     faults.clear_log();
     let first = tokio::spawn({
         let c = admin.clone();

@@ -205,24 +205,31 @@ async fn kill_when_stalled(
         .expect("the caller is answered")
 }
 
+/// An answer held for `secs` seconds, then served.
+fn slow_for(secs: u64) -> FaultAction {
+    FaultAction::Latency(Duration::from_secs(secs))
+}
+
+/// The run `name` failed (task b), as the client without replays sees it, its succeeded TaskRun
+/// `a` as it was, and the front proxy routed to a second `serve` ([`Process`]) to be killed.
+async fn failed_behind_a_doomed_serve(sb: &Sandbox, name: &str) -> (kube::Client, Value, Process) {
+    let admin = client_no_replay(sb, "admin");
+    failed_run(&admin, name, "b").await;
+    let a_before = taskrun(&admin, &format!("{name}-a")).await;
+    let doomed = Process::start(sb);
+    route_to(sb, &doomed.url(), &doomed.ca_pem).await;
+    (admin, a_before, doomed)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_killed_mid_retry_the_next_request_completes_the_attempt() {
     let sb = start_with_engine(engine_opts()).await;
-    let admin = client_no_replay(&sb, "admin");
-    failed_run(&admin, "crash", "b").await;
-    let a_before = get(&taskruns(&admin), "crash-a").await;
-
-    let doomed = Process::start(&sb);
-    route_to(&sb, &doomed.url(), &doomed.ca_pem).await;
+    let (admin, a_before, doomed) = failed_behind_a_doomed_serve(&sb, "crash").await;
     // The retry stalls at its first deletion (after the claim and the archive).
-    let stall = sb.emulator.faults().add(
-        FaultRule::new(
-            "delete",
-            "taskruns",
-            FaultAction::Latency(Duration::from_secs(3)),
-        )
-        .trigger(Trigger::FirstN(1)),
-    );
+    let stall = sb
+        .emulator
+        .faults()
+        .add(FaultRule::new("delete", "taskruns", slow_for(3)).trigger(Trigger::FirstN(1)));
     let (code, body) = kill_when_stalled(&sb, &admin, "crash", doomed, stall)
         .await
         .expect("join");
@@ -251,21 +258,12 @@ async fn serve_killed_mid_retry_the_next_request_completes_the_attempt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_killed_mid_retry_the_recorder_completes_the_attempt() {
     let sb = start_with_recorder(engine_opts(), prompt_recorder(5)).await;
-    let admin = client_no_replay(&sb, "admin");
-    failed_run(&admin, "crash2", "b").await;
-    let a_before = get(&taskruns(&admin), "crash2-a").await;
-    let doomed = Process::start(&sb);
-    route_to(&sb, &doomed.url(), &doomed.ca_pem).await;
+    let (admin, a_before, doomed) = failed_behind_a_doomed_serve(&sb, "crash2").await;
     // This time the retry stalls at the status write (after every deletion).
-    let stall = sb.emulator.faults().add(
-        on_run(
-            "crash2",
-            "patch",
-            "status",
-            FaultAction::Latency(Duration::from_secs(3)),
-        )
-        .trigger(Trigger::FirstN(1)),
-    );
+    let stall = sb
+        .emulator
+        .faults()
+        .add(on_run("crash2", "patch", "status", slow_for(3)).trigger(Trigger::FirstN(1)));
     let _ = kill_when_stalled(&sb, &admin, "crash2", doomed, stall).await;
     route_to(&sb, &sb.retry_url(), sb.retry_ca_pem()).await;
     // No further request: the sandbox's recorder rolls the claim forward.
@@ -334,11 +332,8 @@ async fn graceful_shutdown_under_load_finishes_in_flight_retries_and_refuses_new
         false,
     ));
     // Every deletion takes a while, so the retries are in flight when the shutdown starts.
-    let slow = sb.emulator.faults().add(FaultRule::new(
-        "delete",
-        "taskruns",
-        FaultAction::Latency(Duration::from_secs(3)),
-    ));
+    let slow_deletes = FaultRule::new("delete", "taskruns", slow_for(3));
+    let slow = sb.emulator.faults().add(slow_deletes);
     let in_flight: Vec<_> = names
         .iter()
         .map(|n| {
