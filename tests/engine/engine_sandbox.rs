@@ -356,8 +356,7 @@ async fn a_cancelled_run_is_resumed_despite_stale_controller_writes() {
 
 #[tokio::test]
 async fn a_leftover_pod_blocks_the_reset_until_it_is_gone_then_the_attempt_completes() {
-    let sb = start_waiting_gone(Duration::from_secs(3)).await;
-    let admin = client_no_replay(&sb, "admin");
+    let (sb, admin) = start_waiting_gone(Duration::from_secs(3)).await;
     failed_run(&admin, "orphan", "b").await;
     // A pod of the failed TaskRun that the garbage collector will not remove (no owner): the
     // re-created TaskRun would adopt it and fail at once (fixture orphan-pod).

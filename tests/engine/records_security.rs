@@ -13,25 +13,18 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event};
 use kube::api::{Patch, PatchParams, PostParams};
 use sandbox_support::*;
 use serde_json::{json, Value};
-use tekton_retry::recorder::RecorderOptions;
-use tekton_retry_sandbox::{Sandbox, SandboxOptions};
+use tekton_retry_sandbox::Sandbox;
 
 /// The server's identity as the emulator logs it.
 const SERVER: &str = "system:serviceaccount:tekton-retry:tekton-retry";
 
 /// A sandbox whose recorder acts quickly on interrupted claims, so a forged claim would be acted
-/// on within the test if it were believed.
-async fn sandbox() -> Sandbox {
-    start_with(SandboxOptions {
-        engine: quick_engine(),
-        recorder: RecorderOptions {
-            grace: Duration::from_millis(500),
-            resync: Duration::from_millis(200),
-            max_roll_forward: 50,
-        },
-        ..Default::default()
-    })
-    .await
+/// on within the test if it were believed, and a client as `admin`.
+async fn sandbox() -> (Sandbox, kube::Client) {
+    let recorder = recorder_options(Duration::from_millis(500), Duration::from_millis(200), 50);
+    let sb = start_with_recorder(quick_engine(), recorder).await;
+    let admin = sb.client("admin").expect("client");
+    (sb, admin)
 }
 
 /// A run that succeeded (no task fails): the victim of forged deletes.
@@ -119,8 +112,7 @@ async fn forged_record_is_never_believed(
     future: bool,
     uids: bool,
 ) {
-    let sb = sandbox().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = sandbox().await;
     let victim = format!("victim-{variant}");
     let forger = format!("forger-{variant}");
     succeeded_run(&admin, &victim).await;
@@ -247,8 +239,7 @@ async fn forged_started_attempt_in_the_future_with_uid() {
 /// ownerReference): Tekton ignores it (`filterTaskRunsForPipelineRunStatus`), and so does the plan.
 #[tokio::test]
 async fn an_unowned_taskrun_labelled_for_a_run_changes_no_plan() {
-    let sb = sandbox().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = sandbox().await;
     failed_run(&admin, "owned", "b").await;
     let a_before = get(&taskruns(&admin), "owned-a").await;
     let fake = serde_json::from_value(json!({
@@ -324,8 +315,7 @@ async fn an_unowned_taskrun_labelled_for_a_run_changes_no_plan() {
 /// history lives in the server's namespace, under the run's uid.
 #[tokio::test]
 async fn a_users_configmap_named_like_a_history_is_not_overwritten() {
-    let sb = sandbox().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = sandbox().await;
     failed_run(&admin, "mine", "b").await;
     let cms: kube::Api<ConfigMap> = kube::Api::namespaced(admin.clone(), NS);
     let own: ConfigMap = serde_json::from_value(json!({
@@ -361,8 +351,7 @@ async fn a_users_configmap_named_like_a_history_is_not_overwritten() {
 /// parent only.
 #[tokio::test]
 async fn a_child_pipelinerun_with_inherited_annotations_gets_no_events_or_metrics() {
-    let sb = sandbox().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = sandbox().await;
     let parent = failed_run(&admin, "parent", "b").await;
     let (code, body) = retry(&admin, "parent", json!({}), "").await;
     assert_eq!(code, 201, "{body:#}");
@@ -445,16 +434,8 @@ async fn a_child_pipelinerun_with_inherited_annotations_gets_no_events_or_metric
 /// as such.
 #[tokio::test]
 async fn consecutive_retries_keep_a_true_mirror_despite_metadata_sync() {
-    let sb = start_with(SandboxOptions {
-        engine: quick_engine(),
-        recorder: RecorderOptions {
-            grace: Duration::from_secs(20),
-            resync: Duration::from_millis(200),
-            max_roll_forward: 5,
-        },
-        ..Default::default()
-    })
-    .await;
+    let recorder = recorder_options(Duration::from_secs(20), Duration::from_millis(200), 5);
+    let sb = start_with_recorder(quick_engine(), recorder).await;
     if let Some(sim) = sb.simulator.as_ref() {
         sim.set_metadata_sync_lag(Some(Duration::from_millis(300)));
     }

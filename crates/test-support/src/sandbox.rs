@@ -79,12 +79,14 @@ pub async fn start_without_recorder() -> Sandbox {
     .await
 }
 
-/// [`start`] with the engine's wait for deleted runs and pods cut to `wait_gone`, for tests that
-/// expect the wait to end in a 504.
-pub async fn start_waiting_gone(wait_gone: Duration) -> Sandbox {
+/// [`start_no_replay`] as `admin` with the engine's wait for deleted runs and pods cut to
+/// `wait_gone`, for tests that expect the wait to end in a 504.
+pub async fn start_waiting_gone(wait_gone: Duration) -> (Sandbox, kube::Client) {
     let mut engine = quick_engine();
     engine.executor.wait_gone_timeout = wait_gone;
-    start_with_engine(engine).await
+    let sb = start_with_engine(engine).await;
+    let admin = client_no_replay(&sb, "admin");
+    (sb, admin)
 }
 
 /// [`start_with`] the engine options `engine`, the rest default.
@@ -109,9 +111,23 @@ pub async fn start_with_recorder(engine: EngineOptions, recorder: RecorderOption
 /// A recorder that rolls a stalled claim forward after 1 s (claims re-examined every 300 ms), at
 /// most `max_roll_forward` times.
 pub fn prompt_recorder(max_roll_forward: u32) -> RecorderOptions {
+    recorder_options(
+        Duration::from_secs(1),
+        Duration::from_millis(300),
+        max_roll_forward,
+    )
+}
+
+/// Recorder options: roll a stalled claim forward after `grace`, re-examine claims every
+/// `resync`, at most `max_roll_forward` roll-forwards a claim.
+pub fn recorder_options(
+    grace: Duration,
+    resync: Duration,
+    max_roll_forward: u32,
+) -> RecorderOptions {
     RecorderOptions {
-        grace: Duration::from_secs(1),
-        resync: Duration::from_millis(300),
+        grace,
+        resync,
         max_roll_forward,
     }
 }
