@@ -269,10 +269,7 @@ impl FakeKube {
         let path = parts.uri.path().to_string();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if path.ends_with("reviews") {
-            let id = parts
-                .headers
-                .get("audit-id")
-                .and_then(|v| v.to_str().ok())
+            let id = super::header(&parts.headers, "audit-id")
                 .unwrap_or("")
                 .to_string();
             let mut st = self.0.lock().expect("lock");

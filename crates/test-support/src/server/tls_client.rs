@@ -30,6 +30,10 @@ impl Answer {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+    /// The header `name` as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        super::header(&self.headers, name)
+    }
     /// Asserts the HTTP code (the body shown if not); returns the answer.
     pub fn assert_code(&self, code: u16) -> &Self {
         assert_eq!(self.status.as_u16(), code, "{}", self.text());
@@ -38,12 +42,7 @@ impl Answer {
     /// Asserts a `metav1.Status` with this code and reason; returns its message.
     pub fn expect_status(&self, code: u16, reason: &str) -> String {
         self.assert_code(code);
-        assert_eq!(
-            self.headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok()),
-            Some("application/json")
-        );
+        assert_eq!(self.header("content-type"), Some("application/json"));
         let s: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status =
             serde_json::from_slice(&self.body).expect("a metav1.Status");
         assert_eq!(s.code, Some(code as i32));
