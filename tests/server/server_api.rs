@@ -12,14 +12,20 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroup, APIGroupList, API
 use server_support::*;
 use tekton_retry::api::{ApiError, Cause, FinallyPolicy, MAX_BODY_BYTES};
 
+/// A started [`Harness`] and a client as `admin` (group `ops`).
+async fn start_as_admin() -> (Harness, TestClient) {
+    let h = Harness::start().await;
+    let c = admin(&h);
+    (h, c)
+}
+
 fn admin(h: &Harness) -> TestClient {
     h.client_as("admin", &["ops"])
 }
 
 #[tokio::test]
 async fn discovery_documents_parse_into_kubernetes_types() {
-    let mut h = Harness::start().await;
-    let c = admin(&h);
+    let (mut h, c) = start_as_admin().await;
     let list: APIGroupList =
         serde_json::from_value(c.get("/apis").await.json()).expect("APIGroupList");
     assert_eq!(list.groups.len(), 1);
@@ -111,8 +117,7 @@ async fn kube_rs_discovery_accepts_the_group() {
 
 #[tokio::test]
 async fn openapi_documents_are_served() {
-    let mut h = Harness::start().await;
-    let c = admin(&h);
+    let (mut h, c) = start_as_admin().await;
     let idx = c.get("/openapi/v3").await.json();
     let url = idx["paths"]["apis/retry.tekton.dev/v1alpha1"]["serverRelativeURL"]
         .as_str()
@@ -132,8 +137,7 @@ async fn openapi_documents_are_served() {
 
 #[tokio::test]
 async fn bodies_empty_default_full_and_refused() {
-    let mut h = Harness::start().await;
-    let c = admin(&h);
+    let (mut h, c) = start_as_admin().await;
     let path = retry_path("demo", "demo-failed");
     assert_eq!(c.post(&path, &[], "").await.status, 201);
     assert_eq!(
@@ -210,8 +214,7 @@ async fn bodies_empty_default_full_and_refused() {
 
 #[tokio::test]
 async fn body_limit_and_chunked_bodies() {
-    let mut h = Harness::start().await;
-    let c = admin(&h);
+    let (mut h, c) = start_as_admin().await;
     let path = retry_path("demo", "demo-failed");
     // Exactly 1 MiB (JSON padded with spaces) is accepted; one byte more is 413.
     let json = r#"{"spec":{"reason":"x"}}"#;
@@ -268,8 +271,7 @@ async fn body_limit_and_chunked_bodies() {
 
 #[tokio::test]
 async fn dry_run_methods_and_unknown_paths() {
-    let mut h = Harness::start().await;
-    let c = admin(&h);
+    let (mut h, c) = start_as_admin().await;
     let path = retry_path("demo", "demo-failed");
     let a = c.post(&format!("{path}?dryRun=All"), &[], "").await;
     assert_eq!(a.status, 200, "a dry run answers 200");
@@ -301,8 +303,7 @@ async fn dry_run_methods_and_unknown_paths() {
 
 #[tokio::test]
 async fn engine_errors_keep_their_status_shape_and_audit_id_is_forwarded() {
-    let mut h = Harness::start().await;
-    let c = admin(&h);
+    let (mut h, c) = start_as_admin().await;
     h.engine.answer_with(|r| {
         Err(ApiError::conflict(format!(
             "pipelinerun {} is still running: wait until it is done",

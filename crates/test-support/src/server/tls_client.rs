@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 use tekton_retry_pki::CertPem;
@@ -52,6 +52,29 @@ impl Answer {
     }
 }
 
+/// A rustls client configuration (ring, safe default versions) trusting the CAs in `ca_pem`, before
+/// its client authentication is chosen.
+pub fn trusting(
+    ca_pem: &str,
+) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(c.expect("ca")).expect("root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+}
+
+/// An HTTP/2 connection of a [`TestClient`], sending bodies of type `B`.
+pub type H2Connection<B> = hyper::client::conn::http2::Connection<
+    TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    B,
+    TokioExecutor,
+>;
+
 /// A TLS client opening one connection per request.
 pub struct TestClient {
     addr: SocketAddr,
@@ -61,15 +84,7 @@ pub struct TestClient {
 
 impl TestClient {
     pub fn new(addr: SocketAddr, ca_pem: &str, cert: Option<&CertPem>, http2: bool) -> Self {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-            roots.add(c.expect("ca")).expect("root");
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots);
+        let builder = trusting(ca_pem);
         let mut config = match cert {
             Some(c) => {
                 let chain: Vec<CertificateDer<'static>> =
@@ -95,6 +110,22 @@ impl TestClient {
             config: Arc::new(config),
             http2,
         }
+    }
+
+    /// A new connection speaking HTTP/2 (the client must be made for h2): its request sender, and
+    /// the connection, which the caller drives (spawns or awaits).
+    pub async fn h2_handshake<B>(
+        &self,
+    ) -> (hyper::client::conn::http2::SendRequest<B>, H2Connection<B>)
+    where
+        B: http_body::Body + Unpin + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let io = TokioIo::new(self.connect().await);
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .expect("h2")
     }
 
     /// A new TLS connection to the server (ALPN as the client was made).
