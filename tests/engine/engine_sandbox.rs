@@ -35,13 +35,7 @@ async fn demo_failed_is_retried_in_place() {
     assert_eq!(code, 201, "{body:#}");
     assert_eq!(body["kind"], "PipelineRunRetry");
     assert_eq!(body["status"]["attempt"], 2);
-    let retried: Vec<&str> = body["status"]["retriedTasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
-    assert_eq!(retried, vec!["b", "c", "report"]);
+    assert_eq!(retried_names(&body), ["b", "c", "report"]);
     assert_eq!(body["status"]["preservedTasks"], json!(["a"]));
 
     let after = wait_run(&admin, "demo-failed", 30, is_succeeded).await;

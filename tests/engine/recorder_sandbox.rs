@@ -27,6 +27,13 @@ async fn scrape(sb: &tekton_retry_sandbox::Sandbox) -> String {
     client.request_text(req).await.expect("metrics")
 }
 
+/// Asserts the value of each metric (by line prefix) in the scraped `text`.
+fn assert_metrics(text: &str, want: &[(&str, f64)]) {
+    for (prefix, value) in want {
+        assert_eq!(metric(text, prefix), *value, "{prefix}: {text}");
+    }
+}
+
 fn metric(text: &str, prefix: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(prefix))
@@ -112,41 +119,26 @@ async fn success_is_recorded_once_with_events_and_metrics() {
         metric(&text, "tekton_retry_recorder_events_total") >= 2.0,
         "{text}"
     );
-    assert_eq!(
-        metric(
-            &text,
-            "tekton_retry_retries_total{namespace=\"demo\",outcome=\"started\"}"
-        ),
-        1.0,
-        "{text}"
-    );
-    assert_eq!(
-        metric(
-            &text,
-            "tekton_retry_retries_total{namespace=\"demo\",outcome=\"succeeded\"}"
-        ),
-        1.0,
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "tekton_retry_attempt_duration_seconds_count"),
-        1.0,
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "tekton_retry_time_to_recovery_seconds_count"),
-        1.0,
-        "{text}"
-    );
     assert!(
         metric(&text, "tekton_retry_refusals_total{reason=\"Succeeded\"}") >= 1.0,
         "{text}"
     );
-    // One answered retry and one refusal went through the engine.
-    assert_eq!(
-        metric(&text, "tekton_retry_request_duration_seconds_count"),
-        2.0,
-        "{text}"
+    assert_metrics(
+        &text,
+        &[
+            (
+                r#"tekton_retry_retries_total{namespace="demo",outcome="started"}"#,
+                1.0,
+            ),
+            (
+                r#"tekton_retry_retries_total{namespace="demo",outcome="succeeded"}"#,
+                1.0,
+            ),
+            ("tekton_retry_attempt_duration_seconds_count", 1.0),
+            ("tekton_retry_time_to_recovery_seconds_count", 1.0),
+            // One answered retry and one refusal went through the engine.
+            ("tekton_retry_request_duration_seconds_count", 2.0),
+        ],
     );
     sb.shutdown(Duration::from_secs(2)).await;
 }
@@ -165,18 +157,16 @@ async fn a_second_failure_is_recorded_as_failed() {
     );
     assert!(events(&admin, "again", "RetrySucceeded").await.is_empty());
     let text = scrape(&sb).await;
-    assert_eq!(
-        metric(
-            &text,
-            "tekton_retry_retries_total{namespace=\"demo\",outcome=\"failed\"}"
-        ),
-        1.0,
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "tekton_retry_time_to_recovery_seconds_count"),
-        0.0,
-        "no recovery yet: {text}"
+    assert_metrics(
+        &text,
+        &[
+            (
+                r#"tekton_retry_retries_total{namespace="demo",outcome="failed"}"#,
+                1.0,
+            ),
+            // No recovery yet.
+            ("tekton_retry_time_to_recovery_seconds_count", 0.0),
+        ],
     );
     sb.shutdown(Duration::from_secs(2)).await;
 }

@@ -14,6 +14,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use sandbox_support::*;
 use serde_json::{json, Value};
 use tekton_retry_sandbox::Sandbox;
+use tekton_retry_test_support::emulator::names_in;
 
 /// The server's identity as the emulator logs it.
 const SERVER: &str = "system:serviceaccount:tekton-retry:tekton-retry";
@@ -267,12 +268,7 @@ async fn an_unowned_taskrun_labelled_for_a_run_changes_no_plan() {
 
     let (code, dry) = retry(&admin, "owned", json!({}), "?dryRun=All").await;
     assert_eq!(code, 200, "{dry:#}");
-    let retried: Vec<&str> = dry["status"]["retriedTasks"]
-        .as_array()
-        .expect("retried")
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let retried = names_in(&dry["status"]["retriedTasks"]);
     assert!(!retried.contains(&"a"), "{dry:#}");
     assert!(
         dry["status"]["preservedTasks"]

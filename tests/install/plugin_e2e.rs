@@ -188,11 +188,14 @@ fn refusals_print_the_server_message_and_exit_1() {
 #[test]
 fn dry_run_changes_nothing() {
     let Some(sb) = Sandbox::start() else { return };
-    let before = jsonpath(
-        &sb.kubeconfig(),
-        "demo-failed",
-        "{.metadata.resourceVersion}",
-    );
+    let version = || {
+        jsonpath(
+            &sb.kubeconfig(),
+            "demo-failed",
+            "{.metadata.resourceVersion}",
+        )
+    };
+    let before = version();
     let out = kubectl_retry(
         &sb.kubeconfig(),
         &["pr", "demo-failed", "-n", "demo", "--dry-run"],
@@ -200,11 +203,7 @@ fn dry_run_changes_nothing() {
     let stdout = exited(&out, 0);
     assert!(stdout.starts_with("Dry run (nothing was changed): retrying pipelinerun demo/demo-failed would start attempt 2.\n"), "{stdout}");
     assert!(stdout.contains("\n  b "), "b re-runs: {stdout}");
-    let after = jsonpath(
-        &sb.kubeconfig(),
-        "demo-failed",
-        "{.metadata.resourceVersion}",
-    );
+    let after = version();
     assert_eq!(before, after, "a dry run writes nothing");
     let out = kubectl_retry(&sb.kubeconfig(), &["history", "demo-failed", "-n", "demo"]);
     assert!(
