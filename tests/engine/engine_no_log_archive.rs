@@ -29,8 +29,7 @@ async fn without_the_log_archive_no_pod_log_is_read() {
     set_step_log(&sb, &b_before, "step-compile", "compile error\n");
     sb.emulator.faults().clear_log();
 
-    let (code, body) = retry(&admin, "demo-failed", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    let body = retry_answers(&admin, "demo-failed", json!({}), 201).await;
     assert_eq!(body["status"]["attempt"], 2);
     wait_run(&admin, "demo-failed", 30, is_succeeded).await;
 

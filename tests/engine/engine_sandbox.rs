@@ -25,14 +25,13 @@ async fn demo_failed_is_retried_in_place() {
         "noise\n".repeat(20_000)
     );
     set_step_log(&sb, &b_before, "step-compile", &log);
-    let (code, body) = retry(
+    let body = retry_answers(
         &admin,
         "demo-failed",
         json!({"spec": {"reason": "flaky registry"}}),
-        "",
+        201,
     )
     .await;
-    assert_eq!(code, 201, "{body:#}");
     assert_eq!(body["kind"], "PipelineRunRetry");
     assert_eq!(body["status"]["attempt"], 2);
     assert_eq!(retried_names(&body), ["b", "c", "report"]);
@@ -206,8 +205,7 @@ async fn a_replay_with_the_attempt_precondition_is_refused() {
     // precondition stands in the way of the replay.
     failed_run(&admin, "replayed", "b:2").await;
     let body = json!({"spec": {"preconditions": {"attempt": 1}}});
-    let (code, first) = retry(&admin, "replayed", body.clone(), "").await;
-    assert_eq!(code, 201, "{first:#}");
+    retry_answers(&admin, "replayed", body.clone(), 201).await;
     // Wait for the recorder too: its outcome record is the last write before the replay.
     let again = wait_run(&admin, "replayed", 30, |v| {
         is_failed(v) && last_retry(v)["outcome"].is_string()
@@ -223,8 +221,7 @@ async fn a_replay_with_the_attempt_precondition_is_refused() {
         .list(&kube::api::ListParams::default().labels("tekton.dev/pipelineRun=replayed"))
         .await
         .expect("list");
-    let (code, replay) = retry(&admin, "replayed", body, "").await;
-    assert_eq!(code, 409, "{replay:#}");
+    let replay = retry_answers(&admin, "replayed", body, 409).await;
     let message = replay["message"].as_str().unwrap_or_default();
     assert!(message.contains("is at attempt 2, not 1"), "{replay:#}");
     let after = get(&runs(&admin), "replayed").await;
@@ -254,14 +251,13 @@ async fn a_replay_with_the_attempt_precondition_is_refused() {
         "the replay deleted nothing"
     );
     let uid = get(&runs(&admin), "demo-failed").await["metadata"]["uid"].clone();
-    let (code, wrong_uid) = retry(
+    let wrong_uid = retry_answers(
         &admin,
         "demo-cancelled",
         json!({"spec": {"preconditions": {"uid": uid}}}),
-        "",
+        409,
     )
     .await;
-    assert_eq!(code, 409, "{wrong_uid:#}");
     assert!(
         wrong_uid["message"]
             .as_str()
@@ -276,26 +272,24 @@ async fn a_replay_with_the_attempt_precondition_is_refused() {
 async fn a_second_failure_can_be_retried_again_with_the_next_attempt() {
     let (sb, admin) = start_as_admin().await;
     failed_run(&admin, "twice", "b:2").await;
-    let (code, b) = retry(
+    retry_answers(
         &admin,
         "twice",
         json!({"spec": {"preconditions": {"attempt": 1}}}),
-        "",
+        201,
     )
     .await;
-    assert_eq!(code, 201, "{b:#}");
     wait_run(&admin, "twice", 30, |v| {
         is_failed(v) && annotation(v, "retry.tekton.dev/attempt").as_deref() == Some("2")
     })
     .await;
-    let (code, b) = retry(
+    let b = retry_answers(
         &admin,
         "twice",
         json!({"spec": {"preconditions": {"attempt": 2}}}),
-        "",
+        201,
     )
     .await;
-    assert_eq!(code, 201, "{b:#}");
     assert_eq!(b["status"]["attempt"], 3);
     let done = wait_run(&admin, "twice", 30, is_succeeded).await;
     assert_eq!(
@@ -327,8 +321,7 @@ async fn a_cancelled_run_is_resumed_despite_stale_controller_writes() {
         .as_ref()
         .expect("simulator")
         .set_stale_read_lag(Some(Duration::from_millis(150)));
-    let (code, body) = retry(&admin, "demo-cancelled", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    retry_answers(&admin, "demo-cancelled", json!({}), 201).await;
     let run = wait_run(&admin, "demo-cancelled", 40, is_succeeded).await;
     assert!(
         run.pointer("/spec/status")
@@ -363,8 +356,7 @@ async fn a_leftover_pod_blocks_the_reset_until_it_is_gone_then_the_attempt_compl
     pods.create(&Default::default(), &pod)
         .await
         .expect("leftover pod");
-    let (code, body) = retry(&admin, "orphan", json!({}), "").await;
-    assert_eq!(code, 504, "{body:#}");
+    let body = retry_answers(&admin, "orphan", json!({}), 504).await;
     assert!(
         body["message"]
             .as_str()
@@ -377,8 +369,7 @@ async fn a_leftover_pod_blocks_the_reset_until_it_is_gone_then_the_attempt_compl
     pods.delete("orphan-b-pod-leftover", &Default::default())
         .await
         .expect("delete");
-    let (code, body) = retry(&admin, "orphan", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    let body = retry_answers(&admin, "orphan", json!({}), 201).await;
     assert!(
         body["status"]["message"]
             .as_str()
@@ -551,8 +542,7 @@ async fn a_retry_costs_at_most_twenty_requests_and_three_watches() {
     let admin = sb.client("admin").expect("client");
     failed_run(&admin, "counted", "b").await;
     sb.emulator.faults().clear_log();
-    let (code, body) = retry(&admin, "counted", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    let body = retry_answers(&admin, "counted", json!({}), 201).await;
     assert_eq!(
         body["status"]["retriedTasks"].as_array().map(Vec::len),
         Some(3),
@@ -648,8 +638,7 @@ async fn a_dry_run_of_an_interrupted_attempt_writes_nothing() {
         .emulator
         .faults()
         .add(on_run("paused", "patch", "status", api_failure(500)).trigger(Trigger::FirstN(1)));
-    let (code, body) = retry(&admin, "paused", json!({}), "").await;
-    assert_eq!(code, 500, "{body:#}");
+    retry_answers(&admin, "paused", json!({}), 500).await;
     sb.emulator.faults().remove(id);
     let before = get(&runs(&admin), "paused").await;
     sb.emulator.faults().clear_log();
@@ -671,8 +660,7 @@ async fn a_dry_run_of_an_interrupted_attempt_writes_nothing() {
     let after = get(&runs(&admin), "paused").await;
     assert_eq!(after["status"], before["status"], "still the old failure");
     // The real retry then completes the attempt.
-    let (code, done) = retry(&admin, "paused", json!({}), "").await;
-    assert_eq!(code, 201, "{done:#}");
+    retry_answers(&admin, "paused", json!({}), 201).await;
     wait_run(&admin, "paused", 30, is_succeeded).await;
     sb.shutdown(Duration::from_secs(2)).await;
 }

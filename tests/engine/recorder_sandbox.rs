@@ -75,14 +75,13 @@ async fn wait_recorded(client: &kube::Client, run: &str) -> serde_json::Value {
 #[tokio::test]
 async fn success_is_recorded_once_with_events_and_metrics() {
     let (sb, admin) = start_as_admin().await;
-    let (code, body) = retry(
+    retry_answers(
         &admin,
         "demo-failed",
         json!({"spec": {"reason": "registry back"}}),
-        "",
+        201,
     )
     .await;
-    assert_eq!(code, 201, "{body:#}");
     let lr = wait_recorded(&admin, "demo-failed").await;
     let run = get(&runs(&admin), "demo-failed").await;
     assert_eq!(lr["outcome"], "Succeeded");
@@ -147,8 +146,7 @@ async fn success_is_recorded_once_with_events_and_metrics() {
 async fn a_second_failure_is_recorded_as_failed() {
     let (sb, admin) = start_as_admin().await;
     failed_run(&admin, "again", "b:2").await;
-    let (code, body) = retry(&admin, "again", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    retry_answers(&admin, "again", json!({}), 201).await;
     let lr = wait_recorded(&admin, "again").await;
     assert_eq!(lr["outcome"], "Failed");
     assert_eq!(
@@ -184,8 +182,7 @@ async fn two_recorders_racing_record_the_outcome_once() {
         RecorderOptions::default(),
     );
     let task = tokio::spawn(other.run(server_client));
-    let (code, body) = retry(&admin, "demo-failed", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    retry_answers(&admin, "demo-failed", json!({}), 201).await;
     wait_recorded(&admin, "demo-failed").await;
     tokio::time::sleep(Duration::from_secs(2)).await; // let both replicas see the final state
     assert_eq!(
@@ -240,8 +237,7 @@ async fn an_interrupted_claim_is_completed_by_the_recorder() {
         .named(NS, "stuck")
         .trigger(Trigger::FirstN(1)),
     );
-    let (code, body) = retry(&admin, "stuck", json!({}), "").await;
-    assert_eq!(code, 500, "{body:#}");
+    retry_answers(&admin, "stuck", json!({}), 500).await;
     let claimed = get(&runs(&admin), "stuck").await;
     assert_eq!(last_retry(&claimed)["phase"], "claimed");
     assert!(is_failed(&claimed), "interrupted before the reset");

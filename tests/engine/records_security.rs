@@ -162,8 +162,7 @@ async fn forged_record_is_never_believed(
     );
 
     // A real retry of the forging run: planned from the cluster, not from the forgery.
-    let (code, body) = retry(&admin, &forger, json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    let body = retry_answers(&admin, &forger, json!({}), 201).await;
     assert_eq!(
         body["status"]["attempt"], 2,
         "attempt 2: the forged attempt is ignored"
@@ -278,8 +277,7 @@ async fn an_unowned_taskrun_labelled_for_a_run_changes_no_plan() {
         "{dry:#}"
     );
 
-    let (code, body) = retry(&admin, "owned", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    retry_answers(&admin, "owned", json!({}), 201).await;
     wait_run(&admin, "owned", 40, is_succeeded).await;
     let a_after = get(&taskruns(&admin), "owned-a").await;
     assert_eq!(
@@ -323,8 +321,7 @@ async fn a_users_configmap_named_like_a_history_is_not_overwritten() {
         .create(&PostParams::default(), &own)
         .await
         .expect("create");
-    let (code, body) = retry(&admin, "mine", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    retry_answers(&admin, "mine", json!({}), 201).await;
     wait_run(&admin, "mine", 40, |v| {
         last_retry(v)["outcome"] == "Succeeded"
     })
@@ -349,8 +346,7 @@ async fn a_users_configmap_named_like_a_history_is_not_overwritten() {
 async fn a_child_pipelinerun_with_inherited_annotations_gets_no_events_or_metrics() {
     let (sb, admin) = sandbox().await;
     let parent = failed_run(&admin, "parent", "b").await;
-    let (code, body) = retry(&admin, "parent", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    retry_answers(&admin, "parent", json!({}), 201).await;
     let retried = get(&runs(&admin), "parent").await;
     // A child PipelineRun as Tekton would create it now: the parent's metadata, its owner (minus
     // the sandbox's rule that fails task b, so the child can succeed).
@@ -462,8 +458,7 @@ async fn consecutive_retries_keep_a_true_mirror_despite_metadata_sync() {
                 "{name}"
             );
         }
-        let (code, body) = retry(&admin, &name, json!({}), "").await;
-        assert_eq!(code, 409, "{body:#}");
+        let body = retry_answers(&admin, &name, json!({}), 409).await;
         let message = body["message"].as_str().unwrap_or_default();
         assert!(message.contains("succeeded"), "{message}");
     }

@@ -609,10 +609,10 @@ fn unreachable_server_exits_1() {
         .output()
         .expect("run");
     exited(&out, 1);
+    let stderr = text(&out.stderr);
     assert!(
-        text(&out.stderr).starts_with("Unable to connect to the server: "),
-        "{}",
-        text(&out.stderr)
+        stderr.starts_with("Unable to connect to the server: "),
+        "{stderr}"
     );
 }
 

@@ -180,25 +180,25 @@ async fn last_failed_retries_the_most_recent_failed_or_cancelled_run_of_a_pipeli
         .last_failed(&["--selector", "tekton.dev/pipeline=build-and-deploy"])
         .await;
     exited(&out, 0);
+    let stderr = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains(&format!("retrying pipelinerun {NS}/{want},")),
-        "{}",
-        text(&out.stderr)
+        stderr.contains(&format!("retrying pipelinerun {NS}/{want},")),
+        "{stderr}"
     );
+    let stdout = text(&out.stdout);
     assert!(
-        text(&out.stdout).starts_with(&format!(
+        stdout.starts_with(&format!(
             "pipelinerun {NS}/{want} retried: attempt 2 started."
         )),
-        "{}",
-        text(&out.stdout)
+        "{stdout}"
     );
     // No failed run of another pipeline: a clear error, nothing retried.
     let none = at.last_failed(&["-l", "tekton.dev/pipeline=nope"]).await;
     exited(&none, 1);
+    let stderr = text(&none.stderr);
     assert!(
-        text(&none.stderr).contains("no failed or cancelled pipelinerun matches"),
-        "{}",
-        text(&none.stderr)
+        stderr.contains("no failed or cancelled pipelinerun matches"),
+        "{stderr}"
     );
     at.sb.shutdown(std::time::Duration::from_secs(1)).await;
 }

@@ -178,10 +178,10 @@ fn refusals_print_the_server_message_and_exit_1() {
         &["pr", "demo-failed", "-n", "demo"],
     );
     exited(&out, 1);
+    let stderr = text(&out.stderr);
     assert!(
-        text(&out.stderr).starts_with("Error from server (Forbidden): "),
-        "{}",
-        text(&out.stderr)
+        stderr.starts_with("Error from server (Forbidden): "),
+        "{stderr}"
     );
 }
 
@@ -206,11 +206,8 @@ fn dry_run_changes_nothing() {
     let after = version();
     assert_eq!(before, after, "a dry run writes nothing");
     let out = kubectl_retry(&sb.kubeconfig(), &["history", "demo-failed", "-n", "demo"]);
-    assert!(
-        text(&out.stdout).contains("was never retried"),
-        "{}",
-        text(&out.stdout)
-    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("was never retried"), "{stdout}");
 }
 
 #[test]
