@@ -296,19 +296,12 @@ async fn a_second_failure_can_be_retried_again_with_the_next_attempt() {
         annotation(&done, "retry.tekton.dev/attempt").as_deref(),
         Some("3")
     );
-    let cms = server_configmaps(&admin);
+    // The history holds the archive of both earlier attempts.
     let uid = done["metadata"]["uid"].as_str().expect("uid");
-    let data = cms
-        .get(&format!("retry-{uid}-history"))
-        .await
-        .expect("history")
-        .data
-        .expect("data");
-    assert!(
-        data.contains_key("attempt-1.json") && data.contains_key("attempt-2.json"),
-        "{:?}",
-        data.keys()
-    );
+    for attempt in [1, 2] {
+        let archive = archived_attempt(&admin, uid, attempt).await;
+        assert!(archive["runs"].is_array(), "attempt {attempt}: {archive:#}");
+    }
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
@@ -343,8 +336,7 @@ async fn a_cancelled_run_is_resumed_despite_stale_controller_writes() {
 
 #[tokio::test]
 async fn a_leftover_pod_blocks_the_reset_until_it_is_gone_then_the_attempt_completes() {
-    let (sb, admin) = start_waiting_gone(Duration::from_secs(3)).await;
-    failed_run(&admin, "orphan", "b").await;
+    let (sb, admin) = start_waiting_gone(Duration::from_secs(3), "orphan").await;
     // A pod of the failed TaskRun that the garbage collector will not remove (no owner): the
     // re-created TaskRun would adopt it and fail at once (fixture orphan-pod).
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(admin.clone(), NS);

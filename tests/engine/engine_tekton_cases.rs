@@ -520,8 +520,7 @@ async fn a_task_deleted_after_the_failure_is_refused_or_an_outcome_never_a_write
 /// the attempt.
 #[tokio::test]
 async fn a_finalizer_holding_a_run_is_named_in_the_answer() {
-    let (sb, admin) = start_waiting_gone(Duration::from_secs(2)).await;
-    failed_run(&admin, "fin", "b").await;
+    let (sb, admin) = start_waiting_gone(Duration::from_secs(2), "fin").await;
     let set_finalizers = |finalizers: Value| {
         let patch = json!({"metadata": {"finalizers": finalizers}});
         let trs = taskruns(&admin);
@@ -607,8 +606,7 @@ async fn a_task_tekton_will_skip_again_is_not_reported_as_retried() {
 /// once; the server waits for it and says so, and completes the attempt once it is gone.
 #[tokio::test]
 async fn an_orphaned_pod_of_a_run_deleted_by_hand_blocks_the_reset_until_it_is_gone() {
-    let (sb, admin) = start_waiting_gone(Duration::from_secs(2)).await;
-    failed_run(&admin, "op", "b").await;
+    let (sb, admin) = start_waiting_gone(Duration::from_secs(2), "op").await;
     taskruns(&admin)
         .delete("op-b", &DeleteParams::orphan())
         .await
@@ -637,9 +635,8 @@ async fn an_orphaned_pod_of_a_run_deleted_by_hand_blocks_the_reset_until_it_is_g
 /// recognise it although its name does not start with the TaskRun's.
 #[tokio::test]
 async fn a_leftover_pod_with_a_hashed_name_is_waited_for() {
-    let (sb, admin) = start_waiting_gone(Duration::from_secs(2)).await;
     let run = "nightly-release-build-for-the-payments-service-eu-west-1-a";
-    failed_run(&admin, run, "b").await;
+    let (sb, admin) = start_waiting_gone(Duration::from_secs(2), run).await;
     let b = taskrun(&admin, &format!("{run}-b")).await;
     // md5("nightly-release-build-for-the-payments-service-eu-west-1-a-b"), from Python's hashlib.
     let hashed = "nightly-release-build-for-t63ae731b6ccd2beb9b3b84896bb0eec2-pod";

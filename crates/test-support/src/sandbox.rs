@@ -80,12 +80,14 @@ pub async fn start_without_recorder() -> Sandbox {
 }
 
 /// [`start_no_replay`] as `admin` with the engine's wait for deleted runs and pods cut to
-/// `wait_gone`, for tests that expect the wait to end in a 504.
-pub async fn start_waiting_gone(wait_gone: Duration) -> (Sandbox, kube::Client) {
+/// `wait_gone`, and the run `failed` failed (task b) ([`failed_run`]): how tests of what holds
+/// up a reset, whose wait ends in a 504, begin.
+pub async fn start_waiting_gone(wait_gone: Duration, failed: &str) -> (Sandbox, kube::Client) {
     let mut engine = quick_engine();
     engine.executor.wait_gone_timeout = wait_gone;
     let sb = start_with_engine(engine).await;
     let admin = client_no_replay(&sb, "admin");
+    failed_run(&admin, failed, "b").await;
     (sb, admin)
 }
 
