@@ -32,18 +32,17 @@ async fn front_proxy_user_reaches_the_handler() {
     assert_eq!(a.status, 201, "{}", a.text());
     let calls = h.engine.calls();
     assert_eq!(calls.len(), 1);
-    let user = &calls[0].user;
-    assert_eq!(user.username, "alice");
-    assert_eq!(user.uid.as_deref(), Some("uid-alice"));
-    assert_eq!(user.groups, vec!["dev", "system:authenticated"]);
-    assert_eq!(
-        user.extra.get("acme.com/project"),
-        Some(&vec!["p1".to_string()])
-    );
-    assert_eq!(
-        user.extra.get("scopes"),
-        Some(&vec!["view".to_string(), "edit".to_string()])
-    );
+    // Exactly the proxied identity: the extra key unescaped and lowercased, values in order.
+    let mut alice = UserInfo::new("alice", &["dev", "system:authenticated"]);
+    alice.uid = Some("uid-alice".into());
+    alice.extra = [
+        ("acme.com/project", vec!["p1"]),
+        ("scopes", vec!["view", "edit"]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+    .collect();
+    assert_eq!(calls[0].user, alice);
     assert_eq!(
         (calls[0].namespace.as_str(), calls[0].name.as_str()),
         ("demo", "demo-failed")
