@@ -115,19 +115,14 @@ kind: RoleBinding
 metadata: {name: ci-retry, namespace: ${NS}}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: tekton-retry-edit}
 subjects: [{kind: ServiceAccount, name: ci, namespace: ${NS}}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: alice-edit, namespace: ${NS}}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: bob-view, namespace: ${NS}}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}]
 EOF
+# bind_user BINDING CLUSTERROLE USER: a RoleBinding in ${NS} (applied, so a re-run keeps it).
+bind_user() {
+  k -n "${NS}" create rolebinding "$1" --clusterrole="$2" --user="$3" --dry-run=client -o yaml \
+    | k apply -f - >/dev/null
+}
+bind_user alice-edit edit alice
+bind_user bob-view view bob
 CI_USER=system:serviceaccount:${NS}:ci
 can_retry() { k auth can-i create pipelineruns.retry.tekton.dev --subresource=retry -n "${NS}" --as "$1" 2>/dev/null || true; }
 [[ $(can_retry "${CI_USER}") == yes ]] || fail "${CI_USER} (tekton-retry-edit) may not retry"

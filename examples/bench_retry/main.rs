@@ -35,7 +35,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use tekton_retry::retry::engine::EngineOptions;
-use tekton_retry::retry::executor::ExecutorOptions;
 use tekton_retry::retry::Engine;
 use tekton_retry_sandbox::{Sandbox, SandboxOptions};
 
@@ -109,18 +108,12 @@ impl Floor {
     }
 }
 
-/// Engine options of the in-process mode: a short verification window, as in the sandbox tests.
+/// Engine options of the in-process mode: those of the sandbox tests (a short verification
+/// window), with a 5 s wait for deleted runs and pods.
 fn quick_engine() -> EngineOptions {
-    EngineOptions {
-        executor: ExecutorOptions {
-            wait_gone_timeout: Duration::from_secs(5),
-            verify_window: Duration::from_millis(600),
-            poll_interval: Duration::from_millis(25),
-            max_reset_rounds: 8,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
+    let mut opts = tekton_retry_test_support::sandbox::quick_engine();
+    opts.executor.wait_gone_timeout = Duration::from_secs(5);
+    opts
 }
 
 fn taskset_available() -> bool {

@@ -55,33 +55,20 @@ pub async fn seed_pipeline(admin: &kube::Client) -> anyhow::Result<()> {
 /// waits until every one has failed.
 pub async fn create_failed(admin: &kube::Client, names: &[String]) -> anyhow::Result<()> {
     let api = runs(admin);
-    let results: Vec<anyhow::Result<()>> = stream::iter(names.iter().cloned())
-        .map(|name| {
-            let api = api.clone();
-            async move {
-                let obj: DynamicObject = serde_json::from_value(json!({
-                    "apiVersion": "tekton.dev/v1",
-                    "kind": "PipelineRun",
-                    "metadata": {"name": name, "namespace": NS,
-                                 "annotations": {"sandbox.retry.tekton.dev/fail": "b"}},
-                    "spec": {
-                        "pipelineRef": {"name": "build-and-deploy"},
-                        "params": [{"name": "repo-url", "value": "https://git.example.com/app.git"}],
-                        "timeouts": {"pipeline": "1h0m0s"},
-                    },
-                }))?;
-                api.create(&PostParams::default(), &obj)
-                    .await
-                    .with_context(|| format!("creating {name}"))?;
-                Ok(())
-            }
+    let bodies = names.iter().map(|name| {
+        json!({
+            "apiVersion": "tekton.dev/v1",
+            "kind": "PipelineRun",
+            "metadata": {"name": name, "namespace": NS,
+                         "annotations": {"sandbox.retry.tekton.dev/fail": "b"}},
+            "spec": {
+                "pipelineRef": {"name": "build-and-deploy"},
+                "params": [{"name": "repo-url", "value": "https://git.example.com/app.git"}],
+                "timeouts": {"pipeline": "1h0m0s"},
+            },
         })
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    for r in results {
-        r?;
-    }
+    });
+    create_all(&api, bodies.collect(), 16).await?;
     let deadline = Instant::now() + Duration::from_secs(60 + names.len() as u64 / 2);
     loop {
         let list = api.list(&ListParams::default()).await?;
@@ -107,35 +94,43 @@ pub async fn create_failed(admin: &kube::Client, names: &[String]) -> anyhow::Re
 /// Creates `n` pending runs (`spec.status: PipelineRunPending`): runs that exist but are never
 /// retried, and that the simulator does not start.
 pub async fn create_pending(admin: &kube::Client, n: usize) -> anyhow::Result<()> {
-    let api = runs(admin);
-    let results: Vec<anyhow::Result<()>> = stream::iter(0..n)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                let name = format!("idle-{i}");
-                let obj: DynamicObject = serde_json::from_value(json!({
-                    "apiVersion": "tekton.dev/v1",
-                    "kind": "PipelineRun",
-                    "metadata": {"name": name, "namespace": NS},
-                    "spec": {
-                        "status": "PipelineRunPending",
-                        "pipelineRef": {"name": "build-and-deploy"},
-                        "params": [{"name": "repo-url", "value": "https://git.example.com/app.git"}],
-                    },
-                }))?;
-                api.create(&PostParams::default(), &obj)
-                    .await
-                    .with_context(|| format!("creating {name}"))?;
-                Ok(())
-            }
+    let bodies = (0..n).map(|i| {
+        json!({
+            "apiVersion": "tekton.dev/v1",
+            "kind": "PipelineRun",
+            "metadata": {"name": format!("idle-{i}"), "namespace": NS},
+            "spec": {
+                "status": "PipelineRunPending",
+                "pipelineRef": {"name": "build-and-deploy"},
+                "params": [{"name": "repo-url", "value": "https://git.example.com/app.git"}],
+            },
         })
-        .buffer_unordered(32)
+    });
+    create_all(&runs(admin), bodies.collect(), 32).await
+}
+
+/// Creates the objects `bodies` through `api`, `concurrency` at a time; the first error, if any.
+async fn create_all(
+    api: &Api<DynamicObject>,
+    bodies: Vec<Value>,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let results: Vec<anyhow::Result<()>> = stream::iter(bodies)
+        .map(|body| async move {
+            let name = body["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let obj: DynamicObject = serde_json::from_value(body)?;
+            api.create(&PostParams::default(), &obj)
+                .await
+                .with_context(|| format!("creating {name}"))?;
+            Ok(())
+        })
+        .buffer_unordered(concurrency)
         .collect()
         .await;
-    for r in results {
-        r?;
-    }
-    Ok(())
+    results.into_iter().collect()
 }
 
 fn succeeded_status(v: &Value) -> String {

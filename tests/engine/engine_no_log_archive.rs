@@ -9,17 +9,12 @@ use std::time::Duration;
 use sandbox_support::*;
 use serde_json::json;
 use tekton_retry_sandbox::policy::{server_user, Policy, Subject, SERVER_BINDING};
-use tekton_retry_sandbox::SandboxOptions;
 
 #[tokio::test]
 async fn without_the_log_archive_no_pod_log_is_read() {
     let mut engine = quick_engine();
     engine.executor.archive_logs = false;
-    let sb = start_with(SandboxOptions {
-        engine,
-        ..Default::default()
-    })
-    .await;
+    let sb = start_with_engine(engine).await;
     // The server's rights as the overlay grants them.
     let policy = sb.emulator.policy();
     policy.unbind(SERVER_BINDING);
@@ -31,17 +26,10 @@ async fn without_the_log_archive_no_pod_log_is_read() {
     let admin = sb.client("admin").expect("client");
     let before = get(&runs(&admin), "demo-failed").await;
     let b_before = get(&taskruns(&admin), "demo-failed-b").await;
-    let b_pod = b_before["status"]["podName"]
-        .as_str()
-        .expect("pod name")
-        .to_string();
-    sb.emulator
-        .store()
-        .set_pod_log(NS, &b_pod, Some("step-compile"), "compile error\n");
+    set_step_log(&sb, &b_before, "step-compile", "compile error\n");
     sb.emulator.faults().clear_log();
 
-    let (code, body) = retry(&admin, "demo-failed", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    let body = retry_answers(&admin, "demo-failed", json!({}), 201).await;
     assert_eq!(body["status"]["attempt"], 2);
     wait_run(&admin, "demo-failed", 30, is_succeeded).await;
 
@@ -58,12 +46,7 @@ async fn without_the_log_archive_no_pod_log_is_read() {
     // The history keeps the replaced runs, without logs.
     let uid = before["metadata"]["uid"].as_str().expect("uid");
     let archive = archived_attempt(&admin, uid, 1).await;
-    let b = archive["runs"]
-        .as_array()
-        .expect("runs")
-        .iter()
-        .find(|r| r["name"] == "demo-failed-b")
-        .expect("b archived");
+    let b = archived_run(&archive, "demo-failed-b");
     assert_eq!(b["object"]["metadata"]["uid"], b_before["metadata"]["uid"]);
     assert!(
         b["logs"].as_object().is_none_or(|m| m.is_empty()),

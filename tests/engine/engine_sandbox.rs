@@ -14,41 +14,27 @@ use tekton_retry_test_support::emulator::names_in;
 
 #[tokio::test]
 async fn demo_failed_is_retried_in_place() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     let before = get(&runs(&admin), "demo-failed").await;
     let a_before = get(&taskruns(&admin), "demo-failed-a").await;
     let b_before = get(&taskruns(&admin), "demo-failed-b").await;
 
     // The failed step's log, as the kubelet would serve it: its tail is archived.
-    let b_pod = b_before["status"]["podName"]
-        .as_str()
-        .expect("pod name")
-        .to_string();
     let log = format!(
         "{}compile error: registry unreachable\n",
         "noise\n".repeat(20_000)
     );
-    sb.emulator
-        .store()
-        .set_pod_log(NS, &b_pod, Some("step-compile"), &log);
-    let (code, body) = retry(
+    set_step_log(&sb, &b_before, "step-compile", &log);
+    let body = retry_answers(
         &admin,
         "demo-failed",
         json!({"spec": {"reason": "flaky registry"}}),
-        "",
+        201,
     )
     .await;
-    assert_eq!(code, 201, "{body:#}");
     assert_eq!(body["kind"], "PipelineRunRetry");
     assert_eq!(body["status"]["attempt"], 2);
-    let retried: Vec<&str> = body["status"]["retriedTasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
-    assert_eq!(retried, vec!["b", "c", "report"]);
+    assert_eq!(retried_names(&body), ["b", "c", "report"]);
     assert_eq!(body["status"]["preservedTasks"], json!(["a"]));
 
     let after = wait_run(&admin, "demo-failed", 30, is_succeeded).await;
@@ -121,12 +107,7 @@ async fn demo_failed_is_retried_in_place() {
         "{names:?}"
     );
     assert!(!names.contains(&"demo-failed-a"));
-    let b_archived = archive["runs"]
-        .as_array()
-        .expect("runs")
-        .iter()
-        .find(|r| r["name"] == "demo-failed-b")
-        .expect("b");
+    let b_archived = archived_run(&archive, "demo-failed-b");
     assert_eq!(
         b_archived["object"]["metadata"]["uid"], b_before["metadata"]["uid"],
         "the full old object is archived"
@@ -148,8 +129,7 @@ async fn demo_failed_is_retried_in_place() {
 
 #[tokio::test]
 async fn a_dry_run_writes_nothing() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     let before = get(&runs(&admin), "demo-failed").await;
     let (code, body) = retry(&admin, "demo-failed", json!({}), "?dryRun=All").await;
     assert_eq!(code, 200, "{body:#}");
@@ -201,8 +181,7 @@ async fn a_dry_run_writes_nothing() {
 
 #[tokio::test]
 async fn of_twenty_concurrent_retries_exactly_one_starts_the_attempt() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     let calls = (0..20).map(|_| {
         let c = admin.clone();
         async move { retry(&c, "demo-failed", json!({}), "").await }
@@ -221,14 +200,12 @@ async fn of_twenty_concurrent_retries_exactly_one_starts_the_attempt() {
 
 #[tokio::test]
 async fn a_replay_with_the_attempt_precondition_is_refused() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     // b fails twice, so after the retry the run is failed again and retryable: only the
     // precondition stands in the way of the replay.
     failed_run(&admin, "replayed", "b:2").await;
     let body = json!({"spec": {"preconditions": {"attempt": 1}}});
-    let (code, first) = retry(&admin, "replayed", body.clone(), "").await;
-    assert_eq!(code, 201, "{first:#}");
+    retry_answers(&admin, "replayed", body.clone(), 201).await;
     // Wait for the recorder too: its outcome record is the last write before the replay.
     let again = wait_run(&admin, "replayed", 30, |v| {
         is_failed(v) && last_retry(v)["outcome"].is_string()
@@ -244,8 +221,7 @@ async fn a_replay_with_the_attempt_precondition_is_refused() {
         .list(&kube::api::ListParams::default().labels("tekton.dev/pipelineRun=replayed"))
         .await
         .expect("list");
-    let (code, replay) = retry(&admin, "replayed", body, "").await;
-    assert_eq!(code, 409, "{replay:#}");
+    let replay = retry_answers(&admin, "replayed", body, 409).await;
     let message = replay["message"].as_str().unwrap_or_default();
     assert!(message.contains("is at attempt 2, not 1"), "{replay:#}");
     let after = get(&runs(&admin), "replayed").await;
@@ -275,14 +251,13 @@ async fn a_replay_with_the_attempt_precondition_is_refused() {
         "the replay deleted nothing"
     );
     let uid = get(&runs(&admin), "demo-failed").await["metadata"]["uid"].clone();
-    let (code, wrong_uid) = retry(
+    let wrong_uid = retry_answers(
         &admin,
         "demo-cancelled",
         json!({"spec": {"preconditions": {"uid": uid}}}),
-        "",
+        409,
     )
     .await;
-    assert_eq!(code, 409, "{wrong_uid:#}");
     assert!(
         wrong_uid["message"]
             .as_str()
@@ -295,63 +270,51 @@ async fn a_replay_with_the_attempt_precondition_is_refused() {
 
 #[tokio::test]
 async fn a_second_failure_can_be_retried_again_with_the_next_attempt() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     failed_run(&admin, "twice", "b:2").await;
-    let (code, b) = retry(
+    retry_answers(
         &admin,
         "twice",
         json!({"spec": {"preconditions": {"attempt": 1}}}),
-        "",
+        201,
     )
     .await;
-    assert_eq!(code, 201, "{b:#}");
     wait_run(&admin, "twice", 30, |v| {
         is_failed(v) && annotation(v, "retry.tekton.dev/attempt").as_deref() == Some("2")
     })
     .await;
-    let (code, b) = retry(
+    let b = retry_answers(
         &admin,
         "twice",
         json!({"spec": {"preconditions": {"attempt": 2}}}),
-        "",
+        201,
     )
     .await;
-    assert_eq!(code, 201, "{b:#}");
     assert_eq!(b["status"]["attempt"], 3);
     let done = wait_run(&admin, "twice", 30, is_succeeded).await;
     assert_eq!(
         annotation(&done, "retry.tekton.dev/attempt").as_deref(),
         Some("3")
     );
-    let cms = server_configmaps(&admin);
+    // The history holds the archive of both earlier attempts.
     let uid = done["metadata"]["uid"].as_str().expect("uid");
-    let data = cms
-        .get(&format!("retry-{uid}-history"))
-        .await
-        .expect("history")
-        .data
-        .expect("data");
-    assert!(
-        data.contains_key("attempt-1.json") && data.contains_key("attempt-2.json"),
-        "{:?}",
-        data.keys()
-    );
+    for attempt in [1, 2] {
+        let archive = archived_attempt(&admin, uid, attempt).await;
+        assert!(archive["runs"].is_array(), "attempt {attempt}: {archive:#}");
+    }
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
 #[tokio::test]
 async fn a_cancelled_run_is_resumed_despite_stale_controller_writes() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     // Race 2 of fixtures/cancelled: the controller reconciles from a lagging copy and writes its
     // stale False/Cancelled after our writes.
     sb.simulator
         .as_ref()
         .expect("simulator")
         .set_stale_read_lag(Some(Duration::from_millis(150)));
-    let (code, body) = retry(&admin, "demo-cancelled", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    retry_answers(&admin, "demo-cancelled", json!({}), 201).await;
     let run = wait_run(&admin, "demo-cancelled", 40, is_succeeded).await;
     assert!(
         run.pointer("/spec/status")
@@ -373,15 +336,7 @@ async fn a_cancelled_run_is_resumed_despite_stale_controller_writes() {
 
 #[tokio::test]
 async fn a_leftover_pod_blocks_the_reset_until_it_is_gone_then_the_attempt_completes() {
-    let mut engine = quick_engine();
-    engine.executor.wait_gone_timeout = Duration::from_secs(3);
-    let sb = start_with(SandboxOptions {
-        engine,
-        ..Default::default()
-    })
-    .await;
-    let admin = client_no_replay(&sb, "admin");
-    failed_run(&admin, "orphan", "b").await;
+    let (sb, admin) = start_waiting_gone(Duration::from_secs(3), "orphan").await;
     // A pod of the failed TaskRun that the garbage collector will not remove (no owner): the
     // re-created TaskRun would adopt it and fail at once (fixture orphan-pod).
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(admin.clone(), NS);
@@ -393,8 +348,7 @@ async fn a_leftover_pod_blocks_the_reset_until_it_is_gone_then_the_attempt_compl
     pods.create(&Default::default(), &pod)
         .await
         .expect("leftover pod");
-    let (code, body) = retry(&admin, "orphan", json!({}), "").await;
-    assert_eq!(code, 504, "{body:#}");
+    let body = retry_answers(&admin, "orphan", json!({}), 504).await;
     assert!(
         body["message"]
             .as_str()
@@ -407,8 +361,7 @@ async fn a_leftover_pod_blocks_the_reset_until_it_is_gone_then_the_attempt_compl
     pods.delete("orphan-b-pod-leftover", &Default::default())
         .await
         .expect("delete");
-    let (code, body) = retry(&admin, "orphan", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    let body = retry_answers(&admin, "orphan", json!({}), 201).await;
     assert!(
         body["status"]["message"]
             .as_str()
@@ -420,17 +373,20 @@ async fn a_leftover_pod_blocks_the_reset_until_it_is_gone_then_the_attempt_compl
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
-/// Injects `rule` (on the run `name`'s API calls by the server), expects the first retry to fail
-/// with a 4xx/5xx, the second to start (or complete) the attempt, and the run to succeed with the
-/// succeeded task's run untouched and no run deleted twice. The client does not replay requests,
-/// so each answer is seen; `absorbed` faults (429, 504) are retried by the engine's own kube-rs
-/// client and the first request may already succeed.
-async fn fault_then_recovery(name: &str, rule: FaultRule, absorbed: bool) {
-    let sb = start().await;
-    let admin = client_no_replay(&sb, "admin");
+/// Injects `rule` (on the run `name`'s API calls by the server, firing once), expects the first
+/// retry to fail with a 4xx/5xx, the second to start (or complete) the attempt, and the run to
+/// succeed with the succeeded task's run untouched and no run deleted twice. The client does not
+/// replay requests, so each answer is seen; absorbed faults (429, 504) are retried by the
+/// engine's own kube-rs client and the first request may already succeed.
+async fn fault_then_recovery(name: &str, rule: FaultRule) {
+    let (sb, admin) = start_no_replay("admin").await;
     failed_run(&admin, name, "b").await;
     let a_before = get(&taskruns(&admin), &format!("{name}-a")).await;
-    let id = sb.emulator.faults().add(rule);
+    let absorbed = matches!(
+        rule.action,
+        FaultAction::Error { code: 429, .. } | FaultAction::Timeout(_)
+    );
+    let id = sb.emulator.faults().add(rule.trigger(Trigger::Nth(1)));
     let (code, first) = retry(&admin, name, json!({}), "").await;
     assert!(sb.emulator.faults().matched(id) >= 1, "the fault fired");
     sb.emulator.faults().remove(id);
@@ -464,90 +420,45 @@ async fn fault_then_recovery(name: &str, rule: FaultRule, absorbed: bool) {
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
-fn err(code: u16) -> FaultAction {
-    FaultAction::Error {
-        code,
-        retry_after: if code == 429 { Some(1) } else { None },
-    }
-}
-
 #[tokio::test]
 async fn fault_at_the_claim() {
-    fault_then_recovery(
-        "f-claim",
-        FaultRule::new("patch", "pipelineruns", err(500))
-            .subresource("")
-            .named(NS, "f-claim")
-            .trigger(Trigger::Nth(1)),
-        false,
-    )
-    .await;
+    fault_then_recovery("f-claim", on_run("f-claim", "patch", "", api_failure(500))).await;
 }
 
 #[tokio::test]
 async fn fault_at_the_archive() {
-    fault_then_recovery(
-        "f-archive",
-        FaultRule::new("create", "configmaps", err(500)).trigger(Trigger::Nth(1)),
-        false,
-    )
-    .await;
+    let first_create = FaultRule::new("create", "configmaps", api_failure(500));
+    fault_then_recovery("f-archive", first_create).await;
 }
 
 #[tokio::test]
 async fn fault_at_the_delete_dropped_connection() {
-    fault_then_recovery(
-        "f-delete",
-        FaultRule::new("delete", "taskruns", FaultAction::Drop)
-            .named(NS, "f-delete-b")
-            .trigger(Trigger::Nth(1)),
-        false,
-    )
-    .await;
+    let drop_b = FaultRule::new("delete", "taskruns", FaultAction::Drop).named(NS, "f-delete-b");
+    fault_then_recovery("f-delete", drop_b).await;
 }
 
 #[tokio::test]
 async fn fault_at_the_status_write_429() {
     fault_then_recovery(
         "f-status",
-        FaultRule::new("patch", "pipelineruns", err(429))
-            .subresource("status")
-            .named(NS, "f-status")
-            .trigger(Trigger::Nth(1)),
-        true,
+        on_run("f-status", "patch", "status", api_failure(429)),
     )
     .await;
 }
 
 #[tokio::test]
 async fn fault_at_the_status_write_timeout() {
-    fault_then_recovery(
-        "f-timeout",
-        FaultRule::new(
-            "patch",
-            "pipelineruns",
-            FaultAction::Timeout(Duration::from_secs(20)),
-        )
-        .subresource("status")
-        .named(NS, "f-timeout")
-        .trigger(Trigger::Nth(1)),
-        true,
-    )
-    .await;
+    let timeout = FaultAction::Timeout(Duration::from_secs(20));
+    fault_then_recovery("f-timeout", on_run("f-timeout", "patch", "status", timeout)).await;
 }
 
 #[tokio::test]
 async fn fault_at_the_final_record() {
     // The first update of a ConfigMap in the server's namespace is the record's `started` phase,
     // after the reset (the record is created at the claim, the history created when archiving).
-    fault_then_recovery(
-        "f-record",
-        FaultRule::new("update", "configmaps", err(500))
-            .in_namespace("tekton-retry")
-            .trigger(Trigger::Nth(1)),
-        false,
-    )
-    .await;
+    let first_update =
+        FaultRule::new("update", "configmaps", api_failure(500)).in_namespace("tekton-retry");
+    fault_then_recovery("f-record", first_update).await;
 }
 
 /// Retries of `a` and `b` with `a`'s first read of its run held for 2 s, at most `limit` worked
@@ -565,15 +476,8 @@ async fn overlapping_retries(limit: usize) -> (Vec<usize>, Vec<usize>) {
     failed_run(&admin, "lim-a", "b").await;
     failed_run(&admin, "lim-b", "b").await;
     let faults = sb.emulator.faults();
-    let hold = faults.add(
-        FaultRule::new(
-            "get",
-            "pipelineruns",
-            FaultAction::Latency(Duration::from_secs(2)),
-        )
-        .named(NS, "lim-a")
-        .trigger(Trigger::Nth(1)),
-    );
+    let held_2s = FaultAction::Latency(Duration::from_secs(2));
+    let hold = faults.add(on_run("lim-a", "get", "", held_2s).trigger(Trigger::Nth(1)));
     faults.clear_log();
     let first = tokio::spawn({
         let c = admin.clone();
@@ -630,8 +534,7 @@ async fn a_retry_costs_at_most_twenty_requests_and_three_watches() {
     let admin = sb.client("admin").expect("client");
     failed_run(&admin, "counted", "b").await;
     sb.emulator.faults().clear_log();
-    let (code, body) = retry(&admin, "counted", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    let body = retry_answers(&admin, "counted", json!({}), 201).await;
     assert_eq!(
         body["status"]["retriedTasks"].as_array().map(Vec::len),
         Some(3),
@@ -723,14 +626,11 @@ async fn a_dry_run_of_an_interrupted_attempt_writes_nothing() {
     let sb = start_without_recorder().await;
     let admin = client_no_replay(&sb, "admin");
     failed_run(&admin, "paused", "b").await;
-    let id = sb.emulator.faults().add(
-        FaultRule::new("patch", "pipelineruns", err(500))
-            .subresource("status")
-            .named(NS, "paused")
-            .trigger(Trigger::FirstN(1)),
-    );
-    let (code, body) = retry(&admin, "paused", json!({}), "").await;
-    assert_eq!(code, 500, "{body:#}");
+    let id = sb
+        .emulator
+        .faults()
+        .add(on_run("paused", "patch", "status", api_failure(500)).trigger(Trigger::FirstN(1)));
+    retry_answers(&admin, "paused", json!({}), 500).await;
     sb.emulator.faults().remove(id);
     let before = get(&runs(&admin), "paused").await;
     sb.emulator.faults().clear_log();
@@ -752,8 +652,7 @@ async fn a_dry_run_of_an_interrupted_attempt_writes_nothing() {
     let after = get(&runs(&admin), "paused").await;
     assert_eq!(after["status"], before["status"], "still the old failure");
     // The real retry then completes the attempt.
-    let (code, done) = retry(&admin, "paused", json!({}), "").await;
-    assert_eq!(code, 201, "{done:#}");
+    retry_answers(&admin, "paused", json!({}), 201).await;
     wait_run(&admin, "paused", 30, is_succeeded).await;
     sb.shutdown(Duration::from_secs(2)).await;
 }

@@ -13,22 +13,32 @@ use sandbox_support::*;
 use serde_json::{json, Value};
 use tekton_retry_sandbox::faults::{FaultAction, FaultRule};
 
+/// `base` with the fields of the JSON object `extra` set (replaced) on it.
+fn with(mut base: Value, extra: Value) -> Value {
+    if let (Some(o), Value::Object(e)) = (base.as_object_mut(), extra) {
+        o.extend(e);
+    }
+    base
+}
+
+/// The sandbox annotation that fails the given tasks (`b`, `b,report`, `b:2`, …).
+fn fail(tasks: &str) -> Value {
+    json!({"sandbox.retry.tekton.dev/fail": tasks})
+}
+
 /// Creates a PipelineRun with an inline pipeline spec and the given annotations and extra spec
-/// fields; waits until it is done (`wait_done`) and returns it.
-async fn inline_run(
+/// fields; returns it as created.
+async fn create_inline_run(
     client: &kube::Client,
     name: &str,
     pipeline_spec: Value,
     annotations: Value,
     extra_spec: Value,
-    wait_done: bool,
 ) -> Value {
-    let mut spec = json!({"pipelineSpec": pipeline_spec, "timeouts": {"pipeline": "1h0m0s"}});
-    if let (Some(s), Some(extra)) = (spec.as_object_mut(), extra_spec.as_object()) {
-        for (k, v) in extra {
-            s.insert(k.clone(), v.clone());
-        }
-    }
+    let spec = with(
+        json!({"pipelineSpec": pipeline_spec, "timeouts": {"pipeline": "1h0m0s"}}),
+        extra_spec,
+    );
     let obj: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "tekton.dev/v1",
         "kind": "PipelineRun",
@@ -36,26 +46,33 @@ async fn inline_run(
         "spec": spec,
     }))
     .expect("object");
-    runs(client)
+    let created = runs(client)
         .create(&PostParams::default(), &obj)
         .await
         .expect("create run");
-    if wait_done {
-        wait_run(client, name, 30, |v| is_failed(v) || is_succeeded(v)).await
-    } else {
-        get(&runs(client), name).await
-    }
+    serde_json::to_value(created).expect("json")
 }
 
-/// A task with an inline spec of one step (and the given results).
+/// [`create_inline_run`], then waits until the run is done and asserts it failed; returns it.
+async fn failed_inline_run(
+    client: &kube::Client,
+    name: &str,
+    pipeline_spec: Value,
+    annotations: Value,
+    extra_spec: Value,
+) -> Value {
+    create_inline_run(client, name, pipeline_spec, annotations, extra_spec).await;
+    let run = wait_done(client, name).await;
+    assert!(is_failed(&run), "{run:#}");
+    run
+}
+
+/// A task with an inline spec of one step, with the given fields set on it.
 fn task(name: &str, extra: Value) -> Value {
-    let mut t = json!({"name": name, "taskSpec": {"steps": [{"name": "main", "image": "busybox", "script": "true"}]}});
-    if let (Some(o), Some(e)) = (t.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            o.insert(k.clone(), v.clone());
-        }
-    }
-    t
+    with(
+        json!({"name": name, "taskSpec": {"steps": [{"name": "main", "image": "busybox", "script": "true"}]}}),
+        extra,
+    )
 }
 
 /// The run's TaskRuns by name.
@@ -78,17 +95,6 @@ async fn taskruns_of(client: &kube::Client, run: &str) -> Vec<Value> {
     out
 }
 
-fn retried_names(body: &Value) -> Vec<String> {
-    body["status"]["retriedTasks"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t["name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn uid(v: &Value) -> String {
     v["metadata"]["uid"]
         .as_str()
@@ -96,12 +102,23 @@ fn uid(v: &Value) -> String {
         .to_string()
 }
 
+/// The retry of `run` with `body` answers 504 and its message names each of `holders` (what the
+/// server waited for).
+async fn retry_waits_for(client: &kube::Client, run: &str, body: Value, holders: &[&str]) {
+    let answer = retry_answers(client, run, body, 504).await;
+    let message = answer["message"].as_str().unwrap_or_default();
+    assert!(
+        holders.iter().all(|h| message.contains(h)),
+        "{holders:?}: {answer:#}"
+    );
+}
+
 async fn wait_gone(client: &kube::Client, name: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while try_get(&taskruns(client), name).await.is_some() {
-        assert!(tokio::time::Instant::now() < deadline, "{name} not deleted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let api = taskruns(client);
+    eventually(20, &format!("{name} not deleted"), || async {
+        try_get(&api, name).await.is_none()
+    })
+    .await;
 }
 
 /// A matrix task with one failed combination and one deleted by hand: every combination runs
@@ -110,46 +127,28 @@ async fn wait_gone(client: &kube::Client, name: &str) {
 /// combination 0's parameters and the run would end `Succeeded` with two combinations never run.
 #[tokio::test]
 async fn matrix_with_a_failed_and_a_deleted_combination_reruns_every_combination() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     let spec = json!({"tasks": [task("m", json!({
         "taskSpec": {"params": [{"name": "os", "type": "string"}],
             "steps": [{"name": "main", "image": "busybox", "script": "echo $(params.os)"}]},
         "matrix": {"params": [{"name": "os", "value": ["linux", "mac", "windows"]}]},
     }))]});
-    let run = inline_run(
-        &admin,
-        "mx",
-        spec,
-        json!({"sandbox.retry.tekton.dev/fail": "mx-m-1"}),
-        json!({}),
-        true,
-    )
-    .await;
-    assert!(is_failed(&run), "{run:#}");
+    failed_inline_run(&admin, "mx", spec, fail("mx-m-1"), json!({})).await;
     taskruns(&admin)
         .delete("mx-m-2", &DeleteParams::default())
         .await
         .expect("delete a combination by hand");
     wait_gone(&admin, "mx-m-2").await;
 
-    let (code, body) = retry(&admin, "mx", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
-    let after = wait_run(&admin, "mx", 30, |v| is_failed(v) || is_succeeded(v)).await;
-    assert!(is_succeeded(&after), "{after:#}");
-    let trs = taskruns_of(&admin, "mx").await;
-    let got: Vec<(String, String)> = trs
+    retry_to_success(&admin, "mx", json!({})).await;
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let got: Vec<(String, String)> = taskruns_of(&admin, "mx")
+        .await
         .iter()
         .map(|t| {
             (
-                t["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                t["spec"]["params"][0]["value"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
+                text(&t["metadata"]["name"]),
+                text(&t["spec"]["params"][0]["value"]),
             )
         })
         .collect();
@@ -169,37 +168,25 @@ async fn matrix_with_a_failed_and_a_deleted_combination_reruns_every_combination
 /// kept failed finally run into the new outcome), the succeeded one is kept, the run succeeds.
 #[tokio::test]
 async fn keep_finally_reruns_a_failed_finally_run_and_keeps_the_succeeded_one() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     let spec = json!({
         "tasks": [task("a", json!({})), task("b", json!({"runAfter": ["a"]}))],
         "finally": [task("report", json!({})), task("notify", json!({}))],
     });
-    let run = inline_run(
-        &admin,
-        "fk",
-        spec,
-        json!({"sandbox.retry.tekton.dev/fail": "b,report"}),
-        json!({}),
-        true,
-    )
-    .await;
-    assert!(is_failed(&run), "{run:#}");
-    let notify = get(&taskruns(&admin), "fk-notify").await;
-    let report = get(&taskruns(&admin), "fk-report").await;
+    failed_inline_run(&admin, "fk", spec, fail("b,report"), json!({})).await;
+    let notify = taskrun(&admin, "fk-notify").await;
+    let report = taskrun(&admin, "fk-report").await;
 
-    let (code, body) = retry(&admin, "fk", json!({"spec": {"finally": "Keep"}}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    let keep = json!({"spec": {"finally": "Keep"}});
+    let (body, _) = retry_to_success(&admin, "fk", keep).await;
     assert_eq!(retried_names(&body), ["b", "report"], "{body:#}");
-    let after = wait_run(&admin, "fk", 30, |v| is_failed(v) || is_succeeded(v)).await;
-    assert!(is_succeeded(&after), "{after:#}");
     assert_eq!(
-        uid(&get(&taskruns(&admin), "fk-notify").await),
+        uid(&taskrun(&admin, "fk-notify").await),
         uid(&notify),
         "the succeeded finally run is kept"
     );
     assert_ne!(
-        uid(&get(&taskruns(&admin), "fk-report").await),
+        uid(&taskrun(&admin, "fk-report").await),
         uid(&report),
         "the failed finally run ran again"
     );
@@ -210,8 +197,7 @@ async fn keep_finally_reruns_a_failed_finally_run_and_keeps_the_succeeded_one() 
 /// steps and sidecars of an embedded taskSpec): restarting `a` re-runs it with the new value.
 #[tokio::test]
 async fn result_reference_in_an_embedded_step_script_is_a_dependency() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     let spec = json!({"tasks": [
         task("a", json!({"taskSpec": {"results": [{"name": "x"}],
             "steps": [{"name": "main", "image": "busybox", "script": "echo v > $(results.x.path)"}]}})),
@@ -219,17 +205,11 @@ async fn result_reference_in_an_embedded_step_script_is_a_dependency() {
             "steps": [{"name": "main", "image": "busybox", "script": "echo $(tasks.a.results.x)"}]}})),
         task("b", json!({"runAfter": ["c"]})),
     ]});
-    let run = inline_run(
-        &admin,
-        "sr",
-        spec,
-        json!({"sandbox.retry.tekton.dev/fail": "b", "sandbox.retry.tekton.dev/results": "attempt"}),
-        json!({}),
-        true,
-    )
-    .await;
-    assert!(is_failed(&run), "{run:#}");
-    let c_before = get(&taskruns(&admin), "sr-c").await;
+    let annotations = with(
+        fail("b"),
+        json!({"sandbox.retry.tekton.dev/results": "attempt"}),
+    );
+    failed_inline_run(&admin, "sr", spec, annotations, json!({})).await;
     let script = |tr: &Value| {
         tr["spec"]["taskSpec"]["steps"][0]["script"]
             .as_str()
@@ -242,20 +222,19 @@ async fn result_reference_in_an_embedded_step_script_is_a_dependency() {
             .unwrap_or_default()
             .to_string()
     };
-    let a_before = get(&taskruns(&admin), "sr-a").await;
+    let c_before = taskrun(&admin, "sr-c").await;
+    let a_before = taskrun(&admin, "sr-a").await;
     assert_eq!(
         script(&c_before),
         format!("echo {}", a_value(&a_before)),
         "c waited for a and got its value"
     );
 
-    let (code, body) = retry(&admin, "sr", json!({"spec": {"restartTasks": ["a"]}}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    let restart_a = json!({"spec": {"restartTasks": ["a"]}});
+    let (body, _) = retry_to_success(&admin, "sr", restart_a).await;
     assert_eq!(retried_names(&body), ["a", "c", "b"], "{body:#}");
-    let after = wait_run(&admin, "sr", 30, |v| is_failed(v) || is_succeeded(v)).await;
-    assert!(is_succeeded(&after), "{after:#}");
-    let a_after = get(&taskruns(&admin), "sr-a").await;
-    let c_after = get(&taskruns(&admin), "sr-c").await;
+    let a_after = taskrun(&admin, "sr-a").await;
+    let c_after = taskrun(&admin, "sr-c").await;
     assert_ne!(
         a_value(&a_after),
         a_value(&a_before),
@@ -274,22 +253,13 @@ async fn result_reference_in_an_embedded_step_script_is_a_dependency() {
 /// and the run is left as it was.
 #[tokio::test]
 async fn a_finally_only_retry_after_the_tasks_timeout_is_refused() {
-    let sb = start().await;
-    let admin = client_no_replay(&sb, "admin");
+    let (sb, admin) = start_no_replay("admin").await;
     let spec = json!({
         "tasks": [task("a", json!({}))],
         "finally": [task("report", json!({}))],
     });
-    let run = inline_run(
-        &admin,
-        "tt",
-        spec,
-        json!({"sandbox.retry.tekton.dev/fail": "report"}),
-        json!({"timeouts": {"pipeline": "1h0m0s", "finally": "59m52s"}}),
-        true,
-    )
-    .await;
-    assert!(is_failed(&run), "{run:#}");
+    let timeouts = json!({"timeouts": {"pipeline": "1h0m0s", "finally": "59m52s"}});
+    let run = failed_inline_run(&admin, "tt", spec, fail("report"), timeouts).await;
     assert_eq!(succeeded(&run).1, "Failed", "{run:#}");
     // Let the 8 s tasks budget (pipeline − finally) pass, counted from the run's start.
     let started =
@@ -300,8 +270,7 @@ async fn a_finally_only_retry_after_the_tasks_timeout_is_refused() {
         .to_std()
         .unwrap_or_default();
     tokio::time::sleep(wait).await;
-    let (code, body) = retry(&admin, "tt", json!({}), "").await;
-    assert_eq!(code, 422, "{body:#}");
+    let body = retry_answers(&admin, "tt", json!({}), 422).await;
     assert_eq!(body["reason"], "Invalid", "{body:#}");
     assert_eq!(
         body["details"]["causes"][0]["field"], "spec.timeouts.tasks",
@@ -319,18 +288,10 @@ async fn a_finally_only_retry_after_the_tasks_timeout_is_refused() {
 /// leave it running forever with nothing scheduled. Refused.
 #[tokio::test]
 async fn a_run_managed_by_another_controller_is_refused() {
-    let sb = start().await;
-    let admin = client_no_replay(&sb, "admin");
+    let (sb, admin) = start_no_replay("admin").await;
     let spec = json!({"tasks": [task("a", json!({}))]});
-    inline_run(
-        &admin,
-        "mb",
-        spec.clone(),
-        json!({}),
-        json!({"managedBy": "example.dev/other-controller"}),
-        false,
-    )
-    .await;
+    let managed_by = json!({"managedBy": "example.dev/other-controller"});
+    create_inline_run(&admin, "mb", spec.clone(), json!({}), managed_by).await;
     // The other controller ran it and failed it (Tekton never touches it).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let untouched = get(&runs(&admin), "mb").await;
@@ -358,8 +319,7 @@ async fn a_run_managed_by_another_controller_is_refused() {
         .patch_status("mb", &PatchParams::default(), &Patch::Merge(&status))
         .await
         .expect("status written by the other controller");
-    let (code, body) = retry(&admin, "mb", json!({}), "").await;
-    assert_eq!(code, 422, "{body:#}");
+    let body = retry_answers(&admin, "mb", json!({}), 422).await;
     assert_eq!(
         body["details"]["causes"][0]["field"], "spec.managedBy",
         "{body:#}"
@@ -368,14 +328,20 @@ async fn a_run_managed_by_another_controller_is_refused() {
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
+/// The message of the first cause of a refusal.
+fn first_cause(answer: &Value) -> &str {
+    answer["details"]["causes"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+}
+
 /// A producer under `onError: continue` failed without its result: Tekton fails the consumer's
 /// validation and the run ends `PipelineValidationFailed` ("Failed Validation: 1 (…)"), a runtime
 /// outcome. A retry that keeps the producer would fail the same way (422 naming it); one that
 /// restarts the producer recovers the run.
 #[tokio::test]
 async fn a_runtime_validation_failure_is_recovered_by_restarting_the_producer() {
-    let sb = start().await;
-    let admin = client_no_replay(&sb, "admin");
+    let (sb, admin) = start_no_replay("admin").await;
     let spec = json!({"tasks": [
         task("a", json!({"onError": "continue", "taskSpec": {"results": [{"name": "x"}],
             "steps": [{"name": "main", "image": "busybox", "script": "echo v > $(results.x.path)"}]}})),
@@ -383,21 +349,8 @@ async fn a_runtime_validation_failure_is_recovered_by_restarting_the_producer() 
             "taskSpec": {"params": [{"name": "p", "type": "string"}],
                 "steps": [{"name": "main", "image": "busybox", "script": "echo $(params.p)"}]}})),
     ]});
-    let run = inline_run(
-        &admin,
-        "pv",
-        spec,
-        json!({"sandbox.retry.tekton.dev/fail": "a"}),
-        json!({}),
-        true,
-    )
-    .await;
-    let (status, reason) = succeeded(&run);
-    assert_eq!(
-        (status.as_str(), reason.as_str()),
-        ("False", "PipelineValidationFailed"),
-        "{run:#}"
-    );
+    let run = failed_inline_run(&admin, "pv", spec, fail("a"), json!({})).await;
+    assert_eq!(succeeded(&run).1, "PipelineValidationFailed", "{run:#}");
     let message = run["status"]["conditions"][0]["message"]
         .as_str()
         .unwrap_or_default();
@@ -407,21 +360,16 @@ async fn a_runtime_validation_failure_is_recovered_by_restarting_the_producer() 
         "c was never created"
     );
 
-    let (code, body) = retry(&admin, "pv", json!({}), "").await;
-    assert_eq!(code, 422, "{body:#}");
-    let cause = body["details"]["causes"][0]["message"]
-        .as_str()
-        .unwrap_or_default();
+    let body = retry_answers(&admin, "pv", json!({}), 422).await;
+    let cause = first_cause(&body);
     assert!(
         cause.contains("\"a\"") && cause.contains("restartTasks"),
         "{body:#}"
     );
 
-    let (code, body) = retry(&admin, "pv", json!({"spec": {"restartTasks": ["a"]}}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    let restart_a = json!({"spec": {"restartTasks": ["a"]}});
+    let (body, _) = retry_to_success(&admin, "pv", restart_a).await;
     assert_eq!(retried_names(&body), ["a", "c"], "{body:#}");
-    let after = wait_run(&admin, "pv", 30, |v| is_failed(v) || is_succeeded(v)).await;
-    assert!(is_succeeded(&after), "{after:#}");
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
@@ -430,8 +378,7 @@ async fn a_runtime_validation_failure_is_recovered_by_restarting_the_producer() 
 /// workspace (while keeping the one with it) gets no affinity, so it is not refused.
 #[tokio::test]
 async fn a_rerun_task_without_claim_workspaces_is_not_pinned_to_the_gone_assistant() {
-    let sb = start().await;
-    let admin = client_no_replay(&sb, "admin");
+    let (sb, admin) = start_no_replay("admin").await;
     let pvcs: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
         kube::Api::namespaced(admin.clone(), NS);
     let pvc = serde_json::from_value(json!({"metadata": {"name": "shared-data"},
@@ -449,31 +396,14 @@ async fn a_rerun_task_without_claim_workspaces_is_not_pinned_to_the_gone_assista
             task("b", json!({"runAfter": ["a"]})),
         ],
     });
-    let run = inline_run(
-        &admin,
-        "aa",
-        spec,
-        json!({"sandbox.retry.tekton.dev/fail": "b"}),
-        json!({"workspaces": [{"name": "src", "persistentVolumeClaim": {"claimName": "shared-data"}}]}),
-        true,
-    )
-    .await;
-    assert!(is_failed(&run), "{run:#}");
-    let a = get(&taskruns(&admin), "aa-a").await;
-    let b = get(&taskruns(&admin), "aa-b").await;
-    assert!(
-        annotation(&a, "pipeline.tekton.dev/affinity-assistant").is_some(),
-        "a binds the PVC: pinned"
-    );
-    assert!(
-        annotation(&b, "pipeline.tekton.dev/affinity-assistant").is_none(),
-        "b does not: not pinned"
-    );
-    let (code, body) = retry(&admin, "aa", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    let binding = json!({"workspaces": [{"name": "src", "persistentVolumeClaim": {"claimName": "shared-data"}}]});
+    failed_inline_run(&admin, "aa", spec, fail("b"), binding).await;
+    let a = taskrun(&admin, "aa-a").await;
+    let b = taskrun(&admin, "aa-b").await;
+    assert!(annotation(&a, AA).is_some(), "a binds the PVC: pinned");
+    assert!(annotation(&b, AA).is_none(), "b does not: not pinned");
+    let (body, _) = retry_to_success(&admin, "aa", json!({})).await;
     assert_eq!(retried_names(&body), ["b"], "{body:#}");
-    let after = wait_run(&admin, "aa", 30, |v| is_failed(v) || is_succeeded(v)).await;
-    assert!(is_succeeded(&after), "{after:#}");
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
@@ -482,27 +412,19 @@ async fn a_rerun_task_without_claim_workspaces_is_not_pinned_to_the_gone_assista
 /// completes the reset run again, so the retry must not answer 504 after a few quick rounds.
 #[tokio::test]
 async fn a_gracefully_stopped_run_is_resumed_without_a_504() {
-    let sb = start().await;
-    let admin = client_no_replay(&sb, "admin");
+    let (sb, admin) = start_no_replay("admin").await;
     let spec = json!({
         "tasks": [task("a", json!({})), task("b", json!({"runAfter": ["a"]})),
             task("c", json!({"runAfter": ["b"]}))],
         "finally": [task("report", json!({}))],
     });
-    inline_run(
-        &admin,
-        "gs",
-        spec,
-        json!({"sandbox.retry.tekton.dev/duration": "b=2s"}),
-        json!({}),
-        false,
-    )
+    let slow_b = json!({"sandbox.retry.tekton.dev/duration": "b=2s"});
+    create_inline_run(&admin, "gs", spec, slow_b, json!({})).await;
+    let trs = taskruns(&admin);
+    eventually(20, "b never started", || async {
+        try_get(&trs, "gs-b").await.is_some()
+    })
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while try_get(&taskruns(&admin), "gs-b").await.is_none() {
-        assert!(tokio::time::Instant::now() < deadline, "b never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     runs(&admin)
         .patch(
             "gs",
@@ -511,16 +433,13 @@ async fn a_gracefully_stopped_run_is_resumed_without_a_504() {
         )
         .await
         .expect("graceful stop");
-    let run = wait_run(&admin, "gs", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    let run = wait_done(&admin, "gs").await;
     assert_eq!(
         succeeded(&run),
         ("False".into(), "Cancelled".into()),
         "{run:#}"
     );
-    assert!(
-        try_get(&taskruns(&admin), "gs-c").await.is_none(),
-        "c was skipped"
-    );
+    assert!(try_get(&trs, "gs-c").await.is_none(), "c was skipped");
 
     // The real controller completes the reset run again faster than the server reads it back
     // (six rounds lost in 0.5 s on a real cluster): the server's reads of the run are slowed
@@ -538,9 +457,9 @@ async fn a_gracefully_stopped_run_is_resumed_without_a_504() {
     assert!(sb.emulator.faults().matched(id) >= 1, "the latency applied");
     sb.emulator.faults().remove(id);
     assert_eq!(code, 201, "{body:#}");
-    let after = wait_run(&admin, "gs", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    let after = wait_done(&admin, "gs").await;
     assert!(is_succeeded(&after), "{after:#}");
-    assert!(try_get(&taskruns(&admin), "gs-c").await.is_some(), "c ran");
+    assert!(try_get(&trs, "gs-c").await.is_some(), "c ran");
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
@@ -550,8 +469,7 @@ async fn a_gracefully_stopped_run_is_resumed_without_a_504() {
 /// not a reason to write the reset again and again until a 504.
 #[tokio::test]
 async fn a_task_deleted_after_the_failure_is_refused_or_an_outcome_never_a_write_loop() {
-    let sb = start().await;
-    let admin = client_no_replay(&sb, "admin");
+    let (sb, admin) = start_no_replay("admin").await;
     failed_run(&admin, "gone-task", "b").await;
     let tasks: kube::Api<DynamicObject> =
         kube::Api::namespaced_with(admin.clone(), NS, &resource("Task", "tasks"));
@@ -560,11 +478,8 @@ async fn a_task_deleted_after_the_failure_is_refused_or_an_outcome_never_a_write
         .await
         .expect("delete the Task of b");
 
-    let (code, body) = retry(&admin, "gone-task", json!({}), "").await;
-    assert_eq!(code, 422, "{body:#}");
-    let cause = body["details"]["causes"][0]["message"]
-        .as_str()
-        .unwrap_or_default();
+    let body = retry_answers(&admin, "gone-task", json!({}), 422).await;
+    let cause = first_cause(&body);
     assert!(
         cause.contains("\"build\"") && cause.contains("CouldntGetTask"),
         "{body:#}"
@@ -573,25 +488,13 @@ async fn a_task_deleted_after_the_failure_is_refused_or_an_outcome_never_a_write
 
     // The server cannot read Tasks (here: refused): it cannot know, Tekton decides.
     let server = tekton_retry_sandbox::policy::server_user().username;
-    sb.emulator.faults().add(
-        FaultRule::new(
-            "get",
-            "tasks",
-            FaultAction::Error {
-                code: 403,
-                retry_after: None,
-            },
-        )
-        .by_user(&server),
-    );
-    sb.emulator.faults().clear_log();
-    let (code, body) = retry(&admin, "gone-task", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
-    let run = wait_run(&admin, "gone-task", 30, |v| is_failed(v) || is_succeeded(v)).await;
+    let faults = sb.emulator.faults();
+    faults.add(FaultRule::new("get", "tasks", api_failure(403)).by_user(&server));
+    faults.clear_log();
+    retry_answers(&admin, "gone-task", json!({}), 201).await;
+    let run = wait_done(&admin, "gone-task").await;
     assert_eq!(succeeded(&run).1, "CouldntGetTask", "{run:#}");
-    let status_writes = sb
-        .emulator
-        .faults()
+    let status_writes = faults
         .requests()
         .iter()
         .filter(|q| {
@@ -604,19 +507,11 @@ async fn a_task_deleted_after_the_failure_is_refused_or_an_outcome_never_a_write
         .count();
     assert_eq!(status_writes, 1, "one reset, no write loop");
     // The recorder records the outcome of attempt 2.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let run = get(&runs(&admin), "gone-task").await;
-        if last_retry(&run)["outcome"].as_str().is_some() {
-            assert_eq!(last_retry(&run)["attempt"], 2, "{run:#}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "outcome not recorded: {run:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let run = wait_run(&admin, "gone-task", 20, |v| {
+        last_retry(v)["outcome"].as_str().is_some()
+    })
+    .await;
+    assert_eq!(last_retry(&run)["attempt"], 2, "{run:#}");
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
@@ -625,42 +520,25 @@ async fn a_task_deleted_after_the_failure_is_refused_or_an_outcome_never_a_write
 /// the attempt.
 #[tokio::test]
 async fn a_finalizer_holding_a_run_is_named_in_the_answer() {
-    let mut engine = quick_engine();
-    engine.executor.wait_gone_timeout = Duration::from_secs(2);
-    let sb = start_with(tekton_retry_sandbox::SandboxOptions {
-        engine,
-        ..Default::default()
-    })
-    .await;
-    let admin = client_no_replay(&sb, "admin");
-    failed_run(&admin, "fin", "b").await;
-    taskruns(&admin)
-        .patch(
-            "fin-b",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"metadata": {"finalizers": ["chains.tekton.dev/taskrun"]}})),
-        )
+    let (sb, admin) = start_waiting_gone(Duration::from_secs(2), "fin").await;
+    let set_finalizers = |finalizers: Value| {
+        let patch = json!({"metadata": {"finalizers": finalizers}});
+        let trs = taskruns(&admin);
+        async move {
+            trs.patch("fin-b", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+        }
+    };
+    set_finalizers(json!(["chains.tekton.dev/taskrun"]))
         .await
         .expect("Chains' finalizer");
-    let (code, body) = retry(&admin, "fin", json!({}), "").await;
-    assert_eq!(code, 504, "{body:#}");
-    let message = body["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("chains.tekton.dev/taskrun") && message.contains("fin-b"),
-        "{message}"
-    );
+    let holders = ["chains.tekton.dev/taskrun", "fin-b"];
+    retry_waits_for(&admin, "fin", json!({}), &holders).await;
     // Chains is done with it.
-    taskruns(&admin)
-        .patch(
-            "fin-b",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
-        )
+    set_finalizers(Value::Null)
         .await
         .expect("finalizer released");
-    let (code, body) = retry(&admin, "fin", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
-    wait_run(&admin, "fin", 30, is_succeeded).await;
+    retry_to_success(&admin, "fin", json!({})).await;
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
@@ -668,20 +546,10 @@ async fn a_finalizer_holding_a_run_is_named_in_the_answer() {
 /// (`-pod` from `status.retriesStatus`, `-pod-retry1` the last), not only the last.
 #[tokio::test]
 async fn the_logs_of_every_automatic_retry_are_archived() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     let spec = json!({"tasks": [task("a", json!({})), task("b", json!({"runAfter": ["a"], "retries": 1}))]});
-    let run = inline_run(
-        &admin,
-        "lg",
-        spec,
-        json!({"sandbox.retry.tekton.dev/fail": "b:2"}),
-        json!({}),
-        true,
-    )
-    .await;
-    assert!(is_failed(&run), "{run:#}");
-    let b = get(&taskruns(&admin), "lg-b").await;
+    let run = failed_inline_run(&admin, "lg", spec, fail("b:2"), json!({})).await;
+    let b = taskrun(&admin, "lg-b").await;
     let first = b["status"]["retriesStatus"][0]["podName"]
         .as_str()
         .expect("first attempt's pod")
@@ -698,23 +566,9 @@ async fn the_logs_of_every_automatic_retry_are_archived() {
     store.set_pod_log(NS, &first, Some("step-main"), "attempt 1: flaky network\n");
     store.set_pod_log(NS, &last, Some("step-main"), "attempt 2: flaky again\n");
 
-    let (code, body) = retry(&admin, "lg", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
-    let uid = run["metadata"]["uid"].as_str().expect("uid");
-    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(admin.clone(), "tekton-retry");
-    let cm = cms
-        .get(&format!("retry-{uid}-history"))
-        .await
-        .expect("history");
-    let archive: Value =
-        serde_json::from_str(&cm.data.expect("data")["attempt-1.json"]).expect("archive json");
-    let archived_b = archive["runs"]
-        .as_array()
-        .expect("runs")
-        .iter()
-        .find(|r| r["name"] == "lg-b")
-        .expect("b archived");
+    retry_answers(&admin, "lg", json!({}), 201).await;
+    let archive = archived_attempt(&admin, &uid(&run), 1).await;
+    let archived_b = archived_run(&archive, "lg-b");
     assert_eq!(
         archived_b["logs"]["step-main"], "attempt 2: flaky again\n",
         "{archived_b:#}"
@@ -730,29 +584,16 @@ async fn the_logs_of_every_automatic_retry_are_archived() {
 /// the answer lists it as kept, not as retried.
 #[tokio::test]
 async fn a_task_tekton_will_skip_again_is_not_reported_as_retried() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     let spec = json!({"tasks": [
         task("a", json!({})),
         task("w", json!({"when": [{"input": "no", "operator": "in", "values": ["yes"]}]})),
     ]});
-    let run = inline_run(
-        &admin,
-        "ws",
-        spec,
-        json!({"sandbox.retry.tekton.dev/fail": "a"}),
-        json!({}),
-        true,
-    )
-    .await;
-    assert!(is_failed(&run), "{run:#}");
+    let run = failed_inline_run(&admin, "ws", spec, fail("a"), json!({})).await;
     assert_eq!(run["status"]["skippedTasks"][0]["name"], "w", "{run:#}");
-    let (code, body) = retry(&admin, "ws", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    let (body, after) = retry_to_success(&admin, "ws", json!({})).await;
     assert_eq!(retried_names(&body), ["a"], "{body:#}");
     assert_eq!(body["status"]["preservedTasks"], json!(["w"]), "{body:#}");
-    let after = wait_run(&admin, "ws", 30, |v| is_failed(v) || is_succeeded(v)).await;
-    assert!(is_succeeded(&after), "{after:#}");
     assert_eq!(
         after["status"]["skippedTasks"][0]["name"], "w",
         "skipped again: {after:#}"
@@ -765,15 +606,7 @@ async fn a_task_tekton_will_skip_again_is_not_reported_as_retried() {
 /// once; the server waits for it and says so, and completes the attempt once it is gone.
 #[tokio::test]
 async fn an_orphaned_pod_of_a_run_deleted_by_hand_blocks_the_reset_until_it_is_gone() {
-    let mut engine = quick_engine();
-    engine.executor.wait_gone_timeout = Duration::from_secs(2);
-    let sb = start_with(tekton_retry_sandbox::SandboxOptions {
-        engine,
-        ..Default::default()
-    })
-    .await;
-    let admin = client_no_replay(&sb, "admin");
-    failed_run(&admin, "op", "b").await;
+    let (sb, admin) = start_waiting_gone(Duration::from_secs(2), "op").await;
     taskruns(&admin)
         .delete("op-b", &DeleteParams::orphan())
         .await
@@ -783,15 +616,8 @@ async fn an_orphaned_pod_of_a_run_deleted_by_hand_blocks_the_reset_until_it_is_g
     let pod = pods.get("op-b-pod").await.expect("the orphaned pod stays");
     assert!(pod.metadata.owner_references.unwrap_or_default().is_empty());
 
-    let (code, body) = retry(&admin, "op", json!({"spec": {"restartTasks": ["b"]}}), "").await;
-    assert_eq!(code, 504, "{body:#}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("op-b-pod"),
-        "{body:#}"
-    );
+    let restart_b = json!({"spec": {"restartTasks": ["b"]}});
+    retry_waits_for(&admin, "op", restart_b.clone(), &["op-b-pod"]).await;
     assert!(
         is_failed(&get(&runs(&admin), "op").await),
         "not reset while the pod is there"
@@ -799,9 +625,7 @@ async fn an_orphaned_pod_of_a_run_deleted_by_hand_blocks_the_reset_until_it_is_g
     pods.delete("op-b-pod", &DeleteParams::default())
         .await
         .expect("delete the orphan");
-    let (code, body) = retry(&admin, "op", json!({"spec": {"restartTasks": ["b"]}}), "").await;
-    assert_eq!(code, 201, "{body:#}");
-    wait_run(&admin, "op", 30, is_succeeded).await;
+    retry_to_success(&admin, "op", restart_b).await;
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
@@ -811,17 +635,9 @@ async fn an_orphaned_pod_of_a_run_deleted_by_hand_blocks_the_reset_until_it_is_g
 /// recognise it although its name does not start with the TaskRun's.
 #[tokio::test]
 async fn a_leftover_pod_with_a_hashed_name_is_waited_for() {
-    let mut engine = quick_engine();
-    engine.executor.wait_gone_timeout = Duration::from_secs(2);
-    let sb = start_with(tekton_retry_sandbox::SandboxOptions {
-        engine,
-        ..Default::default()
-    })
-    .await;
-    let admin = client_no_replay(&sb, "admin");
     let run = "nightly-release-build-for-the-payments-service-eu-west-1-a";
-    failed_run(&admin, run, "b").await;
-    let b = get(&taskruns(&admin), &format!("{run}-b")).await;
+    let (sb, admin) = start_waiting_gone(Duration::from_secs(2), run).await;
+    let b = taskrun(&admin, &format!("{run}-b")).await;
     // md5("nightly-release-build-for-the-payments-service-eu-west-1-a-b"), from Python's hashlib.
     let hashed = "nightly-release-build-for-t63ae731b6ccd2beb9b3b84896bb0eec2-pod";
     assert_eq!(b["status"]["podName"], hashed, "{b:#}");
@@ -834,21 +650,11 @@ async fn a_leftover_pod_with_a_hashed_name_is_waited_for() {
     .await
     .expect("the pod loses its owner");
 
-    let (code, body) = retry(&admin, run, json!({}), "").await;
-    assert_eq!(code, 504, "{body:#}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains(hashed),
-        "{body:#}"
-    );
+    retry_waits_for(&admin, run, json!({}), &[hashed]).await;
     pods.delete(hashed, &DeleteParams::default())
         .await
         .expect("delete the leftover");
-    let (code, body) = retry(&admin, run, json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
-    wait_run(&admin, run, 30, is_succeeded).await;
+    retry_to_success(&admin, run, json!({})).await;
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
@@ -920,18 +726,20 @@ fn template_binding() -> Value {
 
 /// A task mounting pipeline workspace `src` as `w`.
 fn ws_task(name: &str, extra: Value) -> Value {
-    let mut t = task(
+    let mounted = task(
         name,
         json!({"workspaces": [{"name": "w", "workspace": "src"}],
             "taskSpec": {"workspaces": [{"name": "w"}],
                 "steps": [{"name": "main", "image": "busybox", "script": "ls $(workspaces.w.path)"}]}}),
     );
-    if let (Some(o), Some(e)) = (t.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            o.insert(k.clone(), v.clone());
-        }
-    }
-    t
+    with(mounted, extra)
+}
+
+/// Pipeline tasks `a` then `b`, both mounting pipeline workspace `src` (bound to a claim template
+/// by [`template_binding`]).
+fn two_ws_tasks() -> Value {
+    json!({"workspaces": [{"name": "src"}],
+        "tasks": [ws_task("a", json!({})), ws_task("b", json!({"runAfter": ["a"]}))]})
 }
 
 /// The claim a TaskRun's first workspace binds.
@@ -944,6 +752,16 @@ fn claim_of(tr: &Value) -> String {
 
 const AA: &str = "pipeline.tekton.dev/affinity-assistant";
 
+/// The retry of `run` is refused (422) for the gone affinity assistant and leaves it failed.
+async fn refused_for_the_assistant(client: &kube::Client, run: &str, body: Value) {
+    let answer = retry_answers(client, run, body, 422).await;
+    assert!(
+        answer.to_string().contains("affinity assistant"),
+        "{answer:#}"
+    );
+    assert!(is_failed(&get(&runs(client), run).await), "not reset");
+}
+
 /// A `volumeClaimTemplate` workspace: Tekton creates the claim once per run (named from the
 /// workspace and the run's uid, owned by the run) and the affinity assistant next to it, and
 /// deletes only the assistant when the run is done. A retry that keeps no child run starts over:
@@ -951,21 +769,9 @@ const AA: &str = "pipeline.tekton.dev/affinity-assistant";
 /// pods can be scheduled.
 #[tokio::test]
 async fn a_retry_that_starts_over_keeps_the_template_claim_and_gets_a_new_assistant() {
-    let sb = start().await;
-    let admin = client_no_replay(&sb, "admin");
-    let spec = json!({"workspaces": [{"name": "src"}],
-        "tasks": [ws_task("a", json!({})), ws_task("b", json!({"runAfter": ["a"]}))]});
-    let run = inline_run(
-        &admin,
-        "tp",
-        spec,
-        json!({"sandbox.retry.tekton.dev/fail": "a"}),
-        template_binding(),
-        true,
-    )
-    .await;
-    assert!(is_failed(&run), "{run:#}");
-    let a = get(&taskruns(&admin), "tp-a").await;
+    let (sb, admin) = start_no_replay("admin").await;
+    let run = failed_inline_run(&admin, "tp", two_ws_tasks(), fail("a"), template_binding()).await;
+    let a = taskrun(&admin, "tp-a").await;
     let claim = claim_of(&a);
     assert!(claim.starts_with("pvc-"), "{a:#}");
     let pvc = get(&claims(&admin), &claim).await;
@@ -980,10 +786,7 @@ async fn a_retry_that_starts_over_keeps_the_template_claim_and_gets_a_new_assist
     })
     .await;
 
-    let (code, body) = retry(&admin, "tp", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
-    let after = wait_run(&admin, "tp", 30, |v| is_failed(v) || is_succeeded(v)).await;
-    assert!(is_succeeded(&after), "{after:#}");
+    retry_to_success(&admin, "tp", json!({})).await;
     assert_eq!(
         uid(&get(&claims(&admin), &claim).await),
         uid(&pvc),
@@ -991,7 +794,7 @@ async fn a_retry_that_starts_over_keeps_the_template_claim_and_gets_a_new_assist
     );
     let pods = api_of(&admin, "", "Pod", "pods");
     for name in ["tp-a", "tp-b"] {
-        let tr = get(&taskruns(&admin), name).await;
+        let tr = taskrun(&admin, name).await;
         assert_eq!(claim_of(&tr), claim, "{tr:#}");
         assert_eq!(annotation(&tr, AA).as_deref(), Some(assistant.as_str()));
         // The pod mounts the claim and must run next to the (new) assistant.
@@ -1014,33 +817,26 @@ async fn a_retry_that_starts_over_keeps_the_template_claim_and_gets_a_new_assist
 /// (a new, empty volume; nothing kept needed the old data).
 #[tokio::test]
 async fn an_auto_cleaned_template_claim_is_created_again_when_the_retry_starts_over() {
-    let sb = start().await;
-    let admin = client_no_replay(&sb, "admin");
-    let spec = json!({"workspaces": [{"name": "src"}],
-        "tasks": [ws_task("a", json!({})), ws_task("b", json!({"runAfter": ["a"]}))]});
-    let run = inline_run(
+    let (sb, admin) = start_no_replay("admin").await;
+    let annotations = with(fail("a"), json!({"tekton.dev/auto-cleanup-pvc": "true"}));
+    failed_inline_run(
         &admin,
         "tc",
-        spec,
-        json!({"sandbox.retry.tekton.dev/fail": "a", "tekton.dev/auto-cleanup-pvc": "true"}),
+        two_ws_tasks(),
+        annotations,
         template_binding(),
-        true,
     )
     .await;
-    assert!(is_failed(&run), "{run:#}");
-    let claim = claim_of(&get(&taskruns(&admin), "tc-a").await);
+    let claim = claim_of(&taskrun(&admin, "tc-a").await);
     let pvcs = claims(&admin);
     eventually(10, "the claim is deleted with the done run", || async {
         try_get(&pvcs, &claim).await.is_none()
     })
     .await;
 
-    let (code, body) = retry(&admin, "tc", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
-    let after = wait_run(&admin, "tc", 30, |v| is_failed(v) || is_succeeded(v)).await;
-    assert!(is_succeeded(&after), "{after:#}");
+    retry_to_success(&admin, "tc", json!({})).await;
     for name in ["tc-a", "tc-b"] {
-        assert_eq!(claim_of(&get(&taskruns(&admin), name).await), claim);
+        assert_eq!(claim_of(&taskrun(&admin, name).await), claim);
     }
     sb.shutdown(Duration::from_secs(2)).await;
 }
@@ -1049,22 +845,10 @@ async fn an_auto_cleaned_template_claim_is_created_again_when_the_retry_starts_o
 /// retry that keeps the task that wrote to the claim re-runs the failed one on the same claim.
 #[tokio::test]
 async fn without_coscheduling_a_rerun_task_gets_the_same_template_claim() {
-    let sb = start().await;
-    let admin = client_no_replay(&sb, "admin");
+    let (sb, admin) = start_no_replay("admin").await;
     set_coschedule(&admin, "disabled").await;
-    let spec = json!({"workspaces": [{"name": "src"}],
-        "tasks": [ws_task("a", json!({})), ws_task("b", json!({"runAfter": ["a"]}))]});
-    let run = inline_run(
-        &admin,
-        "td",
-        spec,
-        json!({"sandbox.retry.tekton.dev/fail": "b"}),
-        template_binding(),
-        true,
-    )
-    .await;
-    assert!(is_failed(&run), "{run:#}");
-    let a = get(&taskruns(&admin), "td-a").await;
+    failed_inline_run(&admin, "td", two_ws_tasks(), fail("b"), template_binding()).await;
+    let a = taskrun(&admin, "td-a").await;
     assert_eq!(annotation(&a, AA), None, "{a:#}");
     let claim = claim_of(&a);
     let pvc = get(&claims(&admin), &claim).await;
@@ -1074,17 +858,10 @@ async fn without_coscheduling_a_rerun_task_gets_the_same_template_claim() {
         .expect("list");
     assert!(sets.items.is_empty(), "no assistant when disabled");
 
-    let (code, body) = retry(&admin, "td", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    let (body, _) = retry_to_success(&admin, "td", json!({})).await;
     assert_eq!(retried_names(&body), ["b"], "{body:#}");
-    let after = wait_run(&admin, "td", 30, |v| is_failed(v) || is_succeeded(v)).await;
-    assert!(is_succeeded(&after), "{after:#}");
-    assert_eq!(
-        uid(&get(&taskruns(&admin), "td-a").await),
-        uid(&a),
-        "a kept"
-    );
-    assert_eq!(claim_of(&get(&taskruns(&admin), "td-b").await), claim);
+    assert_eq!(uid(&taskrun(&admin, "td-a").await), uid(&a), "a kept");
+    assert_eq!(claim_of(&taskrun(&admin, "td-b").await), claim);
     assert_eq!(
         uid(&get(&claims(&admin), &claim).await),
         uid(&pvc),
@@ -1099,24 +876,9 @@ async fn without_coscheduling_a_rerun_task_gets_the_same_template_claim() {
 /// `Pending`, unschedulable.
 #[tokio::test]
 async fn a_rerun_task_pinned_to_the_gone_assistant_is_refused_and_would_never_be_scheduled() {
-    let sb = start().await;
-    let admin = client_no_replay(&sb, "admin");
-    let spec = json!({"workspaces": [{"name": "src"}],
-        "tasks": [ws_task("a", json!({})), ws_task("b", json!({"runAfter": ["a"]}))]});
-    let run = inline_run(
-        &admin,
-        "tw",
-        spec,
-        json!({"sandbox.retry.tekton.dev/fail": "b"}),
-        template_binding(),
-        true,
-    )
-    .await;
-    assert!(is_failed(&run), "{run:#}");
-    let (code, body) = retry(&admin, "tw", json!({}), "").await;
-    assert_eq!(code, 422, "{body:#}");
-    assert!(body.to_string().contains("affinity assistant"), "{body:#}");
-    assert!(is_failed(&get(&runs(&admin), "tw").await), "not reset");
+    let (sb, admin) = start_no_replay("admin").await;
+    failed_inline_run(&admin, "tw", two_ws_tasks(), fail("b"), template_binding()).await;
+    refused_for_the_assistant(&admin, "tw", json!({})).await;
 
     // The same reset by hand: delete b, drop its reference, flip the run back to running.
     taskruns(&admin)
@@ -1160,23 +922,13 @@ async fn a_rerun_task_pinned_to_the_gone_assistant_is_refused_and_would_never_be
 /// such a task; one that starts over is accepted and Tekton creates the assistant (and the claim,
 /// which these modes always delete with the run) again.
 async fn per_pipelinerun_assistant_case(mode: &str, run_name: &str) {
-    let sb = start().await;
-    let admin = client_no_replay(&sb, "admin");
+    let (sb, admin) = start_no_replay("admin").await;
     set_coschedule(&admin, mode).await;
     let spec = json!({"workspaces": [{"name": "src"}],
         "tasks": [ws_task("a", json!({})), task("b", json!({"runAfter": ["a"]}))]});
-    let run = inline_run(
-        &admin,
-        run_name,
-        spec,
-        json!({"sandbox.retry.tekton.dev/fail": "b"}),
-        template_binding(),
-        true,
-    )
-    .await;
-    assert!(is_failed(&run), "{run:#}");
-    let a = get(&taskruns(&admin), &format!("{run_name}-a")).await;
-    let b = get(&taskruns(&admin), &format!("{run_name}-b")).await;
+    failed_inline_run(&admin, run_name, spec, fail("b"), template_binding()).await;
+    let a = taskrun(&admin, &format!("{run_name}-a")).await;
+    let b = taskrun(&admin, &format!("{run_name}-b")).await;
     let assistant = annotation(&a, AA).expect("a pinned");
     assert_eq!(
         annotation(&b, AA).as_deref(),
@@ -1196,20 +948,9 @@ async fn per_pipelinerun_assistant_case(mode: &str, run_name: &str) {
     )
     .await;
 
-    let (code, body) = retry(&admin, run_name, json!({}), "").await;
-    assert_eq!(code, 422, "{body:#}");
-    assert!(body.to_string().contains("affinity assistant"), "{body:#}");
-
-    let (code, body) = retry(
-        &admin,
-        run_name,
-        json!({"spec": {"restartTasks": ["a"]}}),
-        "",
-    )
-    .await;
-    assert_eq!(code, 201, "{body:#}");
-    let after = wait_run(&admin, run_name, 30, |v| is_failed(v) || is_succeeded(v)).await;
-    assert!(is_succeeded(&after), "{after:#}");
+    refused_for_the_assistant(&admin, run_name, json!({})).await;
+    let restart_a = json!({"spec": {"restartTasks": ["a"]}});
+    retry_to_success(&admin, run_name, restart_a).await;
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
@@ -1236,18 +977,8 @@ fn pipeline_in_pipeline() -> Value {
 /// one (Tekton re-creates it under the same name), the kept task stays, the run succeeds.
 #[tokio::test]
 async fn retrying_a_parent_whose_child_pipelinerun_failed_reruns_the_child() {
-    let sb = start().await;
-    let admin = client_no_replay(&sb, "admin");
-    let run = inline_run(
-        &admin,
-        "pp",
-        pipeline_in_pipeline(),
-        json!({"sandbox.retry.tekton.dev/fail": "x"}),
-        json!({}),
-        true,
-    )
-    .await;
-    assert!(is_failed(&run), "{run:#}");
+    let (sb, admin) = start_no_replay("admin").await;
+    let run = failed_inline_run(&admin, "pp", pipeline_in_pipeline(), fail("x"), json!({})).await;
     let refs = run["status"]["childReferences"].clone();
     assert!(
         refs.as_array().is_some_and(|r| r
@@ -1257,7 +988,7 @@ async fn retrying_a_parent_whose_child_pipelinerun_failed_reruns_the_child() {
     );
     let child = get(&runs(&admin), "pp-sub").await;
     assert!(is_failed(&child), "{child:#}");
-    let a = get(&taskruns(&admin), "pp-a").await;
+    let a = taskrun(&admin, "pp-a").await;
     // The next child succeeds: the rule is copied from the parent at creation.
     runs(&admin)
         .patch(
@@ -1270,19 +1001,12 @@ async fn retrying_a_parent_whose_child_pipelinerun_failed_reruns_the_child() {
         .await
         .expect("annotation removed");
 
-    let (code, body) = retry(&admin, "pp", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    let (body, _) = retry_to_success(&admin, "pp", json!({})).await;
     assert_eq!(retried_names(&body), ["sub"], "{body:#}");
-    let after = wait_run(&admin, "pp", 30, |v| is_failed(v) || is_succeeded(v)).await;
-    assert!(is_succeeded(&after), "{after:#}");
     let again = get(&runs(&admin), "pp-sub").await;
     assert_ne!(uid(&again), uid(&child), "a new child PipelineRun");
     assert!(is_succeeded(&again), "{again:#}");
-    assert_eq!(
-        uid(&get(&taskruns(&admin), "pp-a").await),
-        uid(&a),
-        "a kept"
-    );
+    assert_eq!(uid(&taskrun(&admin, "pp-a").await), uid(&a), "a kept");
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
@@ -1292,23 +1016,16 @@ async fn retrying_a_parent_whose_child_pipelinerun_failed_reruns_the_child() {
 /// the attempt's outcome, not a loop of status writes ending in a 504.
 #[tokio::test]
 async fn a_child_pipelinerun_that_fails_again_at_once_is_the_attempts_outcome() {
-    let sb = start().await;
-    let admin = client_no_replay(&sb, "admin");
-    let run = inline_run(
-        &admin,
-        "pf",
-        pipeline_in_pipeline(),
-        json!({"sandbox.retry.tekton.dev/fail": "x:100", "sandbox.retry.tekton.dev/duration": "1ms"}),
-        json!({}),
-        true,
-    )
-    .await;
-    assert!(is_failed(&run), "{run:#}");
+    let (sb, admin) = start_no_replay("admin").await;
+    let annotations = with(
+        fail("x:100"),
+        json!({"sandbox.retry.tekton.dev/duration": "1ms"}),
+    );
+    failed_inline_run(&admin, "pf", pipeline_in_pipeline(), annotations, json!({})).await;
     // Start the attempt early in a second, so that the re-failure lands in the same second.
     let ms = chrono::Utc::now().timestamp_subsec_millis();
     tokio::time::sleep(Duration::from_millis(u64::from(1000 - ms) + 20)).await;
-    let (code, body) = retry(&admin, "pf", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    retry_answers(&admin, "pf", json!({}), 201).await;
     let after = wait_run(&admin, "pf", 30, |v| {
         last_retry(v)["outcome"]
             .as_str()
@@ -1323,33 +1040,21 @@ async fn a_child_pipelinerun_that_fails_again_at_once_is_the_attempts_outcome() 
 /// A task guarded by `when` that runs after a failed task: skipped "PipelineRun was stopping"
 /// (which overrides its `when`), so only its expression tells whether Tekton will skip it again.
 async fn when_guarded_after_a_failure(name: &str, when: Value) {
-    let sb = start().await;
-    let admin = client_no_replay(&sb, "admin");
+    let (sb, admin) = start_no_replay("admin").await;
     let spec = json!({
         "params": [{"name": "deploy", "type": "string"}, {"name": "env", "type": "string", "default": "prod"}],
         "tasks": [task("a", json!({})), task("w", json!({"runAfter": ["a"], "when": when}))],
     });
-    let run = inline_run(
-        &admin,
-        name,
-        spec,
-        json!({"sandbox.retry.tekton.dev/fail": "a"}),
-        json!({"params": [{"name": "deploy", "value": "no"}]}),
-        true,
-    )
-    .await;
-    assert!(is_failed(&run), "{run:#}");
+    let params = json!({"params": [{"name": "deploy", "value": "no"}]});
+    let run = failed_inline_run(&admin, name, spec, fail("a"), params).await;
     assert_eq!(
         run["status"]["skippedTasks"][0],
         json!({"name": "w", "reason": "PipelineRun was stopping", "whenExpressions": run["status"]["pipelineSpec"]["tasks"][1]["when"]}),
         "{run:#}"
     );
-    let (code, body) = retry(&admin, name, json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    let (body, after) = retry_to_success(&admin, name, json!({})).await;
     assert_eq!(retried_names(&body), ["a"], "{body:#}");
     assert_eq!(body["status"]["preservedTasks"], json!(["w"]), "{body:#}");
-    let after = wait_run(&admin, name, 30, |v| is_failed(v) || is_succeeded(v)).await;
-    assert!(is_succeeded(&after), "{after:#}");
     assert_eq!(
         after["status"]["skippedTasks"][0]["reason"], "When Expressions evaluated to false",
         "skipped again, now by its when: {after:#}"

@@ -17,12 +17,11 @@ use futures::future::join_all;
 use sandbox_support::*;
 use serde_json::{json, Value};
 use server_support::{retry_path, TestClient};
-use tekton_retry::recorder::RecorderOptions;
 use tekton_retry::retry::engine::{Engine, EngineOptions};
 use tekton_retry::server::{Metrics, Server, ServerHandle, ServerOptions, TlsSource};
 use tekton_retry_pki::Ca;
 use tekton_retry_sandbox::faults::{FaultAction, FaultId, FaultRule, Trigger};
-use tekton_retry_sandbox::{Sandbox, SandboxOptions};
+use tekton_retry_sandbox::Sandbox;
 
 /// Engine options for these tests: quick, and a claim not being worked on counts as interrupted
 /// after one second (the default is 30 s).
@@ -206,28 +205,31 @@ async fn kill_when_stalled(
         .expect("the caller is answered")
 }
 
+/// An answer held for `secs` seconds, then served.
+fn slow_for(secs: u64) -> FaultAction {
+    FaultAction::Latency(Duration::from_secs(secs))
+}
+
+/// The run `name` failed (task b), as the client without replays sees it, its succeeded TaskRun
+/// `a` as it was, and the front proxy routed to a second `serve` ([`Process`]) to be killed.
+async fn failed_behind_a_doomed_serve(sb: &Sandbox, name: &str) -> (kube::Client, Value, Process) {
+    let admin = client_no_replay(sb, "admin");
+    failed_run(&admin, name, "b").await;
+    let a_before = taskrun(&admin, &format!("{name}-a")).await;
+    let doomed = Process::start(sb);
+    route_to(sb, &doomed.url(), &doomed.ca_pem).await;
+    (admin, a_before, doomed)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_killed_mid_retry_the_next_request_completes_the_attempt() {
-    let sb = start_with(SandboxOptions {
-        engine: engine_opts(),
-        ..Default::default()
-    })
-    .await;
-    let admin = client_no_replay(&sb, "admin");
-    failed_run(&admin, "crash", "b").await;
-    let a_before = get(&taskruns(&admin), "crash-a").await;
-
-    let doomed = Process::start(&sb);
-    route_to(&sb, &doomed.url(), &doomed.ca_pem).await;
+    let sb = start_with_engine(engine_opts()).await;
+    let (admin, a_before, doomed) = failed_behind_a_doomed_serve(&sb, "crash").await;
     // The retry stalls at its first deletion (after the claim and the archive).
-    let stall = sb.emulator.faults().add(
-        FaultRule::new(
-            "delete",
-            "taskruns",
-            FaultAction::Latency(Duration::from_secs(3)),
-        )
-        .trigger(Trigger::FirstN(1)),
-    );
+    let stall = sb
+        .emulator
+        .faults()
+        .add(FaultRule::new("delete", "taskruns", slow_for(3)).trigger(Trigger::FirstN(1)));
     let (code, body) = kill_when_stalled(&sb, &admin, "crash", doomed, stall)
         .await
         .expect("join");
@@ -255,32 +257,13 @@ async fn serve_killed_mid_retry_the_next_request_completes_the_attempt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_killed_mid_retry_the_recorder_completes_the_attempt() {
-    let sb = start_with(SandboxOptions {
-        engine: engine_opts(),
-        recorder: RecorderOptions {
-            grace: Duration::from_secs(1),
-            resync: Duration::from_millis(300),
-            max_roll_forward: 5,
-        },
-        ..Default::default()
-    })
-    .await;
-    let admin = client_no_replay(&sb, "admin");
-    failed_run(&admin, "crash2", "b").await;
-    let a_before = get(&taskruns(&admin), "crash2-a").await;
-    let doomed = Process::start(&sb);
-    route_to(&sb, &doomed.url(), &doomed.ca_pem).await;
+    let sb = start_with_recorder(engine_opts(), prompt_recorder(5)).await;
+    let (admin, a_before, doomed) = failed_behind_a_doomed_serve(&sb, "crash2").await;
     // This time the retry stalls at the status write (after every deletion).
-    let stall = sb.emulator.faults().add(
-        FaultRule::new(
-            "patch",
-            "pipelineruns",
-            FaultAction::Latency(Duration::from_secs(3)),
-        )
-        .subresource("status")
-        .named(NS, "crash2")
-        .trigger(Trigger::FirstN(1)),
-    );
+    let stall = sb
+        .emulator
+        .faults()
+        .add(on_run("crash2", "patch", "status", slow_for(3)).trigger(Trigger::FirstN(1)));
     let _ = kill_when_stalled(&sb, &admin, "crash2", doomed, stall).await;
     route_to(&sb, &sb.retry_url(), sb.retry_ca_pem()).await;
     // No further request: the sandbox's recorder rolls the claim forward.
@@ -294,20 +277,17 @@ async fn serve_killed_mid_retry_the_recorder_completes_the_attempt() {
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
-/// Injects a 409 Conflict on `rule`'s first match and checks the attempt completes.
-async fn conflict_then_recovery(name: &str, rule: impl Fn(&str) -> FaultRule) {
-    let sb = start_with(SandboxOptions {
-        engine: engine_opts(),
-        ..Default::default()
-    })
-    .await;
+/// Injects a 409 Conflict on the server's first patch of the run `name`'s `subresource` (`""`:
+/// the object itself) and checks the attempt completes.
+async fn conflict_then_recovery(name: &str, subresource: &str) {
+    let sb = start_with_engine(engine_opts()).await;
     let admin = client_no_replay(&sb, "admin");
     failed_run(&admin, name, "b").await;
     let a_before = get(&taskruns(&admin), &format!("{name}-a")).await;
     let id = sb
         .emulator
         .faults()
-        .add(rule(name).trigger(Trigger::Nth(1)));
+        .add(on_run(name, "patch", subresource, api_failure(409)).trigger(Trigger::Nth(1)));
     let (code, first) = retry(&admin, name, json!({}), "").await;
     assert!(sb.emulator.faults().matched(id) >= 1, "the fault fired");
     eprintln!("{name}: first answer {code}: {}", first["message"]);
@@ -326,40 +306,19 @@ async fn conflict_then_recovery(name: &str, rule: impl Fn(&str) -> FaultRule) {
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
-fn conflict() -> FaultAction {
-    FaultAction::Error {
-        code: 409,
-        retry_after: None,
-    }
-}
-
 #[tokio::test]
 async fn conflict_on_the_claim() {
-    conflict_then_recovery("c-claim", |name| {
-        FaultRule::new("patch", "pipelineruns", conflict())
-            .subresource("")
-            .named(NS, name)
-    })
-    .await;
+    conflict_then_recovery("c-claim", "").await;
 }
 
 #[tokio::test]
 async fn conflict_on_the_status_write() {
-    conflict_then_recovery("c-status", |name| {
-        FaultRule::new("patch", "pipelineruns", conflict())
-            .subresource("status")
-            .named(NS, name)
-    })
-    .await;
+    conflict_then_recovery("c-status", "status").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_under_load_finishes_in_flight_retries_and_refuses_new_connections() {
-    let sb = start_with(SandboxOptions {
-        engine: engine_opts(),
-        ..Default::default()
-    })
-    .await;
+    let sb = start_with_engine(engine_opts()).await;
     let admin = client_no_replay(&sb, "admin");
     let names = ["drain-1", "drain-2", "drain-3"];
     join_all(names.iter().map(|n| failed_run(&admin, n, "b"))).await;
@@ -373,11 +332,8 @@ async fn graceful_shutdown_under_load_finishes_in_flight_retries_and_refuses_new
         false,
     ));
     // Every deletion takes a while, so the retries are in flight when the shutdown starts.
-    let slow = sb.emulator.faults().add(FaultRule::new(
-        "delete",
-        "taskruns",
-        FaultAction::Latency(Duration::from_secs(3)),
-    ));
+    let slow_deletes = FaultRule::new("delete", "taskruns", slow_for(3));
+    let slow = sb.emulator.faults().add(slow_deletes);
     let in_flight: Vec<_> = names
         .iter()
         .map(|n| {

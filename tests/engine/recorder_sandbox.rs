@@ -11,7 +11,6 @@ use serde_json::json;
 use tekton_retry::recorder::{Recorder, RecorderOptions, RetryMetrics};
 use tekton_retry::retry::Engine;
 use tekton_retry_sandbox::faults::{FaultAction, FaultRule, Trigger};
-use tekton_retry_sandbox::SandboxOptions;
 
 /// `/metrics` of the retry server, fetched straight from it with the admin's client certificate.
 async fn scrape(sb: &tekton_retry_sandbox::Sandbox) -> String {
@@ -26,6 +25,13 @@ async fn scrape(sb: &tekton_retry_sandbox::Sandbox) -> String {
         .body(Vec::new())
         .expect("request");
     client.request_text(req).await.expect("metrics")
+}
+
+/// Asserts the value of each metric (by line prefix) in the scraped `text`.
+fn assert_metrics(text: &str, want: &[(&str, f64)]) {
+    for (prefix, value) in want {
+        assert_eq!(metric(text, prefix), *value, "{prefix}: {text}");
+    }
 }
 
 fn metric(text: &str, prefix: &str) -> f64 {
@@ -68,16 +74,14 @@ async fn wait_recorded(client: &kube::Client, run: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn success_is_recorded_once_with_events_and_metrics() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
-    let (code, body) = retry(
+    let (sb, admin) = start_as_admin().await;
+    retry_answers(
         &admin,
         "demo-failed",
         json!({"spec": {"reason": "registry back"}}),
-        "",
+        201,
     )
     .await;
-    assert_eq!(code, 201, "{body:#}");
     let lr = wait_recorded(&admin, "demo-failed").await;
     let run = get(&runs(&admin), "demo-failed").await;
     assert_eq!(lr["outcome"], "Succeeded");
@@ -114,52 +118,35 @@ async fn success_is_recorded_once_with_events_and_metrics() {
         metric(&text, "tekton_retry_recorder_events_total") >= 2.0,
         "{text}"
     );
-    assert_eq!(
-        metric(
-            &text,
-            "tekton_retry_retries_total{namespace=\"demo\",outcome=\"started\"}"
-        ),
-        1.0,
-        "{text}"
-    );
-    assert_eq!(
-        metric(
-            &text,
-            "tekton_retry_retries_total{namespace=\"demo\",outcome=\"succeeded\"}"
-        ),
-        1.0,
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "tekton_retry_attempt_duration_seconds_count"),
-        1.0,
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "tekton_retry_time_to_recovery_seconds_count"),
-        1.0,
-        "{text}"
-    );
     assert!(
         metric(&text, "tekton_retry_refusals_total{reason=\"Succeeded\"}") >= 1.0,
         "{text}"
     );
-    // One answered retry and one refusal went through the engine.
-    assert_eq!(
-        metric(&text, "tekton_retry_request_duration_seconds_count"),
-        2.0,
-        "{text}"
+    assert_metrics(
+        &text,
+        &[
+            (
+                r#"tekton_retry_retries_total{namespace="demo",outcome="started"}"#,
+                1.0,
+            ),
+            (
+                r#"tekton_retry_retries_total{namespace="demo",outcome="succeeded"}"#,
+                1.0,
+            ),
+            ("tekton_retry_attempt_duration_seconds_count", 1.0),
+            ("tekton_retry_time_to_recovery_seconds_count", 1.0),
+            // One answered retry and one refusal went through the engine.
+            ("tekton_retry_request_duration_seconds_count", 2.0),
+        ],
     );
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
 #[tokio::test]
 async fn a_second_failure_is_recorded_as_failed() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     failed_run(&admin, "again", "b:2").await;
-    let (code, body) = retry(&admin, "again", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    retry_answers(&admin, "again", json!({}), 201).await;
     let lr = wait_recorded(&admin, "again").await;
     assert_eq!(lr["outcome"], "Failed");
     assert_eq!(
@@ -168,26 +155,23 @@ async fn a_second_failure_is_recorded_as_failed() {
     );
     assert!(events(&admin, "again", "RetrySucceeded").await.is_empty());
     let text = scrape(&sb).await;
-    assert_eq!(
-        metric(
-            &text,
-            "tekton_retry_retries_total{namespace=\"demo\",outcome=\"failed\"}"
-        ),
-        1.0,
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "tekton_retry_time_to_recovery_seconds_count"),
-        0.0,
-        "no recovery yet: {text}"
+    assert_metrics(
+        &text,
+        &[
+            (
+                r#"tekton_retry_retries_total{namespace="demo",outcome="failed"}"#,
+                1.0,
+            ),
+            // No recovery yet.
+            ("tekton_retry_time_to_recovery_seconds_count", 0.0),
+        ],
     );
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
 #[tokio::test]
 async fn two_recorders_racing_record_the_outcome_once() {
-    let sb = start().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = start_as_admin().await;
     // A second replica's recorder, with its own engine and metrics, on the same cluster.
     let server_client =
         kube::Client::try_from(sb.emulator.server_kube_config().expect("cfg")).expect("client");
@@ -198,8 +182,7 @@ async fn two_recorders_racing_record_the_outcome_once() {
         RecorderOptions::default(),
     );
     let task = tokio::spawn(other.run(server_client));
-    let (code, body) = retry(&admin, "demo-failed", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    retry_answers(&admin, "demo-failed", json!({}), 201).await;
     wait_recorded(&admin, "demo-failed").await;
     tokio::time::sleep(Duration::from_secs(2)).await; // let both replicas see the final state
     assert_eq!(
@@ -238,16 +221,7 @@ async fn two_recorders_racing_record_the_outcome_once() {
 
 #[tokio::test]
 async fn an_interrupted_claim_is_completed_by_the_recorder() {
-    let sb = start_with(SandboxOptions {
-        engine: quick_engine(),
-        recorder: RecorderOptions {
-            grace: Duration::from_secs(1),
-            resync: Duration::from_millis(300),
-            max_roll_forward: 50,
-        },
-        ..Default::default()
-    })
-    .await;
+    let sb = start_with_recorder(quick_engine(), prompt_recorder(50)).await;
     let admin = client_no_replay(&sb, "admin");
     failed_run(&admin, "stuck", "b").await;
     let id = sb.emulator.faults().add(
@@ -263,8 +237,7 @@ async fn an_interrupted_claim_is_completed_by_the_recorder() {
         .named(NS, "stuck")
         .trigger(Trigger::FirstN(1)),
     );
-    let (code, body) = retry(&admin, "stuck", json!({}), "").await;
-    assert_eq!(code, 500, "{body:#}");
+    retry_answers(&admin, "stuck", json!({}), 500).await;
     let claimed = get(&runs(&admin), "stuck").await;
     assert_eq!(last_retry(&claimed)["phase"], "claimed");
     assert!(is_failed(&claimed), "interrupted before the reset");

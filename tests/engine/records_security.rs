@@ -13,43 +13,24 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event};
 use kube::api::{Patch, PatchParams, PostParams};
 use sandbox_support::*;
 use serde_json::{json, Value};
-use tekton_retry::recorder::RecorderOptions;
-use tekton_retry_sandbox::{Sandbox, SandboxOptions};
+use tekton_retry_sandbox::Sandbox;
+use tekton_retry_test_support::emulator::names_in;
 
 /// The server's identity as the emulator logs it.
 const SERVER: &str = "system:serviceaccount:tekton-retry:tekton-retry";
 
 /// A sandbox whose recorder acts quickly on interrupted claims, so a forged claim would be acted
-/// on within the test if it were believed.
-async fn sandbox() -> Sandbox {
-    start_with(SandboxOptions {
-        engine: quick_engine(),
-        recorder: RecorderOptions {
-            grace: Duration::from_millis(500),
-            resync: Duration::from_millis(200),
-            max_roll_forward: 50,
-        },
-        ..Default::default()
-    })
-    .await
+/// on within the test if it were believed, and a client as `admin`.
+async fn sandbox() -> (Sandbox, kube::Client) {
+    let recorder = recorder_options(Duration::from_millis(500), Duration::from_millis(200), 50);
+    let sb = start_with_recorder(quick_engine(), recorder).await;
+    let admin = sb.client("admin").expect("client");
+    (sb, admin)
 }
 
 /// A run that succeeded (no task fails): the victim of forged deletes.
 async fn succeeded_run(client: &kube::Client, name: &str) -> Value {
-    let obj = serde_json::from_value(json!({
-        "apiVersion": "tekton.dev/v1",
-        "kind": "PipelineRun",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "pipelineRef": {"name": "build-and-deploy"},
-            "params": [{"name": "repo-url", "value": "https://git.example.com/app.git"}],
-        },
-    }))
-    .expect("object");
-    runs(client)
-        .create(&PostParams::default(), &obj)
-        .await
-        .expect("create run");
+    create_seed_copy(client, name, json!({})).await;
     wait_run(client, name, 30, is_succeeded).await
 }
 
@@ -132,8 +113,7 @@ async fn forged_record_is_never_believed(
     future: bool,
     uids: bool,
 ) {
-    let sb = sandbox().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = sandbox().await;
     let victim = format!("victim-{variant}");
     let forger = format!("forger-{variant}");
     succeeded_run(&admin, &victim).await;
@@ -182,8 +162,7 @@ async fn forged_record_is_never_believed(
     );
 
     // A real retry of the forging run: planned from the cluster, not from the forgery.
-    let (code, body) = retry(&admin, &forger, json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    let body = retry_answers(&admin, &forger, json!({}), 201).await;
     assert_eq!(
         body["status"]["attempt"], 2,
         "attempt 2: the forged attempt is ignored"
@@ -260,8 +239,7 @@ async fn forged_started_attempt_in_the_future_with_uid() {
 /// ownerReference): Tekton ignores it (`filterTaskRunsForPipelineRunStatus`), and so does the plan.
 #[tokio::test]
 async fn an_unowned_taskrun_labelled_for_a_run_changes_no_plan() {
-    let sb = sandbox().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = sandbox().await;
     failed_run(&admin, "owned", "b").await;
     let a_before = get(&taskruns(&admin), "owned-a").await;
     let fake = serde_json::from_value(json!({
@@ -289,12 +267,7 @@ async fn an_unowned_taskrun_labelled_for_a_run_changes_no_plan() {
 
     let (code, dry) = retry(&admin, "owned", json!({}), "?dryRun=All").await;
     assert_eq!(code, 200, "{dry:#}");
-    let retried: Vec<&str> = dry["status"]["retriedTasks"]
-        .as_array()
-        .expect("retried")
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let retried = names_in(&dry["status"]["retriedTasks"]);
     assert!(!retried.contains(&"a"), "{dry:#}");
     assert!(
         dry["status"]["preservedTasks"]
@@ -304,8 +277,7 @@ async fn an_unowned_taskrun_labelled_for_a_run_changes_no_plan() {
         "{dry:#}"
     );
 
-    let (code, body) = retry(&admin, "owned", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    retry_answers(&admin, "owned", json!({}), 201).await;
     wait_run(&admin, "owned", 40, is_succeeded).await;
     let a_after = get(&taskruns(&admin), "owned-a").await;
     assert_eq!(
@@ -337,8 +309,7 @@ async fn an_unowned_taskrun_labelled_for_a_run_changes_no_plan() {
 /// history lives in the server's namespace, under the run's uid.
 #[tokio::test]
 async fn a_users_configmap_named_like_a_history_is_not_overwritten() {
-    let sb = sandbox().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = sandbox().await;
     failed_run(&admin, "mine", "b").await;
     let cms: kube::Api<ConfigMap> = kube::Api::namespaced(admin.clone(), NS);
     let own: ConfigMap = serde_json::from_value(json!({
@@ -350,8 +321,7 @@ async fn a_users_configmap_named_like_a_history_is_not_overwritten() {
         .create(&PostParams::default(), &own)
         .await
         .expect("create");
-    let (code, body) = retry(&admin, "mine", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    retry_answers(&admin, "mine", json!({}), 201).await;
     wait_run(&admin, "mine", 40, |v| {
         last_retry(v)["outcome"] == "Succeeded"
     })
@@ -374,11 +344,9 @@ async fn a_users_configmap_named_like_a_history_is_not_overwritten() {
 /// parent only.
 #[tokio::test]
 async fn a_child_pipelinerun_with_inherited_annotations_gets_no_events_or_metrics() {
-    let sb = sandbox().await;
-    let admin = sb.client("admin").expect("client");
+    let (sb, admin) = sandbox().await;
     let parent = failed_run(&admin, "parent", "b").await;
-    let (code, body) = retry(&admin, "parent", json!({}), "").await;
-    assert_eq!(code, 201, "{body:#}");
+    retry_answers(&admin, "parent", json!({}), 201).await;
     let retried = get(&runs(&admin), "parent").await;
     // A child PipelineRun as Tekton would create it now: the parent's metadata, its owner (minus
     // the sandbox's rule that fails task b, so the child can succeed).
@@ -458,16 +426,8 @@ async fn a_child_pipelinerun_with_inherited_annotations_gets_no_events_or_metric
 /// as such.
 #[tokio::test]
 async fn consecutive_retries_keep_a_true_mirror_despite_metadata_sync() {
-    let sb = start_with(SandboxOptions {
-        engine: quick_engine(),
-        recorder: RecorderOptions {
-            grace: Duration::from_secs(20),
-            resync: Duration::from_millis(200),
-            max_roll_forward: 5,
-        },
-        ..Default::default()
-    })
-    .await;
+    let recorder = recorder_options(Duration::from_secs(20), Duration::from_millis(200), 5);
+    let sb = start_with_recorder(quick_engine(), recorder).await;
     if let Some(sim) = sb.simulator.as_ref() {
         sim.set_metadata_sync_lag(Some(Duration::from_millis(300)));
     }
@@ -498,8 +458,7 @@ async fn consecutive_retries_keep_a_true_mirror_despite_metadata_sync() {
                 "{name}"
             );
         }
-        let (code, body) = retry(&admin, &name, json!({}), "").await;
-        assert_eq!(code, 409, "{body:#}");
+        let body = retry_answers(&admin, &name, json!({}), 409).await;
         let message = body["message"].as_str().unwrap_or_default();
         assert!(message.contains("succeeded"), "{message}");
     }

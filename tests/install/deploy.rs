@@ -75,6 +75,16 @@ fn deployment(objs: &[Value]) -> &Value {
     find(objs, "Deployment", "tekton-retry")
 }
 
+/// The names of the Secrets the server's pods mount as volumes.
+fn mounted_secrets(objs: &[Value]) -> Vec<&str> {
+    deployment(objs)["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .filter_map(|v| v["secret"]["secretName"].as_str())
+        .collect()
+}
+
 fn container(objs: &[Value]) -> &Value {
     let containers = deployment(objs)["spec"]["template"]["spec"]["containers"]
         .as_array()
@@ -345,28 +355,31 @@ fn server_service_account_has_no_other_bindings() {
     let Some(installs) = deploy_support::render_user_installs() else {
         return;
     };
-    let mut with_files = 0;
     for (install, objs) in &installs {
         service_account_bindings_are(install, objs);
-        if arg(container(objs), "--tls-cert-file").is_some() {
-            with_files += 1;
-            for (kind, name) in [
-                ("Role", "tekton-retry-certificate"),
-                ("ClusterRole", "tekton-retry-apiservice"),
-            ] {
-                assert!(
-                    all(objs, kind)
-                        .iter()
-                        .all(|r| r["metadata"]["name"] != name),
-                    "{install}: no {kind} {name} without a self-managed certificate"
-                );
-            }
-        }
     }
+    let with_files: Vec<_> = installs
+        .iter()
+        .filter(|(_, objs)| arg(container(objs), "--tls-cert-file").is_some())
+        .collect();
     assert_eq!(
-        with_files, 3,
+        with_files.len(),
+        3,
         "cert-manager, self-signed and the combined install serve certificate files"
     );
+    for (install, objs) in with_files {
+        for (kind, name) in [
+            ("Role", "tekton-retry-certificate"),
+            ("ClusterRole", "tekton-retry-apiservice"),
+        ] {
+            assert!(
+                all(objs, kind)
+                    .iter()
+                    .all(|r| r["metadata"]["name"] != name),
+                "{install}: no {kind} {name} without a self-managed certificate"
+            );
+        }
+    }
 }
 
 /// The server's ServiceAccount is bound to exactly the roles it needs in `objs`: the rights of
@@ -542,40 +555,36 @@ fn edit_role_grants_only_retry_and_aggregates_into_admin_and_edit() {
     let Some(objs) = render_repo("deploy/base") else {
         return;
     };
-    let role = find(&objs, "ClusterRole", "tekton-retry-edit");
+    let edit = find(&objs, "ClusterRole", "tekton-retry-edit");
+    assert_aggregates_into(edit, &["admin", "edit"]);
+    assert_grants_only(edit, SUBRESOURCE, "create");
+    // Reading the history is granted with `view` (and so `edit` and `admin`) of the namespace.
+    let view = find(&objs, "ClusterRole", "tekton-retry-view");
+    assert_aggregates_into(view, &["admin", "edit", "view"]);
+    assert_grants_only(view, "history", "get");
+}
+
+/// The ClusterRole `role` is aggregated into each of the built-in roles `into`.
+fn assert_aggregates_into(role: &Value, into: &[&str]) {
     let labels = &role["metadata"]["labels"];
-    assert_eq!(
-        labels["rbac.authorization.k8s.io/aggregate-to-admin"],
-        "true"
-    );
-    assert_eq!(
-        labels["rbac.authorization.k8s.io/aggregate-to-edit"],
-        "true"
-    );
+    for aggregate in into {
+        assert_eq!(
+            labels[format!("rbac.authorization.k8s.io/aggregate-to-{aggregate}")],
+            "true",
+            "{role:#}"
+        );
+    }
+}
+
+/// The ClusterRole `role` grants exactly `verb` on `pipelineruns/<subresource>` of the group.
+fn assert_grants_only(role: &Value, subresource: &str, verb: &str) {
     let want: BTreeSet<Perm> = [(
         GROUP.to_owned(),
-        format!("{RESOURCE}/{SUBRESOURCE}"),
-        "create".to_owned(),
+        format!("{RESOURCE}/{subresource}"),
+        verb.to_owned(),
     )]
     .into();
     assert_eq!(rule_perms(role), want);
-
-    // Reading the history is granted with `view` (and so `edit` and `admin`) of the namespace.
-    let view = find(&objs, "ClusterRole", "tekton-retry-view");
-    for aggregate in ["admin", "edit", "view"] {
-        assert_eq!(
-            view["metadata"]["labels"]
-                [format!("rbac.authorization.k8s.io/aggregate-to-{aggregate}")],
-            "true"
-        );
-    }
-    let want: BTreeSet<Perm> = [(
-        GROUP.to_owned(),
-        format!("{RESOURCE}/history"),
-        "get".to_owned(),
-    )]
-    .into();
-    assert_eq!(rule_perms(view), want);
 }
 
 #[test]
@@ -595,13 +604,8 @@ fn cert_manager_overlay_injects_the_ca_of_the_serving_certificate() {
     let serving = find(&objs, "Certificate", name);
     assert_eq!(serving["metadata"]["namespace"], NAMESPACE);
     // The Secret the pods mount, valid for the name kube-apiserver dials, for serving.
-    let dep = deployment(&objs);
-    let volumes = dep["spec"]["template"]["spec"]["volumes"]
-        .as_array()
-        .expect("volumes");
-    assert!(volumes
-        .iter()
-        .any(|v| v["secret"]["secretName"] == serving["spec"]["secretName"]));
+    let secret = serving["spec"]["secretName"].as_str().expect("secretName");
+    assert!(mounted_secrets(&objs).contains(&secret), "{secret}");
     let dns: Vec<&str> = serving["spec"]["dnsNames"]
         .as_array()
         .expect("dnsNames")
@@ -757,13 +761,7 @@ fn gen_certs_overlay_installs_its_secret_and_ca_bundle() {
         secret["data"].get("ca.key").is_none(),
         "the CA key stays out of the cluster"
     );
-    let dep = deployment(&objs);
-    let volumes = dep["spec"]["template"]["spec"]["volumes"]
-        .as_array()
-        .expect("volumes");
-    assert!(volumes
-        .iter()
-        .any(|v| v["secret"]["secretName"] == "tekton-retry-tls"));
+    assert!(mounted_secrets(&objs).contains(&"tekton-retry-tls"));
 }
 
 #[test]

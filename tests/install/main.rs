@@ -3,6 +3,7 @@
 mod deploy;
 mod deploy_support;
 mod monitoring;
+mod output;
 mod plugin_cli;
 mod plugin_conventions;
 mod plugin_e2e;

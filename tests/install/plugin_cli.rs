@@ -13,6 +13,7 @@ use tekton_retry_test_support::dag_failed::{
 };
 use tekton_retry_test_support::kubectl as kubectl_support;
 
+use crate::output::{exited, text};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -28,15 +29,20 @@ const NS: &str = "dag-failed";
 /// When the fake's retry of `demo-run` claims attempt 2 (06-final's recorded retry started 19:27:50Z).
 const ATTEMPT_START: &str = "2026-11-26T19:27:50Z";
 
-fn retried(mut run: Value, name: &str, start: &str) -> Value {
-    let record = LastRetry {
+/// The record of attempt 2, started at `start` by alice ("registry back"): b, c and report re-run.
+fn alices_attempt_2(start: &str) -> LastRetry {
+    LastRetry {
         attempt: 2,
         start: start.into(),
         by: "alice".into(),
         reason: Some("registry back".into()),
         tasks: vec!["b".into(), "c".into(), "report".into()],
         ..Default::default()
-    };
+    }
+}
+
+fn retried(mut run: Value, name: &str, start: &str) -> Value {
+    let record = alices_attempt_2(start);
     run["metadata"]["name"] = json!(name);
     annotate_attempt_2(&mut run, &record);
     run
@@ -106,14 +112,7 @@ fn history_configmap() -> Value {
         )])),
         truncated: false,
     };
-    let record = LastRetry {
-        attempt: 2,
-        start: ATTEMPT_START.into(),
-        by: "alice".into(),
-        reason: Some("registry back".into()),
-        tasks: vec!["b".into(), "c".into(), "report".into()],
-        ..Default::default()
-    };
+    let record = alices_attempt_2(ATTEMPT_START);
     let mut data = Map::new();
     records::add_to_history(&mut data, &archive, &record);
     json!({"apiVersion": "retry.tekton.dev/v1alpha1", "kind": "PipelineRunRetryHistory",
@@ -385,10 +384,6 @@ fn kubeconfig_text(server: &str) -> String {
     )
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 #[test]
 fn follow_to_success_exits_0() {
     let fake = Fake::start();
@@ -401,13 +396,7 @@ fn follow_to_success_exits_0() {
         "--reason",
         "registry back",
     ]);
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout: {stdout}\nstderr: {}",
-        text(&out.stderr)
-    );
+    let stdout = exited(&out, 0);
     assert!(
         stdout.starts_with("pipelinerun dag-failed/demo-run retried: attempt 2 started.\n"),
         "{stdout}"
@@ -472,14 +461,14 @@ fn follow_to_failure_exits_1() {
 fn refusal_prints_the_server_message_and_exits_1() {
     let fake = Fake::start();
     let out = fake.plugin(&["pr", "done-run"]);
-    assert_eq!(out.status.code(), Some(1));
+    exited(&out, 1);
     assert_eq!(out.stdout, b"");
     assert_eq!(
         text(&out.stderr),
         "Error from server (Conflict): pipelinerun dag-failed/done-run succeeded: there is nothing to retry (a TEP-0065 non-goal); start a new run instead\n"
     );
     let out = fake.plugin(&["pr", "bad-run", "--restart-task", "zz"]);
-    assert_eq!(out.status.code(), Some(1));
+    exited(&out, 1);
     assert_eq!(
         text(&out.stderr),
         "Error from server (Invalid): PipelineRunRetry \"bad-run\" is invalid\n  spec.restartTasks[0]: no pipeline task \"zz\" in the pipeline\n"
@@ -526,7 +515,7 @@ fn missing_or_unavailable_api_gives_the_install_hint() {
 fn dry_run_asks_for_dry_run_and_prints_the_plan() {
     let fake = Fake::start();
     let out = fake.plugin(&["pr", "demo-run", "--dry-run", "--finally", "keep"]);
-    assert_eq!(out.status.code(), Some(0));
+    exited(&out, 0);
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("Dry run (nothing was changed): retrying pipelinerun dag-failed/demo-run would start attempt 2.\nWould re-run:\n"), "{stdout}");
     assert!(stdout.contains("Kept (results reused): a\n"));
@@ -551,7 +540,7 @@ fn output_formats_and_context_namespace() {
     assert_eq!(back.status.map(|s| s.attempt), Some(2));
     // --context switches to the other context's namespace.
     let out = fake.plugin(&["pr", "done-run", "--context", "other"]);
-    assert_eq!(out.status.code(), Some(1));
+    exited(&out, 1);
     assert!(fake.seen().iter().any(|s| s.uri
         == "/apis/retry.tekton.dev/v1alpha1/namespaces/elsewhere/pipelineruns/done-run/retry"));
 }
@@ -560,8 +549,7 @@ fn output_formats_and_context_namespace() {
 fn history_lists_the_attempts() {
     let fake = Fake::start();
     let out = fake.plugin(&["history", "demo-run"]);
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = exited(&out, 0);
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(
         lines[0].starts_with("ATTEMPT   BY      STARTED"),
@@ -578,7 +566,7 @@ fn history_lists_the_attempts() {
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["attempts"].as_array().map(Vec::len), Some(2));
     let out = fake.plugin(&["history", "nope"]);
-    assert_eq!(out.status.code(), Some(1));
+    exited(&out, 1);
     assert_eq!(
         text(&out.stderr),
         "Error from server (NotFound): pipelineruns.tekton.dev \"nope\" not found\n"
@@ -620,11 +608,11 @@ fn unreachable_server_exits_1() {
         .arg(&kc)
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(1));
+    exited(&out, 1);
+    let stderr = text(&out.stderr);
     assert!(
-        text(&out.stderr).starts_with("Unable to connect to the server: "),
-        "{}",
-        text(&out.stderr)
+        stderr.starts_with("Unable to connect to the server: "),
+        "{stderr}"
     );
 }
 
@@ -651,7 +639,7 @@ fn real_kubectl_finds_the_plugin() {
         .env("KUBECONFIG", &fake.kubeconfig)
         .output()
         .expect("run kubectl");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    exited(&out, 1);
     assert!(text(&out.stderr)
         .starts_with("Error from server (Conflict): pipelinerun dag-failed/done-run succeeded"));
     let out = Command::new(kubectl_support::kubectl().unwrap_or_else(|| "kubectl".into()))
@@ -660,7 +648,7 @@ fn real_kubectl_finds_the_plugin() {
         .env("KUBECONFIG", &fake.kubeconfig)
         .output()
         .expect("run kubectl");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    exited(&out, 0);
     assert!(text(&out.stdout).starts_with("Dry run (nothing was changed)"));
 }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tekton_retry_test_support::kubectl as kubectl_support;
 
+use crate::output::{exited, text};
 use sandbox_support::{start, NS};
 use serde_json::Value;
 use tekton_retry_sandbox::Sandbox;
@@ -44,10 +45,6 @@ fn path_with(dir: &Path) -> std::ffi::OsString {
     std::env::join_paths(paths).expect("PATH")
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 async fn run(
     program: PathBuf,
     args: Vec<String>,
@@ -71,62 +68,58 @@ fn strings(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// `kubectl retry pr -n <NS> <selector> --last-failed` through the plugin installed in `dir`,
-/// with the kubeconfig in `files`.
-async fn last_failed(
-    files: &tempfile::TempDir,
-    dir: &tempfile::TempDir,
-    selector: &[&str],
-) -> Output {
-    let mut args = strings(&["retry", "pr", "-n", NS]);
-    args.extend(strings(selector));
-    args.push("--last-failed".into());
-    run(
-        PathBuf::from("kubectl"),
-        args,
-        Some(files.path().join("kubeconfig")),
-        path_with(dir.path()),
-    )
-    .await
+/// The plugin installed ([`install`]) for a started sandbox, whose kubeconfig is in `files`.
+struct Installed {
+    dir: tempfile::TempDir,
+    files: tempfile::TempDir,
+    sb: Sandbox,
+}
+
+impl Installed {
+    /// Installs the plugin and starts the sandbox; `None` (the test skips) without kubectl.
+    async fn start() -> Option<Installed> {
+        if !kubectl_present() {
+            return None;
+        }
+        let dir = install();
+        let files = tempfile::tempdir().expect("tempdir");
+        let sb = sandbox(files.path()).await;
+        Some(Installed { dir, files, sb })
+    }
+
+    /// `kubectl <args>` with the plugin on the PATH and the sandbox's kubeconfig.
+    async fn kubectl(&self, args: Vec<String>) -> Output {
+        let kubeconfig = self.files.path().join("kubeconfig");
+        let path = path_with(self.dir.path());
+        run(PathBuf::from("kubectl"), args, Some(kubeconfig), path).await
+    }
+
+    /// `kubectl retry pr -n <NS> <selector> --last-failed`.
+    async fn last_failed(&self, selector: &[&str]) -> Output {
+        let mut args = strings(&["retry", "pr", "-n", NS]);
+        args.extend(strings(selector));
+        args.push("--last-failed".into());
+        self.kubectl(args).await
+    }
 }
 
 #[tokio::test]
 async fn tkn_retry_answers_as_a_tkn_plugin() {
     let dir = install();
     let path = path_with(dir.path());
-    let tkn = run(
-        dir.path().join("tkn-retry"),
-        strings(&["--help"]),
-        None,
-        path.clone(),
-    )
-    .await;
-    assert!(tkn.status.success());
+    let plugin = |program: &str, args: &[&str]| {
+        run(dir.path().join(program), strings(args), None, path.clone())
+    };
+    let help = exited(&plugin("tkn-retry", &["--help"]).await, 0);
     assert!(
-        text(&tkn.stdout).contains("Usage: tkn retry [OPTIONS] <COMMAND>"),
-        "{}",
-        text(&tkn.stdout)
+        help.contains("Usage: tkn retry [OPTIONS] <COMMAND>"),
+        "{help}"
     );
-    let usage = run(
-        dir.path().join("tkn-retry"),
-        strings(&["pr"]),
-        None,
-        path.clone(),
-    )
-    .await;
-    assert_eq!(usage.status.code(), Some(2));
-    assert!(
-        text(&usage.stderr).contains("Usage: tkn retry pipelinerun"),
-        "{}",
-        text(&usage.stderr)
-    );
-    let kubectl = run(
-        dir.path().join("kubectl-retry"),
-        strings(&["--help"]),
-        None,
-        path,
-    )
-    .await;
+    let usage = plugin("tkn-retry", &["pr"]).await;
+    exited(&usage, 2);
+    let stderr = text(&usage.stderr);
+    assert!(stderr.contains("Usage: tkn retry pipelinerun"), "{stderr}");
+    let kubectl = plugin("kubectl-retry", &["--help"]).await;
     assert!(text(&kubectl.stdout).contains("Usage: kubectl retry [OPTIONS] <COMMAND>"));
 }
 
@@ -168,13 +161,11 @@ async fn runs(sb: &Sandbox) -> Vec<(String, String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_failed_retries_the_most_recent_failed_or_cancelled_run_of_a_pipeline() {
-    if !kubectl_present() {
+    let Some(at) = Installed::start().await else {
         return;
-    }
-    let dir = install();
-    let files = tempfile::tempdir().expect("tempdir");
-    let sb = sandbox(files.path()).await;
-    let before = runs(&sb).await;
+    };
+    let sb = &at.sb;
+    let before = runs(sb).await;
     let failed: Vec<_> = before.iter().filter(|(_, s, _)| s == "False").collect();
     assert!(
         failed.len() >= 2,
@@ -185,58 +176,43 @@ async fn last_failed_retries_the_most_recent_failed_or_cancelled_run_of_a_pipeli
         .max_by(|a, b| a.2.cmp(&b.2).then(a.0.cmp(&b.0)))
         .map(|r| r.0.clone())
         .expect("one");
-    let out = last_failed(
-        &files,
-        &dir,
-        &["--selector", "tekton.dev/pipeline=build-and-deploy"],
-    )
-    .await;
+    let out = at
+        .last_failed(&["--selector", "tekton.dev/pipeline=build-and-deploy"])
+        .await;
+    exited(&out, 0);
+    let stderr = text(&out.stderr);
     assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
+        stderr.contains(&format!("retrying pipelinerun {NS}/{want},")),
+        "{stderr}"
     );
+    let stdout = text(&out.stdout);
     assert!(
-        text(&out.stderr).contains(&format!("retrying pipelinerun {NS}/{want},")),
-        "{}",
-        text(&out.stderr)
-    );
-    assert!(
-        text(&out.stdout).starts_with(&format!(
+        stdout.starts_with(&format!(
             "pipelinerun {NS}/{want} retried: attempt 2 started."
         )),
-        "{}",
-        text(&out.stdout)
+        "{stdout}"
     );
     // No failed run of another pipeline: a clear error, nothing retried.
-    let none = last_failed(&files, &dir, &["-l", "tekton.dev/pipeline=nope"]).await;
-    assert_eq!(none.status.code(), Some(1));
+    let none = at.last_failed(&["-l", "tekton.dev/pipeline=nope"]).await;
+    exited(&none, 1);
+    let stderr = text(&none.stderr);
     assert!(
-        text(&none.stderr).contains("no failed or cancelled pipelinerun matches"),
-        "{}",
-        text(&none.stderr)
+        stderr.contains("no failed or cancelled pipelinerun matches"),
+        "{stderr}"
     );
-    sb.shutdown(std::time::Duration::from_secs(1)).await;
+    at.sb.shutdown(std::time::Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_completes_the_plugin_through_kubectl_complete_retry() {
-    if !kubectl_present() {
+    let Some(at) = Installed::start().await else {
         return;
-    }
-    let dir = install();
-    let files = tempfile::tempdir().expect("tempdir");
-    let sb = sandbox(files.path()).await;
+    };
+    let sb = &at.sb;
     let complete = |words: &[&str]| {
         let mut args = strings(&["__complete", "retry"]);
         args.extend(strings(words));
-        run(
-            PathBuf::from("kubectl"),
-            args,
-            Some(files.path().join("kubeconfig")),
-            path_with(dir.path()),
-        )
+        at.kubectl(args)
     };
     let lines =
         |o: &Output| -> Vec<String> { text(&o.stdout).lines().map(str::to_owned).collect() };
@@ -255,7 +231,7 @@ async fn kubectl_completes_the_plugin_through_kubectl_complete_retry() {
     // Run names from the cluster: only failed or cancelled ones for a retry.
     let names = complete(&["-n", NS, "pr", "demo-"]).await;
     let got = lines(&names);
-    let all = runs(&sb).await;
+    let all = runs(sb).await;
     let want: Vec<&str> = all
         .iter()
         .filter(|r| r.1 == "False")
@@ -280,5 +256,5 @@ async fn kubectl_completes_the_plugin_through_kubectl_complete_retry() {
         "{:?}",
         lines(&history)
     );
-    sb.shutdown(std::time::Duration::from_secs(1)).await;
+    at.sb.shutdown(std::time::Duration::from_secs(1)).await;
 }

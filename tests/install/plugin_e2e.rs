@@ -5,6 +5,7 @@
 //! They need the real `kubectl`: without it they fail unless `TEKTON_RETRY_SKIP_KUBECTL=1`.
 //! `TEKTON_RETRY_BIN=/path/to/tekton-retry` runs them against another build of the server binary.
 
+use crate::output::{exited, text};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -103,10 +104,6 @@ fn kubectl_retry(kubeconfig: &Path, args: &[&str]) -> Output {
     kubectl(kubeconfig, &all)
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn jsonpath(kubeconfig: &Path, name: &str, path: &str) -> String {
     let out = kubectl(
         kubeconfig,
@@ -136,13 +133,7 @@ fn follow_demo_failed(sb: &Sandbox, extra: &[&str]) -> std::process::Output {
 fn follow_demo_failed_to_success() {
     let Some(sb) = Sandbox::start() else { return };
     let out = follow_demo_failed(&sb, &[]);
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = exited(&out, 0);
     assert!(
         stdout.starts_with("pipelinerun demo/demo-failed retried: attempt 2 started.\n"),
         "{stdout}"
@@ -186,52 +177,46 @@ fn refusals_print_the_server_message_and_exit_1() {
         &sb.viewer_kubeconfig(),
         &["pr", "demo-failed", "-n", "demo"],
     );
-    assert_eq!(out.status.code(), Some(1));
+    exited(&out, 1);
+    let stderr = text(&out.stderr);
     assert!(
-        text(&out.stderr).starts_with("Error from server (Forbidden): "),
-        "{}",
-        text(&out.stderr)
+        stderr.starts_with("Error from server (Forbidden): "),
+        "{stderr}"
     );
 }
 
 #[test]
 fn dry_run_changes_nothing() {
     let Some(sb) = Sandbox::start() else { return };
-    let before = jsonpath(
-        &sb.kubeconfig(),
-        "demo-failed",
-        "{.metadata.resourceVersion}",
-    );
+    let version = || {
+        jsonpath(
+            &sb.kubeconfig(),
+            "demo-failed",
+            "{.metadata.resourceVersion}",
+        )
+    };
+    let before = version();
     let out = kubectl_retry(
         &sb.kubeconfig(),
         &["pr", "demo-failed", "-n", "demo", "--dry-run"],
     );
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = exited(&out, 0);
     assert!(stdout.starts_with("Dry run (nothing was changed): retrying pipelinerun demo/demo-failed would start attempt 2.\n"), "{stdout}");
     assert!(stdout.contains("\n  b "), "b re-runs: {stdout}");
-    let after = jsonpath(
-        &sb.kubeconfig(),
-        "demo-failed",
-        "{.metadata.resourceVersion}",
-    );
+    let after = version();
     assert_eq!(before, after, "a dry run writes nothing");
     let out = kubectl_retry(&sb.kubeconfig(), &["history", "demo-failed", "-n", "demo"]);
-    assert!(
-        text(&out.stdout).contains("was never retried"),
-        "{}",
-        text(&out.stdout)
-    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("was never retried"), "{stdout}");
 }
 
 #[test]
 fn history_lists_the_attempt() {
     let Some(sb) = Sandbox::start() else { return };
     let out = follow_demo_failed(&sb, &["--reason", "e2e"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    exited(&out, 0);
     let out = kubectl_retry(&sb.kubeconfig(), &["history", "demo-failed", "-n", "demo"]);
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = exited(&out, 0);
     let rows: Vec<&str> = stdout.lines().collect();
     assert!(rows[0].starts_with("ATTEMPT"), "{stdout}");
     assert!(rows[1].starts_with("1 "), "{stdout}");

@@ -5,34 +5,26 @@
 //! same archive. Needs kubectl (the script renders release.yaml) and tar: fails without them
 //! unless `TEKTON_RETRY_SKIP_KUBECTL=1`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use tekton_retry_test_support::kubectl as kubectl_support;
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::deploy_support::{repo, run_ok};
 
 fn have_kubectl() -> bool {
     kubectl_support::kubectl().is_some()
 }
 
 fn release(out: &Path) {
-    let o = Command::new("bash")
-        .arg(repo().join("hack/release.sh"))
-        .arg("--binary")
-        .arg(env!("CARGO_BIN_EXE_kubectl-retry"))
-        .arg("--out")
-        .arg(out)
-        .output()
-        .expect("run hack/release.sh");
-    assert!(
-        o.status.success(),
-        "hack/release.sh failed: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
+    let binary = env!("CARGO_BIN_EXE_kubectl-retry");
+    let script = repo().join("hack/release.sh");
+    run_ok(
+        Command::new("bash")
+            .arg(script)
+            .args(["--binary", binary, "--out"])
+            .arg(out),
     );
 }
 
@@ -115,14 +107,14 @@ fn krew_manifest_describes_the_archive_release_sh_builds() {
 
     // The archive holds the binary krew will link as `kubectl-retry`, byte for byte.
     let x = tempfile::tempdir().expect("tempdir");
-    let t = Command::new("tar")
-        .arg("-xzf")
-        .arg(dir.path().join(file))
-        .arg("-C")
-        .arg(x.path())
-        .output()
-        .expect("run tar");
-    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    let archive_path = dir.path().join(file);
+    run_ok(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(archive_path)
+            .arg("-C")
+            .arg(x.path()),
+    );
     assert_eq!(
         std::fs::read(x.path().join("kubectl-retry")).expect("kubectl-retry in the archive"),
         std::fs::read(env!("CARGO_BIN_EXE_kubectl-retry")).expect("binary")

@@ -54,6 +54,14 @@ async fn sandbox() -> Sandbox {
     .await
 }
 
+/// [`sandbox`] where `subject` may retry `runs` ([`grant`]), and a client [`as_front_proxy`].
+async fn sandbox_granting(subject: Subject, binding: &str, runs: &[&str]) -> (Sandbox, TestClient) {
+    let sb = sandbox().await;
+    grant(&sb, subject, binding, runs);
+    let c = as_front_proxy(&sb);
+    (sb, c)
+}
+
 /// How many SubjectAccessReviews the retry server has sent so far.
 fn reviews(sb: &Sandbox) -> usize {
     sb.emulator
@@ -64,8 +72,32 @@ fn reviews(sb: &Sandbox) -> usize {
         .count()
 }
 
-/// Header lines of one request.
-type Headers<'a> = Vec<(&'a str, &'a str)>;
+fn user(name: &str) -> Subject {
+    Subject::User(name.into())
+}
+
+fn group(name: &str) -> Subject {
+    Subject::Group(name.into())
+}
+
+/// Lets `subject` retry the runs named `runs` in the test namespace (every run there if none):
+/// the binding `binding` of a [`retry_rule`].
+fn grant(sb: &Sandbox, subject: Subject, binding: &str, runs: &[&str]) {
+    let rule = retry_rule(&[NS]);
+    let rule = if runs.is_empty() {
+        rule
+    } else {
+        rule.named(runs)
+    };
+    sb.emulator.policy().bind(subject, binding, vec![rule]);
+}
+
+/// A client with the bearer `token` that does not replay requests.
+fn token_client(sb: &Sandbox, token: &str) -> kube::Client {
+    let mut cfg = sb.emulator.kube_config_token(token).expect("config");
+    cfg.default_retry = false;
+    kube::Client::try_from(cfg).expect("client")
+}
 
 /// `create pipelineruns/retry` in `namespaces` (a RoleBinding of `tekton-retry-edit`).
 fn retry_rule(namespaces: &[&str]) -> Rule {
@@ -75,54 +107,33 @@ fn retry_rule(namespaces: &[&str]) -> Rule {
 
 #[tokio::test]
 async fn duplicate_user_headers_take_the_first_and_never_merge() {
-    let sb = sandbox().await;
-    sb.emulator.policy().bind(
-        Subject::User("carol".into()),
-        "carol-retry",
-        vec![retry_rule(&[NS])],
-    );
-    let c = as_front_proxy(&sb);
+    let (sb, c) = sandbox_granting(user("carol"), "carol-retry", &[]).await;
+    // A request with two user headers, in this order.
+    let two_users = |first: &'static str, second: &'static str| {
+        let (c, path) = (&c, dry(NS, "demo-failed"));
+        async move {
+            let who = [("X-Remote-User", first), ("X-Remote-User", second)];
+            c.post(&path, &who, "").await
+        }
+    };
     // kube-apiserver's requestheader authenticator takes `h.Get(name)`: the first value
     // (`headerrequest/requestheader.go` `headerValue`). A second user header is never the user.
-    let a = c
-        .post(
-            &dry(NS, "demo-failed"),
-            &[("X-Remote-User", "mallory"), ("X-Remote-User", "carol")],
-            "",
-        )
-        .await;
-    let msg = a.expect_status(403, "Forbidden");
+    let msg = two_users("mallory", "carol")
+        .await
+        .expect_status(403, "Forbidden");
     assert!(msg.contains("User \"mallory\""), "{msg}");
-    let a = c
-        .post(
-            &dry(NS, "demo-failed"),
-            &[("X-Remote-User", "carol"), ("X-Remote-User", "admin")],
-            "",
-        )
-        .await;
-    assert_eq!(a.status, 200, "{}", a.text());
+    two_users("carol", "admin").await.assert_code(200);
     // An empty first value is no user at all (not the second one): the front-proxy certificate
     // is not a client-CA user either, so 401.
-    let a = c
-        .post(
-            &dry(NS, "demo-failed"),
-            &[("X-Remote-User", ""), ("X-Remote-User", "carol")],
-            "",
-        )
-        .await;
-    a.expect_status(401, "Unauthorized");
+    two_users("", "carol")
+        .await
+        .expect_status(401, "Unauthorized");
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
 #[tokio::test]
 async fn a_user_in_a_thousand_groups_is_reviewed_with_all_of_them() {
-    let sb = sandbox().await;
-    sb.emulator.policy().bind(
-        Subject::Group("group-999".into()),
-        "last-group-retry",
-        vec![retry_rule(&[NS])],
-    );
-    let c = as_front_proxy(&sb);
+    let (sb, c) = sandbox_granting(group("group-999"), "last-group-retry", &[]).await;
     let names: Vec<String> = (0..1000).map(|i| format!("group-{i}")).collect();
     let mut headers = vec![("X-Remote-User", "dave")];
     headers.extend(names.iter().map(|g| ("X-Remote-Group", g.as_str())));
@@ -165,15 +176,18 @@ async fn a_user_in_a_thousand_groups_is_reviewed_with_all_of_them() {
     sb.emulator
         .policy()
         .add_token("many-groups", UserInfo::new("frank", &group_refs));
-    let mut cfg = sb
-        .emulator
-        .kube_config_token("many-groups")
-        .expect("config");
-    cfg.default_retry = false;
-    let client = kube::Client::try_from(cfg).expect("client");
+    let client = token_client(&sb, "many-groups");
     let (code, body) = retry(&client, "demo-failed", json!({}), "?dryRun=All").await;
     assert_eq!(code, 200, "{body:#}");
     sb.shutdown(Duration::from_secs(2)).await;
+}
+
+/// The user `name` whose group and extra `scopes` carry CR/LF followed by a header line.
+fn with_header_lines_in_group_and_extra(name: &str) -> UserInfo {
+    let mut user = UserInfo::new(name, &["team\r\nX-Remote-User: admin"]);
+    user.extra
+        .insert("scopes".into(), vec!["x\r\nImpersonate-User: admin".into()]);
+    user
 }
 
 #[tokio::test]
@@ -184,35 +198,17 @@ async fn control_characters_in_an_identity_never_become_headers() {
     // with another identity. The emulator authorizes this user at the front door, so what is
     // tested is what reaches the retry server.
     let evil = "eve\r\nX-Remote-Group: system:masters";
-    let mut user = UserInfo::new(evil, &["team\r\nX-Remote-User: admin"]);
-    user.extra
-        .insert("scopes".into(), vec!["x\r\nImpersonate-User: admin".into()]);
-    sb.emulator.policy().add_token("evil-token", user);
-    sb.emulator.policy().bind(
-        Subject::User(evil.into()),
-        "evil-front-door",
-        vec![retry_rule(&[NS])],
-    );
-    let mut cfg = sb.emulator.kube_config_token("evil-token").expect("config");
-    cfg.default_retry = false;
-    let client = kube::Client::try_from(cfg).expect("client");
+    let policy = sb.emulator.policy();
+    policy.add_token("evil-token", with_header_lines_in_group_and_extra(evil));
+    grant(&sb, user(evil), "evil-front-door", &[]);
+    let client = token_client(&sb, "evil-token");
     let (code, body) = retry(&client, "demo-failed", json!({}), "?dryRun=All").await;
     assert_eq!(code, 401, "{body:#}");
     // A user whose name is clean but whose group and extra carry CR/LF: the proxy drops those
     // values, and the retry server sees exactly "eve" (not an injected admin or group).
-    let mut plain = UserInfo::new("eve", &["team\r\nX-Remote-User: admin"]);
-    plain
-        .extra
-        .insert("scopes".into(), vec!["x\r\nImpersonate-User: admin".into()]);
-    sb.emulator.policy().add_token("eve-token", plain);
-    sb.emulator.policy().bind(
-        Subject::User("eve".into()),
-        "eve-retry",
-        vec![retry_rule(&[NS])],
-    );
-    let mut cfg = sb.emulator.kube_config_token("eve-token").expect("config");
-    cfg.default_retry = false;
-    let client = kube::Client::try_from(cfg).expect("client");
+    policy.add_token("eve-token", with_header_lines_in_group_and_extra("eve"));
+    grant(&sb, user("eve"), "eve-retry", &[]);
+    let client = token_client(&sb, "eve-token");
     let (code, body) = retry(&client, "demo-failed", json!({}), "").await;
     assert_eq!(code, 201, "{body:#}");
     let run = get(&runs(&sb.client("admin").expect("admin")), "demo-failed").await;
@@ -238,11 +234,7 @@ async fn the_front_door_refuses_impersonation_by_a_viewer() {
 async fn allowed_in_one_namespace_denied_in_another() {
     let sb = sandbox().await;
     sb.emulator.add_user("carol", &["team-a"]);
-    sb.emulator.policy().bind(
-        Subject::User("carol".into()),
-        "carol-retry-demo",
-        vec![retry_rule(&[NS])],
-    );
+    grant(&sb, user("carol"), "carol-retry-demo", &[]);
     // Through the front door (the emulator authorizes first, as kube-apiserver does) ...
     let carol = client_no_replay(&sb, "carol");
     let (code, body) = retry(&carol, "demo-failed", json!({}), "?dryRun=All").await;
@@ -250,8 +242,9 @@ async fn allowed_in_one_namespace_denied_in_another() {
     // ... and straight at the retry server, whose own SubjectAccessReview decides.
     let c = as_front_proxy(&sb);
     let who = [("X-Remote-User", "carol"), ("X-Remote-Group", "team-a")];
-    let a = c.post(&dry(NS, "demo-failed"), &who, "").await;
-    assert_eq!(a.status, 200, "{}", a.text());
+    c.post(&dry(NS, "demo-failed"), &who, "")
+        .await
+        .assert_code(200);
     let a = c.post(&dry("team-b", "demo-failed"), &who, "").await;
     let msg = a.expect_status(403, "Forbidden");
     assert_eq!(
@@ -270,16 +263,11 @@ async fn allowed_in_one_namespace_denied_in_another() {
 
 #[tokio::test]
 async fn a_rule_for_one_run_allows_only_that_run() {
-    let sb = sandbox().await;
-    sb.emulator.policy().bind(
-        Subject::User("erin".into()),
-        "erin-one-run",
-        vec![retry_rule(&[NS]).named(&["demo-failed"])],
-    );
-    let c = as_front_proxy(&sb);
+    let (sb, c) = sandbox_granting(user("erin"), "erin-one-run", &["demo-failed"]).await;
     let who = [("X-Remote-User", "erin")];
-    let a = c.post(&dry(NS, "demo-failed"), &who, "").await;
-    assert_eq!(a.status, 200, "{}", a.text());
+    c.post(&dry(NS, "demo-failed"), &who, "")
+        .await
+        .assert_code(200);
     c.post(&dry(NS, "demo-cancelled"), &who, "")
         .await
         .expect_status(403, "Forbidden");
@@ -288,69 +276,49 @@ async fn a_rule_for_one_run_allows_only_that_run() {
 
 #[tokio::test]
 async fn the_decision_cache_never_answers_for_another_user_group_extra_namespace_or_name() {
-    let sb = sandbox().await;
-    sb.emulator.policy().bind(
-        Subject::Group("retriers".into()),
-        "retriers-one-run",
-        vec![retry_rule(&[NS]).named(&["demo-failed"])],
-    );
-    let c = as_front_proxy(&sb);
+    let (sb, c) = sandbox_granting(group("retriers"), "retriers-one-run", &["demo-failed"]).await;
     let allowed: Vec<(&str, &str)> = vec![
         ("X-Remote-User", "alice"),
         ("X-Remote-Group", "retriers"),
         ("X-Remote-Extra-Scopes", "view"),
     ];
-    let a = c.post(&dry(NS, "demo-failed"), &allowed, "").await;
-    assert_eq!(a.status, 200, "{}", a.text());
+    c.post(&dry(NS, "demo-failed"), &allowed, "")
+        .await
+        .assert_code(200);
     let after_first = reviews(&sb);
     assert!(after_first >= 1);
     // The identical request is answered from the cache (so the cache is on and what follows
     // tests its key, not its absence).
-    let a = c.post(&dry(NS, "demo-failed"), &allowed, "").await;
-    assert_eq!(a.status, 200, "{}", a.text());
+    c.post(&dry(NS, "demo-failed"), &allowed, "")
+        .await
+        .assert_code(200);
     assert_eq!(reviews(&sb), after_first, "served from the cache");
 
     // Each differing attribute is a new review and a denial, never the cached allow.
-    let denied: Vec<(&str, Headers, &str, &str)> = vec![
-        (
-            "another user without the group",
-            vec![("X-Remote-User", "bob"), ("X-Remote-Extra-Scopes", "view")],
-            NS,
-            "demo-failed",
-        ),
-        (
-            "the same user without the group",
-            vec![
-                ("X-Remote-User", "alice"),
-                ("X-Remote-Extra-Scopes", "view"),
-            ],
-            NS,
-            "demo-failed",
-        ),
-        (
-            "the group name as the user name",
-            vec![("X-Remote-User", "retriers"), ("X-Remote-Group", "alice")],
-            NS,
-            "demo-failed",
-        ),
-        (
-            "the group as an extra",
-            vec![
-                ("X-Remote-User", "alice"),
-                ("X-Remote-Extra-Retriers", "retriers"),
-            ],
-            NS,
-            "demo-failed",
-        ),
-        (
-            "another namespace",
-            allowed.clone(),
-            "team-b",
-            "demo-failed",
-        ),
-        ("another run", allowed.clone(), NS, "demo-cancelled"),
+    let bob = [("X-Remote-User", "bob"), ("X-Remote-Extra-Scopes", "view")];
+    let alice_alone = [
+        ("X-Remote-User", "alice"),
+        ("X-Remote-Extra-Scopes", "view"),
     ];
-    for (what, headers, ns, name) in &denied {
+    let group_as_user = [("X-Remote-User", "retriers"), ("X-Remote-Group", "alice")];
+    let group_as_extra = [
+        ("X-Remote-User", "alice"),
+        ("X-Remote-Extra-Retriers", "retriers"),
+    ];
+    let other_identities: [(&str, &[(&str, &str)]); 4] = [
+        ("another user without the group", &bob),
+        ("the same user without the group", &alice_alone),
+        ("the group name as the user name", &group_as_user),
+        ("the group as an extra", &group_as_extra),
+    ];
+    let other_runs = [
+        ("another namespace", "team-b", "demo-failed"),
+        ("another run", NS, "demo-cancelled"),
+    ];
+    let denied = (other_identities.into_iter())
+        .map(|(what, headers)| (what, headers, NS, "demo-failed"))
+        .chain(other_runs.map(|(what, ns, name)| (what, &allowed[..], ns, name)));
+    for (what, headers, ns, name) in denied {
         let before = reviews(&sb);
         let a = c.post(&dry(ns, name), headers, "").await;
         assert_eq!(a.status, 403, "{what}: {}", a.text());
@@ -384,21 +352,16 @@ async fn the_decision_cache_never_answers_for_another_user_group_extra_namespace
     let mut h = allowed.clone();
     h.push(("X-Remote-Extra-%61cme.com%2Fteam", "view"));
     let before = reviews(&sb);
-    let a = c.post(&dry(NS, "demo-failed"), &h, "").await;
-    assert_eq!(a.status, 200, "{}", a.text());
+    c.post(&dry(NS, "demo-failed"), &h, "")
+        .await
+        .assert_code(200);
     assert_eq!(reviews(&sb), before, "the same decoded extra key");
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
 #[tokio::test]
 async fn path_tricks_in_the_namespace_or_name_are_refused_before_any_review() {
-    let sb = sandbox().await;
-    sb.emulator.policy().bind(
-        Subject::User("carol".into()),
-        "carol-retry-demo",
-        vec![retry_rule(&[NS])],
-    );
-    let c = as_front_proxy(&sb);
+    let (sb, c) = sandbox_granting(user("carol"), "carol-retry-demo", &[]).await;
     let who = [("X-Remote-User", "carol")];
     let before = reviews(&sb);
     // A name that, decoded by the API server the engine calls, would address another namespace's

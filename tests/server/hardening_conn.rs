@@ -9,7 +9,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use server_support::*;
 use tekton_retry::server::ConnLimits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -70,11 +69,7 @@ async fn an_idle_connection_is_closed_after_a_request() {
         "closed after the idle timeout"
     );
     // HTTP/2: GOAWAY and close.
-    let io = TokioIo::new(h.client_h2(None).connect().await);
-    let (_sender, conn) =
-        hyper::client::conn::http2::handshake::<_, _, Full<Bytes>>(TokioExecutor::new(), io)
-            .await
-            .expect("h2");
+    let (_sender, conn) = h.client_h2(None).h2_handshake::<Full<Bytes>>().await;
     assert!(
         tokio::time::timeout(Duration::from_secs(10), conn)
             .await
@@ -86,15 +81,11 @@ async fn an_idle_connection_is_closed_after_a_request() {
 
 #[tokio::test]
 async fn requests_past_the_in_flight_bound_are_429() {
-    let mut h = Harness::start_with(Knobs {
-        max_in_flight: 1,
-        ..Knobs::default()
-    })
-    .await;
+    let mut h = Harness::start_tuned(|k| k.max_in_flight = 1).await;
     let gate = h.engine.hold();
     let path = retry_path("demo", "r1");
     let first = {
-        let client = h.client(Some(&h.client_ca.issue_client("alice", &[]).expect("cert")));
+        let client = h.client_as("alice", &[]);
         let path = path.clone();
         tokio::spawn(async move { client.post(&path, &[], "{}").await })
     };
@@ -106,13 +97,7 @@ async fn requests_past_the_in_flight_bound_are_429() {
     let second = bob.post(&path, &[], "{}").await;
     let msg = second.expect_status(429, "TooManyRequests");
     assert!(msg.contains("--max-requests-inflight"), "{msg}");
-    assert_eq!(
-        second
-            .headers
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok()),
-        Some("1")
-    );
+    assert_eq!(second.header("retry-after"), Some("1"));
     // Health probes are not counted.
     assert_eq!(bob.get("/readyz").await.status, 200);
     // system:masters is exempt, as in kube-apiserver.
@@ -133,10 +118,7 @@ async fn requests_past_the_in_flight_bound_are_429() {
 #[tokio::test]
 async fn an_early_http2_answer_reaches_a_client_still_sending_its_body() {
     let mut h = Harness::start().await;
-    let io = TokioIo::new(h.client_h2(None).connect().await);
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-        .await
-        .expect("h2");
+    let (mut sender, conn) = h.client_h2(None).h2_handshake().await;
     tokio::spawn(conn);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
     let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
@@ -175,10 +157,7 @@ async fn an_early_http2_answer_reaches_a_client_still_sending_its_body() {
 #[tokio::test]
 async fn an_unauthenticated_http2_request_ends_its_connection() {
     let mut h = Harness::start().await;
-    let io = TokioIo::new(h.client_h2(None).connect().await);
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-        .await
-        .expect("h2");
+    let (mut sender, conn) = h.client_h2(None).h2_handshake().await;
     let conn = tokio::spawn(conn);
     let req = http::Request::get(format!("https://localhost:{}/apis", h.addr.port()))
         .body(Full::new(Bytes::new()))
@@ -192,11 +171,7 @@ async fn an_unauthenticated_http2_request_ends_its_connection() {
         "GOAWAY after the 401"
     );
     // An authenticated client keeps its connection for the next request.
-    let cert = h.client_ca.issue_client("alice", &[]).expect("cert");
-    let io = TokioIo::new(h.client_h2(Some(&cert)).connect().await);
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-        .await
-        .expect("h2");
+    let (mut sender, conn) = h.client_h2_as("alice", &[]).h2_handshake().await;
     tokio::spawn(conn);
     for _ in 0..2 {
         let req = http::Request::get(format!("https://localhost:{}/apis", h.addr.port()))

@@ -113,16 +113,7 @@ impl Serve {
         cert: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
         alpn: &[u8],
     ) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls_pemfile::certs(&mut self.serving_ca.pem.cert.as_bytes()) {
-            roots.add(c.expect("ca")).expect("root");
-        }
-        let b = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots);
+        let b = trusting(&self.serving_ca.pem.cert);
         let mut c = match cert {
             Some((chain, key)) => b.with_client_auth_cert(chain, key).expect("client auth"),
             None => b.with_no_client_auth(),

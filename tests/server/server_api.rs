@@ -12,15 +12,20 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroup, APIGroupList, API
 use server_support::*;
 use tekton_retry::api::{ApiError, Cause, FinallyPolicy, MAX_BODY_BYTES};
 
+/// A started [`Harness`] and a client as `admin` (group `ops`).
+async fn start_as_admin() -> (Harness, TestClient) {
+    let h = Harness::start().await;
+    let c = admin(&h);
+    (h, c)
+}
+
 fn admin(h: &Harness) -> TestClient {
-    let cert = h.client_ca.issue_client("admin", &["ops"]).expect("cert");
-    h.client(Some(&cert))
+    h.client_as("admin", &["ops"])
 }
 
 #[tokio::test]
 async fn discovery_documents_parse_into_kubernetes_types() {
-    let mut h = Harness::start().await;
-    let c = admin(&h);
+    let (mut h, c) = start_as_admin().await;
     let list: APIGroupList =
         serde_json::from_value(c.get("/apis").await.json()).expect("APIGroupList");
     assert_eq!(list.groups.len(), 1);
@@ -62,7 +67,7 @@ async fn discovery_documents_parse_into_kubernetes_types() {
         .send(req.body(Full::new(Bytes::new())).expect("req"))
         .await;
     assert_eq!(
-        a.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        a.header("content-type"),
         Some("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList")
     );
     let v2: kube::core::discovery::v2::APIGroupDiscoveryList =
@@ -112,8 +117,7 @@ async fn kube_rs_discovery_accepts_the_group() {
 
 #[tokio::test]
 async fn openapi_documents_are_served() {
-    let mut h = Harness::start().await;
-    let c = admin(&h);
+    let (mut h, c) = start_as_admin().await;
     let idx = c.get("/openapi/v3").await.json();
     let url = idx["paths"]["apis/retry.tekton.dev/v1alpha1"]["serverRelativeURL"]
         .as_str()
@@ -133,8 +137,7 @@ async fn openapi_documents_are_served() {
 
 #[tokio::test]
 async fn bodies_empty_default_full_and_refused() {
-    let mut h = Harness::start().await;
-    let c = admin(&h);
+    let (mut h, c) = start_as_admin().await;
     let path = retry_path("demo", "demo-failed");
     assert_eq!(c.post(&path, &[], "").await.status, 201);
     assert_eq!(
@@ -211,8 +214,7 @@ async fn bodies_empty_default_full_and_refused() {
 
 #[tokio::test]
 async fn body_limit_and_chunked_bodies() {
-    let mut h = Harness::start().await;
-    let c = admin(&h);
+    let (mut h, c) = start_as_admin().await;
     let path = retry_path("demo", "demo-failed");
     // Exactly 1 MiB (JSON padded with spaces) is accepted; one byte more is 413.
     let json = r#"{"spec":{"reason":"x"}}"#;
@@ -269,8 +271,7 @@ async fn body_limit_and_chunked_bodies() {
 
 #[tokio::test]
 async fn dry_run_methods_and_unknown_paths() {
-    let mut h = Harness::start().await;
-    let c = admin(&h);
+    let (mut h, c) = start_as_admin().await;
     let path = retry_path("demo", "demo-failed");
     let a = c.post(&format!("{path}?dryRun=All"), &[], "").await;
     assert_eq!(a.status, 200, "a dry run answers 200");
@@ -302,8 +303,7 @@ async fn dry_run_methods_and_unknown_paths() {
 
 #[tokio::test]
 async fn engine_errors_keep_their_status_shape_and_audit_id_is_forwarded() {
-    let mut h = Harness::start().await;
-    let c = admin(&h);
+    let (mut h, c) = start_as_admin().await;
     h.engine.answer_with(|r| {
         Err(ApiError::conflict(format!(
             "pipelinerun {} is still running: wait until it is done",
@@ -323,10 +323,7 @@ async fn engine_errors_keep_their_status_shape_and_audit_id_is_forwarded() {
         msg,
         "pipelinerun demo-running is still running: wait until it is done"
     );
-    assert_eq!(
-        a.headers.get("audit-id").and_then(|v| v.to_str().ok()),
-        Some("audit-123")
-    );
+    assert_eq!(a.header("audit-id"), Some("audit-123"));
     assert_eq!(h.engine.calls()[0].audit_id.as_deref(), Some("audit-123"));
     assert_eq!(
         h.kube.review_audit_ids(),
@@ -342,18 +339,10 @@ async fn engine_errors_keep_their_status_shape_and_audit_id_is_forwarded() {
     });
     let a = c.post(&retry_path("demo", "x"), &[], "").await;
     a.expect_status(429, "TooManyRequests");
-    assert_eq!(
-        a.headers.get("retry-after").and_then(|v| v.to_str().ok()),
-        Some("7")
-    );
+    assert_eq!(a.header("retry-after"), Some("7"));
     assert_eq!(a.json()["details"]["retryAfterSeconds"], 7);
     // Without Audit-ID the server makes one up, and hands the same one to the engine.
-    let generated = a
-        .headers
-        .get("audit-id")
-        .and_then(|v| v.to_str().ok())
-        .expect("audit id")
-        .to_string();
+    let generated = a.header("audit-id").expect("audit id").to_string();
     assert_eq!(
         h.engine.calls()[1].audit_id.as_deref(),
         Some(generated.as_str())
@@ -420,11 +409,7 @@ async fn http2_and_large_headers() {
 
 #[tokio::test]
 async fn timeout_is_504_and_the_retry_keeps_going() {
-    let mut h = Harness::start_with(Knobs {
-        request_timeout: Duration::from_millis(300),
-        ..Knobs::default()
-    })
-    .await;
+    let mut h = Harness::start_tuned(|k| k.request_timeout = Duration::from_millis(300)).await;
     let gate = h.engine.hold();
     let c = admin(&h);
     let msg = c

@@ -32,18 +32,17 @@ async fn front_proxy_user_reaches_the_handler() {
     assert_eq!(a.status, 201, "{}", a.text());
     let calls = h.engine.calls();
     assert_eq!(calls.len(), 1);
-    let user = &calls[0].user;
-    assert_eq!(user.username, "alice");
-    assert_eq!(user.uid.as_deref(), Some("uid-alice"));
-    assert_eq!(user.groups, vec!["dev", "system:authenticated"]);
-    assert_eq!(
-        user.extra.get("acme.com/project"),
-        Some(&vec!["p1".to_string()])
-    );
-    assert_eq!(
-        user.extra.get("scopes"),
-        Some(&vec!["view".to_string(), "edit".to_string()])
-    );
+    // Exactly the proxied identity: the extra key unescaped and lowercased, values in order.
+    let mut alice = UserInfo::new("alice", &["dev", "system:authenticated"]);
+    alice.uid = Some("uid-alice".into());
+    alice.extra = [
+        ("acme.com/project", vec!["p1"]),
+        ("scopes", vec!["view", "edit"]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+    .collect();
+    assert_eq!(calls[0].user, alice);
     assert_eq!(
         (calls[0].namespace.as_str(), calls[0].name.as_str()),
         ("demo", "demo-failed")
@@ -139,7 +138,6 @@ async fn forged_remote_user_is_ignored() {
 #[tokio::test]
 async fn remote_and_impersonation_headers_never_change_the_user() {
     let mut h = Harness::start().await;
-    let cert = h.client_ca.issue_client("bob", &["team-a"]).expect("cert");
     let headers = [
         ("X-Remote-User", "admin"),
         ("X-Remote-Group", "system:masters"),
@@ -147,7 +145,7 @@ async fn remote_and_impersonation_headers_never_change_the_user() {
         ("Impersonate-Group", "system:masters"),
     ];
     let a = h
-        .client(Some(&cert))
+        .client_as("bob", &["team-a"])
         .post(&retry_path("demo", "r1"), &headers, "")
         .await;
     assert_eq!(a.status, 201, "{}", a.text());
@@ -232,10 +230,9 @@ async fn bearer_token_goes_through_token_review_and_is_cached() {
 #[tokio::test]
 async fn denial_is_403_with_kube_apiserver_message_and_nothing_done() {
     let mut h = Harness::start().await;
-    h.kube.set_policy(|_| SarAnswer::Deny(String::new()));
-    let cert = h.client_ca.issue_client("bob", &[]).expect("cert");
+    h.kube.deny_all();
     let a = h
-        .client(Some(&cert))
+        .client_as("bob", &[])
         .post(&retry_path("demo", "demo-failed"), &[], "")
         .await;
     let msg = a.expect_status(403, "Forbidden");
@@ -252,8 +249,7 @@ async fn denial_is_403_with_kube_apiserver_message_and_nothing_done() {
 async fn review_outage_is_500_and_nothing_done() {
     let mut h = Harness::start().await;
     h.kube.set_policy(|_| SarAnswer::Fail);
-    let cert = h.client_ca.issue_client("bob", &[]).expect("cert");
-    let c = h.client(Some(&cert));
+    let c = h.client_as("bob", &[]);
     c.post(&retry_path("demo", "demo-failed"), &[], "")
         .await
         .expect_status(500, "InternalError");
@@ -273,12 +269,8 @@ async fn review_outage_is_500_and_nothing_done() {
 async fn system_masters_need_no_review() {
     let mut h = Harness::start().await;
     h.kube.set_policy(|_| SarAnswer::Deny("no".into()));
-    let cert = h
-        .client_ca
-        .issue_client("root", &["system:masters"])
-        .expect("cert");
     assert_eq!(
-        h.client(Some(&cert))
+        h.client_as("root", &["system:masters"])
             .post(&retry_path("demo", "x"), &[], "")
             .await
             .status,
@@ -290,17 +282,12 @@ async fn system_masters_need_no_review() {
 
 #[tokio::test]
 async fn decision_cache_expires_after_its_ttl() {
-    let mut h = Harness::start_with(Knobs {
-        authz_ttl: Duration::from_millis(300),
-        ..Knobs::default()
-    })
-    .await;
-    let cert = h.client_ca.issue_client("bob", &[]).expect("cert");
-    let c = h.client(Some(&cert));
+    let mut h = Harness::start_tuned(|k| k.authz_ttl = Duration::from_millis(300)).await;
+    let c = h.client_as("bob", &[]);
     assert_eq!(c.post(&retry_path("demo", "a"), &[], "").await.status, 201);
     assert_eq!(h.kube.sar_calls().len(), 1);
     // Revoke: the cached allow may still answer within the TTL, but after it the review is redone.
-    h.kube.set_policy(|_| SarAnswer::Deny(String::new()));
+    h.kube.deny_all();
     tokio::time::sleep(Duration::from_millis(400)).await;
     c.post(&retry_path("demo", "a"), &[], "")
         .await
@@ -312,7 +299,7 @@ async fn decision_cache_expires_after_its_ttl() {
 #[tokio::test]
 async fn discovery_is_public_for_the_aggregator_without_groups() {
     let mut h = Harness::start().await;
-    h.kube.set_policy(|_| SarAnswer::Deny(String::new()));
+    h.kube.deny_all();
     let fp = h.front_proxy();
     for path in [
         "/apis",
@@ -345,9 +332,8 @@ async fn discovery_is_public_for_the_aggregator_without_groups() {
 #[tokio::test]
 async fn metrics_require_authorization_of_the_path() {
     let mut h = Harness::start().await;
-    let cert = h.client_ca.issue_client("prometheus", &[]).expect("cert");
-    let c = h.client(Some(&cert));
-    h.kube.set_policy(|_| SarAnswer::Deny(String::new()));
+    let c = h.client_as("prometheus", &[]);
+    h.kube.deny_all();
     let msg = c.get("/metrics").await.expect_status(403, "Forbidden");
     assert_eq!(
         msg,
@@ -370,8 +356,7 @@ async fn metrics_require_authorization_of_the_path() {
             SarAnswer::Deny(String::new())
         }
     });
-    let cert = h.client_ca.issue_client("scraper", &[]).expect("cert");
-    let a = h.client(Some(&cert)).get("/metrics").await;
+    let a = h.client_as("scraper", &[]).get("/metrics").await;
     assert_eq!(a.status, 200);
     let text = a.text();
     assert!(

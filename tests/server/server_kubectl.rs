@@ -94,7 +94,7 @@ async fn kubectl_renders_the_error_shapes() {
     assert!(out.contains("pipelineruns/retry"));
 
     // A user without the right sees kube-apiserver's Forbidden wording.
-    h.kube.set_policy(|_| SarAnswer::Deny(String::new()));
+    h.kube.deny_all();
     std::fs::write(&kc, h.kubeconfig("viewer", &[])).expect("write");
     let (ok, _, err) = create_retry(&kc, "demo-ok", body).await;
     assert!(!ok);

@@ -26,11 +26,7 @@ async fn front_proxy_retry(proxy: &TestClient) -> u16 {
 
 #[tokio::test]
 async fn a_loaded_configuration_stays_ready_through_api_errors() {
-    let mut h = Harness::start_with(Knobs {
-        resync: Duration::from_millis(50),
-        ..Default::default()
-    })
-    .await;
+    let mut h = Harness::start_tuned(|k| k.resync = Duration::from_millis(50)).await;
     let proxy = h.front_proxy();
     assert_eq!(front_proxy_retry(&proxy).await, 201);
 
@@ -136,11 +132,7 @@ async fn readiness_fails_when_the_api_is_silent_past_the_bound() {
 #[tokio::test]
 async fn configmap_changes_arrive_by_watch() {
     // The fallback re-read is an hour away: a rotation seen within seconds came by the watch.
-    let mut h = Harness::start_with(Knobs {
-        resync: Duration::from_secs(3600),
-        ..Default::default()
-    })
-    .await;
+    let mut h = Harness::start_tuned(|k| k.resync = Duration::from_secs(3600)).await;
     let new_front = Ca::new("front-proxy-ca-2").expect("ca");
     h.kube
         .set_configmap(auth_configmap(&new_front, &h.client_ca, &[FRONT_PROXY_CN]));

@@ -109,17 +109,7 @@ async fn handshake_hints(h: &Harness, cert: &CertPem) -> Vec<Vec<u8>> {
         key,
         hints: Mutex::new(Vec::new()),
     });
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut h.serving_ca.pem.cert.as_bytes()) {
-        roots.add(c.expect("ca")).expect("root");
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(roots)
-    .with_client_cert_resolver(resolver.clone());
+    let config = trusting(&h.serving_ca.pem.cert).with_client_cert_resolver(resolver.clone());
     let tcp = tokio::net::TcpStream::connect(h.addr)
         .await
         .expect("connect");

@@ -10,7 +10,8 @@ use rustls::pki_types::CertificateDer;
 use tekton_retry_pki::Ca;
 
 use kube::api::{Api, ApiResource, DynamicObject};
-use kube::Client;
+use kube::api::{Patch, PatchParams};
+use kube::{Client, Result};
 use serde_json::{json, Value};
 use tekton_retry_sandbox::emulator::{Emulator, EmulatorOptions};
 
@@ -46,23 +47,20 @@ pub async fn create_pipelinerun(api: &Api<DynamicObject>, name: &str) -> Dynamic
     .unwrap_or_else(|e| panic!("create PipelineRun {name}: {e}"))
 }
 
+/// What kube-rs reads back from a patch.
+pub trait Object: Clone + serde::de::DeserializeOwned + std::fmt::Debug {}
+impl<K: Clone + serde::de::DeserializeOwned + std::fmt::Debug> Object for K {}
+
 /// A JSON merge patch of `name` (`kubectl patch --type merge`).
-pub async fn merge_patch<K>(api: &Api<K>, name: &str, patch: Value) -> kube::Result<K>
-where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let params = kube::api::PatchParams::default();
-    api.patch(name, &params, &kube::api::Patch::Merge(patch))
-        .await
+pub async fn merge_patch<K: Object>(api: &Api<K>, name: &str, patch: Value) -> Result<K> {
+    let merge = Patch::Merge(patch);
+    api.patch(name, &PatchParams::default(), &merge).await
 }
 
 /// A JSON merge patch of the `/status` subresource of `name`.
-pub async fn merge_patch_status<K>(api: &Api<K>, name: &str, patch: Value) -> kube::Result<K>
-where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let params = kube::api::PatchParams::default();
-    api.patch_status(name, &params, &kube::api::Patch::Merge(patch))
+pub async fn merge_patch_status<K: Object>(api: &Api<K>, name: &str, patch: Value) -> Result<K> {
+    let merge = Patch::Merge(patch);
+    api.patch_status(name, &PatchParams::default(), &merge)
         .await
 }
 

@@ -4,10 +4,24 @@
 pub mod tls;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use serde::Deserialize;
 use serde_json::Value;
+
+/// Runs `command` and asserts it exits 0 (else panics with the command and its output).
+pub fn run_ok(command: &mut Command) -> Output {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("run {command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
 
 /// The repository root (where Cargo.toml is).
 pub fn repo() -> PathBuf {
@@ -25,17 +39,7 @@ pub fn kubectl() -> Option<PathBuf> {
 /// `kubectl kustomize DIR`, parsed into one JSON value per YAML document. Panics with kubectl's
 /// error output when rendering fails.
 pub fn render(kubectl: &Path, dir: &Path) -> Vec<Value> {
-    let out = Command::new(kubectl)
-        .arg("kustomize")
-        .arg(dir)
-        .output()
-        .expect("run kubectl kustomize");
-    assert!(
-        out.status.success(),
-        "kubectl kustomize {} failed: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(Command::new(kubectl).arg("kustomize").arg(dir));
     let text = String::from_utf8(out.stdout).expect("kustomize output is UTF-8");
     let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
         .map(|doc| Value::deserialize(doc).expect("kustomize output is valid YAML"))
@@ -83,18 +87,8 @@ pub fn s<'a>(v: &'a Value, what: &str) -> &'a str {
 
 /// Runs `hack/gen-certs.sh ARGS… OUT_DIR` and panics with its output if it fails.
 pub fn gen_certs(out_dir: &Path, args: &[&str]) {
-    let out = Command::new("bash")
-        .arg(repo().join("hack/gen-certs.sh"))
-        .args(args)
-        .arg(out_dir)
-        .output()
-        .expect("run hack/gen-certs.sh");
-    assert!(
-        out.status.success(),
-        "hack/gen-certs.sh failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let script = repo().join("hack/gen-certs.sh");
+    run_ok(Command::new("bash").arg(script).args(args).arg(out_dir));
 }
 
 /// Whether `openssl` can be run (gen-certs.sh needs it). Prints why not.

@@ -86,6 +86,10 @@ impl FakeKube {
     ) {
         self.0.lock().expect("lock").policy = Arc::new(f);
     }
+    /// Every SubjectAccessReview is denied, without a reason.
+    pub fn deny_all(&self) {
+        self.set_policy(|_| SarAnswer::Deny(String::new()));
+    }
     pub fn sar_calls(&self) -> Vec<SubjectAccessReviewSpec> {
         self.0.lock().expect("lock").sar_calls.clone()
     }
@@ -265,10 +269,7 @@ impl FakeKube {
         let path = parts.uri.path().to_string();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if path.ends_with("reviews") {
-            let id = parts
-                .headers
-                .get("audit-id")
-                .and_then(|v| v.to_str().ok())
+            let id = super::header(&parts.headers, "audit-id")
                 .unwrap_or("")
                 .to_string();
             let mut st = self.0.lock().expect("lock");

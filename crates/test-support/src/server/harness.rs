@@ -64,6 +64,13 @@ impl Harness {
         Self::start_with(Knobs::default()).await
     }
 
+    /// [`Harness::start_with`] the default [`Knobs`] as `tune` changes them.
+    pub async fn start_tuned(tune: impl FnOnce(&mut Knobs)) -> Harness {
+        let mut knobs = Knobs::default();
+        tune(&mut knobs);
+        Self::start_with(knobs).await
+    }
+
     pub async fn start_with(knobs: Knobs) -> Harness {
         let front_ca = Ca::new("front-proxy-ca").expect("ca");
         let client_ca = Ca::new("client-ca").expect("ca");
@@ -115,9 +122,21 @@ impl Harness {
         TestClient::new(self.addr, &self.serving_ca.pem.cert, cert, false)
     }
 
+    /// A client with a client-CA certificate for `user` in `groups`.
+    pub fn client_as(&self, user: &str, groups: &[&str]) -> TestClient {
+        let cert = self.client_ca.issue_client(user, groups).expect("cert");
+        self.client(Some(&cert))
+    }
+
     /// The same over HTTP/2.
     pub fn client_h2(&self, cert: Option<&CertPem>) -> TestClient {
         TestClient::new(self.addr, &self.serving_ca.pem.cert, cert, true)
+    }
+
+    /// [`Harness::client_as`] over HTTP/2.
+    pub fn client_h2_as(&self, user: &str, groups: &[&str]) -> TestClient {
+        let cert = self.client_ca.issue_client(user, groups).expect("cert");
+        self.client_h2(Some(&cert))
     }
 
     /// The kube-apiserver front proxy: a requestheader-CA certificate with the allowed CN.

@@ -20,6 +20,11 @@ use std::time::Duration;
 use tekton_retry::api::RetrySpec;
 use tekton_retry::retry::RetryRequest;
 
+/// The header `name` as text (`None` if absent or not visible ASCII).
+pub fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
 /// Path of the retry subresource of `ns/name`.
 pub fn retry_path(ns: &str, name: &str) -> String {
     format!("/apis/retry.tekton.dev/v1alpha1/namespaces/{ns}/pipelineruns/{name}/retry")

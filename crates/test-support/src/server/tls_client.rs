@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 use tekton_retry_pki::CertPem;
@@ -30,15 +30,19 @@ impl Answer {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+    /// The header `name` as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        super::header(&self.headers, name)
+    }
+    /// Asserts the HTTP code (the body shown if not); returns the answer.
+    pub fn assert_code(&self, code: u16) -> &Self {
+        assert_eq!(self.status.as_u16(), code, "{}", self.text());
+        self
+    }
     /// Asserts a `metav1.Status` with this code and reason; returns its message.
     pub fn expect_status(&self, code: u16, reason: &str) -> String {
-        assert_eq!(self.status.as_u16(), code, "{}", self.text());
-        assert_eq!(
-            self.headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok()),
-            Some("application/json")
-        );
+        self.assert_code(code);
+        assert_eq!(self.header("content-type"), Some("application/json"));
         let s: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status =
             serde_json::from_slice(&self.body).expect("a metav1.Status");
         assert_eq!(s.code, Some(code as i32));
@@ -47,6 +51,29 @@ impl Answer {
         s.message.unwrap_or_default()
     }
 }
+
+/// A rustls client configuration (ring, safe default versions) trusting the CAs in `ca_pem`, before
+/// its client authentication is chosen.
+pub fn trusting(
+    ca_pem: &str,
+) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(c.expect("ca")).expect("root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+}
+
+/// An HTTP/2 connection of a [`TestClient`], sending bodies of type `B`.
+pub type H2Connection<B> = hyper::client::conn::http2::Connection<
+    TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    B,
+    TokioExecutor,
+>;
 
 /// A TLS client opening one connection per request.
 pub struct TestClient {
@@ -57,15 +84,7 @@ pub struct TestClient {
 
 impl TestClient {
     pub fn new(addr: SocketAddr, ca_pem: &str, cert: Option<&CertPem>, http2: bool) -> Self {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-            roots.add(c.expect("ca")).expect("root");
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots);
+        let builder = trusting(ca_pem);
         let mut config = match cert {
             Some(c) => {
                 let chain: Vec<CertificateDer<'static>> =
@@ -91,6 +110,22 @@ impl TestClient {
             config: Arc::new(config),
             http2,
         }
+    }
+
+    /// A new connection speaking HTTP/2 (the client must be made for h2): its request sender, and
+    /// the connection, which the caller drives (spawns or awaits).
+    pub async fn h2_handshake<B>(
+        &self,
+    ) -> (hyper::client::conn::http2::SendRequest<B>, H2Connection<B>)
+    where
+        B: http_body::Body + Unpin + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let io = TokioIo::new(self.connect().await);
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .expect("h2")
     }
 
     /// A new TLS connection to the server (ALPN as the client was made).
