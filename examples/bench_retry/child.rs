@@ -11,9 +11,8 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
 use tekton_retry_pki::Ca;
+use tekton_retry_sandbox::emulator::aggregator::backend_pool::connect_http1;
 use tekton_retry_sandbox::policy::server_user;
 use tekton_retry_sandbox::Sandbox;
 
@@ -148,16 +147,9 @@ fn no_client_cert(ca_pem: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
 /// Whether `GET /readyz` answers 200 (health needs no authentication).
 async fn ready(addr: SocketAddr, tls: Arc<rustls::ClientConfig>) -> bool {
     let attempt = async {
-        let tcp = tokio::net::TcpStream::connect(addr).await?;
-        let name = ServerName::try_from(addr.ip().to_string())?;
-        let stream = tokio_rustls::TlsConnector::from(tls)
-            .connect(name, tcp)
-            .await?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let mut sender = connect_http1(addr, &addr.ip().to_string(), tls)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
         let req = Request::get("/readyz")
             .header(http::header::HOST, addr.to_string())
             .body(Empty::<Bytes>::new())?;

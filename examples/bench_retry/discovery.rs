@@ -11,9 +11,8 @@ use anyhow::Context;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
 use tekton_retry_pki::CertPem;
+use tekton_retry_sandbox::emulator::aggregator::backend_pool::connect_http1;
 
 pub const PATH: &str = "/apis/retry.tekton.dev/v1alpha1";
 
@@ -48,17 +47,9 @@ pub fn tls_config(ca_pem: &str, client: &CertPem) -> anyhow::Result<Arc<rustls::
 type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
 
 async fn connect(addr: SocketAddr, tls: Arc<rustls::ClientConfig>) -> anyhow::Result<Sender> {
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    tcp.set_nodelay(true)?;
-    let name = ServerName::try_from(addr.ip().to_string())?;
-    let stream = tokio_rustls::TlsConnector::from(tls)
-        .connect(name, tcp)
-        .await?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
+    connect_http1(addr, &addr.ip().to_string(), tls)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
 }
 
 async fn one(sender: &mut Sender, host: &str) -> anyhow::Result<()> {

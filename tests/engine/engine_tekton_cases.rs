@@ -12,6 +12,7 @@ use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Pos
 use sandbox_support::*;
 use serde_json::{json, Value};
 use tekton_retry_sandbox::faults::{FaultAction, FaultRule};
+use tekton_retry_test_support::async_test_cases;
 
 /// `base` with the fields of the JSON object `extra` set (replaced) on it.
 fn with(mut base: Value, extra: Value) -> Value {
@@ -954,14 +955,16 @@ async fn per_pipelinerun_assistant_case(mode: &str, run_name: &str) {
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
-#[tokio::test]
-async fn per_pipelinerun_coscheduling_refuses_a_partial_retry_and_accepts_starting_over() {
-    per_pipelinerun_assistant_case("pipelineruns", "tr").await;
-}
-
-#[tokio::test]
-async fn isolated_pipelinerun_coscheduling_refuses_a_partial_retry_and_accepts_starting_over() {
-    per_pipelinerun_assistant_case("isolate-pipelinerun", "ti").await;
+// Each case: (the coschedule mode, run name).
+async_test_cases! { per_pipelinerun_assistant_case:
+    per_pipelinerun_coscheduling_refuses_a_partial_retry_and_accepts_starting_over(
+        "pipelineruns",
+        "tr",
+    );
+    isolated_pipelinerun_coscheduling_refuses_a_partial_retry_and_accepts_starting_over(
+        "isolate-pipelinerun",
+        "ti",
+    );
 }
 
 /// A pipeline with a child pipeline task (`pipelineSpec`, pipelines in pipelines): Tekton runs it

@@ -22,6 +22,7 @@ use tekton_retry::server::{Metrics, Server, ServerHandle, ServerOptions, TlsSour
 use tekton_retry_pki::Ca;
 use tekton_retry_sandbox::faults::{FaultAction, FaultId, FaultRule, Trigger};
 use tekton_retry_sandbox::Sandbox;
+use tekton_retry_test_support::async_test_cases;
 
 /// Engine options for these tests: quick, and a claim not being worked on counts as interrupted
 /// after one second (the default is 30 s).
@@ -306,14 +307,10 @@ async fn conflict_then_recovery(name: &str, subresource: &str) {
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
-#[tokio::test]
-async fn conflict_on_the_claim() {
-    conflict_then_recovery("c-claim", "").await;
-}
-
-#[tokio::test]
-async fn conflict_on_the_status_write() {
-    conflict_then_recovery("c-status", "status").await;
+// Each case: (run name, the subresource whose first patch conflicts).
+async_test_cases! { conflict_then_recovery:
+    conflict_on_the_claim("c-claim", "");
+    conflict_on_the_status_write("c-status", "status");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use sandbox_support::*;
 use serde_json::{json, Value};
 use tekton_retry_sandbox::Sandbox;
+use tekton_retry_test_support::async_test_cases;
 use tekton_retry_test_support::emulator::names_in;
 
 /// The server's identity as the emulator logs it.
@@ -205,34 +206,14 @@ async fn forged_record_is_never_believed(
     sb.shutdown(Duration::from_secs(2)).await;
 }
 
-#[tokio::test]
-async fn forged_claim_in_the_past_naming_runs_by_uid() {
-    forged_record_is_never_believed("a", Some("claimed"), false, true).await;
-}
-
-#[tokio::test]
-async fn forged_claim_in_the_future_naming_runs_without_uid() {
-    forged_record_is_never_believed("b", Some("claimed"), true, false).await;
-}
-
-#[tokio::test]
-async fn forged_started_attempt_in_the_past_without_uid() {
-    forged_record_is_never_believed("c", Some("started"), false, false).await;
-}
-
-#[tokio::test]
-async fn forged_record_without_phase_in_the_future_with_uid() {
-    forged_record_is_never_believed("d", None, true, true).await;
-}
-
-#[tokio::test]
-async fn forged_claim_in_the_past_without_uid() {
-    forged_record_is_never_believed("e", Some("claimed"), false, false).await;
-}
-
-#[tokio::test]
-async fn forged_started_attempt_in_the_future_with_uid() {
-    forged_record_is_never_believed("f", Some("started"), true, true).await;
+// Each case: (variant, phase of the forged record, started in the future, naming runs by uid).
+async_test_cases! { forged_record_is_never_believed:
+    forged_claim_in_the_past_naming_runs_by_uid("a", Some("claimed"), false, true);
+    forged_claim_in_the_future_naming_runs_without_uid("b", Some("claimed"), true, false);
+    forged_started_attempt_in_the_past_without_uid("c", Some("started"), false, false);
+    forged_record_without_phase_in_the_future_with_uid("d", None, true, true);
+    forged_claim_in_the_past_without_uid("e", Some("claimed"), false, false);
+    forged_started_attempt_in_the_future_with_uid("f", Some("started"), true, true);
 }
 
 /// A TaskRun labelled for a run and its task `a`, failed, but not controlled by the run (no

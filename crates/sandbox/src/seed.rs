@@ -9,6 +9,8 @@ use kube::api::{
 };
 use serde_json::{json, Value};
 
+use crate::simulator::util;
+
 /// The seed manifests.
 pub const SEED_YAML: &str = include_str!("seed.yaml");
 /// The namespace seeded.
@@ -44,24 +46,6 @@ pub fn documents() -> Result<Vec<Value>, SeedError> {
         }
     }
     Ok(out)
-}
-
-fn succeeded(v: &Value) -> Option<(String, String)> {
-    let c = v
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some("Succeeded"))?;
-    Some((
-        c.get("status")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        c.get("reason")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-    ))
 }
 
 async fn wait_for(
@@ -101,16 +85,8 @@ pub async fn seed(client: kube::Client, timeout: Duration) -> Result<(), SeedErr
         }
     }
     for doc in documents()? {
-        let kind = doc
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let name = doc
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let kind = util::kind(&doc).to_string();
+        let name = util::name(&doc).to_string();
         let api: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), NAMESPACE, &resource(&kind));
         let obj: DynamicObject = serde_json::from_value(doc).map_err(|e| SeedError::Kube {
@@ -135,10 +111,11 @@ pub async fn seed(client: kube::Client, timeout: Duration) -> Result<(), SeedErr
 
     // demo-cancelled: cancel it while b runs (fixture cancelled/02), then let a retry finish it.
     wait_for(&taskruns, "demo-cancelled-b", timeout, |v| {
-        succeeded(v).is_some_and(|(s, _)| s == "Unknown") && v.pointer("/status/podName").is_some()
+        util::succeeded_parts(v).is_some_and(|(s, _, _)| s == "Unknown")
+            && v.pointer("/status/podName").is_some()
     })
     .await?;
-    let done = |v: &Value| succeeded(v).is_some_and(|(s, _)| s == "True" || s == "False");
+    let done = util::is_done;
     if !done(
         &serde_json::to_value(runs.get("demo-cancelled").await.map_err(|source| {
             SeedError::Kube {
@@ -173,14 +150,8 @@ pub async fn seed(client: kube::Client, timeout: Duration) -> Result<(), SeedErr
         source,
     })?;
 
-    wait_for(&runs, "demo-failed", timeout, |v| {
-        succeeded(v).is_some_and(|(s, _)| s == "False")
-    })
-    .await?;
-    wait_for(&runs, "demo-succeeded", timeout, |v| {
-        succeeded(v).is_some_and(|(s, _)| s == "True")
-    })
-    .await?;
+    wait_for(&runs, "demo-failed", timeout, util::is_failure).await?;
+    wait_for(&runs, "demo-succeeded", timeout, util::is_successful).await?;
     wait_for(&taskruns, "demo-running-b", timeout, |v| {
         v.pointer("/status/podName").is_some()
     })

@@ -9,3 +9,25 @@ pub mod emulator;
 pub mod kubectl;
 pub mod sandbox;
 pub mod server;
+
+/// A table of cases of one async test helper, each case its own named `#[tokio::test]` that calls
+/// the helper with the case's arguments (so each case runs, passes and fails on its own, under the
+/// name the docs cite):
+///
+/// ```ignore
+/// async_test_cases! { conflict_then_recovery:
+///     /// A conflict on the claim.
+///     conflict_on_the_claim("c-claim", "");
+///     conflict_on_the_status_write("c-status", "status");
+/// }
+/// ```
+#[macro_export]
+macro_rules! async_test_cases {
+    ($helper:path: $($(#[$doc:meta])* $test:ident($($arg:expr),* $(,)?);)+) => {$(
+        $(#[$doc])*
+        #[tokio::test]
+        async fn $test() {
+            $helper($($arg),*).await;
+        }
+    )+};
+}

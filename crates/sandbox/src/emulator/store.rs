@@ -953,25 +953,17 @@ impl Store {
     /// Drop the owner references with `uids` from an object (garbage collector). No error if gone.
     pub(crate) fn remove_owner_refs(&self, key: &ObjKey, uids: &[String]) {
         self.edit_metadata(key, |new| {
-            let refs: Vec<Value> = new
-                .pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter(|r| {
-                            !r["uid"]
-                                .as_str()
-                                .is_some_and(|u| uids.iter().any(|x| x == u))
-                        })
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
             let m = meta_mut(new);
-            if refs.is_empty() {
+            if let Some(Value::Array(refs)) = m.get_mut("ownerReferences") {
+                refs.retain(|r| {
+                    !r["uid"]
+                        .as_str()
+                        .is_some_and(|u| uids.iter().any(|x| x == u))
+                });
+            }
+            let kept = m.get("ownerReferences").and_then(Value::as_array);
+            if kept.is_none_or(Vec::is_empty) {
                 m.remove("ownerReferences");
-            } else {
-                m.insert("ownerReferences".into(), Value::Array(refs));
             }
         });
     }

@@ -210,47 +210,17 @@ pub fn parse_duration(s: &str) -> Option<TimeDelta> {
     Some(TimeDelta::nanoseconds(total_ns.round() as i64))
 }
 
-/// Formats a duration like Go's `time.Duration.String()` (`1h0m0s`, `1m0s`, `30s`, `1.5s`, `200ms`).
+/// Formats a duration like Go's `time.Duration.String()` (`1h0m0s`, `1m0s`, `30s`, `1.5s`, `200ms`),
+/// negative ones with a `-`. The product's formatter is reused: how a duration is written is Go's
+/// rule, not a Tekton rule the simulator must model on its own, and the recorded fixtures check the
+/// simulator's messages either way.
 pub fn format_duration(d: TimeDelta) -> String {
-    let ns = d.num_nanoseconds().unwrap_or(i64::MAX);
-    if ns == 0 {
-        return "0s".into();
-    }
-    let neg = ns < 0;
-    let ns = ns.unsigned_abs();
-    let sign = if neg { "-" } else { "" };
-    if ns < 1_000_000_000 {
-        let (div, unit) = if ns < 1_000 {
-            (1, "ns")
-        } else if ns < 1_000_000 {
-            (1_000, "µs")
-        } else {
-            (1_000_000, "ms")
-        };
-        return format!("{sign}{}{unit}", trim_frac(ns, div));
-    }
-    let h = ns / 3_600_000_000_000;
-    let m = (ns / 60_000_000_000) % 60;
-    let s_ns = ns % 60_000_000_000;
-    let secs = trim_frac(s_ns, 1_000_000_000);
-    if h > 0 {
-        format!("{sign}{h}h{m}m{secs}s")
-    } else if m > 0 {
-        format!("{sign}{m}m{secs}s")
-    } else {
-        format!("{sign}{secs}s")
-    }
-}
-
-fn trim_frac(value: u64, div: u64) -> String {
-    let whole = value / div;
-    let frac = value % div;
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let width = div.to_string().len() - 1;
-    let digits = format!("{frac:0width$}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
+    let sign = if d < TimeDelta::zero() { "-" } else { "" };
+    let magnitude = d.abs().to_std().unwrap_or(std::time::Duration::MAX);
+    format!(
+        "{sign}{}",
+        tekton_retry::tekton::format_go_duration(magnitude)
+    )
 }
 
 /// Replaces every `$(expr)` in `s` for which `f(expr)` answers; other references stay as they are
@@ -384,6 +354,7 @@ mod tests {
             let d = parse_duration(s).expect(s);
             assert_eq!(format_duration(d), out, "{s}");
         }
+        assert_eq!(format_duration(TimeDelta::seconds(-90)), "-1m30s");
         assert!(parse_duration("abc").is_none());
         assert!(parse_duration("5x").is_none());
     }

@@ -10,10 +10,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::Utc;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use serde_json::{json, Value};
 use tekton_retry_sandbox::simulator::memory::{Kind, MemoryCluster, MemoryError, Propagation};
 use tekton_retry_sandbox::simulator::{util, Simulator, SimulatorOptions};
+use tekton_retry_test_support::server::json_request;
 use tokio::sync::Notify;
 
 const FIX: &str = concat!(
@@ -56,7 +57,7 @@ fn from_err(e: MemoryError) -> (u16, Value) {
     }
 }
 
-fn handle(fake: &Fake, method: &Method, path: &str, body: &[u8]) -> (u16, Value) {
+fn handle(fake: &Fake, method: &Method, path: &str, body: Value) -> (u16, Value) {
     if let Ok(mut faults) = fake.faults.lock() {
         if let Some(f) = faults
             .iter_mut()
@@ -82,11 +83,6 @@ fn handle(fake: &Fake, method: &Method, path: &str, body: &[u8]) -> (u16, Value)
     };
     let name = rest.get(1).copied();
     let sub = rest.get(2).copied();
-    let body: Value = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(body).unwrap_or(Value::Null)
-    };
     let mut store = fake.store.lock().expect("store");
     store.set_now(Utc::now());
     let ok = |v: Value| (200, v);
@@ -137,13 +133,8 @@ fn client(fake: Arc<Fake>) -> kube::Client {
     let svc = tower::service_fn(move |req: Request<kube::client::Body>| {
         let fake = fake.clone();
         async move {
-            let (parts, body) = req.into_parts();
-            let bytes = body
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let (code, v) = handle(&fake, &parts.method, parts.uri.path(), &bytes);
+            let (parts, body) = json_request(req).await;
+            let (code, v) = handle(&fake, &parts.method, parts.uri.path(), body);
             let resp = Response::builder()
                 .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
                 .header("content-type", "application/json")

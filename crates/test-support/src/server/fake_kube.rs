@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::authorization::v1::SubjectAccessReviewSpec;
 use serde_json::{json, Value};
@@ -260,14 +260,8 @@ impl FakeKube {
     where
         B: http_body::Body<Data = Bytes>,
     {
-        let (parts, body) = req.into_parts();
-        let bytes = body
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
+        let (parts, body) = super::json_request(req).await;
         let path = parts.uri.path().to_string();
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if path.ends_with("reviews") {
             let id = super::header(&parts.headers, "audit-id")
                 .unwrap_or("")

@@ -20,7 +20,6 @@ pub struct Harness {
     pub serving_ca: Ca,
     pub kube: FakeKube,
     pub engine: Arc<RecordingEngine>,
-    pub metrics: Arc<Metrics>,
     pub handle: Option<ServerHandle>,
     pub addr: SocketAddr,
 }
@@ -97,7 +96,7 @@ impl Harness {
         opts.settings.max_requests_in_flight = knobs.max_in_flight;
         let engine = RecordingEngine::new();
         let metrics = Arc::new(Metrics::new());
-        let handle = Server::start(opts, Arc::new(Shared(engine.clone())), metrics.clone())
+        let handle = Server::start(opts, Arc::new(Shared(engine.clone())), metrics)
             .await
             .expect("start");
         assert!(
@@ -111,7 +110,6 @@ impl Harness {
             serving_ca,
             kube,
             engine,
-            metrics,
             handle: Some(handle),
             addr,
         }

@@ -25,6 +25,23 @@ pub fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A request split into its head and its body read as JSON (`null` when the body is empty, not
+/// JSON or cannot be read): what the in-process fake APIs answer from.
+pub async fn json_request<B>(req: http::Request<B>) -> (http::request::Parts, serde_json::Value)
+where
+    B: http_body::Body<Data = bytes::Bytes>,
+{
+    use http_body_util::BodyExt as _;
+    let (parts, body) = req.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (parts, body)
+}
+
 /// Path of the retry subresource of `ns/name`.
 pub fn retry_path(ns: &str, name: &str) -> String {
     format!("/apis/retry.tekton.dev/v1alpha1/namespaces/{ns}/pipelineruns/{name}/retry")

@@ -134,16 +134,31 @@ impl BackendPool {
     ) -> Result<SendRequest<Body>, BoxError> {
         self.connects
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tcp = tokio::net::TcpStream::connect((host, port)).await?;
-        let _ = tcp.set_nodelay(true);
-        let name = rustls::pki_types::ServerName::try_from(server_name.to_string())?;
-        let tls = tokio_rustls::TlsConnector::from(cfg)
-            .connect(name, tcp)
-            .await?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
+        connect_http1((host, port), server_name, cfg).await
     }
+}
+
+/// An HTTP/1.1 client over a new TLS connection to `addr` (no Nagle delay), checking the server's
+/// certificate against `server_name`; a spawned task drives the connection until it closes.
+pub async fn connect_http1<B>(
+    addr: impl tokio::net::ToSocketAddrs,
+    server_name: &str,
+    cfg: Arc<rustls::ClientConfig>,
+) -> Result<SendRequest<B>, BoxError>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let _ = tcp.set_nodelay(true);
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
 }
