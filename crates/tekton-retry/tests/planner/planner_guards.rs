@@ -152,3 +152,133 @@ fn a_when_skipped_task_whose_values_read_a_result_that_runs_again_is_retried() {
     let retried: Vec<&str> = p.retried.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(retried, ["x", "w"], "w may now be true");
 }
+
+/// A task skipped by `when`s, after `x` (which fails and runs again) and with `first` as its
+/// first `when`; its second `when` reads a result of `x`.
+fn when_skipped_after_x(first: Value) -> Sim {
+    let reads_x = json!({"input": "$(tasks.x.results.go)", "operator": "in", "values": ["true"]});
+    Sim::new()
+        .task("x", json!({}))
+        .task("w", json!({ "when": [first, reads_x] }))
+        .ran("x", Out::Failed)
+        .skipped("w", "When Expressions evaluated to false")
+}
+
+#[test]
+fn a_when_that_is_false_whatever_runs_keeps_its_task_skipped() {
+    for (first, skipped_again) in [
+        // CEL without variables: Tekton evaluates it to the same value again.
+        (json!({"cel": "'a' == 'b'"}), true),
+        (json!({"cel": "'a' == 'a'"}), false),
+        // A variable is substituted first: its value is not known here.
+        (json!({"cel": "'$(params.env)' == 'b'"}), false),
+        (
+            json!({"input": "a", "operator": "notin", "values": ["a"]}),
+            true,
+        ),
+        (
+            json!({"input": "a", "operator": "notin", "values": ["b"]}),
+            false,
+        ),
+        (
+            json!({"input": "a", "operator": "in", "values": ["b"]}),
+            true,
+        ),
+    ] {
+        let sim = when_skipped_after_x(first.clone());
+        let p = plan_of(&sim, &sim.run()).expect("plan");
+        let retried: Vec<&str> = p.retried.iter().map(|r| r.name.as_str()).collect();
+        let want: &[&str] = if skipped_again { &["x"] } else { &["x", "w"] };
+        assert_eq!(retried, want, "{first}");
+    }
+}
+
+/// A run whose pipeline workspace `shared` is bound as `binding`, task `a` succeeded and is kept
+/// (`a_mounts`: the claim its TaskRun mounted for its workspace `src`), task `b` failed and runs
+/// again; both bind `shared` as `src`.
+fn workspace_run(binding: Value, a_mounts: Option<&str>) -> (Sim, Value) {
+    let uses = json!({"workspaces": [{"name": "src", "workspace": "shared"}]});
+    let mounted = a_mounts.map_or(json!({}), |claim| {
+        json!({"spec": {"workspaces": [{"name": "src", "persistentVolumeClaim": {"claimName": claim}}]}})
+    });
+    let sim = Sim::new()
+        .task("a", uses.clone())
+        .task("b", uses)
+        .child("a", "run-a", "TaskRun", Out::Succeeded, mounted)
+        .ran("b", Out::Failed);
+    let mut run = sim.run();
+    let mut ws = binding;
+    ws["name"] = json!("shared");
+    run["spec"]["workspaces"] = json!([ws]);
+    (sim, run)
+}
+
+fn gone_claims(sim: &Sim, run: &Value, existing: Option<&[&str]>) -> Vec<(Option<String>, String)> {
+    let pvcs: std::collections::BTreeSet<String> = existing
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let spec = RetrySpec::default();
+    let mut i = input(run, &sim.children, &spec, time(NOW));
+    if existing.is_some() {
+        i.existing_pvcs = Some(&pvcs);
+    }
+    match plan(&i) {
+        Ok(_) => Vec::new(),
+        Err(Refusal::WorkspaceGone { gone, .. }) => {
+            gone.into_iter().map(|c| (c.workspace, c.claim)).collect()
+        }
+        Err(other) => panic!("unexpected refusal {other}"),
+    }
+}
+
+#[test]
+fn a_claim_named_by_the_run_or_mounted_by_a_kept_run_is_checked_for_the_task_that_runs_again() {
+    let named = json!({"persistentVolumeClaim": {"claimName": "data"}});
+    let (sim, run) = workspace_run(named, None);
+    assert_eq!(
+        gone_claims(&sim, &run, Some(&[])),
+        [(Some("shared".to_string()), "data".to_string())]
+    );
+    assert!(gone_claims(&sim, &run, Some(&["data"])).is_empty());
+    // An empty claim name names no claim.
+    let (sim, run) = workspace_run(json!({"persistentVolumeClaim": {"claimName": ""}}), None);
+    assert!(gone_claims(&sim, &run, Some(&[])).is_empty());
+
+    // A template's claim is known from the kept run that mounted it.
+    let template = json!({"volumeClaimTemplate": {"spec": {}}});
+    let (sim, run) = workspace_run(template, Some("pvc-1dbde596f6"));
+    assert_eq!(
+        gone_claims(&sim, &run, Some(&[])),
+        [(Some("shared".to_string()), "pvc-1dbde596f6".to_string())]
+    );
+}
+
+#[test]
+fn auto_cleanup_makes_a_template_claim_gone_once_whether_or_not_its_name_is_known() {
+    let template = json!({"volumeClaimTemplate": {"spec": {}}});
+    let cleaned = |sim: &Sim, mut run: Value| {
+        run["metadata"]["annotations"]["tekton.dev/auto-cleanup-pvc"] = json!("true");
+        (sim.clone(), run)
+    };
+    // Name known from the kept run: that claim, once.
+    let (sim, run) = workspace_run(template.clone(), Some("pvc-1dbde596f6"));
+    let (sim, run) = cleaned(&sim, run);
+    assert_eq!(
+        gone_claims(&sim, &run, None),
+        [(Some("shared".to_string()), "pvc-1dbde596f6".to_string())]
+    );
+    // Name unknown (no run mounted it) and claims not listed: gone all the same.
+    let (sim, run) = workspace_run(template, None);
+    let (sim, run) = cleaned(&sim, run);
+    assert_eq!(
+        gone_claims(&sim, &run, None),
+        [(
+            Some("shared".to_string()),
+            "(from volumeClaimTemplate)".to_string()
+        )]
+    );
+    // Claims listed and none known for the workspace: nothing to name.
+    assert!(gone_claims(&sim, &run, Some(&[])).is_empty());
+}
