@@ -423,8 +423,8 @@ impl Executor {
             });
         }
         let archive = AttemptArchive {
-            attempt: record.attempt.saturating_sub(1),
-            archived_at: record.start.clone(),
+            attempt: record.retry.attempt.saturating_sub(1),
+            archived_at: record.retry.start.clone(),
             runs,
             truncated: false,
         };
@@ -616,7 +616,7 @@ impl Executor {
             .await
         {
             Ok(written) => {
-                debug!(%ns, %name, attempt = record.attempt, "status reset written");
+                debug!(%ns, %name, attempt = record.retry.attempt, "status reset written");
                 Ok(Some(written))
             }
             Err(e) if e.is_conflict() => Ok(None),

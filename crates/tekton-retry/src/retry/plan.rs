@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::record::{AttemptRecord, Phase, RunRef};
+use super::record::{AttemptRecord, LastRetry, Phase, RunRef};
 use crate::api::{FinallyPolicy, RetriedTask, RetrySpec};
 
 /// Everything the planner looks at. No I/O happens in the planner: the executor gathers this.
@@ -113,19 +113,21 @@ impl Plan {
             namespace: claim.namespace.to_string(),
             name: claim.name.to_string(),
             uid: self.pipeline_run_uid.clone(),
-            attempt: self.attempt,
-            phase: Some(Phase::Claimed),
-            start: claim.start,
-            end: None,
-            outcome: None,
-            by: claim.by.to_string(),
-            reason: claim.reason,
-            tasks: self.retried.iter().map(|t| t.name.clone()).collect(),
+            retry: LastRetry {
+                attempt: self.attempt,
+                phase: Some(Phase::Claimed),
+                start: claim.start,
+                end: None,
+                outcome: None,
+                by: claim.by.to_string(),
+                reason: claim.reason,
+                tasks: self.retried.iter().map(|t| t.name.clone()).collect(),
+                finally: claim.finally,
+            },
             replace_now: self.delete_now.iter().map(run_ref).collect(),
             replace_after_spec_clear: self.delete_after_spec_clear.iter().map(run_ref).collect(),
             drop_references: self.dangling_references.clone(),
             remove_annotations: self.remove_annotations.clone(),
-            finally: claim.finally,
             original_start_time: self.original_start_time.clone(),
             original_completion_time: self.original_completion_time.clone(),
         }

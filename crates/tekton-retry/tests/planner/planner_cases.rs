@@ -369,7 +369,10 @@ fn preconditions_and_attempts() {
     let run = sim.run();
     let record = tekton_retry::retry::record::AttemptRecord {
         uid: "run-uid".into(),
-        attempt: 2,
+        retry: tekton_retry::retry::record::LastRetry {
+            attempt: 2,
+            ..Default::default()
+        },
         original_start_time: Some("2026-11-26T09:59:00Z".into()),
         original_completion_time: Some("2026-11-26T10:01:00Z".into()),
         ..Default::default()

@@ -11,7 +11,7 @@ use crate::tekton::ObjectView;
 /// The annotations the mirror of `record` consists of, with their values.
 fn expected(record: &AttemptRecord) -> Vec<(&'static str, String)> {
     let mut out = vec![
-        (annotations::ATTEMPT, record.attempt.to_string()),
+        (annotations::ATTEMPT, record.retry.attempt.to_string()),
         (
             annotations::LAST_RETRY,
             serde_json::to_string(&record.summary()).unwrap_or_default(),
@@ -86,10 +86,13 @@ mod tests {
 
     fn record() -> AttemptRecord {
         AttemptRecord {
-            attempt: 2,
-            phase: Some(Phase::Started),
-            start: "2026-11-26T20:00:00Z".into(),
-            by: "alice".into(),
+            retry: LastRetry {
+                attempt: 2,
+                phase: Some(Phase::Started),
+                start: "2026-11-26T20:00:00Z".into(),
+                by: "alice".into(),
+                ..Default::default()
+            },
             original_start_time: Some("T0".into()),
             remove_annotations: vec!["chains.tekton.dev/signed".into()],
             ..Default::default()
@@ -110,8 +113,8 @@ mod tests {
         assert!(matches(&run, &r));
         assert_eq!(run["metadata"]["annotations"]["team"], "a", "others kept");
         let mut later = r.clone();
-        later.phase = Some(Phase::Ended);
-        later.outcome = Some("Succeeded".into());
+        later.retry.phase = Some(Phase::Ended);
+        later.retry.outcome = Some("Succeeded".into());
         assert!(!matches(&run, &later), "an older mirror does not match");
         let mut forged = run.clone();
         forged["metadata"]["annotations"][annotations::ATTEMPT] = json!("7");
