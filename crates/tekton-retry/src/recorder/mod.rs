@@ -30,7 +30,7 @@ pub use crate::retry::metrics::RetryMetrics;
 pub use decide::{decide, Action};
 
 use crate::api::{labels, UserInfo};
-use crate::retry::cluster::{ClusterError, PIPELINERUNS};
+use crate::retry::cluster::{ClusterError, PIPELINERUNS, RUN};
 use crate::retry::record::store::{self as record_store, Stored};
 use crate::retry::record::{mirror, AttemptRecord, Phase};
 use crate::retry::{Engine, RetryRequest};
@@ -194,7 +194,7 @@ impl Recorder {
                         .engine
                         .executor()
                         .cluster()
-                        .merge_patch(PIPELINERUNS, ns, name, patch, None)
+                        .merge_patch(RUN, (ns, name), patch, None)
                         .await
                     {
                         Ok(_) => {
@@ -225,7 +225,7 @@ impl Recorder {
                     .engine
                     .executor()
                     .cluster()
-                    .merge_patch(PIPELINERUNS, ns, name, mirror::patch(&fresh, rv), None)
+                    .merge_patch(RUN, (ns, name), mirror::patch(&fresh, rv), None)
                     .await
                 {
                     Ok(_) => {
