@@ -147,11 +147,7 @@ fn restart_tasks_take_their_dependents_by_run_after_results_and_when() {
         .task("d", json!({"when": [{"input": "$(tasks.a.results.flag)", "operator": "in", "values": ["y"]}]}))
         .task("e", json!({}))
         .task("f", json!({}))
-        .ran("a", Out::Succeeded)
-        .ran("b", Out::Succeeded)
-        .ran("c", Out::Succeeded)
-        .ran("d", Out::Succeeded)
-        .ran("e", Out::Succeeded)
+        .ran_all(&["a", "b", "c", "d", "e"], Out::Succeeded)
         .ran("f", Out::Failed);
     let p = ok(&sim, &restart(&["a"]));
     assert_eq!(

@@ -181,6 +181,11 @@ impl Sim {
         self.child(task, &name, "TaskRun", out, serde_json::json!({}))
     }
 
+    /// Adds a TaskRun for each of `tasks`, all with this outcome (as [`Sim::ran`]).
+    pub fn ran_all(self, tasks: &[&str], out: Out) -> Self {
+        tasks.iter().fold(self, |sim, task| sim.ran(task, out))
+    }
+
     /// Adds a child run of any kind; `extra` is merged into the object.
     pub fn child(mut self, task: &str, name: &str, kind: &str, out: Out, extra: Value) -> Self {
         let api = if kind == "CustomRun" {
