@@ -18,6 +18,15 @@ fn run_plan(sim: &Sim, spec: &RetrySpec) -> Result<Plan, Refusal> {
     plan(&input(&run, &sim.children, spec, time(NOW)))
 }
 
+/// Task `a` succeeded and task `b` (with `b_extra`, e.g. a `runAfter`) failed.
+fn succeeded_a_and_failed_b(b_extra: Value) -> Sim {
+    Sim::new()
+        .task("a", json!({}))
+        .task("b", b_extra)
+        .ran("a", Out::Succeeded)
+        .ran("b", Out::Failed)
+}
+
 fn ok(sim: &Sim, spec: &RetrySpec) -> Plan {
     run_plan(sim, spec).unwrap_or_else(|e| panic!("expected a plan, got {e}"))
 }
@@ -232,11 +241,7 @@ fn custom_runs_and_child_pipelineruns_are_rerun_like_taskruns() {
 
 #[test]
 fn missing_succeeded_child_is_refused_unless_restarted() {
-    let mut sim = Sim::new()
-        .task("a", json!({}))
-        .task("b", json!({"runAfter": ["a"]}))
-        .ran("a", Out::Succeeded)
-        .ran("b", Out::Failed);
+    let mut sim = succeeded_a_and_failed_b(json!({"runAfter": ["a"]}));
     sim.children.retain(|c| c["metadata"]["name"] != "run-a");
     let e = refused(&sim, &dflt());
     assert!(matches!(e, Refusal::MissingChildren { .. }), "{e:?}");
@@ -492,11 +497,7 @@ fn chains_annotations_are_removed() {
 
 #[test]
 fn timeouts_zero_tasks_and_adjusted_start() {
-    let sim = Sim::new()
-        .task("a", json!({}))
-        .task("b", json!({}))
-        .ran("a", Out::Succeeded)
-        .ran("b", Out::Failed);
+    let sim = succeeded_a_and_failed_b(json!({}));
     let spec = dflt();
     let mut run = sim.run();
     run["spec"]["timeouts"] = json!({"pipeline": "0s"});
@@ -589,11 +590,7 @@ fn pipeline_spec_from_the_pipeline_or_refused() {
 
 #[test]
 fn unreferenced_children_are_adopted_and_foreign_ones_ignored() {
-    let mut sim = Sim::new()
-        .task("a", json!({}))
-        .task("b", json!({}))
-        .ran("a", Out::Succeeded)
-        .ran("b", Out::Failed);
+    let mut sim = succeeded_a_and_failed_b(json!({}));
     // b's reference was dropped but its run exists (fixture childrefs v1: Tekton re-adopts it).
     sim.refs.retain(|r| r["name"] != "run-b");
     // A run of another PipelineRun and a run of a task the pipeline does not have.
@@ -659,11 +656,7 @@ fn workspace_claims_checked_only_when_known() {
 
 #[test]
 fn status_patch_leaves_everything_else_alone() {
-    let sim = Sim::new()
-        .task("a", json!({}))
-        .task("b", json!({"runAfter": ["a"]}))
-        .ran("a", Out::Succeeded)
-        .ran("b", Out::Failed);
+    let sim = succeeded_a_and_failed_b(json!({"runAfter": ["a"]}));
     let run = sim.run();
     let p = ok(&sim, &dflt());
     let mut after = run.clone();
