@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use http::{header, Method, Request};
+use percent_encoding::AsciiSet;
 use serde_json::{json, Value};
 
 use crate::rbac;
@@ -325,15 +326,12 @@ impl Cluster {
             resource.collection_url("watch", ns)?,
             timeout.as_secs().max(1)
         );
-        for (key, value) in [
+        let params = [
             ("labelSelector", labels),
             ("fieldSelector", fields),
             ("resourceVersion", resource_version),
-        ] {
-            if !value.is_empty() {
-                uri.push_str(&format!("&{key}={}", encode(value)));
-            }
-        }
+        ];
+        push_query(&mut uri, &params, percent_encoding::NON_ALPHANUMERIC);
         let what = format!("watch {} in {ns}", resource.plural);
         let req = request(&what, Method::GET, uri, None, audit)?;
         self.bucket.acquire().await;
@@ -531,6 +529,18 @@ fn settle<T>(
     }
 }
 
+/// Appends `&key=value` to `uri` for each parameter that has a value (an empty one is left out:
+/// no selector, or no resourceVersion to start from), the bytes of the value in `escaped` (and all
+/// non-ASCII ones) percent-encoded. Shared with the kubectl plugin's watches.
+pub fn push_query(uri: &mut String, params: &[(&str, &str)], escaped: &'static AsciiSet) {
+    for (key, value) in params {
+        if !value.is_empty() {
+            let value = percent_encoding::utf8_percent_encode(value, escaped);
+            uri.push_str(&format!("&{key}={value}"));
+        }
+    }
+}
+
 /// Percent-encodes a query value.
 fn encode(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
@@ -616,6 +626,21 @@ pub fn object_name<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_parameters_without_a_value_are_left_out() {
+        let mut uri = "/api/v1/pods?watch=true".to_string();
+        let params = [
+            ("labelSelector", "tekton.dev/pipelineRun=run-1"),
+            ("fieldSelector", ""),
+            ("resourceVersion", "42"),
+        ];
+        push_query(&mut uri, &params, percent_encoding::NON_ALPHANUMERIC);
+        assert_eq!(
+            uri,
+            "/api/v1/pods?watch=true&labelSelector=tekton%2Edev%2FpipelineRun%3Drun%2D1&resourceVersion=42"
+        );
+    }
 
     #[test]
     fn names_that_would_address_another_url_are_refused() {
