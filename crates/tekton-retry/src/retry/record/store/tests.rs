@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use http::{Method, Request, Response};
-use http_body_util::BodyExt;
 use kube::client::Body;
 
 use super::*;
@@ -200,11 +199,7 @@ fn store() -> (RecordStore, Arc<Mutex<Api>>) {
         let api = shared.clone();
         async move {
             let (parts, body) = req.into_parts();
-            let bytes = body
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let bytes = body.collect_bytes().await.unwrap_or_default();
             let body: Option<Value> = serde_json::from_slice(&bytes).ok();
             let (code, answer) = api.lock().expect("api").serve(
                 &parts.method,
