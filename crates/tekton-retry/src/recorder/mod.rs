@@ -307,7 +307,8 @@ impl Recorder {
         self.metrics.outcome(ns, label);
         let recovery = if succeeded {
             record
-                .original_completion_time
+                .original
+                .completion
                 .as_deref()
                 .and_then(|o| seconds_between(o, end))
         } else {

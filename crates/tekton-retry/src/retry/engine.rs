@@ -495,8 +495,7 @@ impl Engine {
             delete_after_spec_clear: Vec::new(),
             clear_spec_status: false,
             remaining_timeout: None,
-            original_start_time: record.original_start_time.clone(),
-            original_completion_time: record.original_completion_time.clone(),
+            original: record.original.clone(),
             remove_annotations: Vec::new(),
             dangling_references: Vec::new(),
         };
@@ -711,8 +710,8 @@ fn response(
         retried_tasks: plan.retried.clone(),
         preserved_tasks: plan.preserved.clone(),
         start_time: record.map(|r| r.retry.start.clone()),
-        original_start_time: plan.original_start_time.clone(),
-        original_completion_time: plan.original_completion_time.clone(),
+        original_start_time: plan.original.start.clone(),
+        original_completion_time: plan.original.completion.clone(),
         remaining_timeout: plan.remaining_timeout.map(format_go_duration_secs),
         message: Some(if dry_run {
             format!("dry run: attempt {attempt} would re-run {tasks}")

@@ -364,7 +364,7 @@ fn preconditions_and_attempts() {
     assert!(e.to_string().contains("attempt 1"));
     let p = ok(&sim, &with(Some("run-uid"), Some(1)));
     assert_eq!(p.attempt, 2);
-    assert_eq!(p.original_start_time.as_deref(), Some(START));
+    assert_eq!(p.original.start.as_deref(), Some(START));
 
     // Already retried once: attempt 2 and the original times come from the record.
     let run = sim.run();
@@ -374,8 +374,10 @@ fn preconditions_and_attempts() {
             attempt: 2,
             ..Default::default()
         },
-        original_start_time: Some("2026-11-26T09:59:00Z".into()),
-        original_completion_time: Some("2026-11-26T10:01:00Z".into()),
+        original: tekton_retry::retry::record::OriginalTimes {
+            start: Some("2026-11-26T09:59:00Z".into()),
+            completion: Some("2026-11-26T10:01:00Z".into()),
+        },
         ..Default::default()
     };
     let spec = with(None, Some(2));
@@ -412,7 +414,7 @@ fn preconditions_and_attempts() {
     let spec = with(None, Some(1));
     let p = plan(&input(&forged, &sim.children, &spec, time(NOW))).expect("a plan");
     assert_eq!(p.attempt, 2);
-    assert_eq!(p.original_start_time.as_deref(), Some(START));
+    assert_eq!(p.original.start.as_deref(), Some(START));
     forged["metadata"]["annotations"]["retry.tekton.dev/attempt"] = json!("two");
     assert!(plan(&input(&forged, &sim.children, &dflt(), time(NOW))).is_ok());
 }

@@ -106,8 +106,8 @@ pub fn deleted_now(plan: &Plan) -> Vec<(&str, &str, &str)> {
 /// `status.startTime` and `status.completionTime` of attempt 1, as the plan carries them.
 pub fn original_times(plan: &Plan) -> (Option<&str>, Option<&str>) {
     (
-        plan.original_start_time.as_deref(),
-        plan.original_completion_time.as_deref(),
+        plan.original.start.as_deref(),
+        plan.original.completion.as_deref(),
     )
 }
 

@@ -17,10 +17,10 @@ fn expected(record: &AttemptRecord) -> Vec<(&'static str, String)> {
             serde_json::to_string(&record.summary()).unwrap_or_default(),
         ),
     ];
-    if let Some(t) = &record.original_start_time {
+    if let Some(t) = &record.original.start {
         out.push((annotations::ORIGINAL_START_TIME, t.clone()));
     }
-    if let Some(t) = &record.original_completion_time {
+    if let Some(t) = &record.original.completion {
         out.push((annotations::ORIGINAL_COMPLETION_TIME, t.clone()));
     }
     out
@@ -82,7 +82,7 @@ pub fn removal_patch(run: &Value, record: &AttemptRecord) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::retry::record::Phase;
+    use crate::retry::record::{OriginalTimes, Phase};
 
     fn record() -> AttemptRecord {
         AttemptRecord {
@@ -93,7 +93,10 @@ mod tests {
                 by: "alice".into(),
                 ..Default::default()
             },
-            original_start_time: Some("T0".into()),
+            original: OriginalTimes {
+                start: Some("T0".into()),
+                completion: None,
+            },
             remove_annotations: vec!["chains.tekton.dev/signed".into()],
             ..Default::default()
         }

@@ -130,10 +130,26 @@ pub struct AttemptRecord {
     #[serde(default)]
     pub remove_annotations: Vec<String>,
     /// `status.startTime` and `status.completionTime` of attempt 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub original_start_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub original_completion_time: Option<String>,
+    #[serde(flatten)]
+    pub original: OriginalTimes,
+}
+
+/// `status.startTime` and `status.completionTime` of a run's attempt 1: what the run showed before
+/// its first retry, kept for every later attempt.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginalTimes {
+    #[serde(
+        rename = "originalStartTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub start: Option<String>,
+    #[serde(
+        rename = "originalCompletionTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub completion: Option<String>,
 }
 
 impl AttemptRecord {
@@ -261,6 +277,17 @@ mod tests {
         json!({"metadata": {"name": name, "uid": uid}})
     }
 
+    /// The record of an attempt claimed at `start`.
+    fn claimed_at(start: &str) -> AttemptRecord {
+        AttemptRecord {
+            retry: LastRetry {
+                start: start.into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
     fn cancelled_run(spec_status: Option<&str>, completion: &str) -> Value {
         let mut run = json!({
             "metadata": {"name": "demo-run"},
@@ -277,13 +304,7 @@ mod tests {
 
     #[test]
     fn a_cancel_the_spec_no_longer_asks_for_is_an_earlier_outcome_whatever_its_time() {
-        let record = AttemptRecord {
-            retry: LastRetry {
-                start: "2026-11-26T19:29:45Z".into(),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let record = claimed_at("2026-11-26T19:29:45Z");
         // Race 2 of fixtures/cancelled, with the stale write landing seconds after the claim.
         let stale = cancelled_run(None, "2026-11-26T19:29:47Z");
         assert!(shows_old_outcome(&stale, &record, true));
@@ -306,13 +327,7 @@ mod tests {
 
     #[test]
     fn an_earlier_completion_is_an_earlier_outcome_and_the_claims_second_asks_the_children() {
-        let record = AttemptRecord {
-            retry: LastRetry {
-                start: "2026-11-26T19:29:45Z".into(),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let record = claimed_at("2026-11-26T19:29:45Z");
         let failed = |completion: Option<&str>| {
             let mut run = json!({"metadata": {"name": "r"}, "status": {"conditions": [
                 {"type": "Succeeded", "status": "False", "reason": "Failed", "message": "m"}]}});
@@ -444,8 +459,10 @@ mod tests {
             },
             replace_now: vec![RunRef::new("TaskRun", "r-b", "u-b")],
             drop_references: vec!["r-m-0".into()],
-            original_start_time: Some("T0".into()),
-            original_completion_time: Some("T1".into()),
+            original: OriginalTimes {
+                start: Some("T0".into()),
+                completion: Some("T1".into()),
+            },
             ..Default::default()
         };
         assert_eq!(record, want);
