@@ -95,43 +95,37 @@ pub fn from_other_response(code: u16, body: &str) -> Failure {
     map_response(code, body, false)
 }
 
+/// The string at `pointer` in `v`; empty when there is none.
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
 fn map_response(code: u16, body: &str, retry_api: bool) -> Failure {
     let status: Option<Value> = serde_json::from_str::<Value>(body)
         .ok()
         .filter(|v| v.get("kind").and_then(Value::as_str) == Some("Status"));
     let (reason, message, ours, causes) = match &status {
         Some(s) => {
-            let reason = s
-                .get("reason")
-                .and_then(Value::as_str)
-                .filter(|r| !r.is_empty())
-                .unwrap_or_else(|| reason_for_code(code))
-                .to_string();
-            let message = s
-                .get("message")
-                .and_then(Value::as_str)
-                .filter(|m| !m.is_empty())
-                .map(str::to_string)
-                .unwrap_or_else(|| default_message(code));
-            let ours = s.pointer("/details/group").and_then(Value::as_str) == Some(GROUP);
+            let reason = match str_at(s, "/reason") {
+                "" => reason_for_code(code),
+                r => r,
+            };
+            let message = match str_at(s, "/message") {
+                "" => default_message(code),
+                m => m.to_string(),
+            };
+            let ours = str_at(s, "/details/group") == GROUP;
             let causes: Vec<String> = s
                 .pointer("/details/causes")
                 .and_then(Value::as_array)
-                .map(|cs| {
-                    cs.iter()
-                        .map(|c| {
-                            let field = c.get("field").and_then(Value::as_str).unwrap_or("");
-                            let msg = c.get("message").and_then(Value::as_str).unwrap_or("");
-                            if field.is_empty() {
-                                msg.to_string()
-                            } else {
-                                format!("{field}: {msg}")
-                            }
-                        })
-                        .collect()
+                .into_iter()
+                .flatten()
+                .map(|c| match (str_at(c, "/field"), str_at(c, "/message")) {
+                    ("", msg) => msg.to_string(),
+                    (field, msg) => format!("{field}: {msg}"),
                 })
-                .unwrap_or_default();
-            (reason, message, ours, causes)
+                .collect();
+            (reason.to_string(), message, ours, causes)
         }
         None => {
             let text = body.trim();

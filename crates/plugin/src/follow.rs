@@ -496,32 +496,50 @@ mod tests {
         (run, vec![trs[0].clone(), b])
     }
 
-    fn states(v: &FollowView) -> Vec<(String, TaskState)> {
+    /// The view of a run and its TaskRuns at `time`.
+    fn view_at((run, trs): (Value, Vec<Value>), time: &str) -> FollowView {
+        view(&run, &trs, at(time))
+    }
+
+    /// Each task's name, state and duration.
+    fn rows(v: &FollowView) -> Vec<(&str, TaskState, Option<u64>)> {
         v.tasks
             .iter()
-            .map(|t| (t.name.clone(), t.state.clone()))
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    t.state.clone(),
+                    t.duration.map(|d| d.as_secs()),
+                )
+            })
+            .collect()
+    }
+
+    /// Each task's name and state.
+    fn states(v: &FollowView) -> Vec<(&str, TaskState)> {
+        rows(v)
+            .into_iter()
+            .map(|(name, state, _)| (name, state))
             .collect()
     }
 
     #[test]
     fn failed_fixture() {
-        let (run, trs) = failed();
-        let v = view(&run, &trs, at("2026-11-26T19:30:00Z"));
+        let v = view_at(failed(), "2026-11-26T19:30:00Z");
         assert_eq!(
-            states(&v),
-            vec![
-                ("a".into(), TaskState::Succeeded),
-                ("b".into(), TaskState::Failed("StepFailed".into())),
+            rows(&v),
+            [
+                ("a", TaskState::Succeeded, Some(3)),
+                ("b", TaskState::Failed("StepFailed".into()), Some(3)),
                 (
-                    "c".into(),
-                    TaskState::Skipped("PipelineRun was stopping".into())
+                    "c",
+                    TaskState::Skipped("PipelineRun was stopping".into()),
+                    None
                 ),
-                ("report".into(), TaskState::Succeeded),
+                ("report", TaskState::Succeeded, Some(3)),
             ]
         );
         assert!(v.tasks[3].finally && !v.tasks[0].finally);
-        assert_eq!(v.tasks[1].duration, Some(Duration::from_secs(3)));
-        assert_eq!(v.tasks[2].duration, None);
         assert_eq!(v.progress_line(), "4/4 tasks done");
         assert_eq!(v.attempt, 1);
         assert_eq!(
@@ -556,15 +574,14 @@ mod tests {
 
     #[test]
     fn running_task_duration_counts_to_now() {
-        let (run, trs) = mid_attempt();
-        let v = view(&run, &trs, at("2026-11-26T19:28:06Z"));
+        let v = view_at(mid_attempt(), "2026-11-26T19:28:06Z");
         assert_eq!(
             states(&v),
-            vec![
-                ("a".into(), TaskState::Succeeded),
-                ("b".into(), TaskState::Running),
-                ("c".into(), TaskState::Waiting),
-                ("report".into(), TaskState::Waiting),
+            [
+                ("a", TaskState::Succeeded),
+                ("b", TaskState::Running),
+                ("c", TaskState::Waiting),
+                ("report", TaskState::Waiting),
             ]
         );
         // b started 19:28:01 (06-final-taskrun-demo-run-b.json).

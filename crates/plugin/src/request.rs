@@ -5,6 +5,7 @@ use tekton_retry::api::{
     PipelineRunRetry, Preconditions, RetryMeta, RetrySpec, API_VERSION, GROUP, HISTORY_SUBRESOURCE,
     KIND, RESOURCE, SUBRESOURCE, VERSION,
 };
+use tekton_retry::retry::cluster::push_query;
 
 /// Bytes escaped in a path segment: everything but letters, digits, `-`, `.` and `_`.
 const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -74,15 +75,12 @@ pub fn taskrun_collection_path(namespace: &str) -> String {
 /// plugin opens it again), with bookmarks.
 pub fn watch_path(collection: &str, fields: &str, labels: &str, resource_version: &str) -> String {
     let mut path = format!("{collection}?watch=true&allowWatchBookmarks=true&timeoutSeconds=300");
-    for (key, value) in [
+    let params = [
         ("fieldSelector", fields),
         ("labelSelector", labels),
         ("resourceVersion", resource_version),
-    ] {
-        if !value.is_empty() {
-            path.push_str(&format!("&{key}={}", enc(value)));
-        }
-    }
+    ];
+    push_query(&mut path, &params, SEGMENT);
     path
 }
 
@@ -155,6 +153,18 @@ mod tests {
         assert_eq!(
             retry_path("demo", "x/../y?z", false),
             "/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/x%2F..%2Fy%3Fz/retry"
+        );
+    }
+
+    #[test]
+    fn watch_paths_leave_out_what_they_do_not_select() {
+        assert_eq!(
+            watch_path(&taskrun_collection_path("demo"), "", "tekton.dev/pipelineRun=r-1", ""),
+            "/apis/tekton.dev/v1/namespaces/demo/taskruns?watch=true&allowWatchBookmarks=true&timeoutSeconds=300&labelSelector=tekton.dev%2FpipelineRun%3Dr-1"
+        );
+        assert_eq!(
+            watch_path(&pipelinerun_collection_path("demo"), "metadata.name=r-1", "", "7"),
+            "/apis/tekton.dev/v1/namespaces/demo/pipelineruns?watch=true&allowWatchBookmarks=true&timeoutSeconds=300&fieldSelector=metadata.name%3Dr-1&resourceVersion=7"
         );
     }
 

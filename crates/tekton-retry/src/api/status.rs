@@ -106,6 +106,31 @@ impl fmt::Display for ApiError {
     }
 }
 
+/// Defines `ApiError::<constructor>(message)` for each `constructor => StatusReason` pair.
+macro_rules! constructors_by_reason {
+    ($($constructor:ident => $reason:ident),* $(,)?) => {
+        impl ApiError {
+            $(
+                #[doc = concat!("An error of reason `", stringify!($reason), "`.")]
+                pub fn $constructor(message: impl Into<String>) -> Self {
+                    Self::new(StatusReason::$reason, message)
+                }
+            )*
+        }
+    };
+}
+
+constructors_by_reason! {
+    bad_request => BadRequest,
+    not_found => NotFound,
+    conflict => Conflict,
+    forbidden => Forbidden,
+    unauthorized => Unauthorized,
+    internal => InternalError,
+    timeout => Timeout,
+    too_large => RequestEntityTooLarge,
+}
+
 impl ApiError {
     pub fn new(reason: StatusReason, message: impl Into<String>) -> Self {
         ApiError {
@@ -116,30 +141,6 @@ impl ApiError {
             retry_after_seconds: None,
             refusal: None,
         }
-    }
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusReason::BadRequest, message)
-    }
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusReason::NotFound, message)
-    }
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusReason::Conflict, message)
-    }
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusReason::Forbidden, message)
-    }
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusReason::Unauthorized, message)
-    }
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusReason::InternalError, message)
-    }
-    pub fn timeout(message: impl Into<String>) -> Self {
-        Self::new(StatusReason::Timeout, message)
-    }
-    pub fn too_large(message: impl Into<String>) -> Self {
-        Self::new(StatusReason::RequestEntityTooLarge, message)
     }
     /// 422 with the causes kubectl prints (`The PipelineRunRetry "NAME" is invalid: FIELD: MESSAGE`).
     pub fn invalid(message: impl Into<String>, causes: Vec<Cause>) -> Self {

@@ -55,8 +55,8 @@ pub fn decide(run: &Value, record: &AttemptRecord, now: DateTime<Utc>, grace: Du
     }
     let phase = record.phase();
     let outcome = outcome_of(run);
-    if phase != Phase::Ended && record.end.is_none() {
-        if let Some(start) = parse(&record.start) {
+    if phase != Phase::Ended && record.retry.end.is_none() {
+        if let Some(start) = parse(&record.retry.start) {
             let completion = view.status_time_str("completionTime");
             // The claim is written while the run is done and the reset clears completionTime, so
             // a completion after the claim's start is this attempt's end.
@@ -100,6 +100,7 @@ pub fn decide(run: &Value, record: &AttemptRecord, now: DateTime<Utc>, grace: Du
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::retry::record::LastRetry;
     use serde_json::json;
 
     fn record(phase: Phase) -> AttemptRecord {
@@ -107,10 +108,13 @@ mod tests {
             namespace: "ns".into(),
             name: "r".into(),
             uid: "u".into(),
-            attempt: 2,
-            phase: Some(phase),
-            start: "2026-11-26T20:00:00Z".into(),
-            by: "alice".into(),
+            retry: LastRetry {
+                attempt: 2,
+                phase: Some(phase),
+                start: "2026-11-26T20:00:00Z".into(),
+                by: "alice".into(),
+                ..Default::default()
+            },
             remove_annotations: vec!["chains.tekton.dev/signed".into()],
             ..Default::default()
         }
@@ -174,8 +178,8 @@ mod tests {
         let v = running(&r);
         assert_eq!(decided(&v, &r, LATER), Action::Nothing);
         let mut ended = record(Phase::Ended);
-        ended.end = Some("2026-11-26T20:01:00Z".into());
-        ended.outcome = Some("Succeeded".into());
+        ended.retry.end = Some("2026-11-26T20:01:00Z".into());
+        ended.retry.outcome = Some("Succeeded".into());
         let v = done(&ended, ("True", "Succeeded"), "2026-11-26T20:01:00Z");
         assert_eq!(decided(&v, &ended, LATER), Action::Nothing);
     }
@@ -202,7 +206,7 @@ mod tests {
         let mut v = running(&r);
         // syncMetadata put the claim-time copy back.
         let mut claimed = r.clone();
-        claimed.phase = Some(Phase::Claimed);
+        claimed.retry.phase = Some(Phase::Claimed);
         json_patch::merge(&mut v, &mirror::patch(&claimed, None));
         assert_eq!(decided(&v, &r, LATER), Action::ReassertMirror);
     }

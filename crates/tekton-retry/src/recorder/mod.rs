@@ -30,7 +30,7 @@ pub use crate::retry::metrics::RetryMetrics;
 pub use decide::{decide, Action};
 
 use crate::api::{labels, UserInfo};
-use crate::retry::cluster::{ClusterError, PIPELINERUNS};
+use crate::retry::cluster::{ClusterError, PIPELINERUNS, RUN};
 use crate::retry::record::store::{self as record_store, Stored};
 use crate::retry::record::{mirror, AttemptRecord, Phase};
 use crate::retry::{Engine, RetryRequest};
@@ -136,16 +136,16 @@ impl Recorder {
                 else {
                     return;
                 };
-                let attempt = record.attempt;
+                let attempt = record.retry.attempt;
                 let (end2, outcome2) = (end.clone(), outcome.clone());
                 let wrote = self
                     .engine
                     .store()
                     .update(&record.uid, None, move |r| {
-                        if r.attempt == attempt && r.end.is_none() {
-                            r.end = Some(end2.clone());
-                            r.outcome = Some(outcome2.clone());
-                            r.phase = Some(Phase::Ended);
+                        if r.retry.attempt == attempt && r.retry.end.is_none() {
+                            r.retry.end = Some(end2.clone());
+                            r.retry.outcome = Some(outcome2.clone());
+                            r.retry.phase = Some(Phase::Ended);
                             true
                         } else {
                             false
@@ -179,7 +179,7 @@ impl Recorder {
                     let (ns, name) = (&record.namespace, &record.name);
                     match engine.repair(ns, name, &record.uid).await {
                         Ok(true) => {
-                            info!(%ns, %name, attempt = record.attempt, "reset again after a stale write")
+                            info!(%ns, %name, attempt = record.retry.attempt, "reset again after a stale write")
                         }
                         Ok(false) => {}
                         Err(e) => {
@@ -194,7 +194,7 @@ impl Recorder {
                         .engine
                         .executor()
                         .cluster()
-                        .merge_patch(PIPELINERUNS, ns, name, patch, None)
+                        .merge_patch(RUN, (ns, name), patch, None)
                         .await
                     {
                         Ok(_) => {
@@ -225,11 +225,11 @@ impl Recorder {
                     .engine
                     .executor()
                     .cluster()
-                    .merge_patch(PIPELINERUNS, ns, name, mirror::patch(&fresh, rv), None)
+                    .merge_patch(RUN, (ns, name), mirror::patch(&fresh, rv), None)
                     .await
                 {
                     Ok(_) => {
-                        info!(%ns, %name, attempt = fresh.attempt, "wrote the run's retry annotations again")
+                        info!(%ns, %name, attempt = fresh.retry.attempt, "wrote the run's retry annotations again")
                     }
                     Err(e) => {
                         debug!(%ns, %name, error = %e, "mirror write lost a race; next event")
@@ -241,7 +241,7 @@ impl Recorder {
 
     async fn roll_forward(&self, run: &Value, record: &AttemptRecord) {
         let (ns, name) = (record.namespace.as_str(), record.name.as_str());
-        let key = format!("{}/{}", record.uid, record.attempt);
+        let key = format!("{}/{}", record.uid, record.retry.attempt);
         let tries = {
             let mut t = self.tries.lock().await;
             let n = t.entry(key.clone()).or_insert(0);
@@ -254,7 +254,7 @@ impl Recorder {
                     "attempt {} (started by {} at {}) was interrupted and could not be completed after {} tries; \
                      check the server's logs, then run the retry again (`kubectl retry pr {name} -n {ns}`), \
                      which completes it",
-                    record.attempt, record.by, record.start, self.opts.max_roll_forward
+                    record.retry.attempt, record.retry.by, record.retry.start, self.opts.max_roll_forward
                 );
                 self.engine
                     .event(ns, run, "Warning", "RetryStalled", &msg, None)
@@ -262,7 +262,7 @@ impl Recorder {
             }
             return;
         }
-        info!(%ns, %name, attempt = record.attempt, tries, "rolling forward an interrupted retry");
+        info!(%ns, %name, attempt = record.retry.attempt, tries, "rolling forward an interrupted retry");
         let req = RetryRequest {
             namespace: ns.to_string(),
             name: name.to_string(),
@@ -293,7 +293,7 @@ impl Recorder {
         if let Err(e) = self.engine.store().index(record, None).await {
             warn!(%ns, %name, error = %e, "could not record the outcome in the attempt history");
         }
-        let duration = seconds_between(&record.start, end);
+        let duration = seconds_between(&record.retry.start, end);
         if let Some(d) = duration {
             self.metrics.attempt_duration.observe(d.max(0.0));
         }
@@ -307,7 +307,8 @@ impl Recorder {
         self.metrics.outcome(ns, label);
         let recovery = if succeeded {
             record
-                .original_completion_time
+                .original
+                .completion
                 .as_deref()
                 .and_then(|o| seconds_between(o, end))
         } else {
@@ -318,7 +319,7 @@ impl Recorder {
         }
         let mut msg = format!(
             "attempt {} (started by {}) ended {outcome}",
-            record.attempt, record.by
+            record.retry.attempt, record.retry.by
         );
         if let Some(d) = duration {
             msg.push_str(&format!(" after {d:.0}s"));
@@ -332,7 +333,7 @@ impl Recorder {
             ("Warning", "RetryFailed")
         };
         self.engine.event(ns, run, kind, reason, &msg, None).await;
-        info!(%ns, %name, attempt = record.attempt, %outcome, "retry outcome recorded");
+        info!(%ns, %name, attempt = record.retry.attempt, %outcome, "retry outcome recorded");
     }
 
     /// The record's run as it is now (whoever holds its name).

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use http::{header, Method, Request};
+use percent_encoding::AsciiSet;
 use serde_json::{json, Value};
 
 use crate::rbac;
@@ -106,6 +107,10 @@ impl Resource {
 }
 
 pub const PIPELINERUNS: Resource = Resource::new("tekton.dev", "v1", "pipelineruns", "PipelineRun");
+/// A PipelineRun itself, as a [`Cluster::merge_patch`] target.
+pub const RUN: (Resource, Option<&'static str>) = (PIPELINERUNS, None);
+/// A PipelineRun's status subresource, as a [`Cluster::merge_patch`] target.
+pub const RUN_STATUS: (Resource, Option<&'static str>) = (PIPELINERUNS, Some("status"));
 pub const TASKRUNS: Resource = Resource::new("tekton.dev", "v1", "taskruns", "TaskRun");
 pub const CUSTOMRUNS: Resource = Resource::new("tekton.dev", "v1beta1", "customruns", "CustomRun");
 pub const PIPELINES: Resource = Resource::new("tekton.dev", "v1", "pipelines", "Pipeline");
@@ -210,27 +215,6 @@ fn permitted(
 }
 
 impl Cluster {
-    /// Sends a request and decodes its JSON answer (an empty answer is `null`).
-    async fn send(
-        &self,
-        what: String,
-        method: Method,
-        uri: String,
-        body: Option<(&'static str, Value)>,
-        audit_id: Option<&str>,
-    ) -> Result<Value, ClusterError> {
-        let text = self
-            .send_text(what.clone(), method, uri, body, audit_id)
-            .await?;
-        if text.trim().is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_str(&text).map_err(|e| ClusterError::Transport {
-            what,
-            message: format!("undecodable answer: {e}"),
-        })
-    }
-
     /// Sends a request (`body`: its content type and JSON) and returns the answer's text.
     async fn send_text(
         &self,
@@ -261,7 +245,10 @@ impl Cluster {
         self.permit(resource, ns, None, verb)?;
         let uri = format!("{}{query}", resource.collection_url(verb, ns)?);
         let what = format!("{verb} {} in {ns}", resource.plural);
-        self.send(what, method_of(verb), uri, body, audit).await
+        let text = self
+            .send_text(what.clone(), method_of(verb), uri, body, audit)
+            .await?;
+        decode_answer(what, &text)
     }
 
     /// A request on the object `ns/name` of `resource` (or its subresource `sub`): `verb` names
@@ -282,7 +269,10 @@ impl Cluster {
             addressed = format!("{addressed}/{sub}");
         }
         let what = format!("{verb} {addressed} {ns}/{name}");
-        self.send(what, method_of(verb), uri, body, audit).await
+        let text = self
+            .send_text(what.clone(), method_of(verb), uri, body, audit)
+            .await?;
+        decode_answer(what, &text)
     }
 
     /// LIST with a label selector; returns the items and the list's resourceVersion (to watch
@@ -336,15 +326,12 @@ impl Cluster {
             resource.collection_url("watch", ns)?,
             timeout.as_secs().max(1)
         );
-        for (key, value) in [
+        let params = [
             ("labelSelector", labels),
             ("fieldSelector", fields),
             ("resourceVersion", resource_version),
-        ] {
-            if !value.is_empty() {
-                uri.push_str(&format!("&{key}={}", encode(value)));
-            }
-        }
+        ];
+        push_query(&mut uri, &params, percent_encoding::NON_ALPHANUMERIC);
         let what = format!("watch {} in {ns}", resource.plural);
         let req = request(&what, Method::GET, uri, None, audit)?;
         self.bucket.acquire().await;
@@ -378,37 +365,18 @@ impl Cluster {
             .map(|(items, _)| items)
     }
 
-    /// JSON merge patch of the main resource. Put `metadata.resourceVersion` in the patch to fence it.
+    /// JSON merge patch of an object, or of a subresource of it ([`RUN_STATUS`] is the only one the
+    /// server writes). Put `metadata.resourceVersion` in the patch to fence it.
     pub async fn merge_patch(
         &self,
-        resource: Resource,
-        ns: &str,
-        name: &str,
-        patch: Value,
-        audit: Option<&str>,
-    ) -> Result<Value, ClusterError> {
-        let body = Some((MERGE_PATCH, patch));
-        self.object_request("patch", (resource, None), (ns, name), body, audit)
-            .await
-    }
-
-    /// JSON merge patch of a PipelineRun's status subresource (the only status the server
-    /// writes).
-    pub async fn merge_patch_run_status(
-        &self,
+        target: (Resource, Option<&'static str>),
         (ns, name): (&str, &str),
         patch: Value,
         audit: Option<&str>,
     ) -> Result<Value, ClusterError> {
-        let status = (PIPELINERUNS, Some("status"));
-        self.object_request(
-            "patch",
-            status,
-            (ns, name),
-            Some((MERGE_PATCH, patch)),
-            audit,
-        )
-        .await
+        let body = Some((MERGE_PATCH, patch));
+        self.object_request("patch", target, (ns, name), body, audit)
+            .await
     }
 
     /// Foreground DELETE with a uid precondition. NotFound and a uid mismatch (someone else's object
@@ -493,6 +461,17 @@ impl Cluster {
     }
 }
 
+/// The JSON of an answer's text (an empty answer is `null`).
+fn decode_answer(what: String, text: &str) -> Result<Value, ClusterError> {
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(text).map_err(|e| ClusterError::Transport {
+        what,
+        message: format!("undecodable answer: {e}"),
+    })
+}
+
 /// The HTTP method of a request that needs the permission `verb`.
 fn method_of(verb: &str) -> Method {
     match verb {
@@ -547,6 +526,18 @@ fn settle<T>(
         Err(_) => Err(ClusterError::Timeout { what }),
         Ok(Ok(answer)) => Ok(answer),
         Ok(Err(e)) => Err(classify(what, e)),
+    }
+}
+
+/// Appends `&key=value` to `uri` for each parameter that has a value (an empty one is left out:
+/// no selector, or no resourceVersion to start from), the bytes of the value in `escaped` (and all
+/// non-ASCII ones) percent-encoded. Shared with the kubectl plugin's watches.
+pub fn push_query(uri: &mut String, params: &[(&str, &str)], escaped: &'static AsciiSet) {
+    for (key, value) in params {
+        if !value.is_empty() {
+            let value = percent_encoding::utf8_percent_encode(value, escaped);
+            uri.push_str(&format!("&{key}={value}"));
+        }
     }
 }
 
@@ -637,6 +628,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn query_parameters_without_a_value_are_left_out() {
+        let mut uri = "/api/v1/pods?watch=true".to_string();
+        let params = [
+            ("labelSelector", "tekton.dev/pipelineRun=run-1"),
+            ("fieldSelector", ""),
+            ("resourceVersion", "42"),
+        ];
+        push_query(&mut uri, &params, percent_encoding::NON_ALPHANUMERIC);
+        assert_eq!(
+            uri,
+            "/api/v1/pods?watch=true&labelSelector=tekton%2Edev%2FpipelineRun%3Drun%2D1&resourceVersion=42"
+        );
+    }
+
+    #[test]
     fn names_that_would_address_another_url_are_refused() {
         for bad in ["", ".", "..", "a/b", "../x", "a%2Fb"] {
             assert!(
@@ -692,12 +698,10 @@ mod tests {
         let bad = "../../api/v1/secrets";
         let r = c.get(PIPELINERUNS, "demo", bad, None).await;
         assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
-        let r = c
-            .merge_patch(PIPELINERUNS, "demo", bad, json!({}), None)
-            .await;
+        let r = c.merge_patch(RUN, ("demo", bad), json!({}), None).await;
         assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
         let r = c
-            .merge_patch_run_status(("demo", bad), json!({}), None)
+            .merge_patch(RUN_STATUS, ("demo", bad), json!({}), None)
             .await;
         assert!(matches!(r, Err(ClusterError::BadName { .. })), "{r:?}");
         let r = c

@@ -214,7 +214,7 @@ impl Engine {
             });
             match self.store().put(&record, stored.as_ref(), audit).await {
                 Ok(claimed) => {
-                    info!(%ns, %name, attempt = plan.attempt, by = %record.by, tasks = ?record.tasks, "retry claimed");
+                    info!(%ns, %name, attempt = plan.attempt, by = %record.retry.by, tasks = ?record.retry.tasks, "retry claimed");
                     // The mirror on the run; the webhook may refuse even a metadata write of a
                     // run that no longer validates: then the claim is taken back.
                     let run = match inner.executor.write_mirror(&record, audit).await {
@@ -246,13 +246,13 @@ impl Engine {
                         .get(&uid, audit)
                         .await
                         .map_err(|e| cluster_error("reading the attempt record", e))?;
-                    if let Some(now) = now.filter(|n| n.record.attempt >= plan.attempt) {
+                    if let Some(now) = now.filter(|n| n.record.retry.attempt >= plan.attempt) {
                         return Err(Refusal::AlreadyStarted {
                             namespace: ns.to_string(),
                             run: name.to_string(),
-                            attempt: now.record.attempt,
-                            by: now.record.by,
-                            start: now.record.start,
+                            attempt: now.record.retry.attempt,
+                            by: now.record.retry.by,
+                            start: now.record.retry.start,
                         }
                         .into());
                     }
@@ -374,16 +374,16 @@ impl Engine {
             req.audit_id.as_deref(),
         );
         let record = &claimed.record;
-        let key = format!("{}/{}", record.uid, record.attempt);
+        let key = format!("{}/{}", record.uid, record.retry.attempt);
         let outcome = async {
             let run = inner
                 .executor
                 .complete(ns, run, record, children, audit)
                 .await?;
-            let attempt = record.attempt;
+            let attempt = record.retry.attempt;
             let mark_started = |r: &mut AttemptRecord| {
-                if r.attempt == attempt && r.phase() == Phase::Claimed {
-                    r.phase = Some(Phase::Started);
+                if r.retry.attempt == attempt && r.phase() == Phase::Claimed {
+                    r.retry.phase = Some(Phase::Started);
                     true
                 } else {
                     false
@@ -430,7 +430,7 @@ impl Engine {
                 Ok(run)
             }
             Err(e) => {
-                warn!(%ns, %name, attempt = record.attempt, error = %e, "retry interrupted; the next request completes it");
+                warn!(%ns, %name, attempt = record.retry.attempt, error = %e, "retry interrupted; the next request completes it");
                 if let Ok(mut s) = inner.interrupted.lock() {
                     s.insert(key);
                 }
@@ -451,37 +451,38 @@ impl Engine {
         let known = inner
             .interrupted
             .lock()
-            .map(|s| s.contains(&format!("{}/{}", record.uid, record.attempt)))
+            .map(|s| s.contains(&format!("{}/{}", record.uid, record.retry.attempt)))
             .unwrap_or(false);
-        let age = parse_time(&record.start).map(|t| Utc::now().signed_duration_since(t));
+        let age = parse_time(&record.retry.start).map(|t| Utc::now().signed_duration_since(t));
         let old_enough =
             age.is_some_and(|a| a.to_std().unwrap_or_default() >= inner.opts.claim_grace);
         if !known && !old_enough {
             return Err(Refusal::InProgress {
                 namespace: ns.to_string(),
                 run: name.to_string(),
-                attempt: record.attempt,
-                by: record.by.clone(),
-                start: record.start.clone(),
+                attempt: record.retry.attempt,
+                by: record.retry.by.clone(),
+                start: record.retry.start.clone(),
                 grace_seconds: inner.opts.claim_grace.as_secs(),
             }
             .into());
         }
         if let Some(p) = req.spec.preconditions.as_ref().and_then(|p| p.attempt) {
             // The interrupted request claimed `record.attempt` from attempt `p`.
-            if p + 1 != record.attempt {
+            if p + 1 != record.retry.attempt {
                 return Err(Refusal::AttemptMismatch {
                     run: name.to_string(),
                     wanted: p,
-                    actual: record.attempt,
+                    actual: record.retry.attempt,
                 }
                 .into());
             }
         }
         let plan = Plan {
-            attempt: record.attempt,
+            attempt: record.retry.attempt,
             pipeline_run_uid: record.uid.clone(),
             retried: record
+                .retry
                 .tasks
                 .iter()
                 .map(|t| RetriedTask {
@@ -494,8 +495,7 @@ impl Engine {
             delete_after_spec_clear: Vec::new(),
             clear_spec_status: false,
             remaining_timeout: None,
-            original_start_time: record.original_start_time.clone(),
-            original_completion_time: record.original_completion_time.clone(),
+            original: record.original.clone(),
             remove_annotations: Vec::new(),
             dangling_references: Vec::new(),
         };
@@ -504,13 +504,17 @@ impl Engine {
             if let Some(s) = resp.status.as_mut() {
                 s.message = Some(format!(
                     "attempt {} was interrupted; a retry completes it",
-                    record.attempt
+                    record.retry.attempt
                 ));
             }
             return Ok(resp);
         }
-        info!(%ns, %name, attempt = record.attempt, "completing an interrupted retry");
-        let (attempt, by, start) = (record.attempt, record.by.clone(), record.start.clone());
+        info!(%ns, %name, attempt = record.retry.attempt, "completing an interrupted retry");
+        let (attempt, by, start) = (
+            record.retry.attempt,
+            record.retry.by.clone(),
+            record.retry.start.clone(),
+        );
         let summary = record.clone();
         if let Err(e) = inner
             .executor
@@ -561,7 +565,7 @@ impl Engine {
         if !stale {
             return Ok(false);
         }
-        warn!(%ns, %name, attempt = record.attempt, "the run went back to its old outcome after the retry started; resetting it again");
+        warn!(%ns, %name, attempt = record.retry.attempt, "the run went back to its old outcome after the retry started; resetting it again");
         inner
             .executor
             .complete(ns, &run, record, None, None)
@@ -675,11 +679,11 @@ impl Inner {
 fn started_message(record: &AttemptRecord) -> String {
     let mut m = format!(
         "{} started attempt {}: re-running {}",
-        record.by,
-        record.attempt,
-        record.tasks.join(", ")
+        record.retry.by,
+        record.retry.attempt,
+        record.retry.tasks.join(", ")
     );
-    if let Some(r) = &record.reason {
+    if let Some(r) = &record.retry.reason {
         m.push_str(&format!(" (reason: {r})"));
     }
     m
@@ -705,9 +709,9 @@ fn response(
         pipeline_run_uid: ObjectView::new(run).uid().to_string(),
         retried_tasks: plan.retried.clone(),
         preserved_tasks: plan.preserved.clone(),
-        start_time: record.map(|r| r.start.clone()),
-        original_start_time: plan.original_start_time.clone(),
-        original_completion_time: plan.original_completion_time.clone(),
+        start_time: record.map(|r| r.retry.start.clone()),
+        original_start_time: plan.original.start.clone(),
+        original_completion_time: plan.original.completion.clone(),
         remaining_timeout: plan.remaining_timeout.map(format_go_duration_secs),
         message: Some(if dry_run {
             format!("dry run: attempt {attempt} would re-run {tasks}")

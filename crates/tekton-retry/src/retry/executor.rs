@@ -18,7 +18,8 @@ use serde_json::{json, Value};
 use tracing::{debug, info};
 
 use super::cluster::{
-    child_run_resource, Cluster, ClusterError, CUSTOMRUNS, PIPELINERUNS, PODS, TASKRUNS,
+    child_run_resource, Cluster, ClusterError, CUSTOMRUNS, PIPELINERUNS, PODS, RUN, RUN_STATUS,
+    TASKRUNS,
 };
 use super::planner;
 use super::record::history::{self, ArchivedRun, AttemptArchive};
@@ -423,8 +424,8 @@ impl Executor {
             });
         }
         let archive = AttemptArchive {
-            attempt: record.attempt.saturating_sub(1),
-            archived_at: record.start.clone(),
+            attempt: record.retry.attempt.saturating_sub(1),
+            archived_at: record.retry.start.clone(),
             runs,
             truncated: false,
         };
@@ -612,11 +613,11 @@ impl Executor {
         let patch = json!({"metadata": {"resourceVersion": rv}, "status": status});
         match self
             .cluster
-            .merge_patch_run_status((ns, name), patch, audit)
+            .merge_patch(RUN_STATUS, (ns, name), patch, audit)
             .await
         {
             Ok(written) => {
-                debug!(%ns, %name, attempt = record.attempt, "status reset written");
+                debug!(%ns, %name, attempt = record.retry.attempt, "status reset written");
                 Ok(Some(written))
             }
             Err(e) if e.is_conflict() => Ok(None),
@@ -646,7 +647,7 @@ impl Executor {
         let patch = json!({"metadata": {"resourceVersion": rv}, "spec": {"status": null}});
         match self
             .cluster
-            .merge_patch(PIPELINERUNS, ns, name, patch, audit)
+            .merge_patch(RUN, (ns, name), patch, audit)
             .await
         {
             Ok(written) => {
@@ -684,7 +685,7 @@ impl Executor {
         if let Some(patch) = mirror::removal_patch(run, record) {
             match self
                 .cluster
-                .merge_patch(PIPELINERUNS, ns, name, patch, audit)
+                .merge_patch(RUN, (ns, name), patch, audit)
                 .await
             {
                 Ok(_) => {
@@ -706,9 +707,8 @@ impl Executor {
     ) -> Result<Value, ClusterError> {
         self.cluster
             .merge_patch(
-                PIPELINERUNS,
-                &record.namespace,
-                &record.name,
+                RUN,
+                (&record.namespace, &record.name),
                 mirror::patch(record, None),
                 audit,
             )

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::record::{AttemptRecord, Phase, RunRef};
+use super::record::{AttemptRecord, LastRetry, OriginalTimes, Phase, RunRef};
 use crate::api::{FinallyPolicy, RetriedTask, RetrySpec};
 
 /// Everything the planner looks at. No I/O happens in the planner: the executor gathers this.
@@ -78,10 +78,9 @@ pub struct Plan {
     pub clear_spec_status: bool,
     /// Pipeline timeout budget left, measured from the original `startTime`. `None`: no timeout.
     pub remaining_timeout: Option<Duration>,
-    /// `status.startTime` of attempt 1 (from the record when already retried).
-    pub original_start_time: Option<String>,
-    /// `status.completionTime` of attempt 1 (from the record when already retried).
-    pub original_completion_time: Option<String>,
+    /// `status.startTime` and `status.completionTime` of attempt 1 (from the record when already
+    /// retried).
+    pub original: OriginalTimes,
     /// Annotations removed from the run by the claim (`chains.tekton.dev/*`, so the final attempt
     /// is attested again).
     pub remove_annotations: Vec<String>,
@@ -113,21 +112,22 @@ impl Plan {
             namespace: claim.namespace.to_string(),
             name: claim.name.to_string(),
             uid: self.pipeline_run_uid.clone(),
-            attempt: self.attempt,
-            phase: Some(Phase::Claimed),
-            start: claim.start,
-            end: None,
-            outcome: None,
-            by: claim.by.to_string(),
-            reason: claim.reason,
-            tasks: self.retried.iter().map(|t| t.name.clone()).collect(),
+            retry: LastRetry {
+                attempt: self.attempt,
+                phase: Some(Phase::Claimed),
+                start: claim.start,
+                end: None,
+                outcome: None,
+                by: claim.by.to_string(),
+                reason: claim.reason,
+                tasks: self.retried.iter().map(|t| t.name.clone()).collect(),
+                finally: claim.finally,
+            },
             replace_now: self.delete_now.iter().map(run_ref).collect(),
             replace_after_spec_clear: self.delete_after_spec_clear.iter().map(run_ref).collect(),
             drop_references: self.dangling_references.clone(),
             remove_annotations: self.remove_annotations.clone(),
-            finally: claim.finally,
-            original_start_time: self.original_start_time.clone(),
-            original_completion_time: self.original_completion_time.clone(),
+            original: self.original.clone(),
         }
     }
 

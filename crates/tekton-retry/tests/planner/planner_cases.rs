@@ -18,6 +18,15 @@ fn run_plan(sim: &Sim, spec: &RetrySpec) -> Result<Plan, Refusal> {
     plan(&input(&run, &sim.children, spec, time(NOW)))
 }
 
+/// Task `a` succeeded and task `b` (with `b_extra`, e.g. a `runAfter`) failed.
+fn succeeded_a_and_failed_b(b_extra: Value) -> Sim {
+    Sim::new()
+        .task("a", json!({}))
+        .task("b", b_extra)
+        .ran("a", Out::Succeeded)
+        .ran("b", Out::Failed)
+}
+
 fn ok(sim: &Sim, spec: &RetrySpec) -> Plan {
     run_plan(sim, spec).unwrap_or_else(|e| panic!("expected a plan, got {e}"))
 }
@@ -147,11 +156,7 @@ fn restart_tasks_take_their_dependents_by_run_after_results_and_when() {
         .task("d", json!({"when": [{"input": "$(tasks.a.results.flag)", "operator": "in", "values": ["y"]}]}))
         .task("e", json!({}))
         .task("f", json!({}))
-        .ran("a", Out::Succeeded)
-        .ran("b", Out::Succeeded)
-        .ran("c", Out::Succeeded)
-        .ran("d", Out::Succeeded)
-        .ran("e", Out::Succeeded)
+        .ran_all(&["a", "b", "c", "d", "e"], Out::Succeeded)
         .ran("f", Out::Failed);
     let p = ok(&sim, &restart(&["a"]));
     assert_eq!(
@@ -236,11 +241,7 @@ fn custom_runs_and_child_pipelineruns_are_rerun_like_taskruns() {
 
 #[test]
 fn missing_succeeded_child_is_refused_unless_restarted() {
-    let mut sim = Sim::new()
-        .task("a", json!({}))
-        .task("b", json!({"runAfter": ["a"]}))
-        .ran("a", Out::Succeeded)
-        .ran("b", Out::Failed);
+    let mut sim = succeeded_a_and_failed_b(json!({"runAfter": ["a"]}));
     sim.children.retain(|c| c["metadata"]["name"] != "run-a");
     let e = refused(&sim, &dflt());
     assert!(matches!(e, Refusal::MissingChildren { .. }), "{e:?}");
@@ -363,15 +364,20 @@ fn preconditions_and_attempts() {
     assert!(e.to_string().contains("attempt 1"));
     let p = ok(&sim, &with(Some("run-uid"), Some(1)));
     assert_eq!(p.attempt, 2);
-    assert_eq!(p.original_start_time.as_deref(), Some(START));
+    assert_eq!(p.original.start.as_deref(), Some(START));
 
     // Already retried once: attempt 2 and the original times come from the record.
     let run = sim.run();
     let record = tekton_retry::retry::record::AttemptRecord {
         uid: "run-uid".into(),
-        attempt: 2,
-        original_start_time: Some("2026-11-26T09:59:00Z".into()),
-        original_completion_time: Some("2026-11-26T10:01:00Z".into()),
+        retry: tekton_retry::retry::record::LastRetry {
+            attempt: 2,
+            ..Default::default()
+        },
+        original: tekton_retry::retry::record::OriginalTimes {
+            start: Some("2026-11-26T09:59:00Z".into()),
+            completion: Some("2026-11-26T10:01:00Z".into()),
+        },
         ..Default::default()
     };
     let spec = with(None, Some(2));
@@ -408,7 +414,7 @@ fn preconditions_and_attempts() {
     let spec = with(None, Some(1));
     let p = plan(&input(&forged, &sim.children, &spec, time(NOW))).expect("a plan");
     assert_eq!(p.attempt, 2);
-    assert_eq!(p.original_start_time.as_deref(), Some(START));
+    assert_eq!(p.original.start.as_deref(), Some(START));
     forged["metadata"]["annotations"]["retry.tekton.dev/attempt"] = json!("two");
     assert!(plan(&input(&forged, &sim.children, &dflt(), time(NOW))).is_ok());
 }
@@ -493,11 +499,7 @@ fn chains_annotations_are_removed() {
 
 #[test]
 fn timeouts_zero_tasks_and_adjusted_start() {
-    let sim = Sim::new()
-        .task("a", json!({}))
-        .task("b", json!({}))
-        .ran("a", Out::Succeeded)
-        .ran("b", Out::Failed);
+    let sim = succeeded_a_and_failed_b(json!({}));
     let spec = dflt();
     let mut run = sim.run();
     run["spec"]["timeouts"] = json!({"pipeline": "0s"});
@@ -590,11 +592,7 @@ fn pipeline_spec_from_the_pipeline_or_refused() {
 
 #[test]
 fn unreferenced_children_are_adopted_and_foreign_ones_ignored() {
-    let mut sim = Sim::new()
-        .task("a", json!({}))
-        .task("b", json!({}))
-        .ran("a", Out::Succeeded)
-        .ran("b", Out::Failed);
+    let mut sim = succeeded_a_and_failed_b(json!({}));
     // b's reference was dropped but its run exists (fixture childrefs v1: Tekton re-adopts it).
     sim.refs.retain(|r| r["name"] != "run-b");
     // A run of another PipelineRun and a run of a task the pipeline does not have.
@@ -660,11 +658,7 @@ fn workspace_claims_checked_only_when_known() {
 
 #[test]
 fn status_patch_leaves_everything_else_alone() {
-    let sim = Sim::new()
-        .task("a", json!({}))
-        .task("b", json!({"runAfter": ["a"]}))
-        .ran("a", Out::Succeeded)
-        .ran("b", Out::Failed);
+    let sim = succeeded_a_and_failed_b(json!({"runAfter": ["a"]}));
     let run = sim.run();
     let p = ok(&sim, &dflt());
     let mut after = run.clone();

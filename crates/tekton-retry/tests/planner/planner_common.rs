@@ -106,8 +106,8 @@ pub fn deleted_now(plan: &Plan) -> Vec<(&str, &str, &str)> {
 /// `status.startTime` and `status.completionTime` of attempt 1, as the plan carries them.
 pub fn original_times(plan: &Plan) -> (Option<&str>, Option<&str>) {
     (
-        plan.original_start_time.as_deref(),
-        plan.original_completion_time.as_deref(),
+        plan.original.start.as_deref(),
+        plan.original.completion.as_deref(),
     )
 }
 
@@ -179,6 +179,11 @@ impl Sim {
     pub fn ran(self, task: &str, out: Out) -> Self {
         let name = format!("{}-{task}", self.name);
         self.child(task, &name, "TaskRun", out, serde_json::json!({}))
+    }
+
+    /// Adds a TaskRun for each of `tasks`, all with this outcome (as [`Sim::ran`]).
+    pub fn ran_all(self, tasks: &[&str], out: Out) -> Self {
+        tasks.iter().fold(self, |sim, task| sim.ran(task, out))
     }
 
     /// Adds a child run of any kind; `extra` is merged into the object.

@@ -445,16 +445,24 @@ fn run_that_timed_out_is_refused_with_its_budget() {
 
 #[test]
 fn succeeded_and_running_fixtures_are_conflicts() {
-    let (run, children) = moment("dag-failed", "06-final");
-    let spec = RetrySpec::default();
-    let e = refusal(&run, &children, &spec, "2026-11-26T19:29:00Z");
-    assert!(matches!(e, Refusal::Succeeded { .. }), "{e:?}");
-    assert_eq!(e.code(), 409);
-
-    let (run, children) = moment("cancelled", "01-running");
-    let e = refusal(&run, &children, &spec, "2026-11-26T19:29:15Z");
-    assert!(matches!(e, Refusal::NotDone { .. }), "{e:?}");
-    assert_eq!(e.code(), 409);
+    // The labels name one refusal each: `Succeeded` and `NotDone`.
+    for (scenario, at, now, label) in [
+        (
+            "dag-failed",
+            "06-final",
+            "2026-11-26T19:29:00Z",
+            "Succeeded",
+        ),
+        ("cancelled", "01-running", "2026-11-26T19:29:15Z", "NotDone"),
+    ] {
+        let (run, children) = moment(scenario, at);
+        let e = refusal(&run, &children, &RetrySpec::default(), now);
+        assert_eq!(
+            (e.code(), e.label()),
+            (409, label),
+            "{scenario}/{at}: {e:?}"
+        );
+    }
 }
 
 #[test]

@@ -112,13 +112,18 @@ fn the_tasks_fetched_again_are_the_plain_local_refs_of_tasks_without_a_run_after
         .ran("deleted", Out::Failed)
         .ran("kept", Out::Succeeded)
         .skipped("skipped", "Parent Tasks were skipped")
-        .ran("resolved", Out::Failed)
-        .ran("cluster", Out::Failed)
-        .ran("custom", Out::Failed)
-        .ran("tekton-api", Out::Failed)
-        .ran("empty-api", Out::Failed)
-        .ran("unnamed", Out::Failed)
-        .ran("inline", Out::Failed);
+        .ran_all(
+            &[
+                "resolved",
+                "cluster",
+                "custom",
+                "tekton-api",
+                "empty-api",
+                "unnamed",
+                "inline",
+            ],
+            Out::Failed,
+        );
     let run = sim.run();
     let spec = RetrySpec::default();
     let input = input(&run, &sim.children, &spec, time(NOW));

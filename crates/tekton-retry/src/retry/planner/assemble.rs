@@ -6,6 +6,7 @@ use crate::tekton::reasons::{pipelinerun_spec_status, CHAINS_ANNOTATION_PREFIX};
 use crate::tekton::PipelineRunView;
 
 use super::super::plan::{ChildRun, Plan, PlanInput};
+use super::super::record::OriginalTimes;
 use super::budget::Budget;
 use super::select::Selection;
 use super::state::RunState;
@@ -147,9 +148,16 @@ pub(super) fn build_plan(
         })
         .unwrap_or_default();
     // Attempt 1's times: from the record once retried (the run's status then holds later ones).
-    let original = |recorded: Option<&String>, field: &str| match input.record {
-        Some(_) => recorded.cloned(),
-        None => run.obj.status_time_str(field).map(str::to_string),
+    // Attempt 1's times: the record's once the run was retried, else the run's own.
+    let original = match input.record {
+        Some(record) => record.original.clone(),
+        None => OriginalTimes {
+            start: run.obj.status_time_str("startTime").map(str::to_string),
+            completion: run
+                .obj
+                .status_time_str("completionTime")
+                .map(str::to_string),
+        },
     };
     Plan {
         attempt,
@@ -160,16 +168,7 @@ pub(super) fn build_plan(
         delete_after_spec_clear,
         clear_spec_status: cancelled,
         remaining_timeout: budget.map(|b| b.remaining),
-        original_start_time: original(
-            input.record.and_then(|r| r.original_start_time.as_ref()),
-            "startTime",
-        ),
-        original_completion_time: original(
-            input
-                .record
-                .and_then(|r| r.original_completion_time.as_ref()),
-            "completionTime",
-        ),
+        original,
         remove_annotations,
         dangling_references,
     }

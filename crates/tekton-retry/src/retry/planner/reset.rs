@@ -48,12 +48,12 @@ pub fn attempt_status_reset(
 pub fn reset_message(record: &AttemptRecord) -> String {
     format!(
         "Retry attempt {} started by {}: re-running {}",
-        record.attempt,
-        record.by,
-        if record.tasks.is_empty() {
+        record.retry.attempt,
+        record.retry.by,
+        if record.retry.tasks.is_empty() {
             "the remaining tasks".to_string()
         } else {
-            record.tasks.join(", ")
+            record.retry.tasks.join(", ")
         }
     )
 }
@@ -113,6 +113,7 @@ fn status_reset(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::retry::record::LastRetry;
 
     #[test]
     fn resets_condition_and_drops_deleted_references() {
@@ -129,9 +130,12 @@ mod tests {
         }});
         // r-b is replaced now, r-m-0 is a dangling reference of a task that runs again.
         let record = AttemptRecord {
-            attempt: 2,
-            by: "alice".into(),
-            tasks: vec!["b".into(), "m".into()],
+            retry: LastRetry {
+                attempt: 2,
+                by: "alice".into(),
+                tasks: vec!["b".into(), "m".into()],
+                ..Default::default()
+            },
             replace_now: vec![crate::retry::record::RunRef::new("TaskRun", "r-b", "u-b")],
             drop_references: vec!["r-m-0".into()],
             ..Default::default()

@@ -11,16 +11,16 @@ use crate::tekton::ObjectView;
 /// The annotations the mirror of `record` consists of, with their values.
 fn expected(record: &AttemptRecord) -> Vec<(&'static str, String)> {
     let mut out = vec![
-        (annotations::ATTEMPT, record.attempt.to_string()),
+        (annotations::ATTEMPT, record.retry.attempt.to_string()),
         (
             annotations::LAST_RETRY,
             serde_json::to_string(&record.summary()).unwrap_or_default(),
         ),
     ];
-    if let Some(t) = &record.original_start_time {
+    if let Some(t) = &record.original.start {
         out.push((annotations::ORIGINAL_START_TIME, t.clone()));
     }
-    if let Some(t) = &record.original_completion_time {
+    if let Some(t) = &record.original.completion {
         out.push((annotations::ORIGINAL_COMPLETION_TIME, t.clone()));
     }
     out
@@ -82,15 +82,21 @@ pub fn removal_patch(run: &Value, record: &AttemptRecord) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::retry::record::Phase;
+    use crate::retry::record::{OriginalTimes, Phase};
 
     fn record() -> AttemptRecord {
         AttemptRecord {
-            attempt: 2,
-            phase: Some(Phase::Started),
-            start: "2026-11-26T20:00:00Z".into(),
-            by: "alice".into(),
-            original_start_time: Some("T0".into()),
+            retry: LastRetry {
+                attempt: 2,
+                phase: Some(Phase::Started),
+                start: "2026-11-26T20:00:00Z".into(),
+                by: "alice".into(),
+                ..Default::default()
+            },
+            original: OriginalTimes {
+                start: Some("T0".into()),
+                completion: None,
+            },
             remove_annotations: vec!["chains.tekton.dev/signed".into()],
             ..Default::default()
         }
@@ -110,8 +116,8 @@ mod tests {
         assert!(matches(&run, &r));
         assert_eq!(run["metadata"]["annotations"]["team"], "a", "others kept");
         let mut later = r.clone();
-        later.phase = Some(Phase::Ended);
-        later.outcome = Some("Succeeded".into());
+        later.retry.phase = Some(Phase::Ended);
+        later.retry.outcome = Some("Succeeded".into());
         assert!(!matches(&run, &later), "an older mirror does not match");
         let mut forged = run.clone();
         forged["metadata"]["annotations"][annotations::ATTEMPT] = json!("7");

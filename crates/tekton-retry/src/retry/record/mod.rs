@@ -108,22 +108,12 @@ pub struct AttemptRecord {
     pub namespace: String,
     pub name: String,
     pub uid: String,
-    /// The attempt claimed last (2 after the first retry).
-    pub attempt: u32,
-    pub phase: Option<Phase>,
-    /// RFC 3339 time of the claim.
-    pub start: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
-    /// Who asked for the attempt (the authenticated user).
-    pub by: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Pipeline tasks the attempt runs again.
-    #[serde(default)]
-    pub tasks: Vec<String>,
+    /// The attempt claimed last (2 after the first retry): its number, start, end, outcome, who
+    /// asked, why, the tasks it runs again, its phase and finally policy. A record written before
+    /// this field was shared with the summary carries `"phase": null` and keeps its fields in
+    /// another order; it reads the same.
+    #[serde(flatten)]
+    pub retry: LastRetry,
     /// Child runs deleted before the status reset.
     #[serde(default)]
     pub replace_now: Vec<RunRef>,
@@ -139,18 +129,32 @@ pub struct AttemptRecord {
     /// (`chains.tekton.dev/*`, so Tekton Chains signs the new outcome).
     #[serde(default)]
     pub remove_annotations: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finally: Option<FinallyPolicy>,
     /// `status.startTime` and `status.completionTime` of attempt 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub original_start_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub original_completion_time: Option<String>,
+    #[serde(flatten)]
+    pub original: OriginalTimes,
+}
+
+/// `status.startTime` and `status.completionTime` of a run's attempt 1: what the run showed before
+/// its first retry, kept for every later attempt.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginalTimes {
+    #[serde(
+        rename = "originalStartTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub start: Option<String>,
+    #[serde(
+        rename = "originalCompletionTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub completion: Option<String>,
 }
 
 impl AttemptRecord {
     pub fn phase(&self) -> Phase {
-        self.phase.unwrap_or(Phase::Claimed)
+        self.retry.phase.unwrap_or(Phase::Claimed)
     }
 
     /// Every replaced run, in the order they are deleted.
@@ -178,22 +182,15 @@ impl AttemptRecord {
     /// the history index.
     pub fn summary(&self) -> LastRetry {
         LastRetry {
-            attempt: self.attempt,
-            start: self.start.clone(),
-            end: self.end.clone(),
-            outcome: self.outcome.clone(),
-            by: self.by.clone(),
-            reason: self.reason.clone(),
-            tasks: self.tasks.clone(),
             phase: Some(self.phase()),
-            finally: self.finally,
+            ..self.retry.clone()
         }
     }
 }
 
 /// The attempt a run is in: the record's, 1 when it has never been retried.
 pub fn current_attempt(record: Option<&AttemptRecord>) -> u32 {
-    record.map_or(1, |r| r.attempt)
+    record.map_or(1, |r| r.retry.attempt)
 }
 
 /// The outcome word recorded for a done run: `Succeeded`, or the `Succeeded` condition's reason.
@@ -225,7 +222,7 @@ pub fn shows_old_outcome(run: &Value, record: &AttemptRecord, new_child: bool) -
         return true;
     }
     let completion = ObjectView::new(run).status_time("completionTime");
-    let start = crate::tekton::parse_time(&record.start);
+    let start = crate::tekton::parse_time(&record.retry.start);
     match (completion, start) {
         (Some(c), Some(s)) if c < s => true,
         (Some(c), Some(s)) if c > s => false,
@@ -280,6 +277,17 @@ mod tests {
         json!({"metadata": {"name": name, "uid": uid}})
     }
 
+    /// The record of an attempt claimed at `start`.
+    fn claimed_at(start: &str) -> AttemptRecord {
+        AttemptRecord {
+            retry: LastRetry {
+                start: start.into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
     fn cancelled_run(spec_status: Option<&str>, completion: &str) -> Value {
         let mut run = json!({
             "metadata": {"name": "demo-run"},
@@ -296,10 +304,7 @@ mod tests {
 
     #[test]
     fn a_cancel_the_spec_no_longer_asks_for_is_an_earlier_outcome_whatever_its_time() {
-        let record = AttemptRecord {
-            start: "2026-11-26T19:29:45Z".into(),
-            ..Default::default()
-        };
+        let record = claimed_at("2026-11-26T19:29:45Z");
         // Race 2 of fixtures/cancelled, with the stale write landing seconds after the claim.
         let stale = cancelled_run(None, "2026-11-26T19:29:47Z");
         assert!(shows_old_outcome(&stale, &record, true));
@@ -322,10 +327,7 @@ mod tests {
 
     #[test]
     fn an_earlier_completion_is_an_earlier_outcome_and_the_claims_second_asks_the_children() {
-        let record = AttemptRecord {
-            start: "2026-11-26T19:29:45Z".into(),
-            ..Default::default()
-        };
+        let record = claimed_at("2026-11-26T19:29:45Z");
         let failed = |completion: Option<&str>| {
             let mut run = json!({"metadata": {"name": "r"}, "status": {"conditions": [
                 {"type": "Succeeded", "status": "False", "reason": "Failed", "message": "m"}]}});
@@ -418,8 +420,11 @@ mod tests {
     #[test]
     fn the_record_round_trips_with_its_phase() {
         let r = AttemptRecord {
-            attempt: 3,
-            phase: Some(Phase::Started),
+            retry: LastRetry {
+                attempt: 3,
+                phase: Some(Phase::Started),
+                ..Default::default()
+            },
             replace_now: vec![RunRef::new("TaskRun", "a", "u")],
             ..Default::default()
         };
@@ -431,6 +436,50 @@ mod tests {
         assert_eq!(current_attempt(None), 1);
     }
 
+    /// Records already stored in clusters were written with every field at the top level in
+    /// another order, and with `"phase": null` before a phase was set: they read the same.
+    #[test]
+    fn records_written_before_the_summary_was_shared_still_read() {
+        let stored = r#"{"namespace":"ns","name":"r","uid":"u","attempt":2,"phase":"ended","start":"2026-11-26T19:30:30Z","end":"2026-11-26T19:31:00Z","outcome":"Succeeded","by":"alice","reason":"flaky","tasks":["b"],"replaceNow":[{"kind":"TaskRun","name":"r-b","uid":"u-b"}],"replaceAfterSpecClear":[],"dropReferences":["r-m-0"],"removeAnnotations":[],"finally":"Keep","originalStartTime":"T0","originalCompletionTime":"T1"}"#;
+        let record: AttemptRecord = serde_json::from_str(stored).expect("parse");
+        let want = AttemptRecord {
+            namespace: "ns".into(),
+            name: "r".into(),
+            uid: "u".into(),
+            retry: LastRetry {
+                attempt: 2,
+                start: "2026-11-26T19:30:30Z".into(),
+                end: Some("2026-11-26T19:31:00Z".into()),
+                outcome: Some("Succeeded".into()),
+                by: "alice".into(),
+                reason: Some("flaky".into()),
+                tasks: vec!["b".into()],
+                phase: Some(Phase::Ended),
+                finally: Some(FinallyPolicy::Keep),
+            },
+            replace_now: vec![RunRef::new("TaskRun", "r-b", "u-b")],
+            drop_references: vec!["r-m-0".into()],
+            original: OriginalTimes {
+                start: Some("T0".into()),
+                completion: Some("T1".into()),
+            },
+            ..Default::default()
+        };
+        assert_eq!(record, want);
+        let written: Value = serde_json::to_value(&record).expect("json");
+        let stored: Value = serde_json::from_str(stored).expect("parse");
+        assert_eq!(
+            written, stored,
+            "the same fields and values, whatever their order"
+        );
+
+        let unphased = r#"{"namespace":"ns","name":"r","uid":"u","attempt":2,"phase":null,"start":"2026-11-26T19:30:30Z","by":"alice","tasks":[]}"#;
+        let record: AttemptRecord = serde_json::from_str(unphased).expect("parse");
+        assert_eq!(record.retry.phase, None);
+        assert_eq!(record.phase(), Phase::Claimed);
+        assert_eq!(record.summary().phase, Some(Phase::Claimed));
+    }
+
     /// The summary on the run and in the history index spells the phase as before it was typed.
     #[test]
     fn the_summary_writes_the_phase_as_a_lowercase_word() {
@@ -440,8 +489,11 @@ mod tests {
             (Phase::Ended, "ended"),
         ] {
             let r = AttemptRecord {
-                attempt: 2,
-                phase: Some(phase),
+                retry: LastRetry {
+                    attempt: 2,
+                    phase: Some(phase),
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             let summary = serde_json::to_value(r.summary()).expect("json");

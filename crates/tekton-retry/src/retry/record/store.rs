@@ -236,7 +236,7 @@ impl RecordStore {
     ) -> Result<(), ClusterError> {
         let summary = record.summary();
         // The first retry has no history yet: create it without reading first.
-        let expect_new = record.attempt <= 2;
+        let expect_new = record.retry.attempt <= 2;
         self.change_history(record, audit, expect_new, |data| {
             if data.contains_key(&history::archive_key(archive.attempt)) {
                 return false;

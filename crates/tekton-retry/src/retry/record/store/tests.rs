@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use http::{Method, Request, Response};
-use http_body_util::BodyExt;
 use kube::client::Body;
 
 use super::*;
@@ -200,11 +199,7 @@ fn store() -> (RecordStore, Arc<Mutex<Api>>) {
         let api = shared.clone();
         async move {
             let (parts, body) = req.into_parts();
-            let bytes = body
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let bytes = body.collect_bytes().await.unwrap_or_default();
             let body: Option<Value> = serde_json::from_slice(&bytes).ok();
             let (code, answer) = api.lock().expect("api").serve(
                 &parts.method,
@@ -228,9 +223,12 @@ fn record(uid: &str, attempt: u32) -> AttemptRecord {
         namespace: "team-a".into(),
         name: "build".into(),
         uid: uid.into(),
-        attempt,
-        start: "2026-12-06T02:00:00Z".into(),
-        by: "alice".into(),
+        retry: LastRetry {
+            attempt,
+            start: "2026-12-06T02:00:00Z".into(),
+            by: "alice".into(),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -266,7 +264,10 @@ fn names_come_from_the_uid_only() {
 fn a_config_map_under_another_name_is_not_a_record() {
     let record = AttemptRecord {
         uid: "u1".into(),
-        attempt: 2,
+        retry: LastRetry {
+            attempt: 2,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let text = serde_json::to_string(&record).expect("json");
@@ -274,7 +275,10 @@ fn a_config_map_under_another_name_is_not_a_record() {
         json!({"metadata": {"name": name, "resourceVersion": "5"},
                "data": {RECORD_KEY: text}})
     };
-    assert_eq!(parse(&cm("retry-u1")).map(|s| s.record.attempt), Some(2));
+    assert_eq!(
+        parse(&cm("retry-u1")).map(|s| s.record.retry.attempt),
+        Some(2)
+    );
     assert!(parse(&cm("retry-u2")).is_none(), "names another run's uid");
     assert!(parse(&json!({"metadata": {"name": "retry-u1"}})).is_none());
 }
@@ -360,6 +364,7 @@ async fn a_write_from_a_stale_read_is_a_conflict() {
             .expect("get")
             .expect("r")
             .record
+            .retry
             .attempt,
         3
     );
@@ -373,14 +378,14 @@ async fn an_update_applies_its_change_again_to_what_another_writer_left() {
     api.lock().expect("api").race_before_put = Some(|cm: &mut Value| {
         let mut r: AttemptRecord =
             serde_json::from_str(cm["data"][RECORD_KEY].as_str().expect("s")).expect("r");
-        r.outcome = Some("Failed".into());
+        r.retry.outcome = Some("Failed".into());
         cm["data"][RECORD_KEY] = json!(serde_json::to_string(&r).expect("json"));
     });
     let mut calls = 0;
     let written = store
         .update("u1", None, |r| {
             calls += 1;
-            r.end = Some("2026-12-06T02:05:00Z".into());
+            r.retry.end = Some("2026-12-06T02:05:00Z".into());
             true
         })
         .await
@@ -399,11 +404,14 @@ async fn an_update_applies_its_change_again_to_what_another_writer_left() {
     let now = store.get("u1", None).await.expect("get").expect("r");
     assert_eq!(now, written);
     assert_eq!(
-        now.record.outcome.as_deref(),
+        now.record.retry.outcome.as_deref(),
         Some("Failed"),
         "the other write is kept"
     );
-    assert_eq!(now.record.end.as_deref(), Some("2026-12-06T02:05:00Z"));
+    assert_eq!(
+        now.record.retry.end.as_deref(),
+        Some("2026-12-06T02:05:00Z")
+    );
 }
 
 #[tokio::test]
@@ -461,7 +469,7 @@ async fn the_list_holds_the_records_only() {
         .await
         .expect("list")
         .into_iter()
-        .map(|s| (s.record.uid, s.record.attempt))
+        .map(|s| (s.record.uid, s.record.retry.attempt))
         .collect();
     listed.sort();
     assert_eq!(listed, [("u1".to_string(), 2), ("u2".to_string(), 3)]);
@@ -591,8 +599,8 @@ async fn the_index_entry_of_an_ended_attempt_is_written_once() {
         .archive(&rec, &archive(1, "r-1"), None)
         .await
         .expect("archive");
-    rec.end = Some("2026-12-06T02:09:00Z".into());
-    rec.outcome = Some("Succeeded".into());
+    rec.retry.end = Some("2026-12-06T02:09:00Z".into());
+    rec.retry.outcome = Some("Succeeded".into());
     seen(&api);
     store.index(&rec, None).await.expect("index");
     assert_eq!(seen(&api), ["GET retry-u1-history", "PUT retry-u1-history"]);
