@@ -292,9 +292,22 @@ async fn a_run_managed_by_another_controller_is_refused() {
     let (sb, admin) = start_no_replay("admin").await;
     let spec = json!({"tasks": [task("a", json!({}))]});
     let managed_by = json!({"managedBy": "example.dev/other-controller"});
+    let sim = sb
+        .simulator
+        .as_ref()
+        .expect("the sandbox runs the simulator");
+    let before = sim.passes();
     create_inline_run(&admin, "mb", spec.clone(), json!({}), managed_by).await;
-    // The other controller ran it and failed it (Tekton never touches it).
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The other controller ran it and failed it (Tekton never touches it): a whole pass of the
+    // simulator that began after the run was created left it as it was.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while sim.passes() < before + 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the simulator passes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let untouched = get(&runs(&admin), "mb").await;
     assert!(
         untouched

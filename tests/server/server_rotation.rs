@@ -173,13 +173,28 @@ async fn serving_certificate_rotated_on_disk_is_served_without_restart() {
     let client = TestClient::new(h.addr, &ca.pem.cert, None, false);
     assert_eq!(client.peer_certificate().await[0], der(&first.cert));
 
-    // A half-written update (certificate without a matching key) is not served.
+    // A half-written update (certificate without a matching key) is not served: once the
+    // reloader has looked at it (it counts the pair invalid), the first certificate still is.
+    let scraper = h.client_ca.issue_client("scraper", &[]).expect("cert");
+    let scraper = TestClient::new(h.addr, &ca.pem.cert, Some(&scraper), false);
+    let reloads = |result: &str| {
+        format!("tekton_retry_serving_certificate_reloads_total{{result=\"{result}\"}}")
+    };
     let broken = CertPem {
         cert: ca.issue_server(&["localhost"]).expect("cert").cert,
         key: first.key.clone(),
     };
     secret_mount_write(dir.path(), 2, &broken);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut metrics = String::new();
+    for _ in 0..600 {
+        metrics = scraper.get("/metrics").await.text();
+        if metrics.contains(&reloads("invalid")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(metrics.contains(&reloads("invalid")), "{metrics}");
+    assert!(!metrics.contains(&reloads("reloaded")), "{metrics}");
     assert_eq!(
         client.peer_certificate().await[0],
         der(&first.cert),
@@ -203,5 +218,10 @@ async fn serving_certificate_rotated_on_disk_is_served_without_restart() {
         "a new handshake sees the rotated certificate"
     );
     assert_eq!(client.get("/livez").await.status, 200);
+    let metrics = scraper.get("/metrics").await.text();
+    assert!(
+        metrics.contains(&format!("{} 1", reloads("reloaded"))),
+        "{metrics}"
+    );
     h.shutdown().await;
 }

@@ -83,6 +83,8 @@ pub struct SimulatorHandle {
     options: Arc<Mutex<SimulatorOptions>>,
     reverts: Arc<AtomicU64>,
     stale_writes: Arc<AtomicU64>,
+    /// Passes the loop completed (each read every run and reconciled it).
+    passes: Arc<AtomicU64>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     watchers: Vec<JoinHandle<()>>,
@@ -111,6 +113,13 @@ impl SimulatorHandle {
     /// How many status writes landed after a conflict, over someone else's change.
     pub fn stale_status_writes(&self) -> u64 {
         self.stale_writes.load(Ordering::Relaxed)
+    }
+
+    /// How many passes the loop completed. Two more than at some moment means that a whole pass
+    /// (a fresh read of every run, and its reconcile) began after that moment: how a test knows
+    /// the controller has looked at what it created, and left it alone.
+    pub fn passes(&self) -> u64 {
+        self.passes.load(Ordering::Relaxed)
     }
 
     /// Turns the fake kubelet on or off.
@@ -172,11 +181,16 @@ impl Simulator {
         let opts = sim.options.clone();
         let reverts = sim.reverts.clone();
         let stale_writes = sim.stale_writes.clone();
+        let passes = Arc::new(AtomicU64::new(0));
+        let completed = passes.clone();
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
                 let writes = match sim.pass().await {
-                    Ok(w) => w,
+                    Ok(w) => {
+                        completed.fetch_add(1, Ordering::Relaxed);
+                        w
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "tekton simulator pass failed");
                         0
@@ -202,6 +216,7 @@ impl Simulator {
             options: opts,
             reverts,
             stale_writes,
+            passes,
             stop,
             task,
             watchers,

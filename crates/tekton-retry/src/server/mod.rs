@@ -248,12 +248,19 @@ impl Server {
             stop_rx.clone(),
         )];
         if let (TlsSource::Files { cert, key }, Some(loaded)) = (&opts.tls, files) {
+            let reloads = tls::ReloadCounter::default();
+            metrics.register(
+                "serving_certificate_reloads",
+                "Changes of the serving certificate files acted on, by result: reloaded, or invalid or unreadable (the certificate in use is kept)",
+                reloads.clone(),
+            );
             background.push(tls::spawn_reloader(
                 tls_state.clone(),
                 cert.clone(),
                 key.clone(),
                 loaded,
                 opts.settings.tls_recheck,
+                reloads,
                 stop_rx.clone(),
             ));
         }

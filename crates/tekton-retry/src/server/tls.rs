@@ -17,6 +17,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
@@ -238,6 +241,18 @@ fn read_pair(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
     Ok((c, k))
 }
 
+/// Labels of [`ReloadCounter`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `reloaded`; `invalid` (the pair does not parse or does not match) or `unreadable` (a file
+    /// is missing): the certificate in use is kept.
+    pub result: &'static str,
+}
+
+/// Changes of the serving certificate files the reloader acted on, by result (exported as
+/// `serving_certificate_reloads_total`).
+pub type ReloadCounter = Family<ReloadLabels, Counter>;
+
 /// Keeps the serving certificate in step with its files until `stop` turns true: a `notify` watch
 /// on the directories holding them (a Secret volume swaps a `..data` symlink in that directory),
 /// plus a re-check every `recheck` in case an event is missed. A pair that fails to parse (e.g.
@@ -249,6 +264,7 @@ pub fn spawn_reloader(
     key: PathBuf,
     loaded: (Vec<u8>, Vec<u8>),
     recheck: Duration,
+    reloads: ReloadCounter,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -293,18 +309,26 @@ pub fn spawn_reloader(
                     // Let a burst of events (symlink swap, several files) settle.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     while rx.try_recv().is_ok() {}
-                    reload_if_changed(&state, &cert, &key, &mut last);
+                    reload_if_changed(&state, &cert, &key, &mut last, &reloads);
                 }
-                _ = tick.tick() => reload_if_changed(&state, &cert, &key, &mut last),
+                _ = tick.tick() => reload_if_changed(&state, &cert, &key, &mut last, &reloads),
             }
         }
     })
 }
 
-fn reload_if_changed(state: &TlsState, cert: &Path, key: &Path, last: &mut (Vec<u8>, Vec<u8>)) {
+fn reload_if_changed(
+    state: &TlsState,
+    cert: &Path,
+    key: &Path,
+    last: &mut (Vec<u8>, Vec<u8>),
+    reloads: &ReloadCounter,
+) {
+    let count = |result| reloads.get_or_create(&ReloadLabels { result }).inc();
     let pair = match read_pair(cert, key) {
         Ok(p) => p,
         Err(e) => {
+            count("unreadable");
             tracing::warn!(error = %e, "serving certificate not readable; keeping the current one");
             return;
         }
@@ -316,9 +340,11 @@ fn reload_if_changed(state: &TlsState, cert: &Path, key: &Path, last: &mut (Vec<
         Ok(ck) => {
             state.set_cert(ck);
             *last = pair;
+            count("reloaded");
             tracing::info!(cert = %cert.display(), "serving certificate reloaded");
         }
         Err(e) => {
+            count("invalid");
             tracing::warn!(error = %e, "new serving certificate invalid; keeping the current one")
         }
     }
