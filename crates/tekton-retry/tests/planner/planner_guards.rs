@@ -287,3 +287,27 @@ fn auto_cleanup_makes_a_template_claim_gone_once_whether_or_not_its_name_is_know
     // Claims listed and none known for the workspace: nothing to name.
     assert!(gone_claims(&sim, &run, Some(&[])).is_empty());
 }
+
+#[test]
+fn finally_tasks_that_succeeded_are_no_work_alone() {
+    // Every task succeeded, finally included: running the finally tasks again would end the same.
+    let done = |finally: Out| {
+        Sim::new()
+            .task("a", json!({}))
+            .finally_task("f", json!({}))
+            .ran("a", Out::Succeeded)
+            .ran("f", finally)
+            .outcome("False", "Cancelled")
+    };
+    let sim = done(Out::Succeeded);
+    let refusal = plan_of(&sim, &sim.run()).expect_err("nothing to do");
+    assert!(
+        matches!(refusal, Refusal::NothingToRetry { .. }),
+        "{refusal:?}"
+    );
+    // A finally task that failed is work.
+    let sim = done(Out::Failed);
+    let p = plan_of(&sim, &sim.run()).expect("planned");
+    let retried: Vec<&str> = p.retried.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(retried, ["f"]);
+}
