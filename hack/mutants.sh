@@ -63,8 +63,13 @@ for area in "$@"; do
   cargo mutants "${args[@]}" || true
   out="mutants.out/$area/mutants.out"
   count() { cat "$@" 2>/dev/null | wc -l; }
-  # With MUTANTS_ITERATE the mutants caught before are not tested again: they count as caught.
-  caught=$(count "$out/caught.txt" "$out/previously_caught.txt")
+  caught=$(count "$out/caught.txt")
+  # With MUTANTS_ITERATE the mutants of this tree caught by an earlier run were not tested again:
+  # they count as caught (the file lists every earlier one; only those that still exist count).
+  if [ "${MUTANTS_ITERATE:-}" = 1 ] && [ -f "$out/previously_caught.txt" ]; then
+    before=$(cargo mutants --list "${select[@]}" 2>/dev/null | grep -cFxf "$out/previously_caught.txt" || true)
+    caught=$((caught + before))
+  fi
   missed=$(count "$out/missed.txt")
   timeout=$(count "$out/timeout.txt")
   unviable=$(count "$out/unviable.txt")
