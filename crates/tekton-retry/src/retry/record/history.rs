@@ -122,12 +122,11 @@ pub fn add_to_history(data: &mut Map<String, Value>, archive: &AttemptArchive, r
         if total <= HISTORY_CAP_BYTES {
             break;
         }
+        // Drop the oldest archive; stop when there is none left to drop (only the index).
         let oldest = data.keys().filter_map(|k| key_attempt(k)).min();
         match oldest {
-            Some(a) => {
-                data.remove(&archive_key(a));
-            }
-            None => break,
+            Some(a) if data.remove(&archive_key(a)).is_some() => {}
+            _ => break,
         }
     }
 }
