@@ -322,3 +322,6 @@ pub fn error_response(e: &ApiError) -> Resp {
     }
     r
 }
+
+#[cfg(test)]
+mod tests;

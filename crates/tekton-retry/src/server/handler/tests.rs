@@ -1,0 +1,382 @@
+//! The request pipeline without a network: [`handle`] called with requests, authenticated by
+//! bearer tokens that a fake TokenReview API knows, authorized by a fake SubjectAccessReview API,
+//! in front of a fake engine.
+
+use std::sync::Mutex;
+
+use http::Request;
+use http_body_util::BodyExt;
+use kube::client::Body;
+use serde_json::json;
+
+use super::*;
+use crate::api::PipelineRunRetry;
+use crate::retry::RetryRequest;
+use crate::server::authn::{AuthConfig, AuthState};
+
+/// The token review answer of each token; `eve` is denied every SubjectAccessReview.
+fn user_of(token: &str) -> Option<(&'static str, &'static [&'static str])> {
+    match token {
+        "admin-token" => Some(("admin", &["system:masters"])),
+        "bob-token" => Some(("bob", &["dev"])),
+        "eve-token" => Some(("eve", &[])),
+        _ => None,
+    }
+}
+
+fn fake_api() -> kube::Client {
+    let svc = tower::service_fn(|req: Request<Body>| async move {
+        let path = req.uri().path().to_string();
+        let bytes = req
+            .into_body()
+            .collect_bytes()
+            .await
+            .map_err(std::io::Error::other)?;
+        let sent: Value = serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
+        let status = if path == crate::server::review::TOKEN_REVIEWS {
+            let token = sent["spec"]["token"].as_str().unwrap_or_default();
+            match user_of(token) {
+                Some((name, groups)) => json!({"authenticated": true,
+                                               "user": {"username": name, "groups": groups}}),
+                None => json!({"authenticated": false}),
+            }
+        } else {
+            let allowed = sent["spec"]["user"] != "eve";
+            json!({"allowed": allowed, "reason": if allowed { "" } else { "no binding" }})
+        };
+        let mut answer = sent;
+        answer["status"] = status;
+        Response::builder()
+            .status(201)
+            .header("content-type", "application/json")
+            .body(Body::from(answer.to_string().into_bytes()))
+            .map_err(std::io::Error::other)
+    });
+    kube::Client::new(svc, "default")
+}
+
+/// An engine that answers a retry with the spec it was sent (after `delay`), and a history.
+struct EchoEngine {
+    delay: Duration,
+    seen: Mutex<Vec<RetryRequest>>,
+}
+
+impl RetryService for EchoEngine {
+    fn retry(
+        &self,
+        req: RetryRequest,
+    ) -> futures::future::BoxFuture<'static, Result<PipelineRunRetry, ApiError>> {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push(req.clone());
+        }
+        let delay = self.delay;
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            Ok(PipelineRunRetry {
+                spec: req.spec,
+                ..Default::default()
+            })
+        })
+    }
+
+    fn history(
+        &self,
+        namespace: String,
+        name: String,
+        _audit_id: Option<String>,
+    ) -> futures::future::BoxFuture<'static, Result<Value, ApiError>> {
+        Box::pin(async move {
+            Ok(json!({"kind": "PipelineRunRetryHistory", "name": format!("{namespace}/{name}")}))
+        })
+    }
+}
+
+struct Server {
+    shared: Arc<Shared>,
+    engine: Arc<EchoEngine>,
+}
+
+fn server(in_flight: usize, request_timeout: Duration, engine_delay: Duration) -> Server {
+    let client = fake_api();
+    let state = Arc::new(AuthState::default());
+    state.set(AuthConfig::default());
+    let metrics = Arc::new(Metrics::new());
+    let engine = Arc::new(EchoEngine {
+        delay: engine_delay,
+        seen: Mutex::new(Vec::new()),
+    });
+    let shared = Arc::new(Shared {
+        authn: Authenticator::new(state.clone(), client.clone(), Duration::from_secs(60)),
+        authz: Authorizer::new(client, Duration::from_secs(60), metrics.clone()),
+        retry: engine.clone(),
+        metrics,
+        health: Arc::new(Health::new(state, Duration::from_secs(300))),
+        request_timeout,
+        in_flight: tokio::sync::Semaphore::new(in_flight),
+    });
+    Server { shared, engine }
+}
+
+fn quick() -> Server {
+    server(8, Duration::from_secs(30), Duration::ZERO)
+}
+
+const RUN: &str = "/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/run";
+
+/// A request as `token` (none: anonymous) with `body`.
+fn request(method: Method, path: &str, token: Option<&str>, body: &str) -> Request<Full<Bytes>> {
+    let mut b = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    b.body(Full::new(Bytes::from(body.to_string())))
+        .expect("request")
+}
+
+async fn send(s: &Server, req: Request<Full<Bytes>>) -> (u16, http::HeaderMap, String) {
+    let resp = handle(s.shared.clone(), Arc::new(ConnInfo::default()), req).await;
+    let code = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    (code, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn status_of(body: &str) -> (String, String) {
+    let v: Value = serde_json::from_str(body).expect("a Status");
+    assert_eq!(v["kind"], "Status", "{body}");
+    (
+        v["reason"].as_str().unwrap_or_default().to_string(),
+        v["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn health_needs_no_credentials_and_only_get() {
+    let s = quick();
+    let (code, headers, body) = send(&s, request(Method::GET, "/livez", None, "")).await;
+    assert_eq!((code, body.as_str()), (200, "ok"));
+    assert_eq!(headers["content-type"], "text/plain; charset=utf-8");
+    let (code, _, body) = send(&s, request(Method::POST, "/livez", None, "")).await;
+    assert_eq!(code, 405);
+    assert_eq!(status_of(&body).0, "MethodNotAllowed");
+}
+
+#[tokio::test]
+async fn without_credentials_every_other_route_is_a_401_status() {
+    let s = quick();
+    for path in ["/apis", "/metrics", &format!("{RUN}/retry"), "/nowhere"] {
+        let (code, headers, body) = send(&s, request(Method::GET, path, None, "")).await;
+        assert_eq!(code, 401, "{path}");
+        assert_eq!(
+            status_of(&body),
+            ("Unauthorized".into(), "Unauthorized".into())
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["cache-control"], "no-cache, private");
+    }
+    let (code, _, _) = send(&s, request(Method::GET, "/apis", Some("unknown"), "")).await;
+    assert_eq!(code, 401);
+}
+
+#[tokio::test]
+async fn the_audit_id_is_the_callers_when_sane_else_a_new_one() {
+    let s = quick();
+    let with = |id: &str| {
+        let mut r = request(Method::GET, "/livez", None, "");
+        r.headers_mut()
+            .insert("audit-id", HeaderValue::from_str(id).expect("value"));
+        r
+    };
+    let (_, headers, _) = send(&s, with("abc-123")).await;
+    assert_eq!(headers["audit-id"], "abc-123");
+    for insane in ["a b".to_string(), "x".repeat(129)] {
+        let (_, headers, _) = send(&s, with(&insane)).await;
+        let id = headers["audit-id"].to_str().expect("id");
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{insane:?} gave {id}");
+    }
+    let (_, headers, _) = send(&s, request(Method::GET, "/livez", None, "")).await;
+    assert!(uuid::Uuid::parse_str(headers["audit-id"].to_str().expect("id")).is_ok());
+}
+
+#[tokio::test]
+async fn unknown_paths_bad_names_and_methods_are_answered_before_any_review() {
+    let s = quick();
+    let cases = [
+        (Method::GET, "/nowhere".to_string(), 404, "NotFound"),
+        (
+            Method::POST,
+            format!("{RUN}%2F..%2Fx/retry"),
+            400,
+            "BadRequest",
+        ),
+        (Method::GET, format!("{RUN}/retry"), 405, "MethodNotAllowed"),
+        (Method::DELETE, "/apis".to_string(), 405, "MethodNotAllowed"),
+    ];
+    for (method, path, code, reason) in cases {
+        // eve is denied every review: an answer other than 403 shows none was made.
+        let (got, _, body) = send(&s, request(method.clone(), &path, Some("eve-token"), "")).await;
+        assert_eq!(
+            (got, status_of(&body).0.as_str()),
+            (code, reason),
+            "{method} {path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_retry_route_is_reviewed_then_answered_by_the_engine() {
+    let s = quick();
+    let body = r#"{"spec": {"restartTasks": ["b"]}}"#;
+    let (code, _, answer) = send(
+        &s,
+        request(
+            Method::POST,
+            &format!("{RUN}/retry"),
+            Some("eve-token"),
+            body,
+        ),
+    )
+    .await;
+    assert_eq!(code, 403);
+    assert!(
+        status_of(&answer)
+            .1
+            .contains("User \"eve\" cannot create resource \"pipelineruns/retry\""),
+        "{answer}"
+    );
+    assert!(s.engine.seen.lock().expect("seen").is_empty());
+
+    let (code, headers, answer) = send(
+        &s,
+        request(
+            Method::POST,
+            &format!("{RUN}/retry"),
+            Some("bob-token"),
+            body,
+        ),
+    )
+    .await;
+    assert_eq!(code, 201, "{answer}");
+    assert_eq!(headers["content-type"], "application/json");
+    let v: Value = serde_json::from_str(&answer).expect("json");
+    assert_eq!(v["spec"]["restartTasks"], json!(["b"]));
+    let seen = s.engine.seen.lock().expect("seen").clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].user.username, "bob");
+    assert!(seen[0]
+        .user
+        .groups
+        .iter()
+        .any(|g| g == "system:authenticated"));
+
+    let (code, _, answer) = send(
+        &s,
+        request(
+            Method::GET,
+            &format!("{RUN}/history"),
+            Some("bob-token"),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&answer).expect("json")["name"],
+        "demo/run"
+    );
+
+    let text = s.shared.metrics.encode().expect("metrics");
+    for sample in [
+        r#"tekton_retry_apiserver_requests_total{verb="create",code="403",route="retry"} 1"#,
+        r#"tekton_retry_apiserver_requests_total{verb="create",code="201",route="retry"} 1"#,
+        r#"tekton_retry_apiserver_requests_total{verb="get",code="200",route="history"} 1"#,
+    ] {
+        assert!(text.contains(sample), "{sample}\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_are_served_to_whoever_may_get_the_path() {
+    let s = quick();
+    let (code, headers, text) =
+        send(&s, request(Method::GET, "/metrics", Some("bob-token"), "")).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        headers["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(
+        text.contains("tekton_retry_apiserver_requests_in_flight 1"),
+        "{text}"
+    );
+    let (code, _, body) = send(&s, request(Method::GET, "/metrics", Some("eve-token"), "")).await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        status_of(&body).1,
+        r#"forbidden: User "eve" cannot get path "/metrics": no binding"#
+    );
+}
+
+#[tokio::test]
+async fn discovery_is_served_to_any_authenticated_user() {
+    let s = quick();
+    let (code, headers, body) =
+        send(&s, request(Method::GET, "/apis", Some("eve-token"), "")).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(headers["vary"], "Accept");
+    assert!(body.contains("retry.tekton.dev"), "{body}");
+}
+
+#[tokio::test]
+async fn a_full_server_answers_429_except_to_system_masters() {
+    let s = server(0, Duration::from_secs(30), Duration::ZERO);
+    let (code, headers, body) =
+        send(&s, request(Method::GET, "/apis", Some("bob-token"), "")).await;
+    assert_eq!(code, 429);
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(status_of(&body).0, "TooManyRequests");
+    let (code, _, _) = send(&s, request(Method::GET, "/apis", Some("admin-token"), "")).await;
+    assert_eq!(code, 200);
+}
+
+#[tokio::test]
+async fn a_request_over_its_time_is_a_504_that_says_the_retry_goes_on() {
+    let s = server(8, Duration::from_millis(50), Duration::from_secs(5));
+    let (code, _, body) = send(
+        &s,
+        request(Method::POST, &format!("{RUN}/retry"), Some("bob-token"), ""),
+    )
+    .await;
+    assert_eq!(code, 504);
+    let (reason, message) = status_of(&body);
+    assert_eq!(reason, "Timeout");
+    assert!(
+        message.contains("a retry that had started keeps going"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn methods_outside_the_standard_set_share_one_metrics_label() {
+    let s = quick();
+    for (method, verb) in [
+        (Method::PUT, "put"),
+        (Method::PATCH, "patch"),
+        (Method::DELETE, "delete"),
+        (Method::HEAD, "head"),
+        (Method::OPTIONS, "options"),
+        (Method::from_bytes(b"BREW").expect("method"), "other"),
+    ] {
+        send(&s, request(method, "/nowhere", None, "")).await;
+        let text = s.shared.metrics.encode().expect("metrics");
+        let sample = format!(
+            r#"tekton_retry_apiserver_requests_total{{verb="{verb}",code="401",route="unknown"}} 1"#
+        );
+        assert!(text.contains(&sample), "{sample}\n{text}");
+    }
+}
