@@ -291,3 +291,41 @@ async fn a_full_cache_keeps_its_fresh_decisions_until_one_more_would_not_fit() {
         .expect("allowed");
     assert_eq!(seen.lock().expect("seen").len(), CACHE_MAX + 2);
 }
+
+#[tokio::test]
+async fn a_full_cache_drops_its_stale_decisions_and_keeps_the_fresh_ones() {
+    // The TTL only has to outlast the few reviews after the wait (milliseconds).
+    let ttl = Duration::from_secs(3);
+    let (authz, _, seen) = authorizer(ttl, |_| answer(true, false, ""));
+    let bob = UserInfo::new("bob", &[]);
+    let run = |i: usize| Attributes::retry("ns", &format!("run-{i}"));
+    let stale = CACHE_MAX - 10;
+    for i in 0..stale {
+        authz
+            .authorize(&bob, &run(i), "old")
+            .await
+            .expect("allowed");
+    }
+    tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+    for i in stale..CACHE_MAX {
+        authz
+            .authorize(&bob, &run(i), "fresh")
+            .await
+            .expect("allowed");
+    }
+    // Full: one more decision drops the stale ones, and the fresh ones stay cached.
+    authz
+        .authorize(&bob, &run(CACHE_MAX), "one more")
+        .await
+        .expect("allowed");
+    let reviews = seen.lock().expect("seen").len();
+    authz
+        .authorize(&bob, &run(CACHE_MAX - 1), "cached")
+        .await
+        .expect("allowed");
+    assert_eq!(
+        seen.lock().expect("seen").len(),
+        reviews,
+        "a fresh decision was kept"
+    );
+}

@@ -365,6 +365,7 @@ async fn a_request_over_its_time_is_a_504_that_says_the_retry_goes_on() {
 async fn methods_outside_the_standard_set_share_one_metrics_label() {
     let s = quick();
     for (method, verb) in [
+        (Method::POST, "post"),
         (Method::PUT, "put"),
         (Method::PATCH, "patch"),
         (Method::DELETE, "delete"),
