@@ -381,3 +381,61 @@ async fn methods_outside_the_standard_set_share_one_metrics_label() {
         assert!(text.contains(&sample), "{sample}\n{text}");
     }
 }
+
+/// Log lines written while `f` runs on this thread.
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn one_access_log_line_per_request_with_its_latency_in_milliseconds_health_at_debug() {
+    let s = quick();
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || Captured(writer.clone()))
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    send(&s, request(Method::GET, "/livez", None, "")).await;
+    send(&s, request(Method::GET, "/apis", None, "")).await;
+    let text = String::from_utf8_lossy(&buf.lock().expect("log")).into_owned();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("tekton_retry::access"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("DEBUG")
+            && lines[0].contains("path=\"/livez\"")
+            && lines[0].contains("code=200"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains(" INFO ")
+            && lines[1].contains("path=\"/apis\"")
+            && lines[1].contains("code=401"),
+        "{text}"
+    );
+    for line in lines {
+        let ms: f64 = line
+            .split("latency_ms=")
+            .nth(1)
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no latency in {line}"));
+        // Milliseconds: more than a nanosecond, less than the second no request here takes.
+        assert!(ms > 1e-6 && ms < 1000.0, "{line}");
+    }
+}
