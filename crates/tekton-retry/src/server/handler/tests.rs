@@ -439,3 +439,32 @@ async fn one_access_log_line_per_request_with_its_latency_in_milliseconds_health
         assert!(ms > 1e-6 && ms < 1000.0, "{line}");
     }
 }
+
+/// Answers an anonymous POST whose body is `chunks` chunks of 1 KiB; returns the code and how
+/// many chunks the server read.
+async fn unread_body_of(chunks: usize) -> (u16, usize) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let read = Arc::new(AtomicUsize::new(0));
+    let counter = read.clone();
+    let stream = futures::stream::iter((0..chunks).map(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Ok::<_, std::io::Error>(http_body::Frame::data(Bytes::from(vec![b'x'; 1024])))
+    }));
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{RUN}/retry"))
+        .body(http_body_util::StreamBody::new(stream))
+        .expect("request");
+    let resp = handle(quick().shared, Arc::new(ConnInfo::default()), req).await;
+    (resp.status().as_u16(), read.load(Ordering::SeqCst))
+}
+
+#[tokio::test]
+async fn a_small_body_the_answer_did_not_need_is_read_to_its_end_and_a_large_one_is_given_up() {
+    // 10 KiB: read to the end, so that an HTTP/2 client sees the 401 rather than a reset.
+    assert_eq!(unread_body_of(10).await, (401, 10));
+    // 100 KiB: given up after about DRAIN_MAX_BYTES.
+    let (code, read) = unread_body_of(100).await;
+    assert_eq!(code, 401);
+    assert!(read <= DRAIN_MAX_BYTES / 1024 + 1, "{read} chunks read");
+}
