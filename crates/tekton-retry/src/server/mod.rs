@@ -24,6 +24,8 @@ pub mod openapi;
 pub mod review;
 pub mod routes;
 pub mod selfcert;
+#[cfg(test)]
+mod test_engine;
 pub mod tls;
 pub mod token_cache;
 

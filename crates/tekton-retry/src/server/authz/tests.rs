@@ -105,6 +105,20 @@ fn answer(allowed: bool, denied: bool, reason: &str) -> (u16, Value) {
 
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// Asks `authz` whether bob may retry run `i` (the fake API allows it).
+async fn ask(authz: &Authorizer, i: usize) {
+    let bob = UserInfo::new("bob", &[]);
+    let run = Attributes::retry("ns", &format!("run-{i}"));
+    authz.authorize(&bob, &run, "ask").await.expect("allowed");
+}
+
+/// [`ask`] about each of `runs`.
+async fn fill(authz: &Authorizer, runs: std::ops::Range<usize>) {
+    for i in runs {
+        ask(authz, i).await;
+    }
+}
+
 #[tokio::test]
 async fn system_masters_are_allowed_without_a_review() {
     let (authz, _, seen) = authorizer(HOUR, |_| answer(false, true, "no"));
@@ -125,26 +139,19 @@ async fn the_review_asks_for_exactly_the_request_and_an_allow_is_cached_for_the_
     authz.authorize(&bob, &retry, "a2").await.expect("cached");
     let reviews = seen.lock().expect("seen").clone();
     assert_eq!(reviews.len(), 1, "the second answer came from the cache");
-    let ra = reviews[0].resource_attributes.clone().expect("resource");
+    let asked = |verb: &str, subresource: &str| ResourceAttributes {
+        verb: Some(verb.into()),
+        group: Some("retry.tekton.dev".into()),
+        version: Some("v1alpha1".into()),
+        resource: Some("pipelineruns".into()),
+        subresource: Some(subresource.into()),
+        namespace: Some("ns".into()),
+        name: Some("run".into()),
+        ..Default::default()
+    };
     assert_eq!(
-        (
-            ra.verb.as_deref(),
-            ra.group.as_deref(),
-            ra.version.as_deref(),
-            ra.resource.as_deref(),
-            ra.subresource.as_deref(),
-            ra.namespace.as_deref(),
-            ra.name.as_deref(),
-        ),
-        (
-            Some("create"),
-            Some("retry.tekton.dev"),
-            Some("v1alpha1"),
-            Some("pipelineruns"),
-            Some("retry"),
-            Some("ns"),
-            Some("run")
-        )
+        reviews[0].resource_attributes,
+        Some(asked("create", "retry"))
     );
     assert_eq!(reviews[0].user.as_deref(), Some("bob"));
     let text = metrics.encode().expect("metrics");
@@ -172,10 +179,9 @@ async fn the_review_asks_for_exactly_the_request_and_an_allow_is_cached_for_the_
         .expect("ok");
     let reviews = seen.lock().expect("seen").clone();
     assert_eq!(reviews.len(), 4);
-    let history = reviews[3].resource_attributes.clone().expect("resource");
     assert_eq!(
-        (history.verb.as_deref(), history.subresource.as_deref()),
-        (Some("get"), Some("history"))
+        reviews[3].resource_attributes,
+        Some(asked("get", "history"))
     );
 }
 
@@ -219,13 +225,12 @@ async fn a_denial_is_a_403_naming_the_missing_permission_and_is_cached_too() {
         .await
         .expect_err("denied");
     assert_eq!(e.name, None);
-    let nra = seen.lock().expect("seen")[1]
-        .non_resource_attributes
-        .clone()
-        .expect("non-resource");
     assert_eq!(
-        (nra.verb.as_deref(), nra.path.as_deref()),
-        (Some("get"), Some("/metrics"))
+        seen.lock().expect("seen")[1].non_resource_attributes,
+        Some(NonResourceAttributes {
+            verb: Some("get".into()),
+            path: Some("/metrics".into()),
+        })
     );
 }
 
@@ -263,32 +268,16 @@ async fn a_review_that_fails_or_contradicts_itself_is_a_500_and_is_not_cached() 
 #[tokio::test]
 async fn a_full_cache_keeps_its_fresh_decisions_until_one_more_would_not_fit() {
     let (authz, _, seen) = authorizer(HOUR, |_| answer(true, false, ""));
-    let bob = UserInfo::new("bob", &[]);
-    let run = |i: usize| Attributes::retry("ns", &format!("run-{i}"));
-    for i in 0..CACHE_MAX {
-        authz
-            .authorize(&bob, &run(i), "fill")
-            .await
-            .expect("allowed");
-    }
-    authz
-        .authorize(&bob, &run(0), "again")
-        .await
-        .expect("cached");
+    fill(&authz, 0..CACHE_MAX).await;
+    ask(&authz, 0).await;
     assert_eq!(
         seen.lock().expect("seen").len(),
         CACHE_MAX,
         "all still cached"
     );
     // One more decision does not fit: the fresh ones are dropped to make room.
-    authz
-        .authorize(&bob, &run(CACHE_MAX), "one more")
-        .await
-        .expect("allowed");
-    authz
-        .authorize(&bob, &run(0), "after")
-        .await
-        .expect("allowed");
+    ask(&authz, CACHE_MAX).await;
+    ask(&authz, 0).await;
     assert_eq!(seen.lock().expect("seen").len(), CACHE_MAX + 2);
 }
 
@@ -297,32 +286,14 @@ async fn a_full_cache_drops_its_stale_decisions_and_keeps_the_fresh_ones() {
     // The TTL only has to outlast the few reviews after the wait (milliseconds).
     let ttl = Duration::from_secs(3);
     let (authz, _, seen) = authorizer(ttl, |_| answer(true, false, ""));
-    let bob = UserInfo::new("bob", &[]);
-    let run = |i: usize| Attributes::retry("ns", &format!("run-{i}"));
     let stale = CACHE_MAX - 10;
-    for i in 0..stale {
-        authz
-            .authorize(&bob, &run(i), "old")
-            .await
-            .expect("allowed");
-    }
+    fill(&authz, 0..stale).await;
     tokio::time::sleep(ttl + Duration::from_millis(200)).await;
-    for i in stale..CACHE_MAX {
-        authz
-            .authorize(&bob, &run(i), "fresh")
-            .await
-            .expect("allowed");
-    }
+    fill(&authz, stale..CACHE_MAX).await;
     // Full: one more decision drops the stale ones, and the fresh ones stay cached.
-    authz
-        .authorize(&bob, &run(CACHE_MAX), "one more")
-        .await
-        .expect("allowed");
+    ask(&authz, CACHE_MAX).await;
     let reviews = seen.lock().expect("seen").len();
-    authz
-        .authorize(&bob, &run(CACHE_MAX - 1), "cached")
-        .await
-        .expect("allowed");
+    ask(&authz, CACHE_MAX - 1).await;
     assert_eq!(
         seen.lock().expect("seen").len(),
         reviews,

@@ -10,9 +10,8 @@ use kube::client::Body;
 use serde_json::json;
 
 use super::*;
-use crate::api::PipelineRunRetry;
-use crate::retry::RetryRequest;
 use crate::server::authn::{AuthConfig, AuthState};
+use crate::server::test_engine::TestEngine;
 
 /// The token review answer of each token; `eve` is denied every SubjectAccessReview.
 fn user_of(token: &str) -> Option<(&'static str, &'static [&'static str])> {
@@ -55,45 +54,9 @@ fn fake_api() -> kube::Client {
     kube::Client::new(svc, "default")
 }
 
-/// An engine that answers a retry with the spec it was sent (after `delay`), and a history.
-struct EchoEngine {
-    delay: Duration,
-    seen: Mutex<Vec<RetryRequest>>,
-}
-
-impl RetryService for EchoEngine {
-    fn retry(
-        &self,
-        req: RetryRequest,
-    ) -> futures::future::BoxFuture<'static, Result<PipelineRunRetry, ApiError>> {
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.push(req.clone());
-        }
-        let delay = self.delay;
-        Box::pin(async move {
-            tokio::time::sleep(delay).await;
-            Ok(PipelineRunRetry {
-                spec: req.spec,
-                ..Default::default()
-            })
-        })
-    }
-
-    fn history(
-        &self,
-        namespace: String,
-        name: String,
-        _audit_id: Option<String>,
-    ) -> futures::future::BoxFuture<'static, Result<Value, ApiError>> {
-        Box::pin(async move {
-            Ok(json!({"kind": "PipelineRunRetryHistory", "name": format!("{namespace}/{name}")}))
-        })
-    }
-}
-
 struct Server {
     shared: Arc<Shared>,
-    engine: Arc<EchoEngine>,
+    engine: Arc<TestEngine>,
 }
 
 fn server(in_flight: usize, request_timeout: Duration, engine_delay: Duration) -> Server {
@@ -101,10 +64,7 @@ fn server(in_flight: usize, request_timeout: Duration, engine_delay: Duration) -
     let state = Arc::new(AuthState::default());
     state.set(AuthConfig::default());
     let metrics = Arc::new(Metrics::new());
-    let engine = Arc::new(EchoEngine {
-        delay: engine_delay,
-        seen: Mutex::new(Vec::new()),
-    });
+    let engine = TestEngine::echo(engine_delay);
     let shared = Arc::new(Shared {
         authn: Authenticator::new(state.clone(), client.clone(), Duration::from_secs(60)),
         authz: Authorizer::new(client, Duration::from_secs(60), metrics.clone()),

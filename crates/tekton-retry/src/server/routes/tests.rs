@@ -2,6 +2,7 @@
 //! retry route's handling around the engine (a fake [`RetryService`]).
 
 use super::*;
+use crate::server::test_engine::TestEngine;
 
 #[test]
 fn parses_routes() {
@@ -109,42 +110,26 @@ const RUN_PATH: &str = "/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipeline
 
 #[test]
 fn each_route_has_its_label_methods_and_permission() {
-    let retry = Route::parse(&format!("{RUN_PATH}/retry"));
-    let history = Route::parse(&format!("{RUN_PATH}/history"));
-    let bad = Route::parse(&format!("{RUN_PATH}%2F..%2Fy/retry"));
-    let metrics = Route::Metrics;
+    let r = Route::parse;
+    let retry = r(&format!("{RUN_PATH}/retry"));
+    let history = r(&format!("{RUN_PATH}/history"));
+    let bad = r(&format!("{RUN_PATH}%2F..%2Fy/retry"));
+    let gv = "/apis/retry.tekton.dev/v1alpha1";
     // (route, label, answers GET, answers POST, needs a review)
+    #[rustfmt::skip]
     let table = [
-        (Route::parse("/healthz/"), "health", true, false, false),
-        (
-            Route::parse("/readyz/informer-sync"),
-            "health",
-            true,
-            false,
-            false,
-        ),
-        (metrics, "metrics", true, false, true),
-        (Route::parse("/apis"), "discovery", true, false, false),
-        (
-            Route::parse("/apis/retry.tekton.dev/v1alpha1/"),
-            "discovery",
-            true,
-            false,
-            false,
-        ),
-        (Route::parse("/openapi/v2"), "openapi", true, false, false),
-        (Route::parse("/openapi/v3"), "openapi", true, false, false),
-        (
-            Route::parse("/openapi/v3/apis/retry.tekton.dev/v1alpha1"),
-            "openapi",
-            true,
-            false,
-            false,
-        ),
+        (r("/healthz/"), "health", true, false, false),
+        (r("/readyz/informer-sync"), "health", true, false, false),
+        (Route::Metrics, "metrics", true, false, true),
+        (r("/apis"), "discovery", true, false, false),
+        (r(&format!("{gv}/")), "discovery", true, false, false),
+        (r("/openapi/v2"), "openapi", true, false, false),
+        (r("/openapi/v3"), "openapi", true, false, false),
+        (r(&format!("/openapi/v3{gv}")), "openapi", true, false, false),
         (retry.clone(), "retry", false, true, true),
         (history.clone(), "history", true, false, true),
         (bad, "unknown", true, true, false),
-        (Route::parse("/api/v1"), "unknown", true, true, false),
+        (r("/api/v1"), "unknown", true, true, false),
     ];
     for (route, label, get, post, reviewed) in table {
         assert_eq!(route.label(), label, "{route:?}");
@@ -185,39 +170,31 @@ fn every_health_endpoint_and_its_checks_are_routed() {
         [HealthKind::Healthz, HealthKind::Livez, HealthKind::Readyz].map(HealthKind::name),
         ["healthz", "livez", "readyz"]
     );
-    assert_eq!(Route::parse("/"), Route::NotFound);
-    assert_eq!(
-        Route::parse("/openapi/v2"),
-        Route::Public(PublicDoc::OpenApiV2)
-    );
-    assert_eq!(
-        Route::parse("/openapi/v3/"),
-        Route::Public(PublicDoc::OpenApiV3Index)
-    );
-    // Another resource or subresource of the group is not ours, whatever its names.
-    assert_eq!(
-        Route::parse("/apis/retry.tekton.dev/v1alpha1/namespaces/demo/taskruns/x/retry"),
-        Route::NotFound
-    );
-    assert_eq!(Route::parse(&format!("{RUN_PATH}/status")), Route::NotFound);
-    assert_eq!(
-        Route::parse("/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/X/status"),
-        Route::NotFound
-    );
-    assert_eq!(
-        Route::parse("/apis/retry.tekton.dev/v1alpha1/namespaces/demo/pipelineruns/X/history"),
-        Route::BadName {
-            namespace: "demo".into(),
-            name: "X".into()
-        }
-    );
-    assert_eq!(
-        Route::parse("/apis/retry.tekton.dev/v1alpha1/namespaces/Demo/pipelineruns/x/retry"),
-        Route::BadName {
-            namespace: "Demo".into(),
-            name: "x".into()
-        }
-    );
+    let bad = |namespace: &str, name: &str| Route::BadName {
+        namespace: namespace.into(),
+        name: name.into(),
+    };
+    let ns = "/apis/retry.tekton.dev/v1alpha1/namespaces";
+    let table = [
+        ("/".to_string(), Route::NotFound),
+        ("/openapi/v2".into(), Route::Public(PublicDoc::OpenApiV2)),
+        (
+            "/openapi/v3/".into(),
+            Route::Public(PublicDoc::OpenApiV3Index),
+        ),
+        // Another resource or subresource of the group is not ours, whatever its names.
+        (format!("{ns}/demo/taskruns/x/retry"), Route::NotFound),
+        (format!("{RUN_PATH}/status"), Route::NotFound),
+        (format!("{ns}/demo/pipelineruns/X/status"), Route::NotFound),
+        (
+            format!("{ns}/demo/pipelineruns/X/history"),
+            bad("demo", "X"),
+        ),
+        (format!("{ns}/Demo/pipelineruns/x/retry"), bad("Demo", "x")),
+    ];
+    for (path, route) in table {
+        assert_eq!(Route::parse(&path), route, "{path}");
+    }
 }
 
 #[test]
@@ -251,43 +228,12 @@ fn dns_subdomains_at_their_limits() {
     assert!(!is_dns1123_subdomain("a_b"));
 }
 
-/// An engine that answers `outcome` and records the request it was given.
-struct FakeEngine {
-    outcome: fn(&RetryRequest) -> Result<PipelineRunRetry, ApiError>,
-    seen: std::sync::Mutex<Vec<RetryRequest>>,
-}
-
-impl RetryService for FakeEngine {
-    fn retry(
-        &self,
-        req: RetryRequest,
-    ) -> futures::future::BoxFuture<'static, Result<PipelineRunRetry, ApiError>> {
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.push(req.clone());
-        }
-        let outcome = self.outcome;
-        Box::pin(async move { outcome(&req) })
-    }
-
-    fn history(
-        &self,
-        _namespace: String,
-        _name: String,
-        _audit_id: Option<String>,
-    ) -> futures::future::BoxFuture<'static, Result<serde_json::Value, ApiError>> {
-        Box::pin(async { Err(ApiError::not_found("no history in this test")) })
-    }
-}
-
-fn engine(outcome: fn(&RetryRequest) -> Result<PipelineRunRetry, ApiError>) -> Arc<FakeEngine> {
-    Arc::new(FakeEngine {
-        outcome,
-        seen: std::sync::Mutex::new(Vec::new()),
-    })
+fn engine(outcome: fn(&RetryRequest) -> Result<PipelineRunRetry, ApiError>) -> Arc<TestEngine> {
+    TestEngine::new(outcome, std::time::Duration::ZERO)
 }
 
 async fn post(
-    engine: Arc<FakeEngine>,
+    engine: Arc<TestEngine>,
     query: &str,
     content_type: &str,
     body: &str,
