@@ -283,13 +283,33 @@ async fn metrics_are_served_to_whoever_may_get_the_path() {
 }
 
 #[tokio::test]
-async fn discovery_is_served_to_any_authenticated_user() {
+async fn discovery_is_served_to_any_authenticated_user_aggregated_when_asked_for_at_apis() {
     let s = quick();
-    let (code, headers, body) =
-        send(&s, request(Method::GET, "/apis", Some("eve-token"), "")).await;
+    let aggregated = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+    let get = |path: &str, accept: Option<&str>| {
+        let mut r = request(Method::GET, path, Some("eve-token"), "");
+        if let Some(a) = accept {
+            r.headers_mut()
+                .insert("accept", HeaderValue::from_str(a).expect("accept"));
+        }
+        r
+    };
+    let (code, headers, body) = send(&s, get("/apis", None)).await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(headers["vary"], "Accept");
-    assert!(body.contains("retry.tekton.dev"), "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("json")["kind"],
+        "APIGroupList"
+    );
+    let (_, _, body) = send(&s, get("/apis", Some(aggregated))).await;
+    let kind = serde_json::from_str::<Value>(&body).expect("json")["kind"].clone();
+    assert_eq!(kind, "APIGroupDiscoveryList");
+    // Only /apis has an aggregated form here: the group document stays as it is.
+    let (_, _, body) = send(&s, get("/apis/retry.tekton.dev", Some(aggregated))).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("json")["kind"],
+        "APIGroup"
+    );
 }
 
 #[tokio::test]
