@@ -738,3 +738,6 @@ impl RetryService for Engine {
         Box::pin(async move { engine.history(&namespace, &name, audit_id.as_deref()).await })
     }
 }
+
+#[cfg(test)]
+mod tests;

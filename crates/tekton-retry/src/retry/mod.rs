@@ -6,6 +6,10 @@ pub mod api_calls;
 pub mod cluster;
 pub mod engine;
 pub mod executor;
+#[cfg(test)]
+pub(crate) mod fake_api;
+#[cfg(test)]
+pub(crate) mod test_scenario;
 pub mod metrics;
 pub mod plan;
 pub mod planner;

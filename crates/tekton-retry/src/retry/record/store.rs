@@ -95,7 +95,7 @@ impl RecordStore {
         })
     }
 
-    fn body(&self, record: &AttemptRecord, resource_version: Option<&str>) -> Value {
+    pub(crate) fn body(&self, record: &AttemptRecord, resource_version: Option<&str>) -> Value {
         let mut data = Map::new();
         data.insert(
             RECORD_KEY.into(),
