@@ -35,6 +35,20 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// What a patch changes: its top-level fields, `metadata` only when it changes more than the
+    /// resourceVersion it is fenced by (`spec`, `status`, `metadata+spec`).
+    pub fn patched(&self) -> String {
+        let Some(body) = self.body.as_ref().and_then(Value::as_object) else {
+            return String::new();
+        };
+        let fenced_only = |v: &Value| {
+            v.as_object()
+                .is_some_and(|m| m.keys().all(|k| k == "resourceVersion"))
+        };
+        let keys = body.iter().filter(|(k, v)| *k != "metadata" || !fenced_only(v));
+        keys.map(|(k, _)| k.as_str()).collect::<Vec<_>>().join("+")
+    }
+
     /// `verb plural[/sub] [name]`, as [`Store::requests`] lists it.
     pub fn line(&self) -> String {
         let plural = self.collection.rsplit('/').next().unwrap_or_default();
@@ -78,6 +92,8 @@ pub struct Store {
     pub watched_from: Vec<String>,
     /// Every request served, as [`Seen::line`].
     pub requests: Vec<String>,
+    /// Every write asked for, with its body and the status code it was answered.
+    pub written: Vec<(Seen, u16)>,
     /// Container logs by `pod/container`.
     pub logs: BTreeMap<String, String>,
     hooks: Vec<Hook>,
@@ -290,9 +306,7 @@ impl Store {
         let Some(old) = self.get(c, name) else {
             return not_found(c, name);
         };
-        if let Some(refusal) = precondition(&old, &patch) {
-            return refusal;
-        }
+        let precondition = precondition(&old, &patch);
         let mut new = old.clone();
         let mut patch = patch;
         if let Some(meta) = patch["metadata"].as_object_mut() {
@@ -305,9 +319,14 @@ impl Store {
             p.remove("status");
         }
         json_patch::merge(&mut new, &patch);
-        // Tekton's webhook: no spec change once a PipelineRun is done.
+        // Tekton's webhook: no spec change once a PipelineRun is done. Admission sees the patch
+        // applied to the current object, before the resourceVersion is compared: a write fenced
+        // at an older version of a run done since is refused 400, not 409.
         if c.ends_with("/pipelineruns") && new["spec"] != old["spec"] && is_done(&old) {
             return status(400, "BadRequest", "invalid input for PipelineRun.Spec: Once the PipelineRun is complete, no updates are allowed");
+        }
+        if let Some(refusal) = precondition {
+            return refusal;
         }
         if new == old {
             return (200, old);
@@ -397,6 +416,12 @@ impl FakeApi {
     /// whose files start with one of `moments` (`tests/fixtures/tekton/<scenario>/<moment>-*.json`).
     pub fn with_fixture(scenario: &str, moments: &[&str]) -> Self {
         let api = Self::new();
+        api.load(scenario, moments, None);
+        api
+    }
+
+    /// Stores the objects of `scenario` at `moments`, in namespace `into` if given.
+    pub fn load(&self, scenario: &str, moments: &[&str], into: Option<&str>) {
         let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/fixtures/tekton")
             .join(scenario);
@@ -412,8 +437,15 @@ impl FakeApi {
         files.sort();
         for path in files {
             let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-            let obj: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
-            let ns = obj["metadata"]["namespace"].as_str().unwrap_or("default");
+            let mut obj: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+            if let Some(ns) = into {
+                obj["metadata"]["namespace"] = json!(ns);
+                // A copy: its own uid.
+                if let Some(meta) = obj["metadata"].as_object_mut() {
+                    meta.remove("uid");
+                }
+            }
+            let ns = obj["metadata"]["namespace"].as_str().unwrap_or("default").to_string();
             let resource = match obj["kind"].as_str().unwrap_or_default() {
                 "PipelineRun" => super::cluster::PIPELINERUNS,
                 "TaskRun" => super::cluster::TASKRUNS,
@@ -423,10 +455,9 @@ impl FakeApi {
                 "ConfigMap" => super::cluster::CONFIGMAPS,
                 other => panic!("{}: no collection for kind {other}", path.display()),
             };
-            let path = collection(resource, ns);
-            api.store().insert(&path, obj);
+            let path = collection(resource, &ns);
+            self.store().insert(&path, obj);
         }
-        api
     }
 
     async fn answer(&self, req: Request<Body>) -> Response<AnyBody> {
@@ -439,11 +470,15 @@ impl FakeApi {
         };
         let mut store = self.store();
         store.requests.push(seen.line());
+        let writes = !matches!(seen.verb, "get" | "list" | "watch");
         let mut hooks = std::mem::take(&mut store.hooks);
         let injected = hooks.iter_mut().find_map(|h| h(&mut store, &seen));
         hooks.append(&mut store.hooks);
         store.hooks = hooks;
         if let Some(answer) = injected {
+            if writes {
+                store.written.push((seen, answer.0));
+            }
             return json_response(answer);
         }
         if seen.verb == "watch" {
@@ -453,7 +488,10 @@ impl FakeApi {
             return log_response(&store, &seen);
         }
         let (code, obj) = store.serve(&seen);
-        if code < 300 && !matches!(seen.verb, "get" | "list") {
+        if writes {
+            store.written.push((seen.clone(), code));
+        }
+        if code < 300 && writes {
             if let Some(mut react) = store.reactor.take() {
                 react(&mut store, &seen, &obj);
                 store.reactor.get_or_insert(react);

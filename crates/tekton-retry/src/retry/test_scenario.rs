@@ -53,10 +53,14 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// The objects of `scenario` at `moments`; the run's timeout, recorded days ago, is made
-    /// long enough not to have run out since.
+    /// The objects of `scenario` at `moments`, with the Pipeline and Tasks every recorded
+    /// scenario ran (`build-and-deploy`, as `dag-failed` recorded them); the run's timeout,
+    /// recorded days ago, is made long enough not to have run out since.
     pub fn load(scenario: &'static str, moments: &[&str]) -> Self {
         let api = FakeApi::with_fixture(scenario, moments);
+        if scenario != "dag-failed" {
+            api.load("dag-failed", &["00-setup"], Some(scenario));
+        }
         let runs = collection(PIPELINERUNS, scenario);
         api.store().modify(&runs, RUN, |r| {
             r["spec"]["timeouts"] = json!({"pipeline": "87600h"});
