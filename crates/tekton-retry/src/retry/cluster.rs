@@ -94,7 +94,11 @@ impl Resource {
     }
 
     /// The URL of the objects in `namespace` (checked: [`object_name`]).
-    pub(crate) fn collection_url(&self, verb: &'static str, namespace: &str) -> Result<String, ClusterError> {
+    pub(crate) fn collection_url(
+        &self,
+        verb: &'static str,
+        namespace: &str,
+    ) -> Result<String, ClusterError> {
         let namespace = object_name("namespaces", verb, namespace)?;
         let (version, plural) = (self.version, self.plural);
         Ok(if self.group.is_empty() {

@@ -45,7 +45,9 @@ impl Seen {
             v.as_object()
                 .is_some_and(|m| m.keys().all(|k| k == "resourceVersion"))
         };
-        let keys = body.iter().filter(|(k, v)| *k != "metadata" || !fenced_only(v));
+        let keys = body
+            .iter()
+            .filter(|(k, v)| *k != "metadata" || !fenced_only(v));
         keys.map(|(k, _)| k.as_str()).collect::<Vec<_>>().join("+")
     }
 
@@ -103,7 +105,11 @@ pub struct Store {
 impl Store {
     /// Stores `obj` in `collection` as new (a uid is given when it has none).
     pub fn insert(&mut self, collection: &str, mut obj: Value) -> Value {
-        if obj.pointer("/metadata/uid").and_then(Value::as_str).is_none() {
+        if obj
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .is_none()
+        {
             obj["metadata"]["uid"] = json!(format!("uid-{}", self.rv + 1));
         }
         self.commit(collection, "ADDED", obj)
@@ -142,7 +148,11 @@ impl Store {
 
     /// Deletes `name` at once, and every object it owns.
     pub fn remove(&mut self, collection: &str, name: &str) {
-        let Some(obj) = self.objects.get_mut(collection).and_then(|m| m.remove(name)) else {
+        let Some(obj) = self
+            .objects
+            .get_mut(collection)
+            .and_then(|m| m.remove(name))
+        else {
             return;
         };
         let uid = obj["metadata"]["uid"].clone();
@@ -212,7 +222,10 @@ impl Store {
     pub fn writes(&self) -> Vec<String> {
         let verbs = ["create ", "update ", "patch ", "delete "];
         let lines = self.requests.iter();
-        lines.filter(|r| verbs.iter().any(|v| r.starts_with(v))).cloned().collect()
+        lines
+            .filter(|r| verbs.iter().any(|v| r.starts_with(v)))
+            .cloned()
+            .collect()
     }
 
     /// Sets the reactor.
@@ -230,9 +243,8 @@ impl Store {
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         if obj.pointer("/metadata/creationTimestamp").is_none() {
-            obj["metadata"]["creationTimestamp"] = json!(crate::tekton::format_time(
-                chrono::Utc::now()
-            ));
+            obj["metadata"]["creationTimestamp"] =
+                json!(crate::tekton::format_time(chrono::Utc::now()));
         }
         self.objects
             .entry(collection.to_string())
@@ -273,10 +285,15 @@ impl Store {
                     .filter(|o| selects(o, &labels, ""))
                     .collect();
                 let meta = json!({"resourceVersion": self.rv.to_string()});
-                (200, json!({"kind": "List", "metadata": meta, "items": items}))
+                (
+                    200,
+                    json!({"kind": "List", "metadata": meta, "items": items}),
+                )
             }
             ("create", Some(mut obj)) => {
-                if let Some(prefix) = obj.pointer("/metadata/generateName").and_then(Value::as_str)
+                if let Some(prefix) = obj
+                    .pointer("/metadata/generateName")
+                    .and_then(Value::as_str)
                 {
                     obj["metadata"]["name"] = json!(format!("{prefix}{}", self.rv + 1));
                 }
@@ -355,7 +372,10 @@ impl Store {
                 json!(crate::tekton::format_time(chrono::Utc::now()));
             self.commit(c, "MODIFIED", obj);
         }
-        (200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}))
+        (
+            200,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        )
     }
 
     /// The changes a watch of `seen` reports after `after` (or the error that ends it).
@@ -431,7 +451,8 @@ impl FakeApi {
             .filter(|p| {
                 let name = p.file_name().map(|n| n.to_string_lossy().to_string());
                 let name = name.unwrap_or_default();
-                name.ends_with(".json") && moments.iter().any(|m| name.starts_with(&format!("{m}-")))
+                name.ends_with(".json")
+                    && moments.iter().any(|m| name.starts_with(&format!("{m}-")))
             })
             .collect();
         files.sort();
@@ -445,7 +466,10 @@ impl FakeApi {
                     meta.remove("uid");
                 }
             }
-            let ns = obj["metadata"]["namespace"].as_str().unwrap_or("default").to_string();
+            let ns = obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string();
             let resource = match obj["kind"].as_str().unwrap_or_default() {
                 "PipelineRun" => super::cluster::PIPELINERUNS,
                 "TaskRun" => super::cluster::TASKRUNS,
@@ -639,7 +663,11 @@ pub fn param(query: &str, key: &str) -> String {
 /// Whether `obj` matches a label selector (`k=v`, `k in (a,b)`, comma-separated) and a field
 /// selector (`metadata.name=x`).
 fn selects(obj: &Value, labels: &str, fields: &str) -> bool {
-    let label = |k: &str| obj["metadata"]["labels"][k.trim()].as_str().map(str::to_string);
+    let label = |k: &str| {
+        obj["metadata"]["labels"][k.trim()]
+            .as_str()
+            .map(str::to_string)
+    };
     let labels_match = split_terms(labels).iter().all(|term| {
         if let Some((k, set)) = term.split_once(" in ") {
             let set = set.trim().trim_start_matches('(').trim_end_matches(')');
@@ -650,13 +678,14 @@ fn selects(obj: &Value, labels: &str, fields: &str) -> bool {
             label(term).is_some()
         }
     });
-    let fields_match = fields
-        .split(',')
-        .filter(|t| !t.is_empty())
-        .all(|t| match t.split_once('=') {
-            Some(("metadata.name", v)) => name_of(obj) == v,
-            _ => false,
-        });
+    let fields_match =
+        fields
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .all(|t| match t.split_once('=') {
+                Some(("metadata.name", v)) => name_of(obj) == v,
+                _ => false,
+            });
     labels_match && fields_match
 }
 
@@ -680,7 +709,9 @@ fn split_terms(selector: &str) -> Vec<String> {
 }
 
 fn precondition(old: &Value, new: &Value) -> Option<(u16, Value)> {
-    let wanted = new.pointer("/metadata/resourceVersion").and_then(Value::as_str)?;
+    let wanted = new
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)?;
     (!wanted.is_empty() && Some(wanted) != old["metadata"]["resourceVersion"].as_str()).then(|| {
         status(
             409,
@@ -695,7 +726,10 @@ fn is_done(obj: &Value) -> bool {
 }
 
 fn name_of(obj: &Value) -> String {
-    obj["metadata"]["name"].as_str().unwrap_or_default().to_string()
+    obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// A `metav1.Status` failure.
@@ -718,8 +752,10 @@ fn json_response((code, body): (u16, Value)) -> Response<AnyBody> {
     let body = Full::new(Bytes::from(body.to_string())).boxed_unsync();
     let mut resp = Response::new(body);
     *resp.status_mut() = http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::OK);
-    resp.headers_mut()
-        .insert("content-type", http::HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -736,7 +772,9 @@ fn log_response(store: &Store, seen: &Seen) -> Response<AnyBody> {
         .get(&format!("{}/{container}", seen.name))
         .cloned()
         .unwrap_or_default();
-    let lines: usize = param(&seen.query, "tailLines").parse().unwrap_or(usize::MAX);
+    let lines: usize = param(&seen.query, "tailLines")
+        .parse()
+        .unwrap_or(usize::MAX);
     let all: Vec<&str> = text.lines().collect();
     let tail = all[all.len().saturating_sub(lines)..].join("\n");
     Response::new(Full::new(Bytes::from(tail)).boxed_unsync())

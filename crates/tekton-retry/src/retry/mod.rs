@@ -8,14 +8,14 @@ pub mod engine;
 pub mod executor;
 #[cfg(test)]
 pub(crate) mod fake_api;
-#[cfg(test)]
-pub(crate) mod test_scenario;
 pub mod metrics;
 pub mod plan;
 pub mod planner;
 pub mod ratelimit;
 pub mod record;
 pub mod refusal;
+#[cfg(test)]
+pub(crate) mod test_scenario;
 pub mod tracked;
 
 use futures::future::BoxFuture;

@@ -66,7 +66,10 @@ impl Scenario {
             r["spec"]["timeouts"] = json!({"pipeline": "87600h"});
         });
         let run = api.store().get(&runs, RUN).expect("the scenario's run");
-        let uid = run["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        let uid = run["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         Scenario {
             api,
             ns: scenario,
@@ -101,7 +104,12 @@ impl Scenario {
         let items = self.api.store().all(&collection(resource, self.ns));
         items
             .iter()
-            .map(|o| o["metadata"]["name"].as_str().unwrap_or_default().to_string())
+            .map(|o| {
+                o["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .collect()
     }
 
@@ -129,7 +137,10 @@ impl Scenario {
     }
 
     pub fn stored_record(&self) -> Option<AttemptRecord> {
-        let cm = self.api.store().get(&configmaps(), &record_name(&self.uid))?;
+        let cm = self
+            .api
+            .store()
+            .get(&configmaps(), &record_name(&self.uid))?;
         serde_json::from_str(cm["data"][RECORD_KEY].as_str()?).ok()
     }
 

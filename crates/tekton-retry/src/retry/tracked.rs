@@ -156,3 +156,63 @@ impl Tracked {
             .find(|o| ObjectView::new(o).name() == name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::retry::cluster::PODS;
+    use crate::retry::fake_api::{collection, FakeApi};
+    use crate::retry::test_scenario::bounded;
+
+    fn data(t: &Tracked, name: &str) -> Value {
+        t.named(name).map(|o| o["data"].clone()).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn changes_are_applied_in_order_and_a_watch_that_ends_reopens_where_it_was() {
+        let api = FakeApi::new();
+        let pods = collection(PODS, "ns");
+        for name in ["a", "b"] {
+            let cm =
+                json!({"metadata": {"name": name, "labels": {"app": "x"}}, "data": {"v": "1"}});
+            api.store().insert(&pods, cm);
+        }
+        let other = json!({"metadata": {"name": "c", "labels": {"app": "y"}}});
+        api.store().insert(&pods, other);
+        let mut t = bounded(Tracked::list(&api.cluster(), PODS, "ns", "app=x", None))
+            .await
+            .expect("list");
+        assert_eq!(t.objects.len(), 2, "by uid");
+        let listed_at = api.store().requests.len();
+        assert!(t.named("c").is_none());
+        api.store()
+            .modify(&pods, "a", |cm| cm["data"]["v"] = json!("2"));
+        bounded(t.next(None)).await.expect("event");
+        assert_eq!(data(&t, "a"), json!({"v": "2"}));
+        // The API server ends the watch; the next change comes on a watch from the last event.
+        api.store().close_watches();
+        api.store()
+            .modify(&pods, "b", |cm| cm["data"]["v"] = json!("3"));
+        bounded(t.next(None)).await.expect("event");
+        assert_eq!(data(&t, "b"), json!({"v": "3"}));
+        let from = api.store().watched_from.clone();
+        let a_rv = t.named("a").and_then(|o| {
+            o["metadata"]["resourceVersion"]
+                .as_str()
+                .map(str::to_string)
+        });
+        assert_eq!(from.len(), 2, "{from:?}");
+        assert_eq!(Some(from[1].clone()), a_rv);
+        assert_eq!(
+            api.store().requests.len(),
+            listed_at + 2,
+            "two watches, no list"
+        );
+        api.store().remove(&pods, "a");
+        bounded(t.next(None)).await.expect("event");
+        assert!(t.named("a").is_none());
+        assert_eq!(t.objects.len(), 1);
+    }
+}

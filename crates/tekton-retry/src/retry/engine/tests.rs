@@ -24,7 +24,9 @@ fn refusal(e: &ApiError) -> &str {
 async fn interrupted(s: &Scenario, engine: &Engine) {
     let api = &s.api;
     api.store().fail_next("patch pipelineruns/status", 500);
-    let err = bounded(engine.retry(s.retry_request())).await.expect_err("500");
+    let err = bounded(engine.retry(s.retry_request()))
+        .await
+        .expect_err("500");
     assert_eq!(err.reason, StatusReason::InternalError, "{err:?}");
     assert!(err.message.contains("writing the status reset"), "{err:?}");
     assert_eq!(s.record().phase(), Phase::Claimed);
@@ -32,15 +34,15 @@ async fn interrupted(s: &Scenario, engine: &Engine) {
 
 /// The writes of a whole retry of the failed run, in order.
 const RETRY_WRITES: [&str; 9] = [
-    "create configmaps",                    // the claim
-    "patch pipelineruns demo-run",          // its mirror on the run
-    "create configmaps",                    // the history: what attempt 1 loses
+    "create configmaps",           // the claim
+    "patch pipelineruns demo-run", // its mirror on the run
+    "create configmaps",           // the history: what attempt 1 loses
     "delete taskruns demo-run-b",
     "delete taskruns demo-run-report",
-    "patch pipelineruns/status demo-run",   // the reset
+    "patch pipelineruns/status demo-run", // the reset
     "update configmaps retry-679e284d-e47e-4d0c-880e-4f1c5abad32c", // started
-    "patch pipelineruns demo-run",          // the mirror, started
-    "create events",                        // RetryStarted
+    "patch pipelineruns demo-run",        // the mirror, started
+    "create events",                      // RetryStarted
 ];
 
 #[tokio::test]
@@ -52,13 +54,23 @@ async fn a_retry_claims_archives_deletes_resets_and_records_that_it_started() {
     assert_eq!(status.attempt, 2);
     assert!(!status.dry_run);
     assert_eq!(status.pipeline_run_uid, UID);
-    let retried: Vec<&str> = status.retried_tasks.iter().map(|t| t.name.as_str()).collect();
+    let retried: Vec<&str> = status
+        .retried_tasks
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
     assert_eq!(retried, ["b", "c", "report"]);
-    assert_eq!(status.message.as_deref(), Some("attempt 2 started: re-running b, c, report"));
+    assert_eq!(
+        status.message.as_deref(),
+        Some("attempt 2 started: re-running b, c, report")
+    );
     assert!(status.start_time.is_some());
     let record = s.record();
     assert_eq!(record.phase(), Phase::Started);
-    assert_eq!((record.retry.by.as_str(), record.retry.reason.as_deref()), ("alice", Some("flaky")));
+    assert_eq!(
+        (record.retry.by.as_str(), record.retry.reason.as_deref()),
+        ("alice", Some("flaky"))
+    );
     assert_eq!(s.names(TASKRUNS), ["demo-run-a"]);
     assert_eq!(api.store().writes(), RETRY_WRITES);
     // Only what the plan needs is read: no PersistentVolumeClaims (the run binds none).
@@ -68,7 +80,8 @@ async fn a_retry_claims_archives_deletes_resets_and_records_that_it_started() {
     assert_eq!(run["status"]["conditions"][0]["status"], "Unknown");
     assert_eq!(
         run["metadata"]["annotations"]["retry.tekton.dev/attempt"], "2",
-        "the mirror: {}", run["metadata"]["annotations"]
+        "the mirror: {}",
+        run["metadata"]["annotations"]
     );
 }
 
@@ -77,7 +90,9 @@ async fn the_started_event_says_who_retried_what_and_why() {
     let s = Scenario::dag_failed();
     let (api, engine) = (&s.api, s.engine());
     bounded(engine.retry(s.retry_request())).await.expect("201");
-    let events = api.store().all(&collection(crate::retry::cluster::EVENTS, NS));
+    let events = api
+        .store()
+        .all(&collection(crate::retry::cluster::EVENTS, NS));
     assert_eq!(events.len(), 1);
     let event = &events[0];
     assert_eq!(event["reason"], "RetryStarted");
@@ -98,8 +113,15 @@ async fn a_dry_run_writes_nothing_and_leaves_the_run_free_for_the_real_retry() {
     let answer = bounded(engine.retry(req)).await.expect("200");
     let status = answer.status.expect("status");
     assert!(status.dry_run);
-    assert_eq!(status.message.as_deref(), Some("dry run: attempt 2 would re-run b, c, report"));
-    assert!(api.store().writes().is_empty(), "{:?}", api.store().writes());
+    assert_eq!(
+        status.message.as_deref(),
+        Some("dry run: attempt 2 would re-run b, c, report")
+    );
+    assert!(
+        api.store().writes().is_empty(),
+        "{:?}",
+        api.store().writes()
+    );
     // The same engine, the same run: not "already being retried".
     bounded(engine.retry(s.retry_request())).await.expect("201");
 }
@@ -115,11 +137,15 @@ async fn the_uid_precondition_refuses_another_run_of_the_same_name() {
         }),
         ..Default::default()
     };
-    let err = bounded(engine.retry(s.request(spec("another-uid")))).await.expect_err("409");
+    let err = bounded(engine.retry(s.request(spec("another-uid"))))
+        .await
+        .expect_err("409");
     assert_eq!(refusal(&err), "PreconditionFailed");
     assert!(err.message.contains("another-uid"), "{err:?}");
     assert!(api.store().writes().is_empty());
-    bounded(engine.retry(s.request(spec(UID)))).await.expect("201");
+    bounded(engine.retry(s.request(spec(UID))))
+        .await
+        .expect("201");
 }
 
 #[tokio::test]
@@ -146,7 +172,9 @@ async fn a_claim_another_replica_made_first_wins_and_nothing_is_deleted() {
     api.store().before_next("create configmaps", move |store| {
         store.insert(&configmaps(), claim);
     });
-    let err = bounded(engine.retry(s.retry_request())).await.expect_err("409");
+    let err = bounded(engine.retry(s.retry_request()))
+        .await
+        .expect_err("409");
     assert_eq!(refusal(&err), "AlreadyStarted", "{err:?}");
     assert!(err.message.contains("bob"), "{err:?}");
     assert_eq!(s.names(TASKRUNS).len(), 3, "nothing deleted");
@@ -158,7 +186,9 @@ async fn a_claim_the_api_fails_is_a_500_and_nothing_is_deleted() {
     let s = Scenario::dag_failed();
     let (api, engine) = (&s.api, s.engine());
     api.store().fail_next("create configmaps", 500);
-    let err = bounded(engine.retry(s.retry_request())).await.expect_err("500");
+    let err = bounded(engine.retry(s.retry_request()))
+        .await
+        .expect_err("500");
     assert_eq!(err.reason, StatusReason::InternalError);
     assert!(err.message.contains("claiming the retry"), "{err:?}");
     assert_eq!(s.names(TASKRUNS).len(), 3);
@@ -169,7 +199,9 @@ async fn a_claim_whose_mirror_admission_refuses_is_taken_back() {
     let s = Scenario::dag_failed();
     let (api, engine) = (&s.api, s.engine());
     api.store().fail_next("patch pipelineruns demo-run", 422);
-    let err = bounded(engine.retry(s.retry_request())).await.expect_err("422");
+    let err = bounded(engine.retry(s.retry_request()))
+        .await
+        .expect_err("422");
     assert_eq!(err.reason, StatusReason::Invalid, "{err:?}");
     assert!(s.stored_record().is_none(), "the claim was taken back");
     assert_eq!(s.names(TASKRUNS).len(), 3);
@@ -181,12 +213,19 @@ async fn a_claim_whose_mirror_admission_refuses_is_taken_back() {
 async fn a_missing_pipeline_is_planned_from_the_run_and_an_unreadable_one_is_a_500() {
     let s = Scenario::dag_failed();
     let (api, engine) = (&s.api, s.engine());
-    api.store().remove(&collection(crate::retry::cluster::PIPELINES, NS), "build-and-deploy");
+    api.store().remove(
+        &collection(crate::retry::cluster::PIPELINES, NS),
+        "build-and-deploy",
+    );
     api.store().fail_next("get pipelines", 500);
-    let err = bounded(engine.retry(s.retry_request())).await.expect_err("500");
+    let err = bounded(engine.retry(s.retry_request()))
+        .await
+        .expect_err("500");
     assert!(err.message.contains("reading the pipeline"), "{err:?}");
     assert!(api.store().writes().is_empty());
-    bounded(engine.retry(s.retry_request())).await.expect("planned from status.pipelineSpec");
+    bounded(engine.retry(s.retry_request()))
+        .await
+        .expect("planned from status.pipelineSpec");
 }
 
 #[tokio::test]
@@ -195,9 +234,16 @@ async fn a_deleted_task_is_refused_up_front_and_an_unreadable_one_is_not() {
     let (api, engine) = (&s.api, s.engine());
     let tasks = collection(crate::retry::cluster::TASKS, NS);
     api.store().remove(&tasks, "deploy");
-    let err = bounded(engine.retry(s.retry_request())).await.expect_err("422");
+    let err = bounded(engine.retry(s.retry_request()))
+        .await
+        .expect_err("422");
     assert_eq!(refusal(&err), "TaskGone", "{err:?}");
-    assert!(err.causes.iter().any(|c| c.message.contains("Task \"deploy\"")), "{err:?}");
+    assert!(
+        err.causes
+            .iter()
+            .any(|c| c.message.contains("Task \"deploy\"")),
+        "{err:?}"
+    );
     assert!(api.store().writes().is_empty());
     // A Task that cannot be read (500) is not taken for gone: the retry goes ahead.
     let s = Scenario::dag_failed();
@@ -212,7 +258,9 @@ async fn a_run_that_does_not_exist_is_a_404() {
     let s = Scenario::dag_failed();
     let (api, engine) = (&s.api, s.engine());
     api.store().remove(&s.runs(), RUN);
-    let err = bounded(engine.retry(s.retry_request())).await.expect_err("404");
+    let err = bounded(engine.retry(s.retry_request()))
+        .await
+        .expect_err("404");
     assert_eq!(refusal(&err), "NotFound", "{err:?}");
     assert_eq!(err.name.as_deref(), Some(RUN));
 }
@@ -230,12 +278,18 @@ async fn a_second_request_while_the_first_works_is_refused() {
         async move { engine.retry(req).await }
     });
     bounded(async {
-        while api.store().requests_like("patch pipelineruns/status").is_empty() {
+        while api
+            .store()
+            .requests_like("patch pipelineruns/status")
+            .is_empty()
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await;
-    let err = bounded(engine.retry(s.retry_request())).await.expect_err("409");
+    let err = bounded(engine.retry(s.retry_request()))
+        .await
+        .expect_err("409");
     assert_eq!(refusal(&err), "InFlight", "{err:?}");
     first.abort();
 }
@@ -245,13 +299,22 @@ async fn an_interrupted_attempt_is_completed_by_the_next_request_on_the_same_ser
     let s = Scenario::dag_failed();
     let engine = s.engine();
     interrupted(&s, &engine).await;
-    let answer = bounded(engine.retry(s.retry_request())).await.expect("completed");
+    let answer = bounded(engine.retry(s.retry_request()))
+        .await
+        .expect("completed");
     let status = answer.status.expect("status");
     assert_eq!(status.attempt, 2);
-    let retried: Vec<&str> = status.retried_tasks.iter().map(|t| t.name.as_str()).collect();
+    let retried: Vec<&str> = status
+        .retried_tasks
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
     assert_eq!(retried, ["b", "c", "report"]);
     let message = status.message.unwrap_or_default();
-    assert!(message.starts_with("completed attempt 2 started by alice at "), "{message}");
+    assert!(
+        message.starts_with("completed attempt 2 started by alice at "),
+        "{message}"
+    );
     assert_eq!(s.record().phase(), Phase::Started);
     assert_eq!(s.run()["status"]["conditions"][0]["status"], "Unknown");
 }
@@ -262,12 +325,16 @@ async fn a_fresh_claim_of_another_server_is_in_progress_and_an_old_one_is_comple
     let (api, engine) = (&s.api, s.engine());
     interrupted(&s, &engine).await;
     let other = Engine::new(api.client(), options());
-    let err = bounded(other.retry(s.retry_request())).await.expect_err("409");
+    let err = bounded(other.retry(s.retry_request()))
+        .await
+        .expect_err("409");
     assert_eq!(refusal(&err), "InProgress", "{err:?}");
     s.change_record(|r| {
         r.retry.start = crate::tekton::format_time(chrono::Utc::now() - chrono::Duration::hours(1));
     });
-    bounded(other.retry(s.retry_request())).await.expect("completed");
+    bounded(other.retry(s.retry_request()))
+        .await
+        .expect("completed");
     assert_eq!(s.record().phase(), Phase::Started);
 }
 
@@ -284,10 +351,14 @@ async fn completing_an_interrupted_attempt_checks_the_attempt_precondition() {
         ..Default::default()
     };
     // Attempt 2 was claimed from attempt 1: a replay of that request completes it.
-    let err = bounded(engine.retry(s.request(spec(2)))).await.expect_err("409");
+    let err = bounded(engine.retry(s.request(spec(2))))
+        .await
+        .expect_err("409");
     assert_eq!(refusal(&err), "PreconditionFailed", "{err:?}");
     assert!(err.message.contains("attempt 2, not 2"), "{err:?}");
-    bounded(engine.retry(s.request(spec(1)))).await.expect("completed");
+    bounded(engine.retry(s.request(spec(1))))
+        .await
+        .expect("completed");
 }
 
 #[tokio::test]
@@ -301,8 +372,16 @@ async fn a_dry_run_of_an_interrupted_attempt_writes_nothing() {
     let answer = bounded(engine.retry(req)).await.expect("200");
     let status = answer.status.expect("status");
     assert!(status.dry_run);
-    assert_eq!(status.message.as_deref(), Some("attempt 2 was interrupted; a retry completes it"));
-    assert_eq!(api.store().writes().len(), before, "{:?}", api.store().writes());
+    assert_eq!(
+        status.message.as_deref(),
+        Some("attempt 2 was interrupted; a retry completes it")
+    );
+    assert_eq!(
+        api.store().writes().len(),
+        before,
+        "{:?}",
+        api.store().writes()
+    );
     assert_eq!(s.record().phase(), Phase::Claimed);
 }
 
@@ -321,7 +400,9 @@ async fn the_started_mark_survives_a_concurrent_record_write_and_a_failed_one_is
     let s = Scenario::dag_failed();
     let (api, engine) = (&s.api, s.engine());
     api.store().fail_next("update configmaps", 500);
-    let err = bounded(engine.retry(s.retry_request())).await.expect_err("500");
+    let err = bounded(engine.retry(s.retry_request()))
+        .await
+        .expect_err("500");
     assert!(err.message.contains("recording the retry"), "{err:?}");
 }
 
@@ -353,9 +434,12 @@ async fn repair_resets_again_a_run_a_stale_write_set_back_to_its_old_failure() {
     bounded(engine.retry(s.retry_request())).await.expect("201");
     // Not done: nothing to repair.
     assert!(!bounded(engine.repair(NS, RUN, UID)).await.expect("repair"));
-    api.store().modify(&s.runs(), RUN, |r| r["status"] = failed_status.clone());
+    api.store()
+        .modify(&s.runs(), RUN, |r| r["status"] = failed_status.clone());
     // Another run's uid: nothing to do.
-    assert!(!bounded(engine.repair(NS, RUN, "another-uid")).await.expect("repair"));
+    assert!(!bounded(engine.repair(NS, RUN, "another-uid"))
+        .await
+        .expect("repair"));
     assert!(bounded(engine.repair(NS, RUN, UID)).await.expect("repair"));
     assert_eq!(s.run()["status"]["conditions"][0]["status"], "Unknown");
 }
@@ -373,8 +457,13 @@ async fn repair_leaves_a_claimed_attempt_to_the_roll_forward() {
 async fn the_history_holds_the_attempts_and_the_runs_attempt_1_lost() {
     let s = Scenario::dag_failed();
     let (api, engine) = (&s.api, s.engine());
-    api.store().logs.insert("demo-run-b-pod/step-compile".into(), "compiling\nerror: boom\n".into());
-    bounded(RetryService::retry(&engine, s.retry_request())).await.expect("201");
+    api.store().logs.insert(
+        "demo-run-b-pod/step-compile".into(),
+        "compiling\nerror: boom\n".into(),
+    );
+    bounded(RetryService::retry(&engine, s.retry_request()))
+        .await
+        .expect("201");
     let history = bounded(RetryService::history(&engine, NS.into(), RUN.into(), None))
         .await
         .expect("history");
@@ -382,8 +471,12 @@ async fn the_history_holds_the_attempts_and_the_runs_attempt_1_lost() {
     assert_eq!(history["metadata"]["uid"], UID);
     let index = history["data"]["attempts.json"].as_str().expect("index");
     assert!(index.contains("\"attempt\":2"), "{index}");
-    let lost: Value =
-        serde_json::from_str(history["data"]["attempt-1.json"].as_str().expect("attempt 1")).expect("json");
+    let lost: Value = serde_json::from_str(
+        history["data"]["attempt-1.json"]
+            .as_str()
+            .expect("attempt 1"),
+    )
+    .expect("json");
     let names: Vec<&str> = lost["runs"]
         .as_array()
         .expect("runs")
@@ -391,5 +484,8 @@ async fn the_history_holds_the_attempts_and_the_runs_attempt_1_lost() {
         .map(|r| r["name"].as_str().unwrap_or_default())
         .collect();
     assert_eq!(names, ["demo-run-b", "demo-run-report"]);
-    assert_eq!(lost["runs"][0]["logs"]["step-compile"], "compiling\nerror: boom");
+    assert_eq!(
+        lost["runs"][0]["logs"]["step-compile"],
+        "compiling\nerror: boom"
+    );
 }

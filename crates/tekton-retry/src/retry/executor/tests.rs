@@ -91,7 +91,9 @@ async fn claimed(s: &Scenario, engine: &Engine) -> AttemptRecord {
 async fn a_cancelled_run_is_reset_then_its_spec_status_cleared() {
     let s = Scenario::load("cancelled", &["02-cancelled"]);
     assert_eq!(s.run()["spec"]["status"], "Cancelled");
-    bounded(s.engine().retry(s.retry_request())).await.expect("201");
+    bounded(s.engine().retry(s.retry_request()))
+        .await
+        .expect("201");
     let run = s.run();
     assert!(run["spec"].get("status").is_none(), "{}", run["spec"]);
     assert_eq!(condition(&run).0, "Unknown");
@@ -113,7 +115,9 @@ async fn the_finally_runs_of_a_gracefully_cancelled_run_are_deleted_only_after_t
     // again, so the finally TaskRun goes only once the spec is cleared.
     let s = Scenario::load("cancelled-finally-trap", &["01-cancelled"]);
     assert_eq!(s.run()["spec"]["status"], "CancelledRunFinally");
-    bounded(s.engine().retry(s.retry_request())).await.expect("201");
+    bounded(s.engine().retry(s.retry_request()))
+        .await
+        .expect("201");
     assert_eq!(
         run_writes(&s),
         [
@@ -125,7 +129,439 @@ async fn the_finally_runs_of_a_gracefully_cancelled_run_are_deleted_only_after_t
             "patch pipelineruns demo-run metadata",
         ]
     );
-    assert!(!s.names(TASKRUN_KIND).contains(&"demo-run-report".to_string()));
+    assert!(!s
+        .names(TASKRUN_KIND)
+        .contains(&"demo-run-report".to_string()));
     assert!(s.run()["spec"].get("status").is_none());
     assert_eq!(s.record().phase(), Phase::Started);
+}
+
+/// A reactor standing in for the Tekton controller: after each status reset of the run, `answer`
+/// changes the run.
+fn on_reset(s: &Scenario, answer: impl Fn(&mut Value) + Send + 'static) {
+    let runs = s.runs();
+    s.api
+        .store()
+        .react(Box::new(move |store: &mut Store, seen, _| {
+            if seen.verb == "patch" && seen.sub == "status" && seen.collection == runs {
+                store.modify(&runs, RUN, &answer);
+            }
+        }));
+}
+
+/// The run failed again as it was before the reset (a stale controller write).
+fn old_failure(run: &Value) -> impl Fn(&mut Value) + Send + 'static {
+    let failed = run["status"].clone();
+    move |r: &mut Value| r["status"] = failed.clone()
+}
+
+#[tokio::test]
+async fn a_controller_that_keeps_writing_the_old_outcome_back_gets_a_bounded_number_of_resets() {
+    let s = Scenario::dag_failed();
+    on_reset(&s, old_failure(&s.run()));
+    let mut opts = options();
+    opts.executor.max_reset_rounds = 2;
+    let err = bounded(s.engine_with(opts).retry(s.retry_request()))
+        .await
+        .expect_err("504");
+    assert_eq!(err.reason, StatusReason::Timeout, "{err:?}");
+    assert!(err.message.contains("after 2 status writes"), "{err:?}");
+    let resets = s
+        .api
+        .store()
+        .requests_like("patch pipelineruns/status")
+        .len();
+    assert_eq!(resets, 2);
+    assert_eq!(s.record().phase(), Phase::Claimed, "resumable");
+}
+
+#[tokio::test]
+async fn a_run_tekton_fails_at_once_after_the_reset_is_the_attempts_outcome_not_a_reason_to_reset_again(
+) {
+    let s = Scenario::dag_failed();
+    on_reset(&s, |r: &mut Value| {
+        r["status"]["conditions"] = json!([{"type": "Succeeded", "status": "False",
+            "reason": "CouldntGetTask", "message": "task deploy not found"}]);
+        r["status"]["completionTime"] = json!(crate::tekton::format_time(chrono::Utc::now()));
+    });
+    bounded(s.engine().retry(s.retry_request()))
+        .await
+        .expect("201");
+    assert_eq!(
+        s.api
+            .store()
+            .requests_like("patch pipelineruns/status")
+            .len(),
+        1
+    );
+    assert_eq!(
+        condition(&s.run()),
+        ("False".into(), "CouldntGetTask".into())
+    );
+    assert_eq!(s.record().phase(), Phase::Started);
+}
+
+#[tokio::test]
+async fn the_executor_waits_within_the_verification_window_for_the_controller_to_take_the_run_up() {
+    let s = Scenario::dag_failed();
+    let engine = s.engine();
+    let record = claimed(&s, &engine).await;
+    // The controller's first reconcile, 100 ms after the reset (the window is 2 s).
+    let (api, runs) = (s.api.clone(), s.runs());
+    s.api.store().react(Box::new(move |_: &mut Store, seen, _| {
+        if seen.sub == "status" {
+            let (api, runs) = (api.clone(), runs.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                api.store().modify(&runs, RUN, |r| {
+                    r["status"]["conditions"][0]["message"] = json!(
+                        "Tasks Completed: 1 (Failed: 0, Cancelled 0), Incomplete: 3, Skipped: 0"
+                    );
+                });
+            });
+        }
+    }));
+    let executor = Executor::new(
+        s.api.cluster(),
+        engine.store().clone(),
+        ExecutorOptions {
+            verify_window: Duration::from_secs(2),
+            ..options().executor
+        },
+    );
+    let run = bounded(executor.complete(s.ns, &s.run(), &record, None, None))
+        .await
+        .expect("taken up");
+    let message = run["status"]["conditions"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.starts_with("Tasks Completed: 1"), "{message}");
+}
+
+#[tokio::test]
+async fn a_run_replaced_under_the_same_name_is_left_alone() {
+    let s = Scenario::dag_failed();
+    let engine = s.engine();
+    let mut record = claimed(&s, &engine).await;
+    record.uid = "another-uid".into();
+    let before = s.api.store().written.len();
+    let err = bounded(
+        engine
+            .executor()
+            .complete(s.ns, &s.run(), &record, None, None),
+    )
+    .await
+    .expect_err("409");
+    assert_eq!(err.reason, StatusReason::Conflict);
+    assert!(err.message.contains("deleted and re-created"), "{err:?}");
+    assert_eq!(s.api.store().written.len(), before);
+}
+
+#[tokio::test]
+async fn a_taskrun_held_by_a_finalizer_is_waited_for_and_named() {
+    let s = Scenario::dag_failed();
+    let engine = s.engine();
+    s.api.store().modify(&taskruns(&s), "demo-run-b", |t| {
+        t["metadata"]["finalizers"] = json!(["chains.tekton.dev/taskrun"]);
+    });
+    let err = bounded(engine.retry(s.retry_request()))
+        .await
+        .expect_err("504");
+    assert_eq!(err.reason, StatusReason::Timeout, "{err:?}");
+    assert!(err.message.contains("chains.tekton.dev/taskrun"), "{err:?}");
+    assert!(s
+        .api
+        .store()
+        .requests_like("patch pipelineruns/status")
+        .is_empty());
+    // Released: the next request completes the attempt.
+    s.api.store().modify(&taskruns(&s), "demo-run-b", |t| {
+        t["metadata"]["finalizers"] = json!([]);
+    });
+    bounded(engine.retry(s.retry_request()))
+        .await
+        .expect("completed");
+    assert_eq!(s.record().phase(), Phase::Started);
+}
+
+#[tokio::test]
+async fn a_leftover_pod_a_new_taskrun_would_adopt_stops_the_reset_and_a_new_runs_pod_does_not() {
+    let s = Scenario::dag_failed();
+    let engine = s.engine();
+    let pods = collection(PODS, s.ns);
+    // Orphaned (`--cascade=orphan`): the TaskRun's deletion leaves it.
+    s.api.store().modify(&pods, "demo-run-b-pod", |p| {
+        p["metadata"]["ownerReferences"] = json!([]);
+    });
+    let err = bounded(engine.retry(s.retry_request()))
+        .await
+        .expect_err("504");
+    assert!(err.message.contains("demo-run-b-pod"), "{err:?}");
+    assert!(err.message.contains("still there"), "{err:?}");
+    assert!(s
+        .api
+        .store()
+        .requests_like("patch pipelineruns/status")
+        .is_empty());
+    // Owned by another TaskRun (Tekton's re-created one): not in the way.
+    s.api.store().modify(&pods, "demo-run-b-pod", |p| {
+        p["metadata"]["ownerReferences"] = json!([{"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+            "name": "demo-run-b", "uid": "the-new-taskrun", "controller": true}]);
+    });
+    bounded(engine.retry(s.retry_request()))
+        .await
+        .expect("completed");
+}
+
+#[tokio::test]
+async fn a_run_someone_else_deleted_first_is_fine_and_a_failed_delete_is_a_500() {
+    let s = Scenario::dag_failed();
+    let trs = taskruns(&s);
+    s.api
+        .store()
+        .before_next("delete taskruns demo-run-b", move |store| {
+            store.remove(&trs, "demo-run-b");
+        });
+    bounded(s.engine().retry(s.retry_request()))
+        .await
+        .expect("201");
+    let s = Scenario::dag_failed();
+    s.api.store().fail_next("delete taskruns demo-run-b", 500);
+    let err = bounded(s.engine().retry(s.retry_request()))
+        .await
+        .expect_err("500");
+    assert!(err.message.contains("deleting TaskRun"), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_reset_admission_refuses_is_a_422_and_a_reset_that_lost_a_race_is_written_again() {
+    let s = Scenario::dag_failed();
+    s.api.store().fail_next("patch pipelineruns/status", 422);
+    let err = bounded(s.engine().retry(s.retry_request()))
+        .await
+        .expect_err("422");
+    assert_eq!(err.reason, StatusReason::Invalid, "{err:?}");
+    assert!(err.message.contains("status reset"), "{err:?}");
+    let s = Scenario::dag_failed();
+    // The controller writes the run between the executor's read and its reset.
+    let runs = s.runs();
+    s.api
+        .store()
+        .before_next("patch pipelineruns/status", move |store| {
+            store.modify(&runs, RUN, |r| {
+                r["metadata"]["labels"]["seen"] = json!("yes")
+            });
+        });
+    bounded(s.engine().retry(s.retry_request()))
+        .await
+        .expect("201");
+    let answers: Vec<u16> = {
+        let store = s.api.store();
+        let resets = store.written.iter().filter(|(w, _)| w.sub == "status");
+        resets.map(|(_, code)| *code).collect()
+    };
+    assert_eq!(answers, [409, 200]);
+    assert_eq!(condition(&s.run()).0, "Unknown");
+}
+
+#[tokio::test]
+async fn a_run_tekton_completes_again_before_the_spec_clear_is_reset_again_then_cleared() {
+    // Cancelled/StoppedRunFinally: while spec.status is set a reconcile completes the reset run
+    // again within milliseconds; the clear fenced at the reset is refused (400) and the run is
+    // reset once more.
+    let s = Scenario::load("cancelled", &["02-cancelled"]);
+    let cancelled = s.run()["status"].clone();
+    let (runs, mut once) = (s.runs(), true);
+    s.api
+        .store()
+        .react(Box::new(move |store: &mut Store, seen, _| {
+            if seen.sub == "status" && std::mem::take(&mut once) {
+                store.modify(&runs, RUN, |r| r["status"] = cancelled.clone());
+            }
+        }));
+    bounded(s.engine().retry(s.retry_request()))
+        .await
+        .expect("201");
+    let resets = s
+        .api
+        .store()
+        .requests_like("patch pipelineruns/status")
+        .len();
+    assert_eq!(resets, 2);
+    assert!(s.run()["spec"].get("status").is_none());
+    assert_eq!(condition(&s.run()).0, "Unknown");
+}
+
+#[tokio::test]
+async fn an_expired_watch_starts_over_from_a_list_and_another_watch_error_is_a_500() {
+    let s = Scenario::dag_failed();
+    s.api.store().before_next("watch taskruns", Store::compact);
+    bounded(s.engine().retry(s.retry_request()))
+        .await
+        .expect("201");
+    assert_eq!(
+        s.api.store().requests_like("list taskruns").len(),
+        2,
+        "listed again"
+    );
+    let s = Scenario::dag_failed();
+    s.api.store().fail_next_watch(500);
+    let err = bounded(s.engine().retry(s.retry_request()))
+        .await
+        .expect_err("500");
+    assert!(err.message.contains("watching the child runs"), "{err:?}");
+}
+
+#[tokio::test]
+async fn chains_annotations_go_once_the_run_runs_again() {
+    let s = Scenario::dag_failed();
+    s.api.store().modify(&s.runs(), RUN, |r| {
+        r["metadata"]["annotations"]["chains.tekton.dev/signed"] = json!("true");
+        r["metadata"]["annotations"]["team.example/owner"] = json!("web");
+    });
+    bounded(s.engine().retry(s.retry_request()))
+        .await
+        .expect("201");
+    let annotations = &s.run()["metadata"]["annotations"];
+    assert!(
+        annotations.get("chains.tekton.dev/signed").is_none(),
+        "{annotations}"
+    );
+    assert_eq!(annotations["team.example/owner"], "web");
+}
+
+#[tokio::test]
+async fn logs_are_archived_only_when_asked_and_only_for_taskruns() {
+    let s = Scenario::dag_failed();
+    s.api
+        .store()
+        .logs
+        .insert("demo-run-b-pod/step-compile".into(), "error: boom".into());
+    let mut opts = options();
+    opts.executor.archive_logs = false;
+    bounded(s.engine_with(opts).retry(s.retry_request()))
+        .await
+        .expect("201");
+    assert!(s.api.store().requests_like("get pods/log").is_empty());
+    let history = bounded(s.engine().history(s.ns, RUN, None))
+        .await
+        .expect("history");
+    let lost: Value =
+        serde_json::from_str(history["data"]["attempt-1.json"].as_str().expect("1")).expect("json");
+    assert_eq!(lost["runs"][0]["name"], "demo-run-b");
+    assert!(
+        lost["runs"][0]["logs"]
+            .as_object()
+            .is_none_or(|l| l.is_empty()),
+        "{lost}"
+    );
+}
+
+#[tokio::test]
+async fn a_taskrun_labelled_for_the_run_but_owned_by_another_is_neither_archived_nor_deleted() {
+    let s = Scenario::dag_failed();
+    let mut stranger = s.api.store().get(&taskruns(&s), "demo-run-b").expect("b");
+    stranger["metadata"]["name"] = json!("demo-run-b-copy");
+    stranger["metadata"]["ownerReferences"][0]["uid"] = json!("someone-else");
+    if let Some(meta) = stranger["metadata"].as_object_mut() {
+        meta.remove("uid");
+    }
+    s.api.store().insert(&taskruns(&s), stranger);
+    bounded(s.engine().retry(s.retry_request()))
+        .await
+        .expect("201");
+    assert!(s
+        .names(TASKRUN_KIND)
+        .contains(&"demo-run-b-copy".to_string()));
+    let history = bounded(s.engine().history(s.ns, RUN, None))
+        .await
+        .expect("history");
+    let lost = history["data"]["attempt-1.json"].as_str().expect("1");
+    assert!(!lost.contains("demo-run-b-copy"), "{lost}");
+}
+
+#[test]
+fn custom_tasks_and_pipelines_in_pipelines_add_their_child_resources() {
+    let plural = |run: Value| -> Vec<&'static str> {
+        child_run_resources(&run).iter().map(|r| r.plural).collect()
+    };
+    let with_task = |task: Value| json!({"status": {"pipelineSpec": {"tasks": [task]}}});
+    let custom = json!({"apiVersion": "example.dev/v1", "kind": "Wait"});
+    assert_eq!(plural(json!({})), ["taskruns"]);
+    assert_eq!(
+        plural(with_task(json!({"name": "a", "taskRef": {"name": "t"}}))),
+        ["taskruns"]
+    );
+    assert_eq!(
+        plural(with_task(json!({"name": "a", "taskRef": custom}))),
+        ["taskruns", "customruns"]
+    );
+    assert_eq!(
+        plural(with_task(json!({"name": "a", "taskSpec": custom}))),
+        ["taskruns", "customruns"]
+    );
+    // Both apiVersion and kind make a custom task (TaskRef.IsCustomTask).
+    let half = json!({"name": "a", "taskRef": {"apiVersion": "example.dev/v1", "kind": ""}});
+    assert_eq!(plural(with_task(half)), ["taskruns"]);
+    let half = json!({"name": "a", "taskRef": {"apiVersion": "", "kind": "Wait"}});
+    assert_eq!(plural(with_task(half)), ["taskruns"]);
+    assert_eq!(
+        plural(with_task(
+            json!({"name": "a", "pipelineRef": {"name": "p"}})
+        )),
+        ["taskruns", "pipelineruns"]
+    );
+    assert_eq!(
+        plural(with_task(
+            json!({"name": "a", "pipelineSpec": {"tasks": []}})
+        )),
+        ["taskruns", "pipelineruns"]
+    );
+    // The inline spec counts as well as the resolved one.
+    let inline = json!({"spec": {"pipelineSpec": {"finally": [{"name": "f", "taskRef": custom}]}}});
+    assert_eq!(plural(inline), ["taskruns", "customruns"]);
+    let referenced = |kind: &str| json!({"status": {"childReferences": [{"kind": kind, "name": "x", "pipelineTaskName": "a"}]}});
+    assert_eq!(plural(referenced("CustomRun")), ["taskruns", "customruns"]);
+    assert_eq!(
+        plural(referenced("PipelineRun")),
+        ["taskruns", "pipelineruns"]
+    );
+    assert_eq!(plural(referenced("TaskRun")), ["taskruns"]);
+}
+
+#[test]
+fn the_controller_took_the_run_up_when_it_made_a_child_ended_it_or_rewrote_the_message() {
+    let run = |status: &str, message: &str| json!({"status": {"conditions": [{"type": "Succeeded", "status": status, "message": message}]}});
+    let reset = "retry attempt 2 started";
+    assert!(acknowledged(&run("Unknown", reset), true, reset));
+    assert!(!acknowledged(&run("Unknown", reset), false, reset));
+    assert!(acknowledged(
+        &run("Unknown", "Tasks Completed: 1"),
+        false,
+        reset
+    ));
+    assert!(acknowledged(&run("False", reset), false, reset));
+    assert!(!acknowledged(&json!({"status": {}}), false, reset));
+}
+
+#[test]
+fn a_pod_is_left_over_when_named_for_a_deleted_taskrun_and_owned_by_it_or_by_nothing() {
+    let deleted = RunRef::new("TaskRun", "r-b", "uid-b");
+    let refs = [&deleted];
+    let pod = |name: &str, owner: Option<&str>| {
+        let owners: Vec<Value> = owner.into_iter().map(|u| json!({"uid": u})).collect();
+        json!({"metadata": {"name": name, "ownerReferences": owners}})
+    };
+    assert!(leftover_pod(&pod("r-b-pod", None), &refs));
+    assert!(leftover_pod(&pod("r-b-pod", Some("uid-b")), &refs));
+    assert!(leftover_pod(&pod("r-b-pod-retry1", Some("uid-b")), &refs));
+    // Tekton's re-created TaskRun owns it now.
+    assert!(!leftover_pod(&pod("r-b-pod", Some("uid-new")), &refs));
+    // Not a TaskRun attempt's pod.
+    assert!(!leftover_pod(&pod("r-b-helper", None), &refs));
+    // A hashed attempt pod name (listed by the TaskRun's label) counts.
+    assert!(leftover_pod(
+        &pod("r-b0123456789abcdef0123456789abcdef-pod", None),
+        &refs
+    ));
 }
