@@ -565,3 +565,88 @@ fn a_pod_is_left_over_when_named_for_a_deleted_taskrun_and_owned_by_it_or_by_not
         &refs
     ));
 }
+
+/// The runs attempt 1 lost, as the history keeps them.
+async fn lost_runs(s: &Scenario) -> Vec<Value> {
+    let history = bounded(s.engine().history(s.ns, RUN, None))
+        .await
+        .expect("history");
+    let text = history["data"]["attempt-1.json"].as_str().unwrap_or("{}");
+    let lost: Value = serde_json::from_str(text).expect("json");
+    lost["runs"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_long_log_is_archived_as_its_last_64_kib_from_a_line_start() {
+    let s = Scenario::dag_failed();
+    let lines: Vec<String> = (0..2_000)
+        .map(|i| format!("{i:05} {}", "x".repeat(94)))
+        .collect();
+    s.api
+        .store()
+        .logs
+        .insert("demo-run-b-pod/step-compile".into(), lines.join("\n"));
+    bounded(s.engine().retry(s.retry_request()))
+        .await
+        .expect("201");
+    let lost = lost_runs(&s).await;
+    let tail = lost[0]["logs"]["step-compile"]
+        .as_str()
+        .expect("archived log");
+    assert!(
+        tail.len() <= 64 * 1024 && tail.len() > 64 * 1024 - 100,
+        "{}",
+        tail.len()
+    );
+    assert!(tail.ends_with(lines[1_999].as_str()));
+    assert!(
+        tail.starts_with(|c: char| c.is_ascii_digit()),
+        "from a line start"
+    );
+}
+
+#[tokio::test]
+async fn runs_being_deleted_are_archived_only_when_they_ended() {
+    let s = Scenario::dag_failed();
+    let engine = s.engine();
+    // Interrupted before the archive (its create answered 500): nothing deleted yet.
+    s.api
+        .store()
+        .before_next("patch pipelineruns demo-run", |store| {
+            store.fail_next("create configmaps", 500);
+        });
+    bounded(engine.retry(s.retry_request()))
+        .await
+        .expect_err("500");
+    assert!(s.api.store().requests_like("delete").is_empty());
+    // Meanwhile b, which ended, and report, which runs again, are being deleted by someone else.
+    let trs = taskruns(&s);
+    let deleting = |t: &mut Value| {
+        t["metadata"]["deletionTimestamp"] = json!("2026-12-06T00:00:00Z");
+        t["metadata"]["finalizers"] = json!(["example.dev/hold"]);
+    };
+    s.api.store().modify(&trs, "demo-run-b", deleting);
+    s.api.store().modify(&trs, "demo-run-report", |t| {
+        deleting(t);
+        t["status"]["conditions"][0]["status"] = json!("Unknown");
+        t["status"]["conditions"][0]["reason"] = json!("Running");
+    });
+    // Their finalizers are released while the executor waits for them to go.
+    let released = trs.clone();
+    s.api.store().before_next("list pods", move |store| {
+        for name in ["demo-run-b", "demo-run-report"] {
+            store.modify(&released, name, |t| t["metadata"]["finalizers"] = json!([]));
+        }
+    });
+    bounded(engine.retry(s.retry_request()))
+        .await
+        .expect("completed");
+    let names: Vec<Value> = lost_runs(&s)
+        .await
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("demo-run-b")]);
+    // Neither was deleted again: both were already going.
+    assert!(s.api.store().requests_like("delete").is_empty());
+}
