@@ -11,7 +11,7 @@ use super::fake_api::{collection, FakeApi};
 use super::record::store::{record_name, RECORD_KEY};
 use super::record::AttemptRecord;
 use super::{Engine, EngineOptions, RetryRequest};
-use crate::api::{RetrySpec, UserInfo};
+use crate::api::{ApiError, PipelineRunRetry, RetrySpec, UserInfo};
 
 /// The run's name in every recorded scenario.
 pub const RUN: &str = "demo-run";
@@ -134,6 +134,23 @@ impl Scenario {
             reason: Some("flaky".into()),
             ..Default::default()
         })
+    }
+
+    /// A retry by alice (reason "flaky") through `engine`.
+    pub async fn retry_with(&self, engine: &Engine) -> Result<PipelineRunRetry, ApiError> {
+        bounded(engine.retry(self.retry_request())).await
+    }
+
+    /// A retry by alice through a new engine (a server that has seen nothing yet).
+    pub async fn retry(&self) -> Result<PipelineRunRetry, ApiError> {
+        self.retry_with(&self.engine()).await
+    }
+
+    /// The same as a dry run.
+    pub async fn dry_run_with(&self, engine: &Engine) -> Result<PipelineRunRetry, ApiError> {
+        let mut req = self.retry_request();
+        req.dry_run = true;
+        bounded(engine.retry(req)).await
     }
 
     pub fn stored_record(&self) -> Option<AttemptRecord> {

@@ -24,9 +24,7 @@ fn refusal(e: &ApiError) -> &str {
 async fn interrupted(s: &Scenario, engine: &Engine) {
     let api = &s.api;
     api.store().fail_next("patch pipelineruns/status", 500);
-    let err = bounded(engine.retry(s.retry_request()))
-        .await
-        .expect_err("500");
+    let err = s.retry_with(&engine).await.expect_err("500");
     assert_eq!(err.reason, StatusReason::InternalError, "{err:?}");
     assert!(err.message.contains("writing the status reset"), "{err:?}");
     assert_eq!(s.record().phase(), Phase::Claimed);
@@ -49,7 +47,7 @@ const RETRY_WRITES: [&str; 9] = [
 async fn a_retry_claims_archives_deletes_resets_and_records_that_it_started() {
     let s = Scenario::dag_failed();
     let (api, engine) = (&s.api, s.engine());
-    let answer = bounded(engine.retry(s.retry_request())).await.expect("201");
+    let answer = s.retry_with(&engine).await.expect("201");
     let status = answer.status.expect("status");
     assert_eq!(status.attempt, 2);
     assert!(!status.dry_run);
@@ -89,7 +87,7 @@ async fn a_retry_claims_archives_deletes_resets_and_records_that_it_started() {
 async fn the_started_event_says_who_retried_what_and_why() {
     let s = Scenario::dag_failed();
     let (api, engine) = (&s.api, s.engine());
-    bounded(engine.retry(s.retry_request())).await.expect("201");
+    s.retry_with(&engine).await.expect("201");
     let events = api
         .store()
         .all(&collection(crate::retry::cluster::EVENTS, NS));
@@ -104,26 +102,24 @@ async fn the_started_event_says_who_retried_what_and_why() {
     );
 }
 
+/// A dry run's message; asserts that it was one and wrote nothing.
+async fn dry_run_writing_nothing(s: &Scenario, engine: &Engine) -> String {
+    let before = s.api.store().writes();
+    let answer = s.dry_run_with(engine).await.expect("200");
+    let status = answer.status.expect("status");
+    assert!(status.dry_run);
+    assert_eq!(s.api.store().writes(), before, "a dry run writes nothing");
+    status.message.unwrap_or_default()
+}
+
 #[tokio::test]
 async fn a_dry_run_writes_nothing_and_leaves_the_run_free_for_the_real_retry() {
     let s = Scenario::dag_failed();
-    let (api, engine) = (&s.api, s.engine());
-    let mut req = s.retry_request();
-    req.dry_run = true;
-    let answer = bounded(engine.retry(req)).await.expect("200");
-    let status = answer.status.expect("status");
-    assert!(status.dry_run);
-    assert_eq!(
-        status.message.as_deref(),
-        Some("dry run: attempt 2 would re-run b, c, report")
-    );
-    assert!(
-        api.store().writes().is_empty(),
-        "{:?}",
-        api.store().writes()
-    );
+    let engine = s.engine();
+    let message = dry_run_writing_nothing(&s, &engine).await;
+    assert_eq!(message, "dry run: attempt 2 would re-run b, c, report");
     // The same engine, the same run: not "already being retried".
-    bounded(engine.retry(s.retry_request())).await.expect("201");
+    s.retry_with(&engine).await.expect("201");
 }
 
 #[tokio::test]
@@ -172,9 +168,7 @@ async fn a_claim_another_replica_made_first_wins_and_nothing_is_deleted() {
     api.store().before_next("create configmaps", move |store| {
         store.insert(&configmaps(), claim);
     });
-    let err = bounded(engine.retry(s.retry_request()))
-        .await
-        .expect_err("409");
+    let err = s.retry_with(&engine).await.expect_err("409");
     assert_eq!(refusal(&err), "AlreadyStarted", "{err:?}");
     assert!(err.message.contains("bob"), "{err:?}");
     assert_eq!(s.names(TASKRUNS).len(), 3, "nothing deleted");
@@ -186,9 +180,7 @@ async fn a_claim_the_api_fails_is_a_500_and_nothing_is_deleted() {
     let s = Scenario::dag_failed();
     let (api, engine) = (&s.api, s.engine());
     api.store().fail_next("create configmaps", 500);
-    let err = bounded(engine.retry(s.retry_request()))
-        .await
-        .expect_err("500");
+    let err = s.retry_with(&engine).await.expect_err("500");
     assert_eq!(err.reason, StatusReason::InternalError);
     assert!(err.message.contains("claiming the retry"), "{err:?}");
     assert_eq!(s.names(TASKRUNS).len(), 3);
@@ -199,14 +191,12 @@ async fn a_claim_whose_mirror_admission_refuses_is_taken_back() {
     let s = Scenario::dag_failed();
     let (api, engine) = (&s.api, s.engine());
     api.store().fail_next("patch pipelineruns demo-run", 422);
-    let err = bounded(engine.retry(s.retry_request()))
-        .await
-        .expect_err("422");
+    let err = s.retry_with(&engine).await.expect_err("422");
     assert_eq!(err.reason, StatusReason::Invalid, "{err:?}");
     assert!(s.stored_record().is_none(), "the claim was taken back");
     assert_eq!(s.names(TASKRUNS).len(), 3);
     // And the next request can retry.
-    bounded(engine.retry(s.retry_request())).await.expect("201");
+    s.retry_with(&engine).await.expect("201");
 }
 
 #[tokio::test]
@@ -218,12 +208,10 @@ async fn a_missing_pipeline_is_planned_from_the_run_and_an_unreadable_one_is_a_5
         "build-and-deploy",
     );
     api.store().fail_next("get pipelines", 500);
-    let err = bounded(engine.retry(s.retry_request()))
-        .await
-        .expect_err("500");
+    let err = s.retry_with(&engine).await.expect_err("500");
     assert!(err.message.contains("reading the pipeline"), "{err:?}");
     assert!(api.store().writes().is_empty());
-    bounded(engine.retry(s.retry_request()))
+    s.retry_with(&engine)
         .await
         .expect("planned from status.pipelineSpec");
 }
@@ -234,9 +222,7 @@ async fn a_deleted_task_is_refused_up_front_and_an_unreadable_one_is_not() {
     let (api, engine) = (&s.api, s.engine());
     let tasks = collection(crate::retry::cluster::TASKS, NS);
     api.store().remove(&tasks, "deploy");
-    let err = bounded(engine.retry(s.retry_request()))
-        .await
-        .expect_err("422");
+    let err = s.retry_with(&engine).await.expect_err("422");
     assert_eq!(refusal(&err), "TaskGone", "{err:?}");
     assert!(
         err.causes
@@ -249,7 +235,7 @@ async fn a_deleted_task_is_refused_up_front_and_an_unreadable_one_is_not() {
     let s = Scenario::dag_failed();
     let (api, engine) = (&s.api, s.engine());
     api.store().fail_next("get tasks deploy", 500);
-    bounded(engine.retry(s.retry_request())).await.expect("201");
+    s.retry_with(&engine).await.expect("201");
     assert_eq!(s.record().phase(), Phase::Started);
 }
 
@@ -258,9 +244,7 @@ async fn a_run_that_does_not_exist_is_a_404() {
     let s = Scenario::dag_failed();
     let (api, engine) = (&s.api, s.engine());
     api.store().remove(&s.runs(), RUN);
-    let err = bounded(engine.retry(s.retry_request()))
-        .await
-        .expect_err("404");
+    let err = s.retry_with(&engine).await.expect_err("404");
     assert_eq!(refusal(&err), "NotFound", "{err:?}");
     assert_eq!(err.name.as_deref(), Some(RUN));
 }
@@ -287,9 +271,7 @@ async fn a_second_request_while_the_first_works_is_refused() {
         }
     })
     .await;
-    let err = bounded(engine.retry(s.retry_request()))
-        .await
-        .expect_err("409");
+    let err = s.retry_with(&engine).await.expect_err("409");
     assert_eq!(refusal(&err), "InFlight", "{err:?}");
     first.abort();
 }
@@ -299,9 +281,7 @@ async fn an_interrupted_attempt_is_completed_by_the_next_request_on_the_same_ser
     let s = Scenario::dag_failed();
     let engine = s.engine();
     interrupted(&s, &engine).await;
-    let answer = bounded(engine.retry(s.retry_request()))
-        .await
-        .expect("completed");
+    let answer = s.retry_with(&engine).await.expect("completed");
     let status = answer.status.expect("status");
     assert_eq!(status.attempt, 2);
     let retried: Vec<&str> = status
@@ -364,24 +344,10 @@ async fn completing_an_interrupted_attempt_checks_the_attempt_precondition() {
 #[tokio::test]
 async fn a_dry_run_of_an_interrupted_attempt_writes_nothing() {
     let s = Scenario::dag_failed();
-    let (api, engine) = (&s.api, s.engine());
+    let engine = s.engine();
     interrupted(&s, &engine).await;
-    let before = api.store().writes().len();
-    let mut req = s.retry_request();
-    req.dry_run = true;
-    let answer = bounded(engine.retry(req)).await.expect("200");
-    let status = answer.status.expect("status");
-    assert!(status.dry_run);
-    assert_eq!(
-        status.message.as_deref(),
-        Some("attempt 2 was interrupted; a retry completes it")
-    );
-    assert_eq!(
-        api.store().writes().len(),
-        before,
-        "{:?}",
-        api.store().writes()
-    );
+    let message = dry_run_writing_nothing(&s, &engine).await;
+    assert_eq!(message, "attempt 2 was interrupted; a retry completes it");
     assert_eq!(s.record().phase(), Phase::Claimed);
 }
 
@@ -395,14 +361,12 @@ async fn the_started_mark_survives_a_concurrent_record_write_and_a_failed_one_is
             cm["metadata"]["labels"]["touched"] = json!("yes");
         });
     });
-    bounded(engine.retry(s.retry_request())).await.expect("201");
+    s.retry_with(&engine).await.expect("201");
     assert_eq!(s.record().phase(), Phase::Started);
     let s = Scenario::dag_failed();
     let (api, engine) = (&s.api, s.engine());
     api.store().fail_next("update configmaps", 500);
-    let err = bounded(engine.retry(s.retry_request()))
-        .await
-        .expect_err("500");
+    let err = s.retry_with(&engine).await.expect_err("500");
     assert!(err.message.contains("recording the retry"), "{err:?}");
 }
 
@@ -420,7 +384,7 @@ async fn a_started_mark_another_replica_wrote_first_is_not_written_again() {
             cm["data"][key] = json!(serde_json::to_string(&record).expect("json"));
         });
     });
-    bounded(engine.retry(s.retry_request())).await.expect("201");
+    s.retry_with(&engine).await.expect("201");
     // The fenced write met the change, the read-again found it started: one update only.
     assert_eq!(api.store().requests_like("update configmaps").len(), 1);
     assert_eq!(s.record().phase(), Phase::Started);
@@ -431,7 +395,7 @@ async fn repair_resets_again_a_run_a_stale_write_set_back_to_its_old_failure() {
     let s = Scenario::dag_failed();
     let (api, engine) = (&s.api, s.engine());
     let failed_status = s.run()["status"].clone();
-    bounded(engine.retry(s.retry_request())).await.expect("201");
+    s.retry_with(&engine).await.expect("201");
     // Not done: nothing to repair.
     assert!(!bounded(engine.repair(NS, RUN, UID)).await.expect("repair"));
     api.store()

@@ -77,13 +77,17 @@ fn run_writes(s: &Scenario) -> Vec<String> {
         .collect()
 }
 
+/// How many status resets the executor asked for.
+fn resets(s: &Scenario) -> usize {
+    let store = s.api.store();
+    store.requests_like("patch pipelineruns/status").len()
+}
+
 /// Claims attempt 2 of the scenario's run and leaves it interrupted before the reset; the
 /// record, for calling the executor directly.
 async fn claimed(s: &Scenario, engine: &Engine) -> AttemptRecord {
     s.api.store().fail_next("patch pipelineruns/status", 500);
-    bounded(engine.retry(s.retry_request()))
-        .await
-        .expect_err("interrupted");
+    s.retry_with(&engine).await.expect_err("interrupted");
     s.record()
 }
 
@@ -91,9 +95,7 @@ async fn claimed(s: &Scenario, engine: &Engine) -> AttemptRecord {
 async fn a_cancelled_run_is_reset_then_its_spec_status_cleared() {
     let s = Scenario::load("cancelled", &["02-cancelled"]);
     assert_eq!(s.run()["spec"]["status"], "Cancelled");
-    bounded(s.engine().retry(s.retry_request()))
-        .await
-        .expect("201");
+    s.retry().await.expect("201");
     let run = s.run();
     assert!(run["spec"].get("status").is_none(), "{}", run["spec"]);
     assert_eq!(condition(&run).0, "Unknown");
@@ -115,9 +117,7 @@ async fn the_finally_runs_of_a_gracefully_cancelled_run_are_deleted_only_after_t
     // again, so the finally TaskRun goes only once the spec is cleared.
     let s = Scenario::load("cancelled-finally-trap", &["01-cancelled"]);
     assert_eq!(s.run()["spec"]["status"], "CancelledRunFinally");
-    bounded(s.engine().retry(s.retry_request()))
-        .await
-        .expect("201");
+    s.retry().await.expect("201");
     assert_eq!(
         run_writes(&s),
         [
@@ -166,12 +166,7 @@ async fn a_controller_that_keeps_writing_the_old_outcome_back_gets_a_bounded_num
         .expect_err("504");
     assert_eq!(err.reason, StatusReason::Timeout, "{err:?}");
     assert!(err.message.contains("after 2 status writes"), "{err:?}");
-    let resets = s
-        .api
-        .store()
-        .requests_like("patch pipelineruns/status")
-        .len();
-    assert_eq!(resets, 2);
+    assert_eq!(resets(&s), 2);
     assert_eq!(s.record().phase(), Phase::Claimed, "resumable");
 }
 
@@ -184,16 +179,8 @@ async fn a_run_tekton_fails_at_once_after_the_reset_is_the_attempts_outcome_not_
             "reason": "CouldntGetTask", "message": "task deploy not found"}]);
         r["status"]["completionTime"] = json!(crate::tekton::format_time(chrono::Utc::now()));
     });
-    bounded(s.engine().retry(s.retry_request()))
-        .await
-        .expect("201");
-    assert_eq!(
-        s.api
-            .store()
-            .requests_like("patch pipelineruns/status")
-            .len(),
-        1
-    );
+    s.retry().await.expect("201");
+    assert_eq!(resets(&s), 1);
     assert_eq!(
         condition(&s.run()),
         ("False".into(), "CouldntGetTask".into())
@@ -264,9 +251,7 @@ async fn a_taskrun_held_by_a_finalizer_is_waited_for_and_named() {
     s.api.store().modify(&taskruns(&s), "demo-run-b", |t| {
         t["metadata"]["finalizers"] = json!(["chains.tekton.dev/taskrun"]);
     });
-    let err = bounded(engine.retry(s.retry_request()))
-        .await
-        .expect_err("504");
+    let err = s.retry_with(&engine).await.expect_err("504");
     assert_eq!(err.reason, StatusReason::Timeout, "{err:?}");
     assert!(err.message.contains("chains.tekton.dev/taskrun"), "{err:?}");
     assert!(s
@@ -278,9 +263,7 @@ async fn a_taskrun_held_by_a_finalizer_is_waited_for_and_named() {
     s.api.store().modify(&taskruns(&s), "demo-run-b", |t| {
         t["metadata"]["finalizers"] = json!([]);
     });
-    bounded(engine.retry(s.retry_request()))
-        .await
-        .expect("completed");
+    s.retry_with(&engine).await.expect("completed");
     assert_eq!(s.record().phase(), Phase::Started);
 }
 
@@ -293,9 +276,7 @@ async fn a_leftover_pod_a_new_taskrun_would_adopt_stops_the_reset_and_a_new_runs
     s.api.store().modify(&pods, "demo-run-b-pod", |p| {
         p["metadata"]["ownerReferences"] = json!([]);
     });
-    let err = bounded(engine.retry(s.retry_request()))
-        .await
-        .expect_err("504");
+    let err = s.retry_with(&engine).await.expect_err("504");
     assert!(err.message.contains("demo-run-b-pod"), "{err:?}");
     assert!(err.message.contains("still there"), "{err:?}");
     assert!(s
@@ -308,9 +289,7 @@ async fn a_leftover_pod_a_new_taskrun_would_adopt_stops_the_reset_and_a_new_runs
         p["metadata"]["ownerReferences"] = json!([{"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
             "name": "demo-run-b", "uid": "the-new-taskrun", "controller": true}]);
     });
-    bounded(engine.retry(s.retry_request()))
-        .await
-        .expect("completed");
+    s.retry_with(&engine).await.expect("completed");
 }
 
 #[tokio::test]
@@ -322,14 +301,10 @@ async fn a_run_someone_else_deleted_first_is_fine_and_a_failed_delete_is_a_500()
         .before_next("delete taskruns demo-run-b", move |store| {
             store.remove(&trs, "demo-run-b");
         });
-    bounded(s.engine().retry(s.retry_request()))
-        .await
-        .expect("201");
+    s.retry().await.expect("201");
     let s = Scenario::dag_failed();
     s.api.store().fail_next("delete taskruns demo-run-b", 500);
-    let err = bounded(s.engine().retry(s.retry_request()))
-        .await
-        .expect_err("500");
+    let err = s.retry().await.expect_err("500");
     assert!(err.message.contains("deleting TaskRun"), "{err:?}");
 }
 
@@ -337,9 +312,7 @@ async fn a_run_someone_else_deleted_first_is_fine_and_a_failed_delete_is_a_500()
 async fn a_reset_admission_refuses_is_a_422_and_a_reset_that_lost_a_race_is_written_again() {
     let s = Scenario::dag_failed();
     s.api.store().fail_next("patch pipelineruns/status", 422);
-    let err = bounded(s.engine().retry(s.retry_request()))
-        .await
-        .expect_err("422");
+    let err = s.retry().await.expect_err("422");
     assert_eq!(err.reason, StatusReason::Invalid, "{err:?}");
     assert!(err.message.contains("status reset"), "{err:?}");
     let s = Scenario::dag_failed();
@@ -352,9 +325,7 @@ async fn a_reset_admission_refuses_is_a_422_and_a_reset_that_lost_a_race_is_writ
                 r["metadata"]["labels"]["seen"] = json!("yes")
             });
         });
-    bounded(s.engine().retry(s.retry_request()))
-        .await
-        .expect("201");
+    s.retry().await.expect("201");
     let answers: Vec<u16> = {
         let store = s.api.store();
         let resets = store.written.iter().filter(|(w, _)| w.sub == "status");
@@ -379,15 +350,8 @@ async fn a_run_tekton_completes_again_before_the_spec_clear_is_reset_again_then_
                 store.modify(&runs, RUN, |r| r["status"] = cancelled.clone());
             }
         }));
-    bounded(s.engine().retry(s.retry_request()))
-        .await
-        .expect("201");
-    let resets = s
-        .api
-        .store()
-        .requests_like("patch pipelineruns/status")
-        .len();
-    assert_eq!(resets, 2);
+    s.retry().await.expect("201");
+    assert_eq!(resets(&s), 2);
     assert!(s.run()["spec"].get("status").is_none());
     assert_eq!(condition(&s.run()).0, "Unknown");
 }
@@ -396,9 +360,7 @@ async fn a_run_tekton_completes_again_before_the_spec_clear_is_reset_again_then_
 async fn an_expired_watch_starts_over_from_a_list_and_another_watch_error_is_a_500() {
     let s = Scenario::dag_failed();
     s.api.store().before_next("watch taskruns", Store::compact);
-    bounded(s.engine().retry(s.retry_request()))
-        .await
-        .expect("201");
+    s.retry().await.expect("201");
     assert_eq!(
         s.api.store().requests_like("list taskruns").len(),
         2,
@@ -406,9 +368,7 @@ async fn an_expired_watch_starts_over_from_a_list_and_another_watch_error_is_a_5
     );
     let s = Scenario::dag_failed();
     s.api.store().fail_next_watch(500);
-    let err = bounded(s.engine().retry(s.retry_request()))
-        .await
-        .expect_err("500");
+    let err = s.retry().await.expect_err("500");
     assert!(err.message.contains("watching the child runs"), "{err:?}");
 }
 
@@ -419,9 +379,7 @@ async fn chains_annotations_go_once_the_run_runs_again() {
         r["metadata"]["annotations"]["chains.tekton.dev/signed"] = json!("true");
         r["metadata"]["annotations"]["team.example/owner"] = json!("web");
     });
-    bounded(s.engine().retry(s.retry_request()))
-        .await
-        .expect("201");
+    s.retry().await.expect("201");
     let annotations = &s.run()["metadata"]["annotations"];
     assert!(
         annotations.get("chains.tekton.dev/signed").is_none(),
@@ -467,9 +425,7 @@ async fn a_taskrun_labelled_for_the_run_but_owned_by_another_is_neither_archived
         meta.remove("uid");
     }
     s.api.store().insert(&taskruns(&s), stranger);
-    bounded(s.engine().retry(s.retry_request()))
-        .await
-        .expect("201");
+    s.retry().await.expect("201");
     assert!(s
         .names(TASKRUN_KIND)
         .contains(&"demo-run-b-copy".to_string()));
@@ -586,9 +542,7 @@ async fn a_long_log_is_archived_as_its_last_64_kib_from_a_line_start() {
         .store()
         .logs
         .insert("demo-run-b-pod/step-compile".into(), lines.join("\n"));
-    bounded(s.engine().retry(s.retry_request()))
-        .await
-        .expect("201");
+    s.retry().await.expect("201");
     let lost = lost_runs(&s).await;
     let tail = lost[0]["logs"]["step-compile"]
         .as_str()
@@ -615,9 +569,7 @@ async fn runs_being_deleted_are_archived_only_when_they_ended() {
         .before_next("patch pipelineruns demo-run", |store| {
             store.fail_next("create configmaps", 500);
         });
-    bounded(engine.retry(s.retry_request()))
-        .await
-        .expect_err("500");
+    s.retry_with(&engine).await.expect_err("500");
     assert!(s.api.store().requests_like("delete").is_empty());
     // Meanwhile b, which ended, and report, which runs again, are being deleted by someone else.
     let trs = taskruns(&s);
@@ -638,9 +590,7 @@ async fn runs_being_deleted_are_archived_only_when_they_ended() {
             store.modify(&released, name, |t| t["metadata"]["finalizers"] = json!([]));
         }
     });
-    bounded(engine.retry(s.retry_request()))
-        .await
-        .expect("completed");
+    s.retry_with(&engine).await.expect("completed");
     let names: Vec<Value> = lost_runs(&s)
         .await
         .iter()
