@@ -13,9 +13,12 @@
 #
 # Areas and the tests run for their mutants (the first failing test stops a run, via nextest):
 #   record, planner        the product crate's unit tests and the planner binary (pure code)
-#   engine, executor       the above plus the sandbox retries: tests/engine (engine_sandbox,
+#   engine, executor       the above (whole retries of recorded runs against an in-memory API)
+#                          plus the sandbox retries: tests/engine (engine_sandbox,
 #                          engine_tekton_cases, records_security, recorder_sandbox, hardening_faults)
 #   authn, authz, handler  the product crate's unit tests plus the server binary (tests/server)
+# With MUTANTS_QUICK=1 every area runs the product crate's tests only: seconds a mutant instead of
+# minutes; the numbers in docs/testing.md were measured that way.
 #
 # Results go to mutants.out/<area>/ (outcomes.json, caught.txt, missed.txt, timeout.txt,
 # unviable.txt); docs/testing.md holds the last report and explains each missed mutant that is
@@ -31,7 +34,7 @@ fi
 if ! command -v cargo-nextest >/dev/null; then
   cargo install --locked cargo-nextest
 fi
-[ $# -gt 0 ] || { sed -n '6,20p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '6,25p' "$0"; exit 2; }
 
 jobs="${MUTANTS_JOBS:-1}"
 place=(--jobs "$jobs")
