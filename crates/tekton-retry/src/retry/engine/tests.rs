@@ -24,7 +24,7 @@ fn refusal(e: &ApiError) -> &str {
 async fn interrupted(s: &Scenario, engine: &Engine) {
     let api = &s.api;
     api.store().fail_next("patch pipelineruns/status", 500);
-    let err = s.retry_with(&engine).await.expect_err("500");
+    let err = s.retry_with(engine).await.expect_err("500");
     assert_eq!(err.reason, StatusReason::InternalError, "{err:?}");
     assert!(err.message.contains("writing the status reset"), "{err:?}");
     assert_eq!(s.record().phase(), Phase::Claimed);
@@ -74,6 +74,8 @@ async fn a_retry_claims_archives_deletes_resets_and_records_that_it_started() {
     // Only what the plan needs is read: no PersistentVolumeClaims (the run binds none).
     let reads = api.store().requests_like("list ");
     assert_eq!(reads, ["list taskruns", "list pods"]);
+    // The waits are watches: no child run is read again.
+    assert!(api.store().requests_like("get taskruns").is_empty());
     let run = s.run();
     assert_eq!(run["status"]["conditions"][0]["status"], "Unknown");
     assert_eq!(
@@ -406,6 +408,22 @@ async fn repair_resets_again_a_run_a_stale_write_set_back_to_its_old_failure() {
         .expect("repair"));
     assert!(bounded(engine.repair(NS, RUN, UID)).await.expect("repair"));
     assert_eq!(s.run()["status"]["conditions"][0]["status"], "Unknown");
+}
+
+#[tokio::test]
+async fn repair_leaves_a_run_that_ended_its_attempt_alone() {
+    let s = Scenario::dag_failed();
+    let engine = s.engine();
+    s.retry_with(&engine).await.expect("201");
+    // The retry failed again, after the claim: its own outcome, not a stale write.
+    let ended = crate::tekton::format_time(chrono::Utc::now() + chrono::Duration::seconds(5));
+    s.api.store().modify(&s.runs(), RUN, |r| {
+        r["status"]["conditions"] = json!([{"type": "Succeeded", "status": "False", "reason": "Failed",
+            "message": "Tasks Completed: 4 (Failed: 1, Cancelled 0), Skipped: 0"}]);
+        r["status"]["completionTime"] = json!(ended);
+    });
+    assert!(!bounded(engine.repair(NS, RUN, UID)).await.expect("repair"));
+    assert_eq!(s.run()["status"]["conditions"][0]["status"], "False");
 }
 
 #[tokio::test]

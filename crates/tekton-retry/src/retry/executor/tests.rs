@@ -87,7 +87,7 @@ fn resets(s: &Scenario) -> usize {
 /// record, for calling the executor directly.
 async fn claimed(s: &Scenario, engine: &Engine) -> AttemptRecord {
     s.api.store().fail_next("patch pipelineruns/status", 500);
-    s.retry_with(&engine).await.expect_err("interrupted");
+    s.retry_with(engine).await.expect_err("interrupted");
     s.record()
 }
 
@@ -599,4 +599,176 @@ async fn runs_being_deleted_are_archived_only_when_they_ended() {
     assert_eq!(names, [json!("demo-run-b")]);
     // Neither was deleted again: both were already going.
     assert!(s.api.store().requests_like("delete").is_empty());
+}
+
+/// Attempt 2 of `dag-failed` claimed (b and report already deleted), now also replacing a failed
+/// CustomRun `demo-run-w` of the run: the run references it and it is stored, owned by the run.
+async fn with_custom_run(
+    s: &Scenario,
+    engine: &Engine,
+    change: impl FnOnce(&mut Value),
+) -> AttemptRecord {
+    let mut record = claimed(s, engine).await;
+    let customruns = collection(crate::retry::cluster::CUSTOMRUNS, s.ns);
+    let uid = s.uid.clone();
+    let mut w = json!({"apiVersion": "tekton.dev/v1beta1", "kind": "CustomRun",
+        "metadata": {"name": "demo-run-w", "namespace": s.ns,
+            "labels": {"tekton.dev/pipelineRun": RUN, "tekton.dev/pipelineTask": "w"},
+            "ownerReferences": [{"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "name": RUN,
+                "uid": uid, "controller": true}]},
+        "status": {"conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed"}]}});
+    change(&mut w);
+    let w = s.api.store().insert(&customruns, w);
+    s.api.store().modify(&s.runs(), RUN, |r| {
+        if let Some(refs) = r["status"]["childReferences"].as_array_mut() {
+            refs.push(
+                json!({"apiVersion": "tekton.dev/v1beta1", "kind": "CustomRun",
+                "name": "demo-run-w", "pipelineTaskName": "w"}),
+            );
+        }
+    });
+    let w_uid = w["metadata"]["uid"].as_str().unwrap_or_default();
+    record
+        .replace_now
+        .push(RunRef::new("CustomRun", "demo-run-w", w_uid));
+    record
+}
+
+#[tokio::test]
+async fn a_custom_run_the_attempt_replaces_is_deleted_and_waited_for_by_reading() {
+    let s = Scenario::dag_failed();
+    let engine = s.engine();
+    let record = with_custom_run(&s, &engine, |_| {}).await;
+    bounded(
+        engine
+            .executor()
+            .complete(s.ns, &s.run(), &record, None, None),
+    )
+    .await
+    .expect("reset");
+    assert!(s.names(crate::retry::cluster::CUSTOMRUNS).is_empty());
+    assert_eq!(
+        s.api.store().requests_like("delete customruns"),
+        ["delete customruns demo-run-w"]
+    );
+    assert!(
+        !s.api.store().requests_like("get customruns").is_empty(),
+        "read until gone"
+    );
+    assert_eq!(condition(&s.run()).0, "Unknown");
+}
+
+#[tokio::test]
+async fn a_custom_run_held_by_a_finalizer_is_named_and_one_that_cannot_be_read_is_a_500() {
+    let s = Scenario::dag_failed();
+    let engine = s.engine();
+    let record = with_custom_run(&s, &engine, |w| {
+        w["metadata"]["finalizers"] = json!(["results.tekton.dev/customrun"]);
+    })
+    .await;
+    let err = bounded(
+        engine
+            .executor()
+            .complete(s.ns, &s.run(), &record, None, None),
+    )
+    .await
+    .expect_err("504");
+    assert_eq!(err.reason, StatusReason::Timeout);
+    assert!(
+        err.message.contains("results.tekton.dev/customrun"),
+        "{err:?}"
+    );
+    let s = Scenario::dag_failed();
+    let engine = s.engine();
+    let record = with_custom_run(&s, &engine, |_| {}).await;
+    s.api.store().fail_next("get customruns", 500);
+    let err = bounded(
+        engine
+            .executor()
+            .complete(s.ns, &s.run(), &record, None, None),
+    )
+    .await
+    .expect_err("500");
+    assert!(err.message.contains("waiting for CustomRun"), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_custom_run_tekton_created_again_under_the_same_name_is_not_waited_for() {
+    let s = Scenario::dag_failed();
+    let engine = s.engine();
+    let record = with_custom_run(&s, &engine, |w| {
+        w["metadata"]["finalizers"] = json!(["example.dev/hold"]);
+    })
+    .await;
+    // Deleted and created again at once (a new uid): the replaced one is gone.
+    let customruns = collection(crate::retry::cluster::CUSTOMRUNS, s.ns);
+    s.api
+        .store()
+        .before_next("delete customruns", move |store| {
+            let mut again = store.get(&customruns, "demo-run-w").expect("w");
+            store.modify(&customruns, "demo-run-w", |w| {
+                w["metadata"]["finalizers"] = json!([])
+            });
+            if let Some(meta) = again["metadata"].as_object_mut() {
+                meta.remove("uid");
+                meta.remove("finalizers");
+            }
+            store.insert(&customruns, again);
+        });
+    bounded(
+        engine
+            .executor()
+            .complete(s.ns, &s.run(), &record, None, None),
+    )
+    .await
+    .expect("reset");
+    assert_eq!(s.names(crate::retry::cluster::CUSTOMRUNS), ["demo-run-w"]);
+}
+
+/// Runs `change` before the next spec clear of the run.
+fn before_spec_clear(s: &Scenario, change: impl FnOnce(&mut Store) + Send + 'static) {
+    let mut change = Some(change);
+    s.api.store().hook(Box::new(move |store: &mut Store, seen| {
+        if seen.patched() == "spec" {
+            if let Some(change) = change.take() {
+                change(store);
+            }
+        }
+        None
+    }));
+}
+
+#[tokio::test]
+async fn a_spec_clear_that_lost_a_race_is_made_again_and_a_failed_one_is_a_500() {
+    let s = Scenario::load("cancelled", &["02-cancelled"]);
+    let runs = s.runs();
+    before_spec_clear(&s, move |store| {
+        store.modify(&runs, RUN, |r| {
+            r["metadata"]["labels"]["seen"] = json!("yes")
+        });
+    });
+    s.retry().await.expect("201");
+    let answers: Vec<u16> = {
+        let store = s.api.store();
+        let clears = store.written.iter().filter(|(w, _)| w.patched() == "spec");
+        clears.map(|(_, code)| *code).collect()
+    };
+    // Refused at the raced version (and at the versions the watch then replays), made once.
+    assert_eq!(
+        (answers.first(), answers.last()),
+        (Some(&409), Some(&200)),
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|c| **c == 200).count(),
+        1,
+        "{answers:?}"
+    );
+    assert!(s.run()["spec"].get("status").is_none());
+    let s = Scenario::load("cancelled", &["02-cancelled"]);
+    before_spec_clear(&s, |store| {
+        store.fail_next("patch pipelineruns demo-run", 500)
+    });
+    let err = s.retry().await.expect_err("500");
+    assert!(err.message.contains("clearing spec.status"), "{err:?}");
 }
