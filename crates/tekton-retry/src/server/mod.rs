@@ -26,6 +26,8 @@ pub mod routes;
 pub mod selfcert;
 #[cfg(test)]
 mod test_engine;
+#[cfg(test)]
+mod test_reviews;
 pub mod tls;
 pub mod token_cache;
 

@@ -6,53 +6,12 @@ use std::sync::Mutex;
 
 use http::Request;
 use http_body_util::BodyExt;
-use kube::client::Body;
 use serde_json::json;
 
 use super::*;
 use crate::server::authn::{AuthConfig, AuthState};
 use crate::server::test_engine::TestEngine;
-
-/// The token review answer of each token; `eve` is denied every SubjectAccessReview.
-fn user_of(token: &str) -> Option<(&'static str, &'static [&'static str])> {
-    match token {
-        "admin-token" => Some(("admin", &["system:masters"])),
-        "bob-token" => Some(("bob", &["dev"])),
-        "eve-token" => Some(("eve", &[])),
-        _ => None,
-    }
-}
-
-fn fake_api() -> kube::Client {
-    let svc = tower::service_fn(|req: Request<Body>| async move {
-        let path = req.uri().path().to_string();
-        let bytes = req
-            .into_body()
-            .collect_bytes()
-            .await
-            .map_err(std::io::Error::other)?;
-        let sent: Value = serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
-        let status = if path == crate::server::review::TOKEN_REVIEWS {
-            let token = sent["spec"]["token"].as_str().unwrap_or_default();
-            match user_of(token) {
-                Some((name, groups)) => json!({"authenticated": true,
-                                               "user": {"username": name, "groups": groups}}),
-                None => json!({"authenticated": false}),
-            }
-        } else {
-            let allowed = sent["spec"]["user"] != "eve";
-            json!({"allowed": allowed, "reason": if allowed { "" } else { "no binding" }})
-        };
-        let mut answer = sent;
-        answer["status"] = status;
-        Response::builder()
-            .status(201)
-            .header("content-type", "application/json")
-            .body(Body::from(answer.to_string().into_bytes()))
-            .map_err(std::io::Error::other)
-    });
-    kube::Client::new(svc, "default")
-}
+use crate::server::test_reviews::review_api;
 
 struct Server {
     shared: Arc<Shared>,
@@ -60,7 +19,7 @@ struct Server {
 }
 
 fn server(in_flight: usize, request_timeout: Duration, engine_delay: Duration) -> Server {
-    let client = fake_api();
+    let (client, _) = review_api();
     let state = Arc::new(AuthState::default());
     state.set(AuthConfig::default());
     let metrics = Arc::new(Metrics::new());
