@@ -171,6 +171,13 @@ mod tests {
     }
 
     #[test]
+    fn the_fallback_key_is_not_a_constant() {
+        let (a, b) = (fallback_key_bytes(), fallback_key_bytes());
+        assert_ne!(a, b, "two keys made one after the other differ");
+        assert!(a.iter().any(|x| *x != a[0]), "{a:?}");
+    }
+
+    #[test]
     fn answers_are_found_by_token_and_expire() {
         let c = TokenCache::new(Duration::from_millis(50), 10, 1 << 20);
         c.insert("t1", Some(user("alice", 1)));
