@@ -209,6 +209,25 @@ mod tests {
     }
 
     #[test]
+    fn the_bounds_are_reached_exactly_and_an_answer_again_replaces_its_entry() {
+        // A refusal costs the entry overhead alone: two fill the budget to the byte.
+        let c = TokenCache::new(Duration::from_secs(60), 2, 2 * ENTRY_OVERHEAD);
+        c.insert("t1", None);
+        c.insert("t2", None);
+        assert_eq!((c.len(), c.bytes()), (2, 2 * ENTRY_OVERHEAD));
+        assert!(c.get("t1").is_some(), "a full cache keeps what fits");
+        // The same token again: its old entry's bytes are given back first.
+        c.insert("t2", None);
+        assert_eq!((c.len(), c.bytes()), (2, 2 * ENTRY_OVERHEAD));
+        let alice = Some(user("alice", 0));
+        let c = TokenCache::new(Duration::from_secs(60), 10, 1 << 20);
+        c.insert("t", alice.clone());
+        let once = c.bytes();
+        c.insert("t", alice);
+        assert_eq!((c.len(), c.bytes()), (1, once));
+    }
+
+    #[test]
     fn the_bytes_are_bounded() {
         let budget = 64 * 1024;
         let c = TokenCache::new(Duration::from_secs(60), 100_000, budget);
