@@ -467,8 +467,16 @@ fn extra_key_unescaping_follows_go() {
     assert_eq!(unescape_extra_key("%41"), "A", "an escape at the start");
     // One bad escape anywhere keeps the whole key as it came (url.PathUnescape fails).
     assert_eq!(unescape_extra_key("a%4"), "a%4", "cut short at the end");
-    assert_eq!(unescape_extra_key("ab%41%"), "ab%41%", "a bad one after a good one");
-    assert_eq!(unescape_extra_key("a%4g%41"), "a%4g%41", "a bad one before a good one");
+    assert_eq!(
+        unescape_extra_key("ab%41%"),
+        "ab%41%",
+        "a bad one after a good one"
+    );
+    assert_eq!(
+        unescape_extra_key("a%4g%41"),
+        "a%4g%41",
+        "a bad one before a good one"
+    );
 }
 
 #[test]
