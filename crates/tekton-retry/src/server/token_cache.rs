@@ -228,6 +228,25 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_is_counted_by_its_strings_and_a_slot_each() {
+        let mut u = UserInfo::new("alice", &["dev"]);
+        u.uid = Some("u-1".into());
+        u.extra
+            .insert("scopes".into(), vec!["a".into(), "bc".into()]);
+        // 5 + 3, the group 3 + 24, the extra key 6 + 24 and its values 1 + 24 and 2 + 24.
+        assert_eq!(user_bytes(&u), 5 + 3 + 27 + 30 + 25 + 26);
+        let c = TokenCache::new(Duration::from_secs(60), 10, 1 << 20);
+        assert!(c.is_empty());
+        c.insert("t", Some(u));
+        assert!(!c.is_empty());
+        assert_eq!(c.bytes(), ENTRY_OVERHEAD + 116);
+        // An answer that takes the whole budget to the byte is kept.
+        let exact = TokenCache::new(Duration::from_secs(60), 10, ENTRY_OVERHEAD);
+        exact.insert("t", None);
+        assert_eq!(exact.len(), 1);
+    }
+
+    #[test]
     fn the_bytes_are_bounded() {
         let budget = 64 * 1024;
         let c = TokenCache::new(Duration::from_secs(60), 100_000, budget);

@@ -772,3 +772,37 @@ async fn a_spec_clear_that_lost_a_race_is_made_again_and_a_failed_one_is_a_500()
     let err = s.retry().await.expect_err("500");
     assert!(err.message.contains("clearing spec.status"), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_custom_run_its_controller_releases_a_little_later_is_waited_for() {
+    let s = Scenario::dag_failed();
+    let engine = s.engine();
+    let record = with_custom_run(&s, &engine, |w| {
+        w["metadata"]["finalizers"] = json!(["example.dev/hold"]);
+    })
+    .await;
+    // Its controller lets it go 100 ms after the delete (the wait allows 500 ms).
+    let (api, customruns) = (
+        s.api.clone(),
+        collection(crate::retry::cluster::CUSTOMRUNS, s.ns),
+    );
+    s.api.store().react(Box::new(move |_: &mut Store, seen, _| {
+        if seen.verb == "delete" && seen.collection == customruns {
+            let (api, customruns) = (api.clone(), customruns.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                api.store().modify(&customruns, "demo-run-w", |w| {
+                    w["metadata"]["finalizers"] = json!([]);
+                });
+            });
+        }
+    }));
+    bounded(
+        engine
+            .executor()
+            .complete(s.ns, &s.run(), &record, None, None),
+    )
+    .await
+    .expect("reset once it was gone");
+    assert!(s.names(crate::retry::cluster::CUSTOMRUNS).is_empty());
+}
