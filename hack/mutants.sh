@@ -62,20 +62,27 @@ for area in "$@"; do
   if [ ${#extra[@]} -gt 0 ] && [ "${MUTANTS_QUICK:-}" != 1 ]; then
     args+=("${extra[@]}" --test-package tekton-retry)
   fi
-  echo "== $area: $(cargo mutants --list "${select[@]}" 2>/dev/null | wc -l) mutants"
+  list="mutants.out/$area/list.txt"
+  cargo mutants --list "${select[@]}" 2>/dev/null > "$list" || true
+  echo "== $area: $(wc -l < "$list") mutants"
+  # The tally of caught and unviable mutants: a full run starts it over, an iteration (which tests
+  # only what was not caught) adds to it.
+  tally="mutants.out/$area"
+  if [ "${MUTANTS_ITERATE:-}" != 1 ]; then
+    rm -f "$tally/caught-all.txt" "$tally/unviable-all.txt"
+  fi
   cargo mutants "${args[@]}" || true
   out="mutants.out/$area/mutants.out"
   count() { cat "$@" 2>/dev/null | wc -l; }
-  caught=$(count "$out/caught.txt")
-  # With MUTANTS_ITERATE the mutants of this tree caught by an earlier run were not tested again:
-  # they count as caught (the file lists every earlier one; only those that still exist count).
-  if [ "${MUTANTS_ITERATE:-}" = 1 ] && [ -f "$out/previously_caught.txt" ]; then
-    before=$(cargo mutants --list "${select[@]}" 2>/dev/null | grep -cFxf "$out/previously_caught.txt" || true)
-    caught=$((caught + before))
-  fi
+  for kind in caught unviable; do
+    cat "$tally/$kind-all.txt" "$out/$kind.txt" 2>/dev/null | sort -u > "$tally/$kind-all.new" || true
+    mv "$tally/$kind-all.new" "$tally/$kind-all.txt"
+  done
+  # Only mutants of this tree count (a line moved since an earlier run is a new mutant).
+  caught=$(grep -cFxf "$tally/caught-all.txt" "$list" || true)
+  unviable=$(grep -cFxf "$tally/unviable-all.txt" "$list" || true)
   missed=$(count "$out/missed.txt")
   timeout=$(count "$out/timeout.txt")
-  unviable=$(count "$out/unviable.txt")
   printf '%-9s %s\n' caught "$caught" missed "$missed" timeout "$timeout" unviable "$unviable"
   viable=$((caught + missed + timeout))
   if [ "$viable" -gt 0 ]; then
