@@ -471,3 +471,31 @@ async fn the_history_holds_the_attempts_and_the_runs_attempt_1_lost() {
         "compiling\nerror: boom"
     );
 }
+
+#[tokio::test]
+async fn a_claim_a_rerun_task_mounts_is_checked_against_the_claims_that_exist() {
+    let s = Scenario::dag_failed();
+    // b mounts the claim `src-pvc` through the pipeline's workspace `src`.
+    s.api.store().modify(&s.runs(), RUN, |r| {
+        r["spec"]["workspaces"] =
+            json!([{"name": "src", "persistentVolumeClaim": {"claimName": "src-pvc"}}]);
+        if let Some(tasks) = r["status"]["pipelineSpec"]["tasks"].as_array_mut() {
+            for t in tasks.iter_mut().filter(|t| t["name"] == "b") {
+                t["workspaces"] = json!([{"name": "src", "workspace": "src"}]);
+            }
+        }
+    });
+    let err = s.retry().await.expect_err("422");
+    assert_eq!(refusal(&err), "WorkspaceGone", "{err:?}");
+    assert_eq!(
+        s.api
+            .store()
+            .requests_like("list persistentvolumeclaims")
+            .len(),
+        1
+    );
+    let pvcs = collection(crate::retry::cluster::PVCS, NS);
+    let claim = json!({"metadata": {"name": "src-pvc", "namespace": NS}});
+    s.api.store().insert(&pvcs, claim);
+    s.retry().await.expect("201: the claim is there");
+}

@@ -462,9 +462,17 @@ fn first_user_header_wins_and_empty_values_are_skipped() {
 fn extra_key_unescaping_follows_go() {
     // One bad escape anywhere keeps the whole key as it came (url.PathUnescape fails). First, so
     // that a scan that steps wrong fails here rather than looping on the cases below.
-    assert_eq!(unescape_extra_key("ab%41%"), "ab%41%", "a bad one after a good one");
+    assert_eq!(
+        unescape_extra_key("ab%41%"),
+        "ab%41%",
+        "a bad one after a good one"
+    );
     assert_eq!(unescape_extra_key("a%4"), "a%4", "cut short at the end");
-    assert_eq!(unescape_extra_key("a%4g%41"), "a%4g%41", "a bad one before a good one");
+    assert_eq!(
+        unescape_extra_key("a%4g%41"),
+        "a%4g%41",
+        "a bad one before a good one"
+    );
     assert_eq!(unescape_extra_key("%41"), "A", "an escape at the start");
     assert_eq!(unescape_extra_key("acme.com%2fproject"), "acme.com/project");
     assert_eq!(unescape_extra_key("100%"), "100%");
