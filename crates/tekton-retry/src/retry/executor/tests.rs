@@ -232,13 +232,7 @@ async fn a_run_replaced_under_the_same_name_is_left_alone() {
     let mut record = claimed(&s, &engine).await;
     record.uid = "another-uid".into();
     let before = s.api.store().written.len();
-    let err = bounded(
-        engine
-            .executor()
-            .complete(s.ns, &s.run(), &record, None, None),
-    )
-    .await
-    .expect_err("409");
+    let err = complete(&s, &engine, &record).await.expect_err("409");
     assert_eq!(err.reason, StatusReason::Conflict);
     assert!(err.message.contains("deleted and re-created"), "{err:?}");
     assert_eq!(s.api.store().written.len(), before);
@@ -634,18 +628,31 @@ async fn with_custom_run(
     record
 }
 
+/// Held by a finalizer of its controller.
+fn held(w: &mut Value) {
+    w["metadata"]["finalizers"] = json!(["example.dev/hold"]);
+}
+
+/// The executor completing `record` on the scenario's run as it is now.
+async fn complete(
+    s: &Scenario,
+    engine: &Engine,
+    record: &AttemptRecord,
+) -> Result<Value, ApiError> {
+    bounded(
+        engine
+            .executor()
+            .complete(s.ns, &s.run(), record, None, None),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_custom_run_the_attempt_replaces_is_deleted_and_waited_for_by_reading() {
     let s = Scenario::dag_failed();
     let engine = s.engine();
     let record = with_custom_run(&s, &engine, |_| {}).await;
-    bounded(
-        engine
-            .executor()
-            .complete(s.ns, &s.run(), &record, None, None),
-    )
-    .await
-    .expect("reset");
+    complete(&s, &engine, &record).await.expect("reset");
     assert!(s.names(crate::retry::cluster::CUSTOMRUNS).is_empty());
     assert_eq!(
         s.api.store().requests_like("delete customruns"),
@@ -666,13 +673,7 @@ async fn a_custom_run_held_by_a_finalizer_is_named_and_one_that_cannot_be_read_i
         w["metadata"]["finalizers"] = json!(["results.tekton.dev/customrun"]);
     })
     .await;
-    let err = bounded(
-        engine
-            .executor()
-            .complete(s.ns, &s.run(), &record, None, None),
-    )
-    .await
-    .expect_err("504");
+    let err = complete(&s, &engine, &record).await.expect_err("504");
     assert_eq!(err.reason, StatusReason::Timeout);
     assert!(
         err.message.contains("results.tekton.dev/customrun"),
@@ -682,13 +683,7 @@ async fn a_custom_run_held_by_a_finalizer_is_named_and_one_that_cannot_be_read_i
     let engine = s.engine();
     let record = with_custom_run(&s, &engine, |_| {}).await;
     s.api.store().fail_next("get customruns", 500);
-    let err = bounded(
-        engine
-            .executor()
-            .complete(s.ns, &s.run(), &record, None, None),
-    )
-    .await
-    .expect_err("500");
+    let err = complete(&s, &engine, &record).await.expect_err("500");
     assert!(err.message.contains("waiting for CustomRun"), "{err:?}");
 }
 
@@ -696,10 +691,7 @@ async fn a_custom_run_held_by_a_finalizer_is_named_and_one_that_cannot_be_read_i
 async fn a_custom_run_tekton_created_again_under_the_same_name_is_not_waited_for() {
     let s = Scenario::dag_failed();
     let engine = s.engine();
-    let record = with_custom_run(&s, &engine, |w| {
-        w["metadata"]["finalizers"] = json!(["example.dev/hold"]);
-    })
-    .await;
+    let record = with_custom_run(&s, &engine, held).await;
     // Deleted and created again at once (a new uid): the replaced one is gone.
     let customruns = collection(crate::retry::cluster::CUSTOMRUNS, s.ns);
     s.api
@@ -715,13 +707,7 @@ async fn a_custom_run_tekton_created_again_under_the_same_name_is_not_waited_for
             }
             store.insert(&customruns, again);
         });
-    bounded(
-        engine
-            .executor()
-            .complete(s.ns, &s.run(), &record, None, None),
-    )
-    .await
-    .expect("reset");
+    complete(&s, &engine, &record).await.expect("reset");
     assert_eq!(s.names(crate::retry::cluster::CUSTOMRUNS), ["demo-run-w"]);
 }
 
@@ -777,10 +763,7 @@ async fn a_spec_clear_that_lost_a_race_is_made_again_and_a_failed_one_is_a_500()
 async fn a_custom_run_its_controller_releases_a_little_later_is_waited_for() {
     let s = Scenario::dag_failed();
     let engine = s.engine();
-    let record = with_custom_run(&s, &engine, |w| {
-        w["metadata"]["finalizers"] = json!(["example.dev/hold"]);
-    })
-    .await;
+    let record = with_custom_run(&s, &engine, held).await;
     // Its controller lets it go 100 ms after the delete (the wait allows 500 ms).
     let (api, customruns) = (
         s.api.clone(),
@@ -797,12 +780,8 @@ async fn a_custom_run_its_controller_releases_a_little_later_is_waited_for() {
             });
         }
     }));
-    bounded(
-        engine
-            .executor()
-            .complete(s.ns, &s.run(), &record, None, None),
-    )
-    .await
-    .expect("reset once it was gone");
+    complete(&s, &engine, &record)
+        .await
+        .expect("reset once it was gone");
     assert!(s.names(crate::retry::cluster::CUSTOMRUNS).is_empty());
 }
