@@ -38,6 +38,12 @@ fn config(front: &Ca, client: &Ca, allowed: &str) -> AuthConfig {
     AuthConfig::from_configmap_data(&data).expect("config")
 }
 
+/// A ConfigMap's data with the requestheader CA only.
+fn requestheader_only(front: &Ca) -> BTreeMap<String, String> {
+    let pem = front.pem.cert.clone();
+    BTreeMap::from([("requestheader-client-ca-file".to_string(), pem)])
+}
+
 // Identity rules of k8s.io/apiserver, one test each.
 
 /// `requestheader_controller.go` `loadRequestHeaderFor`: no `requestheader-uid-headers` key,
@@ -45,11 +51,7 @@ fn config(front: &Ca, client: &Ca, allowed: &str) -> AuthConfig {
 #[test]
 fn no_uid_header_unless_the_configmap_names_one() {
     let (front, client) = cas();
-    let mut data = BTreeMap::new();
-    data.insert(
-        "requestheader-client-ca-file".to_string(),
-        front.pem.cert.clone(),
-    );
+    let data = requestheader_only(&front);
     let cfg = AuthConfig::from_configmap_data(&data).expect("config");
     assert!(cfg
         .requestheader
@@ -494,11 +496,7 @@ fn bearer_parsing() {
 #[test]
 fn configmap_lists_must_be_json_arrays() {
     let front = Ca::new("front").expect("ca");
-    let mut data = BTreeMap::new();
-    data.insert(
-        "requestheader-client-ca-file".to_string(),
-        front.pem.cert.clone(),
-    );
+    let mut data = requestheader_only(&front);
     data.insert(
         "requestheader-allowed-names".to_string(),
         "front-proxy".to_string(),
@@ -704,11 +702,7 @@ fn the_tls_hint_names_both_cas_and_a_verifier_says_how_many_it_holds() {
 #[test]
 fn an_empty_list_value_is_an_empty_list() {
     let (front, _) = cas();
-    let mut data = BTreeMap::new();
-    data.insert(
-        "requestheader-client-ca-file".to_string(),
-        front.pem.cert.clone(),
-    );
+    let mut data = requestheader_only(&front);
     data.insert("requestheader-group-headers".to_string(), "  ".to_string());
     let cfg = AuthConfig::from_configmap_data(&data).expect("config");
     let rh = cfg.requestheader.expect("requestheader");
